@@ -1,0 +1,2 @@
+//! The `metal-marlin` binary.
+fn main() {}

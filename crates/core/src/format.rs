@@ -1,0 +1,197 @@
+//! `QuantFormat`: every weight encoding the engine knows, with its block geometry.
+
+use crate::{Error, Result};
+
+/// A weight encoding. GGML types keep their GGUF ids; block geometry is fixed per format.
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QuantFormat {
+    F32,
+    F16,
+    BF16,
+    Q4_0,
+    Q4_1,
+    Q5_0,
+    Q5_1,
+    Q8_0,
+    Q8_1,
+    Q2_K,
+    Q3_K,
+    Q4_K,
+    Q5_K,
+    Q6_K,
+    Q8_K,
+    IQ4_NL,
+    IQ4_XS,
+    MXFP4,
+}
+
+impl QuantFormat {
+    /// Every format, in GGUF id order.
+    pub const ALL: [QuantFormat; 18] = [
+        Self::F32,
+        Self::F16,
+        Self::Q4_0,
+        Self::Q4_1,
+        Self::Q5_0,
+        Self::Q5_1,
+        Self::Q8_0,
+        Self::Q8_1,
+        Self::Q2_K,
+        Self::Q3_K,
+        Self::Q4_K,
+        Self::Q5_K,
+        Self::Q6_K,
+        Self::Q8_K,
+        Self::IQ4_NL,
+        Self::IQ4_XS,
+        Self::BF16,
+        Self::MXFP4,
+    ];
+
+    /// The format for a GGUF `ggml_type` id, or `None` for ids we do not handle.
+    pub fn from_ggml_id(id: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.ggml_id() == id)
+    }
+
+    /// The GGUF `ggml_type` id.
+    pub fn ggml_id(self) -> u32 {
+        match self {
+            Self::F32 => 0,
+            Self::F16 => 1,
+            Self::Q4_0 => 2,
+            Self::Q4_1 => 3,
+            Self::Q5_0 => 6,
+            Self::Q5_1 => 7,
+            Self::Q8_0 => 8,
+            Self::Q8_1 => 9,
+            Self::Q2_K => 10,
+            Self::Q3_K => 11,
+            Self::Q4_K => 12,
+            Self::Q5_K => 13,
+            Self::Q6_K => 14,
+            Self::Q8_K => 15,
+            Self::IQ4_NL => 20,
+            Self::IQ4_XS => 23,
+            Self::BF16 => 30,
+            Self::MXFP4 => 39,
+        }
+    }
+
+    /// Stable snake_case name, used in op names, kernel files and bench lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::BF16 => "bf16",
+            Self::Q4_0 => "q4_0",
+            Self::Q4_1 => "q4_1",
+            Self::Q5_0 => "q5_0",
+            Self::Q5_1 => "q5_1",
+            Self::Q8_0 => "q8_0",
+            Self::Q8_1 => "q8_1",
+            Self::Q2_K => "q2_k",
+            Self::Q3_K => "q3_k",
+            Self::Q4_K => "q4_k",
+            Self::Q5_K => "q5_k",
+            Self::Q6_K => "q6_k",
+            Self::Q8_K => "q8_k",
+            Self::IQ4_NL => "iq4_nl",
+            Self::IQ4_XS => "iq4_xs",
+            Self::MXFP4 => "mxfp4",
+        }
+    }
+
+    /// Parse a name as printed by [`QuantFormat::name`] (case-insensitive).
+    pub fn from_name(s: &str) -> Option<Self> {
+        let s = s.to_ascii_lowercase();
+        Self::ALL.into_iter().find(|f| f.name() == s)
+    }
+
+    /// Elements per block.
+    pub fn block_elems(self) -> usize {
+        match self {
+            Self::F32 | Self::F16 | Self::BF16 => 1,
+            Self::Q4_0
+            | Self::Q4_1
+            | Self::Q5_0
+            | Self::Q5_1
+            | Self::Q8_0
+            | Self::Q8_1
+            | Self::IQ4_NL
+            | Self::MXFP4 => 32,
+            Self::Q2_K
+            | Self::Q3_K
+            | Self::Q4_K
+            | Self::Q5_K
+            | Self::Q6_K
+            | Self::Q8_K
+            | Self::IQ4_XS => 256,
+        }
+    }
+
+    /// Bytes per block.
+    pub fn block_bytes(self) -> usize {
+        match self {
+            Self::F32 => 4,
+            Self::F16 | Self::BF16 => 2,
+            Self::Q4_0 => 18,
+            Self::Q4_1 => 20,
+            Self::Q5_0 => 22,
+            Self::Q5_1 => 24,
+            Self::Q8_0 => 34,
+            Self::Q8_1 => 36,
+            Self::Q2_K => 84,
+            Self::Q3_K => 110,
+            Self::Q4_K => 144,
+            Self::Q5_K => 176,
+            Self::Q6_K => 210,
+            Self::Q8_K => 292,
+            Self::IQ4_NL => 18,
+            Self::IQ4_XS => 136,
+            Self::MXFP4 => 17,
+        }
+    }
+
+    /// Bytes needed for `n` elements (one row); errors when `n` is not whole blocks.
+    pub fn row_bytes(self, n: usize) -> Result<usize> {
+        let be = self.block_elems();
+        if n % be != 0 {
+            return Err(Error::BlockAlign {
+                format: self.name(),
+                len: n,
+                block: be,
+            });
+        }
+        (n / be)
+            .checked_mul(self.block_bytes())
+            .ok_or_else(|| Error::Overflow(format!("{} row of {n}", self.name())))
+    }
+
+    /// Bits per weight, scales included.
+    pub fn bits_per_weight(self) -> f64 {
+        self.block_bytes() as f64 * 8.0 / self.block_elems() as f64
+    }
+}
+
+impl std::fmt::Display for QuantFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_names_round_trip() {
+        for f in QuantFormat::ALL {
+            assert_eq!(QuantFormat::from_ggml_id(f.ggml_id()), Some(f));
+            assert_eq!(QuantFormat::from_name(f.name()), Some(f));
+        }
+        assert_eq!(QuantFormat::from_ggml_id(4), None);
+        assert_eq!(QuantFormat::Q4_0.row_bytes(64).unwrap(), 36);
+        assert!(QuantFormat::Q4_K.row_bytes(100).is_err());
+    }
+}

@@ -1,0 +1,13 @@
+//! metal-marlin core: quantized formats, tensors, errors and the f32 reference oracle.
+//!
+//! Every other crate builds on these types; nothing here knows about threads or GPUs.
+
+pub mod error;
+pub mod format;
+pub mod formats;
+pub mod reference;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use format::QuantFormat;
+pub use tensor::{QTensor, TensorData};

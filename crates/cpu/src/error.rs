@@ -1,0 +1,17 @@
+//! The one error type of the CPU backend.
+
+/// Errors raised by CPU kernels.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Core(#[from] marlin_core::Error),
+    /// Buffers whose sizes do not match the op.
+    #[error("shape mismatch in {op}: {msg}")]
+    Shape { op: &'static str, msg: String },
+    /// A weight format with no CPU kernel.
+    #[error("no CPU kernel for {op} on {format}")]
+    Unsupported { op: &'static str, format: &'static str },
+}
+
+/// Result alias for the CPU backend.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,6 @@
+//! metal-marlin CPU backend: quantized matmul on packed blocks (SIMD + threads), attention
+//! over the paged KV cache, and the element-wise ops of the forward pass.
+
+pub mod error;
+
+pub use error::{Error, Result};

@@ -1,0 +1,2 @@
+//! metal-marlin engine: sequences, the paged KV block allocator, the sampler and the
+//! generation loop.

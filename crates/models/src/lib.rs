@@ -1,0 +1,6 @@
+//! metal-marlin models: file loaders (GGUF, Hugging Face folders), tokenizer and chat
+//! templates, shared transformer blocks and one module per architecture.
+
+pub mod error;
+
+pub use error::{Error, Result};
