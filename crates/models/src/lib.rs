@@ -2,5 +2,7 @@
 //! templates, shared transformer blocks and one module per architecture.
 
 pub mod error;
+pub mod gguf;
+pub mod hf;
 
 pub use error::{Error, Result};

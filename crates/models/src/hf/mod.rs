@@ -1,0 +1,1 @@
+//! Hugging Face model folders: `config.json` plus `model.safetensors` or its shards.
