@@ -6,6 +6,7 @@ pub mod error;
 pub mod format;
 pub mod formats;
 pub mod reference;
+pub mod rope;
 pub mod tensor;
 
 pub use error::{Error, Result};

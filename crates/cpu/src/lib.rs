@@ -1,6 +1,9 @@
 //! metal-marlin CPU backend: quantized matmul on packed blocks (SIMD + threads), attention
 //! over the paged KV cache, and the element-wise ops of the forward pass.
 
+pub mod attention;
 pub mod error;
+pub mod kv;
+pub mod ops;
 
 pub use error::{Error, Result};
