@@ -4,5 +4,6 @@
 pub mod error;
 pub mod gguf;
 pub mod hf;
+pub mod tokenizer;
 
 pub use error::{Error, Result};
