@@ -4,6 +4,8 @@
 pub mod attention;
 pub mod error;
 pub mod kv;
+pub mod matmul;
 pub mod ops;
+pub mod quant_act;
 
 pub use error::{Error, Result};

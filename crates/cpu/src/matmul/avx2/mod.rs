@@ -1,0 +1,50 @@
+//! x86-64 AVX2 + FMA + F16C kernels (`std::arch`), selected at runtime by [`super::Isa`].
+//!
+//! Integer formats follow ggml's approach: activations are int8, weight codes are unpacked
+//! to unsigned bytes and multiplied with `vpmaddubsw`/`vpmaddwd`, block scales applied in
+//! f32. Tiles are R rows × T tokens so one unpacked weight block serves several tokens.
+
+pub(crate) mod float;
+mod kquant;
+mod q32;
+mod q6k;
+pub(crate) mod quant;
+mod util;
+
+use marlin_core::QuantFormat;
+
+use super::kernel::{kernel, ActKind, Kernel};
+use float::float;
+use kquant::q45k;
+use q32::{q32, q8_0};
+use q6k::q6k;
+
+static F32: Kernel = kernel!(ActKind::F32, 4, 2, float, 0);
+static F16: Kernel = kernel!(ActKind::F32, 4, 2, float, 1);
+static BF16: Kernel = kernel!(ActKind::F32, 4, 2, float, 2);
+static Q4_0: Kernel = kernel!(ActKind::Q8B32, 4, 1, q32, 0);
+static Q4_1: Kernel = kernel!(ActKind::Q8B32, 4, 1, q32, 1);
+static Q5_0: Kernel = kernel!(ActKind::Q8B32, 4, 1, q32, 2);
+static Q5_1: Kernel = kernel!(ActKind::Q8B32, 4, 1, q32, 3);
+static Q8_0: Kernel = kernel!(ActKind::Q8B32, 4, 1, q8_0);
+static Q4_K: Kernel = kernel!(ActKind::Q8B256, 2, 1, q45k, false);
+static Q5_K: Kernel = kernel!(ActKind::Q8B256, 2, 1, q45k, true);
+static Q6_K: Kernel = kernel!(ActKind::Q8B256, 2, 1, q6k);
+
+/// The AVX2 kernel for `format`, if it has one.
+pub(super) fn kernel_for(format: QuantFormat) -> Option<&'static Kernel> {
+    Some(match format {
+        QuantFormat::F32 => &F32,
+        QuantFormat::F16 => &F16,
+        QuantFormat::BF16 => &BF16,
+        QuantFormat::Q4_0 => &Q4_0,
+        QuantFormat::Q4_1 => &Q4_1,
+        QuantFormat::Q5_0 => &Q5_0,
+        QuantFormat::Q5_1 => &Q5_1,
+        QuantFormat::Q8_0 => &Q8_0,
+        QuantFormat::Q4_K => &Q4_K,
+        QuantFormat::Q5_K => &Q5_K,
+        QuantFormat::Q6_K => &Q6_K,
+        _ => return None,
+    })
+}

@@ -1,0 +1,88 @@
+//! Every format × every available kernel family × small shapes against the f64 reference
+//! computed from the core dequantizer. Error metric and tolerances: `matmul_util`.
+
+mod matmul_util;
+
+use marlin_core::QuantFormat;
+use marlin_cpu::matmul::{matmul, matmul_with, Isa};
+use matmul_util::*;
+
+fn cols_for(format: QuantFormat) -> Vec<usize> {
+    match format.block_elems() {
+        1 => vec![37, 256, 512],
+        32 => vec![96, 256, 512],
+        _ => vec![256, 512],
+    }
+}
+
+fn check_format(format: QuantFormat) {
+    let mut seed = format.ggml_id() as u64 * 1000;
+    for rows in [1, 7, 64] {
+        for cols in cols_for(format) {
+            seed += 1;
+            let w = quantized(format, rows, cols, seed);
+            for n_tokens in [1, 3, 17] {
+                let x = gaussian(n_tokens * cols, seed + 500);
+                let (want, mag) = reference(&w, &x, n_tokens);
+                let tol = tolerance(format, rows * n_tokens);
+                let mut by_isa = Vec::new();
+                for isa in Isa::available() {
+                    let mut out = vec![f32::NAN; rows * n_tokens];
+                    matmul_with(isa, &w, &x, n_tokens, &mut out).unwrap();
+                    let e = rel_err(&out, &want, mag);
+                    assert!(
+                        e <= tol,
+                        "{format} {isa:?} rows {rows} cols {cols} tokens {n_tokens}: err {e:.3e} > {tol:e}"
+                    );
+                    by_isa.push(out);
+                }
+                // Kernel families see the same int8 activations (up to rare rounding ties),
+                // so they must agree far more tightly than with the reference.
+                let base: Vec<f64> = by_isa[0].iter().map(|&v| v as f64).collect();
+                for out in &by_isa[1..] {
+                    let e = rel_err(out, &base, mag);
+                    assert!(
+                        e <= 1e-4,
+                        "{format} rows {rows} cols {cols}: SIMD vs scalar {e:.3e}"
+                    );
+                }
+                let mut out = vec![0f32; rows * n_tokens];
+                matmul(&w, &x, n_tokens, &mut out).unwrap();
+                assert!(rel_err(&out, &want, mag) <= tol);
+            }
+        }
+    }
+}
+
+macro_rules! format_tests {
+    ($($name:ident => $f:ident),* $(,)?) => {
+        $(#[test] fn $name() { check_format(QuantFormat::$f); })*
+    };
+}
+
+format_tests!(
+    f32 => F32, f16 => F16, bf16 => BF16,
+    q4_0 => Q4_0, q4_1 => Q4_1, q5_0 => Q5_0, q5_1 => Q5_1, q8_0 => Q8_0, q8_1 => Q8_1,
+    q2_k => Q2_K, q3_k => Q3_K, q4_k => Q4_K, q5_k => Q5_K, q6_k => Q6_K, q8_k => Q8_K,
+    iq4_nl => IQ4_NL, iq4_xs => IQ4_XS, mxfp4 => MXFP4,
+);
+
+#[test]
+fn random_bit_patterns_match_reference() {
+    use QuantFormat::*;
+    for format in [Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K] {
+        let (rows, cols, n_tokens) = (9, 512, 5);
+        let w = random_blocks(format, rows, cols, format.ggml_id() as u64);
+        let x = gaussian(n_tokens * cols, 7);
+        let (want, mag) = reference(&w, &x, n_tokens);
+        for isa in Isa::available() {
+            let mut out = vec![0f32; rows * n_tokens];
+            matmul_with(isa, &w, &x, n_tokens, &mut out).unwrap();
+            let e = rel_err(&out, &want, mag);
+            assert!(
+                e <= tolerance(format, rows * n_tokens),
+                "{format} {isa:?}: err {e:.3e}"
+            );
+        }
+    }
+}
