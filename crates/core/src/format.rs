@@ -156,7 +156,7 @@ impl QuantFormat {
     /// Bytes needed for `n` elements (one row); errors when `n` is not whole blocks.
     pub fn row_bytes(self, n: usize) -> Result<usize> {
         let be = self.block_elems();
-        if n % be != 0 {
+        if !n.is_multiple_of(be) {
             return Err(Error::BlockAlign {
                 format: self.name(),
                 len: n,

@@ -21,11 +21,42 @@ fn inv(d: f32) -> f32 {
 
 /// Affine sub-block parameters (scale ≥ 0, min ≥ 0) so that x ≈ scale·q − min, q ∈ 0..=nmax.
 /// The offset is clamped so zero stays representable (K-quants store only −min ≤ 0).
+/// Starts from the min/max range, then refits (scale, offset) by least squares on the chosen
+/// codes a few times (offset kept ≤ 0), keeping the fit only when it lowers the error.
 fn affine_params(x: &[f32], nmax: f32) -> (f32, f32) {
     let (lo, hi) = x
         .iter()
         .fold((0f32, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-    ((hi - lo).max(0.0) / nmax, -lo)
+    let (mut s, mut m) = ((hi - lo).max(0.0) / nmax, -lo);
+    let sse = |s: f32, m: f32| -> f32 {
+        x.iter()
+            .map(|&v| (s * affine_code(v, s, m, nmax as u8) as f32 - m - v).powi(2))
+            .sum()
+    };
+    let mut best = sse(s, m);
+    for _ in 0..4 {
+        let n = x.len() as f32;
+        let (mut sq, mut sq2, mut sx, mut sqx) = (0f32, 0f32, 0f32, 0f32);
+        for &v in x {
+            let q = f32::from(affine_code(v, s, m, nmax as u8));
+            (sq, sq2, sx, sqx) = (sq + q, sq2 + q * q, sx + v, sqx + q * v);
+        }
+        let det = n * sq2 - sq * sq;
+        if det <= 0.0 {
+            break;
+        }
+        let mut ns = (n * sqx - sq * sx) / det;
+        let mut off = (sx - ns * sq) / n;
+        if off > 0.0 {
+            (ns, off) = (if sq2 > 0.0 { sqx / sq2 } else { 0.0 }, 0.0);
+        }
+        let e = sse(ns, -off);
+        if !(ns > 0.0 && e < best) {
+            break;
+        }
+        (s, m, best) = (ns, -off, e);
+    }
+    (s, m)
 }
 
 /// Quantize non-negative `vals` to integers in 0..=qmax under one f16 scale; returns the
@@ -52,6 +83,29 @@ fn quant_signed_scales(vals: &[f32], qneg: i32, out: &mut [i32]) -> (u16, f32) {
         *o = ((v * id).round() as i32).clamp(-qneg, qneg - 1);
     }
     (dh, d)
+}
+
+/// Symmetric sub-block scale for codes in −qneg..=qneg−1: tries max/(−qneg + δ) for a few δ,
+/// each refit once by least squares (Σqx/Σq²), and keeps the lowest squared error.
+fn symmetric_scale(x: &[f32], qneg: i32) -> f32 {
+    let (max, _) = signed_absmax(x);
+    let code = |v: f32, s: f32| ((v * inv(s)).round() as i32).clamp(-qneg, qneg - 1) as f32;
+    let sse = |s: f32| -> f32 { x.iter().map(|&v| (s * code(v, s) - v).powi(2)).sum() };
+    let mut best = (max / -(qneg as f32), f32::INFINITY);
+    for step in 0..5 {
+        let s0 = max / (step as f32 * 0.25 - qneg as f32);
+        let (sqx, sq2) = x.iter().fold((0f32, 0f32), |(a, b), &v| {
+            let q = code(v, s0);
+            (a + q * v, b + q * q)
+        });
+        for s in [s0, if sq2 > 0.0 { sqx / sq2 } else { s0 }] {
+            let e = sse(s);
+            if e < best.1 {
+                best = (s, e);
+            }
+        }
+    }
+    best.0
 }
 
 /// Affine codes for 2-, 4- or 5-bit K-quants: q = clamp(round((x + ml)/dl), 0, nmax).
@@ -87,7 +141,7 @@ pub fn quant_q2_k(x: &[f32; 256], b: &mut [u8; Q2_K_BYTES]) {
 pub fn quant_q3_k(x: &[f32; 256], b: &mut [u8; Q3_K_BYTES]) {
     let mut scale = [0f32; 16];
     for (s, xs) in scale.iter_mut().zip(x.chunks_exact(16)) {
-        *s = signed_absmax(xs).0 / -4.0;
+        *s = symmetric_scale(xs, 4);
     }
     let mut sc = [0i32; 16];
     let (dh, d) = quant_signed_scales(&scale, 32, &mut sc);
@@ -151,7 +205,7 @@ pub fn quant_q5_k(x: &[f32; 256], b: &mut [u8; Q5_K_BYTES]) {
 pub fn quant_q6_k(x: &[f32; 256], b: &mut [u8; Q6_K_BYTES]) {
     let mut scale = [0f32; 16];
     for (s, xs) in scale.iter_mut().zip(x.chunks_exact(16)) {
-        *s = signed_absmax(xs).0 / -32.0;
+        *s = symmetric_scale(xs, 32);
     }
     let mut sc = [0i32; 16];
     let (dh, d) = quant_signed_scales(&scale, 128, &mut sc);
