@@ -1,0 +1,282 @@
+//! Kernel benchmarks for `metal-marlin bench kernels`: GEMV bandwidth on synthetic weights,
+//! and buffer-to-buffer copy bandwidth, the device's practical memory limit.
+
+use std::time::Instant;
+
+use marlin_core::QuantFormat;
+
+use crate::ops::matmul::{record_matmul_variant, MatmulIo};
+use crate::registry::Variant;
+use crate::upload::{read_bytes, upload_f32, zeroed_f32};
+use crate::{Error, GpuContext, GpuWeight, Result, StepEncoder};
+
+/// How a time was measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// GPU timestamps around the compute pass (or the copies).
+    Timestamp,
+    /// Host wall time from submit to completion (includes submit overhead).
+    Wall,
+}
+
+/// One GEMV measurement.
+#[derive(Debug, Clone)]
+pub struct GemvBench {
+    /// Kernel name, e.g. `gemv_q4_0`.
+    pub name: String,
+    pub variant: Variant,
+    pub rows: usize,
+    pub cols: usize,
+    /// Weight copies rotated so the working set exceeds the last-level cache.
+    pub buffers: usize,
+    /// Bytes one GEMV moves: weights (GPU layout) + x + out.
+    pub bytes: u64,
+    /// Microseconds per GEMV.
+    pub us: f64,
+    /// `bytes / time`, in GB/s (10^9 bytes).
+    pub gb_s: f64,
+    pub timer: Timer,
+}
+
+/// Options for [`bench_gemv_with`].
+#[derive(Debug, Clone, Copy)]
+pub struct BenchOpts {
+    /// Timed GEMVs.
+    pub iters: u32,
+    /// Minimum bytes of distinct weights the timed loop cycles through.
+    pub min_working_set: u64,
+    /// GEMV variant; `None` = the device default.
+    pub variant: Option<Variant>,
+}
+
+impl Default for BenchOpts {
+    fn default() -> Self {
+        Self {
+            iters: 100,
+            min_working_set: 256 << 20,
+            variant: None,
+        }
+    }
+}
+
+/// Random-looking bytes whose every 16/32-bit float field is finite and small: each byte
+/// is at most 0x3B, so no exponent field is all ones.
+fn synthetic_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 24) as u8 & 0x3B
+        })
+        .collect()
+}
+
+/// GEMV throughput for a `[rows, cols]` weight in `format` (default options, `iters` runs).
+pub fn bench_gemv(
+    ctx: &GpuContext,
+    format: QuantFormat,
+    rows: usize,
+    cols: usize,
+    iters: u32,
+) -> Result<GemvBench> {
+    bench_gemv_with(
+        ctx,
+        format,
+        rows,
+        cols,
+        &BenchOpts {
+            iters,
+            ..BenchOpts::default()
+        },
+    )
+}
+
+/// GEMV throughput with explicit options.
+pub fn bench_gemv_with(
+    ctx: &GpuContext,
+    format: QuantFormat,
+    rows: usize,
+    cols: usize,
+    opts: &BenchOpts,
+) -> Result<GemvBench> {
+    let iters = opts.iters.max(1);
+    let variant = opts.variant.unwrap_or(ctx.default_variant());
+    let raw = synthetic_bytes(format.row_bytes(cols)? * rows, 0x9E37_79B9);
+    let first = GpuWeight::from_bytes(ctx, format, rows, cols, &raw, ctx.max_binding())?;
+    let per = first.gpu_bytes().max(1);
+    let buffers = opts.min_working_set.div_ceil(per).clamp(1, 64) as usize;
+    let mut weights = vec![first];
+    for _ in 1..buffers {
+        weights.push(GpuWeight::from_bytes(
+            ctx,
+            format,
+            rows,
+            cols,
+            &raw,
+            ctx.max_binding(),
+        )?);
+    }
+    let x = upload_f32(ctx, &vec![0.01f32; cols])?;
+    let out = zeroed_f32(ctx, rows)?;
+    let io = MatmulIo::new(&x, &out, 1);
+    let record = |enc: &mut StepEncoder<'_>, n: u32| -> Result<()> {
+        for i in 0..n as usize {
+            record_matmul_variant(enc, &weights[i % weights.len()], &io, variant)?;
+        }
+        Ok(())
+    };
+    // Warm-up: compiles the pipeline and touches every buffer once.
+    let mut warm = StepEncoder::new(ctx, "bench-warmup");
+    record(&mut warm, buffers as u32)?;
+    warm.submit_and_wait()?;
+    let (secs, timer) = timed(ctx, |enc| record(enc, iters))?;
+    let bytes = per + (cols as u64 + rows as u64) * 4;
+    let secs_per = secs / f64::from(iters);
+    Ok(GemvBench {
+        name: crate::op::kernel_name(crate::Op::Gemv, format),
+        variant,
+        rows,
+        cols,
+        buffers,
+        bytes,
+        us: secs_per * 1e6,
+        gb_s: bytes as f64 / secs_per / 1e9,
+        timer,
+    })
+}
+
+/// Run what `record` records in one encoder; seconds from first to last dispatch.
+fn timed(
+    ctx: &GpuContext,
+    record: impl FnOnce(&mut StepEncoder<'_>) -> Result<()>,
+) -> Result<(f64, Timer)> {
+    if !ctx.features.timestamp_query {
+        let mut enc = StepEncoder::new(ctx, "bench");
+        record(&mut enc)?;
+        let t0 = Instant::now();
+        enc.submit_and_wait()?;
+        return Ok((t0.elapsed().as_secs_f64(), Timer::Wall));
+    }
+    let qs = query_set(ctx);
+    let resolve = resolve_buffer(ctx);
+    let mut enc = StepEncoder::new(ctx, "bench").with_timestamps(&qs);
+    record(&mut enc)?;
+    enc.encoder().resolve_query_set(&qs, 0..2, &resolve, 0);
+    enc.submit_and_wait()?;
+    Ok((ticks_to_secs(ctx, &resolve)?, Timer::Timestamp))
+}
+
+fn query_set(ctx: &GpuContext) -> wgpu::QuerySet {
+    ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+        label: Some("bench"),
+        ty: wgpu::QueryType::Timestamp,
+        count: 2,
+    })
+}
+
+fn resolve_buffer(ctx: &GpuContext) -> wgpu::Buffer {
+    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("bench-resolve"),
+        size: 16,
+        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    })
+}
+
+fn ticks_to_secs(ctx: &GpuContext, resolve: &wgpu::Buffer) -> Result<f64> {
+    let raw = read_bytes(ctx, resolve, 0, 16)?;
+    let t: Vec<u64> = bytemuck::pod_collect_to_vec(&raw);
+    let (begin, end) = (
+        t.first().copied().unwrap_or(0),
+        t.get(1).copied().unwrap_or(0),
+    );
+    if end <= begin {
+        return Err(Error::Poll(format!(
+            "timestamps not increasing: {begin} → {end}"
+        )));
+    }
+    Ok((end - begin) as f64 * f64::from(ctx.queue.get_timestamp_period()) * 1e-9)
+}
+
+/// One copy-bandwidth measurement.
+#[derive(Debug, Clone)]
+pub struct CopyBench {
+    /// Bytes per copy.
+    pub bytes: u64,
+    pub iters: u32,
+    /// Microseconds per copy.
+    pub us: f64,
+    /// Bytes read + bytes written per second, in GB/s (the figure GEMV bandwidth compares to).
+    pub gb_s: f64,
+    pub timer: Timer,
+}
+
+/// Buffer-to-buffer copy bandwidth with 256 MiB buffers (smaller where the device limits).
+pub fn copy_bandwidth(ctx: &GpuContext) -> Result<CopyBench> {
+    let bytes = (256u64 << 20).min(ctx.limits.max_buffer_size / 2) & !255;
+    copy_bandwidth_with(ctx, bytes, 20)
+}
+
+/// Copy bandwidth with `bytes` per copy (a multiple of 4) and `iters` copies.
+pub fn copy_bandwidth_with(ctx: &GpuContext, bytes: u64, iters: u32) -> Result<CopyBench> {
+    if bytes == 0 || !bytes.is_multiple_of(4) || bytes > ctx.limits.max_buffer_size {
+        return Err(Error::shape("copy_bandwidth", format!("{bytes} bytes")));
+    }
+    let iters = iters.max(1);
+    let make = |usage| {
+        ctx.scoped("copy_bandwidth", || {
+            ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("bench-copy"),
+                size: bytes,
+                usage,
+                mapped_at_creation: false,
+            })
+        })
+    };
+    let src = make(wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST)?;
+    let dst = make(wgpu::BufferUsages::COPY_DST)?;
+    let run = |n: u32, ts: Option<(&wgpu::QuerySet, &wgpu::Buffer)>| -> Result<f64> {
+        let mut enc = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("copy"),
+            });
+        if let Some((qs, _)) = ts {
+            enc.write_timestamp(qs, 0);
+        }
+        for _ in 0..n {
+            enc.copy_buffer_to_buffer(&src, 0, &dst, 0, bytes);
+        }
+        if let Some((qs, res)) = ts {
+            enc.write_timestamp(qs, 1);
+            enc.resolve_query_set(qs, 0..2, res, 0);
+        }
+        let t0 = Instant::now();
+        ctx.queue.submit([enc.finish()]);
+        ctx.wait()?;
+        Ok(t0.elapsed().as_secs_f64())
+    };
+    run(1, None)?;
+    let inside = ctx
+        .device
+        .features()
+        .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS);
+    let (secs, timer) = if inside {
+        let qs = query_set(ctx);
+        let res = resolve_buffer(ctx);
+        run(iters, Some((&qs, &res)))?;
+        (ticks_to_secs(ctx, &res)?, Timer::Timestamp)
+    } else {
+        (run(iters, None)?, Timer::Wall)
+    };
+    let per = secs / f64::from(iters);
+    Ok(CopyBench {
+        bytes,
+        iters,
+        us: per * 1e6,
+        gb_s: 2.0 * bytes as f64 / per / 1e9,
+        timer,
+    })
+}

@@ -1,0 +1,164 @@
+//! `GpuContext`: one opened adapter (device + queue) with its kernel registry and buffer pool.
+
+use std::sync::{Arc, Mutex};
+
+use crate::pool::BufferPool;
+use crate::registry::{Registry, Variant};
+use crate::selector::{self, AdapterSummary, DeviceSelector, GpuFeatures};
+use crate::{Error, Result};
+
+/// Features requested when the adapter has them.
+fn wanted_features() -> wgpu::Features {
+    wgpu::Features::SHADER_F16
+        | wgpu::Features::SUBGROUP
+        | wgpu::Features::SUBGROUP_BARRIER
+        | wgpu::Features::TIMESTAMP_QUERY
+        | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+        | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES
+        | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
+}
+
+/// An opened GPU: device, queue, the adapter's description, kernels and pooled buffers.
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    /// The adapter as `devices` lists it.
+    pub summary: AdapterSummary,
+    /// Features enabled on the device (a subset of the adapter's).
+    pub features: GpuFeatures,
+    /// Limits of the device (the adapter's maximum).
+    pub limits: wgpu::Limits,
+    pub(crate) registry: Registry,
+    pub(crate) pool: BufferPool,
+    errors: Arc<Mutex<Option<String>>>,
+}
+
+impl GpuContext {
+    /// Open the adapter `sel` names. `Ok(None)`: the caller should use the CPU backend
+    /// (`cpu`, or `auto` with no hardware GPU). Software adapters only open for `gpu`/`gpu:N`.
+    pub fn new(sel: DeviceSelector) -> Result<Option<GpuContext>> {
+        let inst = selector::instance();
+        let adapters = selector::enumerate(&inst);
+        let types: Vec<wgpu::DeviceType> =
+            adapters.iter().map(|a| a.get_info().device_type).collect();
+        match selector::choose(sel, &types)? {
+            None => Ok(None),
+            Some(i) => {
+                let adapter = adapters
+                    .into_iter()
+                    .nth(i)
+                    .ok_or_else(|| Error::NoAdapter(format!("adapter {i} vanished")))?;
+                Self::from_adapter(adapter, i).map(Some)
+            }
+        }
+    }
+
+    /// Open `adapter` (listed at `index`), requesting every wanted feature it has and its
+    /// maximum limits.
+    pub fn from_adapter(adapter: wgpu::Adapter, index: usize) -> Result<GpuContext> {
+        let summary = AdapterSummary::new(index, &adapter);
+        let features = adapter.features() & wanted_features();
+        let experimental = if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+            // SAFETY: the token only permits requesting EXPERIMENTAL_* features; we request
+            // cooperative matrices, which no shipped kernel uses yet.
+            unsafe { wgpu::ExperimentalFeatures::enabled() }
+        } else {
+            wgpu::ExperimentalFeatures::disabled()
+        };
+        let limits = adapter.limits();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("marlin"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: experimental,
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
+            .map_err(|e| Error::RequestDevice(e.to_string()))?;
+        let errors: Arc<Mutex<Option<String>>> = Arc::default();
+        let sink = Arc::clone(&errors);
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut slot) = sink.lock() {
+                slot.get_or_insert_with(|| e.to_string());
+            }
+        }));
+        let pool = BufferPool::new(device.clone());
+        Ok(GpuContext {
+            registry: Registry::new(),
+            pool,
+            device,
+            queue,
+            summary,
+            features: GpuFeatures::from_wgpu(features),
+            limits,
+            errors,
+        })
+    }
+
+    /// The GEMV variant this device runs by default.
+    pub fn default_variant(&self) -> Variant {
+        if self.features.subgroup {
+            Variant::Subgroup
+        } else {
+            Variant::Plain
+        }
+    }
+
+    /// Largest storage binding, in bytes.
+    pub fn max_binding(&self) -> u64 {
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
+    }
+
+    /// Block until all submitted work is done, then report any uncaptured wgpu error.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Poll(e.to_string()))?;
+        self.check_errors("wait")
+    }
+
+    /// Turn an uncaptured wgpu error recorded since the last check into `Err`.
+    pub fn check_errors(&self, context: &str) -> Result<()> {
+        let taken = self.errors.lock().ok().and_then(|mut s| s.take());
+        match taken {
+            Some(msg) => Err(Error::Wgpu {
+                context: context.to_string(),
+                msg,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Run `f` inside validation + out-of-memory error scopes; errors become `Err`.
+    pub(crate) fn scoped<T>(&self, context: &str, f: impl FnOnce() -> T) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let val = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f();
+        let e1 = pollster::block_on(val.pop());
+        let e2 = pollster::block_on(oom.pop());
+        match e1.or(e2) {
+            Some(e) => Err(Error::Wgpu {
+                context: context.to_string(),
+                msg: e.to_string(),
+            }),
+            None => Ok(out),
+        }
+    }
+
+    /// Number of compiled pipelines (for tests and `bench` output).
+    pub fn pipelines_compiled(&self) -> usize {
+        self.registry.compiled()
+    }
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuContext")
+            .field("adapter", &self.summary.name)
+            .field("features", &self.features)
+            .finish()
+    }
+}

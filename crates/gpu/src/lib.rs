@@ -1,0 +1,48 @@
+//! metal-marlin GPU backend over wgpu (Metal, Vulkan, DX12): adapter selection, a buffer
+//! pool, a registry of WGSL kernels compiled on demand, quantized GEMV/GEMM reading GGML
+//! blocks directly, and a step encoder that records many dispatches into one submit.
+//!
+//! Typical use:
+//! ```no_run
+//! # fn main() -> marlin_gpu::Result<()> {
+//! use marlin_gpu::{DeviceSelector, GpuContext, GpuWeight, MatmulIo, StepEncoder};
+//! # let tensor: marlin_core::QTensor = unimplemented!();
+//! let Some(ctx) = GpuContext::new(DeviceSelector::Auto)? else { return Ok(()) }; // CPU fallback
+//! let w = GpuWeight::upload(&ctx, &tensor)?;
+//! let x = marlin_gpu::upload_f32(&ctx, &vec![0.5; w.cols])?;
+//! let y = marlin_gpu::storage_f32(&ctx, w.rows)?;
+//! let mut step = StepEncoder::new(&ctx, "decode");
+//! marlin_gpu::record_matmul(&mut step, &w, &MatmulIo::new(&x, &y, 1))?;
+//! step.submit()?;
+//! let out = marlin_gpu::read_f32(&ctx, &y, 0, w.rows)?;
+//! # Ok(()) }
+//! ```
+
+pub mod bench;
+pub mod context;
+pub mod encoder;
+pub mod error;
+pub mod layout;
+pub mod op;
+pub mod ops;
+pub mod pool;
+pub mod registry;
+pub mod selector;
+pub mod shaders;
+pub mod upload;
+pub mod weight;
+
+pub use bench::{
+    bench_gemv, bench_gemv_with, copy_bandwidth, BenchOpts, CopyBench, GemvBench, Timer,
+};
+pub use context::GpuContext;
+pub use encoder::StepEncoder;
+pub use error::{Error, Result};
+pub use layout::WeightLayout;
+pub use op::{kernel_name, Op, MATMUL_FORMATS};
+pub use ops::matmul::{matmul, record_matmul, record_matmul_variant, MatmulIo};
+pub use pool::{BufferPool, PooledBuffer};
+pub use registry::{all_specs, spec, KernelKey, KernelSpec, Variant};
+pub use selector::{list_adapters, AdapterSummary, DeviceSelector, GpuFeatures};
+pub use upload::{read_bytes, read_f32, storage_f32, upload_f32, zeroed_f32};
+pub use weight::{GpuWeight, WeightChunk};

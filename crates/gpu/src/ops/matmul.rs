@@ -1,0 +1,169 @@
+//! Quantized matmul launcher: `out[t, r] = Σ_c W[r, c] · x[t, c]` for every weight format,
+//! GEMV for one token and tiled GEMM for more, one dispatch per weight chunk.
+
+use crate::op::Op;
+use crate::registry::{KernelKey, Variant, GEMM_ROWS, GEMM_TOKENS, GEMV_ROWS};
+use crate::upload::{read_f32, upload_f32, zeroed_f32};
+use crate::{Error, GpuContext, GpuWeight, Result, StepEncoder};
+
+/// Mirrors `Params` in shaders/common/matmul_io.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct MatmulParams {
+    rows: u32,
+    cols: u32,
+    n_tokens: u32,
+    row_offset: u32,
+    out_stride: u32,
+    meta_offset: u32,
+    x_offset: u32,
+    out_offset: u32,
+}
+
+/// Activations in and results out: f32 buffers, token-major, offsets in elements.
+#[derive(Debug, Clone, Copy)]
+pub struct MatmulIo<'a> {
+    /// `[n_tokens, cols]` starting at `x_offset` (a multiple of 4).
+    pub x: &'a wgpu::Buffer,
+    pub x_offset: usize,
+    /// `[n_tokens, out_stride]` starting at `out_offset`; row r of token t goes to
+    /// `out_offset + t * out_stride + r`.
+    pub out: &'a wgpu::Buffer,
+    pub out_offset: usize,
+    /// Floats between tokens in `out`; `None` = the weight's row count.
+    pub out_stride: Option<usize>,
+    pub n_tokens: usize,
+}
+
+impl<'a> MatmulIo<'a> {
+    /// Dense input and output from offset 0.
+    pub fn new(x: &'a wgpu::Buffer, out: &'a wgpu::Buffer, n_tokens: usize) -> Self {
+        Self {
+            x,
+            x_offset: 0,
+            out,
+            out_offset: 0,
+            out_stride: None,
+            n_tokens,
+        }
+    }
+}
+
+fn to_u32(v: usize, what: &str) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::shape("matmul", format!("{what} = {v} exceeds u32")))
+}
+
+/// Record `W · x` with the device's default variant (GEMV for one token, else GEMM).
+pub fn record_matmul(enc: &mut StepEncoder<'_>, w: &GpuWeight, io: &MatmulIo<'_>) -> Result<()> {
+    let v = enc.ctx().default_variant();
+    record_matmul_variant(enc, w, io, v)
+}
+
+/// Record `W · x` with GEMV `variant` (GEMM has only `Plain`).
+pub fn record_matmul_variant(
+    enc: &mut StepEncoder<'_>,
+    w: &GpuWeight,
+    io: &MatmulIo<'_>,
+    variant: Variant,
+) -> Result<()> {
+    let ctx = enc.ctx();
+    let stride = io.out_stride.unwrap_or(w.rows);
+    let n = io.n_tokens;
+    if n == 0 || !io.x_offset.is_multiple_of(4) || stride < w.rows {
+        return Err(Error::shape(
+            "matmul",
+            format!(
+                "n_tokens {n} (> 0), x_offset {} (% 4 == 0), out_stride {stride} (>= {})",
+                io.x_offset, w.rows
+            ),
+        ));
+    }
+    let x_need = (io.x_offset + n * w.cols) as u64 * 4;
+    let out_need = (io.out_offset + (n - 1) * stride + w.rows) as u64 * 4;
+    for (name, need, buf) in [("x", x_need, io.x), ("out", out_need, io.out)] {
+        if buf.size() < need {
+            return Err(Error::shape(
+                "matmul",
+                format!("{name} holds {} bytes, needs {need}", buf.size()),
+            ));
+        }
+        if buf.size() > ctx.limits.max_storage_buffer_binding_size {
+            return Err(Error::TooLarge {
+                what: format!("matmul {name} binding"),
+                bytes: buf.size(),
+                limit: ctx.limits.max_storage_buffer_binding_size,
+            });
+        }
+    }
+    to_u32(
+        io.out_offset + (n - 1) * stride + w.rows,
+        "last output index",
+    )?;
+    let (op, variant) = if n == 1 {
+        (Op::Gemv, variant)
+    } else {
+        (Op::Gemm, Variant::Plain)
+    };
+    let key = KernelKey {
+        op,
+        format: w.format,
+        variant,
+    };
+    let max_dim = ctx.limits.max_compute_workgroups_per_dimension.max(1);
+    for chunk in &w.chunks {
+        let rows = chunk.rows.len();
+        let params = MatmulParams {
+            rows: to_u32(rows, "rows")?,
+            cols: to_u32(w.cols, "cols")?,
+            n_tokens: to_u32(n, "n_tokens")?,
+            row_offset: to_u32(chunk.rows.start, "row offset")?,
+            out_stride: to_u32(stride, "out_stride")?,
+            meta_offset: chunk.meta_offset_words,
+            x_offset: to_u32(io.x_offset / 4, "x_offset")?,
+            out_offset: to_u32(io.out_offset, "out_offset")?,
+        };
+        let groups = match op {
+            Op::Gemv => {
+                let g = to_u32(rows.div_ceil(GEMV_ROWS as usize), "workgroups")?;
+                let gx = g.min(max_dim);
+                [gx, g.div_ceil(gx), 1]
+            }
+            Op::Gemm => [
+                to_u32(rows.div_ceil(GEMM_ROWS as usize), "workgroups")?,
+                to_u32(n.div_ceil(GEMM_TOKENS as usize), "workgroups")?,
+                1,
+            ],
+        };
+        if groups.iter().any(|&g| g > max_dim) {
+            return Err(Error::TooLarge {
+                what: format!("{op} grid {groups:?}"),
+                bytes: u64::from(groups[0].max(groups[1])),
+                limit: u64::from(max_dim),
+            });
+        }
+        enc.dispatch(
+            key,
+            bytemuck::bytes_of(&params),
+            &[&chunk.buffer, io.x, io.out],
+            groups,
+        )?;
+    }
+    Ok(())
+}
+
+/// Upload `x` (`[n_tokens, cols]`), run `W · x` on its own, and read the result back
+/// (`[n_tokens, rows]`). For tests and tools; a forward step records into a shared encoder.
+pub fn matmul(ctx: &GpuContext, w: &GpuWeight, x: &[f32], n_tokens: usize) -> Result<Vec<f32>> {
+    if x.len() != n_tokens * w.cols {
+        return Err(Error::shape(
+            "matmul",
+            format!("x has {} floats, want {n_tokens} x {}", x.len(), w.cols),
+        ));
+    }
+    let xb = upload_f32(ctx, x)?;
+    let ob = zeroed_f32(ctx, n_tokens * w.rows)?;
+    let mut enc = StepEncoder::new(ctx, "matmul");
+    record_matmul(&mut enc, w, &MatmulIo::new(&xb, &ob, n_tokens))?;
+    enc.submit()?;
+    read_f32(ctx, &ob, 0, n_tokens * w.rows)
+}

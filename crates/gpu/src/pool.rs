@@ -1,0 +1,190 @@
+//! Buffer pool: buffers are reused by (size class, usage); a dropped `PooledBuffer` goes back.
+//!
+//! Reuse is safe across submissions because wgpu orders work on one queue; within one
+//! recording, a buffer released and taken again is ordered by wgpu's pass barriers. The one
+//! hazard is `queue.write_buffer` on a reused buffer, which lands before commands recorded
+//! earlier but not yet submitted: upload into fresh buffers, or submit first.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+/// Smallest size class, bytes.
+const MIN_CLASS: u64 = 256;
+/// Above this, classes step by an eighth of the power of two instead of doubling.
+const FINE_ABOVE: u64 = 1 << 20;
+/// Idle bytes the pool keeps before it frees returned buffers instead.
+const DEFAULT_IDLE_CAP: u64 = 1 << 30;
+
+/// The size a request of `size` bytes is rounded up to.
+pub fn size_class(size: u64) -> u64 {
+    let size = size.max(MIN_CLASS);
+    let p = size.next_power_of_two();
+    if p <= FINE_ABOVE {
+        return p;
+    }
+    let step = p / 16;
+    size.div_ceil(step) * step
+}
+
+type Key = (u64, u32);
+
+struct Shared {
+    free: HashMap<Key, Vec<wgpu::Buffer>>,
+    idle_bytes: u64,
+    idle_cap: u64,
+    created: u64,
+    reused: u64,
+}
+
+/// A cache of device buffers keyed by size class and usage.
+pub struct BufferPool {
+    device: wgpu::Device,
+    shared: Arc<Mutex<Shared>>,
+}
+
+/// A pooled buffer: derefs to the `wgpu::Buffer`; returns to the pool on drop.
+pub struct PooledBuffer {
+    buffer: wgpu::Buffer,
+    len: u64,
+    key: Key,
+    pool: Weak<Mutex<Shared>>,
+}
+
+/// Counters for tests and diagnostics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    pub created: u64,
+    pub reused: u64,
+    pub idle_bytes: u64,
+}
+
+impl BufferPool {
+    pub(crate) fn new(device: wgpu::Device) -> Self {
+        Self {
+            device,
+            shared: Arc::new(Mutex::new(Shared {
+                free: HashMap::new(),
+                idle_bytes: 0,
+                idle_cap: DEFAULT_IDLE_CAP,
+                created: 0,
+                reused: 0,
+            })),
+        }
+    }
+
+    /// A buffer of at least `len` bytes with `usage`; its contents are unspecified.
+    pub fn get(&self, len: u64, usage: wgpu::BufferUsages) -> PooledBuffer {
+        let key = (size_class(len), usage.bits());
+        let reused = self.shared.lock().ok().and_then(|mut s| {
+            let b = s.free.get_mut(&key).and_then(Vec::pop);
+            if b.is_some() {
+                s.idle_bytes = s.idle_bytes.saturating_sub(key.0);
+                s.reused += 1;
+            }
+            b
+        });
+        let buffer = reused.unwrap_or_else(|| {
+            if let Ok(mut s) = self.shared.lock() {
+                s.created += 1;
+            }
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("marlin-pool"),
+                size: key.0,
+                usage,
+                mapped_at_creation: false,
+            })
+        });
+        PooledBuffer {
+            buffer,
+            len,
+            key,
+            pool: Arc::downgrade(&self.shared),
+        }
+    }
+
+    /// Free every idle buffer.
+    pub fn trim(&self) {
+        if let Ok(mut s) = self.shared.lock() {
+            s.free.clear();
+            s.idle_bytes = 0;
+        }
+    }
+
+    /// Counters since creation.
+    pub fn stats(&self) -> PoolStats {
+        self.shared
+            .lock()
+            .map(|s| PoolStats {
+                created: s.created,
+                reused: s.reused,
+                idle_bytes: s.idle_bytes,
+            })
+            .unwrap_or(PoolStats {
+                created: 0,
+                reused: 0,
+                idle_bytes: 0,
+            })
+    }
+}
+
+impl PooledBuffer {
+    /// The buffer.
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+
+    /// Bytes requested (the buffer itself may be larger).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True when zero bytes were requested.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl std::ops::Deref for PooledBuffer {
+    type Target = wgpu::Buffer;
+    fn deref(&self) -> &wgpu::Buffer {
+        self.buffer()
+    }
+}
+
+impl Drop for PooledBuffer {
+    fn drop(&mut self) {
+        let Some(pool) = self.pool.upgrade() else {
+            return;
+        };
+        if let Ok(mut s) = pool.lock() {
+            if s.idle_bytes + self.key.0 <= s.idle_cap {
+                s.idle_bytes += self.key.0;
+                // wgpu buffers are reference-counted handles; the clone is the same buffer.
+                s.free
+                    .entry(self.key)
+                    .or_default()
+                    .push(self.buffer.clone());
+            }
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size_class;
+
+    #[test]
+    fn classes_round_up_with_bounded_waste() {
+        assert_eq!(size_class(0), 256);
+        assert_eq!(size_class(257), 512);
+        assert_eq!(size_class(1 << 20), 1 << 20);
+        assert_eq!(size_class((1 << 20) + 1), (1 << 20) + (1 << 17));
+        for s in [3u64 << 20, 100 << 20, 1_000_000_007] {
+            let c = size_class(s);
+            assert!(
+                c >= s && (c - s) * 16 <= s.next_power_of_two(),
+                "{s} -> {c}"
+            );
+        }
+    }
+}

@@ -1,0 +1,71 @@
+// Shared by every gemv_* / gemm_* kernel: parameters, bindings and byte helpers.
+// Bindings (group 0): 0 params (uniform, dynamic offset), 1 w (packed weights as u32 words),
+// 2 x (f32 activations as vec4, token-major), 3 out (f32, token-major).
+// Launcher: src/ops/matmul.rs (MatmulParams must match Params field for field).
+
+struct Params {
+    rows: u32,        // weight rows in this chunk
+    cols: u32,        // elements per row (= activation length)
+    n_tokens: u32,
+    row_offset: u32,  // output row of the chunk's first row
+    out_stride: u32,  // floats between consecutive tokens in out
+    meta_offset: u32, // word index of the scale region (split layouts)
+    x_offset: u32,    // vec4 index of token 0 in x
+    out_offset: u32,  // float index of (token 0, row 0) in out
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+// Elements per work unit: one 32-element block or K-quant sub-block.
+const UNIT: u32 = 32u;
+alias Unit = array<vec4<f32>, 8>;
+
+fn units_per_row() -> u32 {
+    return (p.cols + UNIT - 1u) / UNIT;
+}
+
+// Unit u of token t's activations; zero past the end of the row.
+fn load_x_unit(t: u32, u: u32) -> Unit {
+    let c4 = p.cols / 4u;
+    let base = p.x_offset + t * c4;
+    var r: Unit;
+    for (var i = 0u; i < 8u; i++) {
+        let k = u * 8u + i;
+        r[i] = select(vec4<f32>(0.0), x[base + min(k, c4 - 1u)], k < c4);
+    }
+    return r;
+}
+
+fn store_out(t: u32, row: u32, v: f32) {
+    out[p.out_offset + t * p.out_stride + p.row_offset + row] = v;
+}
+
+// The f16 with index h, counting 2-byte halves from the start of w.
+fn half_at(h: u32) -> f32 {
+    return unpack2x16float(w[h >> 1u])[h & 1u];
+}
+
+// The four bytes of v as unsigned values, low byte first.
+fn u8x4(v: u32) -> vec4<f32> {
+    return vec4<f32>(vec4<u32>(v, v >> 8u, v >> 16u, v >> 24u) & vec4<u32>(0xFFu));
+}
+
+// The four bytes of v as signed values, low byte first.
+fn i8x4(v: u32) -> vec4<f32> {
+    let s = bitcast<vec4<i32>>(vec4<u32>(v << 24u, v << 16u, v << 8u, v));
+    return vec4<f32>(s >> vec4<u32>(24u));
+}
+
+// Byte b (unsigned) counted from word `base`.
+fn byte_at(base: u32, b: u32) -> u32 {
+    return (w[base + (b >> 2u)] >> ((b & 3u) * 8u)) & 0xFFu;
+}
+
+// Byte b (signed) counted from word `base`.
+fn sbyte_at(base: u32, b: u32) -> f32 {
+    let v = w[base + (b >> 2u)] << (24u - (b & 3u) * 8u);
+    return f32(bitcast<i32>(v) >> 24u);
+}

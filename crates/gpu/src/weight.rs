@@ -1,0 +1,147 @@
+//! `GpuWeight`: a 2-D weight uploaded once, in its GPU layout, split into row chunks that
+//! each fit one storage binding (lavapipe allows 128 MiB; a large vocabulary table does not).
+
+use std::ops::Range;
+
+use marlin_core::{QTensor, QuantFormat};
+
+use crate::layout::{chunk_bytes, write_chunk, WeightLayout};
+use crate::{Error, GpuContext, Result};
+
+/// One buffer holding rows `rows` of the weight.
+#[derive(Debug)]
+pub struct WeightChunk {
+    pub buffer: wgpu::Buffer,
+    pub rows: Range<usize>,
+    /// Word index of the scale region (split layouts).
+    pub meta_offset_words: u32,
+}
+
+/// A weight matrix `[rows = out_features, cols = in_features]` on the GPU.
+#[derive(Debug)]
+pub struct GpuWeight {
+    pub format: QuantFormat,
+    pub rows: usize,
+    pub cols: usize,
+    pub layout: WeightLayout,
+    pub chunks: Vec<WeightChunk>,
+}
+
+impl GpuWeight {
+    /// Upload `t` (rows = product of all but the last dimension).
+    pub fn upload(ctx: &GpuContext, t: &QTensor) -> Result<GpuWeight> {
+        Self::from_bytes(
+            ctx,
+            t.format,
+            t.rows(),
+            t.cols(),
+            t.bytes(),
+            ctx.max_binding(),
+        )
+    }
+
+    /// Upload `t` with chunks of at most `max_chunk_bytes` (tests use small values to
+    /// exercise chunking; the device limit still applies).
+    pub fn upload_chunked(
+        ctx: &GpuContext,
+        t: &QTensor,
+        max_chunk_bytes: u64,
+    ) -> Result<GpuWeight> {
+        let limit = max_chunk_bytes.min(ctx.max_binding());
+        Self::from_bytes(ctx, t.format, t.rows(), t.cols(), t.bytes(), limit)
+    }
+
+    /// Upload packed GGUF bytes of a `[rows, cols]` weight in `format`.
+    pub fn from_bytes(
+        ctx: &GpuContext,
+        format: QuantFormat,
+        rows: usize,
+        cols: usize,
+        bytes: &[u8],
+        max_chunk_bytes: u64,
+    ) -> Result<GpuWeight> {
+        const OP: &str = "weight upload";
+        let layout = WeightLayout::for_format(format).ok_or(Error::Unsupported {
+            op: "gemv/gemm",
+            format: format.name(),
+        })?;
+        let row_bytes = format.row_bytes(cols)?;
+        if rows == 0 || cols == 0 || !cols.is_multiple_of(4) {
+            return Err(Error::shape(
+                OP,
+                format!("[{rows}, {cols}]: need rows, cols > 0 and cols % 4 == 0"),
+            ));
+        }
+        if u32::try_from(rows).is_err() || u32::try_from(cols).is_err() {
+            return Err(Error::shape(OP, format!("[{rows}, {cols}] exceeds u32")));
+        }
+        if bytes.len() != rows * row_bytes {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "{format} [{rows}, {cols}] needs {} bytes, got {}",
+                    rows * row_bytes,
+                    bytes.len()
+                ),
+            ));
+        }
+        let block_bytes = format.block_bytes();
+        let blocks = (cols / format.block_elems()) as u64;
+        let one_row = chunk_bytes(&layout, 1, blocks, block_bytes as u64).total;
+        // Kernels index words with u32 and chunks must fit one binding.
+        let limit = max_chunk_bytes.min(u64::from(u32::MAX) & !3);
+        if one_row > limit {
+            return Err(Error::TooLarge {
+                what: format!("one {format} row of {cols}"),
+                bytes: one_row,
+                limit,
+            });
+        }
+        // Padding adds at most 3 bytes per region, hence the 8 bytes of slack.
+        let fit = (limit.saturating_sub(8) / row_bytes as u64).max(1);
+        let rows_per_chunk = usize::try_from(fit).unwrap_or(rows).min(rows);
+        let mut chunks = Vec::new();
+        let mut start = 0;
+        while start < rows {
+            let end = (start + rows_per_chunk).min(rows);
+            let cb = chunk_bytes(&layout, (end - start) as u64, blocks, block_bytes as u64);
+            let buffer = ctx.scoped(OP, || {
+                ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("marlin-weight"),
+                    size: cb.total,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: true,
+                })
+            })?;
+            {
+                let mut view = buffer
+                    .slice(..)
+                    .get_mapped_range_mut()
+                    .map_err(|e| Error::Poll(e.to_string()))?;
+                let src = &bytes[start * row_bytes..end * row_bytes];
+                write_chunk(&layout, src, block_bytes, |off, piece| {
+                    view.slice(off..off + piece.len()).copy_from_slice(piece);
+                });
+            }
+            buffer.unmap();
+            chunks.push(WeightChunk {
+                buffer,
+                rows: start..end,
+                meta_offset_words: cb.meta_offset_words as u32,
+            });
+            start = end;
+        }
+        Ok(GpuWeight {
+            format,
+            rows,
+            cols,
+            layout,
+            chunks,
+        })
+    }
+
+    /// Bytes the weight occupies on the GPU.
+    pub fn gpu_bytes(&self) -> u64 {
+        self.chunks.iter().map(|c| c.buffer.size()).sum()
+    }
+}

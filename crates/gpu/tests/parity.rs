@@ -1,0 +1,213 @@
+//! Parity of every GPU matmul kernel (op × format × variant × edge shapes) against the core
+//! f64 reference on dequantized weights, with guard regions around every output. Runs on
+//! the software Vulkan adapter (lavapipe); see testkit for the skip rule.
+
+mod testkit;
+
+use marlin_core::{reference, QuantFormat};
+use marlin_gpu::{
+    read_f32, record_matmul_variant, upload_f32, GpuContext, GpuWeight, MatmulIo, Op, StepEncoder,
+    Variant, MATMUL_FORMATS,
+};
+use testkit::{
+    assert_sentinels, guarded, nmse, nmse_threshold, random_vec, random_weight, rng, GUARD,
+};
+
+/// (rows, cols): rows never a multiple of the 4-row GEMV group or the 64-row GEMM tile.
+const SHAPES: &[(usize, usize)] = &[(37, 256), (5, 512), (67, 2816)];
+/// Extra shapes for float formats, whose rows need not be whole 32-element units.
+const FLOAT_SHAPES: &[(usize, usize)] = &[(9, 100), (3, 4)];
+const GEMM_TOKENS: &[usize] = &[2, 7, 33];
+
+struct Case {
+    op: Op,
+    format: QuantFormat,
+    variant: Variant,
+    rows: usize,
+    cols: usize,
+    n_tokens: usize,
+    /// Floats of gap between tokens in the output (checked for sentinels).
+    stride_pad: usize,
+    /// Largest weight chunk; `None` = the device limit.
+    chunk_limit: Option<u64>,
+}
+
+fn run(ctx: &GpuContext, c: &Case) {
+    let what = format!(
+        "{}_{} {} [{}x{}] n={} pad={} chunk={:?}",
+        c.op,
+        c.format,
+        c.variant.name(),
+        c.rows,
+        c.cols,
+        c.n_tokens,
+        c.stride_pad,
+        c.chunk_limit
+    );
+    let seed = (c.rows * 131 + c.cols * 7 + c.n_tokens) as u64;
+    let t = random_weight(c.format, c.rows, c.cols, seed);
+    let x = random_vec(&mut rng(seed ^ 0xABCD), c.n_tokens * c.cols);
+    let want = reference::matmul(
+        &t.to_f32().expect("dequantize"),
+        &x,
+        c.rows,
+        c.cols,
+        c.n_tokens,
+    );
+
+    let w = match c.chunk_limit {
+        Some(l) => GpuWeight::upload_chunked(ctx, &t, l),
+        None => GpuWeight::upload(ctx, &t),
+    }
+    .expect("upload");
+    // x starts 4 floats into its buffer, to exercise x_offset.
+    let mut xh = vec![7.5f32; 4];
+    xh.extend_from_slice(&x);
+    let xb = upload_f32(ctx, &xh).expect("upload x");
+    let stride = c.rows + c.stride_pad;
+    let out_len = (c.n_tokens - 1) * stride + c.rows;
+    let host = guarded(out_len);
+    let ob = upload_f32(ctx, &host).expect("upload out");
+    let io = MatmulIo {
+        x: &xb,
+        x_offset: 4,
+        out: &ob,
+        out_offset: GUARD,
+        out_stride: Some(stride),
+        n_tokens: c.n_tokens,
+    };
+    let mut enc = StepEncoder::new(ctx, "parity");
+    record_matmul_variant(&mut enc, &w, &io, c.variant).expect("record");
+    assert_eq!(
+        enc.dispatch_count() as usize,
+        w.chunks.len(),
+        "{what}: one dispatch per chunk"
+    );
+    enc.submit().expect("submit");
+    let all = read_f32(ctx, &ob, 0, host.len()).expect("read");
+
+    assert_sentinels(&all, (0..GUARD).chain(GUARD + out_len..all.len()), &what);
+    let mut got = Vec::with_capacity(c.n_tokens * c.rows);
+    for tok in 0..c.n_tokens {
+        let base = GUARD + tok * stride;
+        got.extend_from_slice(&all[base..base + c.rows]);
+        if tok + 1 < c.n_tokens {
+            assert_sentinels(&all, base + c.rows..base + stride, &what);
+        }
+    }
+    let e = nmse(&got, &want);
+    eprintln!("{what}: nmse {e:e}");
+    let limit = nmse_threshold(c.op, c.format);
+    assert!(e <= limit, "{what}: NMSE {e:e} > {limit:e}");
+}
+
+fn variants(ctx: &GpuContext, op: Op) -> Vec<Variant> {
+    match op {
+        Op::Gemv if ctx.features.subgroup => vec![Variant::Plain, Variant::Subgroup],
+        _ => vec![Variant::Plain],
+    }
+}
+
+fn shapes(format: QuantFormat) -> Vec<(usize, usize)> {
+    let mut v = SHAPES.to_vec();
+    if format.block_elems() == 1 {
+        v.extend_from_slice(FLOAT_SHAPES);
+    }
+    v
+}
+
+fn check(op: Op, format: QuantFormat) {
+    let Some(ctx) = testkit::ctx() else { return };
+    for variant in variants(ctx, op) {
+        for (rows, cols) in shapes(format) {
+            let tokens: &[usize] = if op == Op::Gemv { &[1] } else { GEMM_TOKENS };
+            for &n_tokens in tokens {
+                let stride_pad = if n_tokens > 1 { 3 } else { 0 };
+                run(
+                    ctx,
+                    &Case {
+                        op,
+                        format,
+                        variant,
+                        rows,
+                        cols,
+                        n_tokens,
+                        stride_pad,
+                        chunk_limit: None,
+                    },
+                );
+            }
+        }
+    }
+}
+
+macro_rules! parity_tests {
+    ($($name:ident => $op:expr, $format:expr;)*) => {
+        $( #[test] fn $name() { check($op, $format); } )*
+        /// Every (op, format) pair the backend claims has a stamped test above.
+        #[test]
+        fn every_kernel_has_a_parity_test() {
+            let stamped = [$(($op, $format)),*];
+            for op in Op::ALL {
+                for f in MATMUL_FORMATS {
+                    assert!(stamped.contains(&(op, *f)), "no parity test for {op}_{f}");
+                }
+            }
+        }
+    };
+}
+
+parity_tests! {
+    gemv_f32 => Op::Gemv, QuantFormat::F32;
+    gemv_f16 => Op::Gemv, QuantFormat::F16;
+    gemv_bf16 => Op::Gemv, QuantFormat::BF16;
+    gemv_q4_0 => Op::Gemv, QuantFormat::Q4_0;
+    gemv_q4_1 => Op::Gemv, QuantFormat::Q4_1;
+    gemv_q5_0 => Op::Gemv, QuantFormat::Q5_0;
+    gemv_q8_0 => Op::Gemv, QuantFormat::Q8_0;
+    gemv_q4_k => Op::Gemv, QuantFormat::Q4_K;
+    gemv_q5_k => Op::Gemv, QuantFormat::Q5_K;
+    gemv_q6_k => Op::Gemv, QuantFormat::Q6_K;
+    gemm_f32 => Op::Gemm, QuantFormat::F32;
+    gemm_f16 => Op::Gemm, QuantFormat::F16;
+    gemm_bf16 => Op::Gemm, QuantFormat::BF16;
+    gemm_q4_0 => Op::Gemm, QuantFormat::Q4_0;
+    gemm_q4_1 => Op::Gemm, QuantFormat::Q4_1;
+    gemm_q5_0 => Op::Gemm, QuantFormat::Q5_0;
+    gemm_q8_0 => Op::Gemm, QuantFormat::Q8_0;
+    gemm_q4_k => Op::Gemm, QuantFormat::Q4_K;
+    gemm_q5_k => Op::Gemm, QuantFormat::Q5_K;
+    gemm_q6_k => Op::Gemm, QuantFormat::Q6_K;
+}
+
+/// Weights split into several row chunks (as oversize tensors are) give the same result.
+#[test]
+fn chunked_weights_match() {
+    let Some(ctx) = testkit::ctx() else { return };
+    for format in [
+        QuantFormat::Q4_0,
+        QuantFormat::Q6_K,
+        QuantFormat::F16,
+        QuantFormat::Q4_K,
+    ] {
+        let cols = 512;
+        let limit = (format.row_bytes(cols).expect("row bytes") * 10) as u64;
+        for (op, n_tokens) in [(Op::Gemv, 1), (Op::Gemm, 7)] {
+            let case = Case {
+                op,
+                format,
+                variant: ctx.default_variant(),
+                rows: 37,
+                cols,
+                n_tokens,
+                stride_pad: 0,
+                chunk_limit: Some(limit),
+            };
+            run(ctx, &case);
+        }
+        let t = random_weight(format, 37, cols, 1);
+        let w = GpuWeight::upload_chunked(ctx, &t, limit).expect("upload");
+        assert!(w.chunks.len() >= 4, "{format}: {} chunks", w.chunks.len());
+        assert_eq!(w.chunks.last().map(|c| c.rows.end), Some(37));
+    }
+}

@@ -1,0 +1,103 @@
+//! Shared test helpers: the lavapipe context, seeded weights, the NMSE table, guard regions.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use marlin_core::{formats, QTensor, QuantFormat};
+use marlin_gpu::{list_adapters, DeviceSelector, GpuContext, Op};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Floats of sentinel space before and after every output.
+pub const GUARD: usize = 17;
+/// Bit pattern written into guard space (a NaN no kernel produces).
+pub const SENTINEL: u32 = 0x7FBA_DB0B;
+
+/// NMSE thresholds, the one table: quantized ops are compared with the f64 reference on
+/// dequantized weights, so only f32 accumulation order separates them.
+pub fn nmse_threshold(op: Op, format: QuantFormat) -> f64 {
+    use QuantFormat as F;
+    match (op, format) {
+        (_, F::F32 | F::F16 | F::BF16) => 1e-10,
+        (Op::Gemv, _) => 1e-10,
+        (Op::Gemm, _) => 1e-10,
+    }
+}
+
+/// The software Vulkan context (lavapipe), shared by all tests of one binary.
+/// No adapter at all fails loudly unless `MARLIN_SKIP_GPU=1`.
+pub fn ctx() -> Option<&'static GpuContext> {
+    static CTX: OnceLock<Option<GpuContext>> = OnceLock::new();
+    CTX.get_or_init(|| {
+        let adapters = list_adapters();
+        let pick = adapters
+            .iter()
+            .find(|a| a.software)
+            .or(adapters.first())
+            .map(|a| a.index);
+        match pick {
+            Some(i) => Some(
+                GpuContext::new(DeviceSelector::GpuIndex(i))
+                    .expect("opening the test adapter")
+                    .expect("gpu:N always opens an adapter"),
+            ),
+            None if std::env::var("MARLIN_SKIP_GPU").as_deref() == Ok("1") => {
+                eprintln!("MARLIN_SKIP_GPU=1: no GPU adapter, GPU tests skipped");
+                None
+            }
+            None => panic!(
+                "no wgpu adapter found: install lavapipe (apt-get install mesa-vulkan-drivers \
+                 libvulkan1) or set MARLIN_SKIP_GPU=1"
+            ),
+        }
+    })
+    .as_ref()
+}
+
+pub fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
+}
+
+/// Uniform values in [-1, 1).
+pub fn random_vec(rng: &mut StdRng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+/// A `[rows, cols]` weight in `format`, from seeded values with mildly varying row scales.
+pub fn random_weight(format: QuantFormat, rows: usize, cols: usize, seed: u64) -> QTensor {
+    let mut r = rng(seed);
+    let mut vals = Vec::with_capacity(rows * cols);
+    for _ in 0..rows {
+        let scale = r.random_range(0.25f32..2.0);
+        vals.extend(random_vec(&mut r, cols).into_iter().map(|v| v * scale));
+    }
+    formats::quantize_tensor(format, &[rows, cols], &vals).expect("quantize")
+}
+
+/// Normalized mean squared error of `got` against `want`.
+pub fn nmse(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let (mut num, mut den) = (0f64, 0f64);
+    for (&g, &w) in got.iter().zip(want) {
+        num += (f64::from(g) - f64::from(w)).powi(2);
+        den += f64::from(w).powi(2);
+    }
+    num / den.max(1e-30)
+}
+
+/// A host vector of `len` floats surrounded by `GUARD` sentinels on each side.
+pub fn guarded(len: usize) -> Vec<f32> {
+    vec![f32::from_bits(SENTINEL); len + 2 * GUARD]
+}
+
+/// Panics if any of `idx` positions of `v` lost its sentinel.
+pub fn assert_sentinels(v: &[f32], idx: impl IntoIterator<Item = usize>, what: &str) {
+    for i in idx {
+        assert_eq!(
+            v[i].to_bits(),
+            SENTINEL,
+            "{what}: guard float {i} overwritten ({})",
+            v[i]
+        );
+    }
+}
