@@ -26,14 +26,22 @@ fn check_tokens(model: (&str, &str)) {
         }
         let got_bos = tok.encode(text, true).expect("encode");
         if got_bos != want_bos {
-            failures.push(format!("encode+bos {text:?}\n  want {want_bos:?}\n  got  {got_bos:?}"));
+            failures.push(format!(
+                "encode+bos {text:?}\n  want {want_bos:?}\n  got  {got_bos:?}"
+            ));
         }
         let decoded = tok.decode(&want, false).expect("decode");
         if decoded != row["decoded"].as_str().expect("decoded") {
             failures.push(format!("decode {text:?} -> {decoded:?}"));
         }
     }
-    assert!(failures.is_empty(), "{} of {} rows differ:\n{}", failures.len(), rows.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} rows differ:\n{}",
+        failures.len(),
+        rows.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]

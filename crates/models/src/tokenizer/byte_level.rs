@@ -33,9 +33,9 @@ fn pre_kind(pre: Option<&str>) -> PreKind {
     match pre {
         Some("gpt-2" | "gpt2" | "default") | None => PreKind::Gpt2,
         Some("smollm" | "starcoder" | "refact" | "codeshell") => PreKind::DigitsThenGpt2,
-        Some("llama-bpe" | "llama3" | "llama-v3" | "falcon3" | "dbrx" | "smaug-bpe" | "pixtral") => {
-            PreKind::Regex(LLAMA3_SPLIT, true)
-        }
+        Some(
+            "llama-bpe" | "llama3" | "llama-v3" | "falcon3" | "dbrx" | "smaug-bpe" | "pixtral",
+        ) => PreKind::Regex(LLAMA3_SPLIT, true),
         Some("qwen2" | "deepseek-r1-qwen" | "megrez") => PreKind::Regex(QWEN2_SPLIT, false),
         Some(other) => {
             tracing::warn!(pre = other, "unknown pre-tokenizer; using the GPT-2 regex");
@@ -102,7 +102,8 @@ pub(crate) fn build(spec: &TokenizerSpec) -> Result<(BPE, PreTokenizerWrapper)> 
         .ignore_merges(matches!(kind, PreKind::Regex(_, true)))
         .build()
         .map_err(|e| Error::Tokenizer(format!("building BPE: {e}")))?;
-    let byte_level = |use_regex| PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, use_regex));
+    let byte_level =
+        |use_regex| PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, use_regex));
     let pre = match kind {
         PreKind::Gpt2 => byte_level(true),
         PreKind::DigitsThenGpt2 => PreTokenizerWrapper::Sequence(Sequence::new(vec![
@@ -110,8 +111,12 @@ pub(crate) fn build(spec: &TokenizerSpec) -> Result<(BPE, PreTokenizerWrapper)> 
             byte_level(true),
         ])),
         PreKind::Regex(re, _) => {
-            let split = Split::new(SplitPattern::Regex(re.to_string()), SplitDelimiterBehavior::Isolated, false)
-                .map_err(|e| Error::Tokenizer(format!("pre-tokenizer regex: {e}")))?;
+            let split = Split::new(
+                SplitPattern::Regex(re.to_string()),
+                SplitDelimiterBehavior::Isolated,
+                false,
+            )
+            .map_err(|e| Error::Tokenizer(format!("pre-tokenizer regex: {e}")))?;
             PreTokenizerWrapper::Sequence(Sequence::new(vec![
                 PreTokenizerWrapper::Split(split),
                 byte_level(false),

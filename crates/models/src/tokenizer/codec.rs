@@ -64,7 +64,13 @@ impl Tokenizer {
                 let spelled: Vec<String> = spec
                     .tokens
                     .iter()
-                    .map(|t| if t.chars().all(|c| table.contains(&c)) { t.clone() } else { String::new() })
+                    .map(|t| {
+                        if t.chars().all(|c| table.contains(&c)) {
+                            t.clone()
+                        } else {
+                            String::new()
+                        }
+                    })
                     .collect();
                 let mut t = HfTokenizer::new(bpe);
                 t.with_pre_tokenizer(Some(pre));
@@ -133,8 +139,17 @@ impl Tokenizer {
 
     /// Encode `text`; `add_special` adds BOS/EOS per the model, `parse_special` as in
     /// [`Tokenizer::encode`].
-    pub fn encode_with(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<u32>> {
-        let tk = if parse_special { &self.inner } else { self.literal() };
+    pub fn encode_with(
+        &self,
+        text: &str,
+        add_special: bool,
+        parse_special: bool,
+    ) -> Result<Vec<u32>> {
+        let tk = if parse_special {
+            &self.inner
+        } else {
+            self.literal()
+        };
         let enc = tk
             .encode_fast(text, add_special && self.post_processed)
             .map_err(|e| hf_err("encode", e))?;

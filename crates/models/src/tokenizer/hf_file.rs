@@ -56,9 +56,8 @@ impl Tokenizer {
         let mut tok = Tokenizer::from_parts(inner, spelling);
         let config_path = path.with_file_name("tokenizer_config.json");
         let config: Value = match std::fs::read(&config_path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                Error::Tokenizer(format!("{}: {e}", config_path.display()))
-            })?,
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Tokenizer(format!("{}: {e}", config_path.display())))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Value::Null,
             Err(source) => {
                 return Err(Error::Io {

@@ -4,8 +4,8 @@
 mod byte_level;
 mod codec;
 mod hf_file;
-mod special;
 mod spec;
+mod special;
 mod spm;
 mod stream;
 

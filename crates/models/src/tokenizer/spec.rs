@@ -115,8 +115,12 @@ impl TokenizerSpec {
             eos_id: md.opt_u32("tokenizer.ggml.eos_token_id")?,
             unk_id: md.opt_u32("tokenizer.ggml.unknown_token_id")?,
             pad_id: md.opt_u32("tokenizer.ggml.padding_token_id")?,
-            add_bos: md.opt_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(default_bos),
-            add_eos: md.opt_bool("tokenizer.ggml.add_eos_token")?.unwrap_or(false),
+            add_bos: md
+                .opt_bool("tokenizer.ggml.add_bos_token")?
+                .unwrap_or(default_bos),
+            add_eos: md
+                .opt_bool("tokenizer.ggml.add_eos_token")?
+                .unwrap_or(false),
             add_space_prefix: md
                 .opt_bool("tokenizer.ggml.add_space_prefix")?
                 .unwrap_or(model == TokenizerModel::Llama),
@@ -133,7 +137,9 @@ impl TokenizerSpec {
             return Err(Error::Tokenizer("empty vocabulary".into()));
         }
         if u32::try_from(n).is_err() {
-            return Err(Error::Tokenizer(format!("vocabulary of {n} tokens is too large")));
+            return Err(Error::Tokenizer(format!(
+                "vocabulary of {n} tokens is too large"
+            )));
         }
         if !self.token_types.is_empty() && self.token_types.len() != n {
             return Err(Error::Tokenizer(format!(
@@ -142,7 +148,10 @@ impl TokenizerSpec {
             )));
         }
         if !self.scores.is_empty() && self.scores.len() != n {
-            return Err(Error::Tokenizer(format!("{} scores for {n} tokens", self.scores.len())));
+            return Err(Error::Tokenizer(format!(
+                "{} scores for {n} tokens",
+                self.scores.len()
+            )));
         }
         for (name, id) in [
             ("bos", self.bos_id),
@@ -166,6 +175,9 @@ impl TokenizerSpec {
 
     /// The type of token `id` ([`token_type::NORMAL`] when the file gives none).
     pub fn token_type(&self, id: usize) -> i32 {
-        self.token_types.get(id).copied().unwrap_or(token_type::NORMAL)
+        self.token_types
+            .get(id)
+            .copied()
+            .unwrap_or(token_type::NORMAL)
     }
 }

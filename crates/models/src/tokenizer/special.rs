@@ -27,7 +27,10 @@ pub(crate) fn is_end_of_turn(name: &str) -> bool {
 /// Control tokens (special) and user-defined tokens (always matched, not special) as added
 /// tokens. `spelled` is the token as the model vocabulary holds it; a token whose spelling
 /// differs from the file's is skipped, as transformers does.
-pub(crate) fn added_tokens(spec: &TokenizerSpec, spelled: &[String]) -> (Vec<AddedToken>, Vec<AddedToken>) {
+pub(crate) fn added_tokens(
+    spec: &TokenizerSpec,
+    spelled: &[String],
+) -> (Vec<AddedToken>, Vec<AddedToken>) {
     let mut control = Vec::new();
     let mut user = Vec::new();
     for (i, (tok, vocab_tok)) in spec.tokens.iter().zip(spelled).enumerate() {
@@ -35,8 +38,12 @@ pub(crate) fn added_tokens(spec: &TokenizerSpec, spelled: &[String]) -> (Vec<Add
             continue;
         }
         match spec.token_type(i) {
-            token_type::CONTROL => control.push(AddedToken::from(tok.clone(), true).normalized(false)),
-            token_type::USER_DEFINED => user.push(AddedToken::from(tok.clone(), false).normalized(false)),
+            token_type::CONTROL => {
+                control.push(AddedToken::from(tok.clone(), true).normalized(false))
+            }
+            token_type::USER_DEFINED => {
+                user.push(AddedToken::from(tok.clone(), false).normalized(false))
+            }
             _ => {}
         }
     }

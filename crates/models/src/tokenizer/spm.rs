@@ -71,14 +71,14 @@ pub(crate) fn derive_merges(tokens: &[String], keys: &[f32]) -> Vec<(String, Str
             }
         }
         local.sort_by_key(|&(il, ir, ..)| (il, ir));
-        merges.extend(local.iter().map(|&(_, _, nl, nr, l, r)| (key, nl, nr, l, r)));
+        merges.extend(
+            local
+                .iter()
+                .map(|&(_, _, nl, nr, l, r)| (key, nl, nr, l, r)),
+        );
     }
     // Stable sort, descending on (key, len l, len r), as Python's sort(reverse=True).
-    merges.sort_by(|a, b| {
-        b.0.total_cmp(&a.0)
-            .then(b.1.cmp(&a.1))
-            .then(b.2.cmp(&a.2))
-    });
+    merges.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then(b.2.cmp(&a.2)));
     merges
         .into_iter()
         .map(|(_, _, _, l, r)| (l.to_string(), r.to_string()))
@@ -129,7 +129,11 @@ pub(crate) fn build(spec: &TokenizerSpec) -> Result<(BPE, PreTokenizerWrapper, D
     if spec.add_space_prefix {
         steps.push(DecoderWrapper::Strip(Strip::new(' ', 1, 0)));
     }
-    Ok((bpe, pre, DecoderWrapper::Sequence(DecoderSequence::new(steps))))
+    Ok((
+        bpe,
+        pre,
+        DecoderWrapper::Sequence(DecoderSequence::new(steps)),
+    ))
 }
 
 #[cfg(test)]

@@ -71,7 +71,10 @@ impl StreamDecoder {
             return Ok(String::new());
         }
         let window = &self.ids[self.prefix_offset..];
-        let prefix = tok.decode(&self.ids[self.prefix_offset..self.read_offset], self.skip_special)?;
+        let prefix = tok.decode(
+            &self.ids[self.prefix_offset..self.read_offset],
+            self.skip_special,
+        )?;
         let full = tok.decode(window, self.skip_special)?;
         let pending = self.ids.len() - self.read_offset;
         let complete = !full.ends_with('\u{FFFD}') || pending >= MAX_PENDING || flush;

@@ -34,7 +34,10 @@ pub fn model_path(name: &str) -> PathBuf {
 
 /// The parsed fixture `fixtures/<model>/<file>`.
 pub fn fixture(model: &str, file: &str) -> Value {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(model).join(file);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(model)
+        .join(file);
     let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
