@@ -10,8 +10,10 @@ use crate::matmul::{kernel::ActKind, Isa};
 #[derive(Default)]
 pub(crate) struct ActBuf {
     pub qs: Vec<i8>,
+    /// 32-element blocks: `[d, d·Σq]` per block.
+    pub ds: Vec<[f32; 2]>,
+    /// 256-element blocks: `d` per block, and Σq per 16-element group.
     pub d: Vec<f32>,
-    pub s: Vec<f32>,
     pub bsums: Vec<i16>,
 }
 
@@ -28,19 +30,16 @@ impl ActBuf {
             ActKind::Q8B32 => {
                 let nb = cols / 32;
                 grow(&mut self.qs, n);
-                grow(&mut self.d, nb * n_tokens);
-                grow(&mut self.s, nb * n_tokens);
-                let (qs, d, s) = (&mut self.qs[..n], &mut self.d[..nb * n_tokens], &mut self.s);
-                let s = &mut s[..nb * n_tokens];
+                grow(&mut self.ds, nb * n_tokens);
+                let (qs, ds) = (&mut self.qs[..n], &mut self.ds[..nb * n_tokens]);
                 if n_tokens >= PAR_TOKENS {
                     x.par_chunks(cols)
                         .zip(qs.par_chunks_mut(cols))
-                        .zip(d.par_chunks_mut(nb))
-                        .zip(s.par_chunks_mut(nb))
+                        .zip(ds.par_chunks_mut(nb))
                         .with_min_len(PAR_TOKENS / 2)
-                        .for_each(|(((x, q), d), s)| quantize_b32(x, q, d, s, isa));
+                        .for_each(|((x, q), ds)| quantize_b32(x, q, ds, isa));
                 } else {
-                    quantize_b32(x, qs, d, s, isa);
+                    quantize_b32(x, qs, ds, isa);
                 }
             }
             ActKind::Q8B256 => {
@@ -71,32 +70,30 @@ fn grow<T: Default + Clone>(v: &mut Vec<T>, n: usize) {
     }
 }
 
-/// Quantize `x` (whole 32-blocks) into `qs`, per-block scales `d` and `s = d·Σq`.
-pub(crate) fn quantize_b32(x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32], isa: Isa) {
+/// Quantize `x` (whole 32-blocks) into `qs` and per-block `[d, d·Σq]`.
+pub(crate) fn quantize_b32(x: &[f32], qs: &mut [i8], ds: &mut [[f32; 2]], isa: Isa) {
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2 {
-        // SAFETY: the Avx2 family is only selectable when the CPU has AVX2/FMA/F16C.
-        unsafe { crate::matmul::avx2::quant::quantize_b32(x, qs, d, s) };
+    if isa != Isa::Scalar {
+        // SAFETY: SIMD families are only selectable when the CPU has AVX2/FMA/F16C.
+        unsafe { crate::matmul::avx2::quant::quantize_b32(x, qs, ds) };
         return;
     }
     let _ = isa;
-    for (((x, q), d), s) in x
+    for ((x, q), ds) in x
         .chunks_exact(32)
         .zip(qs.chunks_exact_mut(32))
-        .zip(d.iter_mut())
-        .zip(s.iter_mut())
+        .zip(ds.iter_mut())
     {
         let (scale, sum) = quantize_block(x, q);
-        *d = scale;
-        *s = scale * sum as f32;
+        *ds = [scale, scale * sum as f32];
     }
 }
 
 /// Quantize `x` (whole 256-blocks) into `qs`, per-block scales `d` and 16-group sums.
 pub(crate) fn quantize_b256(x: &[f32], qs: &mut [i8], d: &mut [f32], bsums: &mut [i16], isa: Isa) {
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2 {
-        // SAFETY: the Avx2 family is only selectable when the CPU has AVX2/FMA/F16C.
+    if isa != Isa::Scalar {
+        // SAFETY: SIMD families are only selectable when the CPU has AVX2/FMA/F16C.
         unsafe { crate::matmul::avx2::quant::quantize_b256(x, qs, d, bsums) };
         return;
     }
@@ -142,15 +139,18 @@ mod tests {
             let mut b = ActBuf::default();
             b.fill(ActKind::Q8B32, &x, 256, 2, isa);
             for (k, &v) in x.iter().enumerate() {
-                let r = b.qs[k] as f32 * b.d[k / 32];
-                assert!((r - v).abs() <= b.d[k / 32] * 0.5 + 1e-6, "{isa:?} {k}");
+                let d = b.ds[k / 32][0];
+                assert!(
+                    (b.qs[k] as f32 * d - v).abs() <= d * 0.5 + 1e-6,
+                    "{isa:?} {k}"
+                );
             }
             for blk in 0..16 {
                 let sum: i32 = b.qs[blk * 32..blk * 32 + 32]
                     .iter()
                     .map(|&q| q as i32)
                     .sum();
-                assert!((b.s[blk] - b.d[blk] * sum as f32).abs() < 1e-4);
+                assert!((b.ds[blk][1] - b.ds[blk][0] * sum as f32).abs() < 1e-4);
             }
             b.fill(ActKind::Q8B256, &x, 256, 2, isa);
             for (k, &v) in x.iter().enumerate() {

@@ -48,30 +48,24 @@ fn run_with(k: &Kernel, isa: Isa, p: &Problem, buf: &mut ActBuf, out: &mut [f32]
         ActKind::F32 => Acts {
             f: p.x,
             qs: &[],
+            ds: &[],
             d: &[],
-            s: &[],
             bsums: &[],
         },
-        ActKind::Q8B32 => {
-            let nb = n / 32;
-            Acts {
-                f: &[],
-                qs: &buf.qs[..n],
-                d: &buf.d[..nb],
-                s: &buf.s[..nb],
-                bsums: &[],
-            }
-        }
-        ActKind::Q8B256 => {
-            let nb = n / 256;
-            Acts {
-                f: &[],
-                qs: &buf.qs[..n],
-                d: &buf.d[..nb],
-                s: &[],
-                bsums: &buf.bsums[..nb * 16],
-            }
-        }
+        ActKind::Q8B32 => Acts {
+            f: &[],
+            qs: &buf.qs[..n],
+            ds: &buf.ds[..n / 32],
+            d: &[],
+            bsums: &[],
+        },
+        ActKind::Q8B256 => Acts {
+            f: &[],
+            qs: &buf.qs[..n],
+            ds: &[],
+            d: &buf.d[..n / 256],
+            bsums: &buf.bsums[..n / 16],
+        },
     };
     let ctx = Ctx::new(p.w, p.rows, p.cols, p.n_tokens, acts, out);
     if p.n_tokens == 1 {

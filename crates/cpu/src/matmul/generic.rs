@@ -23,8 +23,8 @@ pub(super) fn run(format: QuantFormat, isa: Isa, p: &Problem, out: &mut [f32]) -
     let acts = Acts {
         f: p.x,
         qs: &[],
+        ds: &[],
         d: &[],
-        s: &[],
         bsums: &[],
     };
     let ctx = Ctx::new(p.w, p.rows, p.cols, p.n_tokens, acts, out);
@@ -55,8 +55,8 @@ fn rows(format: QuantFormat, isa: Isa, ctx: &Ctx, chunk: usize, buf: &mut Vec<f3
 /// f32 dot product with the best kernel of `isa`.
 pub(crate) fn dot_f32(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2 {
-        // SAFETY: Avx2 is only selectable on CPUs that have it.
+    if isa != Isa::Scalar {
+        // SAFETY: SIMD families are only selectable on CPUs with AVX2/FMA/F16C.
         return unsafe { super::avx2::float::dot_f32(a, b) };
     }
     let _ = isa;

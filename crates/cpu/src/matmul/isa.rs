@@ -9,6 +9,8 @@ pub enum Isa {
     Scalar,
     /// x86-64 AVX2 + FMA + F16C.
     Avx2,
+    /// [`Isa::Avx2`] plus AVX-VNNI (256-bit `vpdpbusd` for the int8 dots).
+    AvxVnni,
 }
 
 impl Isa {
@@ -16,7 +18,9 @@ impl Isa {
     pub fn best() -> Isa {
         static BEST: OnceLock<Isa> = OnceLock::new();
         *BEST.get_or_init(|| {
-            if Isa::Avx2.is_available() {
+            if Isa::AvxVnni.is_available() {
+                Isa::AvxVnni
+            } else if Isa::Avx2.is_available() {
                 Isa::Avx2
             } else {
                 Isa::Scalar
@@ -29,12 +33,13 @@ impl Isa {
         match self {
             Isa::Scalar => true,
             Isa::Avx2 => avx2_available(),
+            Isa::AvxVnni => avx2_available() && vnni_available(),
         }
     }
 
     /// Every family this CPU can run, scalar first (what tests iterate over).
     pub fn available() -> Vec<Isa> {
-        [Isa::Scalar, Isa::Avx2]
+        [Isa::Scalar, Isa::Avx2, Isa::AvxVnni]
             .into_iter()
             .filter(|i| i.is_available())
             .collect()
@@ -45,6 +50,7 @@ impl Isa {
         match self {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
+            Isa::AvxVnni => "avxvnni",
         }
     }
 }
@@ -58,5 +64,15 @@ fn avx2_available() -> bool {
 
 #[cfg(not(target_arch = "x86_64"))]
 fn avx2_available() -> bool {
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+fn vnni_available() -> bool {
+    is_x86_feature_detected!("avxvnni")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn vnni_available() -> bool {
     false
 }

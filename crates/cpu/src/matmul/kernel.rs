@@ -7,10 +7,10 @@ pub(crate) struct Acts<'a> {
     pub f: &'a [f32],
     /// int8 activations `[n_tokens * cols]` (quantized weight formats).
     pub qs: &'a [i8],
-    /// Per-block scale `[n_tokens * blocks_per_row]`.
+    /// 32-element formats: per-block `[d, d·Σq]` `[n_tokens * blocks_per_row]`.
+    pub ds: &'a [[f32; 2]],
+    /// 256-element formats: per-block scale `[n_tokens * blocks_per_row]`.
     pub d: &'a [f32],
-    /// Per 32-block `d * Σq` `[n_tokens * blocks_per_row]` (32-element formats).
-    pub s: &'a [f32],
     /// Per 16-element group `Σq` `[n_tokens * blocks_per_row * 16]` (256-element formats).
     pub bsums: &'a [i16],
 }
@@ -85,7 +85,7 @@ pub(crate) type TileFn = unsafe fn(&Ctx, usize, usize);
 pub(crate) enum ActKind {
     /// Raw f32 (`Acts::f`).
     F32,
-    /// Int8 in 32-element blocks with scale and scaled sum (`qs`, `d`, `s`).
+    /// Int8 in 32-element blocks with scale and scaled sum (`qs`, `ds`).
     Q8B32,
     /// Int8 in 256-element blocks with scale and 16-element group sums (`qs`, `d`, `bsums`).
     Q8B256,

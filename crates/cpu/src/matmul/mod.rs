@@ -86,9 +86,11 @@ fn kernel_for(isa: Isa, format: QuantFormat) -> Option<&'static Kernel> {
     match isa {
         Isa::Scalar => scalar::kernel_for(format),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => avx2::kernel_for(format),
+        Isa::Avx2 => avx2::kernel_for(format, false),
+        #[cfg(target_arch = "x86_64")]
+        Isa::AvxVnni => avx2::kernel_for(format, true),
         #[cfg(not(target_arch = "x86_64"))]
-        Isa::Avx2 => None,
+        Isa::Avx2 | Isa::AvxVnni => None,
     }
 }
 

@@ -4,6 +4,9 @@
 //! to unsigned bytes and multiplied with `vpmaddubsw`/`vpmaddwd`, block scales applied in
 //! f32. Tiles are R rows × T tokens so one unpacked weight block serves several tokens.
 
+// Tile loops index several per-(row, token) register arrays in lockstep.
+#![allow(clippy::needless_range_loop)]
+
 pub(crate) mod float;
 mod kquant;
 mod q32;
@@ -16,7 +19,7 @@ use marlin_core::QuantFormat;
 use super::kernel::{kernel, ActKind, Kernel};
 use float::float;
 use kquant::q45k;
-use q32::{q32, q8_0};
+use q32::{q32, q32_vnni, q8_0, q8_0_vnni};
 use q6k::q6k;
 
 static F32: Kernel = kernel!(ActKind::F32, 4, 2, float, 0);
@@ -27,13 +30,24 @@ static Q4_1: Kernel = kernel!(ActKind::Q8B32, 4, 1, q32, 1);
 static Q5_0: Kernel = kernel!(ActKind::Q8B32, 4, 1, q32, 2);
 static Q5_1: Kernel = kernel!(ActKind::Q8B32, 4, 1, q32, 3);
 static Q8_0: Kernel = kernel!(ActKind::Q8B32, 4, 1, q8_0);
+static Q4_0_VNNI: Kernel = kernel!(ActKind::Q8B32, 4, 1, q32_vnni, 0);
+static Q4_1_VNNI: Kernel = kernel!(ActKind::Q8B32, 4, 1, q32_vnni, 1);
+static Q5_0_VNNI: Kernel = kernel!(ActKind::Q8B32, 4, 1, q32_vnni, 2);
+static Q5_1_VNNI: Kernel = kernel!(ActKind::Q8B32, 4, 1, q32_vnni, 3);
+static Q8_0_VNNI: Kernel = kernel!(ActKind::Q8B32, 4, 1, q8_0_vnni);
 static Q4_K: Kernel = kernel!(ActKind::Q8B256, 2, 1, q45k, false);
 static Q5_K: Kernel = kernel!(ActKind::Q8B256, 2, 1, q45k, true);
 static Q6_K: Kernel = kernel!(ActKind::Q8B256, 2, 1, q6k);
 
-/// The AVX2 kernel for `format`, if it has one.
-pub(super) fn kernel_for(format: QuantFormat) -> Option<&'static Kernel> {
+/// The AVX2 kernel for `format`, if it has one; `vnni` picks the AVX-VNNI variants of the
+/// 32-element formats (K-quants scale through `vpmaddwd` either way, so they share one).
+pub(super) fn kernel_for(format: QuantFormat, vnni: bool) -> Option<&'static Kernel> {
     Some(match format {
+        QuantFormat::Q4_0 if vnni => &Q4_0_VNNI,
+        QuantFormat::Q4_1 if vnni => &Q4_1_VNNI,
+        QuantFormat::Q5_0 if vnni => &Q5_0_VNNI,
+        QuantFormat::Q5_1 if vnni => &Q5_1_VNNI,
+        QuantFormat::Q8_0 if vnni => &Q8_0_VNNI,
         QuantFormat::F32 => &F32,
         QuantFormat::F16 => &F16,
         QuantFormat::BF16 => &BF16,

@@ -58,8 +58,8 @@ fn inv(d: f32) -> f32 {
 /// # Safety
 /// The CPU has AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn quantize_b32(x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32]) {
-    let nb = (x.len() / 32).min(qs.len() / 32).min(d.len()).min(s.len());
+pub(crate) unsafe fn quantize_b32(x: &[f32], qs: &mut [i8], ds: &mut [[f32; 2]]) {
+    let nb = (x.len() / 32).min(qs.len() / 32).min(ds.len());
     for b in 0..nb {
         // SAFETY: block b lies inside x and qs (nb bounds both).
         unsafe {
@@ -67,8 +67,7 @@ pub(crate) unsafe fn quantize_b32(x: &[f32], qs: &mut [i8], d: &mut [f32], s: &m
             let scale = amax::<4>(p) / 127.0;
             let v = quant32(p, inv(scale), qs.as_mut_ptr().add(32 * b));
             let sum = _mm256_add_epi32(_mm256_add_epi32(v[0], v[1]), _mm256_add_epi32(v[2], v[3]));
-            d[b] = scale;
-            s[b] = scale * hsum_i32(sum) as f32;
+            ds[b] = [scale, scale * hsum_i32(sum) as f32];
         }
     }
 }

@@ -29,14 +29,6 @@ pub(super) fn hsum_i32(v: __m256i) -> i32 {
     _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32::<1>(s)))
 }
 
-/// Σ u8 × i8 over groups of 4 bytes → 8 × i32. Inputs must not saturate the i16
-/// intermediate (|u·s + u'·s'| ≤ 32767), which holds for every code range used here.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn dot_u8i8(u: __m256i, s: __m256i) -> __m256i {
-    _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
-}
-
 /// Byte j = 0xFF where bit j of `x` is set, else 0.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]

@@ -13,8 +13,7 @@ impl<const F: u8> RowDot for Q32<F> {
         let l = b32(F);
         let nb = ctx.cols / 32;
         let a = &ctx.acts.qs[t * ctx.cols..(t + 1) * ctx.cols];
-        let d = &ctx.acts.d[t * nb..(t + 1) * nb];
-        let s = &ctx.acts.s[t * nb..(t + 1) * nb];
+        let ds = &ctx.acts.ds[t * nb..(t + 1) * nb];
         let mut acc = 0f32;
         for (b, blk) in ctx.row(r).chunks_exact(l.bytes).enumerate() {
             let dw = f16_at(blk);
@@ -36,7 +35,7 @@ impl<const F: u8> RowDot for Q32<F> {
                 let hi = (qs[j] >> 4) as i32 | ((((qh >> (j + 16)) & 1) << 4) as i32);
                 isum += lo * ab[j] as i32 + hi * ab[j + 16] as i32;
             }
-            acc += dw * d[b] * isum as f32 + m * s[b];
+            acc += dw * ds[b][0] * isum as f32 + m * ds[b][1];
         }
         acc
     }
@@ -49,7 +48,7 @@ impl RowDot for Q8_0 {
     fn dot(ctx: &Ctx, r: usize, t: usize) -> f32 {
         let nb = ctx.cols / 32;
         let a = &ctx.acts.qs[t * ctx.cols..(t + 1) * ctx.cols];
-        let d = &ctx.acts.d[t * nb..(t + 1) * nb];
+        let ds = &ctx.acts.ds[t * nb..(t + 1) * nb];
         let mut acc = 0f32;
         for (b, blk) in ctx.row(r).chunks_exact(34).enumerate() {
             let isum: i32 = blk[2..34]
@@ -57,7 +56,7 @@ impl RowDot for Q8_0 {
                 .zip(&a[b * 32..b * 32 + 32])
                 .map(|(&w, &x)| w as i8 as i32 * x as i32)
                 .sum();
-            acc += f16_at(blk) * d[b] * isum as f32;
+            acc += f16_at(blk) * ds[b][0] * isum as f32;
         }
         acc
     }
