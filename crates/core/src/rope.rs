@@ -59,7 +59,7 @@ impl RopeConfig {
     /// Checks the config against a head dimension: `n_rot` even, non-zero and ≤ `head_dim`,
     /// a positive base, positive scaling factors, and `n_rot/2` frequency factors.
     pub fn validate(&self, head_dim: usize) -> Result<()> {
-        if self.n_rot == 0 || self.n_rot % 2 != 0 || self.n_rot > head_dim {
+        if self.n_rot == 0 || !self.n_rot.is_multiple_of(2) || self.n_rot > head_dim {
             return Err(Error::Shape(format!(
                 "rope: n_rot {} must be even, non-zero and <= head_dim {head_dim}",
                 self.n_rot

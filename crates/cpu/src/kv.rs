@@ -67,6 +67,16 @@ pub enum KvStorage {
     F16(F16Rows),
 }
 
+impl KvStorage {
+    /// The row reader of this storage, dynamically dispatched (slow paths only; attention
+    /// matches on the variant and runs a monomorphized kernel).
+    pub fn rows(&self) -> &dyn KvRows {
+        match self {
+            KvStorage::F16(s) => s,
+        }
+    }
+}
+
 /// One layer's K and V for `num_blocks` blocks.
 #[derive(Debug, Clone)]
 pub struct PagedKv {
@@ -193,7 +203,7 @@ impl PagedKv {
         v: &[f32],
     ) -> Result<()> {
         let row = self.layout.row_len();
-        if k.len() % row != 0 || k.len() != v.len() {
+        if !k.len().is_multiple_of(row) || k.len() != v.len() {
             return Err(shape(format!(
                 "write_tokens: k/v have {}/{} values, not a whole number of {row}-value tokens",
                 k.len(),
@@ -202,7 +212,13 @@ impl PagedKv {
         }
         let n = k.len() / row;
         if n > 0 {
-            self.slot_index(block_table, start_pos + n - 1)?;
+            let last = start_pos
+                .checked_add(n - 1)
+                .ok_or_else(|| shape(format!("write_tokens: start {start_pos} overflows")))?;
+            for pos in (start_pos..=last).step_by(self.layout.block_size) {
+                self.slot_index(block_table, pos)?;
+            }
+            self.slot_index(block_table, last)?;
             for (i, (kt, vt)) in k.chunks_exact(row).zip(v.chunks_exact(row)).enumerate() {
                 self.write(block_table, start_pos + i, kt, vt)?;
             }
@@ -247,9 +263,7 @@ impl PagedKv {
         }
         let first = self.slot_index(block_table, pos)? * self.layout.n_kv_heads;
         let hd = self.layout.head_dim;
-        let rows: &dyn KvRows = match &self.storage {
-            KvStorage::F16(s) => s,
-        };
+        let rows = self.storage.rows();
         for (h, (kh, vh)) in k
             .chunks_exact_mut(hd)
             .zip(v.chunks_exact_mut(hd))

@@ -24,9 +24,18 @@ fn allocate_until_exhausted_then_free_everything() {
 #[test]
 fn bad_retain_and_release_are_errors() {
     let mut a = BlockAllocator::new(2);
-    assert!(matches!(a.retain(0), Err(Error::InvalidBlock { id: 0, .. })));
-    assert!(matches!(a.release(1), Err(Error::InvalidBlock { id: 1, .. })));
-    assert!(matches!(a.release(7), Err(Error::InvalidBlock { id: 7, .. })));
+    assert!(matches!(
+        a.retain(0),
+        Err(Error::InvalidBlock { id: 0, .. })
+    ));
+    assert!(matches!(
+        a.release(1),
+        Err(Error::InvalidBlock { id: 1, .. })
+    ));
+    assert!(matches!(
+        a.release(7),
+        Err(Error::InvalidBlock { id: 7, .. })
+    ));
     let id = a.allocate().unwrap();
     a.release(id).unwrap();
     assert!(a.release(id).is_err(), "double release");

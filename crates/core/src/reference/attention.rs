@@ -26,12 +26,12 @@ pub fn attention(
     let n_q = q_positions.len();
     assert_eq!(q.len(), n_q * n_heads * hd, "reference::attention: q size");
     assert!(
-        n_kv_heads > 0 && n_heads % n_kv_heads == 0,
+        n_kv_heads > 0 && n_heads.is_multiple_of(n_kv_heads),
         "reference::attention: n_kv_heads must divide n_heads"
     );
     let kv_row = n_kv_heads * hd;
     assert!(
-        kv_row > 0 && k.len() % kv_row == 0,
+        kv_row > 0 && k.len().is_multiple_of(kv_row),
         "reference::attention: k size"
     );
     assert_eq!(k.len(), v.len(), "reference::attention: v size");

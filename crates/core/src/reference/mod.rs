@@ -42,7 +42,7 @@ pub fn matmul(w: &[f32], x: &[f32], rows: usize, cols: usize, n: usize) -> Vec<f
 /// If `w` is empty or `x.len()` is not a multiple of `w.len()`.
 pub fn rms_norm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
     assert!(
-        !w.is_empty() && x.len() % w.len() == 0,
+        !w.is_empty() && x.len().is_multiple_of(w.len()),
         "reference::rms_norm: x is not rows × w.len()"
     );
     let mut out = Vec::with_capacity(x.len());

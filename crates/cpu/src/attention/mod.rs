@@ -37,7 +37,7 @@ pub fn attention(
     let layout = kv.layout();
     let (n_kv, hd, bs) = (layout.n_kv_heads, layout.head_dim, layout.block_size);
     let n_q = q_positions.len();
-    if n_kv == 0 || n_heads == 0 || n_heads % n_kv != 0 {
+    if n_kv == 0 || n_heads == 0 || !n_heads.is_multiple_of(n_kv) {
         return Err(shape(format!(
             "{n_heads} query heads is not a multiple of {n_kv} kv heads"
         )));

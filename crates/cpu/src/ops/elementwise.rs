@@ -77,7 +77,7 @@ pub fn softmax_inplace(x: &mut [f32]) {
 
 /// Softmax of each row of `x` (row length `cols`) in place, rows in parallel when large.
 pub fn softmax_rows_inplace(x: &mut [f32], cols: usize) {
-    debug_assert!(cols > 0 && x.len() % cols == 0);
+    debug_assert!(cols > 0 && x.len().is_multiple_of(cols));
     if cols == 0 {
         return;
     }

@@ -7,7 +7,7 @@ use super::PAR_MIN_ELEMS;
 /// RMSNorm of each row of `x` (row length `w.len()`) into `out`; `w` is applied as given.
 /// `x.len()` must be a multiple of `w.len()` and equal `out.len()`.
 pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
-    debug_assert!(!w.is_empty() && x.len() % w.len() == 0 && x.len() == out.len());
+    debug_assert!(!w.is_empty() && x.len().is_multiple_of(w.len()) && x.len() == out.len());
     if w.is_empty() {
         return;
     }
@@ -29,7 +29,7 @@ pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
 
 /// RMSNorm of each row of `x` (row length `w.len()`) in place.
 pub fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32) {
-    debug_assert!(!w.is_empty() && x.len() % w.len() == 0);
+    debug_assert!(!w.is_empty() && x.len().is_multiple_of(w.len()));
     if w.is_empty() {
         return;
     }
