@@ -83,6 +83,10 @@ fn smollm2_q4_1() {
         f.tensor_info("output.weight").is_none(),
         "SmolLM2 ties embeddings"
     );
+    let mut row = vec![0f32; 576];
+    let embd = f.tensor("token_embd.weight").unwrap();
+    embd.dequantize_row(1, &mut row).unwrap();
+    assert!(row.iter().all(|x| x.is_finite()) && row.iter().any(|&x| x != 0.0));
     let norm = f32_values(&f, "output_norm.weight");
     assert!(norm.iter().all(|x| x.is_finite()) && norm.iter().any(|&x| x != 0.0));
     let s = f.summary();

@@ -18,7 +18,6 @@ mod value;
 mod value_from;
 pub mod write;
 
-pub(crate) use atomic::write_atomic;
 pub use file::GgufFile;
 pub use metadata::Metadata;
 pub use summary::{ModelSummary, SummaryEntry, TensorSummary};
