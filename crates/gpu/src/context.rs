@@ -148,6 +148,11 @@ impl GpuContext {
         }
     }
 
+    /// The buffer pool.
+    pub fn pool(&self) -> &BufferPool {
+        &self.pool
+    }
+
     /// Number of compiled pipelines (for tests and `bench` output).
     pub fn pipelines_compiled(&self) -> usize {
         self.registry.compiled()

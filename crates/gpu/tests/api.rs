@@ -1,0 +1,156 @@
+//! Backend behaviour beyond kernel numerics: adapter choice, bad input as errors, several
+//! dependent ops in one pass, pooling, pipeline caching and the benchmark functions.
+
+mod testkit;
+
+use marlin_core::{formats, reference, QuantFormat};
+use marlin_gpu::bench::{bench_gemv_with, copy_bandwidth_with, BenchOpts, Timer};
+use marlin_gpu::{
+    list_adapters, matmul, read_f32, record_matmul, storage_f32, upload_f32, DeviceSelector, Error,
+    GpuContext, GpuWeight, MatmulIo, StepEncoder,
+};
+use testkit::{nmse, random_vec, random_weight, rng};
+
+#[test]
+fn auto_never_opens_a_software_adapter() {
+    let adapters = list_adapters();
+    if testkit::ctx().is_none() {
+        return;
+    }
+    assert!(!adapters.is_empty());
+    assert!(GpuContext::new(DeviceSelector::Cpu).expect("cpu").is_none());
+    let auto = GpuContext::new(DeviceSelector::Auto).expect("auto");
+    if adapters.iter().all(|a| a.software) {
+        assert!(auto.is_none(), "auto picked a software adapter");
+    } else {
+        assert!(auto.is_some_and(|c| !c.summary.software));
+    }
+    let line = adapters[0].to_string();
+    assert!(
+        line.starts_with("gpu:0 ") && line.contains("max binding"),
+        "{line}"
+    );
+    assert!(GpuContext::new(DeviceSelector::GpuIndex(adapters.len())).is_err());
+}
+
+#[test]
+fn bad_input_is_an_error_not_a_panic() {
+    let Some(ctx) = testkit::ctx() else { return };
+    let q2 =
+        formats::quantize_tensor(QuantFormat::Q2_K, &[4, 256], &vec![0.5; 1024]).expect("q2_k");
+    assert!(matches!(
+        GpuWeight::upload(ctx, &q2),
+        Err(Error::Unsupported { .. })
+    ));
+    let odd = GpuWeight::from_bytes(ctx, QuantFormat::F32, 2, 6, &[0u8; 48], 1 << 20);
+    assert!(matches!(odd, Err(Error::Shape { .. })), "{odd:?}");
+    let short = GpuWeight::from_bytes(ctx, QuantFormat::Q4_0, 2, 64, &[0u8; 71], 1 << 20);
+    assert!(matches!(short, Err(Error::Shape { .. })), "{short:?}");
+    let too_big_row = GpuWeight::from_bytes(ctx, QuantFormat::F32, 1, 64, &[0u8; 256], 128);
+    assert!(
+        matches!(too_big_row, Err(Error::TooLarge { .. })),
+        "{too_big_row:?}"
+    );
+
+    let w = GpuWeight::upload(ctx, &random_weight(QuantFormat::Q4_0, 8, 64, 3)).expect("upload");
+    let x = storage_f32(ctx, 64).expect("x");
+    let out = storage_f32(ctx, 8).expect("out");
+    let mut enc = StepEncoder::new(ctx, "bad");
+    for io in [
+        MatmulIo::new(&x, &out, 0),
+        MatmulIo::new(&x, &out, 2),
+        MatmulIo {
+            x_offset: 2,
+            ..MatmulIo::new(&x, &out, 1)
+        },
+        MatmulIo {
+            out_stride: Some(7),
+            ..MatmulIo::new(&x, &out, 1)
+        },
+        MatmulIo {
+            out_offset: 60,
+            ..MatmulIo::new(&x, &out, 1)
+        },
+    ] {
+        let r = record_matmul(&mut enc, &w, &io);
+        assert!(matches!(r, Err(Error::Shape { .. })), "{io:?}: {r:?}");
+    }
+    assert_eq!(enc.dispatch_count(), 0);
+    assert!(matmul(ctx, &w, &[0.0; 63], 1).is_err());
+}
+
+#[test]
+fn dependent_ops_share_one_pass() {
+    let Some(ctx) = testkit::ctx() else { return };
+    let (t1, t2) = (
+        random_weight(QuantFormat::Q4_0, 96, 256, 11),
+        random_weight(QuantFormat::Q6_K, 40, 256, 12),
+    );
+    // Second layer reads only the first 256 of the 96 + 160 padding floats: pad W1 to 256 rows.
+    let t1 = {
+        let mut v = t1.to_f32().expect("dq");
+        v.resize(256 * 256, 0.0);
+        formats::quantize_tensor(QuantFormat::Q4_0, &[256, 256], &v).expect("q")
+    };
+    let (w1, w2) = (
+        GpuWeight::upload(ctx, &t1).expect("w1"),
+        GpuWeight::upload(ctx, &t2).expect("w2"),
+    );
+    let x = random_vec(&mut rng(5), 256);
+    let xb = upload_f32(ctx, &x).expect("x");
+    let h = storage_f32(ctx, 256).expect("h");
+    let y = storage_f32(ctx, 40).expect("y");
+    let mut enc = StepEncoder::new(ctx, "chain");
+    for _ in 0..3 {
+        record_matmul(&mut enc, &w1, &MatmulIo::new(&xb, &h, 1)).expect("l1");
+        record_matmul(&mut enc, &w2, &MatmulIo::new(&h, &y, 1)).expect("l2");
+    }
+    assert_eq!((enc.pass_count(), enc.dispatch_count()), (1, 6));
+    enc.submit().expect("submit");
+    let h_ref = reference::matmul(&t1.to_f32().expect("dq"), &x, 256, 256, 1);
+    let y_ref = reference::matmul(&t2.to_f32().expect("dq"), &h_ref, 40, 256, 1);
+    let got = read_f32(ctx, &y, 0, 40).expect("read");
+    assert!(nmse(&got, &y_ref) < 1e-10, "{}", nmse(&got, &y_ref));
+}
+
+#[test]
+fn pool_reuses_and_pipelines_are_cached() {
+    let Some(ctx) = testkit::ctx() else { return };
+    let before = ctx.pool().stats();
+    drop(storage_f32(ctx, 12_345).expect("a"));
+    let b = storage_f32(ctx, 12_000).expect("b");
+    assert!(b.size() >= 12_345 * 4 && b.len() == 48_000);
+    assert!(ctx.pool().stats().reused > before.reused);
+
+    let w = GpuWeight::upload(ctx, &random_weight(QuantFormat::Q8_0, 4, 32, 9)).expect("w");
+    let x = vec![1.0; 32];
+    let first = matmul(ctx, &w, &x, 1).expect("run 1");
+    let compiled = ctx.pipelines_compiled();
+    assert_eq!(matmul(ctx, &w, &x, 1).expect("run 2"), first);
+    assert_eq!(ctx.pipelines_compiled(), compiled);
+}
+
+#[test]
+fn benchmarks_report_positive_bandwidth() {
+    let Some(ctx) = testkit::ctx() else { return };
+    let opts = BenchOpts {
+        iters: 4,
+        min_working_set: 1 << 20,
+        variant: None,
+    };
+    let b = bench_gemv_with(ctx, QuantFormat::Q4_0, 64, 256, &opts).expect("bench");
+    assert_eq!(b.name, "gemv_q4_0");
+    assert!(
+        b.buffers > 1 && b.gb_s.is_finite() && b.gb_s > 0.0 && b.us > 0.0,
+        "{b:?}"
+    );
+    let want = if ctx.features.timestamp_query {
+        Timer::Timestamp
+    } else {
+        Timer::Wall
+    };
+    assert_eq!(b.timer, want);
+    let c = copy_bandwidth_with(ctx, 1 << 20, 3).expect("copy");
+    assert!(c.gb_s.is_finite() && c.gb_s > 0.0, "{c:?}");
+    eprintln!("lavapipe: {b:?}\n{c:?}");
+}

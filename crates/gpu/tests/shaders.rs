@@ -1,0 +1,162 @@
+//! CPU-only shader checks: every registered kernel parses and validates with naga (with
+//! exactly the capabilities its variant requests) and translates to MSL; the embedded table
+//! matches the files on disk; geometry constants and bindings match the launcher.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use marlin_gpu::registry::{BindLayout, GEMM_ROWS, GEMM_TOKENS, GEMM_WG, GEMV_ROWS, GEMV_WG};
+use marlin_gpu::shaders::SHADER_FILES;
+use marlin_gpu::{all_specs, KernelSpec, Op, Variant, MATMUL_FORMATS};
+use naga::valid::{Capabilities, ShaderStages, SubgroupOperationSet, ValidationFlags, Validator};
+
+fn validate(spec: &KernelSpec) -> (naga::Module, naga::valid::ModuleInfo) {
+    let src = spec.source().expect("source");
+    let module = naga::front::wgsl::parse_str(&src)
+        .unwrap_or_else(|e| panic!("{}: parse\n{}", spec.name, e.emit_to_string(&src)));
+    let subgroup = spec.key.variant == Variant::Subgroup;
+    // unpack2x16float needs SHADER_FLOAT16_IN_FLOAT32: wgpu grants it on every adapter with
+    // the SHADER_F16_IN_F32 downlevel flag (all Vulkan, Metal and DX12 devices).
+    let mut caps = Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+    if subgroup {
+        caps |= Capabilities::SUBGROUP;
+    }
+    let mut v = Validator::new(ValidationFlags::all(), caps);
+    if subgroup {
+        v.subgroup_stages(ShaderStages::COMPUTE);
+        v.subgroup_operations(SubgroupOperationSet::all());
+    }
+    let info = v
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{}: validate\n{}", spec.name, e.emit_to_string(&src)));
+    (module, info)
+}
+
+#[test]
+fn every_kernel_validates_and_translates_to_msl() {
+    let specs = all_specs();
+    // Plain and subgroup GEMV, plain GEMM, for every format.
+    assert_eq!(specs.len(), MATMUL_FORMATS.len() * 3);
+    for spec in &specs {
+        let (module, info) = validate(spec);
+        let options = naga::back::msl::Options {
+            lang_version: (2, 4),
+            ..Default::default()
+        };
+        let (msl, _) = naga::back::msl::write_string(
+            &module,
+            &info,
+            &options,
+            &naga::back::msl::PipelineOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{}: MSL: {e}", spec.name));
+        assert!(
+            msl.contains(&spec.name),
+            "{}: entry point missing from MSL",
+            spec.name
+        );
+    }
+}
+
+fn u32_constant(module: &naga::Module, name: &str) -> Option<u32> {
+    let (_, c) = module
+        .constants
+        .iter()
+        .find(|(_, c)| c.name.as_deref() == Some(name))?;
+    match module.global_expressions[c.init] {
+        naga::Expression::Literal(naga::Literal::U32(v)) => Some(v),
+        _ => None,
+    }
+}
+
+#[test]
+fn geometry_and_bindings_match_the_launcher() {
+    for spec in all_specs() {
+        let (module, _) = validate(&spec);
+        let ep = module
+            .entry_points
+            .iter()
+            .find(|e| e.name == spec.name)
+            .unwrap_or_else(|| panic!("{}: no entry point of that name", spec.name));
+        assert_eq!(
+            ep.workgroup_size,
+            [spec.workgroup_size, 1, 1],
+            "{}",
+            spec.name
+        );
+        let expect: &[(&str, u32)] = match spec.key.op {
+            Op::Gemv => &[("WG", GEMV_WG), ("NR", GEMV_ROWS)],
+            Op::Gemm => &[("WG", GEMM_WG), ("TM", GEMM_ROWS), ("TN", GEMM_TOKENS)],
+        };
+        for &(name, value) in expect {
+            assert_eq!(
+                u32_constant(&module, name),
+                Some(value),
+                "{}: const {name}",
+                spec.name
+            );
+        }
+        assert_eq!(spec.rows_per_group, expect[1].1, "{}", spec.name);
+
+        let BindLayout::Matmul = spec.layout;
+        let mut bound: Vec<(u32, naga::AddressSpace)> = module
+            .global_variables
+            .iter()
+            .filter_map(|(_, g)| g.binding.as_ref().map(|b| (b, g.space)))
+            .map(|(b, space)| {
+                assert_eq!(b.group, 0, "{}", spec.name);
+                (b.binding, space)
+            })
+            .collect();
+        bound.sort_by_key(|(b, _)| *b);
+        assert_eq!(
+            bound.len(),
+            1 + spec.layout.storage().len(),
+            "{}",
+            spec.name
+        );
+        assert_eq!(bound[0], (0, naga::AddressSpace::Uniform), "{}", spec.name);
+        for (i, &read_only) in spec.layout.storage().iter().enumerate() {
+            let (binding, space) = bound[i + 1];
+            assert_eq!(binding, i as u32 + 1, "{}", spec.name);
+            let naga::AddressSpace::Storage { access } = space else {
+                panic!("{}: binding {binding} is not storage", spec.name);
+            };
+            let want = if read_only {
+                naga::StorageAccess::LOAD
+            } else {
+                naga::StorageAccess::LOAD | naga::StorageAccess::STORE
+            };
+            assert_eq!(access, want, "{}: binding {binding}", spec.name);
+        }
+    }
+}
+
+fn files_on_disk(dir: &Path, root: &Path, out: &mut BTreeSet<String>) {
+    for entry in std::fs::read_dir(dir).expect("read shaders dir") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            files_on_disk(&path, root, out);
+        } else if path.extension().is_some_and(|e| e == "wgsl") {
+            let rel = path.strip_prefix(root).expect("prefix");
+            out.insert(rel.to_string_lossy().replace('\\', "/"));
+        }
+    }
+}
+
+#[test]
+fn shader_table_matches_disk_and_every_file_is_used() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/shaders");
+    let mut disk = BTreeSet::new();
+    files_on_disk(&root, &root, &mut disk);
+    let table: BTreeSet<String> = SHADER_FILES.iter().map(|(p, _)| p.to_string()).collect();
+    assert_eq!(disk, table, "src/shaders/ and shaders.rs disagree");
+    for (path, src) in SHADER_FILES {
+        let on_disk = std::fs::read_to_string(root.join(path)).expect("read shader");
+        assert_eq!(&on_disk, src, "{path}: embedded copy is stale");
+    }
+    let used: BTreeSet<String> = all_specs().into_iter().flat_map(|s| s.parts).collect();
+    for path in &table {
+        assert!(used.contains(path), "{path} is used by no kernel");
+    }
+}
