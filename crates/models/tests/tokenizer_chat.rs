@@ -62,6 +62,18 @@ fn fallback_follows_the_vocabulary() {
         gemma.render(&msgs, true, "<bos>", "<eos>").expect("render"),
         "<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n"
     );
+    let by_arch = ChatTemplate::fallback_for("gemma3").expect("template");
+    assert_eq!(
+        by_arch
+            .render(&msgs, true, "<bos>", "<eos>")
+            .expect("render"),
+        gemma.render(&msgs, true, "<bos>", "<eos>").expect("render")
+    );
+    let chatml = ChatTemplate::fallback_for("llama").expect("template");
+    assert_eq!(
+        chatml.render(&msgs, true, "", "").expect("render"),
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    );
     // SmolLM2 ships its own template, which adds a default system turn.
     let smol = ChatTemplate::for_tokenizer(tokenizer(SMOLLM)).expect("template");
     let text = smol.render(&msgs, false, "", "").expect("render");

@@ -3,16 +3,13 @@
 
 mod tokenizer_common;
 
-use marlin_models::tokenizer::{StreamDecoder, Tokenizer};
+use marlin_models::tokenizer::{StreamDecoder, StreamState, Tokenizer};
 use tokenizer_common::{fixture, ids, tokenizer, GEMMA, SMOLLM};
 
 fn stream(tok: &Tokenizer, ids: &[u32], skip_special: bool) -> Vec<String> {
-    let mut dec = StreamDecoder::new(skip_special);
-    let mut pieces: Vec<String> = ids
-        .iter()
-        .map(|&id| dec.push(tok, id).expect("push"))
-        .collect();
-    pieces.push(dec.finish(tok).expect("finish"));
+    let mut dec = StreamDecoder::with_state(tok, StreamState::new(skip_special));
+    let mut pieces: Vec<String> = ids.iter().map(|&id| dec.push(id).expect("push")).collect();
+    pieces.push(dec.finish().expect("finish"));
     pieces
 }
 
@@ -64,7 +61,7 @@ fn smollm2_split_utf8_waits_for_the_whole_character() {
     // "é" = C3 A9, spelled Ã and © in the byte alphabet.
     let c3 = tok.token_id("Ã").expect("byte token");
     let a9 = tok.token_id("©").expect("byte token");
-    let mut dec = StreamDecoder::new(false);
+    let mut dec = StreamState::new(false);
     assert_eq!(dec.push(tok, c3).expect("push"), "");
     assert_eq!(dec.push(tok, a9).expect("push"), "é");
     assert_eq!(tok.token_bytes(c3), Some(vec![0xC3]));
@@ -74,9 +71,9 @@ fn smollm2_split_utf8_waits_for_the_whole_character() {
 fn dangling_bytes_are_flushed_at_finish() {
     let tok = tokenizer(SMOLLM);
     let c3 = tok.token_id("Ã").expect("byte token");
-    let mut dec = StreamDecoder::new(false);
-    assert_eq!(dec.push(tok, c3).expect("push"), "");
-    assert_eq!(dec.finish(tok).expect("finish"), "\u{FFFD}");
+    let mut dec = StreamDecoder::new(tok);
+    assert_eq!(dec.push(c3).expect("push"), "");
+    assert_eq!(dec.finish().expect("finish"), "\u{FFFD}");
 }
 
 #[test]
@@ -87,8 +84,8 @@ fn continuation_after_context_keeps_the_space() {
         .encode_with("Hello world", false, false)
         .expect("encode");
     assert_eq!(next[..prompt.len()], prompt[..]);
-    let mut dec = StreamDecoder::with_context(&prompt, false);
-    let text = dec.push_all(tok, &next[prompt.len()..]).expect("push");
+    let mut dec = StreamDecoder::with_state(tok, StreamState::with_context(&prompt, false));
+    let text = dec.push_all(&next[prompt.len()..]).expect("push");
     assert_eq!(text, " world");
 }
 

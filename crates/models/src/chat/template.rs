@@ -68,6 +68,16 @@ impl ChatTemplate {
         Self::new(CHATML_TEMPLATE)
     }
 
+    /// The built-in template for a model family without one, by GGUF architecture name
+    /// (`general.architecture`): Gemma's turn format for `gemma*`, ChatML otherwise.
+    pub fn fallback_for(arch: &str) -> Result<Self> {
+        if arch.starts_with("gemma") {
+            Self::new(GEMMA_TEMPLATE)
+        } else {
+            Self::chatml()
+        }
+    }
+
     /// The template a tokenizer ships, else a fallback suited to its vocabulary: Gemma's
     /// turn format when it has `<start_of_turn>`, ChatML otherwise.
     pub fn for_tokenizer(tok: &Tokenizer) -> Result<Self> {

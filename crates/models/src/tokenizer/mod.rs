@@ -11,7 +11,7 @@ mod stream;
 
 pub use codec::Tokenizer;
 pub use spec::{token_type, TokenizerModel, TokenizerSpec};
-pub use stream::StreamDecoder;
+pub use stream::{StreamDecoder, StreamState};
 
 impl Tokenizer {
     /// Build the tokenizer of a GGUF file.

@@ -5,6 +5,9 @@
 //! differently (SentencePiece drops its leading space). So, as text-generation-inference
 //! does, the decoder keeps a window of recent ids, decodes the window with and without the
 //! new ids, and emits the difference only once it no longer ends in a replacement character.
+//!
+//! [`StreamState`] owns no tokenizer (store it per sequence); [`StreamDecoder`] pairs it with
+//! a borrowed one for local loops.
 
 use super::Tokenizer;
 use crate::Result;
@@ -13,17 +16,17 @@ use crate::Result;
 /// with no emission the replacement character is real and is let through.
 const MAX_PENDING: usize = 4;
 
-/// Turns a stream of ids into text pieces that never split a character.
+/// The state of an incremental decode; the tokenizer is passed to each call.
 #[derive(Debug, Clone, Default)]
-pub struct StreamDecoder {
+pub struct StreamState {
     ids: Vec<u32>,
     prefix_offset: usize,
     read_offset: usize,
     skip_special: bool,
 }
 
-impl StreamDecoder {
-    /// A new decoder; `skip_special` drops control tokens from the text.
+impl StreamState {
+    /// A new state; `skip_special` drops control tokens from the text.
     pub fn new(skip_special: bool) -> Self {
         Self {
             skip_special,
@@ -31,7 +34,7 @@ impl StreamDecoder {
         }
     }
 
-    /// A decoder whose text continues after `context` (e.g. the prompt): the first pushed
+    /// A state whose text continues after `context` (e.g. the prompt): the first pushed
     /// token is decoded as a continuation, not as the start of a text.
     pub fn with_context(context: &[u32], skip_special: bool) -> Self {
         let keep = context.len().min(MAX_PENDING + 1);
@@ -96,5 +99,45 @@ impl StreamDecoder {
         self.prefix_offset = self.read_offset;
         self.read_offset = self.ids.len();
         Ok(text)
+    }
+}
+
+/// Turns a stream of ids into text pieces that never split a character.
+#[derive(Debug, Clone)]
+pub struct StreamDecoder<'a> {
+    tok: &'a Tokenizer,
+    state: StreamState,
+}
+
+impl<'a> StreamDecoder<'a> {
+    /// A decoder over `tok` that drops control tokens from the text.
+    pub fn new(tok: &'a Tokenizer) -> Self {
+        Self::with_state(tok, StreamState::new(true))
+    }
+
+    /// A decoder over `tok` continuing `state` (see [`StreamState::new`] and
+    /// [`StreamState::with_context`]).
+    pub fn with_state(tok: &'a Tokenizer, state: StreamState) -> Self {
+        Self { tok, state }
+    }
+
+    /// Add one id; returns the text it completes (possibly empty).
+    pub fn push(&mut self, id: u32) -> Result<String> {
+        self.state.push(self.tok, id)
+    }
+
+    /// Add several ids; returns the text they complete.
+    pub fn push_all(&mut self, ids: &[u32]) -> Result<String> {
+        self.state.push_all(self.tok, ids)
+    }
+
+    /// Emit whatever is held back (an incomplete character becomes U+FFFD).
+    pub fn finish(&mut self) -> Result<String> {
+        self.state.finish(self.tok)
+    }
+
+    /// The state, to store without the tokenizer borrow.
+    pub fn into_state(self) -> StreamState {
+        self.state
     }
 }
