@@ -48,25 +48,26 @@ impl WeightLayout {
 /// Byte sizes of a chunk of `rows` rows of `row_bytes` packed bytes in `layout`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkBytes {
-    /// Total bytes to allocate (a multiple of 4).
+    /// Total bytes to allocate (a multiple of 16).
     pub total: u64,
     /// Word index where the scale region starts (0 for `Raw`).
     pub meta_offset_words: u64,
 }
 
-/// Sizes for a chunk of `rows` rows, each `blocks` blocks of `block_bytes` bytes.
+/// Sizes for a chunk of `rows` rows, each `blocks` blocks of `block_bytes` bytes. Totals
+/// are whole vec4s (16 bytes): kernels read weights as `array<vec4<u32>>`.
 pub fn chunk_bytes(layout: &WeightLayout, rows: u64, blocks: u64, block_bytes: u64) -> ChunkBytes {
     let n = rows * blocks;
     match layout {
         WeightLayout::Raw => ChunkBytes {
-            total: (n * block_bytes).div_ceil(4) * 4,
+            total: (n * block_bytes).div_ceil(16) * 16,
             meta_offset_words: 0,
         },
         WeightLayout::Split { payload, meta } => {
-            let pay = (n * payload.len() as u64).div_ceil(4) * 4;
-            let met = (n * meta.len() as u64).div_ceil(4) * 4;
+            let pay = (n * payload.len() as u64).div_ceil(16) * 16;
+            let met = n * meta.len() as u64;
             ChunkBytes {
-                total: pay + met,
+                total: (pay + met).div_ceil(16) * 16,
                 meta_offset_words: pay / 4,
             }
         }
@@ -89,7 +90,7 @@ pub fn write_chunk(
         WeightLayout::Raw => put(0, src),
         WeightLayout::Split { payload, meta } => {
             let n = src.len() / block_bytes;
-            let meta_start = (n * payload.len()).div_ceil(4) * 4;
+            let meta_start = (n * payload.len()).div_ceil(16) * 16;
             let mut pay = Vec::new();
             let mut met = Vec::new();
             for (b, batch) in src.chunks(BATCH_BLOCKS * block_bytes).enumerate() {
@@ -122,7 +123,7 @@ mod tests {
         assert_eq!(
             cb,
             ChunkBytes {
-                total: 48 + 8,
+                total: 64,
                 meta_offset_words: 12
             }
         );

@@ -97,8 +97,8 @@ impl GpuWeight {
                 limit,
             });
         }
-        // Padding adds at most 3 bytes per region, hence the 8 bytes of slack.
-        let fit = (limit.saturating_sub(8) / row_bytes as u64).max(1);
+        // Padding to whole vec4s adds at most 30 bytes, hence the 32 bytes of slack.
+        let fit = (limit.saturating_sub(32) / row_bytes as u64).max(1);
         let rows_per_chunk = usize::try_from(fit).unwrap_or(rows).min(rows);
         let mut chunks = Vec::new();
         let mut start = 0;

@@ -1,5 +1,6 @@
 // Shared by every gemv_* / gemm_* kernel: parameters, bindings and byte helpers.
-// Bindings (group 0): 0 params (uniform, dynamic offset), 1 w (packed weights as u32 words),
+// Bindings (group 0): 0 params (uniform, dynamic offset), 1 w (packed weights, read as
+// vec4<u32> so 16-byte-aligned blocks load in one instruction; `word` reads one u32),
 // 2 x (f32 activations as vec4, token-major), 3 out (f32, token-major).
 // Launcher: src/ops/matmul.rs (MatmulParams must match Params field for field).
 
@@ -15,7 +16,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
@@ -43,9 +44,14 @@ fn store_out(t: u32, row: u32, v: f32) {
     out[p.out_offset + t * p.out_stride + p.row_offset + row] = v;
 }
 
+// Word i of the weights (counting u32 from the start of w).
+fn word(i: u32) -> u32 {
+    return w[i >> 2u][i & 3u];
+}
+
 // The f16 with index h, counting 2-byte halves from the start of w.
 fn half_at(h: u32) -> f32 {
-    return unpack2x16float(w[h >> 1u])[h & 1u];
+    return unpack2x16float(word(h >> 1u))[h & 1u];
 }
 
 // The four bytes of v as unsigned values, low byte first.
@@ -59,13 +65,13 @@ fn i8x4(v: u32) -> vec4<f32> {
     return vec4<f32>(s >> vec4<u32>(24u));
 }
 
-// Byte b (unsigned) counted from word `base`.
-fn byte_at(base: u32, b: u32) -> u32 {
-    return (w[base + (b >> 2u)] >> ((b & 3u) * 8u)) & 0xFFu;
+// Byte b (0..15, unsigned) of v.
+fn vbyte(v: vec4<u32>, b: u32) -> u32 {
+    return (v[b >> 2u] >> ((b & 3u) * 8u)) & 0xFFu;
 }
 
-// Byte b (signed) counted from word `base`.
-fn sbyte_at(base: u32, b: u32) -> f32 {
-    let v = w[base + (b >> 2u)] << (24u - (b & 3u) * 8u);
-    return f32(bitcast<i32>(v) >> 24u);
+// Byte b (0..15, signed) of v.
+fn vsbyte(v: vec4<u32>, b: u32) -> f32 {
+    let x = v[b >> 2u] << (24u - (b & 3u) * 8u);
+    return f32(bitcast<i32>(x) >> 24u);
 }

@@ -10,8 +10,10 @@ fn load_unit(row: u32, u: u32) -> Unit {
     for (var i = 0u; i < 8u; i++) {
         let k = u * 8u + i;
         if (k < c4) {
-            let e = (row * c4 + k) * 2u;
-            r[i] = vec4<f32>(bf16x2(w[e]), bf16x2(w[e + 1u]));
+            let e = row * c4 + k;
+            let v = w[e >> 1u];
+            let h = select(v.xy, v.zw, (e & 1u) == 1u);
+            r[i] = vec4<f32>(bf16x2(h.x), bf16x2(h.y));
         }
     }
     return r;

@@ -1,5 +1,5 @@
-// Q6_K, split layout: per block 52 payload words at word 52 * blk: ql[128] (words 0..31),
-// qh[64] (32..47), scales[16] i8 (48..51); the f16 d is half (meta_offset * 2 + blk).
+// Q6_K, split layout: per block 13 payload vec4s at vec4 13 * blk: ql[128] (vec4s 0..7),
+// qh[64] (8..11), scales[16] i8 (12); the f16 d is half (meta_offset * 2 + blk).
 // Unit u: h = (u % 8) / 4, k = u % 4; element l (0..31): low4 from ql[64h + 32(k&1) + l]
 // shifted by 4(k>>1), high2 from qh[32h + l] shifted by 2k; q = low4 | high2 << 4 - 32;
 // scale scales[8h + 2k + l / 16]. y = d * scale * q.
@@ -7,17 +7,23 @@ fn load_unit(row: u32, u: u32) -> Unit {
     let blk = row * (p.cols / 256u) + u / 8u;
     let h = (u % 8u) / 4u;
     let k = u % 4u;
-    let base = blk * 52u;
+    let base = blk * 13u;
     let d = half_at(p.meta_offset * 2u + blk);
-    let s0 = d * sbyte_at(base + 48u, 8u * h + 2u * k);
-    let s1 = d * sbyte_at(base + 48u, 8u * h + 2u * k + 1u);
-    let ql = base + 16u * h + 8u * (k & 1u);
-    let qh = base + 32u + 8u * h;
+    let sc = w[base + 12u];
+    let s0 = d * vsbyte(sc, 8u * h + 2u * k);
+    let s1 = d * vsbyte(sc, 8u * h + 2u * k + 1u);
+    let l0 = w[base + 4u * h + 2u * (k & 1u)];
+    let l1 = w[base + 4u * h + 2u * (k & 1u) + 1u];
+    let h0 = w[base + 8u + 2u * h];
+    let h1 = w[base + 9u + 2u * h];
+    let ls = 4u * (k >> 1u);
+    let hs = 2u * k;
     var r: Unit;
-    for (var i = 0u; i < 8u; i++) {
-        let lo = (w[ql + i] >> (4u * (k >> 1u))) & 0x0F0F0F0Fu;
-        let hi = ((w[qh + i] >> (2u * k)) & 0x03030303u) << 4u;
-        r[i] = (u8x4(lo | hi) - 32.0) * select(s1, s0, i < 4u);
+    for (var i = 0u; i < 4u; i++) {
+        let a = ((l0[i] >> ls) & 0x0F0F0F0Fu) | (((h0[i] >> hs) & 0x03030303u) << 4u);
+        let b = ((l1[i] >> ls) & 0x0F0F0F0Fu) | (((h1[i] >> hs) & 0x03030303u) << 4u);
+        r[i] = (u8x4(a) - 32.0) * s0;
+        r[i + 4u] = (u8x4(b) - 32.0) * s1;
     }
     return r;
 }

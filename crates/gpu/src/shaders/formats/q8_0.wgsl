@@ -1,12 +1,14 @@
-// Q8_0, split layout: per block 8 payload words (qs[32], i8) at word 8 * blk; the f16 scale
-// d is half (meta_offset * 2 + blk). y = q * d.
+// Q8_0, split layout: block blk's qs[32] (i8) are vec4s 2 * blk and 2 * blk + 1 of the
+// payload region; the f16 scale d is half (meta_offset * 2 + blk). y = q * d.
 fn load_unit(row: u32, u: u32) -> Unit {
     let blk = row * (p.cols / 32u) + u;
     let d = half_at(p.meta_offset * 2u + blk);
-    let b = blk * 8u;
+    let q0 = w[2u * blk];
+    let q1 = w[2u * blk + 1u];
     var r: Unit;
-    for (var i = 0u; i < 8u; i++) {
-        r[i] = i8x4(w[b + i]) * d;
+    for (var i = 0u; i < 4u; i++) {
+        r[i] = i8x4(q0[i]) * d;
+        r[i + 4u] = i8x4(q1[i]) * d;
     }
     return r;
 }
