@@ -2,8 +2,11 @@
 
 use std::sync::{Arc, Mutex};
 
+use marlin_core::QuantFormat;
+
+use crate::op::Op;
 use crate::pool::BufferPool;
-use crate::registry::{Registry, Variant};
+use crate::registry::{spec, KernelKey, Registry, Variant};
 use crate::selector::{self, AdapterSummary, DeviceSelector, GpuFeatures};
 use crate::{Error, Result};
 
@@ -146,6 +149,29 @@ impl GpuContext {
             }),
             None => Ok(out),
         }
+    }
+
+    /// Whether `op` has a kernel for `format` on this device (missing kernels are
+    /// reported, never emulated).
+    pub fn supports(&self, op: Op, format: QuantFormat) -> bool {
+        let variant = match op {
+            Op::Gemv => self.default_variant(),
+            Op::Gemm => Variant::Plain,
+        };
+        spec(KernelKey {
+            op,
+            format,
+            variant,
+        })
+        .is_some_and(|s| self.device.features().contains(s.features))
+    }
+
+    /// Compile the pipelines for `keys` now (at model load) instead of on first use.
+    pub fn prewarm(&self, keys: &[KernelKey]) -> Result<()> {
+        for &k in keys {
+            self.registry.kernel(self, k)?;
+        }
+        Ok(())
     }
 
     /// The buffer pool.

@@ -154,3 +154,44 @@ fn benchmarks_report_positive_bandwidth() {
     assert!(c.gb_s.is_finite() && c.gb_s > 0.0, "{c:?}");
     eprintln!("lavapipe: {b:?}\n{c:?}");
 }
+
+/// More GEMV workgroups than one grid dimension allows (65,535) fold into a 2-D grid.
+#[test]
+fn huge_row_counts_fold_the_grid() {
+    let Some(ctx) = testkit::ctx() else { return };
+    let rows = 4 * 65_535 + 9;
+    let t = random_weight(QuantFormat::F32, rows, 4, 21);
+    let w = GpuWeight::upload(ctx, &t).expect("upload");
+    let x = [0.5f32, -1.0, 2.0, 0.25];
+    let want = reference::matmul(&t.to_f32().expect("dq"), &x, rows, 4, 1);
+    let got = matmul(ctx, &w, &x, 1).expect("gemv");
+    assert!(nmse(&got, &want) < 1e-12);
+    assert!((got[rows - 1] - want[rows - 1]).abs() < 1e-5);
+}
+
+#[test]
+fn support_matrix_and_prewarm() {
+    let Some(ctx) = testkit::ctx() else { return };
+    use marlin_gpu::{KernelKey, Op, Variant, MATMUL_FORMATS};
+    for op in Op::ALL {
+        for &f in MATMUL_FORMATS {
+            assert!(ctx.supports(op, f), "{op}_{f}");
+        }
+        assert!(!ctx.supports(op, QuantFormat::Q2_K));
+    }
+    let key = KernelKey {
+        op: Op::Gemm,
+        format: QuantFormat::Q5_K,
+        variant: Variant::Plain,
+    };
+    ctx.prewarm(&[key]).expect("prewarm");
+    let bad = KernelKey {
+        op: Op::Gemm,
+        format: QuantFormat::Q5_K,
+        variant: Variant::Subgroup,
+    };
+    assert!(matches!(
+        ctx.prewarm(&[bad]),
+        Err(Error::Unsupported { .. })
+    ));
+}
