@@ -3,5 +3,6 @@
 
 pub mod blocks;
 pub mod error;
+pub mod sampler;
 
 pub use error::{Error, Result};
