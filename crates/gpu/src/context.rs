@@ -99,12 +99,12 @@ impl GpuContext {
         })
     }
 
-    /// The GEMV variant this device runs by default.
-    pub fn default_variant(&self) -> Variant {
-        if self.features.subgroup {
-            Variant::Subgroup
-        } else {
-            Variant::Plain
+    /// The variant of `op` this device runs by default: subgroup GEMV where available;
+    /// plain (f32) GEMM, since the f16 GEMM trades accuracy and is opt-in.
+    pub fn default_variant(&self, op: Op) -> Variant {
+        match op {
+            Op::Gemv if self.features.subgroup => Variant::Subgroup,
+            Op::Gemv | Op::Gemm => Variant::Plain,
         }
     }
 
@@ -154,10 +154,7 @@ impl GpuContext {
     /// Whether `op` has a kernel for `format` on this device (missing kernels are
     /// reported, never emulated).
     pub fn supports(&self, op: Op, format: QuantFormat) -> bool {
-        let variant = match op {
-            Op::Gemv => self.default_variant(),
-            Op::Gemm => Variant::Plain,
-        };
+        let variant = self.default_variant(op);
         spec(KernelKey {
             op,
             format,

@@ -29,14 +29,20 @@ pub enum Variant {
     Plain,
     /// Reductions with `subgroupAdd` (device feature `SUBGROUP`).
     Subgroup,
+    /// f16 workgroup tiles and products, f32 accumulation (device feature `SHADER_F16`).
+    F16,
 }
 
 impl Variant {
+    /// Every variant.
+    pub const ALL: [Variant; 3] = [Variant::Plain, Variant::Subgroup, Variant::F16];
+
     /// Stable name for logs and bench lines.
     pub fn name(self) -> &'static str {
         match self {
             Variant::Plain => "plain",
             Variant::Subgroup => "subgroup",
+            Variant::F16 => "f16",
         }
     }
 }
@@ -120,27 +126,51 @@ fn format_parts(format: QuantFormat) -> Option<Vec<String>> {
 /// The spec for `key`, or `None` when no such kernel exists.
 pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     let name = kernel_name(key.op, key.format);
-    let mut parts = vec!["common/matmul_io.wgsl".to_string()];
-    let (features, wg, rows, tokens) = match (key.op, key.variant) {
-        (Op::Gemv, Variant::Subgroup) => {
-            parts.push("common/ids_subgroup.wgsl".into());
-            parts.push("gemv/reduce_subgroup.wgsl".into());
-            (wgpu::Features::SUBGROUP, GEMV_WG, GEMV_ROWS, 1)
+    let op = key.op.name();
+    let mut parts: Vec<String> = Vec::new();
+    let (features, wg, rows, tokens, ids, body) = match (key.op, key.variant) {
+        (Op::Gemv, Variant::Subgroup) => (
+            wgpu::Features::SUBGROUP,
+            GEMV_WG,
+            GEMV_ROWS,
+            1,
+            "subgroup",
+            vec!["gemv/reduce_subgroup.wgsl", "gemv/gemv_body.wgsl"],
+        ),
+        (Op::Gemv, Variant::Plain) => (
+            wgpu::Features::empty(),
+            GEMV_WG,
+            GEMV_ROWS,
+            1,
+            "plain",
+            vec!["gemv/reduce_workgroup.wgsl", "gemv/gemv_body.wgsl"],
+        ),
+        (Op::Gemm, Variant::Plain) => (
+            wgpu::Features::empty(),
+            GEMM_WG,
+            GEMM_ROWS,
+            GEMM_TOKENS,
+            "plain",
+            vec!["gemm/gemm_body.wgsl"],
+        ),
+        (Op::Gemm, Variant::F16) => {
+            parts.push("common/enable_f16.wgsl".into());
+            (
+                wgpu::Features::SHADER_F16,
+                GEMM_WG,
+                GEMM_ROWS,
+                GEMM_TOKENS,
+                "plain",
+                vec!["gemm/gemm_body_f16.wgsl"],
+            )
         }
-        (Op::Gemv, Variant::Plain) => {
-            parts.push("common/ids_plain.wgsl".into());
-            parts.push("gemv/reduce_workgroup.wgsl".into());
-            (wgpu::Features::empty(), GEMV_WG, GEMV_ROWS, 1)
-        }
-        (Op::Gemm, Variant::Plain) => {
-            parts.push("common/ids_plain.wgsl".into());
-            (wgpu::Features::empty(), GEMM_WG, GEMM_ROWS, GEMM_TOKENS)
-        }
-        (Op::Gemm, Variant::Subgroup) => return None,
+        (Op::Gemv, Variant::F16) | (Op::Gemm, Variant::Subgroup) => return None,
     };
+    parts.push("common/matmul_io.wgsl".into());
+    parts.push(format!("common/ids_{ids}.wgsl"));
     parts.extend(format_parts(key.format)?);
-    parts.push(format!("{0}/{0}_body.wgsl", key.op.name()));
-    parts.push(format!("{}/{name}.wgsl", key.op.name()));
+    parts.extend(body.into_iter().map(String::from));
+    parts.push(format!("{op}/{name}.wgsl"));
     Some(KernelSpec {
         key,
         name,
@@ -158,7 +188,7 @@ pub fn all_specs() -> Vec<KernelSpec> {
     let mut v = Vec::new();
     for op in Op::ALL {
         for &format in op.formats() {
-            for variant in [Variant::Plain, Variant::Subgroup] {
+            for variant in Variant::ALL {
                 v.extend(spec(KernelKey {
                     op,
                     format,

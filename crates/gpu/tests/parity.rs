@@ -97,15 +97,23 @@ fn run(ctx: &GpuContext, c: &Case) {
     }
     let e = nmse(&got, &want);
     eprintln!("{what}: nmse {e:e}");
-    let limit = nmse_threshold(c.op, c.format);
+    let limit = nmse_threshold(c.op, c.format, c.variant);
     assert!(e <= limit, "{what}: NMSE {e:e} > {limit:e}");
 }
 
+/// Every variant of `op` this device can run (all of them on lavapipe).
 fn variants(ctx: &GpuContext, op: Op) -> Vec<Variant> {
-    match op {
-        Op::Gemv if ctx.features.subgroup => vec![Variant::Plain, Variant::Subgroup],
-        _ => vec![Variant::Plain],
-    }
+    Variant::ALL
+        .into_iter()
+        .filter(|&variant| {
+            marlin_gpu::spec(marlin_gpu::KernelKey {
+                op,
+                format: QuantFormat::F32,
+                variant,
+            })
+            .is_some_and(|s| ctx.device.features().contains(s.features))
+        })
+        .collect()
 }
 
 fn shapes(format: QuantFormat) -> Vec<(usize, usize)> {
@@ -196,7 +204,7 @@ fn chunked_weights_match() {
             let case = Case {
                 op,
                 format,
-                variant: ctx.default_variant(),
+                variant: ctx.default_variant(op),
                 rows: 37,
                 cols,
                 n_tokens,

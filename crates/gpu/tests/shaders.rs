@@ -21,6 +21,9 @@ fn validate(spec: &KernelSpec) -> (naga::Module, naga::valid::ModuleInfo) {
     if subgroup {
         caps |= Capabilities::SUBGROUP;
     }
+    if spec.key.variant == Variant::F16 {
+        caps |= Capabilities::SHADER_FLOAT16;
+    }
     let mut v = Validator::new(ValidationFlags::all(), caps);
     if subgroup {
         v.subgroup_stages(ShaderStages::COMPUTE);
@@ -35,8 +38,8 @@ fn validate(spec: &KernelSpec) -> (naga::Module, naga::valid::ModuleInfo) {
 #[test]
 fn every_kernel_validates_and_translates_to_msl() {
     let specs = all_specs();
-    // Plain and subgroup GEMV, plain GEMM, for every format.
-    assert_eq!(specs.len(), MATMUL_FORMATS.len() * 3);
+    // Plain and subgroup GEMV, plain and f16 GEMM, for every format.
+    assert_eq!(specs.len(), MATMUL_FORMATS.len() * 4);
     for spec in &specs {
         let (module, info) = validate(spec);
         let options = naga::back::msl::Options {

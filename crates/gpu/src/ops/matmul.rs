@@ -53,13 +53,23 @@ fn to_u32(v: usize, what: &str) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::shape("matmul", format!("{what} = {v} exceeds u32")))
 }
 
-/// Record `W · x` with the device's default variant (GEMV for one token, else GEMM).
+/// The op that computes `n_tokens` tokens: GEMV for one, GEMM for more.
+pub fn matmul_op(n_tokens: usize) -> Op {
+    if n_tokens == 1 {
+        Op::Gemv
+    } else {
+        Op::Gemm
+    }
+}
+
+/// Record `W · x` with the device's default variant of [`matmul_op`].
 pub fn record_matmul(enc: &mut StepEncoder<'_>, w: &GpuWeight, io: &MatmulIo<'_>) -> Result<()> {
-    let v = enc.ctx().default_variant();
+    let v = enc.ctx().default_variant(matmul_op(io.n_tokens));
     record_matmul_variant(enc, w, io, v)
 }
 
-/// Record `W · x` with GEMV `variant` (GEMM has only `Plain`).
+/// Record `W · x` with `variant` of [`matmul_op`]; a variant that op lacks (or the device
+/// cannot run) is `Error::Unsupported`.
 pub fn record_matmul_variant(
     enc: &mut StepEncoder<'_>,
     w: &GpuWeight,
@@ -99,11 +109,7 @@ pub fn record_matmul_variant(
         io.out_offset + (n - 1) * stride + w.rows,
         "last output index",
     )?;
-    let (op, variant) = if n == 1 {
-        (Op::Gemv, variant)
-    } else {
-        (Op::Gemm, Variant::Plain)
-    };
+    let op = matmul_op(n);
     let key = KernelKey {
         op,
         format: w.format,

@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use marlin_core::{formats, QTensor, QuantFormat};
-use marlin_gpu::{list_adapters, DeviceSelector, GpuContext, Op};
+use marlin_gpu::{list_adapters, DeviceSelector, GpuContext, Op, Variant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -14,13 +14,15 @@ pub const GUARD: usize = 17;
 pub const SENTINEL: u32 = 0x7FBA_DB0B;
 
 /// NMSE thresholds, the one table: quantized ops are compared with the f64 reference on
-/// dequantized weights, so only f32 accumulation order separates them.
-pub fn nmse_threshold(op: Op, format: QuantFormat) -> f64 {
+/// dequantized weights, so in f32 only accumulation order separates them (measured on
+/// lavapipe: 1e-15..1e-12); the f16 variant rounds weights and activations to f16
+/// (≈ 2^-11 relative each).
+pub fn nmse_threshold(op: Op, format: QuantFormat, variant: Variant) -> f64 {
     use QuantFormat as F;
-    match (op, format) {
-        (_, F::F32 | F::F16 | F::BF16) => 1e-10,
-        (Op::Gemv, _) => 1e-10,
-        (Op::Gemm, _) => 1e-10,
+    match (op, format, variant) {
+        (_, _, Variant::F16) => 2e-6,
+        (_, F::F32 | F::F16 | F::BF16, _) => 1e-10,
+        (Op::Gemv | Op::Gemm, _, _) => 1e-10,
     }
 }
 
