@@ -195,3 +195,35 @@ fn support_matrix_and_prewarm() {
         Err(Error::Unsupported { .. })
     ));
 }
+
+/// Prints GEMV bandwidth for every format and the copy bandwidth (run with --ignored).
+#[test]
+#[ignore = "benchmark; prints numbers"]
+fn print_gemv_bandwidth_table() {
+    let Some(ctx) = testkit::ctx() else { return };
+    let opts = BenchOpts {
+        iters: 8,
+        min_working_set: 64 << 20,
+        variant: None,
+    };
+    for &f in marlin_gpu::MATMUL_FORMATS {
+        let b = bench_gemv_with(ctx, f, 1024, 4096, &opts).expect("bench");
+        assert!(b.gb_s > 0.0);
+        eprintln!(
+            "{} {}: {:.1} us, {:.2} GB/s ({:?}, {} buffers)",
+            b.name,
+            b.variant.name(),
+            b.us,
+            b.gb_s,
+            b.timer,
+            b.buffers
+        );
+    }
+    let c = marlin_gpu::copy_bandwidth(ctx).expect("copy");
+    eprintln!(
+        "copy: {:.2} GB/s ({} MiB, {:?})",
+        c.gb_s,
+        c.bytes >> 20,
+        c.timer
+    );
+}
