@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex};
 use marlin_core::QuantFormat;
 
 use crate::op::Op;
+use crate::pipelines::Registry;
 use crate::pool::BufferPool;
-use crate::registry::{spec, KernelKey, Registry, Variant};
+use crate::registry::{spec, KernelKey, Variant};
 use crate::selector::{self, AdapterSummary, DeviceSelector, GpuFeatures};
 use crate::{Error, Result};
 
