@@ -172,3 +172,40 @@ fn writer_refuses_what_the_reader_would_refuse() {
         .to_string()
         .contains("power of two"));
 }
+
+/// Writes the fuzz seed corpus (run by hand):
+/// `MARLIN_FUZZ_SEEDS=$PWD/fuzz/seeds cargo test -p marlin-models --test gguf_roundtrip -- --ignored`
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let Some(root) = std::env::var_os("MARLIN_FUZZ_SEEDS") else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(root).join("gguf_parse");
+    std::fs::create_dir_all(&dir).unwrap();
+    let small = small_valid_file();
+    let mut v2 = small.clone();
+    v2[4] = 2;
+    let mut values = GgufWriter::new();
+    for (k, v) in all_values() {
+        values.set(k, v).unwrap();
+    }
+    let mut ranks = GgufWriter::new();
+    ranks.set("general.alignment", 8u32).unwrap();
+    ranks
+        .add_tensor("d", owned(QuantFormat::Q8_0, &[2, 1, 1, 32], vec![1; 68]))
+        .unwrap();
+    ranks
+        .add_tensor("k", owned(QuantFormat::Q6_K, &[1, 256], vec![2; 210]))
+        .unwrap();
+    let seeds = [
+        ("small.gguf", small),
+        ("v2.gguf", v2),
+        ("values.gguf", values.to_bytes().unwrap()),
+        ("ranks.gguf", ranks.to_bytes().unwrap()),
+    ];
+    for (name, bytes) in seeds {
+        assert!(GgufFile::from_bytes(&bytes).is_ok(), "{name}");
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}

@@ -134,3 +134,38 @@ fn random_mutations_never_panic() {
     }
     assert!(ok > 0);
 }
+
+/// Writes the safetensors fuzz seeds (run by hand):
+/// `MARLIN_FUZZ_SEEDS=$PWD/fuzz/seeds cargo test -p marlin-models --test hf_safetensors_hostile -- --ignored`
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let Some(root) = std::env::var_os("MARLIN_FUZZ_SEEDS") else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(root).join("safetensors_parse");
+    std::fs::create_dir_all(&dir).unwrap();
+    let h = vec![0u8; 8];
+    let views = vec![
+        (
+            "x".to_string(),
+            TensorView::new(Dtype::F16, vec![2, 2], &h).unwrap(),
+        ),
+        (
+            "y".to_string(),
+            TensorView::new(Dtype::I8, vec![8], &h).unwrap(),
+        ),
+        (
+            "z".to_string(),
+            TensorView::new(Dtype::F32, vec![], &h[..4]).unwrap(),
+        ),
+    ];
+    let meta = [("format".to_string(), "pt".to_string())]
+        .into_iter()
+        .collect();
+    let three = safetensors::serialize(views, Some(meta)).unwrap();
+    for (name, bytes) in [("two.safetensors", valid()), ("three.safetensors", three)] {
+        assert!(SafetensorsFile::from_bytes(&bytes).is_ok(), "{name}");
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}

@@ -22,3 +22,6 @@ pub const MAX_HEADER_BYTES: usize = 128 << 20;
 pub(crate) const MIN_KV_BYTES: usize = 8 + 1 + 4 + 1;
 /// Smallest possible tensor info: name length, 1 name byte, n_dims, 1 dim, type, offset.
 pub(crate) const MIN_TENSOR_INFO_BYTES: usize = 8 + 1 + 4 + 8 + 4 + 8;
+/// Most entries reserved up front for a claimed count whose items are larger in memory
+/// than on disk (tensor infos, string arrays); beyond this, vectors grow as items parse.
+pub(crate) const PREALLOC_MAX: usize = 4096;

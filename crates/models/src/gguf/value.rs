@@ -1,6 +1,6 @@
 //! GGUF metadata values: the 13 value types, typed arrays, and their parsing.
 
-use super::limits::{MAX_ARRAY_LEN, MAX_STRING_LEN};
+use super::limits::{MAX_ARRAY_LEN, MAX_STRING_LEN, PREALLOC_MAX};
 use super::reader::Reader;
 use crate::{Error, Result};
 
@@ -274,7 +274,8 @@ fn read_array(r: &mut Reader<'_>, what: &dyn std::fmt::Display) -> Result<MetaAr
             MetaArray::Bool(v)
         }
         ValueType::String => {
-            let mut v = Vec::with_capacity(n);
+            // A String is 24 bytes but may take only 8 in the file: grow as parsed.
+            let mut v = Vec::with_capacity(n.min(PREALLOC_MAX));
             for i in 0..n {
                 v.push(r.string(MAX_STRING_LEN, &format_args!("{what}[{i}]"))?);
             }
