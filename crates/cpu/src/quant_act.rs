@@ -12,6 +12,8 @@ pub(crate) struct ActBuf {
     pub qs: Vec<i8>,
     /// 32-element blocks: `[d, d·Σq]` per block.
     pub ds: Vec<[f32; 2]>,
+    /// 32-element blocks regrouped for 4-token tiles (see `kernel::Acts::grp`).
+    pub grp: Vec<f32>,
     /// 256-element blocks: `d` per block, and Σq per 16-element group.
     pub d: Vec<f32>,
     pub bsums: Vec<i16>,
@@ -40,6 +42,16 @@ impl ActBuf {
                         .for_each(|((x, q), ds)| quantize_b32(x, q, ds, isa));
                 } else {
                     quantize_b32(x, qs, ds, isa);
+                }
+                let groups = n_tokens / 4;
+                grow(&mut self.grp, groups * nb * 8);
+                for (i, g) in self.grp[..groups * nb * 8].chunks_exact_mut(8).enumerate() {
+                    let (grp, b) = (i / nb, i % nb);
+                    for j in 0..4 {
+                        let [d, s] = ds[(4 * grp + j) * nb + b];
+                        g[j] = d;
+                        g[4 + j] = s;
+                    }
                 }
             }
             ActKind::Q8B256 => {

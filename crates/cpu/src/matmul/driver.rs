@@ -20,8 +20,9 @@ const SERIAL_BYTES: usize = 64 * 1024;
 const TASKS_PER_THREAD: usize = 4;
 /// Target weight bytes of one GEMM row tile (kept in L1/L2 while tokens stream past).
 const TILE_BYTES: usize = 16 * 1024;
-/// Tokens per GEMM task.
+/// Tokens per GEMM task. A multiple of 4: 4-token tiles start on whole token groups.
 const TOKEN_CHUNK: usize = 64;
+const _: () = assert!(TOKEN_CHUNK.is_multiple_of(4));
 
 /// Shapes of one call, already validated by the caller.
 pub(super) struct Problem<'a> {
@@ -49,6 +50,7 @@ fn run_with(k: &Kernel, isa: Isa, p: &Problem, buf: &mut ActBuf, out: &mut [f32]
             f: p.x,
             qs: &[],
             ds: &[],
+            grp: &[],
             d: &[],
             bsums: &[],
         },
@@ -56,6 +58,7 @@ fn run_with(k: &Kernel, isa: Isa, p: &Problem, buf: &mut ActBuf, out: &mut [f32]
             f: &[],
             qs: &buf.qs[..n],
             ds: &buf.ds[..n / 32],
+            grp: &buf.grp[..p.n_tokens / 4 * (p.cols / 32) * 8],
             d: &[],
             bsums: &[],
         },
@@ -63,6 +66,7 @@ fn run_with(k: &Kernel, isa: Isa, p: &Problem, buf: &mut ActBuf, out: &mut [f32]
             f: &[],
             qs: &buf.qs[..n],
             ds: &[],
+            grp: &[],
             d: &buf.d[..n / 256],
             bsums: &buf.bsums[..n / 16],
         },

@@ -24,6 +24,7 @@ pub(super) fn run(format: QuantFormat, isa: Isa, p: &Problem, out: &mut [f32]) -
         f: p.x,
         qs: &[],
         ds: &[],
+        grp: &[],
         d: &[],
         bsums: &[],
     };

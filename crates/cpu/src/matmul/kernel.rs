@@ -9,6 +9,9 @@ pub(crate) struct Acts<'a> {
     pub qs: &'a [i8],
     /// 32-element formats: per-block `[d, d·Σq]` `[n_tokens * blocks_per_row]`.
     pub ds: &'a [[f32; 2]],
+    /// 32-element formats, tokens in groups of 4: per (group, block) the four tokens' `d`
+    /// then their four `d·Σq` (`[n_tokens / 4 * blocks_per_row * 8]`).
+    pub grp: &'a [f32],
     /// 256-element formats: per-block scale `[n_tokens * blocks_per_row]`.
     pub d: &'a [f32],
     /// Per 16-element group `Σq` `[n_tokens * blocks_per_row * 16]` (256-element formats).
@@ -104,8 +107,27 @@ pub(crate) struct Kernel {
     pub one: [TileFn; 4],
 }
 
-/// Build a [`Kernel`] from a generic tile function `f::<PRE.., R, T>`.
+/// Build a [`Kernel`] from a generic tile function `f::<PRE.., R, T>`. The `g4 = g` form
+/// takes the 4-token tiles from `g::<PRE.., R>` instead (kernels that read the grouped
+/// activation scales).
 macro_rules! kernel {
+    ($act:expr, $rv:literal, $rm:literal, $f:ident $(, $pre:tt)*; g4 = $g:ident) => {
+        $crate::matmul::kernel::Kernel {
+            gemm: [
+                $f::<$($pre,)* $rm, 1>,
+                $f::<$($pre,)* $rm, 2>,
+                $f::<$($pre,)* $rm, 3>,
+                $g::<$($pre,)* $rm>,
+            ],
+            one: [
+                $f::<$($pre,)* 1, 1>,
+                $f::<$($pre,)* 1, 2>,
+                $f::<$($pre,)* 1, 3>,
+                $g::<$($pre,)* 1>,
+            ],
+            ..kernel!($act, $rv, $rm, $f $(, $pre)*)
+        }
+    };
     ($act:expr, $rv:literal, $rm:literal, $f:ident $(, $pre:tt)*) => {
         $crate::matmul::kernel::Kernel {
             act: $act,

@@ -13,7 +13,7 @@ use crate::matmul::kernel::Ctx;
 
 /// Σ u8 × i8 over groups of 4 bytes → 8 × i32 (no i16 saturation for the ranges used here).
 #[inline(always)]
-unsafe fn dot<const VNNI: bool>(u: __m256i, s: __m256i) -> __m256i {
+pub(super) unsafe fn dot<const VNNI: bool>(u: __m256i, s: __m256i) -> __m256i {
     if VNNI {
         _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s)
     } else {
@@ -23,7 +23,7 @@ unsafe fn dot<const VNNI: bool>(u: __m256i, s: __m256i) -> __m256i {
 
 /// The 32 unsigned codes of a Q4/Q5 block in element order.
 #[inline(always)]
-unsafe fn codes<const F: u8>(blk: *const u8) -> __m256i {
+pub(super) unsafe fn codes<const F: u8>(blk: *const u8) -> __m256i {
     let l = b32(F);
     // Both halves hold the 16 code bytes; the upper half is shifted to its high nibbles.
     let qs = _mm256_broadcastsi128_si256(_mm_loadu_si128(blk.add(l.qs).cast()));
