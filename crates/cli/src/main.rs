@@ -1,2 +1,31 @@
-//! The `metal-marlin` binary.
-fn main() {}
+//! The `metal-marlin` binary: parses the command line and hands off to a command.
+
+mod args;
+mod cmd;
+mod common;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(a) => cmd::run::run(a),
+        Command::Chat(a) => cmd::chat::run(a),
+        Command::Eval(c) => cmd::eval::run(c),
+        Command::Bench(a) => cmd::bench::run(a),
+        Command::Inspect(a) => cmd::inspect::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,8 +1,11 @@
-//! metal-marlin engine: sequences, the paged KV block allocator, the sampler and the
-//! generation loop.
+//! metal-marlin engine: sequences, the paged KV block allocator, the sampler, the
+//! generation loop and evaluation.
 
 pub mod blocks;
 pub mod error;
+pub mod eval;
+pub mod generate;
 pub mod sampler;
 
 pub use error::{Error, Result};
+pub use generate::{Engine, FinishReason, GenerateOutput};

@@ -78,7 +78,7 @@ impl Model {
     /// Run one step over `seqs`, appending their K/V to `kv`, and return the requested logits.
     pub fn forward(&self, seqs: &[SeqInput<'_>], kv: &mut KvCache) -> Result<Logits> {
         let cfg = &self.config;
-        let (d, qd, kvd, hd) = (cfg.hidden, cfg.q_dim(), cfg.kv_dim(), cfg.head_dim);
+        let (d, qd, kvd) = (cfg.hidden, cfg.q_dim(), cfg.kv_dim());
         let n: usize = seqs.iter().map(|s| s.tokens.len()).sum();
         if n == 0 {
             return Ok(Logits {
@@ -115,7 +115,6 @@ impl Model {
             self.attention_block(l, seqs, &positions, kv, &mut s)?;
             self.mlp_block(l, n, &mut s)?;
         }
-        let _ = hd;
         self.logits(seqs, &s.h)
     }
 

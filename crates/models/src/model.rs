@@ -38,7 +38,7 @@ impl Model {
         let tokenizer = Tokenizer::from_spec(&spec)?;
         let chat_template = match &spec.chat_template {
             Some(src) => ChatTemplate::new(src)?,
-            None => ChatTemplate::fallback_for(config.arch)?,
+            None => ChatTemplate::for_tokenizer(&tokenizer)?,
         };
         let name = path
             .file_name()

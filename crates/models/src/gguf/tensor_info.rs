@@ -1,5 +1,7 @@
 //! Tensor info records: parsing one record and checking every record's data range.
 
+use marlin_core::QuantFormat;
+
 use super::limits::{MAX_DIMS, MAX_NAME_LEN};
 use super::reader::Reader;
 use super::types::{GgmlType, TypeIdError};
@@ -24,6 +26,11 @@ impl TensorInfo {
     /// Row-major shape, outermost first (ggml dims reversed), as `QTensor` uses.
     pub fn shape(&self) -> Vec<u64> {
         self.dims.iter().rev().copied().collect()
+    }
+
+    /// The engine format, or `None` for a ggml type the engine cannot execute.
+    pub fn format(&self) -> Option<QuantFormat> {
+        self.ggml_type.format()
     }
 
     /// Number of elements (the product was checked when parsing).

@@ -114,7 +114,7 @@ fn gemma3_extras(cfg: &mut ModelConfig, window: Option<usize>) -> Result<()> {
     const LOCAL_BASE: f32 = 10_000.0;
     cfg.sliding_window = Some(window.unwrap_or(512));
     cfg.local_layers = (0..cfg.n_layers).map(|l| (l + 1) % PATTERN != 0).collect();
-    let mut local = RopeConfig::new(cfg.rope.n_rot, LOCAL_BASE, RopeMode::Neox);
+    let local = RopeConfig::new(cfg.rope.n_rot, LOCAL_BASE, RopeMode::Neox);
     local.validate(cfg.head_dim)?;
     cfg.rope_local = Some(local);
     cfg.embed_scale = (cfg.hidden as f32).sqrt();

@@ -2,6 +2,8 @@
 //! every tensor's shape checked against the config.
 
 pub mod gguf;
+pub mod hf;
+pub mod hf_config;
 
 use marlin_core::{QTensor, QuantFormat};
 
@@ -118,10 +120,6 @@ impl Loader<'_> {
 
     fn norm(&self, role: Role, l: usize, len: usize) -> Result<Vec<f32>> {
         self.vector(&format!("{}.weight", layer_name(self.naming, role, l)), len)
-    }
-
-    fn opt_norm(&self, role: Role, l: usize, len: usize) -> Result<Option<Vec<f32>>> {
-        self.opt_vector(&format!("{}.weight", layer_name(self.naming, role, l)), len)
     }
 
     fn layer(&self, l: usize) -> Result<LayerWeights> {

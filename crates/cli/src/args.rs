@@ -1,0 +1,156 @@
+//! Command-line arguments (clap), one struct per command.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// metal-marlin: run, evaluate and benchmark quantized LLMs on CPU and GPU.
+#[derive(Parser, Debug)]
+#[command(name = "metal-marlin", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Answer one prompt, streaming the text to stdout.
+    Run(RunArgs),
+    /// Interactive chat (`/reset` clears the history, `/exit` quits).
+    Chat(ChatArgs),
+    /// Quality evaluations.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+    /// Speed: prefill and decode tokens per second, as JSON.
+    Bench(BenchArgs),
+    /// Print a model file's architecture, metadata and tensors.
+    Inspect(InspectArgs),
+}
+
+/// Where and how to load a model.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// A GGUF file, a Hugging Face folder, or a cached name (`default`, `gemma3`).
+    #[arg(long, short = 'm', default_value = "default")]
+    pub model: String,
+    /// `auto` (a hardware GPU if present, else the CPU) or `cpu`.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// Sampling options shared by `run` and `chat`.
+#[derive(Args, Debug, Clone)]
+pub struct SamplingArgs {
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 256)]
+    pub max_tokens: usize,
+    /// 0 = greedy.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// 0 = off.
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    #[arg(long, default_value_t = 0.0)]
+    pub min_p: f32,
+    #[arg(long, default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Stop when this text appears (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// The prompt.
+    #[arg(long, short = 'p')]
+    pub prompt: String,
+    /// Feed the prompt as is, without the chat template (special tokens are still parsed).
+    #[arg(long)]
+    pub raw: bool,
+    /// Print one JSON object (text, ids, counts, speeds) instead of streaming.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// A system message for the conversation.
+    #[arg(long)]
+    pub system: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EvalCommand {
+    /// Perplexity of a text file (llama.cpp's windows: second half of each window scored).
+    Perplexity(PerplexityArgs),
+    /// The prompt's token ids and the top logits at every position, as JSON.
+    Logits(LogitsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PerplexityArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The text to score.
+    #[arg(long)]
+    pub file: PathBuf,
+    /// Window length in tokens.
+    #[arg(long, default_value_t = 512)]
+    pub ctx: usize,
+    /// Score every token of each window, not only the second half.
+    #[arg(long)]
+    pub score_all: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LogitsArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(long, short = 'p')]
+    pub prompt: String,
+    /// Without the chat template.
+    #[arg(long)]
+    pub raw: bool,
+    /// Logits kept per position.
+    #[arg(long, default_value_t = 20)]
+    pub top_k: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Prompt tokens for the prefill measurement.
+    #[arg(long, default_value_t = 512)]
+    pub prompt_len: usize,
+    /// Tokens for the decode measurement.
+    #[arg(long, default_value_t = 128)]
+    pub gen_len: usize,
+    /// Timed repetitions (after one warm-up); the mean is reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// A GGUF file or a Hugging Face folder.
+    pub file: PathBuf,
+    /// Print every tensor (default: the first 40).
+    #[arg(long)]
+    pub all: bool,
+}

@@ -1,0 +1,232 @@
+//! `Engine`: one model, its paged KV cache and block allocator, and the generation loop
+//! (chunked prefill, then sample-decode until EOS, a stop string or the token limit).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use marlin_models::forward::{LogitsRequest, SeqInput};
+use marlin_models::kv_cache::KvCache;
+use marlin_models::tokenizer::StreamDecoder;
+use marlin_models::{Logits, Model};
+
+use crate::blocks::{BlockAllocator, BlockTable};
+use crate::sampler::{Sampler, SamplingParams, StopChecker};
+use crate::{Error, Result};
+
+/// Prompt tokens per forward step during prefill (bounds activation memory).
+pub const PREFILL_CHUNK: usize = 256;
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// An end-of-sequence token or a stop string.
+    Stop,
+    /// `max_tokens` reached, or the context is full.
+    Length,
+}
+
+impl FinishReason {
+    /// OpenAI's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+        }
+    }
+}
+
+/// The result of [`Engine::generate`].
+#[derive(Debug, Clone)]
+pub struct GenerateOutput {
+    pub text: String,
+    pub token_ids: Vec<u32>,
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    pub prefill_time: Duration,
+    pub decode_time: Duration,
+    pub finish_reason: FinishReason,
+}
+
+impl GenerateOutput {
+    /// Prompt tokens per second of prefill.
+    pub fn prefill_tok_s(&self) -> f64 {
+        rate(self.prompt_tokens, self.prefill_time)
+    }
+
+    /// Generated tokens per second after the first (which prefill produced).
+    pub fn decode_tok_s(&self) -> f64 {
+        rate(self.completion_tokens.saturating_sub(1), self.decode_time)
+    }
+}
+
+pub(crate) fn rate(n: usize, t: Duration) -> f64 {
+    if t.is_zero() {
+        0.0
+    } else {
+        n as f64 / t.as_secs_f64()
+    }
+}
+
+/// A model with its KV cache: runs one sequence at a time.
+pub struct Engine {
+    model: Arc<Model>,
+    kv: KvCache,
+    alloc: BlockAllocator,
+}
+
+impl Engine {
+    /// An engine whose cache holds `max_tokens` tokens (capped at the model's context).
+    pub fn new(model: Arc<Model>, max_tokens: usize) -> Self {
+        let tokens = max_tokens.clamp(1, model.config.context_length);
+        let kv = KvCache::for_tokens(&model.config, tokens);
+        let alloc = BlockAllocator::new(kv.num_blocks());
+        Self { model, kv, alloc }
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    /// Tokens the cache can hold.
+    pub fn capacity(&self) -> usize {
+        self.kv.num_blocks() * marlin_models::kv_cache::BLOCK_SIZE
+    }
+
+    /// Run `tokens` through the model in a fresh sequence and return logits per `want`
+    /// (`All`: every position; `Last`: the final one). The sequence is dropped afterwards.
+    pub fn prompt_logits(&mut self, tokens: &[u32], want: LogitsRequest) -> Result<Logits> {
+        let mut table = BlockTable::new();
+        let result = self.prefill(&mut table, tokens, want);
+        table.release_all(&mut self.alloc);
+        result
+    }
+
+    fn prefill(
+        &mut self,
+        table: &mut BlockTable,
+        tokens: &[u32],
+        want: LogitsRequest,
+    ) -> Result<Logits> {
+        if tokens.is_empty() {
+            return Err(Error::InvalidRequest("the prompt is empty".into()));
+        }
+        if tokens.len() > self.capacity() {
+            return Err(Error::InvalidRequest(format!(
+                "{} tokens do not fit the context of {} tokens",
+                tokens.len(),
+                self.capacity()
+            )));
+        }
+        table.reserve(&mut self.alloc, tokens.len())?;
+        let mut out = Logits {
+            vocab: self.model.config.vocab,
+            ..Default::default()
+        };
+        let n_chunks = tokens.len().div_ceil(PREFILL_CHUNK);
+        for (i, chunk) in tokens.chunks(PREFILL_CHUNK).enumerate() {
+            let logits = match want {
+                LogitsRequest::All => LogitsRequest::All,
+                _ if i + 1 == n_chunks => want,
+                _ => LogitsRequest::None,
+            };
+            let seq = SeqInput {
+                tokens: chunk,
+                start_pos: i * PREFILL_CHUNK,
+                block_table: table.blocks(),
+                logits,
+            };
+            let step = self.model.forward(&[seq], &mut self.kv)?;
+            out.data.extend_from_slice(&step.data);
+        }
+        out.rows_per_seq = vec![out.data.len() / out.vocab.max(1)];
+        Ok(out)
+    }
+
+    /// Generate a completion of `prompt`, streaming text pieces to `on_text` as they are
+    /// decoded. Stops at an end-of-sequence token, a stop string, or `params.max_tokens`.
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        params: &SamplingParams,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<GenerateOutput> {
+        let mut table = BlockTable::new();
+        let result = self.generate_in(&mut table, prompt, params, on_text);
+        table.release_all(&mut self.alloc);
+        result
+    }
+
+    fn generate_in(
+        &mut self,
+        table: &mut BlockTable,
+        prompt: &[u32],
+        params: &SamplingParams,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<GenerateOutput> {
+        let model = Arc::clone(&self.model);
+        let eos = model.tokenizer.eos_ids();
+        let mut sampler = Sampler::new(params);
+        let mut stop = StopChecker::new(params.stop.clone());
+        let mut decoder = StreamDecoder::new(&model.tokenizer);
+        let mut history: Vec<u32> = prompt.to_vec();
+        let mut generated = Vec::new();
+        let mut text = String::new();
+        let mut emit = |piece: &str, text: &mut String| {
+            if !piece.is_empty() {
+                on_text(piece);
+                text.push_str(piece);
+            }
+        };
+
+        let t0 = Instant::now();
+        let mut logits = self.prefill(table, prompt, LogitsRequest::Last)?.data;
+        let prefill_time = t0.elapsed();
+        let t1 = Instant::now();
+        let mut finish = FinishReason::Length;
+        while generated.len() < params.max_tokens {
+            let tok = sampler.sample(&mut logits, &history);
+            history.push(tok);
+            generated.push(tok);
+            if eos.contains(&tok) && !params.ignore_eos {
+                emit(&stop.flush(), &mut text);
+                finish = FinishReason::Stop;
+                break;
+            }
+            let piece = decoder.push(tok)?;
+            let (out, hit) = stop.push(&piece);
+            emit(&out, &mut text);
+            if hit {
+                finish = FinishReason::Stop;
+                break;
+            }
+            let pos = history.len() - 1;
+            if generated.len() == params.max_tokens || pos + 1 > self.capacity() {
+                break;
+            }
+            table.reserve(&mut self.alloc, pos + 1)?;
+            let seq = SeqInput {
+                tokens: &history[pos..],
+                start_pos: pos,
+                block_table: table.blocks(),
+                logits: LogitsRequest::Last,
+            };
+            logits = self.model.forward(&[seq], &mut self.kv)?.data;
+        }
+        if finish == FinishReason::Length {
+            let tail = decoder.finish()?;
+            let (out, _) = stop.push(&tail);
+            emit(&out, &mut text);
+            emit(&stop.flush(), &mut text);
+        }
+        Ok(GenerateOutput {
+            text,
+            prompt_tokens: prompt.len(),
+            completion_tokens: generated.len(),
+            token_ids: generated,
+            prefill_time,
+            decode_time: t1.elapsed(),
+            finish_reason: finish,
+        })
+    }
+}
