@@ -15,10 +15,16 @@ fuzz_target!(|data: &[u8]| {
     for (k, _) in md.entries() {
         let _ = (md.get_u64(k), md.get_u32(k), md.get_i64(k), md.get_f32(k));
         let _ = (md.get_str(k), md.get_bool(k), md.get_u64_array(k));
-        let _ = (md.get_str_array(k), md.get_f32_array(k), md.get_i32_array(k));
+        let _ = (
+            md.get_str_array(k),
+            md.get_f32_array(k),
+            md.get_i32_array(k),
+        );
     }
     for t in f.tensors() {
-        let bytes = f.tensor_bytes(&t.name).expect("a validated tensor is readable");
+        let bytes = f
+            .tensor_bytes(&t.name)
+            .expect("a validated tensor is readable");
         assert_eq!(bytes.len() as u64, t.nbytes);
         let sum = bytes.iter().fold(0u8, |a, &b| a.wrapping_add(b));
         std::hint::black_box(sum);
