@@ -16,6 +16,10 @@ thread_local! {
 
 /// Below this many weight bytes a GEMV runs on the calling thread alone.
 const SERIAL_BYTES: usize = 64 * 1024;
+/// The same limit for callers outside the rayon pool, which pay for injecting the job and
+/// waking a worker (~5–10 µs, about a 1 MB GEMV): run the pool's forward pass inside
+/// `ThreadPool::install` to get the low limit.
+const SERIAL_BYTES_OUTSIDE_POOL: usize = 1024 * 1024;
 /// GEMV tasks per pool thread (load balance on a busy machine vs. per-task cost).
 const TASKS_PER_THREAD: usize = 4;
 /// Target weight bytes of one GEMM row tile (kept in L1/L2 while tokens stream past).
@@ -81,7 +85,11 @@ fn run_with(k: &Kernel, isa: Isa, p: &Problem, buf: &mut ActBuf, out: &mut [f32]
 
 fn gemv(k: &Kernel, ctx: &Ctx) {
     let threads = rayon::current_num_threads();
-    if threads <= 1 || ctx.w.len() < SERIAL_BYTES {
+    let serial_limit = match rayon::current_thread_index() {
+        Some(_) => SERIAL_BYTES,
+        None => SERIAL_BYTES_OUTSIDE_POOL,
+    };
+    if threads <= 1 || ctx.w.len() < serial_limit {
         gemv_rows(k, ctx, 0, ctx.rows);
         return;
     }

@@ -11,6 +11,7 @@ pub(crate) struct Acts<'a> {
     pub ds: &'a [[f32; 2]],
     /// 32-element formats, tokens in groups of 4: per (group, block) the four tokens' `d`
     /// then their four `d·Σq` (`[n_tokens / 4 * blocks_per_row * 8]`).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub grp: &'a [f32],
     /// 256-element formats: per-block scale `[n_tokens * blocks_per_row]`.
     pub d: &'a [f32],

@@ -3,7 +3,7 @@
 
 use std::arch::x86_64::*;
 
-use super::util::hsum;
+use super::util::{hsum, prefetch_rows_ahead};
 use crate::matmul::kernel::Ctx;
 
 /// Eight weights at element `i` of a row: format 0 = F32, 1 = F16, 2 = BF16.
@@ -64,6 +64,9 @@ pub(super) unsafe fn float<const F: u8, const R: usize, const T: usize>(
         for r in 0..R {
             // SAFETY: row row+r has `cols` elements.
             let wv = unsafe { load8::<F>(w.add(r * rb), i) };
+            if T == 1 && i % 16 == 0 {
+                prefetch_rows_ahead(unsafe { w.add(r * rb + i * rb / cols) }, rb);
+            }
             for t in 0..T {
                 acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
             }

@@ -2,7 +2,7 @@
 
 use std::arch::x86_64::*;
 
-use super::util::{f16_at, hsum};
+use super::util::{f16_at, hsum, prefetch_rows_ahead};
 use crate::matmul::blocks::{k_scales, kq};
 use crate::matmul::kernel::Ctx;
 
@@ -61,6 +61,9 @@ pub(super) unsafe fn q45k<const Q5: bool, const R: usize, const T: usize>(
             let mut isum = [_mm256_setzero_si256(); T];
             for g in 0..4 {
                 let q = unsafe { _mm256_loadu_si256(blk.add(qs_off + 32 * g).cast()) };
+                if T == 1 {
+                    prefetch_rows_ahead(unsafe { blk.add(qs_off + 32 * g) }, rb);
+                }
                 let mut lo = _mm256_and_si256(q, m4);
                 let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
                 if Q5 {

@@ -7,7 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use super::util::{bits_to_bytes, hsum};
+use super::util::{bits_to_bytes, hsum, prefetch_rows_ahead};
 use crate::matmul::blocks::b32;
 use crate::matmul::kernel::Ctx;
 
@@ -77,6 +77,9 @@ unsafe fn q32_body<const VNNI: bool, const F: u8, const R: usize, const T: usize
         }
         for r in 0..R {
             let blk = w.add(r * rb + b * l.bytes);
+            if T == 1 {
+                prefetch_rows_ahead(blk, rb);
+            }
             let wdm = if l.has_m {
                 _mm_cvtph_ps(_mm_cvtsi32_si128(blk.cast::<i32>().read_unaligned()))
             } else {
@@ -127,6 +130,9 @@ unsafe fn q8_0_body<const VNNI: bool, const R: usize, const T: usize>(
         }
         for r in 0..R {
             let blk = w.add(r * rb + b * 34);
+            if T == 1 {
+                prefetch_rows_ahead(blk, rb);
+            }
             let wd = _mm_cvtph_ps(_mm_set1_epi16(blk.cast::<i16>().read_unaligned()));
             let q = _mm256_loadu_si256(blk.add(2).cast());
             let q_abs = _mm256_abs_epi8(q);

@@ -2,7 +2,7 @@
 
 use std::arch::x86_64::*;
 
-use super::util::{f16_at, hsum};
+use super::util::{f16_at, hsum, prefetch_rows_ahead};
 use crate::matmul::blocks::kq;
 use crate::matmul::kernel::Ctx;
 
@@ -46,6 +46,11 @@ pub(super) unsafe fn q6k<const R: usize, const T: usize>(ctx: &Ctx, row: usize, 
             for t in 0..T {
                 let corr = _mm256_slli_epi32::<5>(_mm256_madd_epi16(sc16, bsums[t]));
                 isum[t] = _mm256_sub_epi32(isum[t], corr);
+            }
+            if T == 1 {
+                for off in (0..kq::Q6K_BYTES).step_by(64) {
+                    prefetch_rows_ahead(unsafe { blk.add(off) }, rb);
+                }
             }
             for h in 0..2 {
                 let (ql0, ql1, qh) = unsafe {

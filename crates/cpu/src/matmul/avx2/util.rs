@@ -44,3 +44,18 @@ pub(super) fn bits_to_bytes(x: u32) -> __m256i {
     let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe_u64 as i64);
     _mm256_cmpeq_epi8(_mm256_or_si256(bytes, others), _mm256_set1_epi64x(-1))
 }
+
+/// GEMV prefetch distance in weight rows. This VM's hardware prefetchers do not keep up
+/// with a one-token GEMV's row stream; a software prefetch this far ahead makes a 30 MB
+/// Q8_0 GEMV 4.5× faster.
+pub(super) const PF_ROWS: usize = 16;
+
+/// Prefetch the cache line `PF_ROWS` rows after `p` (rows of `row_bytes`). Uses wrapping
+/// arithmetic: the address may lie past the buffer, which a prefetch never dereferences.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn prefetch_rows_ahead(p: *const u8, row_bytes: usize) {
+    let ahead = p.wrapping_add(PF_ROWS * row_bytes);
+    // A prefetch is a hint: it never faults, whatever the address.
+    _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
+}
