@@ -43,6 +43,44 @@ fn zero_tokens_is_a_no_op() {
 }
 
 #[test]
+fn zero_columns_give_zeros() {
+    for format in [
+        QuantFormat::Q4_1,
+        QuantFormat::Q4_K,
+        QuantFormat::F16,
+        QuantFormat::Q3_K,
+    ] {
+        let w = QTensor::new(
+            format,
+            vec![3, 0],
+            marlin_core::TensorData::Owned(std::sync::Arc::new(vec![])),
+        )
+        .unwrap();
+        for isa in Isa::available() {
+            let mut out = vec![f32::NAN; 6];
+            matmul_with(isa, &w, &[], 2, &mut out).unwrap();
+            assert_eq!(out, vec![0.0; 6], "{format} {isa:?}");
+        }
+    }
+}
+
+#[test]
+fn non_finite_activations_do_not_panic() {
+    let w = quantized(QuantFormat::Q4_0, 8, 64, 3);
+    let mut x = gaussian(4 * 64, 4);
+    x[5] = f32::NAN;
+    x[70] = f32::INFINITY;
+    x[140] = f32::MAX;
+    for isa in Isa::available() {
+        let mut out = vec![0f32; 32];
+        matmul_with(isa, &w, &x, 4, &mut out).unwrap();
+        // Tokens without bad values are unaffected.
+        let (want, mag) = reference(&w, &x[192..], 1);
+        assert!(rel_err(&out[24..], &want, mag) <= TOL_INT8_FEW, "{isa:?}");
+    }
+}
+
+#[test]
 fn fast_kernel_table() {
     use QuantFormat::*;
     for f in [
