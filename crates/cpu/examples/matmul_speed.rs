@@ -11,7 +11,7 @@ use std::time::Instant;
 use marlin_core::{formats, QTensor, QuantFormat};
 use marlin_cpu::matmul::{matmul_with, Isa};
 
-type Res<T> = Result<T, Box<dyn std::error::Error>>;
+type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 fn weights(format: QuantFormat, rows: usize, cols: usize) -> Res<QTensor> {
     let v: Vec<f32> = (0..rows * cols)
