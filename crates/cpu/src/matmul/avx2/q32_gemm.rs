@@ -19,8 +19,8 @@ unsafe fn group_acts(ctx: &Ctx, tok: usize, b: usize) -> ([__m256i; 4], __m256, 
         *a = _mm256_loadu_si256(qa.add(((tok + j) * nb + b) * 32).cast());
     }
     let sp = ctx.acts.grp.as_ptr().add((tok / 4 * nb + b) * 8);
-    let da = _mm256_broadcast_ps(&*sp.cast::<__m128>());
-    (a, da, _mm_loadu_ps(sp.add(4)))
+    let d4 = _mm_loadu_ps(sp);
+    (a, _mm256_set_m128(d4, d4), _mm_loadu_ps(sp.add(4)))
 }
 
 /// Sum each of four 8-lane vectors into lanes j and j+4 (halves added at the end).
