@@ -25,7 +25,10 @@ use kernel::Kernel;
 ///
 /// `w` is `[rows, cols]`; `x` holds `n_tokens` rows of `cols` values; `out` receives
 /// `n_tokens` rows of `rows` values. One token runs the GEMV path (row chunks in parallel),
-/// several run the GEMM path (weight row tiles reused across tokens).
+/// several run the GEMM path (weight row tiles reused across tokens). Work is spread over
+/// the current rayon pool; call from inside it (`ThreadPool::install`) for the lowest
+/// per-call cost — from outside, GEMVs under 1 MB of weights run on the calling thread.
+/// Quantized formats see int8-quantized activations (relative error ≈ 0.5 %).
 pub fn matmul(w: &QTensor, x: &[f32], n_tokens: usize, out: &mut [f32]) -> Result<()> {
     matmul_with(Isa::best(), w, x, n_tokens, out)
 }
