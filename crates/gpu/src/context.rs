@@ -105,7 +105,7 @@ impl GpuContext {
     pub fn default_variant(&self, op: Op) -> Variant {
         match op {
             Op::Gemv if self.features.subgroup => Variant::Subgroup,
-            Op::Gemv | Op::Gemm => Variant::Plain,
+            _ => Variant::Plain,
         }
     }
 

@@ -1,4 +1,4 @@
-//! GPU op families and their stable snake_case names (`gemv_q4_0`, `gemm_q6_k`, …).
+//! GPU op families and their stable snake_case names (`gemv_q4_0`, `gemm_q6_k`, `rms_norm`, …).
 
 use marlin_core::QuantFormat;
 
@@ -9,23 +9,78 @@ pub enum Op {
     Gemv,
     /// Quantized matrix × matrix, several tokens (prefill, batched decode).
     Gemm,
+    /// Rows of a (quantized) embedding table for a batch of token ids.
+    Embed,
+    /// RMSNorm of rows.
+    RmsNorm,
+    /// RoPE, adjacent pairs.
+    RopeNormal,
+    /// RoPE, half-split pairs.
+    RopeNeox,
+    /// `gate = silu(gate) · up`.
+    SiluMul,
+    /// `gate = gelu_tanh(gate) · up`.
+    GeluTanhMul,
+    /// `dst += src` (broadcast when `src` is shorter).
+    Add,
+    /// K or V rows into a paged cache through slot indices.
+    KvWrite,
+    /// Causal paged attention with an online softmax.
+    AttnPaged,
+    /// Index of the largest value of each row.
+    Argmax,
 }
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 2] = [Op::Gemv, Op::Gemm];
+    pub const ALL: [Op; 12] = [
+        Op::Gemv,
+        Op::Gemm,
+        Op::Embed,
+        Op::RmsNorm,
+        Op::RopeNormal,
+        Op::RopeNeox,
+        Op::SiluMul,
+        Op::GeluTanhMul,
+        Op::Add,
+        Op::KvWrite,
+        Op::AttnPaged,
+        Op::Argmax,
+    ];
+    /// The op families that read quantized weights (one kernel per weight format).
+    pub const MATMUL: [Op; 2] = [Op::Gemv, Op::Gemm];
 
     /// Stable name: the shader folder and the kernel-name prefix.
     pub fn name(self) -> &'static str {
         match self {
             Op::Gemv => "gemv",
             Op::Gemm => "gemm",
+            Op::Embed => "embed",
+            Op::RmsNorm => "rms_norm",
+            Op::RopeNormal => "rope_normal",
+            Op::RopeNeox => "rope_neox",
+            Op::SiluMul => "silu_mul",
+            Op::GeluTanhMul => "gelu_tanh_mul",
+            Op::Add => "add",
+            Op::KvWrite => "kv_write",
+            Op::AttnPaged => "attn_paged",
+            Op::Argmax => "argmax",
         }
     }
 
-    /// Weight formats this op has kernels for.
+    /// True for ops with one kernel per weight format (`gemv_q4_0`); the others have one
+    /// kernel, keyed with [`QuantFormat::F32`] and named by the op alone.
+    pub fn per_format(self) -> bool {
+        matches!(self, Op::Gemv | Op::Gemm | Op::Embed)
+    }
+
+    /// Weight formats this op has kernels for (`[F32]` for format-less ops).
     pub fn formats(self) -> &'static [QuantFormat] {
-        MATMUL_FORMATS
+        if self.per_format() {
+            MATMUL_FORMATS
+        } else {
+            &[QuantFormat::F32]
+        }
     }
 }
 
@@ -43,9 +98,13 @@ pub const MATMUL_FORMATS: &[QuantFormat] = &[
     QuantFormat::Q6_K,
 ];
 
-/// The kernel name of `op` on `format` (`gemv_q4_0`).
+/// The kernel name of `op` on `format` (`gemv_q4_0`; `rms_norm` for format-less ops).
 pub fn kernel_name(op: Op, format: QuantFormat) -> String {
-    format!("{}_{}", op.name(), format.name())
+    if op.per_format() {
+        format!("{}_{}", op.name(), format.name())
+    } else {
+        op.name().to_string()
+    }
 }
 
 impl std::fmt::Display for Op {

@@ -56,20 +56,26 @@ pub struct KernelKey {
 pub enum BindLayout {
     /// 0: params uniform (dynamic offset), 1: weights (read), 2: x (read), 3: out (read_write).
     Matmul,
+    /// 0: params, 1: read, 2: read_write (in-place ops: rope, gating, add, argmax).
+    ReadWrite,
+    /// 0: params, 1: read, 2: read, 3: read_write (rms_norm, kv_write).
+    Read2Write,
+    /// 0: params, 1-4: read, 5: read_write (attn_paged).
+    Read4Write,
 }
 
 impl BindLayout {
     /// Byte size of the params struct bound at binding 0.
     pub fn params_size(self) -> u64 {
-        match self {
-            BindLayout::Matmul => 32,
-        }
+        32
     }
 
     /// Storage bindings after the params: `true` = read-only.
     pub fn storage(self) -> &'static [bool] {
         match self {
-            BindLayout::Matmul => &[true, true, false],
+            BindLayout::Matmul | BindLayout::Read2Write => &[true, true, false],
+            BindLayout::ReadWrite => &[true, false],
+            BindLayout::Read4Write => &[true, true, true, true, false],
         }
     }
 }
@@ -119,8 +125,53 @@ fn format_parts(format: QuantFormat) -> Option<Vec<String>> {
     Some(v)
 }
 
+/// Workgroup size of the format-less kernels (`WG` in their files).
+pub fn op_workgroup_size(op: Op) -> u32 {
+    match op {
+        Op::Argmax => 256,
+        _ => 64,
+    }
+}
+
+/// Spec of a format-less op (`shaders/ops/<name>.wgsl`) or of an embedding lookup.
+fn op_spec(key: KernelKey) -> Option<KernelSpec> {
+    if key.variant != Variant::Plain {
+        return None;
+    }
+    let name = kernel_name(key.op, key.format);
+    let (parts, layout) = match key.op {
+        Op::Gemv | Op::Gemm => return None,
+        Op::Embed => {
+            let mut parts = vec!["common/matmul_io.wgsl".to_string()];
+            parts.extend(format_parts(key.format)?);
+            parts.push("embed/embed_body.wgsl".into());
+            parts.push(format!("embed/{name}.wgsl"));
+            (parts, BindLayout::Matmul)
+        }
+        _ if key.format != QuantFormat::F32 => return None,
+        Op::RmsNorm | Op::KvWrite => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write),
+        Op::AttnPaged => (vec![format!("ops/{name}.wgsl")], BindLayout::Read4Write),
+        Op::RopeNormal | Op::RopeNeox | Op::SiluMul | Op::GeluTanhMul | Op::Add | Op::Argmax => {
+            (vec![format!("ops/{name}.wgsl")], BindLayout::ReadWrite)
+        }
+    };
+    Some(KernelSpec {
+        key,
+        name,
+        parts,
+        workgroup_size: op_workgroup_size(key.op),
+        rows_per_group: 1,
+        tokens_per_group: 1,
+        layout,
+        features: wgpu::Features::empty(),
+    })
+}
+
 /// The spec for `key`, or `None` when no such kernel exists.
 pub fn spec(key: KernelKey) -> Option<KernelSpec> {
+    if !matches!(key.op, Op::Gemv | Op::Gemm) {
+        return op_spec(key);
+    }
     let name = kernel_name(key.op, key.format);
     let op = key.op.name();
     let mut parts: Vec<String> = Vec::new();
@@ -160,7 +211,7 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
                 vec!["gemm/gemm_body_f16.wgsl"],
             )
         }
-        (Op::Gemv, Variant::F16) | (Op::Gemm, Variant::Subgroup) => return None,
+        _ => return None,
     };
     parts.push("common/matmul_io.wgsl".into());
     parts.push(format!("common/ids_{ids}.wgsl"));

@@ -20,6 +20,50 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/common/matmul_io.wgsl"),
     ),
     (
+        "embed/embed_bf16.wgsl",
+        include_str!("shaders/embed/embed_bf16.wgsl"),
+    ),
+    (
+        "embed/embed_body.wgsl",
+        include_str!("shaders/embed/embed_body.wgsl"),
+    ),
+    (
+        "embed/embed_f16.wgsl",
+        include_str!("shaders/embed/embed_f16.wgsl"),
+    ),
+    (
+        "embed/embed_f32.wgsl",
+        include_str!("shaders/embed/embed_f32.wgsl"),
+    ),
+    (
+        "embed/embed_q4_0.wgsl",
+        include_str!("shaders/embed/embed_q4_0.wgsl"),
+    ),
+    (
+        "embed/embed_q4_1.wgsl",
+        include_str!("shaders/embed/embed_q4_1.wgsl"),
+    ),
+    (
+        "embed/embed_q4_k.wgsl",
+        include_str!("shaders/embed/embed_q4_k.wgsl"),
+    ),
+    (
+        "embed/embed_q5_0.wgsl",
+        include_str!("shaders/embed/embed_q5_0.wgsl"),
+    ),
+    (
+        "embed/embed_q5_k.wgsl",
+        include_str!("shaders/embed/embed_q5_k.wgsl"),
+    ),
+    (
+        "embed/embed_q6_k.wgsl",
+        include_str!("shaders/embed/embed_q6_k.wgsl"),
+    ),
+    (
+        "embed/embed_q8_0.wgsl",
+        include_str!("shaders/embed/embed_q8_0.wgsl"),
+    ),
+    (
         "formats/bf16.wgsl",
         include_str!("shaders/formats/bf16.wgsl"),
     ),
@@ -156,6 +200,36 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     (
         "gemv/reduce_workgroup.wgsl",
         include_str!("shaders/gemv/reduce_workgroup.wgsl"),
+    ),
+    ("ops/add.wgsl", include_str!("shaders/ops/add.wgsl")),
+    ("ops/argmax.wgsl", include_str!("shaders/ops/argmax.wgsl")),
+    (
+        "ops/attn_paged.wgsl",
+        include_str!("shaders/ops/attn_paged.wgsl"),
+    ),
+    (
+        "ops/gelu_tanh_mul.wgsl",
+        include_str!("shaders/ops/gelu_tanh_mul.wgsl"),
+    ),
+    (
+        "ops/kv_write.wgsl",
+        include_str!("shaders/ops/kv_write.wgsl"),
+    ),
+    (
+        "ops/rms_norm.wgsl",
+        include_str!("shaders/ops/rms_norm.wgsl"),
+    ),
+    (
+        "ops/rope_neox.wgsl",
+        include_str!("shaders/ops/rope_neox.wgsl"),
+    ),
+    (
+        "ops/rope_normal.wgsl",
+        include_str!("shaders/ops/rope_normal.wgsl"),
+    ),
+    (
+        "ops/silu_mul.wgsl",
+        include_str!("shaders/ops/silu_mul.wgsl"),
     ),
 ];
 

@@ -38,8 +38,28 @@ fn validate(spec: &KernelSpec) -> (naga::Module, naga::valid::ModuleInfo) {
 #[test]
 fn every_kernel_validates_and_translates_to_msl() {
     let specs = all_specs();
-    // Plain and subgroup GEMV, plain and f16 GEMM, for every format.
-    assert_eq!(specs.len(), MATMUL_FORMATS.len() * 4);
+    // Plain and subgroup GEMV, plain and f16 GEMM and embed for every format; one kernel
+    // per format-less op.
+    let single = Op::ALL.iter().filter(|op| !op.per_format()).count();
+    assert_eq!(specs.len(), MATMUL_FORMATS.len() * 5 + single);
+    for name in [
+        "rms_norm",
+        "rope_normal",
+        "rope_neox",
+        "silu_mul",
+        "gelu_tanh_mul",
+        "add",
+        "kv_write",
+        "attn_paged",
+        "argmax",
+        "embed_q8_0",
+        "embed_q6_k",
+    ] {
+        assert!(
+            specs.iter().any(|s| s.name == name),
+            "{name} not registered"
+        );
+    }
     for spec in &specs {
         let (module, info) = validate(spec);
         let options = naga::back::msl::Options {
@@ -87,9 +107,11 @@ fn geometry_and_bindings_match_the_launcher() {
             "{}",
             spec.name
         );
+        let op_wg = [("WG", spec.workgroup_size)];
         let expect: &[(&str, u32)] = match spec.key.op {
             Op::Gemv => &[("WG", GEMV_WG), ("NR", GEMV_ROWS)],
             Op::Gemm => &[("WG", GEMM_WG), ("TM", GEMM_ROWS), ("TN", GEMM_TOKENS)],
+            _ => &op_wg,
         };
         for &(name, value) in expect {
             assert_eq!(
@@ -99,9 +121,10 @@ fn geometry_and_bindings_match_the_launcher() {
                 spec.name
             );
         }
-        assert_eq!(spec.rows_per_group, expect[1].1, "{}", spec.name);
-
-        let BindLayout::Matmul = spec.layout;
+        if Op::MATMUL.contains(&spec.key.op) {
+            assert_eq!(spec.rows_per_group, expect[1].1, "{}", spec.name);
+            assert_eq!(spec.layout, BindLayout::Matmul, "{}", spec.name);
+        }
         let mut bound: Vec<(u32, naga::AddressSpace)> = module
             .global_variables
             .iter()

@@ -134,7 +134,7 @@ pub fn record_matmul_variant(
                 let gx = g.min(max_dim);
                 [gx, g.div_ceil(gx), 1]
             }
-            Op::Gemm => [
+            _ => [
                 to_u32(rows.div_ceil(GEMM_ROWS as usize), "workgroups")?,
                 to_u32(n.div_ceil(GEMM_TOKENS as usize), "workgroups")?,
                 1,

@@ -22,7 +22,7 @@ pub fn nmse_threshold(op: Op, format: QuantFormat, variant: Variant) -> f64 {
     match (op, format, variant) {
         (_, _, Variant::F16) => 2e-6,
         (_, F::F32 | F::F16 | F::BF16, _) => 1e-10,
-        (Op::Gemv | Op::Gemm, _, _) => 1e-10,
+        _ => 1e-10,
     }
 }
 

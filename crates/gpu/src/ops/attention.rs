@@ -1,0 +1,84 @@
+//! `attn_paged` launcher: causal GQA of a batch of query tokens against a paged KV cache.
+
+use super::{dispatch_op, to_u32, Span};
+use crate::op::Op;
+use crate::ops::kv::CacheDtype;
+use crate::{Error, Result, StepEncoder};
+
+/// Largest head size the kernel handles (`MAX_HD`).
+pub const ATTN_MAX_HEAD_DIM: usize = 256;
+
+/// Shape and options of one attention dispatch.
+#[derive(Debug, Clone, Copy)]
+pub struct AttnShape {
+    pub n_tokens: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+    pub scale: f32,
+    /// Sliding window (keys `t > pos − w`); `None` = full causal.
+    pub window: Option<usize>,
+    pub dtype: CacheDtype,
+}
+
+/// Record attention: `q`/`out` are `n_tokens × n_heads × head_dim` (same offset in both
+/// buffers); `meta` holds 2 words per query token (absolute position, word index in `meta`
+/// of its sequence's block table). Every key up to each query's position must be written.
+pub fn record_attention(
+    enc: &mut StepEncoder<'_>,
+    s: &AttnShape,
+    q: Span<'_>,
+    k_cache: &wgpu::Buffer,
+    v_cache: &wgpu::Buffer,
+    meta: Span<'_>,
+    out: &wgpu::Buffer,
+) -> Result<()> {
+    const OP: &str = "attn_paged";
+    let hd = s.head_dim;
+    if s.n_tokens == 0
+        || s.n_kv_heads == 0
+        || !s.n_heads.is_multiple_of(s.n_kv_heads)
+        || hd == 0
+        || !hd.is_multiple_of(2)
+        || hd > ATTN_MAX_HEAD_DIM
+    {
+        return Err(Error::shape(
+            OP,
+            format!("{s:?}: heads must divide, head_dim even ≤ {ATTN_MAX_HEAD_DIM}"),
+        ));
+    }
+    let len = s.n_tokens * s.n_heads * hd;
+    let qo = q.check(OP, "q", len)?;
+    Span::new(out, q.offset).check(OP, "out", len)?;
+    let mo = meta.check(OP, "meta", 2 * s.n_tokens)?;
+    let window = match s.window {
+        Some(w) => to_u32(OP, "window", w.max(1))?,
+        None => 0,
+    };
+    let max = enc.ctx().limits.max_compute_workgroups_per_dimension;
+    let groups = [
+        to_u32(OP, "heads", s.n_heads)?,
+        to_u32(OP, "tokens", s.n_tokens)?,
+        1,
+    ];
+    if groups[0] > max || groups[1] > max {
+        return Err(Error::shape(OP, format!("grid {groups:?} exceeds {max}")));
+    }
+    let params = [
+        s.n_heads as u32,
+        s.n_kv_heads as u32,
+        hd as u32,
+        s.scale.to_bits(),
+        window,
+        mo,
+        u32::from(s.dtype == CacheDtype::F16),
+        qo,
+    ];
+    dispatch_op(
+        enc,
+        Op::AttnPaged,
+        params,
+        &[q.buffer, k_cache, v_cache, meta.buffer, out],
+        groups,
+    )
+}

@@ -1,0 +1,123 @@
+// attn_paged: causal grouped-query attention of one (query head, query token) per
+// workgroup against a paged K/V cache, with an online softmax over tiles of WG keys.
+// seqs[meta_offset + 2j] = the query's absolute position, seqs[.. + 1] = the word index in
+// meta of its sequence's block table; the key at position t lives in slot
+// table[t / 16] · 16 + t % 16, row (slot · n_kv_heads + kv_head) · head_dim of kc/vc
+// (u32 words: f16 pairs when is_f16 = 1, f32 bits otherwise). Keys t ≤ pos and, with a
+// window w > 0, t > pos − w. head_dim ≤ MAX_HD and even. Launcher: src/ops/attention.rs.
+struct Params {
+    n_heads: u32,
+    n_kv_heads: u32,
+    head_dim: u32,
+    scale: f32,
+    window: u32,
+    meta_offset: u32,
+    is_f16: u32,
+    q_offset: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> kc: array<u32>;
+@group(0) @binding(3) var<storage, read> vc: array<u32>;
+@group(0) @binding(4) var<storage, read> seqs: array<u32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+const WG: u32 = 64u;
+const BLOCK: u32 = 16u;
+const MAX_HD: u32 = 256u;
+const DPT: u32 = MAX_HD / WG;
+
+var<workgroup> qs: array<f32, MAX_HD>;
+var<workgroup> sc: array<f32, WG>;
+
+// Values e and e + 1 (e even) of a cache buffer.
+fn pair_k(e: u32) -> vec2<f32> {
+    if (p.is_f16 == 1u) {
+        return unpack2x16float(kc[e / 2u]);
+    }
+    return vec2<f32>(bitcast<f32>(kc[e]), bitcast<f32>(kc[e + 1u]));
+}
+
+fn val_v(e: u32) -> f32 {
+    if (p.is_f16 == 1u) {
+        return unpack2x16float(vc[e / 2u])[e & 1u];
+    }
+    return bitcast<f32>(vc[e]);
+}
+
+// First value of key position t's row for kv head kvh.
+fn key_base(table: u32, t: u32, kvh: u32) -> u32 {
+    let slot = seqs[table + t / BLOCK] * BLOCK + t % BLOCK;
+    return (slot * p.n_kv_heads + kvh) * p.head_dim;
+}
+
+@compute @workgroup_size(WG)
+fn attn_paged(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    let h = wid.x;
+    let j = wid.y;
+    let hd = p.head_dim;
+    let kvh = h / (p.n_heads / p.n_kv_heads);
+    let pos = seqs[p.meta_offset + 2u * j];
+    let table = seqs[p.meta_offset + 2u * j + 1u];
+    var lo = 0u;
+    if (p.window > 0u && pos + 1u > p.window) {
+        lo = pos + 1u - p.window;
+    }
+    let n_keys = pos + 1u - lo;
+    let qb = p.q_offset + (j * p.n_heads + h) * hd;
+    for (var d = lid; d < hd; d += WG) {
+        qs[d] = q[qb + d];
+    }
+    workgroupBarrier();
+    var m = -3.0e38;
+    var l = 0.0;
+    var acc: array<f32, DPT>;
+    for (var t0 = 0u; t0 < n_keys; t0 += WG) {
+        var s = -3.0e38;
+        if (t0 + lid < n_keys) {
+            let kb = key_base(table, lo + t0 + lid, kvh);
+            var dot = 0.0;
+            for (var d = 0u; d < hd; d += 2u) {
+                let kv = pair_k(kb + d);
+                dot = fma(qs[d], kv.x, fma(qs[d + 1u], kv.y, dot));
+            }
+            s = dot * p.scale;
+        }
+        sc[lid] = s;
+        workgroupBarrier();
+        let cnt = min(WG, n_keys - t0);
+        var mt = m;
+        for (var i = 0u; i < cnt; i++) {
+            mt = max(mt, sc[i]);
+        }
+        let alpha = exp(m - mt);
+        l *= alpha;
+        for (var k = 0u; k < DPT; k++) {
+            acc[k] *= alpha;
+        }
+        for (var i = 0u; i < cnt; i++) {
+            let pw = exp(sc[i] - mt);
+            l += pw;
+            let vb = key_base(table, lo + t0 + i, kvh);
+            for (var k = 0u; k < DPT; k++) {
+                let d = lid + k * WG;
+                if (d < hd) {
+                    acc[k] = fma(pw, val_v(vb + d), acc[k]);
+                }
+            }
+        }
+        m = mt;
+        workgroupBarrier();
+    }
+    let ob = p.q_offset + (j * p.n_heads + h) * hd;
+    for (var k = 0u; k < DPT; k++) {
+        let d = lid + k * WG;
+        if (d < hd) {
+            out[ob + d] = acc[k] / l;
+        }
+    }
+}

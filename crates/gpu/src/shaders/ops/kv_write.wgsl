@@ -1,0 +1,45 @@
+// kv_write: token t's row (row_len f32 values at src_offset + t·row_len) goes to slot
+// slots[slot_offset + t] of a paged cache (slot = block · 16 + position % 16, from the
+// block table). The cache is u32 words: f16 pairs when is_f16 = 1, f32 bits otherwise.
+// One thread per (token, pair of values); row_len is even. Launcher: src/ops/kv.rs.
+struct Params {
+    n_tokens: u32,
+    row_len: u32,
+    is_f16: u32,
+    slot_offset: u32,
+    src_offset: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read> slots: array<u32>;
+@group(0) @binding(3) var<storage, read_write> cache: array<u32>;
+
+const WG: u32 = 64u;
+
+@compute @workgroup_size(WG)
+fn kv_write(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let g = (wid.x + wid.y * nwg.x) * WG + lid;
+    let pairs = p.row_len / 2u;
+    if (g >= p.n_tokens * pairs) {
+        return;
+    }
+    let t = g / pairs;
+    let e = 2u * (g % pairs);
+    let a = src[p.src_offset + t * p.row_len + e];
+    let b = src[p.src_offset + t * p.row_len + e + 1u];
+    let at = slots[p.slot_offset + t] * p.row_len + e;
+    if (p.is_f16 == 1u) {
+        cache[at / 2u] = pack2x16float(vec2<f32>(a, b));
+    } else {
+        cache[at] = bitcast<u32>(a);
+        cache[at + 1u] = bitcast<u32>(b);
+    }
+}

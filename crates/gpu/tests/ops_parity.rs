@@ -1,0 +1,399 @@
+//! Parity of the forward-pass kernels (rms_norm, rope, gated activations, add, embed,
+//! kv_write + attn_paged, argmax) against `marlin_core::reference`, with guard regions
+//! around every output. Runs on lavapipe (see testkit for the skip rule).
+
+mod testkit;
+
+use half::f16;
+use marlin_core::reference;
+use marlin_core::rope::{RopeConfig, RopeMode};
+use marlin_gpu::{
+    read_bytes, read_f32, record_add, record_argmax, record_attention, record_embed,
+    record_gate_mul, record_kv_write, record_rms_norm, record_rope, upload_f32, AttnShape,
+    CacheDtype, GateAct, GpuContext, GpuWeight, Span, StepEncoder, MATMUL_FORMATS,
+};
+use testkit::{assert_sentinels, guarded, nmse, random_vec, random_weight, rng, GUARD};
+
+/// A guarded output buffer of `len` floats; `check` reads it back and checks the guards.
+fn out_buf(ctx: &GpuContext, len: usize) -> marlin_gpu::PooledBuffer {
+    upload_f32(ctx, &guarded(len)).expect("upload out")
+}
+
+fn read_guarded(ctx: &GpuContext, b: &wgpu::Buffer, len: usize, what: &str) -> Vec<f32> {
+    let all = read_f32(ctx, b, 0, len + 2 * GUARD).expect("read");
+    assert_sentinels(&all, (0..GUARD).chain(GUARD + len..all.len()), what);
+    all[GUARD..GUARD + len].to_vec()
+}
+
+fn u32_buf(ctx: &GpuContext, v: &[u32]) -> marlin_gpu::PooledBuffer {
+    upload_f32(ctx, bytemuck::cast_slice(v)).expect("upload u32")
+}
+
+fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn rms_norm_matches_reference() {
+    let Some(ctx) = testkit::ctx() else { return };
+    for (rows, cols) in [(3, 100), (5, 576), (1, 4)] {
+        let mut r = rng(rows as u64 * 31 + cols as u64);
+        let x = random_vec(&mut r, rows * cols);
+        let w = random_vec(&mut r, cols);
+        let want = reference::rms_norm(&x, &w, 1e-6);
+        let xb = upload_f32(ctx, &x).expect("x");
+        let mut wh = vec![9.0; 3];
+        wh.extend_from_slice(&w);
+        let wb = upload_f32(ctx, &wh).expect("w");
+        let ob = out_buf(ctx, rows * cols);
+        let mut enc = StepEncoder::new(ctx, "t");
+        record_rms_norm(
+            &mut enc,
+            Span::new(&wb, 3),
+            Span::whole(&xb),
+            Span::new(&ob, GUARD),
+            rows,
+            cols,
+            1e-6,
+        )
+        .expect("record");
+        enc.submit().expect("submit");
+        let got = read_guarded(ctx, &ob, rows * cols, "rms_norm");
+        assert!(
+            nmse(&got, &want) < 1e-12,
+            "[{rows}x{cols}] {}",
+            nmse(&got, &want)
+        );
+    }
+}
+
+/// Per-token `cos ‖ sin` rows as the model builds them (angles in f64).
+fn cs_rows(cfg: &RopeConfig, positions: &[usize]) -> Vec<f32> {
+    let f = cfg.inv_freqs();
+    let mut v = Vec::new();
+    for &p in positions {
+        v.extend(f.iter().map(|&fr| (p as f64 * f64::from(fr)).cos() as f32));
+        v.extend(f.iter().map(|&fr| (p as f64 * f64::from(fr)).sin() as f32));
+    }
+    v
+}
+
+#[test]
+fn rope_matches_reference_in_both_modes() {
+    let Some(ctx) = testkit::ctx() else { return };
+    let (heads, hd) = (3, 8);
+    let positions = [0usize, 5, 17, 1000];
+    for mode in [RopeMode::Normal, RopeMode::Neox] {
+        for n_rot in [8, 6] {
+            let cfg = RopeConfig::new(n_rot, 10000.0, mode);
+            let n = positions.len();
+            let x = random_vec(&mut rng(n_rot as u64), n * heads * hd);
+            let mut want = x.clone();
+            for (t, &p) in positions.iter().enumerate() {
+                reference::rope(
+                    &mut want[t * heads * hd..][..heads * hd],
+                    heads,
+                    hd,
+                    p,
+                    &cfg,
+                );
+            }
+            let mut host = guarded(x.len());
+            host[GUARD..GUARD + x.len()].copy_from_slice(&x);
+            let xb = upload_f32(ctx, &host).expect("x");
+            let csb = upload_f32(ctx, &cs_rows(&cfg, &positions)).expect("cs");
+            let mut enc = StepEncoder::new(ctx, "t");
+            record_rope(
+                &mut enc,
+                mode,
+                Span::whole(&csb),
+                Span::new(&xb, GUARD),
+                n,
+                heads,
+                hd,
+                n_rot / 2,
+            )
+            .expect("record");
+            enc.submit().expect("submit");
+            let got = read_guarded(ctx, &xb, x.len(), "rope");
+            assert!(max_abs(&got, &want) < 1e-5, "{mode:?} n_rot {n_rot}");
+        }
+    }
+}
+
+#[test]
+fn gated_activations_and_add_match_reference() {
+    let Some(ctx) = testkit::ctx() else { return };
+    let n = 1000;
+    let mut r = rng(7);
+    let mut gate: Vec<f32> = random_vec(&mut r, n).iter().map(|v| v * 8.0).collect();
+    gate[0] = 60.0;
+    gate[1] = -60.0;
+    let up = random_vec(&mut r, n);
+    for (act, f) in [
+        (GateAct::Silu, reference::silu as fn(f32) -> f32),
+        (GateAct::GeluTanh, reference::gelu_tanh),
+    ] {
+        let want: Vec<f32> = gate.iter().zip(&up).map(|(&g, &u)| f(g) * u).collect();
+        let mut host = guarded(n);
+        host[GUARD..GUARD + n].copy_from_slice(&gate);
+        let gb = upload_f32(ctx, &host).expect("gate");
+        let ub = upload_f32(ctx, &up).expect("up");
+        let mut enc = StepEncoder::new(ctx, "t");
+        record_gate_mul(&mut enc, act, Span::new(&gb, GUARD), Span::whole(&ub), n).expect("rec");
+        enc.submit().expect("submit");
+        let got = read_guarded(ctx, &gb, n, "gate_mul");
+        assert!(got.iter().all(|v| v.is_finite()), "{act:?}");
+        assert!(nmse(&got, &want) < 1e-11, "{act:?}: {}", nmse(&got, &want));
+    }
+    // Residual add and a broadcast bias over 4 rows of 250.
+    for src_len in [n, 250] {
+        let src = random_vec(&mut r, src_len);
+        let want: Vec<f32> = (0..n).map(|i| gate[i] + src[i % src_len]).collect();
+        let mut host = guarded(n);
+        host[GUARD..GUARD + n].copy_from_slice(&gate);
+        let db = upload_f32(ctx, &host).expect("dst");
+        let sb = upload_f32(ctx, &src).expect("src");
+        let mut enc = StepEncoder::new(ctx, "t");
+        record_add(
+            &mut enc,
+            Span::new(&db, GUARD),
+            Span::whole(&sb),
+            n,
+            src_len,
+        )
+        .expect("rec");
+        enc.submit().expect("submit");
+        let got = read_guarded(ctx, &db, n, "add");
+        assert_eq!(got, want, "add src_len {src_len}");
+    }
+}
+
+#[test]
+fn embed_matches_dequantized_rows_for_every_format() {
+    let Some(ctx) = testkit::ctx() else { return };
+    let (rows, cols) = (37, 256);
+    let ids = [5u32, 0, 36, 5, 20];
+    for &format in MATMUL_FORMATS {
+        let t = random_weight(format, rows, cols, 3);
+        let dq = t.to_f32().expect("dq");
+        // Chunks of ~10 rows, so ids land in different chunks.
+        let limit = (format.row_bytes(cols).expect("row") * 10) as u64;
+        let w = GpuWeight::upload_chunked(ctx, &t, limit).expect("upload");
+        assert!(w.chunks.len() >= 3, "{format}");
+        let mut idh = vec![99u32; 4];
+        idh.extend_from_slice(&ids);
+        let ib = u32_buf(ctx, &idh);
+        let ob = out_buf(ctx, ids.len() * cols);
+        let mut enc = StepEncoder::new(ctx, "t");
+        record_embed(
+            &mut enc,
+            &w,
+            Span::new(&ib, 4),
+            Span::new(&ob, GUARD),
+            ids.len(),
+            2.0,
+        )
+        .expect("record");
+        enc.submit().expect("submit");
+        let got = read_guarded(ctx, &ob, ids.len() * cols, &format!("embed_{format}"));
+        let want: Vec<f32> = ids
+            .iter()
+            .flat_map(|&i| dq[i as usize * cols..][..cols].iter().map(|v| v * 2.0))
+            .collect();
+        assert_eq!(got, want, "embed_{format}");
+    }
+}
+
+/// Writes K/V of `n_pos` positions through `table` with kv_write, then attends `q_pos`.
+#[allow(clippy::too_many_arguments)]
+fn paged_case(
+    ctx: &GpuContext,
+    dtype: CacheDtype,
+    n_heads: usize,
+    n_kv: usize,
+    hd: usize,
+    n_pos: usize,
+    q_pos: &[usize],
+    window: Option<usize>,
+) {
+    let what = format!("{dtype:?} h{n_heads}/{n_kv} hd{hd} n{n_pos} {q_pos:?} w{window:?}");
+    let row = n_kv * hd;
+    let mut r = rng((hd * 7 + n_pos) as u64);
+    let mut k = random_vec(&mut r, n_pos * row);
+    let mut v = random_vec(&mut r, n_pos * row);
+    if dtype == CacheDtype::F16 {
+        for x in k.iter_mut().chain(v.iter_mut()) {
+            *x = f16::from_f32(*x).to_f32();
+        }
+    }
+    let q = random_vec(&mut r, q_pos.len() * n_heads * hd);
+    let scale = 1.0 / (hd as f32).sqrt();
+    let want = reference::attention(&q, &k, &v, q_pos, n_heads, n_kv, hd, scale, window);
+
+    // Blocks handed out in reverse, so the table is not the identity.
+    let n_blocks = n_pos.div_ceil(16) + 2;
+    let table: Vec<u32> = (0..n_pos.div_ceil(16))
+        .map(|b| (n_blocks - 1 - b) as u32)
+        .collect();
+    let slots: Vec<u32> = (0..n_pos)
+        .map(|p| table[p / 16] * 16 + (p % 16) as u32)
+        .collect();
+    // meta: per query (pos, table offset), then the table.
+    let t_off = 2 * q_pos.len();
+    let mut meta: Vec<u32> = q_pos
+        .iter()
+        .flat_map(|&p| [p as u32, t_off as u32])
+        .collect();
+    meta.extend_from_slice(&table);
+    let words = dtype.words(n_blocks * 16 * row);
+    let kc = upload_f32(ctx, &vec![0.0; words]).expect("kc");
+    let vc = upload_f32(ctx, &vec![0.0; words]).expect("vc");
+    let kb = upload_f32(ctx, &k).expect("k");
+    let vb = upload_f32(ctx, &v).expect("v");
+    let sb = u32_buf(ctx, &slots);
+    let mb = u32_buf(ctx, &meta);
+    let mut qh = guarded(q.len());
+    qh[GUARD..GUARD + q.len()].copy_from_slice(&q);
+    let qb = upload_f32(ctx, &qh).expect("q");
+    let ob = out_buf(ctx, q.len());
+    let mut enc = StepEncoder::new(ctx, "t");
+    record_kv_write(
+        &mut enc,
+        Span::whole(&kb),
+        Span::whole(&sb),
+        &kc,
+        dtype,
+        n_pos,
+        row,
+    )
+    .expect("kv k");
+    record_kv_write(
+        &mut enc,
+        Span::whole(&vb),
+        Span::whole(&sb),
+        &vc,
+        dtype,
+        n_pos,
+        row,
+    )
+    .expect("kv v");
+    let shape = AttnShape {
+        n_tokens: q_pos.len(),
+        n_heads,
+        n_kv_heads: n_kv,
+        head_dim: hd,
+        scale,
+        window,
+        dtype,
+    };
+    record_attention(
+        &mut enc,
+        &shape,
+        Span::new(&qb, GUARD),
+        &kc,
+        &vc,
+        Span::whole(&mb),
+        &ob,
+    )
+    .expect("attn");
+    assert_eq!(enc.dispatch_count(), 3);
+    enc.submit().expect("submit");
+    let got = read_guarded(ctx, &ob, q.len(), &what);
+    let e = nmse(&got, &want);
+    assert!(e < 1e-11, "{what}: nmse {e:e}");
+}
+
+#[test]
+fn kv_write_and_paged_attention_match_reference() {
+    let Some(ctx) = testkit::ctx() else { return };
+    // Decode (one query at the end), prefill (every position), GQA, windows, big heads,
+    // more keys than one 64-key tile.
+    paged_case(ctx, CacheDtype::F16, 4, 2, 64, 20, &[19], None);
+    paged_case(ctx, CacheDtype::F32, 4, 2, 64, 20, &[19], None);
+    let all: Vec<usize> = (0..37).collect();
+    paged_case(ctx, CacheDtype::F16, 3, 1, 64, 37, &all, None);
+    paged_case(
+        ctx,
+        CacheDtype::F16,
+        2,
+        2,
+        32,
+        150,
+        &[0, 64, 100, 149],
+        Some(70),
+    );
+    paged_case(ctx, CacheDtype::F32, 2, 1, 256, 70, &[69, 3], Some(5));
+    paged_case(ctx, CacheDtype::F16, 4, 1, 6, 17, &[16], None);
+}
+
+#[test]
+fn argmax_prefers_first_and_skips_nan() {
+    let Some(ctx) = testkit::ctx() else { return };
+    let n = 1003;
+    let mut x = random_vec(&mut rng(1), 2 * n);
+    x[700] = 5.0;
+    x[900] = 5.0;
+    x[3] = f32::NAN;
+    x[n + 1002] = 3.0;
+    x[n] = f32::NAN;
+    let xb = upload_f32(ctx, &x).expect("x");
+    let ob = u32_buf(ctx, &[7, 7, 7, 7]);
+    let mut enc = StepEncoder::new(ctx, "t");
+    record_argmax(&mut enc, Span::whole(&xb), Span::new(&ob, 1), 2, n, n).expect("rec");
+    enc.submit().expect("submit");
+    let got: Vec<u32> = bytemuck::pod_collect_to_vec(&read_bytes(ctx, &ob, 0, 16).expect("read"));
+    assert_eq!(got, vec![7, 700, 1002, 7]);
+}
+
+#[test]
+fn bad_shapes_are_errors() {
+    let Some(ctx) = testkit::ctx() else { return };
+    let b = upload_f32(ctx, &[0.0; 64]).expect("b");
+    let c = upload_f32(ctx, &[0.0; 64]).expect("c");
+    let mut enc = StepEncoder::new(ctx, "bad");
+    assert!(record_rms_norm(
+        &mut enc,
+        Span::whole(&b),
+        Span::whole(&b),
+        Span::whole(&c),
+        2,
+        64,
+        1e-6
+    )
+    .is_err());
+    assert!(record_add(&mut enc, Span::whole(&b), Span::whole(&c), 64, 65).is_err());
+    assert!(record_kv_write(
+        &mut enc,
+        Span::whole(&b),
+        Span::whole(&c),
+        &b,
+        CacheDtype::F16,
+        1,
+        3
+    )
+    .is_err());
+    let shape = AttnShape {
+        n_tokens: 1,
+        n_heads: 3,
+        n_kv_heads: 2,
+        head_dim: 8,
+        scale: 1.0,
+        window: None,
+        dtype: CacheDtype::F32,
+    };
+    assert!(record_attention(
+        &mut enc,
+        &shape,
+        Span::whole(&b),
+        &b,
+        &b,
+        Span::whole(&c),
+        &c
+    )
+    .is_err());
+    assert_eq!(enc.dispatch_count(), 0);
+}
