@@ -4,6 +4,8 @@
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 
+use crate::ops::f16_to_f32;
+
 use crate::{Error, Result};
 
 /// Shape of a paged KV cache.
@@ -52,12 +54,12 @@ pub struct F16Rows {
 impl KvRows for F16Rows {
     #[inline]
     fn k_row(&self, row: usize, dst: &mut [f32]) {
-        self.k[row * self.head_dim..][..self.head_dim].convert_to_f32_slice(dst);
+        f16_to_f32(&self.k[row * self.head_dim..][..self.head_dim], dst);
     }
 
     #[inline]
     fn v_row(&self, row: usize, dst: &mut [f32]) {
-        self.v[row * self.head_dim..][..self.head_dim].convert_to_f32_slice(dst);
+        f16_to_f32(&self.v[row * self.head_dim..][..self.head_dim], dst);
     }
 }
 

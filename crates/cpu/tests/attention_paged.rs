@@ -3,8 +3,9 @@
 
 use half::f16;
 use marlin_core::reference;
-use marlin_cpu::attention::attention;
+use marlin_cpu::attention::{attention, attention_with_isa};
 use marlin_cpu::kv::{KvLayout, PagedKv};
+use marlin_cpu::matmul::Isa;
 use marlin_cpu::Error;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -23,7 +24,8 @@ fn rand_vec(rng: &mut StdRng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
 }
 
-/// Runs one case through the paged cache and the reference; returns the max abs error.
+/// Runs one case through the paged cache (every kernel family this CPU has) and the
+/// reference; returns the max abs error.
 fn run_case(rng: &mut StdRng, c: &Case) -> f32 {
     let layout = KvLayout {
         block_size: 16,
@@ -48,18 +50,6 @@ fn run_case(rng: &mut StdRng, c: &Case) -> f32 {
     let n_q = c.q_positions.len();
     let q = rand_vec(rng, n_q * c.n_heads * c.hd);
     let scale = 1.0 / (c.hd as f32).sqrt();
-    let mut out = vec![f32::NAN; q.len()];
-    attention(
-        &q,
-        &c.q_positions,
-        &kv,
-        table,
-        c.n_heads,
-        scale,
-        c.window,
-        &mut out,
-    )
-    .unwrap();
     let want = reference::attention(
         &q,
         &k,
@@ -71,10 +61,29 @@ fn run_case(rng: &mut StdRng, c: &Case) -> f32 {
         scale,
         c.window,
     );
-    out.iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max)
+    let mut worst = 0.0f32;
+    for isa in Isa::available() {
+        let mut out = vec![f32::NAN; q.len()];
+        attention_with_isa(
+            isa,
+            &q,
+            &c.q_positions,
+            &kv,
+            table,
+            c.n_heads,
+            scale,
+            c.window,
+            &mut out,
+        )
+        .unwrap();
+        let err = out
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        worst = worst.max(err);
+    }
+    worst
 }
 
 #[test]

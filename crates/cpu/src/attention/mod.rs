@@ -5,13 +5,17 @@
 //! so each K/V row is decoded once for the group — and, when that gives too few tasks for
 //! the thread pool (decode), also over key ranges whose partial softmax states are merged.
 
+mod dispatch;
+mod math;
 mod online;
 
 use rayon::prelude::*;
 
 use crate::kv::{KvRows, KvStorage, PagedKv};
+use crate::matmul::Isa;
 use crate::{Error, Result};
-use online::{attend_range, Ctx, State};
+use dispatch::{kernel_for, Kernel};
+use online::{Ctx, State};
 
 /// Fewest keys worth giving a thread of their own.
 const MIN_SPLIT_KEYS: usize = 128;
@@ -25,6 +29,33 @@ const MIN_SPLIT_KEYS: usize = 128;
 /// zeros.
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
+    q: &[f32],
+    q_positions: &[usize],
+    kv: &PagedKv,
+    block_table: &[u32],
+    n_heads: usize,
+    scale: f32,
+    window: Option<usize>,
+    out: &mut [f32],
+) -> Result<()> {
+    attention_with_isa(
+        Isa::best(),
+        q,
+        q_positions,
+        kv,
+        block_table,
+        n_heads,
+        scale,
+        window,
+        out,
+    )
+}
+
+/// [`attention`] with the inner loop compiled for `isa` (tests and benchmarks compare
+/// them); an `isa` this CPU lacks falls back to the portable kernel.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_with_isa(
+    isa: Isa,
     q: &[f32],
     q_positions: &[usize],
     kv: &PagedKv,
@@ -73,7 +104,7 @@ pub fn attention(
                 group,
                 scale,
             };
-            run(&ctx, q, q_positions, window, out);
+            run(&ctx, kernel_for(isa), q, q_positions, window, out);
         }
     }
     Ok(())
@@ -86,6 +117,7 @@ fn key_start(p: usize, window: Option<usize>) -> usize {
 
 fn run<R: KvRows>(
     ctx: &Ctx<'_, R>,
+    kernel: Kernel<R>,
     q: &[f32],
     q_positions: &[usize],
     window: Option<usize>,
@@ -105,7 +137,7 @@ fn run<R: KvRows>(
             want.div_ceil(tasks).min(n_keys / MIN_SPLIT_KEYS).max(1)
         };
         if splits == 1 {
-            attend_range(ctx, qg, g, lo, hi).finish(o);
+            kernel(ctx, qg, g, lo, hi).finish(o);
             return;
         }
         let step = n_keys.div_ceil(splits).div_ceil(ctx.block_size) * ctx.block_size;
@@ -113,7 +145,7 @@ fn run<R: KvRows>(
             .into_par_iter()
             .map(|s| {
                 let a = lo + s * step;
-                attend_range(ctx, qg, g, a.min(hi), (a + step).min(hi))
+                kernel(ctx, qg, g, a.min(hi), (a + step).min(hi))
             })
             .reduce(|| State::empty(ctx.group, ctx.head_dim), State::merge)
             .finish(o);

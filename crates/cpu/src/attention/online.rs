@@ -1,6 +1,7 @@
 //! One-pass (online softmax) attention of a group of query heads that share a kv head, over a
 //! range of key positions read through the block table; partial results merge exactly.
 
+use super::math::{exp_inplace, Dot};
 use crate::kv::KvRows;
 
 /// What every task of one attention call shares.
@@ -69,7 +70,8 @@ impl State {
 
 /// Attends the `group` query heads in `q` (`group × head_dim`) of kv head `kv_head` over key
 /// positions `lo..hi`. Every block of that range must already be checked.
-pub(super) fn attend_range<R: KvRows>(
+#[inline(always)]
+pub(super) fn attend_range<R: KvRows, D: Dot>(
     ctx: &Ctx<'_, R>,
     q: &[f32],
     kv_head: usize,
@@ -95,7 +97,7 @@ pub(super) fn attend_range<R: KvRows>(
             let qh = &q[h * hd..(h + 1) * hd];
             let mut smax = f32::NEG_INFINITY;
             for (s, k) in scores[..n].iter_mut().zip(kbuf.chunks_exact(hd)) {
-                *s = dot(qh, k) * ctx.scale;
+                *s = D::dot(qh, k) * ctx.scale;
                 smax = smax.max(*s);
             }
             let m_new = st.m[h].max(smax);
@@ -108,14 +110,11 @@ pub(super) fn attend_range<R: KvRows>(
             if corr != 1.0 {
                 acc.iter_mut().for_each(|a| *a *= corr);
             }
-            let mut sum = 0.0f32;
-            for (&s, v) in scores[..n].iter().zip(vbuf.chunks_exact(hd)) {
-                let p = (s - m_new).exp();
-                sum += p;
-                for (a, &x) in acc.iter_mut().zip(v) {
-                    *a += p * x;
-                }
-            }
+            let p = &mut scores[..n];
+            p.iter_mut().for_each(|s| *s -= m_new);
+            exp_inplace(p);
+            weighted_sum(acc, p, &vbuf[..n * hd]);
+            let sum: f32 = p.iter().sum();
             st.l[h] = st.l[h] * corr + sum;
         }
         t0 = t1;
@@ -123,21 +122,26 @@ pub(super) fn attend_range<R: KvRows>(
     st
 }
 
-/// f32 dot product in eight lanes so the loop vectorizes.
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            lanes[i] += x[i] * y[i];
+/// `acc += Σ_i w[i] · v[i]` (`v`: `w.len()` rows of `acc.len()` values), 32 columns at a time
+/// so the running sums stay in registers across the rows.
+#[inline(always)]
+fn weighted_sum(acc: &mut [f32], w: &[f32], v: &[f32]) {
+    const C: usize = 32;
+    let hd = acc.len();
+    let full = hd / C * C;
+    for c in (0..full).step_by(C) {
+        let mut r = [0.0f32; C];
+        r.copy_from_slice(&acc[c..c + C]);
+        for (&wi, row) in w.iter().zip(v.chunks_exact(hd)) {
+            for (x, &y) in r.iter_mut().zip(&row[c..c + C]) {
+                *x += wi * y;
+            }
+        }
+        acc[c..c + C].copy_from_slice(&r);
+    }
+    for (&wi, row) in w.iter().zip(v.chunks_exact(hd)) {
+        for (x, &y) in acc[full..].iter_mut().zip(&row[full..]) {
+            *x += wi * y;
         }
     }
-    lanes.iter().sum::<f32>() + tail
 }

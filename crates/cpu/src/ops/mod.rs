@@ -1,14 +1,17 @@
 //! Element-wise ops of the forward pass on f32 rows: RMSNorm, residual add, gated
-//! activations, softmax, scaling and RoPE. Large inputs are split across rayon threads.
+//! activations, softmax, scaling, RoPE and f16 → f32 rows. Large inputs are split across rayon
+//! threads.
 //!
 //! These are internal kernels whose shapes come from a validated model config: they return
 //! nothing, check sizes with `debug_assert!` and, in release builds, touch only the part of the
 //! buffers that lines up.
 
+mod convert;
 mod elementwise;
 mod norm;
 mod rope;
 
+pub use convert::f16_to_f32;
 pub use elementwise::{
     add_inplace, gelu_tanh, gelu_tanh_mul, scale_inplace, silu, silu_mul, softmax_inplace,
     softmax_rows_inplace,
