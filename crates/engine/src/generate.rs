@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use marlin_models::forward::{LogitsRequest, SeqInput};
 use marlin_models::kv_cache::KvCache;
 use marlin_models::tokenizer::StreamDecoder;
-use marlin_models::{Logits, Model};
+use marlin_models::{GpuKvCache, GpuModel, Logits, Model};
 
 use crate::blocks::{BlockAllocator, BlockTable};
 use crate::sampler::{Sampler, SamplingParams, StopChecker};
@@ -72,6 +72,8 @@ pub struct Engine {
     model: Arc<Model>,
     kv: KvCache,
     alloc: BlockAllocator,
+    /// When set, forward steps run on the GPU (with its own KV cache of the same blocks).
+    gpu: Option<(Arc<GpuModel>, GpuKvCache)>,
 }
 
 impl Engine {
@@ -80,7 +82,32 @@ impl Engine {
         let tokens = max_tokens.clamp(1, model.config.context_length);
         let kv = KvCache::for_tokens(&model.config, tokens);
         let alloc = BlockAllocator::new(kv.num_blocks());
-        Self { model, kv, alloc }
+        Self {
+            model,
+            kv,
+            alloc,
+            gpu: None,
+        }
+    }
+
+    /// Run forward steps on the GPU with `gpu` (uploaded from this engine's model).
+    pub fn with_gpu(mut self, gpu: Arc<GpuModel>) -> Result<Self> {
+        let kv = GpuKvCache::new(&gpu, self.kv.num_blocks())?;
+        self.gpu = Some((gpu, kv));
+        Ok(self)
+    }
+
+    /// The GPU model forward steps run on, if any.
+    pub fn gpu(&self) -> Option<&Arc<GpuModel>> {
+        self.gpu.as_ref().map(|(g, _)| g)
+    }
+
+    /// One forward step on the GPU when present, else on the CPU.
+    fn forward(&mut self, seq: SeqInput<'_>) -> Result<Logits> {
+        Ok(match &self.gpu {
+            Some((g, kv)) => g.forward(&[seq], kv)?,
+            None => self.model.forward(&[seq], &mut self.kv)?,
+        })
     }
 
     /// The model.
@@ -136,7 +163,7 @@ impl Engine {
                 block_table: table.blocks(),
                 logits,
             };
-            let step = self.model.forward(&[seq], &mut self.kv)?;
+            let step = self.forward(seq)?;
             out.data.extend_from_slice(&step.data);
         }
         out.rows_per_seq = vec![out.data.len() / out.vocab.max(1)];
@@ -211,7 +238,7 @@ impl Engine {
                 block_table: table.blocks(),
                 logits: LogitsRequest::Last,
             };
-            logits = self.model.forward(&[seq], &mut self.kv)?.data;
+            logits = self.forward(seq)?.data;
         }
         if finish == FinishReason::Length {
             let tail = decoder.finish()?;

@@ -55,3 +55,5 @@ pub use registry::{all_specs, spec, KernelKey, KernelSpec, Variant};
 pub use selector::{list_adapters, AdapterSummary, DeviceSelector, GpuFeatures};
 pub use upload::{read_bytes, read_f32, storage_f32, upload_f32, zeroed_f32};
 pub use weight::{GpuWeight, WeightChunk};
+/// The wgpu version this crate is built on (buffers cross the API).
+pub use wgpu;

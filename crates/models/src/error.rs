@@ -9,6 +9,8 @@ pub enum Error {
     Core(#[from] marlin_core::Error),
     #[error(transparent)]
     Cpu(#[from] marlin_cpu::Error),
+    #[error(transparent)]
+    Gpu(#[from] marlin_gpu::Error),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

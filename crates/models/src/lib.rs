@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod forward;
 pub mod gguf;
+pub mod gpu_forward;
 pub mod hf;
 pub mod inspect;
 pub mod kv_cache;
@@ -18,4 +19,5 @@ pub mod weights;
 
 pub use error::{Error, Result};
 pub use forward::{Logits, LogitsRequest, SeqInput};
+pub use gpu_forward::{Device, GpuKvCache, GpuModel};
 pub use model::Model;

@@ -1,0 +1,260 @@
+//! `GpuModel`: a loaded [`Model`]'s weights uploaded once to a wgpu device, its paged GPU KV
+//! cache, and the forward pass recorded as one step (one compute pass, one submit) with
+//! the same semantics as the CPU [`Model::forward`].
+
+mod step;
+
+/// The GPU backend this module runs on (`DeviceSelector`, `GpuContext`, …).
+pub use marlin_gpu;
+
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+
+use marlin_core::rope::RopeConfig;
+use marlin_core::QTensor;
+use marlin_gpu::wgpu;
+use marlin_gpu::{upload_f32, CacheDtype, GpuContext, GpuWeight, PooledBuffer};
+
+use crate::config::ModelConfig;
+use crate::kv_cache::BLOCK_SIZE;
+use crate::weights::Linear;
+use crate::{Error, Model, Result};
+
+/// Where a model runs.
+#[derive(Clone)]
+pub enum Device {
+    /// The CPU forward pass.
+    Cpu,
+    /// The GPU forward pass of this uploaded model.
+    Gpu(Arc<GpuModel>),
+}
+
+/// A linear layer on the GPU: the weight and the float offset of its bias in the vector
+/// buffer.
+pub(crate) struct GpuLinear {
+    pub(crate) w: GpuWeight,
+    pub(crate) bias: Option<usize>,
+}
+
+/// One transformer block's weights; norms are float offsets into the vector buffer.
+pub(crate) struct GpuLayer {
+    pub(crate) attn_norm: usize,
+    pub(crate) q: GpuLinear,
+    pub(crate) k: GpuLinear,
+    pub(crate) v: GpuLinear,
+    pub(crate) q_norm: Option<usize>,
+    pub(crate) k_norm: Option<usize>,
+    pub(crate) o: GpuLinear,
+    pub(crate) post_attn_norm: Option<usize>,
+    pub(crate) ffn_norm: usize,
+    pub(crate) gate: GpuLinear,
+    pub(crate) up: GpuLinear,
+    pub(crate) down: GpuLinear,
+    pub(crate) post_ffn_norm: Option<usize>,
+}
+
+/// A model's weights on a GPU.
+pub struct GpuModel {
+    pub(crate) ctx: Arc<GpuContext>,
+    pub(crate) config: ModelConfig,
+    pub(crate) embed: GpuWeight,
+    /// `None` when the LM head is the embedding table (tied embeddings).
+    pub(crate) lm_head: Option<GpuWeight>,
+    pub(crate) layers: Vec<GpuLayer>,
+    /// Every norm weight and bias, back to back.
+    pub(crate) vectors: PooledBuffer,
+    pub(crate) output_norm: usize,
+    pub(crate) rope: RopeConfig,
+    pub(crate) rope_local: Option<RopeConfig>,
+    /// Dispatches of the last step.
+    pub(crate) last_dispatches: AtomicU32,
+}
+
+/// Collects vectors into one host array, handing out their offsets.
+#[derive(Default)]
+struct Vectors(Vec<f32>);
+
+impl Vectors {
+    fn push(&mut self, v: &[f32]) -> usize {
+        // Offsets stay multiples of 4 floats (16 bytes), like activation rows.
+        let at = self.0.len().div_ceil(4) * 4;
+        self.0.resize(at, 0.0);
+        self.0.extend_from_slice(v);
+        at
+    }
+
+    fn opt(&mut self, v: &Option<Vec<f32>>) -> Option<usize> {
+        v.as_deref().map(|v| self.push(v))
+    }
+}
+
+fn upload_weight(ctx: &GpuContext, t: &QTensor, name: &str) -> Result<GpuWeight> {
+    GpuWeight::upload(ctx, t).map_err(|e| Error::Unsupported(format!("GPU upload of {name}: {e}")))
+}
+
+fn upload_linear(
+    ctx: &GpuContext,
+    l: &Linear,
+    vecs: &mut Vectors,
+    name: &str,
+) -> Result<GpuLinear> {
+    Ok(GpuLinear {
+        w: upload_weight(ctx, &l.weight, name)?,
+        bias: l.bias.as_deref().map(|b| vecs.push(b)),
+    })
+}
+
+fn same_tensor(a: &QTensor, b: &QTensor) -> bool {
+    a.format == b.format && a.shape == b.shape && a.bytes() == b.bytes()
+}
+
+impl GpuModel {
+    /// Upload every weight of `model` to `ctx`. Formats without GPU kernels, or head sizes
+    /// the attention kernel cannot take, are errors.
+    pub fn new(ctx: Arc<GpuContext>, model: &Model) -> Result<GpuModel> {
+        let cfg = model.config.clone();
+        if cfg.head_dim > marlin_gpu::ATTN_MAX_HEAD_DIM || !cfg.head_dim.is_multiple_of(2) {
+            return Err(Error::Unsupported(format!(
+                "GPU attention needs an even head size ≤ {}, got {}",
+                marlin_gpu::ATTN_MAX_HEAD_DIM,
+                cfg.head_dim
+            )));
+        }
+        let w = &model.weights;
+        let mut vecs = Vectors::default();
+        let embed = upload_weight(&ctx, &w.embed, "token_embd")?;
+        let lm_head = if same_tensor(&w.embed, &w.lm_head) {
+            None
+        } else {
+            Some(upload_weight(&ctx, &w.lm_head, "output")?)
+        };
+        let mut layers = Vec::with_capacity(w.layers.len());
+        for (i, l) in w.layers.iter().enumerate() {
+            let c = ctx.as_ref();
+            let name = |s: &str| format!("blk.{i}.{s}");
+            layers.push(GpuLayer {
+                attn_norm: vecs.push(&l.attn_norm),
+                q: upload_linear(c, &l.q, &mut vecs, &name("attn_q"))?,
+                k: upload_linear(c, &l.k, &mut vecs, &name("attn_k"))?,
+                v: upload_linear(c, &l.v, &mut vecs, &name("attn_v"))?,
+                q_norm: vecs.opt(&l.q_norm),
+                k_norm: vecs.opt(&l.k_norm),
+                o: upload_linear(c, &l.o, &mut vecs, &name("attn_output"))?,
+                post_attn_norm: vecs.opt(&l.post_attn_norm),
+                ffn_norm: vecs.push(&l.ffn_norm),
+                gate: upload_linear(c, &l.gate, &mut vecs, &name("ffn_gate"))?,
+                up: upload_linear(c, &l.up, &mut vecs, &name("ffn_up"))?,
+                down: upload_linear(c, &l.down, &mut vecs, &name("ffn_down"))?,
+                post_ffn_norm: vecs.opt(&l.post_ffn_norm),
+            });
+        }
+        let output_norm = vecs.push(&w.output_norm);
+        let vectors = upload_f32(&ctx, &vecs.0)?;
+        Ok(GpuModel {
+            rope: cfg.rope.clone(),
+            rope_local: cfg.rope_local.clone(),
+            config: cfg,
+            ctx,
+            embed,
+            lm_head,
+            layers,
+            vectors,
+            output_norm,
+            last_dispatches: AtomicU32::new(0),
+        })
+    }
+
+    /// Open the adapter `sel` names and upload `model` to it; `Ok(None)` when `sel` means
+    /// the CPU (`cpu`, or `auto` without a hardware GPU).
+    pub fn open(sel: marlin_gpu::DeviceSelector, model: &Model) -> Result<Option<GpuModel>> {
+        match GpuContext::new(sel)? {
+            Some(ctx) => Self::new(Arc::new(ctx), model).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The device context.
+    pub fn ctx(&self) -> &Arc<GpuContext> {
+        &self.ctx
+    }
+
+    /// The model's config.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Buffers (chunks) the embedding table and the LM head occupy; each is one dispatch
+    /// per lookup or logits range.
+    pub fn table_chunks(&self) -> (usize, usize) {
+        let head = self.lm_head.as_ref().unwrap_or(&self.embed);
+        (self.embed.chunks.len(), head.chunks.len())
+    }
+
+    /// Bytes of weights on the GPU.
+    pub fn gpu_bytes(&self) -> u64 {
+        let lin = |l: &GpuLinear| l.w.gpu_bytes();
+        let layers: u64 = self
+            .layers
+            .iter()
+            .map(|l| {
+                lin(&l.q)
+                    + lin(&l.k)
+                    + lin(&l.v)
+                    + lin(&l.o)
+                    + lin(&l.gate)
+                    + lin(&l.up)
+                    + lin(&l.down)
+            })
+            .sum();
+        layers + self.embed.gpu_bytes() + self.lm_head.as_ref().map_or(0, GpuWeight::gpu_bytes)
+    }
+}
+
+/// Paged K/V storage of every layer on the GPU (f16, the CPU cache's geometry:
+/// [`BLOCK_SIZE`]-token blocks of `[slot][kv_head][head_dim]`).
+pub struct GpuKvCache {
+    pub(crate) k: Vec<wgpu::Buffer>,
+    pub(crate) v: Vec<wgpu::Buffer>,
+    pub(crate) num_blocks: usize,
+    pub(crate) dtype: CacheDtype,
+}
+
+impl GpuKvCache {
+    /// Zeroed storage for `num_blocks` blocks per layer of `model`.
+    pub fn new(model: &GpuModel, num_blocks: usize) -> Result<GpuKvCache> {
+        let cfg = &model.config;
+        let dtype = CacheDtype::F16;
+        let words = num_blocks
+            .checked_mul(BLOCK_SIZE * cfg.kv_dim())
+            .map(|n| dtype.words(n))
+            .ok_or_else(|| Error::Config(format!("{num_blocks} KV blocks overflow")))?;
+        let bytes = (words.max(1) as u64) * 4;
+        let limit = model.ctx.max_binding();
+        if bytes > limit {
+            return Err(Error::Unsupported(format!(
+                "a GPU KV layer of {num_blocks} blocks takes {bytes} bytes, over the binding limit {limit}"
+            )));
+        }
+        let make = |label: &str| {
+            model.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes.div_ceil(16) * 16,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            })
+        };
+        let k = (0..cfg.n_layers).map(|_| make("marlin-kv-k")).collect();
+        let v = (0..cfg.n_layers).map(|_| make("marlin-kv-v")).collect();
+        Ok(GpuKvCache {
+            k,
+            v,
+            num_blocks,
+            dtype,
+        })
+    }
+
+    /// Number of blocks per layer.
+    pub fn num_blocks(&self) -> usize {
+        self.num_blocks
+    }
+}
