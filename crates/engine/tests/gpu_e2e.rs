@@ -156,3 +156,161 @@ fn smollm2_gpu_matches_cpu() {
 fn gemma3_gpu_matches_cpu() {
     check("gemma3");
 }
+
+/// Relative tolerance of GPU logits against transformers on the tiny fixtures (f32/bf16
+/// weights, so no quantization noise): max |Δ| ≤ TINY_REL_TOL × max(1, max |golden|).
+const TINY_REL_TOL: f32 = 1e-3;
+
+fn tiny_ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .expect("ids")
+        .iter()
+        .map(|x| x.as_u64().expect("id") as u32)
+        .collect()
+}
+
+/// Every architecture's tiny random-weight model (fixtures/tiny, goldens from transformers:
+/// biases, q/k norms, sandwich norms, sliding windows, NEOX and scaled RoPE) on the GPU:
+/// logits at every position within tolerance, same greedy tokens, and a two-sequence batch
+/// giving the same rows as the sequences alone.
+#[test]
+fn tiny_models_on_gpu_match_transformers() {
+    let Some(ctx) = gpu_ctx() else { return };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny");
+    for arch in ["llama", "llama3", "mistral", "qwen2", "qwen3", "gemma3"] {
+        let dir = root.join(arch);
+        let text = std::fs::read_to_string(dir.join("golden.json")).expect("golden");
+        let golden: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let model = Arc::new(Model::load(&dir, &mut |_, _| {}).expect("load"));
+        let gpu = Arc::new(GpuModel::new(ctx.clone(), &model).expect("upload"));
+        let mut engine = Engine::new(model.clone(), 64)
+            .with_gpu(gpu.clone())
+            .expect("gpu kv");
+        let prompts = golden["prompts"].as_array().expect("prompts");
+        for p in prompts {
+            let ids = tiny_ids(&p["ids"]);
+            let want: Vec<f32> = p["logits"]
+                .as_array()
+                .expect("rows")
+                .iter()
+                .flat_map(|r| r.as_array().expect("row").iter())
+                .map(|x| x.as_f64().expect("logit") as f32)
+                .collect();
+            let got = engine
+                .prompt_logits(&ids, LogitsRequest::All)
+                .expect("gpu logits");
+            assert_eq!(got.data.len(), want.len(), "{arch}");
+            let max_abs = want.iter().fold(0f32, |m, &x| m.max(x.abs()));
+            let worst = got
+                .data
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            let tol = TINY_REL_TOL * max_abs.max(1.0);
+            eprintln!("{arch}/{}: max |Δ| {worst} (tol {tol})", p["name"]);
+            assert!(
+                worst <= tol,
+                "{arch}/{}: max |Δ| {worst} > {tol}",
+                p["name"]
+            );
+        }
+        let prompt =
+            tiny_ids(&prompts[golden["greedy"]["prompt"].as_u64().expect("i") as usize]["ids"]);
+        let tokens = tiny_ids(&golden["greedy"]["tokens"]);
+        let params = SamplingParams {
+            max_tokens: tokens.len(),
+            ignore_eos: true,
+            ..Default::default()
+        };
+        let out = engine.generate(&prompt, &params, &mut |_| {}).expect("gen");
+        assert_eq!(out.token_ids, tokens, "{arch}: greedy tokens");
+        check_batch(
+            arch,
+            &gpu,
+            &prompts
+                .iter()
+                .map(|p| tiny_ids(&p["ids"]))
+                .collect::<Vec<_>>(),
+        );
+    }
+}
+
+/// Two sequences in one step (different block tables, `All` and `Last` logits) give the
+/// rows each gives alone, and `forward_argmax` agrees with the logits' argmax.
+fn check_batch(arch: &str, gpu: &GpuModel, prompts: &[Vec<u32>]) {
+    use marlin_models::{GpuKvCache, SeqInput};
+    let kv = GpuKvCache::new(gpu, 8).expect("kv");
+    let (a, b) = (&prompts[0], &prompts[1]);
+    let ta = [5u32, 2];
+    let tb = [7u32, 0, 3];
+    let alone_a = gpu
+        .forward(
+            &[SeqInput {
+                tokens: a,
+                start_pos: 0,
+                block_table: &ta,
+                logits: LogitsRequest::All,
+            }],
+            &kv,
+        )
+        .expect("a");
+    let alone_b = gpu
+        .forward(
+            &[SeqInput {
+                tokens: b,
+                start_pos: 0,
+                block_table: &tb,
+                logits: LogitsRequest::Last,
+            }],
+            &kv,
+        )
+        .expect("b");
+    let seqs = [
+        SeqInput {
+            tokens: a,
+            start_pos: 0,
+            block_table: &ta,
+            logits: LogitsRequest::All,
+        },
+        SeqInput {
+            tokens: b,
+            start_pos: 0,
+            block_table: &tb,
+            logits: LogitsRequest::Last,
+        },
+    ];
+    let both = gpu.forward(&seqs, &kv).expect("batch");
+    assert_eq!(both.rows_per_seq, vec![a.len(), 1], "{arch}");
+    let mut alone = alone_a.data.clone();
+    alone.extend_from_slice(&alone_b.data);
+    let worst = both
+        .data
+        .iter()
+        .zip(&alone)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 1e-3, "{arch}: batched vs alone max |Δ| {worst}");
+    let ids = gpu.forward_argmax(&seqs, &kv).expect("argmax");
+    assert_eq!(ids.len(), both.rows(), "{arch}");
+    for (r, &id) in ids.iter().enumerate() {
+        let row = both.row(r);
+        let best = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        assert_eq!(row[id as usize], best, "{arch}: argmax row {r}");
+    }
+    // A block id past the cache and a token past the vocabulary are errors.
+    let bad_block = [SeqInput {
+        tokens: a,
+        start_pos: 0,
+        block_table: &[99, 0],
+        logits: LogitsRequest::Last,
+    }];
+    assert!(gpu.forward(&bad_block, &kv).is_err(), "{arch}");
+    let bad_tok = [SeqInput {
+        tokens: &[u32::MAX],
+        start_pos: 0,
+        block_table: &ta,
+        logits: LogitsRequest::Last,
+    }];
+    assert!(gpu.forward(&bad_tok, &kv).is_err(), "{arch}");
+}
