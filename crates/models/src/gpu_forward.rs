@@ -2,6 +2,8 @@
 //! cache, and the forward pass recorded as one step (one compute pass, one submit) with
 //! the same semantics as the CPU [`Model::forward`].
 
+mod inputs;
+mod run;
 mod step;
 
 /// The GPU backend this module runs on (`DeviceSelector`, `GpuContext`, …).

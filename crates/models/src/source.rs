@@ -19,7 +19,9 @@ pub fn model_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("MARLIN_MODEL_DIR") {
         return PathBuf::from(d);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     home.join(".cache/metal-marlin/models")
 }
 

@@ -24,7 +24,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let prompt: Vec<u32> = (0..a.prompt_len)
         .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 33) % vocab) as u32
         })
         .collect();

@@ -20,7 +20,10 @@ pub fn run(args: ChatArgs) -> Result<()> {
         .map(|s| ChatMessage::new("system", s))
         .collect();
     let mut history = start.clone();
-    eprintln!("chatting with {} — /reset clears the history, /exit quits", model.name);
+    eprintln!(
+        "chatting with {} — /reset clears the history, /exit quits",
+        model.name
+    );
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout();
     loop {

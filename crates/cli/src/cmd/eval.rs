@@ -20,13 +20,24 @@ fn perplexity(a: PerplexityArgs) -> Result<()> {
         .with_context(|| format!("reading {}", a.file.display()))?;
     let (model, device) = load_model(&a.model)?;
     let tokens = model.tokenizer.encode(&text, false)?;
-    let bos = model.tokenizer.add_bos().then(|| model.tokenizer.bos_id()).flatten();
+    let bos = model
+        .tokenizer
+        .add_bos()
+        .then(|| model.tokenizer.bos_id())
+        .flatten();
     let mut engine = Engine::new(model, a.ctx);
     let pb = progress_bar(1, "windows");
-    let r = eval::perplexity(&mut engine, &tokens, a.ctx, bos, a.score_all, &mut |d, t| {
-        pb.set_length(t as u64);
-        pb.set_position(d as u64);
-    })?;
+    let r = eval::perplexity(
+        &mut engine,
+        &tokens,
+        a.ctx,
+        bos,
+        a.score_all,
+        &mut |d, t| {
+            pb.set_length(t as u64);
+            pb.set_position(d as u64);
+        },
+    )?;
     pb.finish_and_clear();
     let json = serde_json::json!({
         "perplexity": r.perplexity,

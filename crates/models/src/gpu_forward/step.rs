@@ -1,49 +1,20 @@
-//! One forward step of a [`GpuModel`]: host-built step inputs (token ids, KV slots,
-//! attention metadata, RoPE cos/sin rows) uploaded once, then every op of every layer
-//! recorded into a single [`StepEncoder`] and submitted once; only the requested logits
-//! rows (or their argmax ids) are read back.
+//! Recording one forward step of a [`GpuModel`]: embed, every layer's ops and the LM head
+//! of the requested rows, all into one [`StepEncoder`] (one compute pass).
 
-use std::ops::Range;
-use std::sync::atomic::Ordering;
-
-use marlin_core::rope::RopeConfig;
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    read_bytes, read_f32, record_add, record_argmax, record_attention, record_embed,
-    record_gate_mul, record_kv_write, record_matmul, record_rms_norm, record_rope, storage_f32,
-    upload_f32, AttnShape, GateAct, MatmulIo, PooledBuffer, Span, StepEncoder,
+    record_add, record_attention, record_embed, record_gate_mul, record_kv_write, record_matmul,
+    record_rms_norm, record_rope, storage_f32, AttnShape, GateAct, MatmulIo, PooledBuffer, Span,
+    StepEncoder,
 };
 
+use super::inputs::StepInputs;
 use super::{GpuKvCache, GpuLinear, GpuModel};
 use crate::config::Activation;
-use crate::forward::{Logits, LogitsRequest, SeqInput};
-use crate::kv_cache::BLOCK_SIZE;
 use crate::{Error, Result};
 
-/// The host side of a step: u32 words `[ids | slots | (pos, table offset) per token |
-/// block tables]`, RoPE rows, and which token rows each sequence wants logits for.
-struct StepInputs {
-    n: usize,
-    words: Vec<u32>,
-    slots_off: usize,
-    meta_off: usize,
-    cs: Vec<f32>,
-    cs_local_off: usize,
-    picks: Vec<Range<usize>>,
-}
-
-/// `cos ‖ sin` of every position's half angles, as the CPU table computes them (f64).
-fn push_cs(cfg: &RopeConfig, positions: &[usize], out: &mut Vec<f32>) {
-    let f = cfg.inv_freqs();
-    for &p in positions {
-        let angles = f.iter().map(|&fr| p as f64 * f64::from(fr));
-        out.extend(angles.clone().map(|a| a.cos() as f32));
-        out.extend(angles.map(|a| a.sin() as f32));
-    }
-}
-
 /// Activations of a step, alive until it is submitted.
-struct Scratch {
+pub(super) struct Scratch {
     h: PooledBuffer,
     xn: PooledBuffer,
     q: PooledBuffer,
@@ -59,85 +30,7 @@ struct Scratch {
 }
 
 impl GpuModel {
-    fn prepare(&self, seqs: &[SeqInput<'_>], kv: &GpuKvCache) -> Result<StepInputs> {
-        let cfg = &self.config;
-        let n: usize = seqs.iter().map(|s| s.tokens.len()).sum();
-        if kv.k.len() != cfg.n_layers {
-            return Err(Error::Config(
-                "GPU KV cache belongs to another model".into(),
-            ));
-        }
-        let slots_off = n.div_ceil(4) * 4;
-        let meta_off = slots_off + n;
-        let mut words = vec![0u32; meta_off + 2 * n];
-        let mut positions = Vec::with_capacity(n);
-        let mut picks = Vec::with_capacity(seqs.len());
-        let mut t = 0;
-        for s in seqs {
-            let table_off = words.len();
-            words.extend_from_slice(s.block_table);
-            for &id in s.block_table {
-                if id as usize >= kv.num_blocks {
-                    return Err(Error::Config(format!(
-                        "KV block {id} is outside the GPU cache ({} blocks)",
-                        kv.num_blocks
-                    )));
-                }
-            }
-            let len = s.tokens.len();
-            for (i, &tok) in s.tokens.iter().enumerate() {
-                let pos = s.start_pos + i;
-                if tok as usize >= cfg.vocab {
-                    return Err(Error::Config(format!(
-                        "token id {tok} is outside the vocabulary ({})",
-                        cfg.vocab
-                    )));
-                }
-                if pos >= cfg.context_length {
-                    return Err(Error::Config(format!(
-                        "position {pos} is past the context length {}",
-                        cfg.context_length
-                    )));
-                }
-                let block = *s.block_table.get(pos / BLOCK_SIZE).ok_or_else(|| {
-                    Error::Config(format!("no KV block reserved for position {pos}"))
-                })?;
-                words[t] = tok;
-                words[slots_off + t] = block * BLOCK_SIZE as u32 + (pos % BLOCK_SIZE) as u32;
-                words[meta_off + 2 * t] = pos as u32;
-                words[meta_off + 2 * t + 1] = table_off as u32;
-                positions.push(pos);
-                t += 1;
-            }
-            let start = t - len;
-            picks.push(match s.logits {
-                LogitsRequest::None => start..start,
-                LogitsRequest::Last if len > 0 => t - 1..t,
-                LogitsRequest::Last => start..start,
-                LogitsRequest::All => start..t,
-            });
-        }
-        if u32::try_from(words.len()).is_err() {
-            return Err(Error::Config("step metadata exceeds u32 indexing".into()));
-        }
-        let mut cs = Vec::new();
-        push_cs(&self.rope, &positions, &mut cs);
-        let cs_local_off = cs.len();
-        if let Some(r) = &self.rope_local {
-            push_cs(r, &positions, &mut cs);
-        }
-        Ok(StepInputs {
-            n,
-            words,
-            slots_off,
-            meta_off,
-            cs,
-            cs_local_off,
-            picks,
-        })
-    }
-
-    fn scratch(&self, n: usize) -> Result<Scratch> {
+    pub(super) fn scratch(&self, n: usize) -> Result<Scratch> {
         let c = &self.config;
         let ctx = self.ctx.as_ref();
         let f = |len: usize| storage_f32(ctx, len);
@@ -207,7 +100,7 @@ impl GpuModel {
 
     /// Records the whole step; returns the logits buffer (`rows × vocab`) when any row is
     /// requested.
-    fn record_step(
+    pub(super) fn record_step(
         &self,
         enc: &mut StepEncoder<'_>,
         inp: &StepInputs,
@@ -371,92 +264,5 @@ impl GpuModel {
         };
         record_add(enc, Span::whole(h), Span::whole(src), n * d, n * d)?;
         Ok(())
-    }
-
-    /// Uploads the inputs, records and submits the step; `finish` records the read-back
-    /// side (argmax) before submission and reads the result after.
-    fn run_step<T>(
-        &self,
-        seqs: &[SeqInput<'_>],
-        kv: &GpuKvCache,
-        finish: impl FnOnce(
-            &mut StepEncoder<'_>,
-            &StepInputs,
-            Option<&PooledBuffer>,
-        ) -> Result<Option<PooledBuffer>>,
-        read: impl FnOnce(&StepInputs, Option<&PooledBuffer>, Option<&PooledBuffer>) -> Result<T>,
-    ) -> Result<T> {
-        let inp = self.prepare(seqs, kv)?;
-        if inp.n == 0 {
-            return read(&inp, None, None);
-        }
-        let ctx = self.ctx.as_ref();
-        let words = upload_f32(ctx, bytemuck::cast_slice(&inp.words))?;
-        let cs = upload_f32(ctx, &inp.cs)?;
-        let scratch = self.scratch(inp.n)?;
-        let mut enc = StepEncoder::new(ctx, "forward");
-        let logits = self.record_step(&mut enc, &inp, kv, &words, &cs, &scratch)?;
-        let extra = finish(&mut enc, &inp, logits.as_ref())?;
-        self.last_dispatches
-            .store(enc.dispatch_count(), Ordering::Relaxed);
-        enc.submit()?;
-        read(&inp, logits.as_ref(), extra.as_ref())
-    }
-
-    /// Run one step over `seqs`, appending their K/V to `kv`; same contract as the CPU
-    /// [`Model::forward`](crate::Model::forward).
-    pub fn forward(&self, seqs: &[SeqInput<'_>], kv: &GpuKvCache) -> Result<Logits> {
-        let vocab = self.config.vocab;
-        self.run_step(
-            seqs,
-            kv,
-            |_, _, _| Ok(None),
-            |inp, logits, _| {
-                let m: usize = inp.picks.iter().map(|r| r.len()).sum();
-                let data = match logits {
-                    Some(b) => read_f32(&self.ctx, b, 0, m * vocab)?,
-                    None => Vec::new(),
-                };
-                Ok(Logits {
-                    data,
-                    vocab,
-                    rows_per_seq: inp.picks.iter().map(|r| r.len()).collect(),
-                })
-            },
-        )
-    }
-
-    /// Like [`GpuModel::forward`], but reads back only the argmax token id of every
-    /// requested logits row (greedy decoding), in row order.
-    pub fn forward_argmax(&self, seqs: &[SeqInput<'_>], kv: &GpuKvCache) -> Result<Vec<u32>> {
-        let vocab = self.config.vocab;
-        self.run_step(
-            seqs,
-            kv,
-            |enc, inp, logits| {
-                let Some(l) = logits else { return Ok(None) };
-                let m: usize = inp.picks.iter().map(|r| r.len()).sum();
-                let ids = storage_f32(&self.ctx, m)?;
-                record_argmax(enc, Span::whole(l), Span::whole(&ids), m, vocab, vocab)?;
-                Ok(Some(ids))
-            },
-            |inp, _, ids| {
-                let m: usize = inp.picks.iter().map(|r| r.len()).sum();
-                match ids {
-                    Some(b) => Ok(bytemuck::pod_collect_to_vec(&read_bytes(
-                        &self.ctx,
-                        b,
-                        0,
-                        m as u64 * 4,
-                    )?)),
-                    None => Ok(Vec::new()),
-                }
-            },
-        )
-    }
-
-    /// Dispatches recorded by the last step (one submit each).
-    pub fn dispatch_count(&self) -> u32 {
-        self.last_dispatches.load(Ordering::Relaxed)
     }
 }

@@ -42,7 +42,9 @@ fn num(v: &Value, key: &str) -> Option<f32> {
 /// RoPE from a rope-parameters object (`rope_scaling`, `rope_parameters` or one of its
 /// per-layer-type entries), with `default_theta` when it names none.
 fn rope_from(p: Option<&Value>, default_theta: f32, n_rot: usize) -> Result<RopeConfig> {
-    let theta = p.and_then(|p| num(p, "rope_theta")).unwrap_or(default_theta);
+    let theta = p
+        .and_then(|p| num(p, "rope_theta"))
+        .unwrap_or(default_theta);
     let mut rope = RopeConfig::new(n_rot, theta, RopeMode::Neox);
     let Some(p) = p else { return Ok(rope) };
     let kind = p
@@ -82,7 +84,9 @@ pub fn config_from_hf(v: &Value) -> Result<ModelConfig> {
     let legacy_scaling = v.get("rope_scaling").filter(|p| p.is_object());
     let gemma = arch == Arch::Gemma3;
     let rope = if gemma {
-        let p = params.and_then(|p| p.get("full_attention")).or(legacy_scaling);
+        let p = params
+            .and_then(|p| p.get("full_attention"))
+            .or(legacy_scaling);
         rope_from(p, theta, head_dim)?
     } else {
         rope_from(params.or(legacy_scaling), theta, head_dim)?

@@ -96,7 +96,9 @@ impl Loader<'_> {
         }
         let mut v = t.to_f32()?;
         // HF Gemma stores norm weights as offsets from 1; llama.cpp's converter adds the 1.
-        if self.naming == Naming::Hf && self.cfg.arch == Arch::Gemma3 && name.ends_with("norm.weight")
+        if self.naming == Naming::Hf
+            && self.cfg.arch == Arch::Gemma3
+            && name.ends_with("norm.weight")
         {
             v.iter_mut().for_each(|x| *x += 1.0);
         }
@@ -175,7 +177,11 @@ pub fn load_weights(
     let ld = Loader { src, naming, cfg };
     let (embed_name, norm_name, head_name) = match naming {
         Naming::Gguf => ("token_embd.weight", "output_norm.weight", "output.weight"),
-        Naming::Hf => ("model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"),
+        Naming::Hf => (
+            "model.embed_tokens.weight",
+            "model.norm.weight",
+            "lm_head.weight",
+        ),
     };
     let embed = ld.matrix(embed_name, cfg.vocab, cfg.hidden)?;
     if embed.format == QuantFormat::Q8_K {

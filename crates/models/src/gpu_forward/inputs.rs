@@ -1,0 +1,115 @@
+//! The host side of a GPU forward step: token ids, KV slots, per-token attention metadata
+//! and block tables packed into one u32 upload, RoPE cos/sin rows, and the logits rows each
+//! sequence asked for; bad input (token ids, positions, block ids) is rejected here.
+
+use std::ops::Range;
+
+use marlin_core::rope::RopeConfig;
+
+use super::{GpuKvCache, GpuModel};
+use crate::forward::{LogitsRequest, SeqInput};
+use crate::kv_cache::BLOCK_SIZE;
+use crate::{Error, Result};
+
+/// The host side of a step: u32 words `[ids | slots | (pos, table offset) per token |
+/// block tables]`, RoPE rows, and which token rows each sequence wants logits for.
+pub(super) struct StepInputs {
+    pub(super) n: usize,
+    pub(super) words: Vec<u32>,
+    pub(super) slots_off: usize,
+    pub(super) meta_off: usize,
+    pub(super) cs: Vec<f32>,
+    pub(super) cs_local_off: usize,
+    pub(super) picks: Vec<Range<usize>>,
+}
+
+/// `cos ‖ sin` of every position's half angles, as the CPU table computes them (f64).
+fn push_cs(cfg: &RopeConfig, positions: &[usize], out: &mut Vec<f32>) {
+    let f = cfg.inv_freqs();
+    for &p in positions {
+        let angles = f.iter().map(|&fr| p as f64 * f64::from(fr));
+        out.extend(angles.clone().map(|a| a.cos() as f32));
+        out.extend(angles.map(|a| a.sin() as f32));
+    }
+}
+
+impl GpuModel {
+    /// Validate `seqs` against the model and `kv` and build the step's host inputs.
+    pub(super) fn prepare(&self, seqs: &[SeqInput<'_>], kv: &GpuKvCache) -> Result<StepInputs> {
+        let cfg = &self.config;
+        let n: usize = seqs.iter().map(|s| s.tokens.len()).sum();
+        if kv.k.len() != cfg.n_layers {
+            return Err(Error::Config(
+                "GPU KV cache belongs to another model".into(),
+            ));
+        }
+        let slots_off = n.div_ceil(4) * 4;
+        let meta_off = slots_off + n;
+        let mut words = vec![0u32; meta_off + 2 * n];
+        let mut positions = Vec::with_capacity(n);
+        let mut picks = Vec::with_capacity(seqs.len());
+        let mut t = 0;
+        for s in seqs {
+            let table_off = words.len();
+            words.extend_from_slice(s.block_table);
+            for &id in s.block_table {
+                if id as usize >= kv.num_blocks {
+                    return Err(Error::Config(format!(
+                        "KV block {id} is outside the GPU cache ({} blocks)",
+                        kv.num_blocks
+                    )));
+                }
+            }
+            let len = s.tokens.len();
+            for (i, &tok) in s.tokens.iter().enumerate() {
+                let pos = s.start_pos + i;
+                if tok as usize >= cfg.vocab {
+                    return Err(Error::Config(format!(
+                        "token id {tok} is outside the vocabulary ({})",
+                        cfg.vocab
+                    )));
+                }
+                if pos >= cfg.context_length {
+                    return Err(Error::Config(format!(
+                        "position {pos} is past the context length {}",
+                        cfg.context_length
+                    )));
+                }
+                let block = *s.block_table.get(pos / BLOCK_SIZE).ok_or_else(|| {
+                    Error::Config(format!("no KV block reserved for position {pos}"))
+                })?;
+                words[t] = tok;
+                words[slots_off + t] = block * BLOCK_SIZE as u32 + (pos % BLOCK_SIZE) as u32;
+                words[meta_off + 2 * t] = pos as u32;
+                words[meta_off + 2 * t + 1] = table_off as u32;
+                positions.push(pos);
+                t += 1;
+            }
+            let start = t - len;
+            picks.push(match s.logits {
+                LogitsRequest::None => start..start,
+                LogitsRequest::Last if len > 0 => t - 1..t,
+                LogitsRequest::Last => start..start,
+                LogitsRequest::All => start..t,
+            });
+        }
+        if u32::try_from(words.len()).is_err() {
+            return Err(Error::Config("step metadata exceeds u32 indexing".into()));
+        }
+        let mut cs = Vec::new();
+        push_cs(&self.rope, &positions, &mut cs);
+        let cs_local_off = cs.len();
+        if let Some(r) = &self.rope_local {
+            push_cs(r, &positions, &mut cs);
+        }
+        Ok(StepInputs {
+            n,
+            words,
+            slots_off,
+            meta_off,
+            cs,
+            cs_local_off,
+            picks,
+        })
+    }
+}

@@ -1,0 +1,102 @@
+//! Running a GPU forward step: upload the inputs, record the step, submit once, and read
+//! back the requested logits rows or only their argmax ids.
+
+use std::sync::atomic::Ordering;
+
+use marlin_gpu::{
+    read_bytes, read_f32, record_argmax, storage_f32, upload_f32, PooledBuffer, Span, StepEncoder,
+};
+
+use super::inputs::StepInputs;
+use super::{GpuKvCache, GpuModel};
+use crate::forward::{Logits, SeqInput};
+use crate::Result;
+
+impl GpuModel {
+    /// Uploads the inputs, records and submits the step; `finish` records the read-back
+    /// side (argmax) before submission and reads the result after.
+    fn run_step<T>(
+        &self,
+        seqs: &[SeqInput<'_>],
+        kv: &GpuKvCache,
+        finish: impl FnOnce(
+            &mut StepEncoder<'_>,
+            &StepInputs,
+            Option<&PooledBuffer>,
+        ) -> Result<Option<PooledBuffer>>,
+        read: impl FnOnce(&StepInputs, Option<&PooledBuffer>, Option<&PooledBuffer>) -> Result<T>,
+    ) -> Result<T> {
+        let inp = self.prepare(seqs, kv)?;
+        if inp.n == 0 {
+            return read(&inp, None, None);
+        }
+        let ctx = self.ctx.as_ref();
+        let words = upload_f32(ctx, bytemuck::cast_slice(&inp.words))?;
+        let cs = upload_f32(ctx, &inp.cs)?;
+        let scratch = self.scratch(inp.n)?;
+        let mut enc = StepEncoder::new(ctx, "forward");
+        let logits = self.record_step(&mut enc, &inp, kv, &words, &cs, &scratch)?;
+        let extra = finish(&mut enc, &inp, logits.as_ref())?;
+        self.last_dispatches
+            .store(enc.dispatch_count(), Ordering::Relaxed);
+        enc.submit()?;
+        read(&inp, logits.as_ref(), extra.as_ref())
+    }
+
+    /// Run one step over `seqs`, appending their K/V to `kv`; same contract as the CPU
+    /// [`Model::forward`](crate::Model::forward).
+    pub fn forward(&self, seqs: &[SeqInput<'_>], kv: &GpuKvCache) -> Result<Logits> {
+        let vocab = self.config.vocab;
+        self.run_step(
+            seqs,
+            kv,
+            |_, _, _| Ok(None),
+            |inp, logits, _| {
+                let m: usize = inp.picks.iter().map(|r| r.len()).sum();
+                let data = match logits {
+                    Some(b) => read_f32(&self.ctx, b, 0, m * vocab)?,
+                    None => Vec::new(),
+                };
+                Ok(Logits {
+                    data,
+                    vocab,
+                    rows_per_seq: inp.picks.iter().map(|r| r.len()).collect(),
+                })
+            },
+        )
+    }
+
+    /// Like [`GpuModel::forward`], but reads back only the argmax token id of every
+    /// requested logits row (greedy decoding), in row order.
+    pub fn forward_argmax(&self, seqs: &[SeqInput<'_>], kv: &GpuKvCache) -> Result<Vec<u32>> {
+        let vocab = self.config.vocab;
+        self.run_step(
+            seqs,
+            kv,
+            |enc, inp, logits| {
+                let Some(l) = logits else { return Ok(None) };
+                let m: usize = inp.picks.iter().map(|r| r.len()).sum();
+                let ids = storage_f32(&self.ctx, m)?;
+                record_argmax(enc, Span::whole(l), Span::whole(&ids), m, vocab, vocab)?;
+                Ok(Some(ids))
+            },
+            |inp, _, ids| {
+                let m: usize = inp.picks.iter().map(|r| r.len()).sum();
+                match ids {
+                    Some(b) => Ok(bytemuck::pod_collect_to_vec(&read_bytes(
+                        &self.ctx,
+                        b,
+                        0,
+                        m as u64 * 4,
+                    )?)),
+                    None => Ok(Vec::new()),
+                }
+            },
+        )
+    }
+
+    /// Dispatches recorded by the last step (one submit each).
+    pub fn dispatch_count(&self) -> u32 {
+        self.last_dispatches.load(Ordering::Relaxed)
+    }
+}
