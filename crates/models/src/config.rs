@@ -98,13 +98,13 @@ impl ModelConfig {
         if self.hidden == 0 || self.n_layers == 0 || self.n_heads == 0 || self.head_dim == 0 {
             return bad(format!("zero-sized model: {self:?}"));
         }
-        if self.n_kv_heads == 0 || self.n_heads % self.n_kv_heads != 0 {
+        if self.n_kv_heads == 0 || !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return bad(format!(
                 "{} query heads do not divide into {} kv heads",
                 self.n_heads, self.n_kv_heads
             ));
         }
-        if self.rope.n_rot > self.head_dim || self.rope.n_rot % 2 != 0 {
+        if self.rope.n_rot > self.head_dim || !self.rope.n_rot.is_multiple_of(2) {
             return bad(format!(
                 "rope dims {} invalid for head dim {}",
                 self.rope.n_rot, self.head_dim
