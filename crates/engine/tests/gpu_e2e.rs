@@ -118,6 +118,12 @@ fn check(name: &str) {
         c.token_ids, g.token_ids
     );
     eprintln!("{name}: gpu text {:?}", g.text);
+    eprintln!(
+        "{name}: decode tok/s cpu {:.1}, gpu {:.1} ({})",
+        c.decode_tok_s(),
+        g.decode_tok_s(),
+        gpu.ctx().summary.name
+    );
     assert_eq!(g.token_ids.len(), NEW_TOKENS);
     if g.token_ids != c.token_ids {
         // Accept a split only at a near-tie of the CPU logits.

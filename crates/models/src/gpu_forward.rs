@@ -13,9 +13,9 @@ use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
 use marlin_core::rope::RopeConfig;
-use marlin_core::QTensor;
+use marlin_core::{QTensor, QuantFormat};
 use marlin_gpu::wgpu;
-use marlin_gpu::{upload_f32, CacheDtype, GpuContext, GpuWeight, PooledBuffer};
+use marlin_gpu::{upload_f32, CacheDtype, GpuContext, GpuWeight, KernelKey, Op, PooledBuffer};
 
 use crate::config::ModelConfig;
 use crate::kv_cache::BLOCK_SIZE;
@@ -152,7 +152,7 @@ impl GpuModel {
         }
         let output_norm = vecs.push(&w.output_norm);
         let vectors = upload_f32(&ctx, &vecs.0)?;
-        Ok(GpuModel {
+        let model = GpuModel {
             rope: cfg.rope.clone(),
             rope_local: cfg.rope_local.clone(),
             config: cfg,
@@ -163,7 +163,39 @@ impl GpuModel {
             vectors,
             output_norm,
             last_dispatches: AtomicU32::new(0),
-        })
+        };
+        model.prewarm()?;
+        Ok(model)
+    }
+
+    /// Compile every kernel a step uses now, at load, rather than during the first step.
+    fn prewarm(&self) -> Result<()> {
+        let key = |op, format| KernelKey {
+            op,
+            format,
+            variant: self.ctx.default_variant(op),
+        };
+        let head = self.lm_head.as_ref().unwrap_or(&self.embed);
+        let mut keys = vec![key(Op::Embed, self.embed.format)];
+        let weights = self
+            .layers
+            .iter()
+            .flat_map(|l| [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].map(|x| x.w.format));
+        for format in weights.chain([head.format]) {
+            for op in Op::MATMUL {
+                if !keys.contains(&key(op, format)) {
+                    keys.push(key(op, format));
+                }
+            }
+        }
+        keys.extend(
+            Op::ALL
+                .into_iter()
+                .filter(|op| !op.per_format())
+                .map(|op| key(op, QuantFormat::F32)),
+        );
+        self.ctx.prewarm(&keys)?;
+        Ok(())
     }
 
     /// Open the adapter `sel` names and upload `model` to it; `Ok(None)` when `sel` means
