@@ -233,6 +233,7 @@ fn tiny_models_on_gpu_match_transformers() {
         assert_eq!(out.token_ids, tokens, "{arch}: greedy tokens");
         check_batch(
             arch,
+            &model,
             &gpu,
             &prompts
                 .iter()
@@ -244,7 +245,7 @@ fn tiny_models_on_gpu_match_transformers() {
 
 /// Two sequences in one step (different block tables, `All` and `Last` logits) give the
 /// rows each gives alone, and `forward_argmax` agrees with the logits' argmax.
-fn check_batch(arch: &str, gpu: &GpuModel, prompts: &[Vec<u32>]) {
+fn check_batch(arch: &str, model: &Model, gpu: &GpuModel, prompts: &[Vec<u32>]) {
     use marlin_models::{GpuKvCache, SeqInput};
     let kv = GpuKvCache::new(gpu, 8).expect("kv");
     let (a, b) = (&prompts[0], &prompts[1]);
@@ -304,6 +305,18 @@ fn check_batch(arch: &str, gpu: &GpuModel, prompts: &[Vec<u32>]) {
         let best = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
         assert_eq!(row[id as usize], best, "{arch}: argmax row {r}");
     }
+    // Logits split over buffers of 3 rows read back the same.
+    let paged = GpuModel::new(gpu.ctx().clone(), model)
+        .expect("upload")
+        .with_logits_page_bytes(3 * 4 * gpu.config().vocab as u64 + 5);
+    let kv2 = GpuKvCache::new(&paged, 8).expect("kv");
+    let again = paged.forward(&seqs, &kv2).expect("paged");
+    assert_eq!(again.data, both.data, "{arch}: paged logits");
+    assert_eq!(
+        paged.forward_argmax(&seqs, &kv2).expect("argmax"),
+        ids,
+        "{arch}"
+    );
     // A block id past the cache and a token past the vocabulary are errors.
     let bad_block = [SeqInput {
         tokens: a,

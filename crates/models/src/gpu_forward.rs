@@ -70,6 +70,8 @@ pub struct GpuModel {
     pub(crate) rope_local: Option<RopeConfig>,
     /// Dispatches of the last step.
     pub(crate) last_dispatches: AtomicU32,
+    /// Largest logits buffer, bytes (the device's binding limit unless lowered).
+    pub(crate) logits_page_bytes: u64,
 }
 
 /// Collects vectors into one host array, handing out their offsets.
@@ -152,6 +154,7 @@ impl GpuModel {
         }
         let output_norm = vecs.push(&w.output_norm);
         let vectors = upload_f32(&ctx, &vecs.0)?;
+        let logits_page_bytes = ctx.max_binding();
         let model = GpuModel {
             rope: cfg.rope.clone(),
             rope_local: cfg.rope_local.clone(),
@@ -163,6 +166,7 @@ impl GpuModel {
             vectors,
             output_norm,
             last_dispatches: AtomicU32::new(0),
+            logits_page_bytes,
         };
         model.prewarm()?;
         Ok(model)
@@ -205,6 +209,13 @@ impl GpuModel {
             Some(ctx) => Self::new(Arc::new(ctx), model).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Cap logits buffers at `bytes` (at least one row each; the device limit still
+    /// applies). Steps wanting more rows split the LM head over several buffers.
+    pub fn with_logits_page_bytes(mut self, bytes: u64) -> Self {
+        self.logits_page_bytes = bytes.min(self.ctx.max_binding());
+        self
     }
 
     /// The device context.

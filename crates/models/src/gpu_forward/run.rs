@@ -8,6 +8,7 @@ use marlin_gpu::{
 };
 
 use super::inputs::StepInputs;
+use super::step::LogitsPages;
 use super::{GpuKvCache, GpuModel};
 use crate::forward::{Logits, SeqInput};
 use crate::Result;
@@ -22,9 +23,9 @@ impl GpuModel {
         finish: impl FnOnce(
             &mut StepEncoder<'_>,
             &StepInputs,
-            Option<&PooledBuffer>,
+            Option<&LogitsPages>,
         ) -> Result<Option<PooledBuffer>>,
-        read: impl FnOnce(&StepInputs, Option<&PooledBuffer>, Option<&PooledBuffer>) -> Result<T>,
+        read: impl FnOnce(&StepInputs, Option<&LogitsPages>, Option<&PooledBuffer>) -> Result<T>,
     ) -> Result<T> {
         let inp = self.prepare(seqs, kv)?;
         if inp.n == 0 {
@@ -52,11 +53,10 @@ impl GpuModel {
             kv,
             |_, _, _| Ok(None),
             |inp, logits, _| {
-                let m: usize = inp.picks.iter().map(|r| r.len()).sum();
-                let data = match logits {
-                    Some(b) => read_f32(&self.ctx, b, 0, m * vocab)?,
-                    None => Vec::new(),
-                };
+                let mut data = Vec::new();
+                for (b, rows) in logits.iter().flat_map(|l| l.iter()) {
+                    data.extend(read_f32(&self.ctx, b, 0, rows * vocab)?);
+                }
                 Ok(Logits {
                     data,
                     vocab,
@@ -73,11 +73,15 @@ impl GpuModel {
         self.run_step(
             seqs,
             kv,
-            |enc, inp, logits| {
+            |enc, _, logits| {
                 let Some(l) = logits else { return Ok(None) };
-                let m: usize = inp.picks.iter().map(|r| r.len()).sum();
-                let ids = storage_f32(&self.ctx, m)?;
-                record_argmax(enc, Span::whole(l), Span::whole(&ids), m, vocab, vocab)?;
+                let ids = storage_f32(&self.ctx, l.rows)?;
+                let mut row = 0;
+                for (b, rows) in l.iter() {
+                    let out = Span::new(&ids, row);
+                    record_argmax(enc, Span::whole(b), out, rows, vocab, vocab)?;
+                    row += rows;
+                }
                 Ok(Some(ids))
             },
             |inp, _, ids| {

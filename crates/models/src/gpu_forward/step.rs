@@ -13,6 +13,23 @@ use super::{GpuKvCache, GpuLinear, GpuModel};
 use crate::config::Activation;
 use crate::{Error, Result};
 
+/// The requested logits rows of a step, `per_page` rows (of `vocab` floats) per buffer.
+pub(super) struct LogitsPages {
+    pub(super) pages: Vec<PooledBuffer>,
+    pub(super) per_page: usize,
+    pub(super) rows: usize,
+}
+
+impl LogitsPages {
+    /// (buffer, rows in it) in row order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&PooledBuffer, usize)> {
+        self.pages.iter().enumerate().map(|(i, b)| {
+            let before = i * self.per_page;
+            (b, self.per_page.min(self.rows - before))
+        })
+    }
+}
+
 /// Activations of a step, alive until it is submitted.
 pub(super) struct Scratch {
     h: PooledBuffer,
@@ -108,7 +125,7 @@ impl GpuModel {
         words: &Buffer,
         cs: &Buffer,
         s: &Scratch,
-    ) -> Result<Option<PooledBuffer>> {
+    ) -> Result<Option<LogitsPages>> {
         let c = &self.config;
         let n = inp.n;
         let (d, hd) = (c.hidden, c.head_dim);
@@ -222,26 +239,45 @@ impl GpuModel {
         }
         self.norm(enc, self.output_norm, &s.h, &s.xn, n, d)?;
         let head = self.lm_head.as_ref().unwrap_or(&self.embed);
-        let logits = storage_f32(&self.ctx, m * c.vocab)?;
+        // Pages of rows that each fit one storage binding (256 rows of a 262k vocabulary
+        // do not).
+        let vocab_bytes = (c.vocab as u64).saturating_mul(4).max(1);
+        let per = usize::try_from(self.logits_page_bytes / vocab_bytes)
+            .unwrap_or(usize::MAX)
+            .max(1);
+        let mut pages: Vec<PooledBuffer> = Vec::new();
         let mut row = 0;
         for r in inp.picks.iter().filter(|r| !r.is_empty()) {
-            if !(r.start * d).is_multiple_of(4) {
-                return Err(Error::Unsupported(format!(
-                    "GPU logits need hidden % 4 == 0, got {d}"
-                )));
+            let mut t = r.start;
+            while t < r.end {
+                let (page, in_page) = (row / per, row % per);
+                if page == pages.len() {
+                    pages.push(storage_f32(&self.ctx, per.min(m - row) * c.vocab)?);
+                }
+                let take = (r.end - t).min(per - in_page);
+                if !(t * d).is_multiple_of(4) {
+                    return Err(Error::Unsupported(format!(
+                        "GPU logits need hidden % 4 == 0, got {d}"
+                    )));
+                }
+                let io = MatmulIo {
+                    x: &s.xn,
+                    x_offset: t * d,
+                    out: &pages[page],
+                    out_offset: in_page * c.vocab,
+                    out_stride: None,
+                    n_tokens: take,
+                };
+                record_matmul(enc, head, &io)?;
+                t += take;
+                row += take;
             }
-            let io = MatmulIo {
-                x: &s.xn,
-                x_offset: r.start * d,
-                out: &logits,
-                out_offset: row * c.vocab,
-                out_stride: None,
-                n_tokens: r.len(),
-            };
-            record_matmul(enc, head, &io)?;
-            row += r.len();
         }
-        Ok(Some(logits))
+        Ok(Some(LogitsPages {
+            pages,
+            per_page: per,
+            rows: m,
+        }))
     }
 
     /// `h += post_norm(x)` (`tmp` holds the norm's output when there is one).
