@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use marlin_models::forward::{LogitsRequest, SeqInput};
 use marlin_models::kv_cache::KvCache;
 use marlin_models::tokenizer::StreamDecoder;
-use marlin_models::{GpuKvCache, GpuModel, Logits, Model};
+use marlin_models::{Device, GpuKvCache, GpuModel, Logits, Model};
 
 use crate::blocks::{BlockAllocator, BlockTable};
 use crate::sampler::{Sampler, SamplingParams, StopChecker};
@@ -95,6 +95,14 @@ impl Engine {
         let kv = GpuKvCache::new(&gpu, self.kv.num_blocks())?;
         self.gpu = Some((gpu, kv));
         Ok(self)
+    }
+
+    /// Run forward steps on `device` (`Device::Cpu` keeps the CPU path).
+    pub fn with_device(self, device: Device) -> Result<Self> {
+        match device {
+            Device::Cpu => Ok(self),
+            Device::Gpu(g) => self.with_gpu(g),
+        }
     }
 
     /// The GPU model forward steps run on, if any.

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use marlin_engine::sampler::SamplingParams;
 use marlin_engine::Engine;
-use marlin_models::gpu_forward::marlin_gpu::{DeviceSelector, GpuContext};
-use marlin_models::{GpuModel, LogitsRequest, Model};
+use marlin_models::gpu_forward::marlin_gpu::{CacheDtype, DeviceSelector, GpuContext};
+use marlin_models::{Device, GpuModel, LogitsRequest, Model};
 
 /// Max |Δlogit| over the whole vocabulary allowed between the CPU (8-bit activations) and
 /// GPU (f32) paths; measured on lavapipe: max 1.06 / mean 0.17 (SmolLM2), max 1.55 / mean
@@ -70,7 +70,7 @@ fn check(name: &str) {
     let prompt = model.tokenizer.encode(PROMPT, true).expect("encode");
     let mut cpu_engine = Engine::new(model.clone(), 64);
     let mut gpu_engine = Engine::new(model.clone(), 64)
-        .with_gpu(gpu.clone())
+        .with_device(Device::Gpu(gpu.clone()))
         .expect("gpu kv");
 
     // Prompt logits at every position.
@@ -305,6 +305,16 @@ fn check_batch(arch: &str, model: &Model, gpu: &GpuModel, prompts: &[Vec<u32>]) 
         let best = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
         assert_eq!(row[id as usize], best, "{arch}: argmax row {r}");
     }
+    // An f32 KV cache gives the f16 cache's logits up to f16 rounding.
+    let kv32 = GpuKvCache::with_dtype(gpu, 8, CacheDtype::F32).expect("kv32");
+    let f32_kv = gpu.forward(&seqs, &kv32).expect("f32 kv");
+    let d32 = f32_kv
+        .data
+        .iter()
+        .zip(&both.data)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(d32 < 2e-2, "{arch}: f32 vs f16 KV max |Δ| {d32}");
     // Logits split over buffers of 3 rows read back the same.
     let paged = GpuModel::new(gpu.ctx().clone(), model)
         .expect("upload")

@@ -265,10 +265,18 @@ pub struct GpuKvCache {
 }
 
 impl GpuKvCache {
-    /// Zeroed storage for `num_blocks` blocks per layer of `model`.
+    /// Zeroed f16 storage (as the CPU cache) for `num_blocks` blocks per layer of `model`.
     pub fn new(model: &GpuModel, num_blocks: usize) -> Result<GpuKvCache> {
+        Self::with_dtype(model, num_blocks, CacheDtype::F16)
+    }
+
+    /// Zeroed storage of element type `dtype` for `num_blocks` blocks per layer.
+    pub fn with_dtype(
+        model: &GpuModel,
+        num_blocks: usize,
+        dtype: CacheDtype,
+    ) -> Result<GpuKvCache> {
         let cfg = &model.config;
-        let dtype = CacheDtype::F16;
         let words = num_blocks
             .checked_mul(BLOCK_SIZE * cfg.kv_dim())
             .map(|n| dtype.words(n))
