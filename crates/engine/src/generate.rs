@@ -118,6 +118,22 @@ impl Engine {
         })
     }
 
+    /// One decode step that reads back only the argmax token (GPU greedy decoding).
+    fn forward_argmax(&mut self, seq: SeqInput<'_>) -> Result<u32> {
+        match &self.gpu {
+            Some((g, kv)) => {
+                let ids = g.forward_argmax(&[seq], kv)?;
+                ids.first()
+                    .copied()
+                    .ok_or_else(|| Error::InvalidRequest("decode step produced no token".into()))
+            }
+            None => {
+                let logits = self.model.forward(&[seq], &mut self.kv)?;
+                Ok(crate::sampler::argmax(&logits.data))
+            }
+        }
+    }
+
     /// The model.
     pub fn model(&self) -> &Arc<Model> {
         &self.model
@@ -219,8 +235,18 @@ impl Engine {
         let prefill_time = t0.elapsed();
         let t1 = Instant::now();
         let mut finish = FinishReason::Length;
+        // Greedy without penalties on the GPU: read back only the argmax id per step.
+        let argmax_only = self.gpu.is_some()
+            && params.is_greedy()
+            && params.repetition_penalty == 1.0
+            && params.presence_penalty == 0.0
+            && params.frequency_penalty == 0.0;
+        let mut next: Option<u32> = None;
         while generated.len() < params.max_tokens {
-            let tok = sampler.sample(&mut logits, &history);
+            let tok = match next.take() {
+                Some(t) => t,
+                None => sampler.sample(&mut logits, &history),
+            };
             history.push(tok);
             generated.push(tok);
             if eos.contains(&tok) && !params.ignore_eos {
@@ -246,7 +272,11 @@ impl Engine {
                 block_table: table.blocks(),
                 logits: LogitsRequest::Last,
             };
-            logits = self.forward(seq)?.data;
+            if argmax_only {
+                next = Some(self.forward_argmax(seq)?);
+            } else {
+                logits = self.forward(seq)?.data;
+            }
         }
         if finish == FinishReason::Length {
             let tail = decoder.finish()?;

@@ -43,8 +43,8 @@ fn load(name: &str) -> Arc<Model> {
     Arc::new(Model::load(&path, &mut |_, _| {}).expect("load"))
 }
 
-/// Dispatches per decode token when no projection is chunked: one per embedding/LM-head
-/// chunk, the final norm, plus per layer norm, q/k/v, 2 rope, 2 kv_write, attention, o, add, norm,
+/// Dispatches per greedy decode token when no projection is chunked: one per embedding and
+/// LM-head chunk, the final norm, the argmax, plus per layer norm, q/k/v, 2 rope, 2 kv_write, attention, o, add, norm,
 /// gate, up, activation, down, add (17), + 2 per sandwich norm pair, + 2 for q/k norms,
 /// + one per bias.
 fn expected_dispatches(model: &Model, gpu: &GpuModel) -> u32 {
@@ -60,7 +60,7 @@ fn expected_dispatches(model: &Model, gpu: &GpuModel) -> u32 {
         per_layer += 3;
     }
     let (embed, head) = gpu.table_chunks();
-    (c.n_layers * per_layer + 1 + embed + head) as u32
+    (c.n_layers * per_layer + 2 + embed + head) as u32
 }
 
 fn check(name: &str) {
