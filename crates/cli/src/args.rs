@@ -30,7 +30,8 @@ pub enum Command {
 /// Where and how to load a model.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// A GGUF file, a Hugging Face folder, or a cached name (`default`, `gemma3`).
+    /// A GGUF file, a Hugging Face folder, a cached name (`default`, `gemma3`), or a
+    /// random-weight model `synthetic:PRESET:FORMAT` (llama3-8b, llama3-1b, smollm2-135m).
     #[arg(long, short = 'm', default_value = "default")]
     pub model: String,
     /// `auto` (a hardware GPU if present, else the CPU) or `cpu`.

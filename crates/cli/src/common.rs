@@ -57,17 +57,17 @@ pub fn progress_bar(len: u64, msg: &str) -> ProgressBar {
     pb
 }
 
-/// Resolve `--model`, set threads, and load the model with a progress bar.
+/// Set threads and load `--model` (a path, a cached name or `synthetic:PRESET:FORMAT`)
+/// with a progress bar.
 pub fn load_model(args: &ModelArgs) -> Result<(Arc<Model>, DeviceChoice)> {
     init_threads(args.threads)?;
     let device = pick_device(&args.device)?;
-    let path = marlin_models::source::resolve_model(&args.model)?;
     let pb = progress_bar(1, "loading");
-    let model = Model::load(&path, &mut |done, total| {
+    let model = Model::load_spec(&args.model, &mut |done, total| {
         pb.set_length(total as u64);
         pb.set_position(done as u64);
     })
-    .with_context(|| format!("loading {}", path.display()))?;
+    .with_context(|| format!("loading {}", args.model))?;
     pb.finish_and_clear();
     Ok((Arc::new(model), device))
 }

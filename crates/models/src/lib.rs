@@ -14,6 +14,7 @@ pub mod load;
 pub mod model;
 mod prompt;
 pub mod source;
+pub mod synthetic;
 pub mod tokenizer;
 pub mod weights;
 

@@ -47,6 +47,16 @@ impl Model {
         Self::assemble(config, weights, tokenizer, chat_template, name)
     }
 
+    /// Load what a `--model` argument names: `synthetic:PRESET:FORMAT` builds a random-weight
+    /// model ([`crate::synthetic`]); anything else goes through [`crate::source::resolve_model`].
+    pub fn load_spec(arg: &str, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
+        if arg.starts_with(crate::synthetic::PREFIX) {
+            return crate::synthetic::build(arg, progress);
+        }
+        let path = crate::source::resolve_model(arg)?;
+        Self::load(&path, progress)
+    }
+
     /// Put a model together from parts (loaders and synthetic models use this).
     pub fn assemble(
         config: ModelConfig,

@@ -1,0 +1,240 @@
+//! Synthetic random-weight models at real shapes (`synthetic:PRESET:FORMAT`), so GPU and CPU
+//! benchmarks run without downloads: Llama-architecture configs, weights packed directly in
+//! the requested format, a byte-fallback tokenizer of the preset's vocabulary size, ChatML.
+
+mod fill;
+mod vocab;
+
+pub use fill::{random_tensor, TARGET_RMS};
+
+use marlin_core::rope::{RopeConfig, RopeMode};
+use marlin_core::QuantFormat;
+
+use crate::chat::ChatTemplate;
+use crate::config::{Activation, Arch, ModelConfig};
+use crate::weights::{LayerWeights, Linear, Weights};
+use crate::{Error, Model, Result};
+
+/// The prefix of a synthetic model spec.
+pub const PREFIX: &str = "synthetic:";
+
+/// A preset: a name and the shapes of the real model it mimics.
+#[derive(Debug, Clone, Copy)]
+pub struct Preset {
+    pub name: &'static str,
+    pub hidden: usize,
+    pub n_layers: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+    pub ffn: usize,
+    pub vocab: usize,
+    pub rope_theta: f32,
+    pub context_length: usize,
+    /// The LM head shares the embedding table.
+    pub tied: bool,
+}
+
+/// The presets `synthetic:` accepts.
+pub const PRESETS: &[Preset] = &[
+    Preset {
+        name: "llama3-8b",
+        hidden: 4096,
+        n_layers: 32,
+        n_heads: 32,
+        n_kv_heads: 8,
+        head_dim: 128,
+        ffn: 14336,
+        vocab: 128_256,
+        rope_theta: 500_000.0,
+        context_length: 8192,
+        tied: false,
+    },
+    Preset {
+        name: "llama3-1b",
+        hidden: 2048,
+        n_layers: 16,
+        n_heads: 32,
+        n_kv_heads: 8,
+        head_dim: 64,
+        ffn: 8192,
+        vocab: 128_256,
+        rope_theta: 500_000.0,
+        context_length: 8192,
+        tied: true,
+    },
+    Preset {
+        name: "smollm2-135m",
+        hidden: 576,
+        n_layers: 30,
+        n_heads: 9,
+        n_kv_heads: 3,
+        head_dim: 64,
+        ffn: 1536,
+        vocab: 49_152,
+        rope_theta: 100_000.0,
+        context_length: 8192,
+        tied: true,
+    },
+];
+
+impl Preset {
+    /// The preset called `name`.
+    pub fn by_name(name: &str) -> Option<&'static Preset> {
+        PRESETS.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The model config of this preset (Llama, GGUF-style adjacent-pair RoPE).
+    pub fn config(&self) -> ModelConfig {
+        ModelConfig {
+            arch: Arch::Llama,
+            hidden: self.hidden,
+            n_layers: self.n_layers,
+            n_heads: self.n_heads,
+            n_kv_heads: self.n_kv_heads,
+            head_dim: self.head_dim,
+            ffn: self.ffn,
+            vocab: self.vocab,
+            rms_eps: 1e-5,
+            context_length: self.context_length,
+            rope: RopeConfig::new(self.head_dim, self.rope_theta, RopeMode::Normal),
+            rope_local: None,
+            sliding_window: None,
+            local_layers: vec![false; self.n_layers],
+            attn_scale: 1.0 / (self.head_dim as f32).sqrt(),
+            embed_scale: 1.0,
+            activation: Activation::Silu,
+            qk_norm: false,
+            qkv_bias: false,
+            sandwich_norms: false,
+        }
+    }
+}
+
+/// A parsed `PRESET:FORMAT` spec.
+#[derive(Debug, Clone, Copy)]
+pub struct SyntheticSpec {
+    pub preset: &'static Preset,
+    pub format: QuantFormat,
+}
+
+impl SyntheticSpec {
+    /// Parse `synthetic:PRESET:FORMAT` (the prefix is optional).
+    pub fn parse(spec: &str) -> Result<Self> {
+        let body = spec.strip_prefix(PREFIX).unwrap_or(spec);
+        let presets = || {
+            PRESETS
+                .iter()
+                .map(|p| p.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let Some((preset, format)) = body.split_once(':') else {
+            return Err(Error::Config(format!(
+                "synthetic model `{spec}` needs the form synthetic:PRESET:FORMAT \
+                 (presets: {}; formats: q4_0, q4_k, q8_0, f16, …)",
+                presets()
+            )));
+        };
+        let preset = Preset::by_name(preset).ok_or_else(|| {
+            Error::Config(format!(
+                "unknown synthetic preset `{preset}` (presets: {})",
+                presets()
+            ))
+        })?;
+        let format = QuantFormat::from_name(format).ok_or_else(|| {
+            let names: Vec<&str> = QuantFormat::ALL.iter().map(|f| f.name()).collect();
+            Error::Config(format!(
+                "unknown weight format `{format}` (formats: {})",
+                names.join(", ")
+            ))
+        })?;
+        Ok(Self { preset, format })
+    }
+
+    /// The model name, `synthetic:PRESET:FORMAT`.
+    pub fn name(&self) -> String {
+        format!("{PREFIX}{}:{}", self.preset.name, self.format)
+    }
+}
+
+/// The format a `[_, cols]` weight gets: `format`, or llama.cpp's usual fallback when `cols`
+/// is not a whole number of its blocks (K-quants on 576-wide SmolLM2), else F16.
+pub fn format_for(format: QuantFormat, cols: usize) -> QuantFormat {
+    use QuantFormat as F;
+    let fits = |f: QuantFormat| cols.is_multiple_of(f.block_elems());
+    if fits(format) {
+        return format;
+    }
+    let fallback = match format {
+        F::Q2_K | F::Q3_K => F::Q4_0,
+        F::Q4_K => F::Q5_0,
+        F::Q5_K => F::Q5_1,
+        F::Q6_K | F::Q8_K => F::Q8_0,
+        F::IQ4_XS => F::IQ4_NL,
+        _ => F::F16,
+    };
+    if fits(fallback) {
+        fallback
+    } else {
+        F::F16
+    }
+}
+
+fn linear(format: QuantFormat, rows: usize, cols: usize, seed: u64) -> Result<Linear> {
+    Ok(Linear {
+        weight: random_tensor(format_for(format, cols), rows, cols, seed)?,
+        bias: None,
+    })
+}
+
+fn layer(cfg: &ModelConfig, format: QuantFormat, l: usize) -> Result<LayerWeights> {
+    let (d, q, kv, f) = (cfg.hidden, cfg.q_dim(), cfg.kv_dim(), cfg.ffn);
+    let seed = |i: u64| fill::mix(((l as u64 + 1) << 8) | i);
+    Ok(LayerWeights {
+        attn_norm: vec![1.0; d],
+        q: linear(format, q, d, seed(0))?,
+        k: linear(format, kv, d, seed(1))?,
+        v: linear(format, kv, d, seed(2))?,
+        q_norm: None,
+        k_norm: None,
+        o: linear(format, d, q, seed(3))?,
+        post_attn_norm: None,
+        ffn_norm: vec![1.0; d],
+        gate: linear(format, f, d, seed(4))?,
+        up: linear(format, f, d, seed(5))?,
+        down: linear(format, d, f, seed(6))?,
+        post_ffn_norm: None,
+    })
+}
+
+/// Build the model a `synthetic:PRESET:FORMAT` spec names; `progress(done, total)` counts
+/// the embedding table, every layer and the LM head.
+pub fn build(spec: &str, progress: &mut dyn FnMut(usize, usize)) -> Result<Model> {
+    let s = SyntheticSpec::parse(spec)?;
+    let cfg = s.preset.config();
+    let total = cfg.n_layers + 2;
+    progress(0, total);
+    let emb_format = format_for(s.format, cfg.hidden);
+    let embed = random_tensor(emb_format, cfg.vocab, cfg.hidden, fill::mix(1))?;
+    progress(1, total);
+    let mut layers = Vec::with_capacity(cfg.n_layers);
+    for l in 0..cfg.n_layers {
+        layers.push(layer(&cfg, s.format, l)?);
+        progress(l + 2, total);
+    }
+    let lm_head = if s.preset.tied {
+        embed.clone()
+    } else {
+        random_tensor(emb_format, cfg.vocab, cfg.hidden, fill::mix(2))?
+    };
+    progress(total, total);
+    let weights = Weights {
+        embed,
+        layers,
+        output_norm: vec![1.0; cfg.hidden],
+        lm_head,
+    };
+    let tokenizer = vocab::tokenizer(cfg.vocab)?;
+    Model::assemble(cfg, weights, tokenizer, ChatTemplate::chatml()?, s.name())
+}
