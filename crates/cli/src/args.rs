@@ -21,8 +21,10 @@ pub enum Command {
     /// Quality evaluations.
     #[command(subcommand)]
     Eval(EvalCommand),
-    /// Speed: prefill and decode tokens per second, as JSON.
+    /// Speed: prefill and decode tokens per second, as JSON (`bench kernels`: GPU kernels).
     Bench(BenchArgs),
+    /// List GPU adapters (the `N` of `--device gpu:N`) and the CPU backend.
+    Devices,
     /// Print a model file's architecture, metadata and tensors.
     Inspect(InspectArgs),
 }
@@ -133,7 +135,11 @@ pub struct LogitsArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    /// A kernel benchmark instead of the model benchmark.
+    #[command(subcommand)]
+    pub kind: Option<BenchCommand>,
     #[command(flatten)]
     pub model: ModelArgs,
     /// Prompt tokens for the prefill measurement.
@@ -145,6 +151,34 @@ pub struct BenchArgs {
     /// Timed repetitions (after one warm-up); the mean is reported.
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// GPU GEMV GB/s and GEMM TFLOP/s per format against copy bandwidth, as JSON.
+    Kernels(BenchKernelsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchKernelsArgs {
+    /// `auto` (a hardware GPU), `gpu` (best adapter, software included) or `gpu:N`.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Weight rows; with `--cols`, replaces the default shapes (14336×4096 and 4096×4096).
+    #[arg(long)]
+    pub rows: Option<usize>,
+    /// Weight columns (the reduction length).
+    #[arg(long)]
+    pub cols: Option<usize>,
+    /// Weight formats, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "q4_0,q4_k,q8_0,f16")]
+    pub formats: Vec<String>,
+    /// Timed runs per kernel (after a warm-up).
+    #[arg(long, default_value_t = 100)]
+    pub iters: u32,
+    /// Activation rows of the GEMM measurement (prefill); 0 skips GEMM.
+    #[arg(long, default_value_t = 512)]
+    pub gemm_tokens: usize,
 }
 
 #[derive(Args, Debug)]

@@ -6,7 +6,7 @@ mod common;
 
 use clap::Parser;
 
-use args::{Cli, Command};
+use args::{BenchCommand, Cli, Command};
 
 fn main() {
     tracing_subscriber::fmt()
@@ -21,7 +21,11 @@ fn main() {
         Command::Run(a) => cmd::run::run(a),
         Command::Chat(a) => cmd::chat::run(a),
         Command::Eval(c) => cmd::eval::run(c),
-        Command::Bench(a) => cmd::bench::run(a),
+        Command::Bench(mut a) => match a.kind.take() {
+            Some(BenchCommand::Kernels(k)) => cmd::bench_kernels::run(k),
+            None => cmd::bench::run(a),
+        },
+        Command::Devices => cmd::devices::run(),
         Command::Inspect(a) => cmd::inspect::run(a),
     };
     if let Err(e) = result {

@@ -1,5 +1,5 @@
-//! Kernel benchmarks for `metal-marlin bench kernels`: GEMV bandwidth on synthetic weights,
-//! and buffer-to-buffer copy bandwidth, the device's practical memory limit.
+//! Kernel benchmarks for `metal-marlin bench kernels`: GEMV bandwidth and GEMM TFLOP/s on
+//! synthetic weights, and buffer-to-buffer copy bandwidth, the device's practical memory limit.
 
 use std::time::Instant;
 
@@ -143,6 +143,69 @@ pub fn bench_gemv_with(
         bytes,
         us: secs_per * 1e6,
         gb_s: bytes as f64 / secs_per / 1e9,
+        timer,
+    })
+}
+
+/// One GEMM measurement (prefill shape: `tokens` activation rows).
+#[derive(Debug, Clone)]
+pub struct GemmBench {
+    /// Kernel name, e.g. `gemm_q4_0`.
+    pub name: String,
+    pub variant: Variant,
+    pub rows: usize,
+    pub cols: usize,
+    pub tokens: usize,
+    /// Microseconds per GEMM.
+    pub us: f64,
+    /// `2 · rows · cols · tokens / time`, in TFLOP/s.
+    pub tflop_s: f64,
+    pub timer: Timer,
+}
+
+/// GEMM throughput for a `[rows, cols]` weight in `format` times `tokens` activation rows,
+/// with the device's default GEMM variant, averaged over `iters` runs after a warm-up.
+pub fn bench_gemm(
+    ctx: &GpuContext,
+    format: QuantFormat,
+    rows: usize,
+    cols: usize,
+    tokens: usize,
+    iters: u32,
+) -> Result<GemmBench> {
+    if tokens < 2 {
+        return Err(Error::shape(
+            "bench_gemm",
+            format!("{tokens} tokens (need ≥ 2)"),
+        ));
+    }
+    let iters = iters.max(1);
+    let variant = ctx.default_variant(crate::Op::Gemm);
+    let raw = synthetic_bytes(format.row_bytes(cols)? * rows, 0x7F4A_7C15);
+    let w = GpuWeight::from_bytes(ctx, format, rows, cols, &raw, ctx.max_binding())?;
+    let x = upload_f32(ctx, &vec![0.01f32; cols * tokens])?;
+    let out = zeroed_f32(ctx, rows * tokens)?;
+    let io = MatmulIo::new(&x, &out, tokens);
+    let record = |enc: &mut StepEncoder<'_>, n: u32| -> Result<()> {
+        for _ in 0..n {
+            record_matmul_variant(enc, &w, &io, variant)?;
+        }
+        Ok(())
+    };
+    let mut warm = StepEncoder::new(ctx, "bench-warmup");
+    record(&mut warm, 1)?;
+    warm.submit_and_wait()?;
+    let (secs, timer) = timed(ctx, |enc| record(enc, iters))?;
+    let secs_per = secs / f64::from(iters);
+    let flops = 2.0 * rows as f64 * cols as f64 * tokens as f64;
+    Ok(GemmBench {
+        name: crate::op::kernel_name(crate::Op::Gemm, format),
+        variant,
+        rows,
+        cols,
+        tokens,
+        us: secs_per * 1e6,
+        tflop_s: flops / secs_per / 1e12,
         timer,
     })
 }

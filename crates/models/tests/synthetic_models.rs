@@ -127,3 +127,24 @@ fn bad_specs_are_clear_errors() {
     let e = err("synthetic:llama3-8b");
     assert!(e.contains("synthetic:PRESET:FORMAT"), "{e}");
 }
+
+/// The full 8B model (about 4.6 GB in q4_0): run with `--ignored` to time the build.
+#[test]
+#[ignore = "allocates ~4.6 GB"]
+fn llama3_8b_q4_0_builds() {
+    let t = std::time::Instant::now();
+    let m = build("synthetic:llama3-8b:q4_0");
+    eprintln!("llama3-8b q4_0 built in {:.1} s", t.elapsed().as_secs_f64());
+    let p = Preset::by_name("llama3-8b").unwrap();
+    assert_eq!(
+        m.weight_bytes(),
+        expected_weight_bytes(p, QuantFormat::Q4_0)
+    );
+    assert_eq!(m.weight_bytes(), 4_221_370_368);
+    let (embed, head) = (&m.weights.embed, &m.weights.lm_head);
+    assert_ne!(
+        embed.bytes().as_ptr(),
+        head.bytes().as_ptr(),
+        "untied LM head"
+    );
+}

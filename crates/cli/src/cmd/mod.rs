@@ -1,7 +1,9 @@
 //! One module per command.
 
 pub mod bench;
+pub mod bench_kernels;
 pub mod chat;
+pub mod devices;
 pub mod eval;
 pub mod inspect;
 pub mod run;

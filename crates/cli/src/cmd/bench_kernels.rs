@@ -1,0 +1,152 @@
+//! `metal-marlin bench kernels`: GPU kernel speed against the device's own limit, as one JSON
+//! object — copy bandwidth, then per weight format and shape the GEMV (decode) read rate
+//! and the GEMM (prefill) TFLOP/s.
+
+use anyhow::{bail, Context, Result};
+use marlin_core::QuantFormat;
+use marlin_gpu::bench::{bench_gemm, bench_gemv, copy_bandwidth};
+use marlin_gpu::{DeviceSelector, GpuContext};
+use serde_json::{json, Value};
+
+use crate::args::BenchKernelsArgs;
+
+/// Llama-3-8B's FFN gate/up weight, then its attention-sized square weight.
+const DEFAULT_SHAPES: [(usize, usize); 2] = [(14336, 4096), (4096, 4096)];
+
+fn formats(names: &[String]) -> Result<Vec<QuantFormat>> {
+    names
+        .iter()
+        .map(|n| {
+            QuantFormat::from_name(n.trim()).with_context(|| {
+                let all: Vec<&str> = QuantFormat::ALL.iter().map(|f| f.name()).collect();
+                format!("unknown format `{n}` (formats: {})", all.join(", "))
+            })
+        })
+        .collect()
+}
+
+fn open(device: &str) -> Result<GpuContext> {
+    let sel: DeviceSelector = device.parse()?;
+    if sel == DeviceSelector::Cpu {
+        bail!("bench kernels measures GPU kernels; use --device gpu or gpu:N");
+    }
+    GpuContext::new(sel)?.with_context(|| {
+        format!(
+            "no hardware GPU for --device {device}; `--device gpu` also opens software \
+             adapters (lavapipe), see `metal-marlin devices`"
+        )
+    })
+}
+
+/// GEMV and GEMM of one format and shape; a kernel that fails is reported, not fatal.
+fn measure(
+    ctx: &GpuContext,
+    a: &BenchKernelsArgs,
+    format: QuantFormat,
+    (rows, cols): (usize, usize),
+    copy_read_gb_s: f64,
+) -> Value {
+    let mut out = json!({ "format": format.name(), "rows": rows, "cols": cols });
+    out["gemv"] = match bench_gemv(ctx, format, rows, cols, a.iters) {
+        Ok(g) => json!({
+            "kernel": g.name,
+            "variant": g.variant.name(),
+            "bytes": g.bytes,
+            "buffers": g.buffers,
+            "us": g.us,
+            "gb_s": g.gb_s,
+            "pct_of_copy_read": 100.0 * g.gb_s / copy_read_gb_s,
+            "timer": format!("{:?}", g.timer).to_lowercase(),
+        }),
+        Err(e) => json!({ "error": e.to_string() }),
+    };
+    if a.gemm_tokens > 0 {
+        out["gemm"] = match bench_gemm(ctx, format, rows, cols, a.gemm_tokens, a.iters) {
+            Ok(g) => json!({
+                "kernel": g.name,
+                "variant": g.variant.name(),
+                "tokens": g.tokens,
+                "us": g.us,
+                "tflop_s": g.tflop_s,
+                "timer": format!("{:?}", g.timer).to_lowercase(),
+            }),
+            Err(e) => json!({ "error": e.to_string() }),
+        };
+    }
+    out
+}
+
+fn git_sha() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+pub fn run(a: BenchKernelsArgs) -> Result<()> {
+    if a.iters == 0 {
+        bail!("--iters must be at least 1");
+    }
+    let formats = formats(&a.formats)?;
+    let shapes = match (a.rows, a.cols) {
+        (Some(r), Some(c)) if r > 0 && c > 0 => vec![(r, c)],
+        (None, None) => DEFAULT_SHAPES.to_vec(),
+        _ => bail!("--rows and --cols go together and must be at least 1"),
+    };
+    let ctx = open(&a.device)?;
+    let copy = copy_bandwidth(&ctx).context("measuring copy bandwidth")?;
+    let copy_read = copy.gb_s / 2.0;
+    let mut results = Vec::new();
+    for &shape in &shapes {
+        for &f in &formats {
+            results.push(measure(&ctx, &a, f, shape, copy_read));
+        }
+    }
+    let s = &ctx.summary;
+    let json = json!({
+        "adapter": s.name,
+        "backend": s.backend,
+        "device_type": s.device_type,
+        "driver": s.driver,
+        "driver_info": s.driver_info,
+        "software": s.software,
+        "git_sha": git_sha(),
+        "copy_gb_s": copy.gb_s,
+        "copy_read_gb_s": copy_read,
+        "copy_note": "copy_gb_s counts bytes read + bytes written of a buffer-to-buffer copy; \
+                      copy_read_gb_s is half of it, the read rate GEMV gb_s compares with",
+        "copy_bytes": copy.bytes,
+        "copy_timer": format!("{:?}", copy.timer).to_lowercase(),
+        "gemv_note": "gemv gb_s = (weight bytes in GPU layout + x + out) / time",
+        "iters": a.iters,
+        "results": results,
+    });
+    println!("{json}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_format_lists_and_rejects_unknown_names() {
+        let names = ["q4_0".to_string(), " Q4_K".to_string(), "f16".to_string()];
+        assert_eq!(
+            formats(&names).unwrap(),
+            [QuantFormat::Q4_0, QuantFormat::Q4_K, QuantFormat::F16]
+        );
+        let err = formats(&["q9_9".to_string()]).unwrap_err().to_string();
+        assert!(err.contains("unknown format `q9_9`"), "{err}");
+    }
+
+    #[test]
+    fn refuses_the_cpu_and_bad_selectors() {
+        let err = open("cpu").err().unwrap().to_string();
+        assert!(err.contains("--device gpu"), "{err}");
+        assert!(open("tpu").is_err());
+    }
+}
