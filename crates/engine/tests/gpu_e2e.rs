@@ -43,13 +43,13 @@ fn load(name: &str) -> Arc<Model> {
     Arc::new(Model::load(&path, &mut |_, _| {}).expect("load"))
 }
 
-/// Dispatches per greedy decode token when no projection is chunked: one per embedding and
-/// LM-head chunk, the final norm, the argmax, plus per layer norm, q/k/v, 2 rope, 2 kv_write, attention, o, add, norm,
-/// gate, up, activation, down, add (17), + 2 per sandwich norm pair, + 2 for q/k norms,
-/// + one per bias.
+/// Dispatches per greedy decode token: the matmuls (one per weight chunk; q|k|v and
+/// gate|up fused when their formats agree), one per embedding chunk, the final norm and
+/// the argmax, plus per layer: norm, rope (q and k together), 2 kv_write, attention, add,
+/// norm, activation, add (9), + 2 for sandwich norms, + 2 for q/k norms, + 1 bias add.
 fn expected_dispatches(model: &Model, gpu: &GpuModel) -> u32 {
     let c = &model.config;
-    let mut per_layer = 17;
+    let mut per_layer = 9;
     if c.sandwich_norms {
         per_layer += 2;
     }
@@ -57,10 +57,10 @@ fn expected_dispatches(model: &Model, gpu: &GpuModel) -> u32 {
         per_layer += 2;
     }
     if c.qkv_bias {
-        per_layer += 3;
+        per_layer += 1;
     }
-    let (embed, head) = gpu.table_chunks();
-    (c.n_layers * per_layer + 2 + embed + head) as u32
+    let (embed, _) = gpu.table_chunks();
+    (c.n_layers * per_layer + gpu.matmul_dispatches() + embed + 2) as u32
 }
 
 fn check(name: &str) {

@@ -9,8 +9,9 @@ use marlin_core::reference;
 use marlin_core::rope::{RopeConfig, RopeMode};
 use marlin_gpu::{
     read_bytes, read_f32, record_add, record_argmax, record_attention, record_embed,
-    record_gate_mul, record_kv_write, record_rms_norm, record_rope, upload_f32, AttnShape,
-    CacheDtype, GateAct, GpuContext, GpuWeight, Span, StepEncoder, MATMUL_FORMATS,
+    record_gate_mul, record_kv_write, record_rms_norm, record_rms_norm_grouped, record_rope,
+    upload_f32, AttnShape, CacheDtype, GateAct, GpuContext, GpuWeight, Span, StepEncoder,
+    MATMUL_FORMATS,
 };
 use testkit::{assert_sentinels, guarded, nmse, random_vec, random_weight, rng, GUARD};
 
@@ -70,6 +71,44 @@ fn rms_norm_matches_reference() {
     }
 }
 
+/// Heads of an interleaved row: 2 tokens × 3 heads of 16, token rows 64 floats apart; the
+/// gap (the rest of each row) keeps its sentinels.
+#[test]
+fn grouped_rms_norm_keeps_the_gaps() {
+    let Some(ctx) = testkit::ctx() else { return };
+    let (tokens, heads, cols, stride) = (2, 3, 16, 64);
+    let len = (tokens - 1) * stride + heads * cols;
+    let x = random_vec(&mut rng(5), len);
+    let w = random_vec(&mut rng(6), cols);
+    let xb = upload_f32(ctx, &x).expect("x");
+    let wb = upload_f32(ctx, &w).expect("w");
+    let ob = out_buf(ctx, len);
+    let mut enc = StepEncoder::new(ctx, "t");
+    record_rms_norm_grouped(
+        &mut enc,
+        Span::whole(&wb),
+        Span::whole(&xb),
+        Span::new(&ob, GUARD),
+        tokens * heads,
+        cols,
+        1e-6,
+        heads,
+        stride,
+    )
+    .expect("record");
+    enc.submit().expect("submit");
+    let got = read_guarded(ctx, &ob, len, "grouped rms_norm");
+    for t in 0..tokens {
+        let row = &x[t * stride..t * stride + heads * cols];
+        let want = reference::rms_norm(row, &w, 1e-6);
+        let g = &got[t * stride..t * stride + heads * cols];
+        assert!(nmse(g, &want) < 1e-12, "token {t}");
+        if t + 1 < tokens {
+            assert_sentinels(&got, t * stride + heads * cols..(t + 1) * stride, "gap");
+        }
+    }
+}
+
 /// Per-token `cos ‖ sin` rows as the model builds them (angles in f64).
 fn cs_rows(cfg: &RopeConfig, positions: &[usize]) -> Vec<f32> {
     let f = cfg.inv_freqs();
@@ -86,15 +125,22 @@ fn rope_matches_reference_in_both_modes() {
     let Some(ctx) = testkit::ctx() else { return };
     let (heads, hd) = (3, 8);
     let positions = [0usize, 5, 17, 1000];
-    for mode in [RopeMode::Normal, RopeMode::Neox] {
+    // Contiguous rows, and rows 5 floats apart whose gaps must stay untouched.
+    for (mode, pad) in [
+        (RopeMode::Normal, 0),
+        (RopeMode::Neox, 0),
+        (RopeMode::Normal, 5),
+        (RopeMode::Neox, 5),
+    ] {
         for n_rot in [8, 6] {
             let cfg = RopeConfig::new(n_rot, 10000.0, mode);
             let n = positions.len();
-            let x = random_vec(&mut rng(n_rot as u64), n * heads * hd);
+            let stride = heads * hd + pad;
+            let x = random_vec(&mut rng(n_rot as u64), (n - 1) * stride + heads * hd);
             let mut want = x.clone();
             for (t, &p) in positions.iter().enumerate() {
                 reference::rope(
-                    &mut want[t * heads * hd..][..heads * hd],
+                    &mut want[t * stride..][..heads * hd],
                     heads,
                     hd,
                     p,
@@ -115,11 +161,16 @@ fn rope_matches_reference_in_both_modes() {
                 heads,
                 hd,
                 n_rot / 2,
+                stride,
             )
             .expect("record");
             enc.submit().expect("submit");
             let got = read_guarded(ctx, &xb, x.len(), "rope");
-            assert!(max_abs(&got, &want) < 1e-5, "{mode:?} n_rot {n_rot}");
+            // Gaps compare equal to the input, so this also checks they were not written.
+            assert!(
+                max_abs(&got, &want) < 1e-5,
+                "{mode:?} n_rot {n_rot} pad {pad}"
+            );
         }
     }
 }
@@ -133,19 +184,33 @@ fn gated_activations_and_add_match_reference() {
     gate[0] = 60.0;
     gate[1] = -60.0;
     let up = random_vec(&mut r, n);
+    // 4 tokens of width 250, gate|up rows 503 floats apart.
+    let (tokens, width, stride) = (4, 250, 503);
+    let mut gu = vec![f32::NAN; (tokens - 1) * stride + 2 * width];
+    for t in 0..tokens {
+        gu[t * stride..][..width].copy_from_slice(&gate[t * width..][..width]);
+        gu[t * stride + width..][..width].copy_from_slice(&up[t * width..][..width]);
+    }
     for (act, f) in [
         (GateAct::Silu, reference::silu as fn(f32) -> f32),
         (GateAct::GeluTanh, reference::gelu_tanh),
     ] {
         let want: Vec<f32> = gate.iter().zip(&up).map(|(&g, &u)| f(g) * u).collect();
-        let mut host = guarded(n);
-        host[GUARD..GUARD + n].copy_from_slice(&gate);
-        let gb = upload_f32(ctx, &host).expect("gate");
-        let ub = upload_f32(ctx, &up).expect("up");
+        let gb = upload_f32(ctx, &gu).expect("gu");
+        let ob = out_buf(ctx, n);
         let mut enc = StepEncoder::new(ctx, "t");
-        record_gate_mul(&mut enc, act, Span::new(&gb, GUARD), Span::whole(&ub), n).expect("rec");
+        record_gate_mul(
+            &mut enc,
+            act,
+            Span::whole(&gb),
+            Span::new(&ob, GUARD),
+            tokens,
+            width,
+            stride,
+        )
+        .expect("rec");
         enc.submit().expect("submit");
-        let got = read_guarded(ctx, &gb, n, "gate_mul");
+        let got = read_guarded(ctx, &ob, n, "gate_mul");
         assert!(got.iter().all(|v| v.is_finite()), "{act:?}");
         assert!(nmse(&got, &want) < 1e-11, "{act:?}: {}", nmse(&got, &want));
     }
@@ -252,40 +317,36 @@ fn paged_case(
     let words = dtype.words(n_blocks * 16 * row);
     let kc = upload_f32(ctx, &vec![0.0; words]).expect("kc");
     let vc = upload_f32(ctx, &vec![0.0; words]).expect("vc");
-    let kb = upload_f32(ctx, &k).expect("k");
-    let vb = upload_f32(ctx, &v).expect("v");
+    // K and V side by side in one buffer, rows 2 · row + 2 floats apart.
+    let kv_stride = 2 * row + 2;
+    let mut kvh = vec![0.0f32; n_pos * kv_stride];
+    for t in 0..n_pos {
+        kvh[t * kv_stride..][..row].copy_from_slice(&k[t * row..][..row]);
+        kvh[t * kv_stride + row..][..row].copy_from_slice(&v[t * row..][..row]);
+    }
+    let kvb = upload_f32(ctx, &kvh).expect("kv");
     let sb = u32_buf(ctx, &slots);
     let mb = u32_buf(ctx, &meta);
-    let mut qh = guarded(q.len());
-    qh[GUARD..GUARD + q.len()].copy_from_slice(&q);
+    // Query rows 3 floats apart past their heads.
+    let q_stride = n_heads * hd + 3;
+    let mut qh = vec![f32::NAN; GUARD + q_pos.len() * q_stride];
+    for j in 0..q_pos.len() {
+        let w = n_heads * hd;
+        qh[GUARD + j * q_stride..][..w].copy_from_slice(&q[j * w..][..w]);
+    }
     let qb = upload_f32(ctx, &qh).expect("q");
     let ob = out_buf(ctx, q.len());
     let mut enc = StepEncoder::new(ctx, "t");
-    record_kv_write(
-        &mut enc,
-        Span::whole(&kb),
-        Span::whole(&sb),
-        &kc,
-        dtype,
-        n_pos,
-        row,
-    )
-    .expect("kv k");
-    record_kv_write(
-        &mut enc,
-        Span::whole(&vb),
-        Span::whole(&sb),
-        &vc,
-        dtype,
-        n_pos,
-        row,
-    )
-    .expect("kv v");
+    let slots = Span::whole(&sb);
+    let (kw, vw) = (Span::new(&kvb, 0), Span::new(&kvb, row));
+    record_kv_write(&mut enc, kw, slots, &kc, dtype, n_pos, row, kv_stride).expect("kv k");
+    record_kv_write(&mut enc, vw, slots, &vc, dtype, n_pos, row, kv_stride).expect("kv v");
     let shape = AttnShape {
         n_tokens: q_pos.len(),
         n_heads,
         n_kv_heads: n_kv,
         head_dim: hd,
+        q_stride,
         scale,
         window,
         dtype,
@@ -297,7 +358,7 @@ fn paged_case(
         &kc,
         &vc,
         Span::whole(&mb),
-        &ob,
+        Span::new(&ob, GUARD),
     )
     .expect("attn");
     assert_eq!(enc.dispatch_count(), 3);
@@ -373,6 +434,7 @@ fn bad_shapes_are_errors() {
         &b,
         CacheDtype::F16,
         1,
+        3,
         3
     )
     .is_err());
@@ -381,6 +443,7 @@ fn bad_shapes_are_errors() {
         n_heads: 3,
         n_kv_heads: 2,
         head_dim: 8,
+        q_stride: 24,
         scale: 1.0,
         window: None,
         dtype: CacheDtype::F32,
@@ -392,7 +455,7 @@ fn bad_shapes_are_errors() {
         &b,
         &b,
         Span::whole(&c),
-        &c
+        Span::whole(&c)
     )
     .is_err());
     assert_eq!(enc.dispatch_count(), 0);

@@ -3,8 +3,10 @@
 //! the same semantics as the CPU [`Model::forward`].
 
 mod inputs;
+mod layer;
 mod run;
 mod step;
+mod upload;
 
 /// The GPU backend this module runs on (`DeviceSelector`, `GpuContext`, …).
 pub use marlin_gpu;
@@ -19,8 +21,8 @@ use marlin_gpu::{upload_f32, CacheDtype, GpuContext, GpuWeight, KernelKey, Op, P
 
 use crate::config::ModelConfig;
 use crate::kv_cache::BLOCK_SIZE;
-use crate::weights::Linear;
 use crate::{Error, Model, Result};
+use upload::{upload_linear, upload_proj, upload_weight, GpuLinear, GpuProj, Vectors};
 
 /// Where a model runs.
 #[derive(Clone)]
@@ -31,26 +33,18 @@ pub enum Device {
     Gpu(Arc<GpuModel>),
 }
 
-/// A linear layer on the GPU: the weight and the float offset of its bias in the vector
-/// buffer.
-pub(crate) struct GpuLinear {
-    pub(crate) w: GpuWeight,
-    pub(crate) bias: Option<usize>,
-}
-
 /// One transformer block's weights; norms are float offsets into the vector buffer.
 pub(crate) struct GpuLayer {
     pub(crate) attn_norm: usize,
-    pub(crate) q: GpuLinear,
-    pub(crate) k: GpuLinear,
-    pub(crate) v: GpuLinear,
+    /// q | k | v.
+    pub(crate) qkv: GpuProj,
     pub(crate) q_norm: Option<usize>,
     pub(crate) k_norm: Option<usize>,
     pub(crate) o: GpuLinear,
     pub(crate) post_attn_norm: Option<usize>,
     pub(crate) ffn_norm: usize,
-    pub(crate) gate: GpuLinear,
-    pub(crate) up: GpuLinear,
+    /// gate | up.
+    pub(crate) gu: GpuProj,
     pub(crate) down: GpuLinear,
     pub(crate) post_ffn_norm: Option<usize>,
 }
@@ -72,40 +66,6 @@ pub struct GpuModel {
     pub(crate) last_dispatches: AtomicU32,
     /// Largest logits buffer, bytes (the device's binding limit unless lowered).
     pub(crate) logits_page_bytes: u64,
-}
-
-/// Collects vectors into one host array, handing out their offsets.
-#[derive(Default)]
-struct Vectors(Vec<f32>);
-
-impl Vectors {
-    fn push(&mut self, v: &[f32]) -> usize {
-        // Offsets stay multiples of 4 floats (16 bytes), like activation rows.
-        let at = self.0.len().div_ceil(4) * 4;
-        self.0.resize(at, 0.0);
-        self.0.extend_from_slice(v);
-        at
-    }
-
-    fn opt(&mut self, v: &Option<Vec<f32>>) -> Option<usize> {
-        v.as_deref().map(|v| self.push(v))
-    }
-}
-
-fn upload_weight(ctx: &GpuContext, t: &QTensor, name: &str) -> Result<GpuWeight> {
-    GpuWeight::upload(ctx, t).map_err(|e| Error::Unsupported(format!("GPU upload of {name}: {e}")))
-}
-
-fn upload_linear(
-    ctx: &GpuContext,
-    l: &Linear,
-    vecs: &mut Vectors,
-    name: &str,
-) -> Result<GpuLinear> {
-    Ok(GpuLinear {
-        w: upload_weight(ctx, &l.weight, name)?,
-        bias: l.bias.as_deref().map(|b| vecs.push(b)),
-    })
 }
 
 fn same_tensor(a: &QTensor, b: &QTensor) -> bool {
@@ -138,16 +98,13 @@ impl GpuModel {
             let name = |s: &str| format!("blk.{i}.{s}");
             layers.push(GpuLayer {
                 attn_norm: vecs.push(&l.attn_norm),
-                q: upload_linear(c, &l.q, &mut vecs, &name("attn_q"))?,
-                k: upload_linear(c, &l.k, &mut vecs, &name("attn_k"))?,
-                v: upload_linear(c, &l.v, &mut vecs, &name("attn_v"))?,
+                qkv: upload_proj(c, &[&l.q, &l.k, &l.v], &mut vecs, &name("attn_qkv"))?,
                 q_norm: vecs.opt(&l.q_norm),
                 k_norm: vecs.opt(&l.k_norm),
                 o: upload_linear(c, &l.o, &mut vecs, &name("attn_output"))?,
                 post_attn_norm: vecs.opt(&l.post_attn_norm),
                 ffn_norm: vecs.push(&l.ffn_norm),
-                gate: upload_linear(c, &l.gate, &mut vecs, &name("ffn_gate"))?,
-                up: upload_linear(c, &l.up, &mut vecs, &name("ffn_up"))?,
+                gu: upload_proj(c, &[&l.gate, &l.up], &mut vecs, &name("ffn_gate_up"))?,
                 down: upload_linear(c, &l.down, &mut vecs, &name("ffn_down"))?,
                 post_ffn_norm: vecs.opt(&l.post_ffn_norm),
             });
@@ -181,11 +138,8 @@ impl GpuModel {
         };
         let head = self.lm_head.as_ref().unwrap_or(&self.embed);
         let mut keys = vec![key(Op::Embed, self.embed.format)];
-        let weights = self
-            .layers
-            .iter()
-            .flat_map(|l| [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].map(|x| x.w.format));
-        for format in weights.chain([head.format]) {
+        let weights = self.layers.iter().flat_map(GpuLayer::weights);
+        for format in weights.map(|w| w.format).chain([head.format]) {
             for op in Op::MATMUL {
                 if !keys.contains(&key(op, format)) {
                     keys.push(key(op, format));
@@ -235,23 +189,35 @@ impl GpuModel {
         (self.embed.chunks.len(), head.chunks.len())
     }
 
+    /// Matmul dispatches of a one-token step: one per chunk of every projection (fused
+    /// q|k|v and gate|up count once when their formats agree) and of the LM head.
+    pub fn matmul_dispatches(&self) -> usize {
+        let layers: usize = self
+            .layers
+            .iter()
+            .flat_map(GpuLayer::weights)
+            .map(|w| w.chunks.len())
+            .sum();
+        layers + self.table_chunks().1
+    }
+
     /// Bytes of weights on the GPU.
     pub fn gpu_bytes(&self) -> u64 {
-        let lin = |l: &GpuLinear| l.w.gpu_bytes();
         let layers: u64 = self
             .layers
             .iter()
-            .map(|l| {
-                lin(&l.q)
-                    + lin(&l.k)
-                    + lin(&l.v)
-                    + lin(&l.o)
-                    + lin(&l.gate)
-                    + lin(&l.up)
-                    + lin(&l.down)
-            })
+            .flat_map(GpuLayer::weights)
+            .map(GpuWeight::gpu_bytes)
             .sum();
         layers + self.embed.gpu_bytes() + self.lm_head.as_ref().map_or(0, GpuWeight::gpu_bytes)
+    }
+}
+
+impl GpuLayer {
+    /// Every weight matrix of the layer.
+    fn weights(&self) -> impl Iterator<Item = &GpuWeight> {
+        let single = [&self.o.w, &self.down.w];
+        self.qkv.parts.iter().chain(&self.gu.parts).chain(single)
     }
 }
 

@@ -15,15 +15,18 @@ pub struct AttnShape {
     pub n_heads: usize,
     pub n_kv_heads: usize,
     pub head_dim: usize,
+    /// Floats between consecutive query tokens in `q` (≥ `n_heads · head_dim`).
+    pub q_stride: usize,
     pub scale: f32,
     /// Sliding window (keys `t > pos − w`); `None` = full causal.
     pub window: Option<usize>,
     pub dtype: CacheDtype,
 }
 
-/// Record attention: `q`/`out` are `n_tokens × n_heads × head_dim` (same offset in both
-/// buffers); `meta` holds 2 words per query token (absolute position, word index in `meta`
-/// of its sequence's block table). Every key up to each query's position must be written.
+/// Record attention: query token `j`'s heads start at `q + j · q_stride`; `out` receives
+/// `n_tokens × n_heads × head_dim` contiguous floats; `meta` holds 2 words per query token
+/// (absolute position, word index in `meta` of its sequence's block table). Every key up
+/// to each query's position must be written.
 pub fn record_attention(
     enc: &mut StepEncoder<'_>,
     s: &AttnShape,
@@ -31,7 +34,7 @@ pub fn record_attention(
     k_cache: &wgpu::Buffer,
     v_cache: &wgpu::Buffer,
     meta: Span<'_>,
-    out: &wgpu::Buffer,
+    out: Span<'_>,
 ) -> Result<()> {
     const OP: &str = "attn_paged";
     let hd = s.head_dim;
@@ -41,6 +44,8 @@ pub fn record_attention(
         || hd == 0
         || !hd.is_multiple_of(2)
         || hd > ATTN_MAX_HEAD_DIM
+        || s.n_heads >= 1 << 16
+        || s.q_stride < s.n_heads * hd
     {
         return Err(Error::shape(
             OP,
@@ -48,13 +53,14 @@ pub fn record_attention(
         ));
     }
     let len = s.n_tokens * s.n_heads * hd;
-    let qo = q.check(OP, "q", len)?;
-    Span::new(out, q.offset).check(OP, "out", len)?;
+    let qo = q.check(OP, "q", (s.n_tokens - 1) * s.q_stride + s.n_heads * hd)?;
+    let oo = out.check(OP, "out", len)?;
     let mo = meta.check(OP, "meta", 2 * s.n_tokens)?;
     let window = match s.window {
-        Some(w) => to_u32(OP, "window", w.max(1))?,
+        Some(w) => to_u32(OP, "window", w.clamp(1, (1 << 31) - 1))?,
         None => 0,
     };
+    let window = window | (u32::from(s.dtype == CacheDtype::F16) << 31);
     let max = enc.ctx().limits.max_compute_workgroups_per_dimension;
     let groups = [
         to_u32(OP, "heads", s.n_heads)?,
@@ -65,20 +71,20 @@ pub fn record_attention(
         return Err(Error::shape(OP, format!("grid {groups:?} exceeds {max}")));
     }
     let params = [
-        s.n_heads as u32,
-        s.n_kv_heads as u32,
+        s.n_heads as u32 | (s.n_kv_heads as u32) << 16,
+        to_u32(OP, "q_stride", s.q_stride)?,
         hd as u32,
         s.scale.to_bits(),
         window,
         mo,
-        u32::from(s.dtype == CacheDtype::F16),
+        oo,
         qo,
     ];
     dispatch_op(
         enc,
         Op::AttnPaged,
         params,
-        &[q.buffer, k_cache, v_cache, meta.buffer, out],
+        &[q.buffer, k_cache, v_cache, meta.buffer, out.buffer],
         groups,
     )
 }

@@ -13,27 +13,44 @@ pub enum GateAct {
     GeluTanh,
 }
 
-/// Record `gate[i] = act(gate[i]) · up[i]` for `n` elements (different buffers).
+/// Record `out[t, c] = act(gu[t, c]) · gu[t, width + c]` for `n_tokens` tokens and
+/// `c < width`: gate and up of a token side by side in `gu` (rows `stride` floats apart),
+/// `out` contiguous (`n_tokens × width`). Different buffers.
 pub fn record_gate_mul(
     enc: &mut StepEncoder<'_>,
     act: GateAct,
-    gate: Span<'_>,
-    up: Span<'_>,
-    n: usize,
+    gu: Span<'_>,
+    out: Span<'_>,
+    n_tokens: usize,
+    width: usize,
+    stride: usize,
 ) -> Result<()> {
     const OP: &str = "gate_mul";
-    if n == 0 {
-        return Err(Error::shape(OP, "no elements"));
+    if n_tokens == 0 || width == 0 || stride < 2 * width {
+        return Err(Error::shape(
+            OP,
+            format!("{n_tokens} tokens of width {width}, stride {stride} (≥ 2 · width)"),
+        ));
     }
-    let go = gate.check(OP, "gate", n)?;
-    let uo = up.check(OP, "up", n)?;
+    let n = n_tokens * width;
+    let go = gu.check(OP, "gu", (n_tokens - 1) * stride + 2 * width)?;
+    let oo = out.check(OP, "out", n)?;
     let op = match act {
         GateAct::Silu => Op::SiluMul,
         GateAct::GeluTanh => Op::GeluTanhMul,
     };
     let groups = grid(enc, OP, n, wg(op))?;
-    let params = [to_u32(OP, "n", n)?, go, uo, 0, 0, 0, 0, 0];
-    dispatch_op(enc, op, params, &[up.buffer, gate.buffer], groups)
+    let params = [
+        to_u32(OP, "n", n)?,
+        width as u32,
+        to_u32(OP, "stride", stride)?,
+        go,
+        oo,
+        0,
+        0,
+        0,
+    ];
+    dispatch_op(enc, op, params, &[gu.buffer, out.buffer], groups)
 }
 
 /// Record `dst[i] += src[i % src_len]` for `n` elements (`src_len = n`: residual add;

@@ -4,8 +4,8 @@ use super::{dispatch_op, grid, Span};
 use crate::op::Op;
 use crate::{Error, Result, StepEncoder};
 
-/// Record RMSNorm of `rows` rows of `cols` floats from `x` into `out` with weights `w`
-/// (`cols` floats from its offset). `x` and `out` must be different buffers.
+/// Record RMSNorm of `rows` contiguous rows of `cols` floats from `x` into `out` with
+/// weights `w` (`cols` floats from its offset). `x` and `out` must be different buffers.
 pub fn record_rms_norm(
     enc: &mut StepEncoder<'_>,
     w: Span<'_>,
@@ -15,15 +15,52 @@ pub fn record_rms_norm(
     cols: usize,
     eps: f32,
 ) -> Result<()> {
+    record_rms_norm_grouped(enc, w, x, out, rows, cols, eps, rows, 0)
+}
+
+/// [`record_rms_norm`] over rows in groups of `group` (one token's heads) whose groups
+/// start `stride` floats apart in both `x` and `out` (rows of an interleaved q|k|v buffer).
+#[allow(clippy::too_many_arguments)]
+pub fn record_rms_norm_grouped(
+    enc: &mut StepEncoder<'_>,
+    w: Span<'_>,
+    x: Span<'_>,
+    out: Span<'_>,
+    rows: usize,
+    cols: usize,
+    eps: f32,
+    group: usize,
+    stride: usize,
+) -> Result<()> {
     const OP: &str = "rms_norm";
-    if rows == 0 || cols == 0 {
-        return Err(Error::shape(OP, format!("[{rows}, {cols}] is empty")));
+    let groups = rows.checked_div(group).unwrap_or(0);
+    if rows == 0 || cols == 0 || group == 0 || groups * group != rows {
+        return Err(Error::shape(
+            OP,
+            format!("[{rows}, {cols}] in groups of {group} (non-empty, whole groups)"),
+        ));
     }
+    if groups > 1 && stride < group * cols {
+        return Err(Error::shape(
+            OP,
+            format!("stride {stride} < group width {}", group * cols),
+        ));
+    }
+    let extent = (groups - 1) * stride + group * cols;
     let wo = w.check(OP, "w", cols)?;
-    let xo = x.check(OP, "x", rows * cols)?;
-    let oo = out.check(OP, "out", rows * cols)?;
+    let xo = x.check(OP, "x", extent)?;
+    let oo = out.check(OP, "out", extent)?;
     let groups = grid(enc, OP, rows, 1)?;
-    let params = [rows as u32, cols as u32, eps.to_bits(), xo, oo, wo, 0, 0];
+    let params = [
+        rows as u32,
+        cols as u32,
+        eps.to_bits(),
+        xo,
+        oo,
+        wo,
+        super::to_u32(OP, "group", group)?,
+        super::to_u32(OP, "stride", stride)?,
+    ];
     dispatch_op(
         enc,
         Op::RmsNorm,

@@ -3,14 +3,13 @@
 
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    record_add, record_attention, record_embed, record_gate_mul, record_kv_write, record_matmul,
-    record_rms_norm, record_rope, storage_f32, AttnShape, GateAct, MatmulIo, PooledBuffer, Span,
-    StepEncoder,
+    record_add, record_embed, record_matmul, record_rms_norm, storage_f32, MatmulIo, PooledBuffer,
+    Span, StepEncoder,
 };
 
 use super::inputs::StepInputs;
-use super::{GpuKvCache, GpuLinear, GpuModel};
-use crate::config::Activation;
+use super::upload::{GpuLinear, GpuProj};
+use super::{GpuKvCache, GpuModel};
 use crate::{Error, Result};
 
 /// The requested logits rows of a step, `per_page` rows (of `vocab` floats) per buffer.
@@ -32,18 +31,19 @@ impl LogitsPages {
 
 /// Activations of a step, alive until it is submitted.
 pub(super) struct Scratch {
-    h: PooledBuffer,
-    xn: PooledBuffer,
-    q: PooledBuffer,
-    k: PooledBuffer,
-    v: PooledBuffer,
-    /// Pre-norm q/k when the model norms heads (Qwen3, Gemma 3).
-    qk_raw: Option<(PooledBuffer, PooledBuffer)>,
-    att: PooledBuffer,
-    tmp: PooledBuffer,
-    tmp2: PooledBuffer,
-    gate: PooledBuffer,
-    up: PooledBuffer,
+    pub(super) h: PooledBuffer,
+    pub(super) xn: PooledBuffer,
+    /// Per token q | k | v (`q_dim + 2 · kv_dim` floats).
+    pub(super) qkv: PooledBuffer,
+    /// q | k after their head norms (Qwen3, Gemma 3), same layout as `qkv`.
+    pub(super) qk_normed: Option<PooledBuffer>,
+    pub(super) att: PooledBuffer,
+    pub(super) tmp: PooledBuffer,
+    pub(super) tmp2: PooledBuffer,
+    /// Per token gate | up (`2 · ffn` floats).
+    pub(super) gu: PooledBuffer,
+    /// `act(gate) · up`, `ffn` floats per token.
+    pub(super) act: PooledBuffer,
 }
 
 impl GpuModel {
@@ -51,28 +51,22 @@ impl GpuModel {
         let c = &self.config;
         let ctx = self.ctx.as_ref();
         let f = |len: usize| storage_f32(ctx, len);
-        let (d, qd, kvd) = (c.hidden, c.q_dim(), c.kv_dim());
-        let qk_raw = if c.qk_norm {
-            Some((f(n * qd)?, f(n * kvd)?))
-        } else {
-            None
-        };
+        let (d, w) = (c.hidden, c.q_dim() + 2 * c.kv_dim());
+        let qk_normed = if c.qk_norm { Some(f(n * w)?) } else { None };
         Ok(Scratch {
             h: f(n * d)?,
             xn: f(n * d)?,
-            q: f(n * qd)?,
-            k: f(n * kvd)?,
-            v: f(n * kvd)?,
-            qk_raw,
-            att: f(n * qd)?,
+            qkv: f(n * w)?,
+            qk_normed,
+            att: f(n * c.q_dim())?,
             tmp: f(n * d)?,
             tmp2: f(n * d)?,
-            gate: f(n * c.ffn)?,
-            up: f(n * c.ffn)?,
+            gu: f(n * 2 * c.ffn)?,
+            act: f(n * c.ffn)?,
         })
     }
 
-    fn linear(
+    pub(super) fn linear(
         &self,
         enc: &mut StepEncoder<'_>,
         l: &GpuLinear,
@@ -93,7 +87,37 @@ impl GpuModel {
         Ok(())
     }
 
-    fn norm(
+    /// `out[t] = [W_1 x_t | W_2 x_t | …] (+ bias)`: every part writes its rows at its offset
+    /// in token rows of `p.width` floats.
+    pub(super) fn proj(
+        &self,
+        enc: &mut StepEncoder<'_>,
+        p: &GpuProj,
+        x: &Buffer,
+        out: &Buffer,
+        n: usize,
+    ) -> Result<()> {
+        let mut offset = 0;
+        for w in &p.parts {
+            let io = MatmulIo {
+                x,
+                x_offset: 0,
+                out,
+                out_offset: offset,
+                out_stride: Some(p.width),
+                n_tokens: n,
+            };
+            record_matmul(enc, w, &io)?;
+            offset += w.rows;
+        }
+        if let Some(b) = p.bias {
+            let bias = Span::new(&self.vectors, b);
+            record_add(enc, Span::whole(out), bias, n * p.width, p.width)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn norm(
         &self,
         enc: &mut StepEncoder<'_>,
         w: usize,
@@ -128,7 +152,7 @@ impl GpuModel {
     ) -> Result<Option<LogitsPages>> {
         let c = &self.config;
         let n = inp.n;
-        let (d, hd) = (c.hidden, c.head_dim);
+        let d = c.hidden;
         record_embed(
             enc,
             &self.embed,
@@ -137,101 +161,8 @@ impl GpuModel {
             n,
             c.embed_scale,
         )?;
-        for (l, lw) in self.layers.iter().enumerate() {
-            self.norm(enc, lw.attn_norm, &s.h, &s.xn, n, d)?;
-            let (q_out, k_out): (&Buffer, &Buffer) = match &s.qk_raw {
-                Some((qr, kr)) => (qr, kr),
-                None => (&s.q, &s.k),
-            };
-            self.linear(enc, &lw.q, &s.xn, q_out, n)?;
-            self.linear(enc, &lw.k, &s.xn, k_out, n)?;
-            self.linear(enc, &lw.v, &s.xn, &s.v, n)?;
-            if let (Some((qr, kr)), Some(qn), Some(kn)) = (&s.qk_raw, lw.q_norm, lw.k_norm) {
-                self.norm(enc, qn, qr, &s.q, n * c.n_heads, hd)?;
-                self.norm(enc, kn, kr, &s.k, n * c.n_kv_heads, hd)?;
-            }
-            let local = c.local_layers[l];
-            let (rope, cs_off) = match (&self.rope_local, local) {
-                (Some(r), true) => (r, inp.cs_local_off),
-                _ => (&self.rope, 0),
-            };
-            let half = rope.n_rot / 2;
-            record_rope(
-                enc,
-                rope.mode,
-                Span::new(cs, cs_off),
-                Span::whole(&s.q),
-                n,
-                c.n_heads,
-                hd,
-                half,
-            )?;
-            record_rope(
-                enc,
-                rope.mode,
-                Span::new(cs, cs_off),
-                Span::whole(&s.k),
-                n,
-                c.n_kv_heads,
-                hd,
-                half,
-            )?;
-            let slots = Span::new(words, inp.slots_off);
-            record_kv_write(
-                enc,
-                Span::whole(&s.k),
-                slots,
-                &kv.k[l],
-                kv.dtype,
-                n,
-                c.kv_dim(),
-            )?;
-            record_kv_write(
-                enc,
-                Span::whole(&s.v),
-                slots,
-                &kv.v[l],
-                kv.dtype,
-                n,
-                c.kv_dim(),
-            )?;
-            let shape = AttnShape {
-                n_tokens: n,
-                n_heads: c.n_heads,
-                n_kv_heads: c.n_kv_heads,
-                head_dim: hd,
-                scale: c.attn_scale,
-                window: if local { c.sliding_window } else { None },
-                dtype: kv.dtype,
-            };
-            let meta = Span::new(words, inp.meta_off);
-            record_attention(
-                enc,
-                &shape,
-                Span::whole(&s.q),
-                &kv.k[l],
-                &kv.v[l],
-                meta,
-                &s.att,
-            )?;
-            self.linear(enc, &lw.o, &s.att, &s.tmp, n)?;
-            self.residual(enc, lw.post_attn_norm, &s.h, &s.tmp, &s.tmp2, n)?;
-            self.norm(enc, lw.ffn_norm, &s.h, &s.xn, n, d)?;
-            self.linear(enc, &lw.gate, &s.xn, &s.gate, n)?;
-            self.linear(enc, &lw.up, &s.xn, &s.up, n)?;
-            let act = match c.activation {
-                Activation::Silu => GateAct::Silu,
-                Activation::GeluTanh => GateAct::GeluTanh,
-            };
-            record_gate_mul(
-                enc,
-                act,
-                Span::whole(&s.gate),
-                Span::whole(&s.up),
-                n * c.ffn,
-            )?;
-            self.linear(enc, &lw.down, &s.gate, &s.tmp, n)?;
-            self.residual(enc, lw.post_ffn_norm, &s.h, &s.tmp, &s.tmp2, n)?;
+        for l in 0..self.layers.len() {
+            self.record_layer(enc, l, inp, kv, words, cs, s)?;
         }
         let m: usize = inp.picks.iter().map(|r| r.len()).sum();
         if m == 0 {
@@ -281,7 +212,7 @@ impl GpuModel {
     }
 
     /// `h += post_norm(x)` (`tmp` holds the norm's output when there is one).
-    fn residual(
+    pub(super) fn residual(
         &self,
         enc: &mut StepEncoder<'_>,
         post: Option<usize>,

@@ -3,16 +3,18 @@
 // seqs[meta_offset + 2j] = the query's absolute position, seqs[.. + 1] = the word index in
 // meta of its sequence's block table; the key at position t lives in slot
 // table[t / 16] · 16 + t % 16, row (slot · n_kv_heads + kv_head) · head_dim of kc/vc
-// (u32 words: f16 pairs when is_f16 = 1, f32 bits otherwise). Keys t ≤ pos and, with a
-// window w > 0, t > pos − w. head_dim ≤ MAX_HD and even. Launcher: src/ops/attention.rs.
+// (u32 words: f16 pairs when the top bit of `window` is set, f32 bits otherwise). Keys
+// t ≤ pos and, with a window w > 0 (low 31 bits), t > pos − w. Query j's heads start at
+// q_offset + j · q_stride; its output at out_offset + j · n_heads · head_dim. head_dim ≤
+// MAX_HD and even; n_heads and n_kv_heads < 65536. Launcher: src/ops/attention.rs.
 struct Params {
-    n_heads: u32,
-    n_kv_heads: u32,
+    heads: u32, // n_heads | n_kv_heads << 16
+    q_stride: u32,
     head_dim: u32,
     scale: f32,
     window: u32,
     meta_offset: u32,
-    is_f16: u32,
+    out_offset: u32,
     q_offset: u32,
 }
 
@@ -32,15 +34,19 @@ var<workgroup> qs: array<f32, MAX_HD>;
 var<workgroup> sc: array<f32, WG>;
 
 // Values e and e + 1 (e even) of a cache buffer.
+fn is_f16() -> bool {
+    return (p.window >> 31u) == 1u;
+}
+
 fn pair_k(e: u32) -> vec2<f32> {
-    if (p.is_f16 == 1u) {
+    if (is_f16()) {
         return unpack2x16float(kc[e / 2u]);
     }
     return vec2<f32>(bitcast<f32>(kc[e]), bitcast<f32>(kc[e + 1u]));
 }
 
 fn val_v(e: u32) -> f32 {
-    if (p.is_f16 == 1u) {
+    if (is_f16()) {
         return unpack2x16float(vc[e / 2u])[e & 1u];
     }
     return bitcast<f32>(vc[e]);
@@ -49,7 +55,7 @@ fn val_v(e: u32) -> f32 {
 // First value of key position t's row for kv head kvh.
 fn key_base(table: u32, t: u32, kvh: u32) -> u32 {
     let slot = seqs[table + t / BLOCK] * BLOCK + t % BLOCK;
-    return (slot * p.n_kv_heads + kvh) * p.head_dim;
+    return (slot * (p.heads >> 16u) + kvh) * p.head_dim;
 }
 
 @compute @workgroup_size(WG)
@@ -60,15 +66,17 @@ fn attn_paged(
     let h = wid.x;
     let j = wid.y;
     let hd = p.head_dim;
-    let kvh = h / (p.n_heads / p.n_kv_heads);
+    let n_heads = p.heads & 0xFFFFu;
+    let kvh = h / (n_heads / (p.heads >> 16u));
+    let window = p.window & 0x7FFFFFFFu;
     let pos = seqs[p.meta_offset + 2u * j];
     let table = seqs[p.meta_offset + 2u * j + 1u];
     var lo = 0u;
-    if (p.window > 0u && pos + 1u > p.window) {
-        lo = pos + 1u - p.window;
+    if (window > 0u && pos + 1u > window) {
+        lo = pos + 1u - window;
     }
     let n_keys = pos + 1u - lo;
-    let qb = p.q_offset + (j * p.n_heads + h) * hd;
+    let qb = p.q_offset + j * p.q_stride + h * hd;
     for (var d = lid; d < hd; d += WG) {
         qs[d] = q[qb + d];
     }
@@ -113,7 +121,7 @@ fn attn_paged(
         m = mt;
         workgroupBarrier();
     }
-    let ob = p.q_offset + (j * p.n_heads + h) * hd;
+    let ob = p.out_offset + (j * n_heads + h) * hd;
     for (var k = 0u; k < DPT; k++) {
         let d = lid + k * WG;
         if (d < hd) {

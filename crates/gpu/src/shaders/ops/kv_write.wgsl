@@ -1,4 +1,4 @@
-// kv_write: token t's row (row_len f32 values at src_offset + t·row_len) goes to slot
+// kv_write: token t's row (row_len f32 values at src_offset + t·src_stride) goes to slot
 // slots[slot_offset + t] of a paged cache (slot = block · 16 + position % 16, from the
 // block table). The cache is u32 words: f16 pairs when is_f16 = 1, f32 bits otherwise.
 // One thread per (token, pair of values); row_len is even. Launcher: src/ops/kv.rs.
@@ -8,9 +8,9 @@ struct Params {
     is_f16: u32,
     slot_offset: u32,
     src_offset: u32,
+    src_stride: u32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -33,8 +33,8 @@ fn kv_write(
     }
     let t = g / pairs;
     let e = 2u * (g % pairs);
-    let a = src[p.src_offset + t * p.row_len + e];
-    let b = src[p.src_offset + t * p.row_len + e + 1u];
+    let a = src[p.src_offset + t * p.src_stride + e];
+    let b = src[p.src_offset + t * p.src_stride + e + 1u];
     let at = slots[p.slot_offset + t] * p.row_len + e;
     if (p.is_f16 == 1u) {
         cache[at / 2u] = pack2x16float(vec2<f32>(a, b));

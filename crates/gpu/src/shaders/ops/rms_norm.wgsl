@@ -1,4 +1,7 @@
 // rms_norm: out[r, c] = x[r, c] / sqrt(mean_c(x[r, :]²) + eps) · w[w_offset + c].
+// Rows come in groups of `group` (the heads of one token) that are `stride` floats apart in
+// both x and out (a token's row of an interleaved q|k|v buffer); row r starts at
+// (r / group) · stride + (r % group) · cols. group = rows: plain contiguous rows.
 // One workgroup per row (grid folded into x/y). Launcher: src/ops/norm.rs.
 struct Params {
     rows: u32,
@@ -7,8 +10,8 @@ struct Params {
     x_offset: u32,
     out_offset: u32,
     w_offset: u32,
-    _pad0: u32,
-    _pad1: u32,
+    group: u32,
+    stride: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -26,7 +29,9 @@ fn rms_norm(
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
     let row = wid.x + wid.y * nwg.x;
-    let base = p.x_offset + min(row, p.rows - 1u) * p.cols;
+    let r = min(row, p.rows - 1u);
+    let rel = (r / p.group) * p.stride + (r % p.group) * p.cols;
+    let base = p.x_offset + rel;
     var s = 0.0;
     for (var c = lid; c < p.cols; c += WG) {
         let v = x[base + c];
@@ -44,7 +49,7 @@ fn rms_norm(
         return;
     }
     let inv = 1.0 / sqrt(red[0] / f32(p.cols) + p.eps);
-    let ob = p.out_offset + row * p.cols;
+    let ob = p.out_offset + rel;
     for (var c = lid; c < p.cols; c += WG) {
         out[ob + c] = x[base + c] * inv * w[p.w_offset + c];
     }

@@ -1,6 +1,8 @@
 // rope_neox: rotates half-split pairs (i, i + half) of every head in place. cs holds, per token, the
 // cos of the half angles followed by their sin (host-computed in f64 like the CPU table).
-// One thread per (token, head, pair). Launcher: src/ops/rope.rs.
+// Token t's heads start at x_offset + t · stride (stride ≥ n_heads · head_dim: q and k heads
+// side by side in an interleaved q|k|v row). One thread per (token, head, pair).
+// Launcher: src/ops/rope.rs.
 struct Params {
     n_tokens: u32,
     n_heads: u32,
@@ -8,8 +10,8 @@ struct Params {
     half: u32,
     cs_offset: u32,
     x_offset: u32,
+    stride: u32,
     _pad0: u32,
-    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -31,7 +33,7 @@ fn rope_neox(
     let i = g % p.half;
     let th = g / p.half;
     let t = th / p.n_heads;
-    let hb = p.x_offset + th * p.head_dim;
+    let hb = p.x_offset + t * p.stride + (th % p.n_heads) * p.head_dim;
     let a = hb + i;
     let b = a + p.half;
     let c = cs[p.cs_offset + t * 2u * p.half + i];

@@ -1,19 +1,21 @@
-// silu_mul: gate[i] = act(gate[i]) · up[i] in place, with silu(g) = g · sigmoid(g).
-// One thread per element. Launcher: src/ops/elementwise.rs.
+// silu_mul: out[t, c] = silu(gate[t, c]) · up[t, c] for c < width, silu(g) = g · sigmoid(g).
+// gate and up of token t sit side by side in an interleaved row of gu:
+// gate at gu_offset + t · stride + c, up `width` floats later; out is contiguous
+// (out_offset + t · width + c). One thread per output. Launcher: src/ops/elementwise.rs.
 struct Params {
     n: u32,
-    gate_offset: u32,
-    up_offset: u32,
+    width: u32,
+    stride: u32,
+    gu_offset: u32,
+    out_offset: u32,
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
-    _pad3: u32,
-    _pad4: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> up: array<f32>;
-@group(0) @binding(2) var<storage, read_write> gate: array<f32>;
+@group(0) @binding(1) var<storage, read> gu: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
 const WG: u32 = 64u;
 
@@ -27,6 +29,7 @@ fn silu_mul(
     if (i >= p.n) {
         return;
     }
-    let g = gate[p.gate_offset + i];
-    gate[p.gate_offset + i] = g / (1.0 + exp(-g)) * up[p.up_offset + i];
+    let at = p.gu_offset + (i / p.width) * p.stride + i % p.width;
+    let g = gu[at];
+    out[p.out_offset + i] = g / (1.0 + exp(-g)) * gu[at + p.width];
 }

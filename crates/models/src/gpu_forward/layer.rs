@@ -1,0 +1,123 @@
+//! Recording one transformer block of a GPU step. q|k|v and gate|up come out of one fused
+//! projection each, interleaved per token, and the ops downstream read them in place:
+//! one RoPE dispatch turns the q and k heads together, `kv_write` reads K and V at their
+//! offsets in the row, attention reads q with the row stride.
+
+use marlin_gpu::wgpu::Buffer;
+use marlin_gpu::{
+    record_attention, record_gate_mul, record_kv_write, record_rms_norm_grouped, record_rope,
+    AttnShape, GateAct, Span, StepEncoder,
+};
+
+use super::inputs::StepInputs;
+use super::step::Scratch;
+use super::{GpuKvCache, GpuModel};
+use crate::config::Activation;
+use crate::Result;
+
+impl GpuModel {
+    /// Head RMSNorm of `rows` heads (`group` per token) at `at` of `x` into `out`.
+    #[allow(clippy::too_many_arguments)]
+    fn head_norm(
+        &self,
+        enc: &mut StepEncoder<'_>,
+        w: usize,
+        x: &Buffer,
+        out: &Buffer,
+        at: usize,
+        n: usize,
+        group: usize,
+    ) -> Result<()> {
+        let c = &self.config;
+        let stride = c.q_dim() + 2 * c.kv_dim();
+        record_rms_norm_grouped(
+            enc,
+            Span::new(&self.vectors, w),
+            Span::new(x, at),
+            Span::new(out, at),
+            n * group,
+            c.head_dim,
+            c.rms_eps,
+            group,
+            stride,
+        )?;
+        Ok(())
+    }
+
+    /// Record layer `l` over the step's `inp.n` tokens, updating `s.h`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn record_layer(
+        &self,
+        enc: &mut StepEncoder<'_>,
+        l: usize,
+        inp: &StepInputs,
+        kv: &GpuKvCache,
+        words: &Buffer,
+        cs: &Buffer,
+        s: &Scratch,
+    ) -> Result<()> {
+        let c = &self.config;
+        let lw = &self.layers[l];
+        let n = inp.n;
+        let (d, hd, qd, kvd) = (c.hidden, c.head_dim, c.q_dim(), c.kv_dim());
+        let stride = qd + 2 * kvd;
+        self.norm(enc, lw.attn_norm, &s.h, &s.xn, n, d)?;
+        self.proj(enc, &lw.qkv, &s.xn, &s.qkv, n)?;
+        // q and k after their head norms; v stays where the projection put it.
+        let qk: &Buffer = match (&s.qk_normed, lw.q_norm, lw.k_norm) {
+            (Some(out), Some(qn), Some(kn)) => {
+                self.head_norm(enc, qn, &s.qkv, out, 0, n, c.n_heads)?;
+                self.head_norm(enc, kn, &s.qkv, out, qd, n, c.n_kv_heads)?;
+                out
+            }
+            _ => &s.qkv,
+        };
+        let local = c.local_layers[l];
+        let (rope, cs_off) = match (&self.rope_local, local) {
+            (Some(r), true) => (r, inp.cs_local_off),
+            _ => (&self.rope, 0),
+        };
+        record_rope(
+            enc,
+            rope.mode,
+            Span::new(cs, cs_off),
+            Span::whole(qk),
+            n,
+            c.n_heads + c.n_kv_heads,
+            hd,
+            rope.n_rot / 2,
+            stride,
+        )?;
+        let slots = Span::new(words, inp.slots_off);
+        let (kc, vc) = (&kv.k[l], &kv.v[l]);
+        record_kv_write(enc, Span::new(qk, qd), slots, kc, kv.dtype, n, kvd, stride)?;
+        let v = Span::new(&s.qkv, qd + kvd);
+        record_kv_write(enc, v, slots, vc, kv.dtype, n, kvd, stride)?;
+        let shape = AttnShape {
+            n_tokens: n,
+            n_heads: c.n_heads,
+            n_kv_heads: c.n_kv_heads,
+            head_dim: hd,
+            q_stride: stride,
+            scale: c.attn_scale,
+            window: if local { c.sliding_window } else { None },
+            dtype: kv.dtype,
+        };
+        let meta = Span::new(words, inp.meta_off);
+        let att = Span::whole(&s.att);
+        record_attention(enc, &shape, Span::whole(qk), kc, vc, meta, att)?;
+        self.linear(enc, &lw.o, &s.att, &s.tmp, n)?;
+        self.residual(enc, lw.post_attn_norm, &s.h, &s.tmp, &s.tmp2, n)?;
+        self.norm(enc, lw.ffn_norm, &s.h, &s.xn, n, d)?;
+        self.proj(enc, &lw.gu, &s.xn, &s.gu, n)?;
+        let act = match c.activation {
+            Activation::Silu => GateAct::Silu,
+            Activation::GeluTanh => GateAct::GeluTanh,
+        };
+        let (gu, out) = (Span::whole(&s.gu), Span::whole(&s.act));
+        record_gate_mul(enc, act, gu, out, n, c.ffn, 2 * c.ffn)?;
+        self.linear(enc, &lw.down, &s.act, &s.tmp, n)?;
+        self.residual(enc, lw.post_ffn_norm, &s.h, &s.tmp, &s.tmp2, n)?;
+        Ok(())
+    }
+}
