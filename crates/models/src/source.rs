@@ -49,7 +49,8 @@ pub fn resolve_model(arg: &str) -> Result<PathBuf> {
         )));
     }
     Err(Error::Config(format!(
-        "model `{arg}` is neither an existing file or folder nor a known name ({})",
+        "model `{arg}` is neither an existing file or folder nor a known name ({}) \
+         nor synthetic:PRESET:FORMAT",
         KNOWN_MODELS
             .iter()
             .flat_map(|(n, _)| n.iter())

@@ -126,6 +126,8 @@ fn bad_specs_are_clear_errors() {
     assert!(e.contains("unknown weight format `xyz`"), "{e}");
     let e = err("synthetic:llama3-8b");
     assert!(e.contains("synthetic:PRESET:FORMAT"), "{e}");
+    let e = err("/no/such/model.gguf");
+    assert!(e.contains("synthetic:PRESET:FORMAT"), "{e}");
 }
 
 /// The full 8B model (about 4.6 GB in q4_0): run with `--ignored` to time the build.
