@@ -92,8 +92,10 @@ impl Engine {
 
     /// Run forward steps on the GPU with `gpu` (uploaded from this engine's model).
     pub fn with_gpu(mut self, gpu: Arc<GpuModel>) -> Result<Self> {
-        let kv = GpuKvCache::new(&gpu, self.kv.num_blocks())?;
+        let kv = GpuKvCache::new(&gpu, self.alloc.num_blocks())?;
         self.gpu = Some((gpu, kv));
+        // Steps run on the GPU from now on: free the host cache.
+        self.kv = KvCache::new(&self.model.config, 0);
         Ok(self)
     }
 
@@ -141,7 +143,7 @@ impl Engine {
 
     /// Tokens the cache can hold.
     pub fn capacity(&self) -> usize {
-        self.kv.num_blocks() * marlin_models::kv_cache::BLOCK_SIZE
+        self.alloc.num_blocks() * marlin_models::kv_cache::BLOCK_SIZE
     }
 
     /// Run `tokens` through the model in a fresh sequence and return logits per `want`
