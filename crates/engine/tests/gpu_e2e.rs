@@ -153,6 +153,15 @@ fn check(name: &str) {
     assert_eq!(n, expected_dispatches(&model, &gpu), "{name}");
 }
 
+/// An uploaded model can be shared between threads (a server's workers).
+#[test]
+fn gpu_model_is_send_and_sync() {
+    fn send_sync<T: Send + Sync>() -> bool {
+        true
+    }
+    assert!(send_sync::<GpuModel>() && send_sync::<marlin_models::GpuKvCache>());
+}
+
 #[test]
 fn smollm2_gpu_matches_cpu() {
     check("default");

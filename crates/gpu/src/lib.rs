@@ -1,6 +1,8 @@
 //! metal-marlin GPU backend over wgpu (Metal, Vulkan, DX12): adapter selection, a buffer
 //! pool, a registry of WGSL kernels compiled on demand, quantized GEMV/GEMM reading GGML
-//! blocks directly, and a step encoder that records many dispatches into one submit.
+//! blocks directly, the other ops of a transformer step (embedding lookup per format,
+//! RMSNorm, RoPE, gated activations, residual add, paged KV writes, paged attention,
+//! argmax), and a step encoder that records many dispatches into one submit.
 //!
 //! Typical use:
 //! ```no_run

@@ -1,5 +1,5 @@
 //! Op launchers: validate shapes, fill the kernel's params, record dispatches into a
-//! [`StepEncoder`](crate::StepEncoder). One file per op family.
+//! [`StepEncoder`]. One file per op family.
 
 pub mod argmax;
 pub mod attention;
