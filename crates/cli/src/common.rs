@@ -6,30 +6,69 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use marlin_engine::sampler::SamplingParams;
 use marlin_models::chat::ChatMessage;
-use marlin_models::Model;
+use marlin_engine::Engine;
+use marlin_gpu::{DeviceSelector, GpuContext};
+use marlin_models::{Device, GpuModel, Model};
 
 use crate::args::{ModelArgs, SamplingArgs};
 
-/// The device a command runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceChoice {
-    Cpu,
+/// The device a command runs on, with the name printed in JSON outputs.
+#[derive(Clone)]
+pub struct DeviceChoice {
+    pub device: Device,
+    pub name: String,
 }
 
 impl DeviceChoice {
-    /// Name printed in JSON outputs.
-    pub fn name(self) -> &'static str {
-        match self {
-            DeviceChoice::Cpu => "cpu",
-        }
+    /// Name printed in JSON outputs (`cpu`, or `gpu:N (adapter)`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// An engine for `model` on this device, its cache sized for `max_tokens`.
+    pub fn engine(&self, model: Arc<Model>, max_tokens: usize) -> Result<Engine> {
+        Ok(Engine::new(model, max_tokens).with_device(self.device.clone())?)
     }
 }
 
-/// Parse `--device`. `auto` falls back to the CPU when no hardware GPU exists.
-pub fn pick_device(arg: &str) -> Result<DeviceChoice> {
-    match arg {
-        "auto" | "cpu" => Ok(DeviceChoice::Cpu),
-        other => bail!("unknown device `{other}` (expected auto or cpu)"),
+/// Open `--device` for `model`: `cpu`; `gpu`/`gpu:N` (an error if that adapter or a kernel
+/// for one of the model's formats is missing); `auto`, a hardware GPU when one exists and
+/// runs every weight format of the model, else the CPU.
+pub fn open_device(arg: &str, model: &Model) -> Result<DeviceChoice> {
+    let cpu = || DeviceChoice {
+        device: Device::Cpu,
+        name: "cpu".into(),
+    };
+    let sel: DeviceSelector = arg
+        .parse()
+        .with_context(|| format!("--device {arg} (expected auto, cpu, gpu or gpu:N)"))?;
+    if matches!(sel, DeviceSelector::Cpu) {
+        return Ok(cpu());
+    }
+    let explicit = !matches!(sel, DeviceSelector::Auto);
+    let ctx = match GpuContext::new(sel) {
+        Ok(Some(ctx)) => ctx,
+        Ok(None) => return Ok(cpu()),
+        Err(e) if !explicit => {
+            tracing::warn!("no usable GPU ({e}); running on the CPU");
+            return Ok(cpu());
+        }
+        Err(e) => return Err(e).context("opening the GPU"),
+    };
+    let name = format!("gpu:{} ({})", ctx.summary.index, ctx.summary.name);
+    let pb = progress_bar(1, "uploading");
+    let uploaded = GpuModel::new(Arc::new(ctx), model);
+    pb.finish_and_clear();
+    match uploaded {
+        Ok(g) => Ok(DeviceChoice {
+            device: Device::Gpu(Arc::new(g)),
+            name,
+        }),
+        Err(e) if !explicit => {
+            tracing::warn!("{name} cannot run this model ({e}); running on the CPU");
+            Ok(cpu())
+        }
+        Err(e) => Err(e).with_context(|| format!("uploading the model to {name}")),
     }
 }
 
@@ -61,7 +100,6 @@ pub fn progress_bar(len: u64, msg: &str) -> ProgressBar {
 /// with a progress bar.
 pub fn load_model(args: &ModelArgs) -> Result<(Arc<Model>, DeviceChoice)> {
     init_threads(args.threads)?;
-    let device = pick_device(&args.device)?;
     let pb = progress_bar(1, "loading");
     let model = Model::load_spec(&args.model, &mut |done, total| {
         pb.set_length(total as u64);
@@ -69,6 +107,7 @@ pub fn load_model(args: &ModelArgs) -> Result<(Arc<Model>, DeviceChoice)> {
     })
     .with_context(|| format!("loading {}", args.model))?;
     pb.finish_and_clear();
+    let device = open_device(&args.device, &model)?;
     Ok((Arc::new(model), device))
 }
 

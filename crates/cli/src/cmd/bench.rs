@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use marlin_engine::sampler::SamplingParams;
-use marlin_engine::Engine;
 use marlin_models::forward::LogitsRequest;
 
 use crate::args::BenchArgs;
@@ -31,7 +30,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         })
         .collect();
     let threads = rayon::current_num_threads();
-    let mut engine = Engine::new(model.clone(), a.prompt_len.max(a.gen_len + 1));
+    let mut engine = device.engine(model.clone(), a.prompt_len.max(a.gen_len + 1))?;
     let params = SamplingParams {
         max_tokens: a.gen_len,
         ignore_eos: true,

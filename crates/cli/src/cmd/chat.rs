@@ -3,17 +3,16 @@
 use std::io::{BufRead, Write};
 
 use anyhow::Result;
-use marlin_engine::Engine;
 use marlin_models::chat::ChatMessage;
 
 use crate::args::ChatArgs;
 use crate::common::{encode_prompt, load_model, sampling_params};
 
 pub fn run(args: ChatArgs) -> Result<()> {
-    let (model, _device) = load_model(&args.model)?;
+    let (model, device) = load_model(&args.model)?;
     let params = sampling_params(&args.sampling)?;
     let ctx = model.config.context_length.min(8192);
-    let mut engine = Engine::new(model.clone(), ctx);
+    let mut engine = device.engine(model.clone(), ctx)?;
     let start: Vec<ChatMessage> = args
         .system
         .iter()

@@ -1,7 +1,7 @@
 //! `metal-marlin eval perplexity|logits`.
 
 use anyhow::{Context, Result};
-use marlin_engine::{eval, Engine};
+use marlin_engine::eval;
 use marlin_models::chat::ChatMessage;
 use marlin_models::forward::LogitsRequest;
 
@@ -25,7 +25,7 @@ fn perplexity(a: PerplexityArgs) -> Result<()> {
         .add_bos()
         .then(|| model.tokenizer.bos_id())
         .flatten();
-    let mut engine = Engine::new(model, a.ctx);
+    let mut engine = device.engine(model, a.ctx)?;
     let pb = progress_bar(1, "windows");
     let r = eval::perplexity(
         &mut engine,
@@ -53,9 +53,9 @@ fn perplexity(a: PerplexityArgs) -> Result<()> {
 }
 
 fn logits(a: LogitsArgs) -> Result<()> {
-    let (model, _device) = load_model(&a.model)?;
+    let (model, device) = load_model(&a.model)?;
     let ids = encode_prompt(&model, &[ChatMessage::new("user", &a.prompt)], a.raw)?;
-    let mut engine = Engine::new(model, ids.len());
+    let mut engine = device.engine(model, ids.len())?;
     let logits = engine.prompt_logits(&ids, LogitsRequest::All)?;
     let top: Vec<Vec<(u32, f32)>> = (0..logits.rows())
         .map(|r| top_k(logits.row(r), a.top_k))

@@ -3,7 +3,6 @@
 use std::io::Write;
 
 use anyhow::Result;
-use marlin_engine::Engine;
 use marlin_models::chat::ChatMessage;
 
 use crate::args::RunArgs;
@@ -14,7 +13,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let params = sampling_params(&args.sampling)?;
     let messages = [ChatMessage::new("user", &args.prompt)];
     let prompt = encode_prompt(&model, &messages, args.raw)?;
-    let mut engine = Engine::new(model, prompt.len() + params.max_tokens);
+    let mut engine = device.engine(model, prompt.len() + params.max_tokens)?;
     let stdout = std::io::stdout();
     let out = if args.json {
         engine.generate(&prompt, &params, &mut |_| {})?
