@@ -49,6 +49,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
         }
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    // The last step of `generate` was a decode step: its dispatch count is per token.
+    let dispatches = engine.gpu().map(|g| g.dispatch_count());
     let json = serde_json::json!({
         "model": model.name,
         "device": device.name(),
@@ -61,6 +63,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         "prefill_tok_s_runs": pp,
         "decode_tok_s_runs": tg,
         "weight_bytes": model.weight_bytes(),
+        "dispatches_per_token": dispatches,
         "peak_rss_bytes": peak_rss_bytes(),
     });
     println!("{json}");
