@@ -13,6 +13,8 @@ pub enum Op {
     Embed,
     /// RMSNorm of rows.
     RmsNorm,
+    /// Residual add fused with the next RMSNorm.
+    AddRmsNorm,
     /// RoPE, adjacent pairs.
     RopeNormal,
     /// RoPE, half-split pairs.
@@ -33,11 +35,12 @@ pub enum Op {
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 12] = [
+    pub const ALL: [Op; 13] = [
         Op::Gemv,
         Op::Gemm,
         Op::Embed,
         Op::RmsNorm,
+        Op::AddRmsNorm,
         Op::RopeNormal,
         Op::RopeNeox,
         Op::SiluMul,
@@ -57,6 +60,7 @@ impl Op {
             Op::Gemm => "gemm",
             Op::Embed => "embed",
             Op::RmsNorm => "rms_norm",
+            Op::AddRmsNorm => "add_rms_norm",
             Op::RopeNormal => "rope_normal",
             Op::RopeNeox => "rope_neox",
             Op::SiluMul => "silu_mul",

@@ -62,6 +62,8 @@ pub enum BindLayout {
     Read2Write,
     /// 0: params, 1-4: read, 5: read_write (attn_paged).
     Read4Write,
+    /// 0: params, 1-2: read, 3-4: read_write (add_rms_norm).
+    Read2Write2,
 }
 
 impl BindLayout {
@@ -76,6 +78,7 @@ impl BindLayout {
             BindLayout::Matmul | BindLayout::Read2Write => &[true, true, false],
             BindLayout::ReadWrite => &[true, false],
             BindLayout::Read4Write => &[true, true, true, true, false],
+            BindLayout::Read2Write2 => &[true, true, false, false],
         }
     }
 }
@@ -151,6 +154,7 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
         _ if key.format != QuantFormat::F32 => return None,
         Op::RmsNorm | Op::KvWrite => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write),
         Op::AttnPaged => (vec![format!("ops/{name}.wgsl")], BindLayout::Read4Write),
+        Op::AddRmsNorm => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write2),
         Op::RopeNormal | Op::RopeNeox | Op::SiluMul | Op::GeluTanhMul | Op::Add | Op::Argmax => {
             (vec![format!("ops/{name}.wgsl")], BindLayout::ReadWrite)
         }

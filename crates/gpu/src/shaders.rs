@@ -202,6 +202,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/gemv/reduce_workgroup.wgsl"),
     ),
     ("ops/add.wgsl", include_str!("shaders/ops/add.wgsl")),
+    (
+        "ops/add_rms_norm.wgsl",
+        include_str!("shaders/ops/add_rms_norm.wgsl"),
+    ),
     ("ops/argmax.wgsl", include_str!("shaders/ops/argmax.wgsl")),
     (
         "ops/attn_paged.wgsl",

@@ -8,10 +8,10 @@ use half::f16;
 use marlin_core::reference;
 use marlin_core::rope::{RopeConfig, RopeMode};
 use marlin_gpu::{
-    read_bytes, read_f32, record_add, record_argmax, record_attention, record_embed,
-    record_gate_mul, record_kv_write, record_rms_norm, record_rms_norm_grouped, record_rope,
-    upload_f32, AttnShape, CacheDtype, GateAct, GpuContext, GpuWeight, Span, StepEncoder,
-    MATMUL_FORMATS,
+    read_bytes, read_f32, record_add, record_add_rms_norm, record_argmax, record_attention,
+    record_embed, record_gate_mul, record_kv_write, record_rms_norm, record_rms_norm_grouped,
+    record_rope, upload_f32, AttnShape, CacheDtype, GateAct, GpuContext, GpuWeight, Span,
+    StepEncoder, MATMUL_FORMATS,
 };
 use testkit::{assert_sentinels, guarded, nmse, random_vec, random_weight, rng, GUARD};
 
@@ -139,13 +139,7 @@ fn rope_matches_reference_in_both_modes() {
             let x = random_vec(&mut rng(n_rot as u64), (n - 1) * stride + heads * hd);
             let mut want = x.clone();
             for (t, &p) in positions.iter().enumerate() {
-                reference::rope(
-                    &mut want[t * stride..][..heads * hd],
-                    heads,
-                    hd,
-                    p,
-                    &cfg,
-                );
+                reference::rope(&mut want[t * stride..][..heads * hd], heads, hd, p, &cfg);
             }
             let mut host = guarded(x.len());
             host[GUARD..GUARD + x.len()].copy_from_slice(&x);
@@ -459,4 +453,38 @@ fn bad_shapes_are_errors() {
     )
     .is_err());
     assert_eq!(enc.dispatch_count(), 0);
+}
+
+#[test]
+fn add_rms_norm_matches_add_then_norm() {
+    let Some(ctx) = testkit::ctx() else { return };
+    for (rows, cols) in [(3, 100), (2, 576)] {
+        let mut r = rng(rows as u64 + 77);
+        let h = random_vec(&mut r, rows * cols);
+        let src = random_vec(&mut r, rows * cols);
+        let w = random_vec(&mut r, cols);
+        let sum: Vec<f32> = h.iter().zip(&src).map(|(a, b)| a + b).collect();
+        let want = reference::rms_norm(&sum, &w, 1e-6);
+        let hb = upload_f32(ctx, &h).expect("h");
+        let sb = upload_f32(ctx, &src).expect("src");
+        let wb = upload_f32(ctx, &w).expect("w");
+        let ob = out_buf(ctx, rows * cols);
+        let mut enc = StepEncoder::new(ctx, "t");
+        record_add_rms_norm(
+            &mut enc,
+            Span::whole(&wb),
+            &sb,
+            &hb,
+            Span::new(&ob, GUARD),
+            rows,
+            cols,
+            1e-6,
+        )
+        .expect("record");
+        enc.submit().expect("submit");
+        let got = read_guarded(ctx, &ob, rows * cols, "add_rms_norm");
+        assert!(nmse(&got, &want) < 1e-12, "[{rows}x{cols}]");
+        let h_after = read_f32(ctx, &hb, 0, rows * cols).expect("h");
+        assert_eq!(h_after, sum, "h += src");
+    }
 }

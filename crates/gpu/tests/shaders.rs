@@ -44,6 +44,7 @@ fn every_kernel_validates_and_translates_to_msl() {
     assert_eq!(specs.len(), MATMUL_FORMATS.len() * 5 + single);
     for name in [
         "rms_norm",
+        "add_rms_norm",
         "rope_normal",
         "rope_neox",
         "silu_mul",

@@ -69,3 +69,37 @@ pub fn record_rms_norm_grouped(
         groups,
     )
 }
+
+/// Record the residual add fused with the next RMSNorm over `rows` rows of `cols` floats:
+/// `h += src`, then `out = rms_norm(h) · w` (`out` from its offset; `h`, `src` from 0).
+/// Three different buffers.
+#[allow(clippy::too_many_arguments)]
+pub fn record_add_rms_norm(
+    enc: &mut StepEncoder<'_>,
+    w: Span<'_>,
+    src: &wgpu::Buffer,
+    h: &wgpu::Buffer,
+    out: Span<'_>,
+    rows: usize,
+    cols: usize,
+    eps: f32,
+) -> Result<()> {
+    const OP: &str = "add_rms_norm";
+    if rows == 0 || cols == 0 {
+        return Err(Error::shape(OP, format!("[{rows}, {cols}] is empty")));
+    }
+    let len = rows * cols;
+    let wo = w.check(OP, "w", cols)?;
+    Span::whole(src).check(OP, "src", len)?;
+    Span::whole(h).check(OP, "h", len)?;
+    let oo = out.check(OP, "out", len)?;
+    let groups = grid(enc, OP, rows, 1)?;
+    let params = [rows as u32, cols as u32, eps.to_bits(), wo, oo, 0, 0, 0];
+    dispatch_op(
+        enc,
+        Op::AddRmsNorm,
+        params,
+        &[w.buffer, src, h, out.buffer],
+        groups,
+    )
+}

@@ -44,7 +44,8 @@ impl GpuModel {
         Ok(())
     }
 
-    /// Record layer `l` over the step's `inp.n` tokens, updating `s.h`.
+    /// Record layer `l` over the step's `inp.n` tokens: reads its normed input from `s.xn`,
+    /// updates `s.h`, and leaves `rms_norm(s.h) · next` in `s.xn` when `next` is given.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn record_layer(
         &self,
@@ -55,13 +56,13 @@ impl GpuModel {
         words: &Buffer,
         cs: &Buffer,
         s: &Scratch,
+        next: Option<usize>,
     ) -> Result<()> {
         let c = &self.config;
         let lw = &self.layers[l];
         let n = inp.n;
-        let (d, hd, qd, kvd) = (c.hidden, c.head_dim, c.q_dim(), c.kv_dim());
+        let (hd, qd, kvd) = (c.head_dim, c.q_dim(), c.kv_dim());
         let stride = qd + 2 * kvd;
-        self.norm(enc, lw.attn_norm, &s.h, &s.xn, n, d)?;
         self.proj(enc, &lw.qkv, &s.xn, &s.qkv, n)?;
         // q and k after their head norms; v stays where the projection put it.
         let qk: &Buffer = match (&s.qk_normed, lw.q_norm, lw.k_norm) {
@@ -107,8 +108,7 @@ impl GpuModel {
         let att = Span::whole(&s.att);
         record_attention(enc, &shape, Span::whole(qk), kc, vc, meta, att)?;
         self.linear(enc, &lw.o, &s.att, &s.tmp, n)?;
-        self.residual(enc, lw.post_attn_norm, &s.h, &s.tmp, &s.tmp2, n)?;
-        self.norm(enc, lw.ffn_norm, &s.h, &s.xn, n, d)?;
+        self.residual(enc, lw.post_attn_norm, &s.tmp, s, n, Some(lw.ffn_norm))?;
         self.proj(enc, &lw.gu, &s.xn, &s.gu, n)?;
         let act = match c.activation {
             Activation::Silu => GateAct::Silu,
@@ -117,7 +117,7 @@ impl GpuModel {
         let (gu, out) = (Span::whole(&s.gu), Span::whole(&s.act));
         record_gate_mul(enc, act, gu, out, n, c.ffn, 2 * c.ffn)?;
         self.linear(enc, &lw.down, &s.act, &s.tmp, n)?;
-        self.residual(enc, lw.post_ffn_norm, &s.h, &s.tmp, &s.tmp2, n)?;
+        self.residual(enc, lw.post_ffn_norm, &s.tmp, s, n, next)?;
         Ok(())
     }
 }

@@ -3,8 +3,8 @@
 
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    record_add, record_embed, record_matmul, record_rms_norm, storage_f32, MatmulIo, PooledBuffer,
-    Span, StepEncoder,
+    record_add, record_add_rms_norm, record_embed, record_matmul, record_rms_norm, storage_f32,
+    MatmulIo, PooledBuffer, Span, StepEncoder,
 };
 
 use super::inputs::StepInputs;
@@ -161,14 +161,23 @@ impl GpuModel {
             n,
             c.embed_scale,
         )?;
-        for l in 0..self.layers.len() {
-            self.record_layer(enc, l, inp, kv, words, cs, s)?;
-        }
         let m: usize = inp.picks.iter().map(|r| r.len()).sum();
+        // Each layer's last residual add also applies the norm that follows it: the next
+        // layer's attention norm, or the output norm when logits are wanted.
+        if let Some(first) = self.layers.first() {
+            self.norm(enc, first.attn_norm, &s.h, &s.xn, n, d)?;
+        }
+        for l in 0..self.layers.len() {
+            let next = match self.layers.get(l + 1) {
+                Some(nl) => Some(nl.attn_norm),
+                None if m > 0 => Some(self.output_norm),
+                None => None,
+            };
+            self.record_layer(enc, l, inp, kv, words, cs, s, next)?;
+        }
         if m == 0 {
             return Ok(None);
         }
-        self.norm(enc, self.output_norm, &s.h, &s.xn, n, d)?;
         let head = self.lm_head.as_ref().unwrap_or(&self.embed);
         // Pages of rows that each fit one storage binding (256 rows of a 262k vocabulary
         // do not).
@@ -212,24 +221,32 @@ impl GpuModel {
     }
 
     /// `h += post_norm(x)` (`tmp` holds the norm's output when there is one).
+    /// `s.h += post_norm(x)` (through `s.tmp2` when there is a post norm), then
+    /// `s.xn = rms_norm(s.h) · next` in the same dispatch when a next norm is given.
     pub(super) fn residual(
         &self,
         enc: &mut StepEncoder<'_>,
         post: Option<usize>,
-        h: &Buffer,
         x: &Buffer,
-        tmp: &Buffer,
+        s: &Scratch,
         n: usize,
+        next: Option<usize>,
     ) -> Result<()> {
         let d = self.config.hidden;
         let src = match post {
             Some(w) => {
-                self.norm(enc, w, x, tmp, n, d)?;
-                tmp
+                self.norm(enc, w, x, &s.tmp2, n, d)?;
+                &s.tmp2
             }
             None => x,
         };
-        record_add(enc, Span::whole(h), Span::whole(src), n * d, n * d)?;
+        match next {
+            Some(w) => {
+                let (w, eps) = (Span::new(&self.vectors, w), self.config.rms_eps);
+                record_add_rms_norm(enc, w, src, &s.h, Span::whole(&s.xn), n, d, eps)?;
+            }
+            None => record_add(enc, Span::whole(&s.h), Span::whole(src), n * d, n * d)?,
+        }
         Ok(())
     }
 }
