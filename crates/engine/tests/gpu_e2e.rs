@@ -45,12 +45,13 @@ fn load(name: &str) -> Arc<Model> {
 
 /// Dispatches per greedy decode token: the matmuls (one per weight chunk; q|k|v and
 /// gate|up fused when their formats agree), one per embedding chunk, the first layer's
-/// norm and the argmax, plus per layer: rope (q and k together), 2 kv_write, attention,
-/// add+norm, activation, add+norm (7; each residual add carries the next norm), + 2 for
+/// norm and the argmax, plus per layer: rope (q and k together), kv_write (K and V),
+/// attention, add+norm, activation, add+norm (6; each residual add carries the next
+/// norm), + 2 for
 /// sandwich norms, + 2 for q/k norms, + 1 bias add.
 fn expected_dispatches(model: &Model, gpu: &GpuModel) -> u32 {
     let c = &model.config;
-    let mut per_layer = 7;
+    let mut per_layer = 6;
     if c.sandwich_norms {
         per_layer += 2;
     }

@@ -47,7 +47,7 @@ pub use ops::argmax::record_argmax;
 pub use ops::attention::{record_attention, AttnShape, ATTN_MAX_HEAD_DIM};
 pub use ops::elementwise::{record_add, record_gate_mul, GateAct};
 pub use ops::embed::record_embed;
-pub use ops::kv::{record_kv_write, CacheDtype};
+pub use ops::kv::{record_kv_write, CacheDtype, KvWriteIo};
 pub use ops::matmul::{matmul, matmul_op, record_matmul, record_matmul_variant, MatmulIo};
 pub use ops::norm::{record_add_rms_norm, record_rms_norm, record_rms_norm_grouped};
 pub use ops::rope::record_rope;

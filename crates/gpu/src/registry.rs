@@ -58,12 +58,14 @@ pub enum BindLayout {
     Matmul,
     /// 0: params, 1: read, 2: read_write (in-place ops: rope, gating, add, argmax).
     ReadWrite,
-    /// 0: params, 1: read, 2: read, 3: read_write (rms_norm, kv_write).
+    /// 0: params, 1: read, 2: read, 3: read_write (rms_norm).
     Read2Write,
     /// 0: params, 1-4: read, 5: read_write (attn_paged).
     Read4Write,
     /// 0: params, 1-2: read, 3-4: read_write (add_rms_norm).
     Read2Write2,
+    /// 0: params, 1-3: read, 4-5: read_write (kv_write).
+    Read3Write2,
 }
 
 impl BindLayout {
@@ -79,6 +81,7 @@ impl BindLayout {
             BindLayout::ReadWrite => &[true, false],
             BindLayout::Read4Write => &[true, true, true, true, false],
             BindLayout::Read2Write2 => &[true, true, false, false],
+            BindLayout::Read3Write2 => &[true, true, true, false, false],
         }
     }
 }
@@ -152,7 +155,8 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
             (parts, BindLayout::Matmul)
         }
         _ if key.format != QuantFormat::F32 => return None,
-        Op::RmsNorm | Op::KvWrite => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write),
+        Op::RmsNorm => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write),
+        Op::KvWrite => (vec![format!("ops/{name}.wgsl")], BindLayout::Read3Write2),
         Op::AttnPaged => (vec![format!("ops/{name}.wgsl")], BindLayout::Read4Write),
         Op::AddRmsNorm => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write2),
         Op::RopeNormal | Op::RopeNeox | Op::SiluMul | Op::GeluTanhMul | Op::Add | Op::Argmax => {

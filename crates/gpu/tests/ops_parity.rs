@@ -10,8 +10,8 @@ use marlin_core::rope::{RopeConfig, RopeMode};
 use marlin_gpu::{
     read_bytes, read_f32, record_add, record_add_rms_norm, record_argmax, record_attention,
     record_embed, record_gate_mul, record_kv_write, record_rms_norm, record_rms_norm_grouped,
-    record_rope, upload_f32, AttnShape, CacheDtype, GateAct, GpuContext, GpuWeight, Span,
-    StepEncoder, MATMUL_FORMATS,
+    record_rope, upload_f32, AttnShape, CacheDtype, GateAct, GpuContext, GpuWeight, KvWriteIo,
+    Span, StepEncoder, MATMUL_FORMATS,
 };
 use testkit::{assert_sentinels, guarded, nmse, random_vec, random_weight, rng, GUARD};
 
@@ -331,10 +331,15 @@ fn paged_case(
     let qb = upload_f32(ctx, &qh).expect("q");
     let ob = out_buf(ctx, q.len());
     let mut enc = StepEncoder::new(ctx, "t");
-    let slots = Span::whole(&sb);
-    let (kw, vw) = (Span::new(&kvb, 0), Span::new(&kvb, row));
-    record_kv_write(&mut enc, kw, slots, &kc, dtype, n_pos, row, kv_stride).expect("kv k");
-    record_kv_write(&mut enc, vw, slots, &vc, dtype, n_pos, row, kv_stride).expect("kv v");
+    let io = KvWriteIo {
+        k: Span::new(&kvb, 0),
+        v: Span::new(&kvb, row),
+        src_stride: kv_stride,
+        slots: Span::whole(&sb),
+        k_cache: &kc,
+        v_cache: &vc,
+    };
+    record_kv_write(&mut enc, &io, dtype, n_pos, row).expect("kv write");
     let shape = AttnShape {
         n_tokens: q_pos.len(),
         n_heads,
@@ -355,7 +360,7 @@ fn paged_case(
         Span::new(&ob, GUARD),
     )
     .expect("attn");
-    assert_eq!(enc.dispatch_count(), 3);
+    assert_eq!(enc.dispatch_count(), 2);
     enc.submit().expect("submit");
     let got = read_guarded(ctx, &ob, q.len(), &what);
     let e = nmse(&got, &want);
@@ -421,17 +426,16 @@ fn bad_shapes_are_errors() {
     )
     .is_err());
     assert!(record_add(&mut enc, Span::whole(&b), Span::whole(&c), 64, 65).is_err());
-    assert!(record_kv_write(
-        &mut enc,
-        Span::whole(&b),
-        Span::whole(&c),
-        &b,
-        CacheDtype::F16,
-        1,
-        3,
-        3
-    )
-    .is_err());
+    let io = KvWriteIo {
+        k: Span::whole(&b),
+        v: Span::whole(&b),
+        src_stride: 3,
+        slots: Span::whole(&c),
+        k_cache: &c,
+        v_cache: &c,
+    };
+    // An odd row length.
+    assert!(record_kv_write(&mut enc, &io, CacheDtype::F16, 1, 3).is_err());
     let shape = AttnShape {
         n_tokens: 1,
         n_heads: 3,

@@ -1,12 +1,12 @@
 //! Recording one transformer block of a GPU step. q|k|v and gate|up come out of one fused
 //! projection each, interleaved per token, and the ops downstream read them in place:
-//! one RoPE dispatch turns the q and k heads together, `kv_write` reads K and V at their
-//! offsets in the row, attention reads q with the row stride.
+//! one RoPE dispatch turns the q and k heads together, one `kv_write` stores K and V from
+//! their offsets in the row, attention reads q with the row stride.
 
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
     record_attention, record_gate_mul, record_kv_write, record_rms_norm_grouped, record_rope,
-    AttnShape, GateAct, Span, StepEncoder,
+    AttnShape, GateAct, KvWriteIo, Span, StepEncoder,
 };
 
 use super::inputs::StepInputs;
@@ -89,11 +89,16 @@ impl GpuModel {
             rope.n_rot / 2,
             stride,
         )?;
-        let slots = Span::new(words, inp.slots_off);
         let (kc, vc) = (&kv.k[l], &kv.v[l]);
-        record_kv_write(enc, Span::new(qk, qd), slots, kc, kv.dtype, n, kvd, stride)?;
-        let v = Span::new(&s.qkv, qd + kvd);
-        record_kv_write(enc, v, slots, vc, kv.dtype, n, kvd, stride)?;
+        let io = KvWriteIo {
+            k: Span::new(qk, qd),
+            v: Span::new(&s.qkv, qd + kvd),
+            src_stride: stride,
+            slots: Span::new(words, inp.slots_off),
+            k_cache: kc,
+            v_cache: vc,
+        };
+        record_kv_write(enc, &io, kv.dtype, n, kvd)?;
         let shape = AttnShape {
             n_tokens: n,
             n_heads: c.n_heads,
