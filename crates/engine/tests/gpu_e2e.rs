@@ -155,6 +155,36 @@ fn check(name: &str) {
     assert_eq!(n, expected_dispatches(&model, &gpu), "{name}");
 }
 
+/// A prompt of ~150 tokens (several KV blocks, attention over more than two 64-key tiles,
+/// GEMM prefill): the last position's logits stay within the CPU tolerance.
+#[test]
+fn smollm2_long_prompt_on_gpu() {
+    let Some(ctx) = gpu_ctx() else { return };
+    let model = load("default");
+    let gpu = Arc::new(GpuModel::new(ctx, &model).expect("upload"));
+    let text = "The quick brown fox jumps over the lazy dog. ".repeat(15);
+    let prompt = model.tokenizer.encode(&text, true).expect("encode");
+    assert!(prompt.len() > 128, "{} tokens", prompt.len());
+    let mut cpu = Engine::new(model.clone(), 256);
+    let mut gpu_engine = Engine::new(model.clone(), 256)
+        .with_device(Device::Gpu(gpu))
+        .expect("gpu kv");
+    let want = cpu
+        .prompt_logits(&prompt, LogitsRequest::Last)
+        .expect("cpu");
+    let got = gpu_engine
+        .prompt_logits(&prompt, LogitsRequest::Last)
+        .expect("gpu");
+    let worst = got
+        .data
+        .iter()
+        .zip(&want.data)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    eprintln!("long prompt ({} tokens): max |Δ| {worst}", prompt.len());
+    assert!(worst <= LOGIT_TOL, "max |Δ| {worst}");
+}
+
 /// An uploaded model can be shared between threads (a server's workers).
 #[test]
 fn gpu_model_is_send_and_sync() {
