@@ -185,6 +185,22 @@ fn smollm2_long_prompt_on_gpu() {
     assert!(worst <= LOGIT_TOL, "max |Δ| {worst}");
 }
 
+/// `Device::open` parses `--device` values: `cpu` stays on the CPU, `gpu` uploads, junk is
+/// an error.
+#[test]
+fn device_open_parses_selectors() {
+    if gpu_ctx().is_none() {
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny/llama");
+    let model = Model::load(&dir, &mut |_, _| {}).expect("load");
+    assert!(matches!(Device::open("cpu", &model), Ok(Device::Cpu)));
+    assert!(Device::open("tpu", &model).is_err());
+    let gpu = Device::open("gpu", &model).expect("gpu");
+    assert!(matches!(gpu, Device::Gpu(_)), "{}", gpu.name());
+    assert_ne!(gpu.name(), "cpu");
+}
+
 /// An uploaded model can be shared between threads (a server's workers).
 #[test]
 fn gpu_model_is_send_and_sync() {

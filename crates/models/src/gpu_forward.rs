@@ -33,6 +33,27 @@ pub enum Device {
     Gpu(Arc<GpuModel>),
 }
 
+impl Device {
+    /// Parse a `--device` value (`auto`, `cpu`, `gpu`, `gpu:N`) and open it for `model`:
+    /// `Cpu` for `cpu` and for `auto` without a hardware GPU, else `model` uploaded to the
+    /// chosen adapter. A bad value or an adapter that fails is an error.
+    pub fn open(selector: &str, model: &Model) -> Result<Device> {
+        let sel: marlin_gpu::DeviceSelector = selector.parse()?;
+        Ok(match GpuModel::open(sel, model)? {
+            Some(g) => Device::Gpu(Arc::new(g)),
+            None => Device::Cpu,
+        })
+    }
+
+    /// `cpu`, or the adapter's name.
+    pub fn name(&self) -> String {
+        match self {
+            Device::Cpu => "cpu".to_string(),
+            Device::Gpu(g) => g.ctx().summary.name.clone(),
+        }
+    }
+}
+
 /// One transformer block's weights; norms are float offsets into the vector buffer.
 pub(crate) struct GpuLayer {
     pub(crate) attn_norm: usize,
