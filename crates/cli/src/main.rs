@@ -9,6 +9,11 @@ use clap::Parser;
 use args::{BenchCommand, Cli, Command};
 
 fn main() {
+    // Mesa's Vulkan drivers print a wayland error on every adapter probe when this is unset
+    // (headless servers, CI); the GPU path never opens a display, so any directory will do.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
