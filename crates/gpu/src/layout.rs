@@ -30,6 +30,7 @@ impl WeightLayout {
             F::Q4_0 => split(2..18, 0..2),
             F::Q4_1 => split(4..20, 0..4),
             F::Q5_0 => split(2..22, 0..2),
+            F::Q5_1 => split(4..24, 0..4),
             F::Q8_0 => split(2..34, 0..2),
             F::Q6_K => split(0..208, 208..210),
             _ => None,

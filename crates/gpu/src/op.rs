@@ -96,6 +96,7 @@ pub const MATMUL_FORMATS: &[QuantFormat] = &[
     QuantFormat::Q4_0,
     QuantFormat::Q4_1,
     QuantFormat::Q5_0,
+    QuantFormat::Q5_1,
     QuantFormat::Q8_0,
     QuantFormat::Q4_K,
     QuantFormat::Q5_K,

@@ -8,6 +8,17 @@ use std::sync::{Arc, RwLock};
 use crate::registry::{spec, BindLayout, KernelKey, KernelSpec};
 use crate::{Error, GpuContext, Result};
 
+/// naga's default wraps every loop in a 64-bit trip counter (`force_loop_bounding`), which
+/// stops NVIDIA's compiler from unrolling loops and scalarising small arrays: our GEMVs ran
+/// ~20x slower with it (wgpu issue #7698). `MARLIN_GPU_LOOP_BOUNDING=1` restores it (A/B).
+fn runtime_checks() -> wgpu::ShaderRuntimeChecks {
+    let bounded = std::env::var("MARLIN_GPU_LOOP_BOUNDING").is_ok_and(|v| v == "1");
+    wgpu::ShaderRuntimeChecks {
+        force_loop_bounding: bounded,
+        ..wgpu::ShaderRuntimeChecks::checked()
+    }
+}
+
 /// A compiled kernel.
 pub struct Kernel {
     pub spec: KernelSpec,
@@ -87,12 +98,16 @@ impl Registry {
         let source = spec.source()?;
         let bind_layout = self.layout(ctx, spec.layout)?;
         let pipeline = ctx.scoped(&spec.name, || {
-            let module = ctx
-                .device
-                .create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(&spec.name),
-                    source: wgpu::ShaderSource::Wgsl(source.into()),
-                });
+            let desc = wgpu::ShaderModuleDescriptor {
+                label: Some(&spec.name),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            };
+            // SAFETY: only loop bounding is dropped (bounds checks stay); every loop in our
+            // own shaders has a finite trip count, which is what the unbounded form requires.
+            let module = unsafe {
+                ctx.device
+                    .create_shader_module_trusted(desc, runtime_checks())
+            };
             let layout = ctx
                 .device
                 .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {

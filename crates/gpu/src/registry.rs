@@ -122,7 +122,9 @@ impl KernelSpec {
 fn format_parts(format: QuantFormat) -> Option<Vec<String>> {
     use QuantFormat as F;
     let own = match format {
-        F::F32 | F::F16 | F::BF16 | F::Q4_0 | F::Q4_1 | F::Q5_0 | F::Q8_0 | F::Q6_K => vec![],
+        F::F32 | F::F16 | F::BF16 | F::Q4_0 | F::Q4_1 | F::Q5_0 | F::Q5_1 | F::Q8_0 | F::Q6_K => {
+            vec![]
+        }
         F::Q4_K | F::Q5_K => vec!["formats/k_scales.wgsl".to_string()],
         _ => return None,
     };

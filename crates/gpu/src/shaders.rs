@@ -52,6 +52,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/embed/embed_q5_0.wgsl"),
     ),
     (
+        "embed/embed_q5_1.wgsl",
+        include_str!("shaders/embed/embed_q5_1.wgsl"),
+    ),
+    (
         "embed/embed_q5_k.wgsl",
         include_str!("shaders/embed/embed_q5_k.wgsl"),
     ),
@@ -88,6 +92,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     (
         "formats/q5_0.wgsl",
         include_str!("shaders/formats/q5_0.wgsl"),
+    ),
+    (
+        "formats/q5_1.wgsl",
+        include_str!("shaders/formats/q5_1.wgsl"),
     ),
     (
         "formats/q5_k.wgsl",
@@ -138,6 +146,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/gemm/gemm_q5_0.wgsl"),
     ),
     (
+        "gemm/gemm_q5_1.wgsl",
+        include_str!("shaders/gemm/gemm_q5_1.wgsl"),
+    ),
+    (
         "gemm/gemm_q5_k.wgsl",
         include_str!("shaders/gemm/gemm_q5_k.wgsl"),
     ),
@@ -180,6 +192,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     (
         "gemv/gemv_q5_0.wgsl",
         include_str!("shaders/gemv/gemv_q5_0.wgsl"),
+    ),
+    (
+        "gemv/gemv_q5_1.wgsl",
+        include_str!("shaders/gemv/gemv_q5_1.wgsl"),
     ),
     (
         "gemv/gemv_q5_k.wgsl",

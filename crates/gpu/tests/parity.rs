@@ -172,6 +172,7 @@ parity_tests! {
     gemv_q4_0 => Op::Gemv, QuantFormat::Q4_0;
     gemv_q4_1 => Op::Gemv, QuantFormat::Q4_1;
     gemv_q5_0 => Op::Gemv, QuantFormat::Q5_0;
+    gemv_q5_1 => Op::Gemv, QuantFormat::Q5_1;
     gemv_q8_0 => Op::Gemv, QuantFormat::Q8_0;
     gemv_q4_k => Op::Gemv, QuantFormat::Q4_K;
     gemv_q5_k => Op::Gemv, QuantFormat::Q5_K;
@@ -182,6 +183,7 @@ parity_tests! {
     gemm_q4_0 => Op::Gemm, QuantFormat::Q4_0;
     gemm_q4_1 => Op::Gemm, QuantFormat::Q4_1;
     gemm_q5_0 => Op::Gemm, QuantFormat::Q5_0;
+    gemm_q5_1 => Op::Gemm, QuantFormat::Q5_1;
     gemm_q8_0 => Op::Gemm, QuantFormat::Q8_0;
     gemm_q4_k => Op::Gemm, QuantFormat::Q4_K;
     gemm_q5_k => Op::Gemm, QuantFormat::Q5_K;
