@@ -40,6 +40,46 @@ fn load_x_unit(t: u32, u: u32) -> Unit {
     return r;
 }
 
+// Unit u of token t's activations for the GEMV: named fields (never dynamically indexed,
+// so they stay in registers) plus the unit's sum, which folds a format's zero point or
+// min out of the per-element math: dot(q * d - m, x) = d * dot(q, x) - m * sum.
+struct XUnit {
+    a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>,
+    a4: vec4<f32>, a5: vec4<f32>, a6: vec4<f32>, a7: vec4<f32>,
+    sum: f32,
+}
+
+fn x_group(base: u32, k: u32, c4: u32) -> vec4<f32> {
+    return select(vec4<f32>(0.0), x[base + min(k, c4 - 1u)], k < c4);
+}
+
+fn load_xu(t: u32, u: u32) -> XUnit {
+    let c4 = p.cols / 4u;
+    let b = p.x_offset + t * c4;
+    let k = u * 8u;
+    var r: XUnit;
+    r.a0 = x_group(b, k, c4);
+    r.a1 = x_group(b, k + 1u, c4);
+    r.a2 = x_group(b, k + 2u, c4);
+    r.a3 = x_group(b, k + 3u, c4);
+    r.a4 = x_group(b, k + 4u, c4);
+    r.a5 = x_group(b, k + 5u, c4);
+    r.a6 = x_group(b, k + 6u, c4);
+    r.a7 = x_group(b, k + 7u, c4);
+    let one = vec4<f32>(1.0);
+    r.sum = dot((r.a0 + r.a1) + (r.a2 + r.a3) + ((r.a4 + r.a5) + (r.a6 + r.a7)), one);
+    return r;
+}
+
+// dot of elements 0..15 (w0..w3) and 16..31 (w4..w7) of a unit with xu.
+fn dot_lo(xu: XUnit, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>) -> f32 {
+    return (dot(w0, xu.a0) + dot(w1, xu.a1)) + (dot(w2, xu.a2) + dot(w3, xu.a3));
+}
+
+fn dot_hi(xu: XUnit, w4: vec4<f32>, w5: vec4<f32>, w6: vec4<f32>, w7: vec4<f32>) -> f32 {
+    return (dot(w4, xu.a4) + dot(w5, xu.a5)) + (dot(w6, xu.a6) + dot(w7, xu.a7));
+}
+
 fn store_out(t: u32, row: u32, v: f32) {
     out[p.out_offset + t * p.out_stride + p.row_offset + row] = v;
 }

@@ -17,3 +17,27 @@ fn load_unit(row: u32, u: u32) -> Unit {
     }
     return r;
 }
+
+// GEMV: the 5-bit values of 4 elements whose nibbles are the low (`sh` = 0) or high
+// (`sh` = 4) halves of q and whose fifth bits start at bit `b` of qh.
+fn q5_1_g(q: u32, sh: u32, qh: u32, b: u32) -> vec4<f32> {
+    let hb = (vec4<u32>(qh) >> (vec4<u32>(0u, 1u, 2u, 3u) + b)) & vec4<u32>(1u);
+    return u8x4((q >> sh) & 0x0F0F0F0Fu) + vec4<f32>(hb * 16u);
+}
+
+// GEMV: dot of row `row`'s unit u with xu.
+fn dot_unit(row: u32, u: u32, xu: XUnit) -> f32 {
+    let blk = row * (p.cols / 32u) + u;
+    let dm = unpack2x16float(word(p.meta_offset + blk));
+    let b = blk * 5u;
+    let qh = word(b);
+    let q0 = word(b + 1u);
+    let q1 = word(b + 2u);
+    let q2 = word(b + 3u);
+    let q3 = word(b + 4u);
+    let lo = dot_lo(xu, q5_1_g(q0, 0u, qh, 0u), q5_1_g(q1, 0u, qh, 4u),
+        q5_1_g(q2, 0u, qh, 8u), q5_1_g(q3, 0u, qh, 12u));
+    let hi = dot_hi(xu, q5_1_g(q0, 4u, qh, 16u), q5_1_g(q1, 4u, qh, 20u),
+        q5_1_g(q2, 4u, qh, 24u), q5_1_g(q3, 4u, qh, 28u));
+    return dm.x * (lo + hi) + dm.y * xu.sum;
+}

@@ -24,3 +24,28 @@ fn load_unit(row: u32, u: u32) -> Unit {
     }
     return r;
 }
+
+// GEMV: 4 elements' 5-bit values: nibbles of q >> sh, fifth bits = bit j of each byte of qh.
+fn q5_k_g(q: u32, sh: u32, qh: u32, j: u32) -> vec4<f32> {
+    return u8x4((q >> sh) & 0x0F0F0F0Fu) + u8x4((qh >> j) & 0x01010101u) * 16.0;
+}
+
+// GEMV: dot of row `row`'s unit u with xu.
+fn dot_unit(row: u32, u: u32, xu: XUnit) -> f32 {
+    let blk = row * (p.cols / 256u) + u / 8u;
+    let j = u % 8u;
+    let base = blk * 11u;
+    let h = w[base];
+    let dm = unpack2x16float(h.x);
+    let sm = k_scale_min(h, j);
+    let a = w[base + 1u];
+    let b = w[base + 2u];
+    let q0 = w[base + 3u + 2u * (j / 2u)];
+    let q1 = w[base + 4u + 2u * (j / 2u)];
+    let sh = 4u * (j % 2u);
+    let lo = dot_lo(xu, q5_k_g(q0.x, sh, a.x, j), q5_k_g(q0.y, sh, a.y, j),
+        q5_k_g(q0.z, sh, a.z, j), q5_k_g(q0.w, sh, a.w, j));
+    let hi = dot_hi(xu, q5_k_g(q1.x, sh, b.x, j), q5_k_g(q1.y, sh, b.y, j),
+        q5_k_g(q1.z, sh, b.z, j), q5_k_g(q1.w, sh, b.w, j));
+    return dm.x * sm.x * (lo + hi) - dm.y * sm.y * xu.sum;
+}

@@ -27,3 +27,31 @@ fn load_unit(row: u32, u: u32) -> Unit {
     }
     return r;
 }
+
+// GEMV: 4 elements' signed 6-bit values from low nibbles l >> ls and high pairs h >> hs.
+fn q6_k_g(l: u32, ls: u32, h: u32, hs: u32) -> vec4<f32> {
+    return u8x4(((l >> ls) & 0x0F0F0F0Fu) | (((h >> hs) & 0x03030303u) << 4u)) - 32.0;
+}
+
+// GEMV: dot of row `row`'s unit u with xu.
+fn dot_unit(row: u32, u: u32, xu: XUnit) -> f32 {
+    let blk = row * (p.cols / 256u) + u / 8u;
+    let h = (u % 8u) / 4u;
+    let k = u % 4u;
+    let base = blk * 13u;
+    let d = half_at(p.meta_offset * 2u + blk);
+    let sc = w[base + 12u];
+    let s0 = d * vsbyte(sc, 8u * h + 2u * k);
+    let s1 = d * vsbyte(sc, 8u * h + 2u * k + 1u);
+    let l0 = w[base + 4u * h + 2u * (k & 1u)];
+    let l1 = w[base + 4u * h + 2u * (k & 1u) + 1u];
+    let h0 = w[base + 8u + 2u * h];
+    let h1 = w[base + 9u + 2u * h];
+    let ls = 4u * (k >> 1u);
+    let hs = 2u * k;
+    let lo = dot_lo(xu, q6_k_g(l0.x, ls, h0.x, hs), q6_k_g(l0.y, ls, h0.y, hs),
+        q6_k_g(l0.z, ls, h0.z, hs), q6_k_g(l0.w, ls, h0.w, hs));
+    let hi = dot_hi(xu, q6_k_g(l1.x, ls, h1.x, hs), q6_k_g(l1.y, ls, h1.y, hs),
+        q6_k_g(l1.z, ls, h1.z, hs), q6_k_g(l1.w, ls, h1.w, hs));
+    return s0 * lo + s1 * hi;
+}

@@ -12,3 +12,14 @@ fn load_unit(row: u32, u: u32) -> Unit {
     }
     return r;
 }
+
+// GEMV: dot of row `row`'s unit u with xu.
+fn dot_unit(row: u32, u: u32, xu: XUnit) -> f32 {
+    let blk = row * (p.cols / 32u) + u;
+    let d = half_at(p.meta_offset * 2u + blk);
+    let q0 = w[2u * blk];
+    let q1 = w[2u * blk + 1u];
+    let lo = dot_lo(xu, i8x4(q0.x), i8x4(q0.y), i8x4(q0.z), i8x4(q0.w));
+    let hi = dot_hi(xu, i8x4(q1.x), i8x4(q1.y), i8x4(q1.z), i8x4(q1.w));
+    return d * (lo + hi);
+}
