@@ -10,6 +10,12 @@ use crate::registry::Variant;
 use crate::upload::{read_bytes, upload_f32, zeroed_f32};
 use crate::{Error, GpuContext, GpuWeight, Result, StepEncoder};
 
+mod mem;
+pub use mem::{
+    copy_bandwidth, copy_bandwidth_with, stream_bandwidth, stream_bandwidth_with, CopyBench,
+    StreamBench,
+};
+
 /// How a time was measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Timer {
@@ -119,10 +125,15 @@ pub fn bench_gemv_with(
         )?);
     }
     let x = upload_f32(ctx, &vec![0.01f32; cols])?;
-    let out = zeroed_f32(ctx, rows)?;
-    let io = MatmulIo::new(&x, &out, 1);
+    // One output per weight copy lets consecutive GEMVs overlap (no write-after-write
+    // barrier): throughput without the per-dispatch drain a dependent chain pays.
+    let independent = std::env::var_os("MARLIN_BENCH_INDEPENDENT").is_some();
+    let outs = (0..if independent { buffers } else { 1 })
+        .map(|_| zeroed_f32(ctx, rows))
+        .collect::<Result<Vec<_>>>()?;
     let record = |enc: &mut StepEncoder<'_>, n: u32| -> Result<()> {
         for i in 0..n as usize {
+            let io = MatmulIo::new(&x, &outs[i % outs.len()], 1);
             record_matmul_variant(enc, &weights[i % weights.len()], &io, variant)?;
         }
         Ok(())
@@ -262,87 +273,4 @@ fn ticks_to_secs(ctx: &GpuContext, resolve: &wgpu::Buffer) -> Result<f64> {
         )));
     }
     Ok((end - begin) as f64 * f64::from(ctx.queue.get_timestamp_period()) * 1e-9)
-}
-
-/// One copy-bandwidth measurement.
-#[derive(Debug, Clone)]
-pub struct CopyBench {
-    /// Bytes per copy.
-    pub bytes: u64,
-    pub iters: u32,
-    /// Microseconds per copy.
-    pub us: f64,
-    /// Bytes read + bytes written per second, in GB/s (the figure GEMV bandwidth compares to).
-    pub gb_s: f64,
-    pub timer: Timer,
-}
-
-/// Buffer-to-buffer copy bandwidth with 256 MiB buffers (smaller where the device limits),
-/// 100 timed copies (≈ 20 ms on an H100) after as many untimed ones.
-pub fn copy_bandwidth(ctx: &GpuContext) -> Result<CopyBench> {
-    let bytes = (256u64 << 20).min(ctx.limits.max_buffer_size / 2) & !255;
-    copy_bandwidth_with(ctx, bytes, 100)
-}
-
-/// Copy bandwidth with `bytes` per copy (a multiple of 4) and `iters` copies.
-pub fn copy_bandwidth_with(ctx: &GpuContext, bytes: u64, iters: u32) -> Result<CopyBench> {
-    if bytes == 0 || !bytes.is_multiple_of(4) || bytes > ctx.limits.max_buffer_size {
-        return Err(Error::shape("copy_bandwidth", format!("{bytes} bytes")));
-    }
-    let iters = iters.max(1);
-    let make = |usage| {
-        ctx.scoped("copy_bandwidth", || {
-            ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("bench-copy"),
-                size: bytes,
-                usage,
-                mapped_at_creation: false,
-            })
-        })
-    };
-    let src = make(wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST)?;
-    let dst = make(wgpu::BufferUsages::COPY_DST)?;
-    let run = |n: u32, ts: Option<(&wgpu::QuerySet, &wgpu::Buffer)>| -> Result<f64> {
-        let mut enc = ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("copy"),
-            });
-        if let Some((qs, _)) = ts {
-            enc.write_timestamp(qs, 0);
-        }
-        for _ in 0..n {
-            enc.copy_buffer_to_buffer(&src, 0, &dst, 0, bytes);
-        }
-        if let Some((qs, res)) = ts {
-            enc.write_timestamp(qs, 1);
-            enc.resolve_query_set(qs, 0..2, res, 0);
-        }
-        let t0 = Instant::now();
-        ctx.queue.submit([enc.finish()]);
-        ctx.wait()?;
-        Ok(t0.elapsed().as_secs_f64())
-    };
-    // Untimed copies first: allocation, first touch and clock ramp-up stay out of the timing.
-    run(iters, None)?;
-    let inside = ctx
-        .device
-        .features()
-        .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS);
-    let (secs, timer) = if inside {
-        let qs = query_set(ctx);
-        let res = resolve_buffer(ctx);
-        run(iters, Some((&qs, &res)))?;
-        (ticks_to_secs(ctx, &res)?, Timer::Timestamp)
-    } else {
-        (run(iters, None)?, Timer::Wall)
-    };
-    let per = secs / f64::from(iters);
-    Ok(CopyBench {
-        bytes,
-        iters,
-        us: per * 1e6,
-        gb_s: 2.0 * bytes as f64 / per / 1e9,
-        timer,
-    })
 }

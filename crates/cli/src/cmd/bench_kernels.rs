@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context, Result};
 use marlin_core::QuantFormat;
-use marlin_gpu::bench::{bench_gemm, bench_gemv, copy_bandwidth};
+use marlin_gpu::bench::{bench_gemm, bench_gemv, copy_bandwidth, stream_bandwidth};
 use marlin_gpu::{DeviceSelector, GpuContext};
 use serde_json::{json, Value};
 
@@ -45,6 +45,7 @@ fn measure(
     format: QuantFormat,
     (rows, cols): (usize, usize),
     copy_read_gb_s: f64,
+    stream_read_gb_s: f64,
 ) -> Value {
     let mut out = json!({ "format": format.name(), "rows": rows, "cols": cols });
     out["gemv"] = match bench_gemv(ctx, format, rows, cols, a.iters) {
@@ -56,6 +57,7 @@ fn measure(
             "us": g.us,
             "gb_s": g.gb_s,
             "pct_of_copy_read": 100.0 * g.gb_s / copy_read_gb_s,
+            "pct_of_stream_read": 100.0 * g.gb_s / stream_read_gb_s,
             "timer": format!("{:?}", g.timer).to_lowercase(),
         }),
         Err(e) => json!({ "error": e.to_string() }),
@@ -99,10 +101,11 @@ pub fn run(a: BenchKernelsArgs) -> Result<()> {
     let ctx = open(&a.device)?;
     let copy = copy_bandwidth(&ctx).context("measuring copy bandwidth")?;
     let copy_read = copy.gb_s / 2.0;
+    let stream = stream_bandwidth(&ctx).context("measuring shader bandwidth")?;
     let mut results = Vec::new();
     for &shape in &shapes {
         for &f in &formats {
-            results.push(measure(&ctx, &a, f, shape, copy_read));
+            results.push(measure(&ctx, &a, f, shape, copy_read, stream.read_gb_s));
         }
     }
     let s = &ctx.summary;
@@ -120,6 +123,10 @@ pub fn run(a: BenchKernelsArgs) -> Result<()> {
                       copy_read_gb_s is half of it, the read rate GEMV gb_s compares with",
         "copy_bytes": copy.bytes,
         "copy_timer": format!("{:?}", copy.timer).to_lowercase(),
+        "stream_copy_gb_s": stream.copy_gb_s,
+        "stream_read_gb_s": stream.read_gb_s,
+        "stream_note": "compute-shader streams over one buffer: copy counts read + write, \
+                        read is a load-only pass (the GEMV's practical ceiling)",
         "gemv_note": "gemv gb_s = (weight bytes in GPU layout + x + out) / time",
         "iters": a.iters,
         "results": results,

@@ -19,9 +19,10 @@ fn dot_unit(row: u32, u: u32, xu: XUnit) -> f32 {
     let d = half_at(p.meta_offset * 2u + blk);
     let q = w[blk];
     let m = 0x0F0F0F0Fu;
-    let lo = dot_lo(xu, u8x4(q.x & m), u8x4(q.y & m), u8x4(q.z & m), u8x4(q.w & m));
-    let s = vec4<u32>(4u);
-    let qh = (q >> s) & vec4<u32>(m);
-    let hi = dot_hi(xu, u8x4(qh.x), u8x4(qh.y), u8x4(qh.z), u8x4(qh.w));
-    return d * ((lo + hi) - 8.0 * xu.sum);
+    let lo = dot_lo(xu, u8x4_minus(q.x & m, 8.0), u8x4_minus(q.y & m, 8.0),
+        u8x4_minus(q.z & m, 8.0), u8x4_minus(q.w & m, 8.0));
+    let qh = (q >> vec4<u32>(4u)) & vec4<u32>(m);
+    let hi = dot_hi(xu, u8x4_minus(qh.x, 8.0), u8x4_minus(qh.y, 8.0), u8x4_minus(qh.z, 8.0),
+        u8x4_minus(qh.w, 8.0));
+    return d * (lo + hi);
 }

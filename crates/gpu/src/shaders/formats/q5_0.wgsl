@@ -18,11 +18,12 @@ fn load_unit(row: u32, u: u32) -> Unit {
     return r;
 }
 
-// GEMV: the 5-bit values (without the -16) of 4 elements whose nibbles are the low
+// GEMV: the 5-bit values minus 16 of 4 elements whose nibbles are the low
 // (`sh` = 0) or high (`sh` = 4) halves of q and whose fifth bits start at bit `b` of qh.
 fn q5_0_g(q: u32, sh: u32, qh: u32, b: u32) -> vec4<f32> {
-    let hb = (vec4<u32>(qh) >> (vec4<u32>(0u, 1u, 2u, 3u) + b)) & vec4<u32>(1u);
-    return u8x4((q >> sh) & 0x0F0F0F0Fu) + vec4<f32>(hb * 16u);
+    let h = qh >> b;
+    let hb = ((h & 1u) << 4u) | ((h & 2u) << 11u) | ((h & 4u) << 18u) | ((h & 8u) << 25u);
+    return u8x4_minus(((q >> sh) & 0x0F0F0F0Fu) | hb, 16.0);
 }
 
 // GEMV: dot of row `row`'s unit u with xu.
@@ -39,5 +40,5 @@ fn dot_unit(row: u32, u: u32, xu: XUnit) -> f32 {
         q5_0_g(q2, 0u, qh, 8u), q5_0_g(q3, 0u, qh, 12u));
     let hi = dot_hi(xu, q5_0_g(q0, 4u, qh, 16u), q5_0_g(q1, 4u, qh, 20u),
         q5_0_g(q2, 4u, qh, 24u), q5_0_g(q3, 4u, qh, 28u));
-    return d * ((lo + hi) - 16.0 * xu.sum);
+    return d * (lo + hi);
 }

@@ -21,8 +21,9 @@ fn load_unit(row: u32, u: u32) -> Unit {
 // GEMV: the 5-bit values of 4 elements whose nibbles are the low (`sh` = 0) or high
 // (`sh` = 4) halves of q and whose fifth bits start at bit `b` of qh.
 fn q5_1_g(q: u32, sh: u32, qh: u32, b: u32) -> vec4<f32> {
-    let hb = (vec4<u32>(qh) >> (vec4<u32>(0u, 1u, 2u, 3u) + b)) & vec4<u32>(1u);
-    return u8x4((q >> sh) & 0x0F0F0F0Fu) + vec4<f32>(hb * 16u);
+    let h = qh >> b;
+    let hb = ((h & 1u) << 4u) | ((h & 2u) << 11u) | ((h & 4u) << 18u) | ((h & 8u) << 25u);
+    return u8x4_minus(((q >> sh) & 0x0F0F0F0Fu) | hb, 0.0);
 }
 
 // GEMV: dot of row `row`'s unit u with xu.

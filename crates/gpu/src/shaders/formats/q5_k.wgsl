@@ -27,7 +27,7 @@ fn load_unit(row: u32, u: u32) -> Unit {
 
 // GEMV: 4 elements' 5-bit values: nibbles of q >> sh, fifth bits = bit j of each byte of qh.
 fn q5_k_g(q: u32, sh: u32, qh: u32, j: u32) -> vec4<f32> {
-    return u8x4((q >> sh) & 0x0F0F0F0Fu) + u8x4((qh >> j) & 0x01010101u) * 16.0;
+    return u8x4(((q >> sh) & 0x0F0F0F0Fu) | (((qh >> j) & 0x01010101u) << 4u));
 }
 
 // GEMV: dot of row `row`'s unit u with xu.

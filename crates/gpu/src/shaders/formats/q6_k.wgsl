@@ -30,7 +30,7 @@ fn load_unit(row: u32, u: u32) -> Unit {
 
 // GEMV: 4 elements' signed 6-bit values from low nibbles l >> ls and high pairs h >> hs.
 fn q6_k_g(l: u32, ls: u32, h: u32, hs: u32) -> vec4<f32> {
-    return u8x4(((l >> ls) & 0x0F0F0F0Fu) | (((h >> hs) & 0x03030303u) << 4u)) - 32.0;
+    return u8x4_minus(((l >> ls) & 0x0F0F0F0Fu) | (((h >> hs) & 0x03030303u) << 4u), 32.0);
 }
 
 // GEMV: dot of row `row`'s unit u with xu.
