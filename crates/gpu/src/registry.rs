@@ -8,9 +8,9 @@ use crate::shaders::shader_source;
 use crate::{Error, Result};
 
 /// Threads per workgroup of the GEMV kernels (`WG` in gemv_body.wgsl).
-pub const GEMV_WG: u32 = 64;
+pub const GEMV_WG: u32 = 256;
 /// Rows per GEMV workgroup (`NR`).
-pub const GEMV_ROWS: u32 = 4;
+pub const GEMV_ROWS: u32 = 16;
 /// Threads per workgroup of the GEMM kernels (`WG` in gemm_body.wgsl).
 pub const GEMM_WG: u32 = 64;
 /// Rows per GEMM workgroup (`TM`).

@@ -1,21 +1,20 @@
-// GEMV reduction with subgroupAdd: one partial per subgroup in workgroup memory, then thread
-// r < NR adds the num_subgroups partials of row r and stores it.
-// At most WG / 4 subgroups (4 is the smallest subgroup size wgpu allows).
-const MAX_SG: u32 = 16u;
-var<workgroup> partial: array<f32, NR * MAX_SG>;
-
-fn reduce_rows(ids: Ids, acc: array<f32, NR>, row0: u32) {
-    for (var r = 0u; r < NR; r++) {
-        let s = subgroupAdd(acc[r]);
-        if (ids.lane == 0u) {
-            partial[r * MAX_SG + ids.sg] = s;
-        }
+// GEMV reduction with subgroupAdd: each subgroup's sums of its 4 rows go to workgroup
+// memory (reusing the x tile, free after the body's last barrier), then thread i < NR adds
+// the partials of the subgroups of row i's thread group. Needs subgroups of at most GW
+// threads that never straddle two groups (sizes 4..64 do; 128 would not).
+fn reduce_rows(ids: Ids, acc: vec4<f32>, row0: u32) {
+    let s = subgroupAdd(acc);
+    if (ids.lane == 0u) {
+        xs[ids.sg] = s;
     }
     workgroupBarrier();
     if (ids.lid < NR) {
+        let per = ids.nsg / GROUPS;
+        let first = (ids.lid / 4u) * per;
+        let r = ids.lid % 4u;
         var t = 0.0;
-        for (var i = 0u; i < ids.nsg; i++) {
-            t += partial[ids.lid * MAX_SG + i];
+        for (var i = 0u; i < per; i++) {
+            t += xs[first + i][r];
         }
         let row = row0 + ids.lid;
         if (row < p.rows) {
