@@ -138,10 +138,9 @@ pub fn bench_gemv_with(
         }
         Ok(())
     };
-    // Warm-up: compiles the pipeline, touches every buffer, and runs as long as the timed
-    // loop so the GPU leaves its idle clocks first.
+    // Compiles the pipeline and touches every buffer once (timed() warms the clocks).
     let mut warm = StepEncoder::new(ctx, "bench-warmup");
-    record(&mut warm, iters.max(buffers as u32))?;
+    record(&mut warm, buffers as u32)?;
     warm.submit_and_wait()?;
     let (secs, timer) = timed(ctx, |enc| record(enc, iters))?;
     let bytes = per + (cols as u64 + rows as u64) * 4;
@@ -205,7 +204,7 @@ pub fn bench_gemm(
         Ok(())
     };
     let mut warm = StepEncoder::new(ctx, "bench-warmup");
-    record(&mut warm, iters.min(20))?;
+    record(&mut warm, 1)?;
     warm.submit_and_wait()?;
     let (secs, timer) = timed(ctx, |enc| record(enc, iters))?;
     let secs_per = secs / f64::from(iters);
@@ -222,12 +221,48 @@ pub fn bench_gemm(
     })
 }
 
-/// Run what `record` records in one encoder; seconds from first to last dispatch.
+/// Seconds of back-to-back GPU work before a timed batch. GPUs drop to idle clocks between
+/// benchmarks (an H100 sat at 345 MHz), and a few milliseconds of warm-up left kernels
+/// measured 2-4x slow depending on what ran before.
+const WARM_SECS: f64 = 0.25;
+
+/// Submit batches from `submit_one` back to back (at most two in flight) for [`WARM_SECS`];
+/// the last is still running on return, so a batch submitted next starts on a busy GPU.
+fn keep_busy(
+    ctx: &GpuContext,
+    mut submit_one: impl FnMut() -> Result<wgpu::SubmissionIndex>,
+) -> Result<()> {
+    let t0 = Instant::now();
+    let mut prev: Option<wgpu::SubmissionIndex> = None;
+    loop {
+        let idx = submit_one()?;
+        if let Some(p) = prev.replace(idx) {
+            ctx.device
+                .poll(wgpu::PollType::Wait {
+                    submission_index: Some(p),
+                    timeout: None,
+                })
+                .map_err(|e| Error::Poll(e.to_string()))?;
+        }
+        if t0.elapsed().as_secs_f64() >= WARM_SECS {
+            return Ok(());
+        }
+    }
+}
+
+/// Run what `record` records in one encoder after [`keep_busy`] warm-up with the same
+/// work; seconds from first to last dispatch.
 fn timed(
     ctx: &GpuContext,
-    record: impl FnOnce(&mut StepEncoder<'_>) -> Result<()>,
+    record: impl Fn(&mut StepEncoder<'_>) -> Result<()>,
 ) -> Result<(f64, Timer)> {
+    keep_busy(ctx, || {
+        let mut enc = StepEncoder::new(ctx, "bench-warm");
+        record(&mut enc)?;
+        enc.submit()
+    })?;
     if !ctx.features.timestamp_query {
+        ctx.wait()?;
         let mut enc = StepEncoder::new(ctx, "bench");
         record(&mut enc)?;
         let t0 = Instant::now();

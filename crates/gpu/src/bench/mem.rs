@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use super::{query_set, resolve_buffer, ticks_to_secs, Timer};
+use super::{keep_busy, query_set, resolve_buffer, ticks_to_secs, Timer};
 use crate::{Error, GpuContext, Result};
 
 /// One copy-bandwidth measurement.
@@ -21,7 +21,7 @@ pub struct CopyBench {
 }
 
 /// Buffer-to-buffer copy bandwidth with 256 MiB buffers (smaller where the device limits),
-/// 100 timed copies (≈ 20 ms on an H100) after as many untimed ones.
+/// 100 timed copies after a warm-up.
 pub fn copy_bandwidth(ctx: &GpuContext) -> Result<CopyBench> {
     let bytes = (256u64 << 20).min(ctx.limits.max_buffer_size / 2) & !255;
     copy_bandwidth_with(ctx, bytes, 100)
@@ -67,7 +67,17 @@ pub fn copy_bandwidth_with(ctx: &GpuContext, bytes: u64, iters: u32) -> Result<C
         Ok(t0.elapsed().as_secs_f64())
     };
     // Untimed copies first: allocation, first touch and clock ramp-up stay out of the timing.
-    run(iters, None)?;
+    keep_busy(ctx, || {
+        let mut enc = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("copy"),
+            });
+        for _ in 0..iters {
+            enc.copy_buffer_to_buffer(&src, 0, &dst, 0, bytes);
+        }
+        Ok(ctx.queue.submit([enc.finish()]))
+    })?;
     let inside = ctx
         .device
         .features()
@@ -151,7 +161,7 @@ fn stream_read(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id)
 "#;
 
 /// Shader copy and read bandwidth with 256 MiB buffers (smaller where the device limits),
-/// 100 timed dispatches of each after as many untimed ones.
+/// 100 timed dispatches of each after a warm-up.
 pub fn stream_bandwidth(ctx: &GpuContext) -> Result<StreamBench> {
     let limit = ctx
         .limits
@@ -219,7 +229,7 @@ pub fn stream_bandwidth_with(ctx: &GpuContext, bytes: u64, iters: u32) -> Result
                 ],
             })
         })?;
-        let run = |ts: Option<&wgpu::QuerySet>| -> Result<f64> {
+        let encode = |ts: Option<&wgpu::QuerySet>| {
             let mut enc = ctx
                 .device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(entry) });
@@ -238,6 +248,10 @@ pub fn stream_bandwidth_with(ctx: &GpuContext, bytes: u64, iters: u32) -> Result
                     pass.dispatch_workgroups(grid[0], grid[1], 1);
                 }
             }
+            enc
+        };
+        let run = |ts: Option<&wgpu::QuerySet>| -> Result<f64> {
+            let mut enc = encode(ts);
             let res = ts.map(|qs| {
                 let res = resolve_buffer(ctx);
                 enc.resolve_query_set(qs, 0..2, &res, 0);
@@ -252,7 +266,7 @@ pub fn stream_bandwidth_with(ctx: &GpuContext, bytes: u64, iters: u32) -> Result
                 None => Ok(wall),
             }
         };
-        run(None)?;
+        keep_busy(ctx, || Ok(ctx.queue.submit([encode(None).finish()])))?;
         let secs = if ctx.features.timestamp_query {
             timer = Timer::Timestamp;
             run(Some(&query_set(ctx)))?

@@ -94,6 +94,20 @@ fn half_at(h: u32) -> f32 {
     return unpack2x16float(word(h >> 1u))[h & 1u];
 }
 
+// The low (nib_lo) or high (nib_hi) nibbles n of v's four bytes as 1 + n / 16, exact floats
+// built with a shift and a mask-or each (no conversion, no subtraction). Callers fold the 1
+// into the unit sum: dot(n, x) = 16 * (dot(f, x) - sum(x)), as precise as direct math
+// since both terms are of the size of sum(|x|).
+fn nib_lo(v: u32) -> vec4<f32> {
+    let b = vec4<u32>(v << 19u, v << 11u, v << 3u, v >> 5u) & vec4<u32>(0x00780000u);
+    return bitcast<vec4<f32>>(b | vec4<u32>(0x3F800000u));
+}
+
+fn nib_hi(v: u32) -> vec4<f32> {
+    let b = vec4<u32>(v << 15u, v << 7u, v >> 1u, v >> 9u) & vec4<u32>(0x00780000u);
+    return bitcast<vec4<f32>>(b | vec4<u32>(0x3F800000u));
+}
+
 // The four bytes of v as unsigned values minus `bias`, low byte first. No int-to-float
 // conversion (quarter rate on NVIDIA, the GEMV's bottleneck): 0x4B000000 | b is the float
 // 2^23 + b, and subtracting 2^23 + bias is exact for bytes and small biases.

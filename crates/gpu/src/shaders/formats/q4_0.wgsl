@@ -13,16 +13,13 @@ fn load_unit(row: u32, u: u32) -> Unit {
     return r;
 }
 
-// GEMV: dot of row `row`'s unit u with xu (no Unit array: registers only).
+// GEMV: dot of row `row`'s unit u with xu: with f = 1 + q / 16,
+// dot(q - 8, x) = 16 dot(f, x) - 24 sum(x).
 fn dot_unit(row: u32, u: u32, xu: XUnit) -> f32 {
     let blk = row * (p.cols / 32u) + u;
     let d = half_at(p.meta_offset * 2u + blk);
     let q = w[blk];
-    let m = 0x0F0F0F0Fu;
-    let lo = dot_lo(xu, u8x4_minus(q.x & m, 8.0), u8x4_minus(q.y & m, 8.0),
-        u8x4_minus(q.z & m, 8.0), u8x4_minus(q.w & m, 8.0));
-    let qh = (q >> vec4<u32>(4u)) & vec4<u32>(m);
-    let hi = dot_hi(xu, u8x4_minus(qh.x, 8.0), u8x4_minus(qh.y, 8.0), u8x4_minus(qh.z, 8.0),
-        u8x4_minus(qh.w, 8.0));
-    return d * (lo + hi);
+    let lo = dot_lo(xu, nib_lo(q.x), nib_lo(q.y), nib_lo(q.z), nib_lo(q.w));
+    let hi = dot_hi(xu, nib_hi(q.x), nib_hi(q.y), nib_hi(q.z), nib_hi(q.w));
+    return d * (16.0 * (lo + hi) - 24.0 * xu.sum);
 }

@@ -12,14 +12,12 @@ fn load_unit(row: u32, u: u32) -> Unit {
     return r;
 }
 
-// GEMV: dot of row `row`'s unit u with xu.
+// GEMV: dot of row `row`'s unit u with xu (f = 1 + q / 16: dot(q, x) = 16 (dot(f, x) - sum)).
 fn dot_unit(row: u32, u: u32, xu: XUnit) -> f32 {
     let blk = row * (p.cols / 32u) + u;
     let dm = unpack2x16float(word(p.meta_offset + blk));
     let q = w[blk];
-    let m = 0x0F0F0F0Fu;
-    let lo = dot_lo(xu, u8x4(q.x & m), u8x4(q.y & m), u8x4(q.z & m), u8x4(q.w & m));
-    let qh = (q >> vec4<u32>(4u)) & vec4<u32>(m);
-    let hi = dot_hi(xu, u8x4(qh.x), u8x4(qh.y), u8x4(qh.z), u8x4(qh.w));
-    return dm.x * (lo + hi) + dm.y * xu.sum;
+    let lo = dot_lo(xu, nib_lo(q.x), nib_lo(q.y), nib_lo(q.z), nib_lo(q.w));
+    let hi = dot_hi(xu, nib_hi(q.x), nib_hi(q.y), nib_hi(q.z), nib_hi(q.w));
+    return dm.x * 16.0 * ((lo + hi) - xu.sum) + dm.y * xu.sum;
 }

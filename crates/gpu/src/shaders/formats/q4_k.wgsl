@@ -21,7 +21,7 @@ fn load_unit(row: u32, u: u32) -> Unit {
     return r;
 }
 
-// GEMV: dot of row `row`'s unit u with xu.
+// GEMV: dot of row `row`'s unit u with xu (f = 1 + q / 16: dot(q, x) = 16 (dot(f, x) - sum)).
 fn dot_unit(row: u32, u: u32, xu: XUnit) -> f32 {
     let blk = row * (p.cols / 256u) + u / 8u;
     let j = u % 8u;
@@ -30,10 +30,9 @@ fn dot_unit(row: u32, u: u32, xu: XUnit) -> f32 {
     let dm = unpack2x16float(h.x);
     let sm = k_scale_min(h, j);
     let sh = vec4<u32>(4u * (j % 2u));
-    let m = vec4<u32>(0x0F0F0F0Fu);
-    let q0 = (w[base + 1u + 2u * (j / 2u)] >> sh) & m;
-    let q1 = (w[base + 2u + 2u * (j / 2u)] >> sh) & m;
-    let lo = dot_lo(xu, u8x4(q0.x), u8x4(q0.y), u8x4(q0.z), u8x4(q0.w));
-    let hi = dot_hi(xu, u8x4(q1.x), u8x4(q1.y), u8x4(q1.z), u8x4(q1.w));
-    return dm.x * sm.x * (lo + hi) - dm.y * sm.y * xu.sum;
+    let q0 = w[base + 1u + 2u * (j / 2u)] >> sh;
+    let q1 = w[base + 2u + 2u * (j / 2u)] >> sh;
+    let lo = dot_lo(xu, nib_lo(q0.x), nib_lo(q0.y), nib_lo(q0.z), nib_lo(q0.w));
+    let hi = dot_hi(xu, nib_lo(q1.x), nib_lo(q1.y), nib_lo(q1.z), nib_lo(q1.w));
+    return dm.x * sm.x * 16.0 * ((lo + hi) - xu.sum) - dm.y * sm.y * xu.sum;
 }
