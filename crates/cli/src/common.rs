@@ -5,9 +5,9 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use marlin_engine::sampler::SamplingParams;
-use marlin_models::chat::ChatMessage;
 use marlin_engine::Engine;
 use marlin_gpu::{DeviceSelector, GpuContext};
+use marlin_models::chat::ChatMessage;
 use marlin_models::{Device, GpuModel, Model};
 
 use crate::args::{ModelArgs, SamplingArgs};
