@@ -5,9 +5,13 @@
 //! Kernel parameters go into a uniform arena (one slot per dispatch, bound with a dynamic
 //! offset) that is written with `queue.write_buffer` at submit, so it lands before the
 //! step's commands run.
+//!
+//! With a [`BindCache`] bind groups are reused across steps, and with `submit_every` the
+//! recording is submitted in chunks so the GPU starts while the host still records.
 
-use std::num::NonZeroU64;
+use std::sync::OnceLock;
 
+use crate::bind_cache::{self, BindCache};
 use crate::pool::PooledBuffer;
 use crate::registry::KernelKey;
 use crate::{Error, GpuContext, Result};
@@ -18,6 +22,29 @@ const ARENA_BYTES: u64 = 64 * 1024;
 struct Arena {
     buffer: PooledBuffer,
     data: Vec<u8>,
+    /// Bytes of `data` already written to `buffer`.
+    sent: usize,
+}
+
+/// Dispatches per submitted chunk by default (`MARLIN_GPU_SUBMIT_EVERY`; 0: one submit).
+fn default_submit_every() -> u32 {
+    static V: OnceLock<u32> = OnceLock::new();
+    *V.get_or_init(|| {
+        std::env::var("MARLIN_GPU_SUBMIT_EVERY")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_SUBMIT_EVERY)
+    })
+}
+
+/// See [`default_submit_every`]. Submitting every 64 dispatches lets the GPU start on the
+/// first layers while the host records the rest (H200, 8B decode: 105 -> 112 tok/s).
+const DEFAULT_SUBMIT_EVERY: u32 = 64;
+
+/// Whether bind groups may be cached (`MARLIN_GPU_BIND_CACHE=0` turns it off for A/B).
+fn bind_cache_enabled() -> bool {
+    static V: OnceLock<bool> = OnceLock::new();
+    *V.get_or_init(|| std::env::var("MARLIN_GPU_BIND_CACHE").map_or(true, |v| v != "0"))
 }
 
 /// One step's worth of recorded GPU work.
@@ -27,6 +54,13 @@ pub struct StepEncoder<'c> {
     pass: Option<wgpu::ComputePass<'static>>,
     arenas: Vec<Arena>,
     timestamps: Option<wgpu::QuerySet>,
+    cache: Option<&'c BindCache>,
+    /// Per-dispatch timestamps: query 0 before the first dispatch, i + 1 after dispatch i.
+    dispatch_ts: Option<(wgpu::QuerySet, u32)>,
+    names: Vec<String>,
+    submit_every: u32,
+    since_submit: u32,
+    submits: u32,
     dispatches: u32,
     passes: u32,
 }
@@ -43,13 +77,50 @@ impl<'c> StepEncoder<'c> {
             pass: None,
             arenas: Vec::new(),
             timestamps: None,
+            cache: None,
+            dispatch_ts: None,
+            names: Vec::new(),
+            submit_every: default_submit_every(),
+            since_submit: 0,
+            submits: 0,
             dispatches: 0,
             passes: 0,
         }
     }
 
-    /// Write begin/end timestamps of the first compute pass into queries 0 and 1 of `set`
-    /// (needs `TIMESTAMP_QUERY`; call before the first dispatch).
+    /// Reuse bind groups from `cache` (unless `MARLIN_GPU_BIND_CACHE=0`).
+    pub fn with_bind_cache(mut self, cache: &'c BindCache) -> Self {
+        self.cache = bind_cache_enabled().then_some(cache);
+        self
+    }
+
+    /// Write a timestamp into `set` (of `count` queries) before the first dispatch and after
+    /// each one, while they fit (needs `TIMESTAMP_QUERY_INSIDE_PASSES`; a profiling aid: it
+    /// serialises dispatches). [`StepEncoder::dispatch_names`] names them.
+    pub fn with_dispatch_timestamps(mut self, set: &wgpu::QuerySet, count: u32) -> Self {
+        self.dispatch_ts = Some((set.clone(), count));
+        self
+    }
+
+    /// Kernel names of the dispatches so far, when dispatch timestamps are on.
+    pub fn dispatch_names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Submit what is recorded every `n` dispatches (0: only at [`StepEncoder::submit`]).
+    pub fn with_submit_every(mut self, n: u32) -> Self {
+        self.submit_every = n;
+        self
+    }
+
+    /// Command buffers submitted so far (chunks before the final submit).
+    pub fn submit_count(&self) -> u32 {
+        self.submits
+    }
+
+    /// Write the begin timestamp of the first compute pass into query 0 of `set` and the end
+    /// of every pass into query 1, so 0..1 spans the whole recording (needs
+    /// `TIMESTAMP_QUERY`; call before the first dispatch).
     pub fn with_timestamps(mut self, set: &wgpu::QuerySet) -> Self {
         self.timestamps = Some(set.clone());
         self
@@ -78,16 +149,15 @@ impl<'c> StepEncoder<'c> {
     }
 
     fn pass(&mut self) -> &mut wgpu::ComputePass<'static> {
-        let ts = if self.passes == 0 {
-            self.timestamps.as_ref()
-        } else {
-            None
-        };
-        let timestamp_writes = ts.map(|query_set| wgpu::ComputePassTimestampWrites {
-            query_set,
-            beginning_of_pass_write_index: Some(0),
-            end_of_pass_write_index: Some(1),
-        });
+        let first = self.passes == 0;
+        let timestamp_writes =
+            self.timestamps
+                .as_ref()
+                .map(|query_set| wgpu::ComputePassTimestampWrites {
+                    query_set,
+                    beginning_of_pass_write_index: first.then_some(0),
+                    end_of_pass_write_index: Some(1),
+                });
         let encoder = &mut self.encoder;
         let passes = &mut self.passes;
         self.pass.get_or_insert_with(|| {
@@ -114,6 +184,7 @@ impl<'c> StepEncoder<'c> {
             self.arenas.push(Arena {
                 buffer,
                 data: Vec::with_capacity(ARENA_BYTES as usize),
+                sent: 0,
             });
         }
         let idx = self.arenas.len() - 1;
@@ -149,52 +220,82 @@ impl<'c> StepEncoder<'c> {
             ));
         }
         let (arena, offset) = self.push_params(params);
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: &self.arenas[arena].buffer,
-                offset: 0,
-                size: NonZeroU64::new(layout.params_size()),
-            }),
-        }];
-        for (i, b) in storage.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry {
-                binding: i as u32 + 1,
-                resource: b.as_entire_binding(),
-            });
-        }
-        let bind_group = self
-            .ctx
-            .device
-            .create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(&kernel.spec.name),
-                layout: &kernel.bind_layout,
-                entries: &entries,
-            });
+        let pbuf = &self.arenas[arena].buffer;
+        let bind_group = match self.cache {
+            Some(c) => c.get(&self.ctx.device, &kernel, pbuf, storage),
+            None => bind_cache::create(&self.ctx.device, &kernel, pbuf, storage),
+        };
+        let ts = self.dispatch_ts.clone();
+        let first = self.dispatches;
         let pass = self.pass();
+        if let Some((set, n)) = &ts {
+            if first == 0 && *n > 0 {
+                pass.write_timestamp(set, 0);
+            }
+        }
         pass.set_pipeline(&kernel.pipeline);
         pass.set_bind_group(0, &bind_group, &[offset]);
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        if let Some((set, n)) = &ts {
+            if first + 1 < *n {
+                pass.write_timestamp(set, first + 1);
+                self.names.push(kernel.spec.name.clone());
+            }
+        }
         self.dispatches += 1;
+        self.since_submit += 1;
+        if self.submit_every > 0 && self.since_submit >= self.submit_every {
+            self.flush()?;
+        }
         Ok(())
     }
 
+    /// Write the parameter bytes recorded since the last upload.
+    fn upload_params(&mut self) {
+        for a in &mut self.arenas {
+            if a.data.len() > a.sent {
+                // Slots start at uniform-offset alignment and params are whole u32s.
+                self.ctx
+                    .queue
+                    .write_buffer(&a.buffer, a.sent as u64, &a.data[a.sent..]);
+                a.sent = a.data.len();
+            }
+        }
+    }
+
+    /// End the pass and submit what is recorded so far; recording goes on in a new encoder.
+    fn flush(&mut self) -> Result<()> {
+        self.pass = None;
+        self.upload_params();
+        let fresh = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("marlin-step-chunk"),
+            });
+        let done = std::mem::replace(&mut self.encoder, fresh);
+        self.ctx.queue.submit([done.finish()]);
+        self.submits += 1;
+        self.since_submit = 0;
+        self.ctx.check_errors("submit")
+    }
+
     /// End the pass, upload the parameter arenas, and submit everything recorded.
-    pub fn submit(self) -> Result<wgpu::SubmissionIndex> {
+    pub fn submit(mut self) -> Result<wgpu::SubmissionIndex> {
+        self.pass = None;
+        self.upload_params();
         let StepEncoder {
             ctx,
             encoder,
-            pass,
             arenas,
             ..
         } = self;
-        drop(pass);
-        for a in &arenas {
-            if !a.data.is_empty() {
-                ctx.queue.write_buffer(&a.buffer, 0, &a.data);
-            }
-        }
         let index = ctx.queue.submit([encoder.finish()]);
+        // Back to the pool last-first, so the next step takes them in the same order and
+        // its cached bind groups match.
+        for a in arenas.into_iter().rev() {
+            drop(a);
+        }
         ctx.check_errors("submit")?;
         Ok(index)
     }

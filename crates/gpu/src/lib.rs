@@ -21,6 +21,7 @@
 //! ```
 
 pub mod bench;
+pub mod bind_cache;
 pub mod context;
 pub mod encoder;
 pub mod error;
@@ -38,6 +39,7 @@ pub mod weight;
 pub use bench::{
     bench_gemv, bench_gemv_with, copy_bandwidth, BenchOpts, CopyBench, GemvBench, Timer,
 };
+pub use bind_cache::BindCache;
 pub use context::GpuContext;
 pub use encoder::StepEncoder;
 pub use error::{Error, Result};

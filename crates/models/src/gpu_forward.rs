@@ -2,8 +2,10 @@
 //! cache, and the forward pass recorded as one step (one compute pass, one submit) with
 //! the same semantics as the CPU [`Model::forward`].
 
+mod bufs;
 mod inputs;
 mod layer;
+mod profile;
 mod run;
 mod step;
 mod upload;
@@ -12,12 +14,14 @@ mod upload;
 pub use marlin_gpu;
 
 use std::sync::atomic::AtomicU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use marlin_core::rope::RopeConfig;
 use marlin_core::{QTensor, QuantFormat};
 use marlin_gpu::wgpu;
-use marlin_gpu::{upload_f32, CacheDtype, GpuContext, GpuWeight, KernelKey, Op, PooledBuffer};
+use marlin_gpu::{
+    upload_f32, BindCache, CacheDtype, GpuContext, GpuWeight, KernelKey, Op, PooledBuffer,
+};
 
 use crate::config::ModelConfig;
 use crate::kv_cache::BLOCK_SIZE;
@@ -87,6 +91,10 @@ pub struct GpuModel {
     pub(crate) last_dispatches: AtomicU32,
     /// Largest logits buffer, bytes (the device's binding limit unless lowered).
     pub(crate) logits_page_bytes: u64,
+    /// Bind groups reused across steps.
+    pub(crate) bind_cache: BindCache,
+    /// The last step's buffers, reused by the next step of the same size.
+    step_bufs: Mutex<Option<bufs::StepBufs>>,
 }
 
 fn same_tensor(a: &QTensor, b: &QTensor) -> bool {
@@ -145,6 +153,8 @@ impl GpuModel {
             output_norm,
             last_dispatches: AtomicU32::new(0),
             logits_page_bytes,
+            bind_cache: BindCache::new(),
+            step_bufs: Mutex::new(None),
         };
         model.prewarm()?;
         Ok(model)

@@ -4,10 +4,11 @@
 use std::sync::atomic::Ordering;
 
 use marlin_gpu::{
-    read_bytes, read_f32, record_argmax, storage_f32, upload_f32, PooledBuffer, Span, StepEncoder,
+    read_bytes, read_f32, record_argmax, storage_f32, PooledBuffer, Span, StepEncoder,
 };
 
 use super::inputs::StepInputs;
+use super::profile::Profile;
 use super::step::LogitsPages;
 use super::{GpuKvCache, GpuModel};
 use crate::forward::{Logits, SeqInput};
@@ -27,21 +28,41 @@ impl GpuModel {
         ) -> Result<Option<PooledBuffer>>,
         read: impl FnOnce(&StepInputs, Option<&LogitsPages>, Option<&PooledBuffer>) -> Result<T>,
     ) -> Result<T> {
+        let ctx = self.ctx.as_ref();
+        let mut prof = Profile::start(ctx);
         let inp = self.prepare(seqs, kv)?;
         if inp.n == 0 {
             return read(&inp, None, None);
         }
-        let ctx = self.ctx.as_ref();
-        let words = upload_f32(ctx, bytemuck::cast_slice(&inp.words))?;
-        let cs = upload_f32(ctx, &inp.cs)?;
-        let scratch = self.scratch(inp.n)?;
-        let mut enc = StepEncoder::new(ctx, "forward");
-        let logits = self.record_step(&mut enc, &inp, kv, &words, &cs, &scratch)?;
+        let bufs = self.take_bufs(inp.n, &inp.words, &inp.cs)?;
+        if let Some(p) = prof.as_mut() {
+            p.mark("prepare");
+        }
+        let mut enc = StepEncoder::new(ctx, "forward").with_bind_cache(&self.bind_cache);
+        if let Some(p) = &prof {
+            enc = p.attach(enc);
+        }
+        let (words, cs, scratch) = (&bufs.words, &bufs.cs, &bufs.scratch);
+        let logits = self.record_step(&mut enc, &inp, kv, words, cs, scratch)?;
         let extra = finish(&mut enc, &inp, logits.as_ref())?;
-        self.last_dispatches
-            .store(enc.dispatch_count(), Ordering::Relaxed);
+        let dispatches = enc.dispatch_count();
+        self.last_dispatches.store(dispatches, Ordering::Relaxed);
+        if let Some(p) = prof.as_mut() {
+            p.resolve(&mut enc);
+            p.mark("record");
+        }
+        let submits = enc.submit_count() + 1;
         enc.submit()?;
-        read(&inp, logits.as_ref(), extra.as_ref())
+        if let Some(p) = prof.as_mut() {
+            p.mark("submit");
+        }
+        let out = read(&inp, logits.as_ref(), extra.as_ref())?;
+        self.put_bufs(bufs);
+        if let Some(mut p) = prof {
+            p.mark("read");
+            p.report(ctx, inp.n, dispatches, submits);
+        }
+        Ok(out)
     }
 
     /// Run one step over `seqs`, appending their K/V to `kv`; same contract as the CPU
