@@ -136,7 +136,9 @@ fn format_parts(format: QuantFormat) -> Option<Vec<String>> {
 /// Workgroup size of the format-less kernels (`WG` in their files).
 pub fn op_workgroup_size(op: Op) -> u32 {
     match op {
-        Op::Argmax => 256,
+        // One workgroup per row or head: wider groups keep more loads in flight (decode).
+        Op::Argmax | Op::RmsNorm | Op::AddRmsNorm => 256,
+        Op::AttnPaged => 128,
         _ => 64,
     }
 }

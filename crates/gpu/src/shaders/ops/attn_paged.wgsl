@@ -25,13 +25,17 @@ struct Params {
 @group(0) @binding(4) var<storage, read> seqs: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
-const WG: u32 = 64u;
+// 128 threads: decode runs one workgroup per head, so wider tiles mean more loads in flight.
+const WG: u32 = 128u;
 const BLOCK: u32 = 16u;
 const MAX_HD: u32 = 256u;
 const DPT: u32 = MAX_HD / WG;
 
 var<workgroup> qs: array<f32, MAX_HD>;
 var<workgroup> sc: array<f32, WG>;
+// First K/V value of each key in the tile: the V pass reads it here instead of chasing the
+// block table again (two dependent DRAM loads per key made decode attention latency-bound).
+var<workgroup> kbase: array<u32, WG>;
 
 // Values e and e + 1 (e even) of a cache buffer.
 fn is_f16() -> bool {
@@ -86,8 +90,9 @@ fn attn_paged(
     var acc: array<f32, DPT>;
     for (var t0 = 0u; t0 < n_keys; t0 += WG) {
         var s = -3.0e38;
+        var kb = 0u;
         if (t0 + lid < n_keys) {
-            let kb = key_base(table, lo + t0 + lid, kvh);
+            kb = key_base(table, lo + t0 + lid, kvh);
             var dot = 0.0;
             for (var d = 0u; d < hd; d += 2u) {
                 let kv = pair_k(kb + d);
@@ -96,6 +101,7 @@ fn attn_paged(
             s = dot * p.scale;
         }
         sc[lid] = s;
+        kbase[lid] = kb;
         workgroupBarrier();
         let cnt = min(WG, n_keys - t0);
         var mt = m;
@@ -107,10 +113,33 @@ fn attn_paged(
         for (var k = 0u; k < DPT; k++) {
             acc[k] *= alpha;
         }
-        for (var i = 0u; i < cnt; i++) {
+        // Four keys per iteration: their V loads are independent and issue together.
+        var i = 0u;
+        for (; i + 4u <= cnt; i += 4u) {
+            let p0 = exp(sc[i] - mt);
+            let p1 = exp(sc[i + 1u] - mt);
+            let p2 = exp(sc[i + 2u] - mt);
+            let p3 = exp(sc[i + 3u] - mt);
+            l += (p0 + p1) + (p2 + p3);
+            let b0 = kbase[i];
+            let b1 = kbase[i + 1u];
+            let b2 = kbase[i + 2u];
+            let b3 = kbase[i + 3u];
+            for (var k = 0u; k < DPT; k++) {
+                let d = lid + k * WG;
+                if (d < hd) {
+                    let v0 = val_v(b0 + d);
+                    let v1 = val_v(b1 + d);
+                    let v2 = val_v(b2 + d);
+                    let v3 = val_v(b3 + d);
+                    acc[k] = fma(p3, v3, fma(p2, v2, fma(p1, v1, fma(p0, v0, acc[k]))));
+                }
+            }
+        }
+        for (; i < cnt; i++) {
             let pw = exp(sc[i] - mt);
             l += pw;
-            let vb = key_base(table, lo + t0 + i, kvh);
+            let vb = kbase[i];
             for (var k = 0u; k < DPT; k++) {
                 let d = lid + k * WG;
                 if (d < hd) {

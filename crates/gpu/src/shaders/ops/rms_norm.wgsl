@@ -19,7 +19,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-const WG: u32 = 64u;
+// 256 threads: a decode row is latency-bound (see add_rms_norm.wgsl).
+const WG: u32 = 256u;
 var<workgroup> red: array<f32, WG>;
 
 @compute @workgroup_size(WG)
