@@ -5,6 +5,7 @@ mod testkit;
 
 use marlin_core::{formats, reference, QuantFormat};
 use marlin_gpu::bench::{bench_gemv_with, copy_bandwidth_with, BenchOpts, Timer};
+use marlin_gpu::wgpu;
 use marlin_gpu::{
     list_adapters, matmul, read_f32, record_matmul, storage_f32, upload_f32, DeviceSelector, Error,
     GpuContext, GpuWeight, MatmulIo, StepEncoder,
@@ -226,4 +227,61 @@ fn print_gemv_bandwidth_table() {
         c.bytes >> 20,
         c.timer
     );
+}
+
+/// Run a chain of `links` dependent square matmuls a → b → a → … starting from `x` in `a`;
+/// returns the output. The buffers persist across calls, so a bind cache can be reused.
+fn run_chain(
+    ctx: &GpuContext,
+    w: &GpuWeight,
+    (a, b): (&wgpu::Buffer, &wgpu::Buffer),
+    x: &[f32],
+    links: usize,
+    submit_every: u32,
+    cache: Option<&marlin_gpu::BindCache>,
+) -> Vec<f32> {
+    ctx.queue.write_buffer(a, 0, bytemuck::cast_slice(x));
+    let mut enc = StepEncoder::new(ctx, "chain").with_submit_every(submit_every);
+    if let Some(c) = cache {
+        enc = enc.with_bind_cache(c);
+    }
+    for i in 0..links {
+        let (src, dst) = if i % 2 == 0 { (a, b) } else { (b, a) };
+        record_matmul(&mut enc, w, &MatmulIo::new(src, dst, 1)).expect("link");
+    }
+    enc.submit().expect("submit");
+    let out = if links % 2 == 1 { b } else { a };
+    read_f32(ctx, out, 0, x.len()).expect("read")
+}
+
+#[test]
+fn chunked_submits_and_cached_bind_groups_change_nothing() {
+    let Some(ctx) = testkit::ctx() else { return };
+    let t = random_weight(QuantFormat::Q8_0, 128, 128, 21);
+    let w = GpuWeight::upload(ctx, &t).expect("w");
+    let x = random_vec(&mut rng(22), 128);
+    let (a, b) = (
+        upload_f32(ctx, &x).expect("a"),
+        storage_f32(ctx, 128).expect("b"),
+    );
+    let links = 7;
+    let single = run_chain(ctx, &w, (&a, &b), &x, links, 0, None);
+    let cache = marlin_gpu::BindCache::new();
+    let mut cached = Vec::new();
+    for step in 0..2 {
+        // Step 1 binds the same buffers: its bind groups come from the cache.
+        let chunked = run_chain(ctx, &w, (&a, &b), &x, links, 2, Some(&cache));
+        assert_eq!(chunked, single, "step {step}: chunked/cached run differs");
+        cached.push(cache.len());
+    }
+    assert!(
+        cached[0] > 0 && cached[1] == cached[0],
+        "bind groups cached: {cached:?}"
+    );
+    let dense = t.to_f32().expect("dq");
+    let mut want = x.clone();
+    for _ in 0..links {
+        want = reference::matmul(&dense, &want, 128, 128, 1);
+    }
+    assert!(nmse(&single, &want) < 1e-8, "{}", nmse(&single, &want));
 }
