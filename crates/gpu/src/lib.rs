@@ -6,9 +6,8 @@
 //!
 //! Typical use:
 //! ```no_run
-//! # fn main() -> marlin_gpu::Result<()> {
+//! # fn run(tensor: marlin_core::QTensor) -> marlin_gpu::Result<()> {
 //! use marlin_gpu::{DeviceSelector, GpuContext, GpuWeight, MatmulIo, StepEncoder};
-//! # let tensor: marlin_core::QTensor = unimplemented!();
 //! let Some(ctx) = GpuContext::new(DeviceSelector::Auto)? else { return Ok(()) }; // CPU fallback
 //! let w = GpuWeight::upload(&ctx, &tensor)?;
 //! let x = marlin_gpu::upload_f32(&ctx, &vec![0.5; w.cols])?;
@@ -18,6 +17,7 @@
 //! step.submit()?;
 //! let out = marlin_gpu::read_f32(&ctx, &y, 0, w.rows)?;
 //! # Ok(()) }
+//! # fn main() {}
 //! ```
 
 pub mod bench;
