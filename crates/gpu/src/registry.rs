@@ -163,9 +163,15 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
         Op::KvWrite => (vec![format!("ops/{name}.wgsl")], BindLayout::Read3Write2),
         Op::AttnPaged => (vec![format!("ops/{name}.wgsl")], BindLayout::Read4Write),
         Op::AddRmsNorm => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write2),
-        Op::RopeNormal | Op::RopeNeox | Op::SiluMul | Op::GeluTanhMul | Op::Add | Op::Argmax => {
-            (vec![format!("ops/{name}.wgsl")], BindLayout::ReadWrite)
-        }
+        Op::RopeNormal | Op::RopeNeox => (
+            vec!["ops/rope_body.wgsl".into(), format!("ops/{name}.wgsl")],
+            BindLayout::ReadWrite,
+        ),
+        Op::SiluMul | Op::GeluTanhMul => (
+            vec!["ops/gate_mul_body.wgsl".into(), format!("ops/{name}.wgsl")],
+            BindLayout::ReadWrite,
+        ),
+        Op::Add | Op::Argmax => (vec![format!("ops/{name}.wgsl")], BindLayout::ReadWrite),
     };
     Some(KernelSpec {
         key,

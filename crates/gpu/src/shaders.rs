@@ -228,6 +228,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/ops/attn_paged.wgsl"),
     ),
     (
+        "ops/gate_mul_body.wgsl",
+        include_str!("shaders/ops/gate_mul_body.wgsl"),
+    ),
+    (
         "ops/gelu_tanh_mul.wgsl",
         include_str!("shaders/ops/gelu_tanh_mul.wgsl"),
     ),
@@ -238,6 +242,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     (
         "ops/rms_norm.wgsl",
         include_str!("shaders/ops/rms_norm.wgsl"),
+    ),
+    (
+        "ops/rope_body.wgsl",
+        include_str!("shaders/ops/rope_body.wgsl"),
     ),
     (
         "ops/rope_neox.wgsl",

@@ -1,23 +1,7 @@
-// silu_mul: out[t, c] = silu(gate[t, c]) · up[t, c] for c < width, silu(g) = g · sigmoid(g).
-// gate and up of token t sit side by side in an interleaved row of gu:
-// gate at gu_offset + t · stride + c, up `width` floats later; out is contiguous
-// (out_offset + t · width + c). One thread per output. Launcher: src/ops/elementwise.rs.
-struct Params {
-    n: u32,
-    width: u32,
-    stride: u32,
-    gu_offset: u32,
-    out_offset: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+// silu_mul: out = silu(gate) · up, silu(g) = g · sigmoid(g) (body: ops/gate_mul_body.wgsl).
+fn act(g: f32) -> f32 {
+    return g / (1.0 + exp(-g));
 }
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> gu: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-
-const WG: u32 = 64u;
 
 @compute @workgroup_size(WG)
 fn silu_mul(
@@ -25,11 +9,5 @@ fn silu_mul(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    let i = (wid.x + wid.y * nwg.x) * WG + lid;
-    if (i >= p.n) {
-        return;
-    }
-    let at = p.gu_offset + (i / p.width) * p.stride + i % p.width;
-    let g = gu[at];
-    out[p.out_offset + i] = g / (1.0 + exp(-g)) * gu[at + p.width];
+    gate_mul_run(lid, wid, nwg);
 }
