@@ -116,7 +116,11 @@ fn dependent_ops_share_one_pass() {
 
 #[test]
 fn pool_reuses_and_pipelines_are_cached() {
-    let Some(ctx) = testkit::ctx() else { return };
+    // Parallel tests would take the freed buffer or compile pipelines in between.
+    let Some(ctx) = testkit::private_ctx() else {
+        return;
+    };
+    let ctx = &ctx;
     let before = ctx.pool().stats();
     drop(storage_f32(ctx, 12_345).expect("a"));
     let b = storage_f32(ctx, 12_000).expect("b");
@@ -256,7 +260,11 @@ fn run_chain(
 
 #[test]
 fn chunked_submits_and_cached_bind_groups_change_nothing() {
-    let Some(ctx) = testkit::ctx() else { return };
+    // Cache hits need the same parameter arenas each step: a private pool, not the shared one.
+    let Some(ctx) = testkit::private_ctx() else {
+        return;
+    };
+    let ctx = &ctx;
     let t = random_weight(QuantFormat::Q8_0, 128, 128, 21);
     let w = GpuWeight::upload(ctx, &t).expect("w");
     let x = random_vec(&mut rng(22), 128);

@@ -30,30 +30,38 @@ pub fn nmse_threshold(op: Op, format: QuantFormat, variant: Variant) -> f64 {
 /// No adapter at all fails loudly unless `MARLIN_SKIP_GPU=1`.
 pub fn ctx() -> Option<&'static GpuContext> {
     static CTX: OnceLock<Option<GpuContext>> = OnceLock::new();
-    CTX.get_or_init(|| {
-        let adapters = list_adapters();
-        let pick = adapters
-            .iter()
-            .find(|a| a.software)
-            .or(adapters.first())
-            .map(|a| a.index);
-        match pick {
-            Some(i) => Some(
-                GpuContext::new(DeviceSelector::GpuIndex(i))
-                    .expect("opening the test adapter")
-                    .expect("gpu:N always opens an adapter"),
-            ),
-            None if std::env::var("MARLIN_SKIP_GPU").as_deref() == Ok("1") => {
-                eprintln!("MARLIN_SKIP_GPU=1: no GPU adapter, GPU tests skipped");
-                None
-            }
-            None => panic!(
-                "no wgpu adapter found: install lavapipe (apt-get install mesa-vulkan-drivers \
-                 libvulkan1) or set MARLIN_SKIP_GPU=1"
-            ),
+    CTX.get_or_init(open_test_context).as_ref()
+}
+
+/// A context of its own (own buffer pool), for tests whose assertions depend on which pooled
+/// buffers they get: tests of one binary run in parallel and share `ctx()`'s pool.
+pub fn private_ctx() -> Option<GpuContext> {
+    ctx()?;
+    open_test_context()
+}
+
+fn open_test_context() -> Option<GpuContext> {
+    let adapters = list_adapters();
+    let pick = adapters
+        .iter()
+        .find(|a| a.software)
+        .or(adapters.first())
+        .map(|a| a.index);
+    match pick {
+        Some(i) => Some(
+            GpuContext::new(DeviceSelector::GpuIndex(i))
+                .expect("opening the test adapter")
+                .expect("gpu:N always opens an adapter"),
+        ),
+        None if std::env::var("MARLIN_SKIP_GPU").as_deref() == Ok("1") => {
+            eprintln!("MARLIN_SKIP_GPU=1: no GPU adapter, GPU tests skipped");
+            None
         }
-    })
-    .as_ref()
+        None => panic!(
+            "no wgpu adapter found: install lavapipe (apt-get install mesa-vulkan-drivers \
+                 libvulkan1) or set MARLIN_SKIP_GPU=1"
+        ),
+    }
 }
 
 pub fn rng(seed: u64) -> StdRng {
