@@ -9,8 +9,6 @@ use crate::{Error, Result};
 
 /// Threads per workgroup of the GEMV kernels (`WG` in gemv_body.wgsl).
 pub const GEMV_WG: u32 = 256;
-/// Rows per GEMV workgroup (`NR`).
-pub const GEMV_ROWS: u32 = 16;
 /// Threads per workgroup of the GEMM kernels (`WG` in gemm_body.wgsl).
 pub const GEMM_WG: u32 = 64;
 /// Rows per GEMM workgroup (`TM`).
@@ -102,12 +100,17 @@ pub struct KernelSpec {
     pub layout: BindLayout,
     /// Device features the kernel needs.
     pub features: wgpu::Features,
+    /// `const NAME: u32 = VALUE;` lines put before the parts (per-format geometry).
+    pub defines: Vec<(&'static str, u32)>,
 }
 
 impl KernelSpec {
     /// The full WGSL module text.
     pub fn source(&self) -> Result<String> {
         let mut s = String::new();
+        for (name, value) in &self.defines {
+            s.push_str(&format!("const {name}: u32 = {value}u;\n"));
+        }
         for part in &self.parts {
             let src = shader_source(part).ok_or_else(|| Error::MissingShader(part.clone()))?;
             s.push_str(&format!("// ---- {part}\n"));
@@ -182,6 +185,7 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
         tokens_per_group: 1,
         layout,
         features: wgpu::Features::empty(),
+        defines: Vec::new(),
     })
 }
 
@@ -193,22 +197,29 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     let name = kernel_name(key.op, key.format);
     let op = key.op.name();
     let mut parts: Vec<String> = Vec::new();
+    let gw = gemv_group_threads(key.format);
+    // subgroupAdd sums whole subgroups: only valid when no subgroup straddles two thread
+    // groups, which GW = 64 guarantees for every subgroup size up to 64.
+    let gemv_reduce = match key.variant {
+        Variant::Subgroup if gw == 64 => "gemv/reduce_subgroup.wgsl",
+        _ => "gemv/reduce_shared.wgsl",
+    };
     let (features, wg, rows, tokens, ids, body) = match (key.op, key.variant) {
         (Op::Gemv, Variant::Subgroup) => (
             wgpu::Features::SUBGROUP,
             GEMV_WG,
-            GEMV_ROWS,
+            gemv_rows(key.format),
             1,
             "subgroup",
-            vec!["gemv/reduce_subgroup.wgsl", "gemv/gemv_body.wgsl"],
+            vec![gemv_reduce, "gemv/gemv_body.wgsl"],
         ),
         (Op::Gemv, Variant::Plain) => (
             wgpu::Features::empty(),
             GEMV_WG,
-            GEMV_ROWS,
+            gemv_rows(key.format),
             1,
             "plain",
-            vec!["gemv/reduce_workgroup.wgsl", "gemv/gemv_body.wgsl"],
+            vec![gemv_reduce, "gemv/gemv_body.wgsl"],
         ),
         (Op::Gemm, Variant::Plain) => (
             wgpu::Features::empty(),
@@ -236,6 +247,10 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     parts.extend(format_parts(key.format)?);
     parts.extend(body.into_iter().map(String::from));
     parts.push(format!("{op}/{name}.wgsl"));
+    let defines = match key.op {
+        Op::Gemv => vec![("GW", gw), ("NR", rows)],
+        _ => Vec::new(),
+    };
     Some(KernelSpec {
         key,
         name,
@@ -245,7 +260,36 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
         tokens_per_group: tokens,
         layout: BindLayout::Matmul,
         features,
+        defines,
     })
+}
+
+/// Threads that share one GEMV row quad (`GW`). Each thread streams 4 rows × (128 / GW)
+/// units per x tile, so formats with fewer bytes per unit use fewer threads per quad to
+/// keep enough bytes in flight, and more rows per workgroup share each x tile.
+/// `MARLIN_GEMV_GW` (16, 32 or 64) overrides it for quantized formats, for tuning.
+pub fn gemv_group_threads(format: QuantFormat) -> u32 {
+    use QuantFormat as F;
+    let default = match format {
+        F::F32 | F::F16 | F::BF16 => 64,
+        F::Q8_0 | F::Q6_K | F::Q5_0 | F::Q5_1 | F::Q5_K => 32,
+        _ => 16,
+    };
+    if matches!(format, F::F32 | F::F16 | F::BF16) {
+        return default;
+    }
+    match std::env::var("MARLIN_GEMV_GW")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        Some(gw @ (16 | 32 | 64)) => gw,
+        _ => default,
+    }
+}
+
+/// Output rows one GEMV workgroup of `format` covers (`NR` = 4 rows per thread group).
+pub fn gemv_rows(format: QuantFormat) -> u32 {
+    4 * GEMV_WG / gemv_group_threads(format)
 }
 
 /// Every kernel the registry can build.

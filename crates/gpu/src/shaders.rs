@@ -210,12 +210,12 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/gemv/gemv_q8_0.wgsl"),
     ),
     (
-        "gemv/reduce_subgroup.wgsl",
-        include_str!("shaders/gemv/reduce_subgroup.wgsl"),
+        "gemv/reduce_shared.wgsl",
+        include_str!("shaders/gemv/reduce_shared.wgsl"),
     ),
     (
-        "gemv/reduce_workgroup.wgsl",
-        include_str!("shaders/gemv/reduce_workgroup.wgsl"),
+        "gemv/reduce_subgroup.wgsl",
+        include_str!("shaders/gemv/reduce_subgroup.wgsl"),
     ),
     ("ops/add.wgsl", include_str!("shaders/ops/add.wgsl")),
     (

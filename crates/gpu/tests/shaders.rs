@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use marlin_gpu::registry::{BindLayout, GEMM_ROWS, GEMM_TOKENS, GEMM_WG, GEMV_ROWS, GEMV_WG};
+use marlin_gpu::registry::{gemv_rows, BindLayout, GEMM_ROWS, GEMM_TOKENS, GEMM_WG, GEMV_WG};
 use marlin_gpu::shaders::SHADER_FILES;
 use marlin_gpu::{all_specs, KernelSpec, Op, Variant, MATMUL_FORMATS};
 use naga::valid::{Capabilities, ShaderStages, SubgroupOperationSet, ValidationFlags, Validator};
@@ -109,8 +109,9 @@ fn geometry_and_bindings_match_the_launcher() {
             spec.name
         );
         let op_wg = [("WG", spec.workgroup_size)];
+        let gemv = [("WG", GEMV_WG), ("NR", gemv_rows(spec.key.format))];
         let expect: &[(&str, u32)] = match spec.key.op {
-            Op::Gemv => &[("WG", GEMV_WG), ("NR", GEMV_ROWS)],
+            Op::Gemv => &gemv,
             Op::Gemm => &[("WG", GEMM_WG), ("TM", GEMM_ROWS), ("TN", GEMM_TOKENS)],
             _ => &op_wg,
         };

@@ -2,7 +2,7 @@
 //! GEMV for one token and tiled GEMM for more, one dispatch per weight chunk.
 
 use crate::op::Op;
-use crate::registry::{KernelKey, Variant, GEMM_ROWS, GEMM_TOKENS, GEMV_ROWS};
+use crate::registry::{gemv_rows, KernelKey, Variant, GEMM_ROWS, GEMM_TOKENS};
 use crate::upload::{read_f32, upload_f32, zeroed_f32};
 use crate::{Error, GpuContext, GpuWeight, Result, StepEncoder};
 
@@ -130,7 +130,7 @@ pub fn record_matmul_variant(
         };
         let groups = match op {
             Op::Gemv => {
-                let g = to_u32(rows.div_ceil(GEMV_ROWS as usize), "workgroups")?;
+                let g = to_u32(rows.div_ceil(gemv_rows(w.format) as usize), "workgroups")?;
                 let gx = g.min(max_dim);
                 [gx, g.div_ceil(gx), 1]
             }

@@ -1,18 +1,19 @@
-// GEMV body (one token). A workgroup of WG threads computes NR = GROUPS * 4 consecutive
-// rows: thread group g (GW threads) owns rows 4g .. 4g + 3 and strides over their 32-element
-// units. x goes through workgroup memory one tile (TU units) at a time, loaded coalesced and
+// GEMV body (one token). A workgroup of WG threads computes NR consecutive rows: thread
+// group g (GW threads) owns rows 4g .. 4g + 3 and strides over their 32-element units.
+// GW and NR come from the registry per format (fewer threads per row quad for formats with
+// few bytes per unit, so each thread keeps 4 rows x UPT units of loads in flight).
+// x goes through workgroup memory one tile (TU units) at a time, loaded coalesced and
 // shared by all groups; its layout xs[j * TU + (u ^ j)] (vec4 j of unit u) makes both the
 // fill and each thread's reads of its own unit bank-conflict free. Loading x per thread from
 // global memory instead (each lane a different 128-byte line) capped q4_0 at ~40% of the
 // read bandwidth. Units are registers only (XUnit, dot_unit): indexed arrays would spill.
-// reduce_rows (subgroup or workgroup variant) then sums each group's threads.
+// reduce_rows (reduce_subgroup or reduce_shared) then sums each group's threads.
 // Grid: ceil(rows / NR) workgroups, folded into x/y when above the per-dimension limit.
 const WG: u32 = 256u;
-const GW: u32 = 64u;
-const NR: u32 = 16u;
-const GROUPS: u32 = NR / 4u;
-// Units per x tile: 2 per thread of a group (16 KiB of f32).
-const TU: u32 = 2u * GW;
+const GROUPS: u32 = WG / GW;
+// Units per x tile (16 KiB of f32) and per thread per tile.
+const TU: u32 = 128u;
+const UPT: u32 = TU / GW;
 var<workgroup> xs: array<vec4<f32>, TU * 8u>;
 
 fn xs_unit(ul: u32) -> XUnit {
@@ -49,6 +50,7 @@ fn gemv_run(ids: Ids) {
     let c4 = p.cols / 4u;
     let xb = p.x_offset;
     var acc = vec4<f32>(0.0);
+    let full = units - units % TU;
     for (var t0 = 0u; t0 < units; t0 += TU) {
         for (var i = ids.lid; i < TU * 8u; i += WG) {
             let ul = i / 8u;
@@ -56,14 +58,19 @@ fn gemv_run(ids: Ids) {
             xs[j * TU + (ul ^ j)] = x_group(xb, t0 * 8u + i, c4);
         }
         workgroupBarrier();
-        let ua = t0 + lg;
-        let ub = ua + GW;
-        if (ub < units) {
-            let a = dot_rows(rows, ua, lg);
-            let b = dot_rows(rows, ub, lg + GW);
-            acc += a + b;
-        } else if (ua < units) {
-            acc += dot_rows(rows, ua, lg);
+        if (t0 < full) {
+            // Whole tile: no bounds checks, so the loads of all UPT units can issue at once.
+            for (var k = 0u; k < UPT; k++) {
+                let ul = lg + k * GW;
+                acc += dot_rows(rows, t0 + ul, ul);
+            }
+        } else {
+            for (var k = 0u; k < UPT; k++) {
+                let ul = lg + k * GW;
+                if (t0 + ul < units) {
+                    acc += dot_rows(rows, t0 + ul, ul);
+                }
+            }
         }
         workgroupBarrier();
     }

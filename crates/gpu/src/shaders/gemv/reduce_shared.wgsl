@@ -1,0 +1,29 @@
+// GEMV reduction in workgroup memory (any GW, any subgroup size): every thread stores its
+// 4 row sums (reusing the x tile, free after the body's last barrier); 4 threads per row
+// each add a quarter of the row's GW partials, then one of them adds the 4 quarters.
+fn reduce_rows(ids: Ids, acc: vec4<f32>, row0: u32) {
+    xs[ids.lid] = acc;
+    workgroupBarrier();
+    let q = GW / 4u;
+    var part = 0.0;
+    if (ids.lid < NR * 4u) {
+        let row = ids.lid / 4u;
+        let first = (row / 4u) * GW + (ids.lid % 4u) * q;
+        for (var i = 0u; i < q; i++) {
+            part += xs[first + i][row % 4u];
+        }
+    }
+    workgroupBarrier();
+    if (ids.lid < NR * 4u) {
+        xs[WG + ids.lid].x = part;
+    }
+    workgroupBarrier();
+    if (ids.lid < NR) {
+        let b = WG + ids.lid * 4u;
+        let t = (xs[b].x + xs[b + 1u].x) + (xs[b + 2u].x + xs[b + 3u].x);
+        let row = row0 + ids.lid;
+        if (row < p.rows) {
+            store_out(0u, row, t);
+        }
+    }
+}
