@@ -7,6 +7,7 @@
 
 mod dispatch;
 mod math;
+mod mla;
 mod online;
 
 use rayon::prelude::*;
@@ -16,6 +17,8 @@ use crate::matmul::Isa;
 use crate::{Error, Result};
 use dispatch::{kernel_for, Kernel};
 use online::{Ctx, State};
+
+pub use mla::mla_attention;
 
 /// Fewest keys worth giving a thread of their own.
 const MIN_SPLIT_KEYS: usize = 128;
