@@ -1,5 +1,8 @@
 //! `QuantFormat`: every weight encoding the engine knows, with its block geometry.
+//! GGML types keep their GGUF ids; the metal-marlin formats (see [`crate::marlin_format`])
+//! have none.
 
+use crate::marlin_format::{fp4_name, pad4, Group, IntFormat};
 use crate::{Error, Result};
 
 /// A weight encoding. GGML types keep their GGUF ids; block geometry is fixed per format.
@@ -24,10 +27,18 @@ pub enum QuantFormat {
     IQ4_NL,
     IQ4_XS,
     MXFP4,
+    /// E2M1 with an f16 scale per group (metal-marlin, 256-element blocks).
+    Fp4(Group),
+    /// Integer codes with f16 group scales, symmetric or with u8 zero points.
+    Int(IntFormat),
+    /// E2M1 with a UE4M3 scale per 16 and an f32 tensor scale.
+    Nvfp4,
+    /// E4M3 with an f32 scale per 256-element block.
+    Fp8,
 }
 
 impl QuantFormat {
-    /// Every format, in GGUF id order.
+    /// Every GGML format, in GGUF id order (see [`QuantFormat::marlin_all`] for ours).
     pub const ALL: [QuantFormat; 18] = [
         Self::F32,
         Self::F16,
@@ -49,14 +60,27 @@ impl QuantFormat {
         Self::MXFP4,
     ];
 
-    /// The format for a GGUF `ggml_type` id, or `None` for ids we do not handle.
-    pub fn from_ggml_id(id: u32) -> Option<Self> {
-        Self::ALL.into_iter().find(|f| f.ggml_id() == id)
+    /// Every metal-marlin format (fp4 groups, integer formats, nvfp4, fp8).
+    pub fn marlin_all() -> Vec<Self> {
+        let mut v: Vec<Self> = Group::ALL.into_iter().map(Self::Fp4).collect();
+        v.extend(IntFormat::all().into_iter().map(Self::Int));
+        v.extend([Self::Nvfp4, Self::Fp8]);
+        v
     }
 
-    /// The GGUF `ggml_type` id.
-    pub fn ggml_id(self) -> u32 {
-        match self {
+    /// Whether this is a metal-marlin format (256-element super-blocks, no GGML id).
+    pub fn is_marlin(self) -> bool {
+        matches!(self, Self::Fp4(_) | Self::Int(_) | Self::Nvfp4 | Self::Fp8)
+    }
+
+    /// The format for a GGUF `ggml_type` id, or `None` for ids we do not handle.
+    pub fn from_ggml_id(id: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.ggml_id() == Some(id))
+    }
+
+    /// The GGUF `ggml_type` id (`None` for metal-marlin formats).
+    pub fn ggml_id(self) -> Option<u32> {
+        Some(match self {
             Self::F32 => 0,
             Self::F16 => 1,
             Self::Q4_0 => 2,
@@ -75,7 +99,8 @@ impl QuantFormat {
             Self::IQ4_XS => 23,
             Self::BF16 => 30,
             Self::MXFP4 => 39,
-        }
+            Self::Fp4(_) | Self::Int(_) | Self::Nvfp4 | Self::Fp8 => return None,
+        })
     }
 
     /// Stable snake_case name, used in op names, kernel files and bench lines.
@@ -99,13 +124,20 @@ impl QuantFormat {
             Self::IQ4_NL => "iq4_nl",
             Self::IQ4_XS => "iq4_xs",
             Self::MXFP4 => "mxfp4",
+            Self::Fp4(g) => fp4_name(g),
+            Self::Int(i) => i.name(),
+            Self::Nvfp4 => "nvfp4",
+            Self::Fp8 => "fp8",
         }
     }
 
     /// Parse a name as printed by [`QuantFormat::name`] (case-insensitive).
     pub fn from_name(s: &str) -> Option<Self> {
         let s = s.to_ascii_lowercase();
-        Self::ALL.into_iter().find(|f| f.name() == s)
+        Self::ALL
+            .into_iter()
+            .chain(Self::marlin_all())
+            .find(|f| f.name() == s)
     }
 
     /// Elements per block.
@@ -126,7 +158,11 @@ impl QuantFormat {
             | Self::Q5_K
             | Self::Q6_K
             | Self::Q8_K
-            | Self::IQ4_XS => 256,
+            | Self::IQ4_XS
+            | Self::Fp4(_)
+            | Self::Int(_)
+            | Self::Nvfp4
+            | Self::Fp8 => 256,
         }
     }
 
@@ -150,6 +186,10 @@ impl QuantFormat {
             Self::IQ4_NL => 18,
             Self::IQ4_XS => 136,
             Self::MXFP4 => 17,
+            Self::Fp4(g) => pad4(128 + 2 * (256 / g.size())),
+            Self::Int(i) => pad4(i.code_bytes() + i.groups() * if i.zeros { 3 } else { 2 }),
+            Self::Nvfp4 => 128 + 16 + 4,
+            Self::Fp8 => 256 + 4,
         }
     }
 
@@ -187,11 +227,47 @@ mod tests {
     #[test]
     fn ids_and_names_round_trip() {
         for f in QuantFormat::ALL {
-            assert_eq!(QuantFormat::from_ggml_id(f.ggml_id()), Some(f));
+            assert_eq!(f.ggml_id().and_then(QuantFormat::from_ggml_id), Some(f));
             assert_eq!(QuantFormat::from_name(f.name()), Some(f));
         }
         assert_eq!(QuantFormat::from_ggml_id(4), None);
         assert_eq!(QuantFormat::Q4_0.row_bytes(64).unwrap(), 36);
         assert!(QuantFormat::Q4_K.row_bytes(100).is_err());
+        for f in QuantFormat::marlin_all() {
+            assert_eq!(QuantFormat::from_name(f.name()), Some(f));
+            assert_eq!(f.ggml_id(), None);
+            assert_eq!(f.block_bytes() % 4, 0, "{f}");
+        }
+    }
+
+    #[test]
+    fn marlin_block_sizes() {
+        use crate::marlin_format::IntBits;
+        let int = |bits, zeros, group| QuantFormat::Int(IntFormat { bits, zeros, group });
+        let sizes = [
+            (QuantFormat::Fp4(Group::G32), 144),
+            (QuantFormat::Fp4(Group::G64), 136),
+            (QuantFormat::Fp4(Group::G128), 132),
+            (QuantFormat::Fp4(Group::G256), 132),
+            (QuantFormat::Nvfp4, 148),
+            (QuantFormat::Fp8, 260),
+            (int(IntBits::B4, false, Group::G128), 132),
+            (int(IntBits::B4, true, Group::G128), 136),
+            (int(IntBits::B3, false, Group::G128), 100),
+            (int(IntBits::B3, true, Group::G128), 104),
+            (int(IntBits::B2, false, Group::G64), 72),
+            (int(IntBits::B2, true, Group::G32), 88),
+            (int(IntBits::B8, false, Group::G32), 272),
+            (int(IntBits::B8, true, Group::G256), 260),
+        ];
+        for (f, bytes) in sizes {
+            assert_eq!(f.block_bytes(), bytes, "{f}");
+            assert_eq!(f.block_elems(), 256, "{f}");
+        }
+        assert_eq!(QuantFormat::marlin_all().len(), 38);
+        assert_eq!(
+            QuantFormat::from_name("INT4Z_G128"),
+            Some(int(IntBits::B4, true, Group::G128))
+        );
     }
 }

@@ -5,10 +5,13 @@
 pub mod error;
 pub mod format;
 pub mod formats;
+pub mod hadamard;
+pub mod marlin_format;
 pub mod reference;
 pub mod rope;
 pub mod tensor;
 
 pub use error::{Error, Result};
 pub use format::QuantFormat;
+pub use marlin_format::{Group, IntBits, IntFormat};
 pub use tensor::{QTensor, TensorData};

@@ -45,6 +45,8 @@ pub struct QTensor {
     pub format: QuantFormat,
     pub shape: Vec<usize>,
     data: TensorData,
+    /// Block-Hadamard size the weight was rotated with along its last dimension (0 = none).
+    hadamard: usize,
 }
 
 impl QTensor {
@@ -69,7 +71,29 @@ impl QTensor {
             format,
             shape,
             data,
+            hadamard: 0,
         })
+    }
+
+    /// Mark the tensor as stored rotated: `W' = W·H` with block-Hadamard blocks of `block`
+    /// along the last dimension; a matmul must rotate its input the same way
+    /// ([`crate::hadamard::rotate`]). `0` clears the mark.
+    pub fn with_hadamard(mut self, block: usize) -> Result<Self> {
+        if block != 0
+            && (!crate::hadamard::valid_block(block) || !self.cols().is_multiple_of(block))
+        {
+            return Err(Error::Shape(format!(
+                "hadamard block {block} does not tile rows of {}",
+                self.cols()
+            )));
+        }
+        self.hadamard = block;
+        Ok(self)
+    }
+
+    /// The block-Hadamard size the weight is stored rotated with (0 = not rotated).
+    pub fn hadamard(&self) -> usize {
+        self.hadamard
     }
 
     /// An owned f32 tensor.

@@ -7,6 +7,9 @@ pub mod kquants;
 pub mod kquants_quant;
 pub mod legacy;
 pub mod legacy_quant;
+pub mod marlin;
+pub mod marlin_rtn;
+pub mod minifloat;
 
 use std::sync::Arc;
 
@@ -29,6 +32,9 @@ pub use legacy::{
     dequant_q4_0, dequant_q4_1, dequant_q5_0, dequant_q5_1, dequant_q8_0, dequant_q8_1, q5_codes,
 };
 pub use legacy_quant::{quant_q4_0, quant_q4_1, quant_q5_0, quant_q5_1, quant_q8_0, quant_q8_1};
+pub use marlin::{decode, nearest, pack_row, scale_group, unpack_row, GroupParams};
+pub use marlin_rtn::{finite_amax, nvfp4_global, quantize_row_rtn, search_params};
+pub use minifloat::{e4m3_to_f32, f32_to_e2m1, f32_to_e4m3};
 
 /// Check that `n` elements of `format` occupy exactly `bytes` bytes.
 fn check_sizes(format: QuantFormat, n: usize, bytes: usize) -> Result<()> {
@@ -102,6 +108,14 @@ pub fn dequantize(format: QuantFormat, src: &[u8], dst: &mut [f32]) -> Result<()
         QuantFormat::IQ4_NL => dq(src, dst, dequant_iq4_nl),
         QuantFormat::IQ4_XS => dq(src, dst, dequant_iq4_xs),
         QuantFormat::MXFP4 => dq(src, dst, dequant_mxfp4),
+        QuantFormat::Fp4(_) | QuantFormat::Int(_) | QuantFormat::Nvfp4 | QuantFormat::Fp8 => {
+            for (s, d) in src
+                .chunks_exact(format.block_bytes())
+                .zip(dst.chunks_exact_mut(256))
+            {
+                marlin::dequant_block(format, s, d);
+            }
+        }
     }
     Ok(())
 }
@@ -109,6 +123,8 @@ pub fn dequantize(format: QuantFormat, src: &[u8], dst: &mut [f32]) -> Result<()
 /// Quantize `src` (whole blocks) into packed `dst` with the reference quantizer of `format`.
 /// Q8_0, Q8_1, Q8_K, Q4_0..Q5_1, MXFP4, F16 and BF16 follow ggml's reference rules exactly;
 /// the other K-quants and IQ4 formats use simpler (accurate, not ggml-identical) schemes.
+/// metal-marlin formats use RTN with a clipping search; nvfp4's tensor scale comes from the
+/// largest |value| of all of `src`.
 pub fn quantize(format: QuantFormat, src: &[f32], dst: &mut [u8]) -> Result<()> {
     check_sizes(format, src.len(), dst.len())?;
     match format {
@@ -142,6 +158,9 @@ pub fn quantize(format: QuantFormat, src: &[f32], dst: &mut [u8]) -> Result<()> 
         QuantFormat::IQ4_NL => qz(src, dst, quant_iq4_nl),
         QuantFormat::IQ4_XS => qz(src, dst, quant_iq4_xs),
         QuantFormat::MXFP4 => qz(src, dst, quant_mxfp4),
+        QuantFormat::Fp4(_) | QuantFormat::Int(_) | QuantFormat::Nvfp4 | QuantFormat::Fp8 => {
+            quantize_row_rtn(format, src, nvfp4_global(finite_amax(src)), dst)?
+        }
     }
     Ok(())
 }

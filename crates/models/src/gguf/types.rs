@@ -93,19 +93,21 @@ impl GgmlType {
         }
     }
 
-    /// The type of a [`QuantFormat`] (every format has a ggml id).
-    pub fn of_format(format: QuantFormat) -> Self {
-        let id = format.ggml_id();
-        TYPES
-            .iter()
-            .copied()
-            .find(|t| t.id == id)
-            .unwrap_or(GgmlType {
-                id,
-                name: format.name(),
-                block_elems: format.block_elems() as u64,
-                block_bytes: format.block_bytes() as u64,
-            })
+    /// The type of a [`QuantFormat`], `None` for metal-marlin formats (no ggml id).
+    pub fn of_format(format: QuantFormat) -> Option<Self> {
+        let id = format.ggml_id()?;
+        Some(
+            TYPES
+                .iter()
+                .copied()
+                .find(|t| t.id == id)
+                .unwrap_or(GgmlType {
+                    id,
+                    name: format.name(),
+                    block_elems: format.block_elems() as u64,
+                    block_bytes: format.block_bytes() as u64,
+                }),
+        )
     }
 
     /// The engine format for this type, if the engine has one.
@@ -138,11 +140,11 @@ mod tests {
     #[test]
     fn table_agrees_with_core_formats() {
         for f in QuantFormat::ALL {
-            let t = GgmlType::from_id(f.ggml_id()).unwrap();
+            let t = GgmlType::from_id(f.ggml_id().unwrap()).unwrap();
             assert_eq!(t.block_elems, f.block_elems() as u64, "{f}");
             assert_eq!(t.block_bytes, f.block_bytes() as u64, "{f}");
             assert_eq!(t.format(), Some(f));
-            assert_eq!(GgmlType::of_format(f), t);
+            assert_eq!(GgmlType::of_format(f), Some(t));
         }
         assert_eq!(GgmlType::from_id(4), Err(TypeIdError::Removed("Q4_2")));
         assert_eq!(GgmlType::from_id(43), Err(TypeIdError::Unknown));

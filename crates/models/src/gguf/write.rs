@@ -143,7 +143,10 @@ impl GgufWriter {
             for &d in t.shape.iter().rev() {
                 head.extend_from_slice(&(d as u64).to_le_bytes());
             }
-            head.extend_from_slice(&GgmlType::of_format(t.format).id.to_le_bytes());
+            let ty = GgmlType::of_format(t.format).ok_or_else(|| {
+                Error::Unsupported(format!("{name}: format {} has no GGUF type", t.format))
+            })?;
+            head.extend_from_slice(&ty.id.to_le_bytes());
             head.extend_from_slice(&offset.to_le_bytes());
             let len = t.bytes().len() as u64;
             offset += len + pad_len(len, align);

@@ -82,6 +82,8 @@ fn fields(format: QuantFormat) -> Option<Fields> {
     };
     Some(match format {
         F::F32 | F::F16 | F::BF16 => return None,
+        // Quantized from random values instead (see `random_tensor`).
+        F::Fp4(_) | F::Int(_) | F::Nvfp4 | F::Fp8 => return None,
         F::Q4_0 | F::Q5_0 | F::Q8_0 | F::Q8_1 | F::IQ4_NL | F::IQ4_XS => f16(0, None),
         F::Q4_1 | F::Q5_1 | F::Q4_K | F::Q5_K => f16(0, Some(2)),
         F::Q2_K => f16(80, Some(82)),
@@ -215,6 +217,9 @@ pub fn random_tensor(format: QuantFormat, rows: usize, cols: usize, seed: u64) -
     let n = QTensor::nbytes_for(format, &shape)?;
     let bb = format.block_bytes();
     let chunk = (CHUNK_BYTES / bb).max(1) * bb;
+    if format.is_marlin() {
+        return marlin_random(format, shape, seed);
+    }
     let mut buf = vec![0u8; n];
     match fields(format) {
         None => {
@@ -240,13 +245,27 @@ pub fn random_tensor(format: QuantFormat, rows: usize, cols: usize, seed: u64) -
     )?)
 }
 
+/// A metal-marlin tensor: uniform random values of RMS [`TARGET_RMS`], RTN-quantized.
+fn marlin_random(format: QuantFormat, shape: Vec<usize>, seed: u64) -> Result<QTensor> {
+    let numel: usize = shape.iter().product();
+    let half = TARGET_RMS * 3f32.sqrt();
+    let mut rng = Rng::new(seed);
+    let values: Vec<f32> = (0..numel)
+        .map(|_| ((rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * half)
+        .collect();
+    Ok(formats::quantize_tensor(format, &shape, &values)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn every_format_has_small_centred_finite_values() {
-        for format in QuantFormat::ALL {
+        for format in QuantFormat::ALL
+            .into_iter()
+            .chain(QuantFormat::marlin_all())
+        {
             let cols = format.block_elems().max(32) * 4;
             let t = random_tensor(format, 16, cols, 7).unwrap();
             let v = t.to_f32().unwrap();
