@@ -11,6 +11,11 @@ use crate::registry::{spec, KernelKey, Variant};
 use crate::selector::{self, AdapterSummary, DeviceSelector, GpuFeatures};
 use crate::{Error, Result};
 
+/// `MARLIN_GPU_COOP=0` turns the tensor-core GEMM off (prefill comparisons).
+fn coop_allowed() -> bool {
+    std::env::var("MARLIN_GPU_COOP").as_deref() != Ok("0")
+}
+
 /// Features requested when the adapter has them.
 fn wanted_features() -> wgpu::Features {
     wgpu::Features::SHADER_F16
@@ -64,7 +69,7 @@ impl GpuContext {
         let features = adapter.features() & wanted_features();
         let experimental = if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
             // SAFETY: the token only permits requesting EXPERIMENTAL_* features; we request
-            // cooperative matrices, which no shipped kernel uses yet.
+            // cooperative matrices, used only by the Coop GEMM when `coop_gemm()` holds.
             unsafe { wgpu::ExperimentalFeatures::enabled() }
         } else {
             wgpu::ExperimentalFeatures::disabled()
@@ -101,10 +106,12 @@ impl GpuContext {
     }
 
     /// The variant of `op` this device runs by default: subgroup GEMV where available;
-    /// plain (f32) GEMM, since the f16 GEMM trades accuracy and is opt-in.
+    /// tensor-core GEMM (f16 products, f32 sums, as cuBLAS prefill does) where the device
+    /// has it, else plain (f32) GEMM, since the f16 GEMM also sums in f16 and is opt-in.
     pub fn default_variant(&self, op: Op) -> Variant {
         match op {
             Op::Gemv if self.features.subgroup => Variant::Subgroup,
+            Op::Gemm if self.summary.coop_gemm() && coop_allowed() => Variant::Coop,
             _ => Variant::Plain,
         }
     }
@@ -156,12 +163,18 @@ impl GpuContext {
     /// reported, never emulated).
     pub fn supports(&self, op: Op, format: QuantFormat) -> bool {
         let variant = self.default_variant(op);
-        spec(KernelKey {
+        self.runs(KernelKey {
             op,
             format,
             variant,
         })
-        .is_some_and(|s| self.device.features().contains(s.features))
+    }
+
+    /// Whether this device can run the kernel `key` (it exists and the device has what its
+    /// variant needs).
+    pub fn runs(&self, key: KernelKey) -> bool {
+        let coop_ok = key.variant != Variant::Coop || self.summary.coop_gemm();
+        coop_ok && spec(key).is_some_and(|s| self.device.features().contains(s.features))
     }
 
     /// Compile the pipelines for `keys` now (at model load) instead of on first use.

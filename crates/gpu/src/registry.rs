@@ -15,6 +15,18 @@ pub const GEMM_WG: u32 = 64;
 pub const GEMM_ROWS: u32 = 64;
 /// Tokens per GEMM workgroup (`TN`).
 pub const GEMM_TOKENS: u32 = 16;
+/// Threads per workgroup of the cooperative-matrix GEMM.
+pub const GEMM_COOP_WG: u32 = 128;
+/// Tokens per cooperative-matrix GEMM workgroup (rows: `GEMM_ROWS`).
+pub const GEMM_COOP_TOKENS: u32 = 64;
+
+/// (rows, tokens) one GEMM workgroup of `variant` covers.
+pub fn gemm_tile(variant: Variant) -> (u32, u32) {
+    match variant {
+        Variant::Coop => (GEMM_ROWS, GEMM_COOP_TOKENS),
+        _ => (GEMM_ROWS, GEMM_TOKENS),
+    }
+}
 
 /// A feature-dependent flavour of a kernel. `Plain` always exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -25,11 +37,19 @@ pub enum Variant {
     Subgroup,
     /// f16 workgroup tiles and products, f32 accumulation (device feature `SHADER_F16`).
     F16,
+    /// Cooperative-matrix (tensor core) GEMM: f16 tiles, f32 accumulators
+    /// (`EXPERIMENTAL_COOPERATIVE_MATRIX`, 16x16x16 f16 configs, subgroups of 32).
+    Coop,
 }
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 3] = [Variant::Plain, Variant::Subgroup, Variant::F16];
+    pub const ALL: [Variant; 4] = [
+        Variant::Plain,
+        Variant::Subgroup,
+        Variant::F16,
+        Variant::Coop,
+    ];
 
     /// Stable name for logs and bench lines.
     pub fn name(self) -> &'static str {
@@ -37,6 +57,7 @@ impl Variant {
             Variant::Plain => "plain",
             Variant::Subgroup => "subgroup",
             Variant::F16 => "f16",
+            Variant::Coop => "coop",
         }
     }
 }
@@ -238,6 +259,19 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
                 GEMM_TOKENS,
                 "plain",
                 vec!["gemm/gemm_body_f16.wgsl"],
+            )
+        }
+        (Op::Gemm, Variant::Coop) => {
+            parts.push("common/enable_coop.wgsl".into());
+            (
+                wgpu::Features::SHADER_F16
+                    | wgpu::Features::SUBGROUP
+                    | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX,
+                GEMM_COOP_WG,
+                GEMM_ROWS,
+                GEMM_COOP_TOKENS,
+                "subgroup",
+                vec!["gemm/gemm_body_coop.wgsl"],
             )
         }
         _ => return None,

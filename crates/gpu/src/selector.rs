@@ -84,6 +84,8 @@ pub struct AdapterSummary {
     pub limits: KeyLimits,
     /// True for software rasterizers (lavapipe, WARP, SwiftShader).
     pub software: bool,
+    /// Cooperative matrix configurations, as `MxNxK ab->cr` (e.g. `16x16x16 f16->f32`).
+    pub coop_configs: Vec<String>,
 }
 
 impl AdapterSummary {
@@ -108,7 +110,41 @@ impl AdapterSummary {
                 subgroup_max_size: info.subgroup_max_size,
             },
             software: info.device_type == wgpu::DeviceType::Cpu,
+            coop_configs: adapter
+                .cooperative_matrix_properties()
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}x{}x{} {}->{}",
+                        c.m_size,
+                        c.n_size,
+                        c.k_size,
+                        scalar_name(c.ab_type),
+                        scalar_name(c.cr_type)
+                    )
+                })
+                .collect(),
         }
+    }
+
+    /// True when the tensor-core GEMM (`Variant::Coop`) can run: 16x16x16 f16 -> f32
+    /// cooperative matrices and subgroups of exactly 32 (its tiling assumes 4 per workgroup).
+    pub fn coop_gemm(&self) -> bool {
+        self.features.cooperative_matrix
+            && self.features.shader_f16
+            && self.features.subgroup
+            && self.limits.subgroup_min_size == 32
+            && self.limits.subgroup_max_size == 32
+            && self.coop_configs.iter().any(|c| c == "16x16x16 f16->f32")
+    }
+}
+
+fn scalar_name(t: wgpu::CooperativeScalarType) -> &'static str {
+    match t {
+        wgpu::CooperativeScalarType::F32 => "f32",
+        wgpu::CooperativeScalarType::F16 => "f16",
+        wgpu::CooperativeScalarType::I32 => "i32",
+        wgpu::CooperativeScalarType::U32 => "u32",
     }
 }
 
@@ -129,7 +165,7 @@ impl fmt::Display for AdapterSummary {
         write!(
             f,
             "gpu:{} {} [{} {}] driver: {} {} | features: {} | max binding {} MiB, max buffer {} MiB, \
-             workgroup mem {} KiB, subgroup {}..{}",
+             workgroup mem {} KiB, subgroup {}..{}{}",
             self.index,
             self.name,
             self.backend,
@@ -142,6 +178,11 @@ impl fmt::Display for AdapterSummary {
             l.max_compute_workgroup_storage_size >> 10,
             l.subgroup_min_size,
             l.subgroup_max_size,
+            if self.coop_configs.is_empty() {
+                String::new()
+            } else {
+                format!(" | cooperative matrices: {}", self.coop_configs.join(", "))
+            },
         )
     }
 }

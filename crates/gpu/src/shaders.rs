@@ -4,6 +4,10 @@
 /// (path under `src/shaders/`, source) for every shader file.
 pub const SHADER_FILES: &[(&str, &str)] = &[
     (
+        "common/enable_coop.wgsl",
+        include_str!("shaders/common/enable_coop.wgsl"),
+    ),
+    (
         "common/enable_f16.wgsl",
         include_str!("shaders/common/enable_f16.wgsl"),
     ),
@@ -116,6 +120,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     (
         "gemm/gemm_body.wgsl",
         include_str!("shaders/gemm/gemm_body.wgsl"),
+    ),
+    (
+        "gemm/gemm_body_coop.wgsl",
+        include_str!("shaders/gemm/gemm_body_coop.wgsl"),
     ),
     (
         "gemm/gemm_body_f16.wgsl",

@@ -106,12 +106,11 @@ fn variants(ctx: &GpuContext, op: Op) -> Vec<Variant> {
     Variant::ALL
         .into_iter()
         .filter(|&variant| {
-            marlin_gpu::spec(marlin_gpu::KernelKey {
+            ctx.runs(marlin_gpu::KernelKey {
                 op,
                 format: QuantFormat::F32,
                 variant,
             })
-            .is_some_and(|s| ctx.device.features().contains(s.features))
         })
         .collect()
 }

@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use marlin_gpu::registry::{gemv_rows, BindLayout, GEMM_ROWS, GEMM_TOKENS, GEMM_WG, GEMV_WG};
+use marlin_gpu::registry::{
+    gemv_rows, BindLayout, GEMM_COOP_TOKENS, GEMM_COOP_WG, GEMM_ROWS, GEMM_TOKENS, GEMM_WG, GEMV_WG,
+};
 use marlin_gpu::shaders::SHADER_FILES;
 use marlin_gpu::{all_specs, KernelSpec, Op, Variant, MATMUL_FORMATS};
 use naga::valid::{Capabilities, ShaderStages, SubgroupOperationSet, ValidationFlags, Validator};
@@ -14,15 +16,19 @@ fn validate(spec: &KernelSpec) -> (naga::Module, naga::valid::ModuleInfo) {
     let src = spec.source().expect("source");
     let module = naga::front::wgsl::parse_str(&src)
         .unwrap_or_else(|e| panic!("{}: parse\n{}", spec.name, e.emit_to_string(&src)));
-    let subgroup = spec.key.variant == Variant::Subgroup;
+    let coop = spec.key.variant == Variant::Coop;
+    let subgroup = spec.key.variant == Variant::Subgroup || coop;
     // unpack2x16float needs SHADER_FLOAT16_IN_FLOAT32: wgpu grants it on every adapter with
     // the SHADER_F16_IN_F32 downlevel flag (all Vulkan, Metal and DX12 devices).
     let mut caps = Capabilities::SHADER_FLOAT16_IN_FLOAT32;
     if subgroup {
         caps |= Capabilities::SUBGROUP;
     }
-    if spec.key.variant == Variant::F16 {
+    if spec.key.variant == Variant::F16 || coop {
         caps |= Capabilities::SHADER_FLOAT16;
+    }
+    if coop {
+        caps |= Capabilities::COOPERATIVE_MATRIX;
     }
     let mut v = Validator::new(ValidationFlags::all(), caps);
     if subgroup {
@@ -38,10 +44,10 @@ fn validate(spec: &KernelSpec) -> (naga::Module, naga::valid::ModuleInfo) {
 #[test]
 fn every_kernel_validates_and_translates_to_msl() {
     let specs = all_specs();
-    // Plain and subgroup GEMV, plain and f16 GEMM and embed for every format; one kernel
-    // per format-less op.
+    // Plain and subgroup GEMV, plain, f16 and coop GEMM and embed for every format; one
+    // kernel per format-less op.
     let single = Op::ALL.iter().filter(|op| !op.per_format()).count();
-    assert_eq!(specs.len(), MATMUL_FORMATS.len() * 5 + single);
+    assert_eq!(specs.len(), MATMUL_FORMATS.len() * 6 + single);
     for name in [
         "rms_norm",
         "add_rms_norm",
@@ -63,6 +69,18 @@ fn every_kernel_validates_and_translates_to_msl() {
     }
     for spec in &specs {
         let (module, info) = validate(spec);
+        if spec.key.variant == Variant::Coop {
+            // Vulkan only (16x16 tiles; Metal's simdgroup matrices are 8x8): check SPIR-V.
+            let words = naga::back::spv::write_vec(
+                &module,
+                &info,
+                &naga::back::spv::Options::default(),
+                None,
+            )
+            .unwrap_or_else(|e| panic!("{}: SPIR-V: {e}", spec.name));
+            assert!(words.len() > 100, "{}: empty SPIR-V", spec.name);
+            continue;
+        }
         let options = naga::back::msl::Options {
             lang_version: (2, 4),
             ..Default::default()
@@ -110,8 +128,14 @@ fn geometry_and_bindings_match_the_launcher() {
         );
         let op_wg = [("WG", spec.workgroup_size)];
         let gemv = [("WG", GEMV_WG), ("NR", gemv_rows(spec.key.format))];
+        let coop = [
+            ("WG", GEMM_COOP_WG),
+            ("TM", GEMM_ROWS),
+            ("TN", GEMM_COOP_TOKENS),
+        ];
         let expect: &[(&str, u32)] = match spec.key.op {
             Op::Gemv => &gemv,
+            Op::Gemm if spec.key.variant == Variant::Coop => &coop,
             Op::Gemm => &[("WG", GEMM_WG), ("TM", GEMM_ROWS), ("TN", GEMM_TOKENS)],
             _ => &op_wg,
         };

@@ -2,7 +2,7 @@
 //! GEMV for one token and tiled GEMM for more, one dispatch per weight chunk.
 
 use crate::op::Op;
-use crate::registry::{gemv_rows, KernelKey, Variant, GEMM_ROWS, GEMM_TOKENS};
+use crate::registry::{gemm_tile, gemv_rows, KernelKey, Variant};
 use crate::upload::{read_f32, upload_f32, zeroed_f32};
 use crate::{Error, GpuContext, GpuWeight, Result, StepEncoder};
 
@@ -134,11 +134,14 @@ pub fn record_matmul_variant(
                 let gx = g.min(max_dim);
                 [gx, g.div_ceil(gx), 1]
             }
-            _ => [
-                to_u32(rows.div_ceil(GEMM_ROWS as usize), "workgroups")?,
-                to_u32(n.div_ceil(GEMM_TOKENS as usize), "workgroups")?,
-                1,
-            ],
+            _ => {
+                let (tm, tn) = gemm_tile(variant);
+                [
+                    to_u32(rows.div_ceil(tm as usize), "workgroups")?,
+                    to_u32(n.div_ceil(tn as usize), "workgroups")?,
+                    1,
+                ]
+            }
         };
         if groups.iter().any(|&g| g > max_dim) {
             return Err(Error::TooLarge {

@@ -20,7 +20,7 @@ pub const SENTINEL: u32 = 0x7FBA_DB0B;
 pub fn nmse_threshold(op: Op, format: QuantFormat, variant: Variant) -> f64 {
     use QuantFormat as F;
     match (op, format, variant) {
-        (_, _, Variant::F16) => 2e-6,
+        (_, _, Variant::F16 | Variant::Coop) => 2e-6,
         (_, F::F32 | F::F16 | F::BF16, _) => 1e-10,
         _ => 1e-10,
     }
