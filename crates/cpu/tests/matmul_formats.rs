@@ -3,7 +3,7 @@
 
 mod matmul_util;
 
-use marlin_core::QuantFormat;
+use marlin_core::{QTensor, QuantFormat};
 use marlin_cpu::matmul::{matmul, matmul_with, Isa};
 use matmul_util::*;
 
@@ -84,5 +84,43 @@ fn random_bit_patterns_match_reference() {
                 "{format} {isa:?}: err {e:.3e}"
             );
         }
+    }
+}
+
+#[test]
+fn marlin_formats_match_reference() {
+    for format in QuantFormat::marlin_all() {
+        let (rows, cols, n_tokens) = (5, 512, 3);
+        let w = quantized(format, rows, cols, 11);
+        let x = gaussian(n_tokens * cols, 5);
+        let (want, mag) = reference(&w, &x, n_tokens);
+        for isa in Isa::available() {
+            let mut out = vec![0f32; rows * n_tokens];
+            matmul_with(isa, &w, &x, n_tokens, &mut out).unwrap();
+            let e = rel_err(&out, &want, mag);
+            assert!(e <= TOL_F32, "{format} {isa:?}: err {e:.3e}");
+        }
+    }
+}
+
+#[test]
+fn hadamard_rotated_weight_gives_the_unrotated_product() {
+    let (rows, cols) = (4, 256);
+    let wv = gaussian(rows * cols, 3);
+    let x = gaussian(cols, 4);
+    let plain = QTensor::from_f32(vec![rows, cols], &wv).unwrap();
+    let mut rot = wv.clone();
+    for r in rot.chunks_exact_mut(cols) {
+        marlin_core::hadamard::rotate(r, 64).unwrap();
+    }
+    let rot = QTensor::from_f32(vec![rows, cols], &rot)
+        .unwrap()
+        .with_hadamard(64)
+        .unwrap();
+    let (mut a, mut b) = (vec![0f32; rows], vec![0f32; rows]);
+    matmul(&plain, &x, 1, &mut a).unwrap();
+    matmul(&rot, &x, 1, &mut b).unwrap();
+    for (p, q) in a.iter().zip(&b) {
+        assert!((p - q).abs() < 1e-4 * (1.0 + p.abs()), "{p} vs {q}");
     }
 }

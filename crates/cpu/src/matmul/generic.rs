@@ -1,5 +1,6 @@
 //! The correct-but-slow path for formats without a fast kernel: dequantize one weight row at
-//! a time into a per-thread buffer (reference dequantizer of `marlin-core`) and dot in f32.
+//! a time into a per-thread buffer (the metal-marlin block decoders, else the reference
+//! dequantizer of `marlin-core`) and dot in f32.
 
 use std::cell::RefCell;
 
@@ -42,7 +43,9 @@ fn rows(format: QuantFormat, isa: Isa, ctx: &Ctx, chunk: usize, buf: &mut Vec<f3
     buf.resize(ctx.cols, 0.0);
     let r0 = chunk * CHUNK_ROWS;
     for r in r0..(r0 + CHUNK_ROWS).min(ctx.rows) {
-        marlin_core::formats::dequantize(format, ctx.row(r), buf)?;
+        if !super::marlin::dequant_row(format, ctx.row(r), buf) {
+            marlin_core::formats::dequantize(format, ctx.row(r), buf)?;
+        }
         for t in 0..ctx.n_tokens {
             let x = &ctx.acts.f[t * ctx.cols..(t + 1) * ctx.cols];
             let v = dot_f32(isa, buf, x);

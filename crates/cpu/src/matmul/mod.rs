@@ -8,6 +8,7 @@ mod driver;
 mod generic;
 mod isa;
 pub(crate) mod kernel;
+mod marlin;
 mod scalar;
 
 #[cfg(target_arch = "x86_64")]
@@ -28,7 +29,9 @@ use kernel::Kernel;
 /// several run the GEMM path (weight row tiles reused across tokens). Work is spread over
 /// the current rayon pool; call from inside it (`ThreadPool::install`) for the lowest
 /// per-call cost — from outside, GEMVs under 1 MB of weights run on the calling thread.
-/// Quantized formats see int8-quantized activations (relative error ≈ 0.5 %).
+/// Quantized formats see int8-quantized activations (relative error ≈ 0.5 %); metal-marlin
+/// formats decode blocks to f32. A weight marked with a Hadamard rotation
+/// ([`QTensor::hadamard`]) gets its input rotated first.
 pub fn matmul(w: &QTensor, x: &[f32], n_tokens: usize, out: &mut [f32]) -> Result<()> {
     matmul_with(Isa::best(), w, x, n_tokens, out)
 }
@@ -64,6 +67,16 @@ pub fn matmul_with(
     if n_tokens == 0 || rows == 0 {
         return Ok(());
     }
+    // A weight stored rotated (W·H) needs H·x: rotate a copy of the activations.
+    let rotated;
+    let x = if w.hadamard() > 0 {
+        let mut xr = x.to_vec();
+        marlin_core::hadamard::rotate(&mut xr, w.hadamard())?;
+        rotated = xr;
+        &rotated[..]
+    } else {
+        x
+    };
     let p = Problem {
         w: w.bytes(),
         rows,
