@@ -2,6 +2,8 @@
 
 use marlin_core::rope::RopeConfig;
 
+pub use crate::blocks::config::{MlaConfig, MoeConfig, Scoring};
+
 /// Architectures the engine runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arch {
@@ -13,6 +15,11 @@ pub enum Arch {
     Qwen3,
     /// Gemma 3: sandwich norms, GeGLU, embedding scale, local/global attention layers.
     Gemma3,
+    /// MLA attention + MoE MLP: GLM-4.7-Flash (`glm4_moe_lite`), DeepSeek-V2/V3 (GGUF
+    /// `deepseek2`).
+    Deepseek2,
+    /// Qwen3-MoE: Qwen3 attention, softmax-routed experts (GGUF `qwen3moe`).
+    Qwen3Moe,
 }
 
 impl Arch {
@@ -23,6 +30,8 @@ impl Arch {
             Arch::Qwen2 => "qwen2",
             Arch::Qwen3 => "qwen3",
             Arch::Gemma3 => "gemma3",
+            Arch::Deepseek2 => "deepseek2",
+            Arch::Qwen3Moe => "qwen3moe",
         }
     }
 
@@ -33,6 +42,8 @@ impl Arch {
             "qwen2" => Some(Arch::Qwen2),
             "qwen3" => Some(Arch::Qwen3),
             "gemma3" => Some(Arch::Gemma3),
+            "deepseek2" => Some(Arch::Deepseek2),
+            "qwen3moe" => Some(Arch::Qwen3Moe),
             _ => None,
         }
     }
@@ -79,6 +90,10 @@ pub struct ModelConfig {
     pub qkv_bias: bool,
     /// Norms after attention and after the MLP, before the residual add (Gemma 3).
     pub sandwich_norms: bool,
+    /// Multi-head latent attention (Deepseek2 family); `None` for ordinary attention.
+    pub mla: Option<MlaConfig>,
+    /// Mixture-of-experts MLP layers; `None` for dense models.
+    pub moe: Option<MoeConfig>,
 }
 
 impl ModelConfig {
@@ -116,6 +131,6 @@ impl ModelConfig {
         if self.vocab == 0 || self.ffn == 0 {
             return bad("vocab and ffn sizes must be non-zero".into());
         }
-        Ok(())
+        crate::blocks::config::validate(self)
     }
 }

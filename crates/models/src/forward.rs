@@ -80,6 +80,9 @@ impl Model {
         let cfg = &self.config;
         let (d, qd, kvd) = (cfg.hidden, cfg.q_dim(), cfg.kv_dim());
         let n: usize = seqs.iter().map(|s| s.tokens.len()).sum();
+        if n > 0 && !self.weights.blocks.is_empty() {
+            return self.forward_blocks(seqs, kv);
+        }
         if n == 0 {
             return Ok(Logits {
                 vocab: cfg.vocab,
@@ -118,7 +121,7 @@ impl Model {
         self.logits(seqs, &s.h)
     }
 
-    fn embed(&self, seqs: &[SeqInput<'_>], h: &mut [f32]) -> Result<()> {
+    pub(crate) fn embed(&self, seqs: &[SeqInput<'_>], h: &mut [f32]) -> Result<()> {
         let d = self.config.hidden;
         let tokens = seqs.iter().flat_map(|s| s.tokens.iter());
         for (row, &tok) in h.chunks_exact_mut(d).zip(tokens) {
@@ -216,7 +219,7 @@ impl Model {
         Ok(())
     }
 
-    fn logits(&self, seqs: &[SeqInput<'_>], h: &[f32]) -> Result<Logits> {
+    pub(crate) fn logits(&self, seqs: &[SeqInput<'_>], h: &[f32]) -> Result<Logits> {
         let cfg = &self.config;
         let d = cfg.hidden;
         let mut rows = Vec::new();

@@ -106,6 +106,12 @@ impl GpuModel {
     /// the attention kernel cannot take, are errors.
     pub fn new(ctx: Arc<GpuContext>, model: &Model) -> Result<GpuModel> {
         let cfg = model.config.clone();
+        if cfg.mla.is_some() || cfg.moe.is_some() || !model.weights.blocks.is_empty() {
+            return Err(Error::Unsupported(format!(
+                "GPU forward of architecture `{}` (MLA / MoE blocks run on the CPU only)",
+                cfg.arch.name()
+            )));
+        }
         if cfg.head_dim > marlin_gpu::ATTN_MAX_HEAD_DIM || !cfg.head_dim.is_multiple_of(2) {
             return Err(Error::Unsupported(format!(
                 "GPU attention needs an even head size ≤ {}, got {}",

@@ -1,6 +1,7 @@
 //! `KvCache`: the paged K/V storage of every layer of a model (the engine hands out blocks).
 
 use marlin_cpu::kv::{KvLayout, PagedKv};
+use marlin_cpu::kv_latent::{LatentLayout, PagedLatent};
 
 use crate::config::ModelConfig;
 use crate::{Error, Result};
@@ -9,8 +10,13 @@ use crate::{Error, Result};
 pub const BLOCK_SIZE: usize = 16;
 
 /// Paged K/V storage for all layers, `num_blocks` blocks of [`BLOCK_SIZE`] tokens each.
+///
+/// MLA models (`ModelConfig::mla`) store no K/V: each layer holds one latent row of
+/// `kv_lora_rank + qk_rope_head_dim` F16 values per token (`[RMSNorm(c_kv) ‖ RoPE(k_pe)]`),
+/// laid out `[block][slot][value]` in a [`PagedLatent`], and `layer_mut` is an error.
 pub struct KvCache {
     layers: Vec<PagedKv>,
+    latent: Vec<PagedLatent>,
     num_blocks: usize,
 }
 
@@ -22,10 +28,33 @@ impl KvCache {
             n_kv_heads: cfg.n_kv_heads,
             head_dim: cfg.head_dim,
         };
+        if let Some(m) = &cfg.mla {
+            let layout = LatentLayout {
+                block_size: BLOCK_SIZE,
+                width: m.latent_width(),
+            };
+            // A size that overflows gives zero blocks (every write then fails), as PagedKv does.
+            let latent: Option<Vec<PagedLatent>> = (0..cfg.n_layers)
+                .map(|_| PagedLatent::new(layout, num_blocks).ok())
+                .collect();
+            let (latent, num_blocks) = match latent {
+                Some(l) => (l, num_blocks),
+                None => (Vec::new(), 0),
+            };
+            return Self {
+                layers: Vec::new(),
+                latent,
+                num_blocks,
+            };
+        }
         let layers = (0..cfg.n_layers)
             .map(|_| PagedKv::new(layout, num_blocks))
             .collect();
-        Self { layers, num_blocks }
+        Self {
+            layers,
+            latent: Vec::new(),
+            num_blocks,
+        }
     }
 
     /// Blocks sized to hold `tokens` tokens (rounded up to whole blocks).
@@ -38,9 +67,22 @@ impl KvCache {
         self.num_blocks
     }
 
-    /// Bytes of K and V one token takes over all layers (f16 storage).
+    /// Bytes of K and V (MLA: of the latent) one token takes over all layers (f16 storage).
     pub fn bytes_per_token(cfg: &ModelConfig) -> usize {
-        cfg.n_layers * 2 * cfg.kv_dim() * 2
+        match &cfg.mla {
+            Some(m) => cfg.n_layers * m.latent_width() * 2,
+            None => cfg.n_layers * 2 * cfg.kv_dim() * 2,
+        }
+    }
+
+    /// Layer `l`'s latent storage (MLA models).
+    pub fn latent_mut(&mut self, l: usize) -> Result<&mut PagedLatent> {
+        let n = self.latent.len();
+        self.latent.get_mut(l).ok_or_else(|| {
+            Error::Config(format!(
+                "KV cache has {n} latent (MLA) layers, asked for {l}"
+            ))
+        })
     }
 
     /// Layer `l`'s storage.

@@ -1,6 +1,7 @@
 //! metal-marlin models: file loaders (GGUF, Hugging Face folders), tokenizer and chat
 //! templates, the transformer forward pass and model resolution.
 
+pub mod blocks;
 pub mod chat;
 pub mod config;
 pub mod error;

@@ -23,6 +23,8 @@ pub struct Model {
     pub name: String,
     pub(crate) rope: RopeTable,
     pub(crate) rope_local: Option<RopeTable>,
+    /// RoPE of the MLA rope dims (Deepseek2 family).
+    pub(crate) rope_mla: Option<RopeTable>,
 }
 
 impl Model {
@@ -66,13 +68,17 @@ impl Model {
         name: String,
     ) -> Result<Self> {
         config.validate()?;
-        if weights.layers.len() != config.n_layers {
+        let n_weights = weights.layers.len().max(weights.blocks.len());
+        if n_weights != config.n_layers {
             return Err(Error::Config(format!(
-                "{} layers of weights for {} layers",
-                weights.layers.len(),
+                "{n_weights} layers of weights for {} layers",
                 config.n_layers
             )));
         }
+        let rope_mla = match &config.mla {
+            Some(m) => Some(RopeTable::new(&config.rope, m.qk_rope_head_dim)?),
+            None => None,
+        };
         let rope = RopeTable::new(&config.rope, config.head_dim)?;
         let rope_local = match &config.rope_local {
             Some(r) => Some(RopeTable::new(r, config.head_dim)?),
@@ -86,6 +92,7 @@ impl Model {
             name,
             rope,
             rope_local,
+            rope_mla,
         })
     }
 
@@ -102,6 +109,8 @@ impl Model {
                     .sum::<usize>()
             })
             .sum();
-        layers + w.lm_head.bytes().len()
+        let top_k = self.config.moe.as_ref().map_or(0, |m| m.top_k);
+        let blocks: usize = w.blocks.iter().map(|b| b.decode_bytes(top_k)).sum();
+        layers + blocks + w.lm_head.bytes().len()
     }
 }

@@ -107,6 +107,8 @@ impl Preset {
             qk_norm: false,
             qkv_bias: false,
             sandwich_norms: false,
+            mla: None,
+            moe: None,
         }
     }
 }
@@ -234,6 +236,7 @@ pub fn build(spec: &str, progress: &mut dyn FnMut(usize, usize)) -> Result<Model
         layers,
         output_norm: vec![1.0; cfg.hidden],
         lm_head,
+        blocks: Vec::new(),
     };
     let tokenizer = vocab::tokenizer(cfg.vocab)?;
     Model::assemble(cfg, weights, tokenizer, ChatTemplate::chatml()?, s.name())

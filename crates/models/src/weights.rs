@@ -48,4 +48,7 @@ pub struct Weights {
     pub output_norm: Vec<f32>,
     /// The LM head `[vocab, hidden]`; the embedding table when embeddings are tied.
     pub lm_head: QTensor,
+    /// Blocks of MLA / MoE architectures ([`crate::config::Arch::Deepseek2`],
+    /// [`crate::config::Arch::Qwen3Moe`]); empty for the others, whose blocks are `layers`.
+    pub blocks: Vec<crate::blocks::BlockWeights>,
 }

@@ -60,8 +60,8 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
     let n_rot = opt("rope.dimension_count")?.unwrap_or(head_dim);
     let base = md.opt_f32(&key("rope.freq_base"))?.unwrap_or(10_000.0);
     let mode = match arch {
-        Arch::Llama => RopeMode::Normal,
-        Arch::Qwen2 | Arch::Qwen3 | Arch::Gemma3 => RopeMode::Neox,
+        Arch::Llama | Arch::Deepseek2 => RopeMode::Normal,
+        Arch::Qwen2 | Arch::Qwen3 | Arch::Gemma3 | Arch::Qwen3Moe => RopeMode::Neox,
     };
     let mut rope = RopeConfig::new(n_rot, base, mode);
     if let Some(kind) = md.opt_str(&key("rope.scaling.type"))? {
@@ -100,6 +100,8 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
         qk_norm: arch == Arch::Qwen3,
         qkv_bias: arch == Arch::Qwen2,
         sandwich_norms: false,
+        mla: None,
+        moe: None,
     };
     if arch == Arch::Gemma3 {
         gemma3_extras(&mut cfg, opt("attention.sliding_window")?)?;

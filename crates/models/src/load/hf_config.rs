@@ -14,17 +14,20 @@ fn arch_of(v: &Value) -> Result<Arch> {
         "qwen2" => Ok(Arch::Qwen2),
         "qwen3" => Ok(Arch::Qwen3),
         "gemma3_text" | "gemma3" => Ok(Arch::Gemma3),
+        "glm4_moe_lite" | "deepseek_v3" | "deepseek_v2" => Ok(Arch::Deepseek2),
+        "qwen3_moe" => Ok(Arch::Qwen3Moe),
         other => Err(Error::Unsupported(format!(
-            "model_type `{other}` (supported: llama, mistral, qwen2, qwen3, gemma3_text)"
+            "model_type `{other}` (supported: llama, mistral, qwen2, qwen3, gemma3_text, \
+             glm4_moe_lite, deepseek_v3, deepseek_v2, qwen3_moe)"
         ))),
     }
 }
 
-fn req(v: &Value, key: &str) -> Result<usize> {
+pub(super) fn req(v: &Value, key: &str) -> Result<usize> {
     opt(v, key)?.ok_or_else(|| Error::Config(format!("config.json: missing `{key}`")))
 }
 
-fn opt(v: &Value, key: &str) -> Result<Option<usize>> {
+pub(super) fn opt(v: &Value, key: &str) -> Result<Option<usize>> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(x) => x
@@ -35,7 +38,7 @@ fn opt(v: &Value, key: &str) -> Result<Option<usize>> {
     }
 }
 
-fn num(v: &Value, key: &str) -> Option<f32> {
+pub(super) fn num(v: &Value, key: &str) -> Option<f32> {
     v.get(key).and_then(Value::as_f64).map(|x| x as f32)
 }
 
@@ -76,6 +79,9 @@ pub fn config_from_hf(v: &Value) -> Result<ModelConfig> {
     let n_kv_heads = opt(v, "num_key_value_heads")?.unwrap_or(n_heads);
     let head_dim = match opt(v, "head_dim")? {
         Some(h) => h,
+        None if arch == Arch::Deepseek2 => {
+            req(v, "qk_nope_head_dim")? + req(v, "qk_rope_head_dim")?
+        }
         None if hidden % n_heads.max(1) == 0 => hidden / n_heads.max(1),
         None => return Err(Error::Config("cannot derive head_dim".into())),
     };
@@ -113,6 +119,8 @@ pub fn config_from_hf(v: &Value) -> Result<ModelConfig> {
         qkv_bias: arch == Arch::Qwen2
             || v.get("attention_bias").and_then(Value::as_bool) == Some(true),
         sandwich_norms: false,
+        mla: None,
+        moe: None,
     };
     // Mistral slides every layer when it names a window (Qwen only with use_sliding_window).
     let model_type = v.get("model_type").and_then(Value::as_str);
@@ -140,6 +148,7 @@ pub fn config_from_hf(v: &Value) -> Result<ModelConfig> {
             }
         }
     }
+    super::hf_moe::apply(v, &mut cfg)?;
     cfg.validate()?;
     Ok(cfg)
 }

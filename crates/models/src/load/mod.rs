@@ -1,9 +1,11 @@
 //! Building [`Weights`] from a tensor source (a GGUF file or a Hugging Face folder), with
 //! every tensor's shape checked against the config.
 
+mod blocks;
 pub mod gguf;
 pub mod hf;
 pub mod hf_config;
+mod hf_moe;
 
 use marlin_core::{QTensor, QuantFormat};
 
@@ -189,9 +191,14 @@ pub fn load_weights(
     }
     let total = cfg.n_layers + 1;
     let mut layers = Vec::with_capacity(cfg.n_layers);
-    for l in 0..cfg.n_layers {
-        layers.push(ld.layer(l)?);
-        progress(l + 1, total);
+    let mut blocks = Vec::new();
+    if cfg.mla.is_some() || cfg.moe.is_some() {
+        blocks = self::blocks::load_blocks(src, naming, cfg, &mut |l| progress(l, total))?;
+    } else {
+        for l in 0..cfg.n_layers {
+            layers.push(ld.layer(l)?);
+            progress(l + 1, total);
+        }
     }
     let lm_head = if src.contains(head_name) {
         ld.matrix(head_name, cfg.vocab, cfg.hidden)?
@@ -205,5 +212,6 @@ pub fn load_weights(
         layers,
         output_norm,
         lm_head,
+        blocks,
     })
 }
