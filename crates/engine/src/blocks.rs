@@ -187,6 +187,20 @@ impl BlockTable {
         self.num_tokens = 0;
     }
 
+    /// Appends block `id`, on which the caller already holds this table's reference (a
+    /// prefix-cache hit), holding `tokens` more tokens.
+    pub fn push_block(&mut self, id: u32, tokens: usize) {
+        self.blocks.push(id);
+        self.num_tokens += tokens;
+    }
+
+    /// Puts `id` at position `index` (copy-on-write) and returns the block it replaces; the
+    /// caller moves the references. `None` when `index` is out of range.
+    pub fn replace_block(&mut self, index: usize, id: u32) -> Option<u32> {
+        let slot = self.blocks.get_mut(index)?;
+        Some(std::mem::replace(slot, id))
+    }
+
     /// A copy of this table that shares every block (each gains a reference).
     pub fn fork(&self, alloc: &mut BlockAllocator) -> Result<BlockTable> {
         for (i, &id) in self.blocks.iter().enumerate() {

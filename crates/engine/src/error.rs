@@ -16,6 +16,12 @@ pub enum Error {
     /// A block id that is out of range or not in the state the operation needs.
     #[error("KV block {id}: {reason}")]
     InvalidBlock { id: u32, reason: &'static str },
+    /// Too many requests in flight; try again later.
+    #[error("the server is overloaded; try again later")]
+    Overloaded,
+    /// The engine is shutting down and takes no new requests.
+    #[error("the server is shutting down")]
+    ShuttingDown,
 }
 
 /// Result alias for the engine crate.

@@ -5,7 +5,11 @@ pub mod blocks;
 pub mod error;
 pub mod eval;
 pub mod generate;
+pub mod kv_pool;
+pub mod prefix_cache;
+pub mod runner;
 pub mod sampler;
+pub mod serve;
 
 pub use error::{Error, Result};
 pub use generate::{Engine, FinishReason, GenerateOutput};

@@ -295,7 +295,9 @@ impl GpuKvCache {
             model.ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size: bytes.div_ceil(16) * 16,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             })
         };
@@ -312,5 +314,36 @@ impl GpuKvCache {
     /// Number of blocks per layer.
     pub fn num_blocks(&self) -> usize {
         self.num_blocks
+    }
+
+    /// Copies block `src` over block `dst` in every layer's K and V (copy-on-write of a
+    /// shared block), submitted on `model`'s queue before any later step.
+    pub fn copy_block(&self, model: &GpuModel, src: u32, dst: u32) -> Result<()> {
+        let n = self.num_blocks;
+        if src as usize >= n || dst as usize >= n {
+            return Err(Error::Config(format!(
+                "KV block copy {src} -> {dst} outside {n} blocks"
+            )));
+        }
+        let bytes = self.dtype.words(BLOCK_SIZE * model.config.kv_dim()) as u64 * 4;
+        let mut enc = model
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("marlin-kv-copy"),
+            });
+        // wgpu refuses a copy within one buffer: go through a staging buffer.
+        let tmp = model.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("marlin-kv-copy-tmp"),
+            size: bytes,
+            usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        for buf in self.k.iter().chain(&self.v) {
+            enc.copy_buffer_to_buffer(buf, src as u64 * bytes, &tmp, 0, bytes);
+            enc.copy_buffer_to_buffer(&tmp, 0, buf, dst as u64 * bytes, bytes);
+        }
+        model.ctx.queue.submit([enc.finish()]);
+        Ok(())
     }
 }

@@ -92,4 +92,12 @@ impl KvCache {
             .get_mut(l)
             .ok_or_else(|| Error::Config(format!("KV cache has {n} layers, asked for {l}")))
     }
+
+    /// Copies block `src` over block `dst` in every layer (copy-on-write of a shared block).
+    pub fn copy_block(&mut self, src: u32, dst: u32) -> Result<()> {
+        for layer in &mut self.layers {
+            layer.copy_block(src, dst)?;
+        }
+        Ok(())
+    }
 }
