@@ -33,7 +33,10 @@ impl WeightLayout {
             F::Q5_1 => split(4..24, 0..4),
             F::Q8_0 => split(2..34, 0..2),
             F::Q6_K => split(0..208, 208..210),
-            _ => None,
+            f => {
+                let code = crate::format_parts::marlin_code_bytes(f)?;
+                split(0..code, code..f.block_bytes())
+            }
         }
     }
 
@@ -139,7 +142,10 @@ mod tests {
 
     #[test]
     fn every_split_covers_its_block() {
-        for f in QuantFormat::ALL {
+        for f in QuantFormat::ALL
+            .into_iter()
+            .chain(QuantFormat::marlin_all())
+        {
             if let Some(WeightLayout::Split { payload, meta }) = WeightLayout::for_format(f) {
                 assert_eq!(payload.len() + meta.len(), f.block_bytes(), "{f}");
                 assert_eq!(payload.len() % 4, 0, "{f} payload must be word aligned");

@@ -25,6 +25,7 @@ pub mod bind_cache;
 pub mod context;
 pub mod encoder;
 pub mod error;
+pub mod format_parts;
 pub mod layout;
 pub mod op;
 pub mod ops;
@@ -47,12 +48,20 @@ pub use layout::WeightLayout;
 pub use op::{kernel_name, Op, MATMUL_FORMATS};
 pub use ops::argmax::record_argmax;
 pub use ops::attention::{record_attention, AttnShape, ATTN_MAX_HEAD_DIM};
+pub use ops::attention_split::{
+    attn_partial_len, attn_splits, record_attention_split, ATTN_MAX_SPLITS, ATTN_SPLIT_KEYS,
+    ATTN_SPLIT_MIN_KEYS,
+};
 pub use ops::elementwise::{record_add, record_gate_mul, GateAct};
 pub use ops::embed::record_embed;
 pub use ops::kv::{record_kv_write, CacheDtype, KvWriteIo};
 pub use ops::matmul::{matmul, matmul_op, record_matmul, record_matmul_variant, MatmulIo};
 pub use ops::norm::{record_add_rms_norm, record_rms_norm, record_rms_norm_grouped};
 pub use ops::rope::record_rope;
+pub use ops::sample::{
+    record_sample, sample_scratch_words, upload_sampling, GpuSampling, SampleIo, SAMPLE_CANDIDATES,
+    SAMPLE_CHUNK, SAMPLE_MAX_VOCAB,
+};
 pub use ops::Span;
 pub use pool::{BufferPool, PooledBuffer};
 pub use registry::{all_specs, spec, KernelKey, KernelSpec, Variant};

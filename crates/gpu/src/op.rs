@@ -1,5 +1,7 @@
 //! GPU op families and their stable snake_case names (`gemv_q4_0`, `gemm_q6_k`, `rms_norm`, …).
 
+use std::sync::LazyLock;
+
 use marlin_core::QuantFormat;
 
 /// An op family with GPU kernels. A kernel's name is `<op>_<format>`.
@@ -29,13 +31,21 @@ pub enum Op {
     KvWrite,
     /// Causal paged attention with an online softmax.
     AttnPaged,
+    /// Split-K attention: partial softmax states over chunks of keys.
+    AttnSplit,
+    /// Merge of `AttnSplit` partials.
+    AttnCombine,
     /// Index of the largest value of each row.
     Argmax,
+    /// Sampling pass 1: per chunk of a logits row, its best candidates and statistics.
+    SampleCands,
+    /// Sampling pass 2: per row, the filters and the seeded draw.
+    SamplePick,
 }
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 13] = [
+    pub const ALL: [Op; 17] = [
         Op::Gemv,
         Op::Gemm,
         Op::Embed,
@@ -48,7 +58,11 @@ impl Op {
         Op::Add,
         Op::KvWrite,
         Op::AttnPaged,
+        Op::AttnSplit,
+        Op::AttnCombine,
         Op::Argmax,
+        Op::SampleCands,
+        Op::SamplePick,
     ];
     /// The op families that read quantized weights (one kernel per weight format).
     pub const MATMUL: [Op; 2] = [Op::Gemv, Op::Gemm];
@@ -68,7 +82,11 @@ impl Op {
             Op::Add => "add",
             Op::KvWrite => "kv_write",
             Op::AttnPaged => "attn_paged",
+            Op::AttnSplit => "attn_split",
+            Op::AttnCombine => "attn_combine",
             Op::Argmax => "argmax",
+            Op::SampleCands => "sample_cands",
+            Op::SamplePick => "sample_pick",
         }
     }
 
@@ -81,27 +99,32 @@ impl Op {
     /// Weight formats this op has kernels for (`[F32]` for format-less ops).
     pub fn formats(self) -> &'static [QuantFormat] {
         if self.per_format() {
-            MATMUL_FORMATS
+            MATMUL_FORMATS.as_slice()
         } else {
             &[QuantFormat::F32]
         }
     }
 }
 
-/// Weight formats the matmul kernels read directly.
-pub const MATMUL_FORMATS: &[QuantFormat] = &[
-    QuantFormat::F32,
-    QuantFormat::F16,
-    QuantFormat::BF16,
-    QuantFormat::Q4_0,
-    QuantFormat::Q4_1,
-    QuantFormat::Q5_0,
-    QuantFormat::Q5_1,
-    QuantFormat::Q8_0,
-    QuantFormat::Q4_K,
-    QuantFormat::Q5_K,
-    QuantFormat::Q6_K,
-];
+/// Weight formats the matmul kernels read directly: the GGML types with kernels, then every
+/// metal-marlin format.
+pub static MATMUL_FORMATS: LazyLock<Vec<QuantFormat>> = LazyLock::new(|| {
+    let mut v = vec![
+        QuantFormat::F32,
+        QuantFormat::F16,
+        QuantFormat::BF16,
+        QuantFormat::Q4_0,
+        QuantFormat::Q4_1,
+        QuantFormat::Q5_0,
+        QuantFormat::Q5_1,
+        QuantFormat::Q8_0,
+        QuantFormat::Q4_K,
+        QuantFormat::Q5_K,
+        QuantFormat::Q6_K,
+    ];
+    v.extend(QuantFormat::marlin_all());
+    v
+});
 
 /// The kernel name of `op` on `format` (`gemv_q4_0`; `rms_norm` for format-less ops).
 pub fn kernel_name(op: Op, format: QuantFormat) -> String {

@@ -3,6 +3,7 @@
 
 use marlin_core::QuantFormat;
 
+use crate::format_parts::{format_defines, format_parts, has_entry_file};
 use crate::op::{kernel_name, Op};
 use crate::shaders::shader_source;
 use crate::{Error, Result};
@@ -121,40 +122,31 @@ pub struct KernelSpec {
     pub layout: BindLayout,
     /// Device features the kernel needs.
     pub features: wgpu::Features,
-    /// `const NAME: u32 = VALUE;` lines put before the parts (per-format geometry).
+    /// `const NAME: u32 = VALUE;` lines appended to the parts (per-format geometry).
     pub defines: Vec<(&'static str, u32)>,
+    /// WGSL appended after the parts: the entry point of kernels without an entry file.
+    pub entry: String,
 }
 
 impl KernelSpec {
     /// The full WGSL module text.
     pub fn source(&self) -> Result<String> {
         let mut s = String::new();
-        for (name, value) in &self.defines {
-            s.push_str(&format!("const {name}: u32 = {value}u;\n"));
-        }
         for part in &self.parts {
             let src = shader_source(part).ok_or_else(|| Error::MissingShader(part.clone()))?;
             s.push_str(&format!("// ---- {part}\n"));
             s.push_str(src);
             s.push('\n');
         }
+        // After the parts: `enable` directives must come first, and module-scope
+        // declarations may come in any order.
+        s.push_str("// ---- defines\n");
+        for (name, value) in &self.defines {
+            s.push_str(&format!("const {name}: u32 = {value}u;\n"));
+        }
+        s.push_str(&self.entry);
         Ok(s)
     }
-}
-
-/// Format-decoding files for `format` (shared helpers first).
-fn format_parts(format: QuantFormat) -> Option<Vec<String>> {
-    use QuantFormat as F;
-    let own = match format {
-        F::F32 | F::F16 | F::BF16 | F::Q4_0 | F::Q4_1 | F::Q5_0 | F::Q5_1 | F::Q8_0 | F::Q6_K => {
-            vec![]
-        }
-        F::Q4_K | F::Q5_K => vec!["formats/k_scales.wgsl".to_string()],
-        _ => return None,
-    };
-    let mut v = own;
-    v.push(format!("formats/{}.wgsl", format.name()));
-    Some(v)
 }
 
 /// Workgroup size of the format-less kernels (`WG` in their files).
@@ -162,7 +154,8 @@ pub fn op_workgroup_size(op: Op) -> u32 {
     match op {
         // One workgroup per row or head: wider groups keep more loads in flight (decode).
         Op::Argmax | Op::RmsNorm | Op::AddRmsNorm => 256,
-        Op::AttnPaged => 128,
+        Op::SampleCands | Op::SamplePick => 256,
+        Op::AttnPaged | Op::AttnSplit => 128,
         _ => 64,
     }
 }
@@ -179,13 +172,19 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
             let mut parts = vec!["common/matmul_io.wgsl".to_string()];
             parts.extend(format_parts(key.format)?);
             parts.push("embed/embed_body.wgsl".into());
-            parts.push(format!("embed/{name}.wgsl"));
+            if has_entry_file(key.format) {
+                parts.push(format!("embed/{name}.wgsl"));
+            }
             (parts, BindLayout::Matmul)
         }
         _ if key.format != QuantFormat::F32 => return None,
         Op::RmsNorm => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write),
         Op::KvWrite => (vec![format!("ops/{name}.wgsl")], BindLayout::Read3Write2),
-        Op::AttnPaged => (vec![format!("ops/{name}.wgsl")], BindLayout::Read4Write),
+        Op::AttnPaged | Op::AttnSplit => (
+            vec!["ops/attn_body.wgsl".into(), format!("ops/{name}.wgsl")],
+            BindLayout::Read4Write,
+        ),
+        Op::AttnCombine => (vec![format!("ops/{name}.wgsl")], BindLayout::ReadWrite),
         Op::AddRmsNorm => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write2),
         Op::RopeNormal | Op::RopeNeox => (
             vec!["ops/rope_body.wgsl".into(), format!("ops/{name}.wgsl")],
@@ -196,6 +195,17 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
             BindLayout::ReadWrite,
         ),
         Op::Add | Op::Argmax => (vec![format!("ops/{name}.wgsl")], BindLayout::ReadWrite),
+        Op::SampleCands | Op::SamplePick => (
+            vec!["ops/sample_body.wgsl".into(), format!("ops/{name}.wgsl")],
+            BindLayout::Read2Write,
+        ),
+    };
+    let entry = match key.op {
+        Op::Embed if !has_entry_file(key.format) => format!(
+            "@compute @workgroup_size(WG)\nfn {name}(@builtin(local_invocation_index) lid: u32, \
+             @builtin(workgroup_id) wid: vec3<u32>) {{\n    embed_run(lid, wid.x);\n}}\n"
+        ),
+        _ => String::new(),
     };
     Some(KernelSpec {
         key,
@@ -206,7 +216,8 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
         tokens_per_group: 1,
         layout,
         features: wgpu::Features::empty(),
-        defines: Vec::new(),
+        entry,
+        defines: format_defines(key.format),
     })
 }
 
@@ -280,11 +291,18 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     parts.push(format!("common/ids_{ids}.wgsl"));
     parts.extend(format_parts(key.format)?);
     parts.extend(body.into_iter().map(String::from));
-    parts.push(format!("{op}/{name}.wgsl"));
-    let defines = match key.op {
-        Op::Gemv => vec![("GW", gw), ("NR", rows)],
-        _ => Vec::new(),
-    };
+    let mut entry = String::new();
+    if has_entry_file(key.format) {
+        parts.push(format!("{op}/{name}.wgsl"));
+    } else {
+        entry = format!(
+            "@compute @workgroup_size(WG)\nfn {name}(ids: Ids) {{\n    {op}_run(ids);\n}}\n"
+        );
+    }
+    let mut defines = format_defines(key.format);
+    if key.op == Op::Gemv {
+        defines.extend([("GW", gw), ("NR", rows)]);
+    }
     Some(KernelSpec {
         key,
         name,
@@ -295,6 +313,7 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
         layout: BindLayout::Matmul,
         features,
         defines,
+        entry,
     })
 }
 

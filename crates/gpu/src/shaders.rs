@@ -77,6 +77,36 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ),
     ("formats/f16.wgsl", include_str!("shaders/formats/f16.wgsl")),
     ("formats/f32.wgsl", include_str!("shaders/formats/f32.wgsl")),
+    ("formats/fp4.wgsl", include_str!("shaders/formats/fp4.wgsl")),
+    ("formats/fp8.wgsl", include_str!("shaders/formats/fp8.wgsl")),
+    (
+        "formats/int2.wgsl",
+        include_str!("shaders/formats/int2.wgsl"),
+    ),
+    (
+        "formats/int3.wgsl",
+        include_str!("shaders/formats/int3.wgsl"),
+    ),
+    (
+        "formats/int4.wgsl",
+        include_str!("shaders/formats/int4.wgsl"),
+    ),
+    (
+        "formats/int8.wgsl",
+        include_str!("shaders/formats/int8.wgsl"),
+    ),
+    (
+        "formats/int_common.wgsl",
+        include_str!("shaders/formats/int_common.wgsl"),
+    ),
+    (
+        "formats/marlin_common.wgsl",
+        include_str!("shaders/formats/marlin_common.wgsl"),
+    ),
+    (
+        "formats/nvfp4.wgsl",
+        include_str!("shaders/formats/nvfp4.wgsl"),
+    ),
     (
         "formats/k_scales.wgsl",
         include_str!("shaders/formats/k_scales.wgsl"),
@@ -232,8 +262,20 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ),
     ("ops/argmax.wgsl", include_str!("shaders/ops/argmax.wgsl")),
     (
+        "ops/attn_body.wgsl",
+        include_str!("shaders/ops/attn_body.wgsl"),
+    ),
+    (
+        "ops/attn_combine.wgsl",
+        include_str!("shaders/ops/attn_combine.wgsl"),
+    ),
+    (
         "ops/attn_paged.wgsl",
         include_str!("shaders/ops/attn_paged.wgsl"),
+    ),
+    (
+        "ops/attn_split.wgsl",
+        include_str!("shaders/ops/attn_split.wgsl"),
     ),
     (
         "ops/gate_mul_body.wgsl",
@@ -262,6 +304,18 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     (
         "ops/rope_normal.wgsl",
         include_str!("shaders/ops/rope_normal.wgsl"),
+    ),
+    (
+        "ops/sample_body.wgsl",
+        include_str!("shaders/ops/sample_body.wgsl"),
+    ),
+    (
+        "ops/sample_cands.wgsl",
+        include_str!("shaders/ops/sample_cands.wgsl"),
+    ),
+    (
+        "ops/sample_pick.wgsl",
+        include_str!("shaders/ops/sample_pick.wgsl"),
     ),
     (
         "ops/silu_mul.wgsl",

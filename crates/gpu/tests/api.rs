@@ -179,7 +179,7 @@ fn support_matrix_and_prewarm() {
     let Some(ctx) = testkit::ctx() else { return };
     use marlin_gpu::{KernelKey, Op, Variant, MATMUL_FORMATS};
     for op in Op::MATMUL {
-        for &f in MATMUL_FORMATS {
+        for &f in MATMUL_FORMATS.iter() {
             assert!(ctx.supports(op, f), "{op}_{f}");
         }
         assert!(!ctx.supports(op, QuantFormat::Q2_K));
@@ -211,7 +211,7 @@ fn print_gemv_bandwidth_table() {
         min_working_set: 64 << 20,
         variant: None,
     };
-    for &f in marlin_gpu::MATMUL_FORMATS {
+    for &f in marlin_gpu::MATMUL_FORMATS.iter() {
         let b = bench_gemv_with(ctx, f, 1024, 4096, &opts).expect("bench");
         assert!(b.gb_s > 0.0);
         eprintln!(

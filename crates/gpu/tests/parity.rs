@@ -156,8 +156,12 @@ macro_rules! parity_tests {
         fn every_kernel_has_a_parity_test() {
             let stamped = [$(($op, $format)),*];
             for op in Op::MATMUL {
-                for f in MATMUL_FORMATS {
-                    assert!(stamped.contains(&(op, *f)), "no parity test for {op}_{f}");
+                for f in MATMUL_FORMATS.iter() {
+                    // metal-marlin formats: marlin_formats_match below loops over them.
+                    assert!(
+                        f.is_marlin() || stamped.contains(&(op, *f)),
+                        "no parity test for {op}_{f}"
+                    );
                 }
             }
         }
@@ -187,6 +191,61 @@ parity_tests! {
     gemm_q4_k => Op::Gemm, QuantFormat::Q4_K;
     gemm_q5_k => Op::Gemm, QuantFormat::Q5_K;
     gemm_q6_k => Op::Gemm, QuantFormat::Q6_K;
+}
+
+/// The metal-marlin formats parity-tested on lavapipe: every fp4 group, nvfp4, fp8, every
+/// integer width with and without zero points, and the other group sizes on int4. (The
+/// shader test validates every format's kernels; these run them.)
+fn marlin_cases() -> Vec<QuantFormat> {
+    use marlin_core::{Group, IntBits, IntFormat};
+    let mut v: Vec<QuantFormat> = Group::ALL.into_iter().map(QuantFormat::Fp4).collect();
+    v.extend([QuantFormat::Nvfp4, QuantFormat::Fp8]);
+    for bits in IntBits::ALL {
+        for zeros in [false, true] {
+            v.push(QuantFormat::Int(IntFormat {
+                bits,
+                zeros,
+                group: Group::G128,
+            }));
+        }
+    }
+    for group in [Group::G32, Group::G64, Group::G256] {
+        v.push(QuantFormat::Int(IntFormat {
+            bits: IntBits::B4,
+            zeros: true,
+            group,
+        }));
+    }
+    v
+}
+
+/// GEMV and GEMM of the metal-marlin formats (one shape of two super-blocks per row, every
+/// variant), against the f64 reference on dequantized weights, with guard regions.
+#[test]
+fn marlin_formats_match() {
+    let Some(ctx) = testkit::ctx() else { return };
+    for format in marlin_cases() {
+        for op in Op::MATMUL {
+            for variant in variants(ctx, op) {
+                let tokens: &[usize] = if op == Op::Gemv { &[1] } else { &[7] };
+                for &n_tokens in tokens {
+                    run(
+                        ctx,
+                        &Case {
+                            op,
+                            format,
+                            variant,
+                            rows: 37,
+                            cols: 512,
+                            n_tokens,
+                            stride_pad: if n_tokens > 1 { 3 } else { 0 },
+                            chunk_limit: None,
+                        },
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// Weights split into several row chunks (as oversize tensors are) give the same result.

@@ -37,6 +37,34 @@ pub fn record_attention(
     out: Span<'_>,
 ) -> Result<()> {
     const OP: &str = "attn_paged";
+    check_shape(s)?;
+    let hd = s.head_dim;
+    let len = s.n_tokens * s.n_heads * hd;
+    let qo = q.check(OP, "q", (s.n_tokens - 1) * s.q_stride + s.n_heads * hd)?;
+    let oo = out.check(OP, "out", len)?;
+    let mo = meta.check(OP, "meta", 2 * s.n_tokens)?;
+    let max = enc.ctx().limits.max_compute_workgroups_per_dimension;
+    let groups = [
+        to_u32(OP, "heads", s.n_heads)?,
+        to_u32(OP, "tokens", s.n_tokens)?,
+        1,
+    ];
+    if groups[0] > max || groups[1] > max {
+        return Err(Error::shape(OP, format!("grid {groups:?} exceeds {max}")));
+    }
+    let mut params = attn_params(s, qo, mo)?;
+    params[6] = oo;
+    dispatch_op(
+        enc,
+        Op::AttnPaged,
+        params,
+        &[q.buffer, k_cache, v_cache, meta.buffer, out.buffer],
+        groups,
+    )
+}
+
+/// Errors unless the kernel takes `s`.
+pub(crate) fn check_shape(s: &AttnShape) -> Result<()> {
     let hd = s.head_dim;
     if s.n_tokens == 0
         || s.n_kv_heads == 0
@@ -48,43 +76,29 @@ pub fn record_attention(
         || s.q_stride < s.n_heads * hd
     {
         return Err(Error::shape(
-            OP,
+            "attn_paged",
             format!("{s:?}: heads must divide, head_dim even ≤ {ATTN_MAX_HEAD_DIM}"),
         ));
     }
-    let len = s.n_tokens * s.n_heads * hd;
-    let qo = q.check(OP, "q", (s.n_tokens - 1) * s.q_stride + s.n_heads * hd)?;
-    let oo = out.check(OP, "out", len)?;
-    let mo = meta.check(OP, "meta", 2 * s.n_tokens)?;
+    Ok(())
+}
+
+/// The attention body's params (`extra`, word 6, left 0 for the caller).
+pub(crate) fn attn_params(s: &AttnShape, qo: u32, mo: u32) -> Result<[u32; 8]> {
+    const OP: &str = "attn_paged";
     let window = match s.window {
         Some(w) => to_u32(OP, "window", w.clamp(1, (1 << 31) - 1))?,
         None => 0,
     };
     let window = window | (u32::from(s.dtype == CacheDtype::F16) << 31);
-    let max = enc.ctx().limits.max_compute_workgroups_per_dimension;
-    let groups = [
-        to_u32(OP, "heads", s.n_heads)?,
-        to_u32(OP, "tokens", s.n_tokens)?,
-        1,
-    ];
-    if groups[0] > max || groups[1] > max {
-        return Err(Error::shape(OP, format!("grid {groups:?} exceeds {max}")));
-    }
-    let params = [
+    Ok([
         s.n_heads as u32 | (s.n_kv_heads as u32) << 16,
         to_u32(OP, "q_stride", s.q_stride)?,
-        hd as u32,
+        s.head_dim as u32,
         s.scale.to_bits(),
         window,
         mo,
-        oo,
+        0,
         qo,
-    ];
-    dispatch_op(
-        enc,
-        Op::AttnPaged,
-        params,
-        &[q.buffer, k_cache, v_cache, meta.buffer, out.buffer],
-        groups,
-    )
+    ])
 }

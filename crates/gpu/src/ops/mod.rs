@@ -3,12 +3,14 @@
 
 pub mod argmax;
 pub mod attention;
+pub mod attention_split;
 pub mod elementwise;
 pub mod embed;
 pub mod kv;
 pub mod matmul;
 pub mod norm;
 pub mod rope;
+pub mod sample;
 
 use marlin_core::QuantFormat;
 

@@ -1,0 +1,69 @@
+//! Which shader files and constants decode each weight format in the matmul and embed
+//! kernels (`shaders/formats/`), and the entry points of formats whose kernels share files.
+
+use marlin_core::QuantFormat;
+
+/// Code bytes per 256-element super-block of a metal-marlin format (region 1 of its split
+/// layout; the rest of the block, scales and padding, goes to region 2).
+pub fn marlin_code_bytes(format: QuantFormat) -> Option<usize> {
+    match format {
+        QuantFormat::Fp4(_) | QuantFormat::Nvfp4 => Some(128),
+        QuantFormat::Fp8 => Some(256),
+        QuantFormat::Int(i) => Some(i.code_bytes()),
+        _ => None,
+    }
+}
+
+/// Format-decoding files for `format` (shared helpers first), or `None` without kernels.
+pub fn format_parts(format: QuantFormat) -> Option<Vec<String>> {
+    use QuantFormat as F;
+    let mut v: Vec<String> = match format {
+        F::F32 | F::F16 | F::BF16 | F::Q4_0 | F::Q4_1 | F::Q5_0 | F::Q5_1 | F::Q8_0 | F::Q6_K => {
+            vec![]
+        }
+        F::Q4_K | F::Q5_K => vec!["formats/k_scales.wgsl".into()],
+        F::Fp4(_) | F::Nvfp4 | F::Fp8 => vec!["formats/marlin_common.wgsl".into()],
+        F::Int(_) => vec![
+            "formats/marlin_common.wgsl".into(),
+            "formats/int_common.wgsl".into(),
+        ],
+        _ => return None,
+    };
+    v.push(format!("formats/{}.wgsl", family(format)));
+    Some(v)
+}
+
+/// The decode file's stem: the format's name, or its family for parametric formats
+/// (`fp4`, `int4`, ... shared by every group size and zero-point choice).
+fn family(format: QuantFormat) -> String {
+    match format {
+        QuantFormat::Fp4(_) => "fp4".into(),
+        QuantFormat::Int(i) => format!("int{}", i.bits.bits()),
+        f => f.name().into(),
+    }
+}
+
+/// Constants the decode files of `format` expect (`GROUP`, `MB`, `ZEROS`).
+pub fn format_defines(format: QuantFormat) -> Vec<(&'static str, u32)> {
+    let Some(code) = marlin_code_bytes(format) else {
+        return Vec::new();
+    };
+    let mb = (format.block_bytes() - code) as u32;
+    match format {
+        QuantFormat::Fp4(g) => vec![("GROUP", g.size() as u32), ("MB", mb)],
+        QuantFormat::Int(i) => vec![
+            ("GROUP", i.group.size() as u32),
+            ("MB", mb),
+            ("ZEROS", u32::from(i.zeros)),
+        ],
+        QuantFormat::Nvfp4 => vec![("GROUP", 16), ("MB", mb)],
+        _ => vec![("GROUP", 256), ("MB", mb)],
+    }
+}
+
+/// Whether `format`'s kernels have an entry file of their own (`gemv/gemv_q4_0.wgsl`);
+/// parametric formats get a generated entry point instead (one name per kernel, as for
+/// every other format, without a file per group size).
+pub fn has_entry_file(format: QuantFormat) -> bool {
+    !format.is_marlin()
+}

@@ -1,0 +1,27 @@
+// fp4_g<GROUP>: E2M1 codes (element 8i + k at nibble k of code word i), an f16 scale per
+// GROUP elements. Unit codes: vec4 (sb * 8 + j) of region 1. y = E2M1[c] * s.
+fn fp4_scale(row: u32, u: u32) -> f32 {
+    return mm_half_scale(mm_sb(row, u), mm_group(u % 8u)) * 16384.0;
+}
+
+fn load_unit(row: u32, u: u32) -> Unit {
+    let s = fp4_scale(row, u);
+    let q = w[row * (p.cols / 32u) + u];
+    var r: Unit;
+    for (var i = 0u; i < 4u; i++) {
+        let e = e2m1x8(q[i]);
+        r[2u * i] = e.lo * s;
+        r[2u * i + 1u] = e.hi * s;
+    }
+    return r;
+}
+
+fn dot_unit(row: u32, u: u32, xu: XUnit) -> f32 {
+    let q = w[row * (p.cols / 32u) + u];
+    let a = e2m1x8(q.x);
+    let b = e2m1x8(q.y);
+    let c = e2m1x8(q.z);
+    let d = e2m1x8(q.w);
+    return fp4_scale(row, u) * (dot_lo(xu, a.lo, a.hi, b.lo, b.hi)
+        + dot_hi(xu, c.lo, c.hi, d.lo, d.hi));
+}

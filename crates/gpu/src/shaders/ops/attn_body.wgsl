@@ -1,0 +1,159 @@
+// attention body, shared by attn_paged and attn_split: one (query head, query token) per
+// workgroup against a paged K/V cache, with an online softmax over tiles of WG keys
+// (`attend` over a range of key positions leaves the unnormalised output in `acc`).
+// seqs[meta_offset + 2j] = the query's absolute position, seqs[.. + 1] = the word index in
+// meta of its sequence's block table; the key at position t lives in slot
+// table[t / 16] · 16 + t % 16, row (slot · n_kv_heads + kv_head) · head_dim of kc/vc
+// (u32 words: f16 pairs when the top bit of `window` is set, f32 bits otherwise). Keys
+// t ≤ pos and, with a window w > 0 (low 31 bits), t > pos − w. Query j's heads start at
+// q_offset + j · q_stride. head_dim ≤ MAX_HD and even; n_heads and n_kv_heads < 65536.
+// `extra` is the output offset (attn_paged) or the keys per split (attn_split).
+// Launchers: src/ops/attention.rs, src/ops/attention_split.rs.
+struct Params {
+    heads: u32, // n_heads | n_kv_heads << 16
+    q_stride: u32,
+    head_dim: u32,
+    scale: f32,
+    window: u32,
+    meta_offset: u32,
+    extra: u32,
+    q_offset: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> kc: array<u32>;
+@group(0) @binding(3) var<storage, read> vc: array<u32>;
+@group(0) @binding(4) var<storage, read> seqs: array<u32>;
+
+// 128 threads: decode runs one workgroup per head, so wider tiles mean more loads in flight.
+const WG: u32 = 128u;
+const BLOCK: u32 = 16u;
+const MAX_HD: u32 = 256u;
+const DPT: u32 = MAX_HD / WG;
+
+var<workgroup> qs: array<f32, MAX_HD>;
+var<workgroup> sc: array<f32, WG>;
+// First K/V value of each key in the tile: the V pass reads it here instead of chasing the
+// block table again (two dependent DRAM loads per key made decode attention latency-bound).
+var<workgroup> kbase: array<u32, WG>;
+
+// Values e and e + 1 (e even) of a cache buffer.
+fn is_f16() -> bool {
+    return (p.window >> 31u) == 1u;
+}
+
+fn pair_k(e: u32) -> vec2<f32> {
+    if (is_f16()) {
+        return unpack2x16float(kc[e / 2u]);
+    }
+    return vec2<f32>(bitcast<f32>(kc[e]), bitcast<f32>(kc[e + 1u]));
+}
+
+fn val_v(e: u32) -> f32 {
+    if (is_f16()) {
+        return unpack2x16float(vc[e / 2u])[e & 1u];
+    }
+    return bitcast<f32>(vc[e]);
+}
+
+// First value of key position t's row for kv head kvh.
+fn key_base(table: u32, t: u32, kvh: u32) -> u32 {
+    let slot = seqs[table + t / BLOCK] * BLOCK + t % BLOCK;
+    return (slot * (p.heads >> 16u) + kvh) * p.head_dim;
+}
+
+var<private> acc: array<f32, DPT>;
+
+// Key positions [lo, pos + 1) query token j attends to (window: the last w of them).
+fn key_range(j: u32) -> vec2<u32> {
+    let window = p.window & 0x7FFFFFFFu;
+    let pos = seqs[p.meta_offset + 2u * j];
+    var lo = 0u;
+    if (window > 0u && pos + 1u > window) {
+        lo = pos + 1u - window;
+    }
+    return vec2<u32>(lo, pos + 1u);
+}
+
+// Online softmax of head h of query token j over key positions [k0, k1): returns (max
+// score, Σ exp(score − max)) and leaves Σ exp(score − max) · v in `acc` (dims lid + k · WG).
+fn attend(lid: u32, h: u32, j: u32, k0: u32, k1: u32) -> vec2<f32> {
+    let hd = p.head_dim;
+    let n_heads = p.heads & 0xFFFFu;
+    let kvh = h / (n_heads / (p.heads >> 16u));
+    let table = seqs[p.meta_offset + 2u * j + 1u];
+    let qb = p.q_offset + j * p.q_stride + h * hd;
+    for (var d = lid; d < hd; d += WG) {
+        qs[d] = q[qb + d];
+    }
+    workgroupBarrier();
+    var m = -3.0e38;
+    var l = 0.0;
+    for (var k = 0u; k < DPT; k++) {
+        acc[k] = 0.0;
+    }
+    for (var t0 = k0; t0 < k1; t0 += WG) {
+        var s = -3.0e38;
+        var kb = 0u;
+        if (t0 + lid < k1) {
+            kb = key_base(table, t0 + lid, kvh);
+            var dot = 0.0;
+            for (var d = 0u; d < hd; d += 2u) {
+                let kv = pair_k(kb + d);
+                dot = fma(qs[d], kv.x, fma(qs[d + 1u], kv.y, dot));
+            }
+            s = dot * p.scale;
+        }
+        sc[lid] = s;
+        kbase[lid] = kb;
+        workgroupBarrier();
+        let cnt = min(WG, k1 - t0);
+        var mt = m;
+        for (var i = 0u; i < cnt; i++) {
+            mt = max(mt, sc[i]);
+        }
+        let alpha = exp(m - mt);
+        l *= alpha;
+        for (var k = 0u; k < DPT; k++) {
+            acc[k] *= alpha;
+        }
+        // Four keys per iteration: their V loads are independent and issue together.
+        var i = 0u;
+        for (; i + 4u <= cnt; i += 4u) {
+            let p0 = exp(sc[i] - mt);
+            let p1 = exp(sc[i + 1u] - mt);
+            let p2 = exp(sc[i + 2u] - mt);
+            let p3 = exp(sc[i + 3u] - mt);
+            l += (p0 + p1) + (p2 + p3);
+            let b0 = kbase[i];
+            let b1 = kbase[i + 1u];
+            let b2 = kbase[i + 2u];
+            let b3 = kbase[i + 3u];
+            for (var k = 0u; k < DPT; k++) {
+                let d = lid + k * WG;
+                if (d < hd) {
+                    let v0 = val_v(b0 + d);
+                    let v1 = val_v(b1 + d);
+                    let v2 = val_v(b2 + d);
+                    let v3 = val_v(b3 + d);
+                    acc[k] = fma(p3, v3, fma(p2, v2, fma(p1, v1, fma(p0, v0, acc[k]))));
+                }
+            }
+        }
+        for (; i < cnt; i++) {
+            let pw = exp(sc[i] - mt);
+            l += pw;
+            let vb = kbase[i];
+            for (var k = 0u; k < DPT; k++) {
+                let d = lid + k * WG;
+                if (d < hd) {
+                    acc[k] = fma(pw, val_v(vb + d), acc[k]);
+                }
+            }
+        }
+        m = mt;
+        workgroupBarrier();
+    }
+    return vec2<f32>(m, l);
+}
