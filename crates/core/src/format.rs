@@ -2,7 +2,7 @@
 //! GGML types keep their GGUF ids; the metal-marlin formats (see [`crate::marlin_format`])
 //! have none.
 
-use crate::marlin_format::{fp4_name, pad4, Group, IntFormat};
+use crate::marlin_format::{block_geom, fp4_name, Group, IntFormat};
 use crate::{Error, Result};
 
 /// A weight encoding. GGML types keep their GGUF ids; block geometry is fixed per format.
@@ -186,15 +186,34 @@ impl QuantFormat {
             Self::IQ4_NL => 18,
             Self::IQ4_XS => 136,
             Self::MXFP4 => 17,
-            Self::Fp4(g) => pad4(128 + 2 * (256 / g.size())),
-            Self::Int(i) => pad4(i.code_bytes() + i.groups() * if i.zeros { 3 } else { 2 }),
-            Self::Nvfp4 => 128 + 16 + 4,
-            Self::Fp8 => 256 + 4,
+            Self::Fp4(_) | Self::Int(_) | Self::Nvfp4 | Self::Fp8 => {
+                block_geom(self, 256).map_or(0, |g| g.bytes)
+            }
         }
     }
 
     /// Bytes needed for `n` elements (one row); errors when `n` is not whole blocks.
+    /// metal-marlin formats need only a multiple of 32: the row ends in a shorter tail
+    /// block (see [`crate::marlin_format`]).
     pub fn row_bytes(self, n: usize) -> Result<usize> {
+        if let Some(full) = block_geom(self, 256) {
+            let tail = n % 256;
+            if !n.is_multiple_of(32) {
+                return Err(Error::BlockAlign {
+                    format: self.name(),
+                    len: n,
+                    block: 32,
+                });
+            }
+            let tail_bytes = match tail {
+                0 => 0,
+                t => block_geom(self, t).map_or(0, |g| g.bytes),
+            };
+            return (n / 256)
+                .checked_mul(full.bytes)
+                .and_then(|b| b.checked_add(tail_bytes))
+                .ok_or_else(|| Error::Overflow(format!("{} row of {n}", self.name())));
+        }
         let be = self.block_elems();
         if !n.is_multiple_of(be) {
             return Err(Error::BlockAlign {
@@ -265,6 +284,13 @@ mod tests {
             assert_eq!(f.block_elems(), 256, "{f}");
         }
         assert_eq!(QuantFormat::marlin_all().len(), 38);
+        // 576 = two full blocks and a 64-element tail (32 B nibbles + one f16 scale).
+        assert_eq!(
+            QuantFormat::Fp4(Group::G128).row_bytes(576).unwrap(),
+            2 * 132 + 36
+        );
+        assert_eq!(QuantFormat::Nvfp4.row_bytes(96).unwrap(), 48 + 6 + 4 + 2);
+        assert!(QuantFormat::Fp8.row_bytes(48).is_err());
         assert_eq!(
             QuantFormat::from_name("INT4Z_G128"),
             Some(int(IntBits::B4, true, Group::G128))

@@ -14,6 +14,12 @@
 //! | `int{8,4,3,2}_gG` | 256/128/96/64 B | f16 scale per group | e.g. int4_g128: 132 | |
 //! | `int{8,4,3,2}z_gG` | same codes | f16 scales, then u8 zero point per group | e.g. int4z_g128: 136 | |
 //!
+//! A row whose length is not a multiple of 256 ends in one shorter **tail block** (its
+//! length a multiple of 32) laid out by the same rule for its own element count: codes,
+//! then `ceil(n/G)` scales (the last group may be partial), zeros, nvfp4's tensor scale,
+//! padding to 4 bytes. SmolLM2's 576-wide rows are two full blocks and a 64-element tail.
+//! Because of tails, packed data is decoded row by row.
+//!
 //! Code packing: 4-bit codes two per byte, element 2i in the low nibble of byte i (so u32
 //! word w nibble k is element 8w+k); 2-bit codes four per byte (element 4i+k at bits 2k);
 //! 8-bit codes one per byte; 3-bit codes as two planes — 64 bytes of low 2 bits packed like
@@ -169,6 +175,54 @@ impl IntFormat {
         }
         v
     }
+}
+
+/// Byte geometry of one block of `n` elements (256, or a tail that is a multiple of 32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockGeom {
+    /// Elements in the block.
+    pub n: usize,
+    /// Elements per scale group.
+    pub group: usize,
+    /// Scale groups (the last may be partial in a tail).
+    pub groups: usize,
+    /// Offset of the scales (= bytes of codes).
+    pub scales_at: usize,
+    /// Bytes per stored scale (f16 2, UE4M3 1, f32 4).
+    pub scale_bytes: usize,
+    /// Offset of the u8 zero points (int formats with zeros).
+    pub zeros_at: usize,
+    /// Offset of nvfp4's f32 tensor scale.
+    pub global_at: usize,
+    /// Total bytes, a multiple of 4.
+    pub bytes: usize,
+}
+
+/// Geometry of a metal-marlin block of `n` elements (`None` for other formats).
+pub fn block_geom(format: crate::QuantFormat, n: usize) -> Option<BlockGeom> {
+    use crate::QuantFormat as F;
+    let (bits, group, scale_bytes, zeros) = match format {
+        F::Fp4(g) => (4, g.size(), 2, false),
+        F::Nvfp4 => (4, 16, 1, false),
+        F::Fp8 => (8, 256, 4, false),
+        F::Int(i) => (i.bits.bits() as usize, i.group.size(), 2, i.zeros),
+        _ => return None,
+    };
+    let groups = n.div_ceil(group);
+    let scales_at = n * bits / 8;
+    let zeros_at = scales_at + groups * scale_bytes;
+    let global_at = zeros_at + if zeros { groups } else { 0 };
+    let end = global_at + if format == F::Nvfp4 { 4 } else { 0 };
+    Some(BlockGeom {
+        n,
+        group,
+        groups,
+        scales_at,
+        scale_bytes,
+        zeros_at,
+        global_at,
+        bytes: pad4(end),
+    })
 }
 
 /// Round `n` up to a multiple of 4.

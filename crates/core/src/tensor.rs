@@ -161,7 +161,15 @@ impl QTensor {
     /// Dequantize the whole tensor to f32 (reference path; allocates).
     pub fn to_f32(&self) -> Result<Vec<f32>> {
         let mut out = vec![0f32; self.numel()];
-        formats::dequantize(self.format, self.bytes(), &mut out)?;
+        if self.format.is_marlin() {
+            // Rows may end in tail blocks: decode row by row.
+            let cols = self.cols().max(1);
+            for (r, y) in out.chunks_exact_mut(cols).enumerate() {
+                formats::dequantize(self.format, self.row(r), y)?;
+            }
+        } else {
+            formats::dequantize(self.format, self.bytes(), &mut out)?;
+        }
         Ok(out)
     }
 }

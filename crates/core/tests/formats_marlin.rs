@@ -120,30 +120,65 @@ fn pack_unpack_round_trips_every_format() {
         .into_iter()
         .chain([QuantFormat::MXFP4])
         .collect();
-    let x: Vec<f32> = (0..512)
-        .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.01)
-        .collect();
     for f in formats {
-        let mut packed = vec![0u8; f.row_bytes(512).unwrap()];
-        quantize_row_rtn(f, &x, 0.001, &mut packed).unwrap();
-        let g = marlin_core::formats::scale_group(f).unwrap();
-        let mut codes = vec![0u8; 512];
-        let mut ps = vec![
-            GroupParams {
+        // 608 = two full blocks and a 96-element tail (MXFP4 has plain 32-blocks).
+        for n in [512, 608] {
+            let x: Vec<f32> = (0..n)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.01)
+                .collect();
+            let mut packed = vec![0u8; f.row_bytes(n).unwrap()];
+            quantize_row_rtn(f, &x, 0.001, &mut packed).unwrap();
+            let g = marlin_core::formats::scale_group(f).unwrap();
+            let mut codes = vec![0u8; n];
+            let p0 = GroupParams {
                 scale: 0.0,
-                zero: 0
+                zero: 0,
             };
-            512 / g
-        ];
-        let global = unpack_row(f, &packed, &mut codes, &mut ps).unwrap();
-        let mut again = vec![0u8; packed.len()];
-        pack_row(f, &codes, &ps, global, &mut again).unwrap();
-        assert_eq!(packed, again, "{f}");
-        assert!(
-            pack_row(f, &codes[..256], &ps, global, &mut again).is_err(),
-            "{f}"
-        );
+            let mut ps = vec![p0; n.div_ceil(g)];
+            let global = unpack_row(f, &packed, &mut codes, &mut ps).unwrap();
+            let mut again = vec![0u8; packed.len()];
+            pack_row(f, &codes, &ps, global, &mut again).unwrap();
+            assert_eq!(packed, again, "{f} {n}");
+            let bad = pack_row(f, &codes[..256], &ps, global, &mut again);
+            assert!(bad.is_err(), "{f}");
+        }
     }
+}
+
+#[test]
+fn tail_blocks_hand_built_and_tensor_rows() {
+    // int3z_g128 row of 288 = one full block (96 + 4 + 2 → 104 B) and a 32-element tail:
+    // 8 B low plane, 4 B high plane, one f16 scale, one zero → 15 → 16 B.
+    let f = int(IntBits::B3, true, Group::G128);
+    assert_eq!(f.row_bytes(288).unwrap(), 104 + 16);
+    let mut row = vec![0u8; 120];
+    let tail = &mut row[104..];
+    for i in 0..32 {
+        let c = (7 - i % 8) as u8;
+        tail[i / 4] |= (c & 3) << (2 * (i % 4));
+        tail[8 + i / 8] |= (c >> 2) << (i % 8);
+    }
+    tail[12..14].copy_from_slice(&f16b(0.5));
+    tail[14] = 3;
+    let mut y = vec![0f32; 288];
+    dequantize(f, &row, &mut y).unwrap();
+    for i in 0..32 {
+        assert_eq!(y[256 + i], 0.5 * ((7 - i % 8) as f32 - 3.0), "{i}");
+    }
+    // A 3 × 576 tensor (two blocks + a 64 tail per row) decodes row by row.
+    let vals: Vec<f32> = (0..3 * 576)
+        .map(|i| ((i % 13) as f32 - 6.0) * 0.5)
+        .collect();
+    let t = marlin_core::formats::quantize_tensor(QuantFormat::Fp4(Group::G64), &[3, 576], &vals)
+        .unwrap();
+    assert_eq!(t.bytes().len(), 3 * (2 * 136 + 36));
+    let back = t.to_f32().unwrap();
+    let err = vals
+        .iter()
+        .zip(&back)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(err <= 0.5, "max error {err}");
 }
 
 /// Relative squared error of RTN on a deterministic bell-shaped signal.

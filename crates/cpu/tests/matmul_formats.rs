@@ -90,7 +90,7 @@ fn random_bit_patterns_match_reference() {
 #[test]
 fn marlin_formats_match_reference() {
     for format in QuantFormat::marlin_all() {
-        let (rows, cols, n_tokens) = (5, 512, 3);
+        let (rows, cols, n_tokens) = (5, 576, 3);
         let w = quantized(format, rows, cols, 11);
         let x = gaussian(n_tokens * cols, 5);
         let (want, mag) = reference(&w, &x, n_tokens);

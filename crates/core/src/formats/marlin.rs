@@ -5,6 +5,7 @@
 
 use super::fp::{e8m0_to_f32, f16_to_f32, f32_to_f16, E2M1_TABLE, MXFP4_BLOCK_BYTES};
 use super::minifloat::{e4m3_to_f32, f32_to_e2m1, f32_to_e4m3};
+use crate::marlin_format::{block_geom, BlockGeom};
 use crate::{Error, IntFormat, QuantFormat, Result};
 
 /// One scale group's stored parameters: `scale` is the decoded stored value (f16, UE4M3,
@@ -75,14 +76,30 @@ pub fn nearest(format: QuantFormat, x: f32, p: GroupParams, global: f32) -> u8 {
     }
 }
 
-/// Check a row's sizes: `cols` elements, `codes`, `params` and packed `bytes`.
+/// Block geometries of a row of `cols` elements: full blocks, then the tail (if any).
+pub fn row_blocks(format: QuantFormat, cols: usize) -> impl Iterator<Item = BlockGeom> {
+    let full = block_geom(format, 256);
+    let tail = block_geom(format, cols % 256).filter(|g| g.n > 0);
+    std::iter::repeat_n(full, cols / 256).flatten().chain(tail)
+}
+
+/// Scale groups of a row of `cols` elements (the last may be partial).
+pub fn row_groups(format: QuantFormat, cols: usize) -> usize {
+    scale_group(format).map_or(0, |g| cols.div_ceil(g))
+}
+
+/// Check a row's sizes: `codes` elements, `params` and packed `bytes`.
 fn check_row(format: QuantFormat, codes: usize, params: usize, bytes: usize) -> Result<usize> {
     let g = scale_group(format).ok_or(Error::Unsupported(format.name(), "marlin row codec"))?;
     let need = format.row_bytes(codes)?;
-    if params != codes / g || bytes != need {
+    let groups = if format == QuantFormat::MXFP4 {
+        codes / 32
+    } else {
+        row_groups(format, codes)
+    };
+    if params != groups || bytes != need {
         return Err(Error::Shape(format!(
-            "{format}: {codes} codes need {} params and {need} bytes, got {params} and {bytes}",
-            codes / g
+            "{format}: {codes} codes need {groups} params and {need} bytes, got {params} and {bytes}"
         )));
     }
     Ok(g)
@@ -98,23 +115,9 @@ fn put_scale(format: QuantFormat, s: f32, out: &mut [u8]) {
     }
 }
 
-/// Byte offsets inside one 256-element block: (scales, scale width, zeros).
-fn meta_offsets(format: QuantFormat) -> (usize, usize, usize) {
-    match format {
-        QuantFormat::Fp4(_) => (128, 2, 0),
-        QuantFormat::Nvfp4 => (128, 1, 0),
-        QuantFormat::Fp8 => (256, 4, 0),
-        QuantFormat::Int(i) => {
-            let s = i.code_bytes();
-            (s, 2, s + 2 * i.groups())
-        }
-        _ => (0, 1, 0),
-    }
-}
-
-/// Pack one row: `codes[cols]`, `params[cols / scale_group]`; nvfp4 stores `global` in
-/// every block. Scales are stored in the format's precision (pass already-rounded values to
-/// get an exact round trip).
+/// Pack one row: `codes[cols]`, `params[ceil(cols / scale_group)]`; nvfp4 stores `global`
+/// in every block. Scales are stored in the format's precision (pass already-rounded
+/// values to get an exact round trip).
 pub fn pack_row(
     format: QuantFormat,
     codes: &[u8],
@@ -122,7 +125,7 @@ pub fn pack_row(
     global: f32,
     out: &mut [u8],
 ) -> Result<()> {
-    let g = check_row(format, codes.len(), params.len(), out.len())?;
+    check_row(format, codes.len(), params.len(), out.len())?;
     if format == QuantFormat::MXFP4 {
         for ((blk, c), p) in out
             .chunks_exact_mut(MXFP4_BLOCK_BYTES)
@@ -136,126 +139,129 @@ pub fn pack_row(
         }
         return Ok(());
     }
-    let (s_at, s_w, z_at) = meta_offsets(format);
-    let bb = format.block_bytes();
-    let per = 256 / g;
-    for ((blk, c), ps) in out
-        .chunks_exact_mut(bb)
-        .zip(codes.chunks_exact(256))
-        .zip(params.chunks_exact(per))
-    {
+    let (mut at, mut e, mut gi) = (0, 0, 0);
+    for geo in row_blocks(format, codes.len()) {
+        let blk = &mut out[at..at + geo.bytes];
         blk.fill(0);
-        pack_codes(format, c, blk);
-        for (k, p) in ps.iter().enumerate() {
-            put_scale(format, p.scale, &mut blk[s_at + k * s_w..]);
+        pack_codes(format, &geo, &codes[e..e + geo.n], blk);
+        for (k, p) in params[gi..gi + geo.groups].iter().enumerate() {
+            put_scale(
+                format,
+                p.scale,
+                &mut blk[geo.scales_at + k * geo.scale_bytes..],
+            );
             if let QuantFormat::Int(i) = format {
                 if i.zeros {
-                    blk[z_at + k] = p.zero;
+                    blk[geo.zeros_at + k] = p.zero;
                 }
             }
         }
         if format == QuantFormat::Nvfp4 {
-            blk[144..148].copy_from_slice(&global.to_le_bytes());
+            blk[geo.global_at..geo.global_at + 4].copy_from_slice(&global.to_le_bytes());
         }
+        at += geo.bytes;
+        e += geo.n;
+        gi += geo.groups;
     }
     Ok(())
 }
 
-/// Write 256 codes into the code area of a zeroed block.
-fn pack_codes(format: QuantFormat, c: &[u8], blk: &mut [u8]) {
-    let bits = match format {
+/// Bits per code of a metal-marlin format.
+fn code_bits(format: QuantFormat) -> u32 {
+    match format {
         QuantFormat::Int(i) => i.bits.bits(),
         QuantFormat::Fp8 => 8,
         _ => 4,
-    };
-    match bits {
-        8 => blk[..256].copy_from_slice(&c[..256]),
+    }
+}
+
+/// Write the `geo.n` codes `c` into the code area of a zeroed block.
+fn pack_codes(format: QuantFormat, geo: &BlockGeom, c: &[u8], blk: &mut [u8]) {
+    let n = geo.n;
+    match code_bits(format) {
+        8 => blk[..n].copy_from_slice(c),
         4 => {
-            for i in 0..128 {
-                blk[i] = (c[2 * i] & 15) | ((c[2 * i + 1] & 15) << 4);
+            for (b, p) in blk.iter_mut().zip(c.chunks_exact(2)) {
+                *b = (p[0] & 15) | ((p[1] & 15) << 4);
             }
         }
         2 => put2(c, blk),
         _ => {
-            let low: Vec<u8> = c.iter().map(|&q| q & 3).collect();
-            put2(&low, blk);
-            for i in 0..32 {
-                let mut b = 0u8;
-                for k in 0..8 {
-                    b |= ((c[8 * i + k] >> 2) & 1) << k;
-                }
-                blk[64 + i] = b;
+            put2(c, blk);
+            for (b, p) in blk[n / 4..n / 4 + n / 8].iter_mut().zip(c.chunks_exact(8)) {
+                *b = p
+                    .iter()
+                    .enumerate()
+                    .fold(0u8, |b, (k, &q)| b | (((q >> 2) & 1) << k));
             }
         }
     }
 }
 
-/// Four 2-bit codes per byte, element 4i+k at bits 2k.
+/// Four 2-bit codes per byte (low two bits of each code), element 4i+k at bits 2k.
 fn put2(c: &[u8], blk: &mut [u8]) {
-    for i in 0..64 {
-        let mut b = 0u8;
-        for k in 0..4 {
-            b |= (c[4 * i + k] & 3) << (2 * k);
-        }
-        blk[i] = b;
+    for (b, p) in blk.iter_mut().zip(c.chunks_exact(4)) {
+        *b = p
+            .iter()
+            .enumerate()
+            .fold(0u8, |b, (k, &q)| b | ((q & 3) << (2 * k)));
     }
 }
 
-/// Read the 256 codes of one block.
-pub fn unpack_codes(format: QuantFormat, blk: &[u8], c: &mut [u8; 256]) {
-    let bits = match format {
-        QuantFormat::Int(i) => i.bits.bits(),
-        QuantFormat::Fp8 => 8,
-        _ => 4,
-    };
-    match bits {
-        8 => c.copy_from_slice(&blk[..256]),
+/// Read the `geo.n` codes of one block into `c`.
+pub fn unpack_codes(format: QuantFormat, geo: &BlockGeom, blk: &[u8], c: &mut [u8]) {
+    let n = geo.n;
+    match code_bits(format) {
+        8 => c[..n].copy_from_slice(&blk[..n]),
         4 => {
-            for i in 0..128 {
-                c[2 * i] = blk[i] & 15;
-                c[2 * i + 1] = blk[i] >> 4;
+            for (p, &b) in c[..n].chunks_exact_mut(2).zip(blk) {
+                p[0] = b & 15;
+                p[1] = b >> 4;
             }
         }
-        2 => get2(blk, c),
+        2 => get2(blk, &mut c[..n]),
         _ => {
-            get2(blk, c);
-            for i in 0..32 {
-                let b = blk[64 + i];
-                for k in 0..8 {
-                    c[8 * i + k] |= ((b >> k) & 1) << 2;
+            get2(blk, &mut c[..n]);
+            for (p, &b) in c[..n].chunks_exact_mut(8).zip(&blk[n / 4..]) {
+                for (k, q) in p.iter_mut().enumerate() {
+                    *q |= ((b >> k) & 1) << 2;
                 }
             }
         }
     }
 }
 
-fn get2(blk: &[u8], c: &mut [u8; 256]) {
-    for i in 0..64 {
-        let b = blk[i];
-        for k in 0..4 {
-            c[4 * i + k] = (b >> (2 * k)) & 3;
+fn get2(blk: &[u8], c: &mut [u8]) {
+    for (p, &b) in c.chunks_exact_mut(4).zip(blk) {
+        for (k, q) in p.iter_mut().enumerate() {
+            *q = (b >> (2 * k)) & 3;
         }
     }
 }
 
-/// Read the parameters of one 256-element block into `ps` (`256 / scale_group` entries) and
-/// return nvfp4's tensor scale (1.0 for other formats).
-pub fn unpack_params(format: QuantFormat, blk: &[u8], ps: &mut [GroupParams]) -> f32 {
-    let (s_at, s_w, z_at) = meta_offsets(format);
-    for (k, p) in ps.iter_mut().enumerate() {
-        let b = &blk[s_at + k * s_w..];
+/// Read the `geo.groups` parameters of one block into `ps` and return nvfp4's tensor scale
+/// (1.0 for other formats).
+pub fn unpack_params(
+    format: QuantFormat,
+    geo: &BlockGeom,
+    blk: &[u8],
+    ps: &mut [GroupParams],
+) -> f32 {
+    for (k, p) in ps[..geo.groups].iter_mut().enumerate() {
+        let b = &blk[geo.scales_at + k * geo.scale_bytes..];
         p.scale = match format {
             QuantFormat::Nvfp4 => e4m3_to_f32(b[0]),
             QuantFormat::Fp8 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
             _ => f16_to_f32(u16::from_le_bytes([b[0], b[1]])),
         };
         p.zero = match format {
-            QuantFormat::Int(i) if i.zeros => blk[z_at + k],
+            QuantFormat::Int(i) if i.zeros => blk[geo.zeros_at + k],
             _ => 0,
         };
     }
     if format == QuantFormat::Nvfp4 {
-        f32::from_le_bytes([blk[144], blk[145], blk[146], blk[147]])
+        let g = &blk[geo.global_at..geo.global_at + 4];
+        f32::from_le_bytes([g[0], g[1], g[2], g[3]])
     } else {
         1.0
     }
@@ -269,7 +275,7 @@ pub fn unpack_row(
     codes: &mut [u8],
     params: &mut [GroupParams],
 ) -> Result<f32> {
-    let g = check_row(format, codes.len(), params.len(), src.len())?;
+    check_row(format, codes.len(), params.len(), src.len())?;
     if format == QuantFormat::MXFP4 {
         for ((blk, c), p) in src
             .chunks_exact(MXFP4_BLOCK_BYTES)
@@ -287,34 +293,34 @@ pub fn unpack_row(
         }
         return Ok(1.0);
     }
-    let mut global = 1.0;
-    let mut c = [0u8; 256];
-    for ((blk, out), ps) in src
-        .chunks_exact(format.block_bytes())
-        .zip(codes.chunks_exact_mut(256))
-        .zip(params.chunks_exact_mut(256 / g))
-    {
-        unpack_codes(format, blk, &mut c);
-        out.copy_from_slice(&c);
-        global = unpack_params(format, blk, ps);
+    let (mut at, mut e, mut gi, mut global) = (0, 0, 0, 1.0);
+    for geo in row_blocks(format, codes.len()) {
+        let blk = &src[at..at + geo.bytes];
+        unpack_codes(format, &geo, blk, &mut codes[e..e + geo.n]);
+        global = unpack_params(format, &geo, blk, &mut params[gi..gi + geo.groups]);
+        at += geo.bytes;
+        e += geo.n;
+        gi += geo.groups;
     }
     Ok(global)
 }
 
-/// Dequantize one 256-element block of a metal-marlin format.
-pub fn dequant_block(format: QuantFormat, blk: &[u8], y: &mut [f32]) {
-    let g = scale_group(format).unwrap_or(256);
+/// Dequantize one row of a metal-marlin format (sizes checked by the caller).
+pub fn dequant_row(format: QuantFormat, src: &[u8], y: &mut [f32]) {
     let mut c = [0u8; 256];
     let mut ps = [GroupParams {
         scale: 0.0,
         zero: 0,
     }; 16];
-    unpack_codes(format, blk, &mut c);
-    let n = 256 / g;
-    let global = unpack_params(format, blk, &mut ps[..n]);
-    for (k, p) in ps[..n].iter().enumerate() {
-        for j in k * g..(k + 1) * g {
-            y[j] = decode(format, c[j], *p, global);
+    let (mut at, mut e) = (0, 0);
+    for geo in row_blocks(format, y.len()) {
+        let blk = &src[at..at + geo.bytes];
+        unpack_codes(format, &geo, blk, &mut c);
+        let global = unpack_params(format, &geo, blk, &mut ps);
+        for (j, v) in y[e..e + geo.n].iter_mut().enumerate() {
+            *v = decode(format, c[j], ps[j / geo.group], global);
         }
+        at += geo.bytes;
+        e += geo.n;
     }
 }

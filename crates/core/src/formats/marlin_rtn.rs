@@ -128,20 +128,14 @@ pub fn search_params(
     best
 }
 
-/// RTN-quantize one row of `format` into `out` (whole blocks). nvfp4 uses `global` as its
+/// RTN-quantize one row of `format` into `out` (the row may end in a tail block). nvfp4 uses `global` as its
 /// tensor scale (see [`nvfp4_global`]).
 pub fn quantize_row_rtn(format: QuantFormat, x: &[f32], global: f32, out: &mut [u8]) -> Result<()> {
     let g = scale_group(format).ok_or(Error::Unsupported(format.name(), "marlin rtn"))?;
-    if !x.len().is_multiple_of(format.block_elems()) {
-        return Err(Error::BlockAlign {
-            format: format.name(),
-            len: x.len(),
-            block: format.block_elems(),
-        });
-    }
+    format.row_bytes(x.len())?;
     let mut codes = vec![0u8; x.len()];
-    let mut params = Vec::with_capacity(x.len() / g);
-    for (xs, cs) in x.chunks_exact(g).zip(codes.chunks_exact_mut(g)) {
+    let mut params = Vec::with_capacity(x.len().div_ceil(g));
+    for (xs, cs) in x.chunks(g).zip(codes.chunks_mut(g)) {
         let p = search_params(format, xs, None, global);
         for (c, &v) in cs.iter_mut().zip(xs) {
             *c = nearest(format, v, p, global);

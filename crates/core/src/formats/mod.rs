@@ -75,6 +75,7 @@ fn qz<const B: usize, const E: usize>(src: &[f32], dst: &mut [u8], f: fn(&[f32; 
 
 /// Dequantize packed `src` (whole blocks) into `dst`; `dst.len()` elements are decoded.
 /// Errors when `dst.len()` is not a whole number of blocks or `src` has the wrong length.
+/// metal-marlin formats take exactly one row (rows may end in a tail block).
 pub fn dequantize(format: QuantFormat, src: &[u8], dst: &mut [f32]) -> Result<()> {
     check_sizes(format, dst.len(), src.len())?;
     match format {
@@ -109,12 +110,7 @@ pub fn dequantize(format: QuantFormat, src: &[u8], dst: &mut [f32]) -> Result<()
         QuantFormat::IQ4_XS => dq(src, dst, dequant_iq4_xs),
         QuantFormat::MXFP4 => dq(src, dst, dequant_mxfp4),
         QuantFormat::Fp4(_) | QuantFormat::Int(_) | QuantFormat::Nvfp4 | QuantFormat::Fp8 => {
-            for (s, d) in src
-                .chunks_exact(format.block_bytes())
-                .zip(dst.chunks_exact_mut(256))
-            {
-                marlin::dequant_block(format, s, d);
-            }
+            marlin::dequant_row(format, src, dst)
         }
     }
     Ok(())
@@ -179,6 +175,19 @@ pub fn quantize_tensor(format: QuantFormat, shape: &[usize], values: &[f32]) -> 
         )));
     }
     let mut bytes = vec![0u8; QTensor::nbytes_for(format, shape)?];
-    quantize(format, values, &mut bytes)?;
+    if format.is_marlin() {
+        // Row by row (tail blocks); nvfp4's tensor scale covers the whole tensor.
+        let cols = shape.last().copied().unwrap_or(0).max(1);
+        let rb = format.row_bytes(cols)?;
+        let global = nvfp4_global(finite_amax(values));
+        for (x, out) in values
+            .chunks_exact(cols)
+            .zip(bytes.chunks_exact_mut(rb.max(1)))
+        {
+            quantize_row_rtn(format, x, global, out)?;
+        }
+    } else {
+        quantize(format, values, &mut bytes)?;
+    }
     QTensor::new(format, shape.to_vec(), TensorData::Owned(Arc::new(bytes)))
 }

@@ -4,8 +4,9 @@
 
 use std::sync::LazyLock;
 
-use marlin_core::formats::marlin::{unpack_params, GroupParams};
-use marlin_core::formats::{e4m3_to_f32, scale_group, E2M1_TABLE};
+use marlin_core::formats::marlin::{row_blocks, unpack_params, GroupParams};
+use marlin_core::formats::{e4m3_to_f32, E2M1_TABLE};
+use marlin_core::marlin_format::BlockGeom;
 use marlin_core::QuantFormat;
 
 /// E4M3 code → value for all 256 codes.
@@ -17,43 +18,44 @@ static E4M3: LazyLock<[f32; 256]> = LazyLock::new(|| {
     t
 });
 
-/// Decode a row of whole blocks of a metal-marlin `format` into `dst` (sizes checked by the
-/// caller). Returns false for other formats.
+/// Decode a row of a metal-marlin `format` (full blocks and a tail) into `dst` (sizes
+/// checked by the caller). Returns false for other formats.
 pub(super) fn dequant_row(format: QuantFormat, src: &[u8], dst: &mut [f32]) -> bool {
     if !format.is_marlin() {
         return false;
     }
-    let Some(g) = scale_group(format) else {
-        return false;
-    };
     let mut ps = [GroupParams {
         scale: 0.0,
         zero: 0,
     }; 16];
-    let n = 256 / g;
-    for (blk, y) in src
-        .chunks_exact(format.block_bytes())
-        .zip(dst.chunks_exact_mut(256))
-    {
-        let global = unpack_params(format, blk, &mut ps[..n]);
-        for (k, p) in ps[..n].iter().enumerate() {
+    let (mut at, mut e) = (0, 0);
+    for geo in row_blocks(format, dst.len()) {
+        let blk = &src[at..at + geo.bytes];
+        let global = unpack_params(format, &geo, blk, &mut ps);
+        for (k, p) in ps[..geo.groups].iter().enumerate() {
+            let (lo, hi) = (k * geo.group, ((k + 1) * geo.group).min(geo.n));
             decode_group(
                 format,
+                &geo,
                 blk,
-                k * g,
-                g,
+                lo,
+                hi - lo,
                 *p,
                 global,
-                &mut y[k * g..(k + 1) * g],
+                &mut dst[e + lo..e + hi],
             );
         }
+        at += geo.bytes;
+        e += geo.n;
     }
     true
 }
 
 /// Decode elements `at..at + g` of a block (`g` is a multiple of 16).
+#[allow(clippy::too_many_arguments)]
 fn decode_group(
     format: QuantFormat,
+    geo: &BlockGeom,
     blk: &[u8],
     at: usize,
     g: usize,
@@ -107,7 +109,7 @@ fn decode_group(
                 _ => {
                     let (lo, hi) = (
                         &blk[at / 4..(at + g) / 4],
-                        &blk[64 + at / 8..64 + (at + g) / 8],
+                        &blk[geo.n / 4 + at / 8..geo.n / 4 + (at + g) / 8],
                     );
                     for ((v, l), &h) in y.chunks_exact_mut(8).zip(lo.chunks_exact(2)).zip(hi) {
                         let bits = u16::from(l[0]) | (u16::from(l[1]) << 8);
@@ -138,14 +140,19 @@ mod tests {
 
     #[test]
     fn bit_identical_to_the_core_reference() {
-        let x: Vec<f32> = (0..512).map(|i| ((i * 53 % 97) as f32 - 48.0) * 0.013).collect();
+        let x: Vec<f32> = (0..512)
+            .map(|i| ((i * 53 % 97) as f32 - 48.0) * 0.013)
+            .collect();
         for f in QuantFormat::marlin_all() {
             let mut b = vec![0u8; f.row_bytes(512).unwrap()];
             marlin_core::formats::quantize(f, &x, &mut b).unwrap();
             let (mut want, mut got) = (vec![0f32; 512], vec![1f32; 512]);
             marlin_core::formats::dequantize(f, &b, &mut want).unwrap();
             assert!(dequant_row(f, &b, &mut got), "{f}");
-            let same = want.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits());
+            let same = want
+                .iter()
+                .zip(&got)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
             assert!(same, "{f}");
         }
         assert!(!dequant_row(QuantFormat::Q4_0, &[0u8; 18], &mut [0f32; 32]));
