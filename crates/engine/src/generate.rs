@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use marlin_models::forward::{LogitsRequest, SeqInput};
+use marlin_models::gpu_forward::GpuSampling;
 use marlin_models::kv_cache::KvCache;
 use marlin_models::tokenizer::StreamDecoder;
 use marlin_models::{Device, GpuKvCache, GpuModel, Logits, Model};
@@ -136,6 +137,17 @@ impl Engine {
         }
     }
 
+    /// One GPU decode step that reads back only the token drawn with `sampling`.
+    fn forward_sample(&mut self, seq: SeqInput<'_>, sampling: GpuSampling) -> Result<u32> {
+        let Some((g, kv)) = &self.gpu else {
+            return Err(Error::InvalidRequest("GPU sampling without a GPU".into()));
+        };
+        let ids = g.forward_sample(&[seq], kv, &[sampling])?;
+        ids.first()
+            .copied()
+            .ok_or_else(|| Error::InvalidRequest("decode step produced no token".into()))
+    }
+
     /// The model.
     pub fn model(&self) -> &Arc<Model> {
         &self.model
@@ -237,12 +249,14 @@ impl Engine {
         let prefill_time = t0.elapsed();
         let t1 = Instant::now();
         let mut finish = FinishReason::Length;
-        // Greedy without penalties on the GPU: read back only the argmax id per step.
-        let argmax_only = self.gpu.is_some()
-            && params.is_greedy()
+        // Without penalties on the GPU, pick there and read back only the token id per
+        // step: the argmax when greedy, else a draw seeded from (seed, position).
+        let on_gpu = self.gpu.is_some()
             && params.repetition_penalty == 1.0
             && params.presence_penalty == 0.0
             && params.frequency_penalty == 0.0;
+        let argmax_only = on_gpu && params.is_greedy();
+        let gpu_seed: u64 = params.seed.unwrap_or_else(rand::random);
         let mut next: Option<u32> = None;
         while generated.len() < params.max_tokens {
             let tok = match next.take() {
@@ -276,6 +290,16 @@ impl Engine {
             };
             if argmax_only {
                 next = Some(self.forward_argmax(seq)?);
+            } else if on_gpu {
+                let sampling = GpuSampling {
+                    temperature: params.temperature,
+                    top_k: u32::try_from(params.top_k).unwrap_or(u32::MAX),
+                    top_p: params.top_p,
+                    min_p: params.min_p,
+                    seed: gpu_seed,
+                    counter: pos as u32,
+                };
+                next = Some(self.forward_sample(seq, sampling)?);
             } else {
                 logits = self.forward(seq)?.data;
             }

@@ -7,11 +7,14 @@ mod inputs;
 mod layer;
 mod profile;
 mod run;
+mod sample;
 mod step;
 mod upload;
 
 /// The GPU backend this module runs on (`DeviceSelector`, `GpuContext`, …).
 pub use marlin_gpu;
+/// Per-sequence settings of [`GpuModel::forward_sample`].
+pub use marlin_gpu::GpuSampling;
 
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};

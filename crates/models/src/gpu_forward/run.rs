@@ -17,7 +17,7 @@ use crate::Result;
 impl GpuModel {
     /// Uploads the inputs, records and submits the step; `finish` records the read-back
     /// side (argmax) before submission and reads the result after.
-    fn run_step<T>(
+    pub(super) fn run_step<T>(
         &self,
         seqs: &[SeqInput<'_>],
         kv: &GpuKvCache,
