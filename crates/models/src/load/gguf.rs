@@ -31,7 +31,8 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
     let arch_name = g.architecture()?;
     let arch = Arch::from_gguf_name(arch_name).ok_or_else(|| {
         Error::Unsupported(format!(
-            "architecture `{arch_name}` (supported: llama, qwen2, qwen3, gemma3)"
+            "architecture `{arch_name}` (supported: llama, qwen2, qwen3, gemma3, deepseek2, \
+             qwen3moe)"
         ))
     })?;
     let key = |k: &str| format!("{arch_name}.{k}");
@@ -86,7 +87,11 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
         n_heads,
         n_kv_heads,
         head_dim,
-        ffn: req("feed_forward_length")?,
+        // MoE-only files may name just the expert size.
+        ffn: match opt("feed_forward_length")? {
+            Some(f) => f,
+            None => req("expert_feed_forward_length")?,
+        },
         vocab,
         rms_eps,
         context_length: opt("context_length")?.unwrap_or(4096),
@@ -106,6 +111,7 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
     if arch == Arch::Gemma3 {
         gemma3_extras(&mut cfg, opt("attention.sliding_window")?)?;
     }
+    super::gguf_moe::apply(g, &mut cfg)?;
     cfg.validate()?;
     Ok(cfg)
 }

@@ -3,6 +3,7 @@
 
 mod blocks;
 pub mod gguf;
+mod gguf_moe;
 pub mod hf;
 pub mod hf_config;
 mod hf_moe;
