@@ -58,6 +58,8 @@ pub struct StepEncoder<'c> {
     /// Per-dispatch timestamps: query 0 before the first dispatch, i + 1 after dispatch i.
     dispatch_ts: Option<(wgpu::QuerySet, u32)>,
     names: Vec<String>,
+    /// Pooled buffers for intermediate results, held until submit.
+    scratch: Vec<PooledBuffer>,
     submit_every: u32,
     since_submit: u32,
     submits: u32,
@@ -80,6 +82,7 @@ impl<'c> StepEncoder<'c> {
             cache: None,
             dispatch_ts: None,
             names: Vec::new(),
+            scratch: Vec::new(),
             submit_every: default_submit_every(),
             since_submit: 0,
             submits: 0,
@@ -169,6 +172,20 @@ impl<'c> StepEncoder<'c> {
                 })
                 .forget_lifetime()
         })
+    }
+
+    /// A storage buffer of at least `bytes` for an intermediate result of this recording,
+    /// from the pool; it goes back at submit (wgpu orders later reuse after this work).
+    pub fn scratch(&mut self, bytes: u64) -> wgpu::Buffer {
+        let b = self.ctx.pool.get(
+            bytes.max(16),
+            wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+        );
+        let buf = b.buffer().clone();
+        self.scratch.push(b);
+        buf
     }
 
     /// Reserve a parameter slot holding `bytes`: (arena index, byte offset).
@@ -288,9 +305,13 @@ impl<'c> StepEncoder<'c> {
             ctx,
             encoder,
             arenas,
+            scratch,
             ..
         } = self;
         let index = ctx.queue.submit([encoder.finish()]);
+        for b in scratch.into_iter().rev() {
+            drop(b);
+        }
         // Back to the pool last-first, so the next step takes them in the same order and
         // its cached bind groups match.
         for a in arenas.into_iter().rev() {

@@ -41,11 +41,13 @@ pub enum Op {
     SampleCands,
     /// Sampling pass 2: per row, the filters and the seeded draw.
     SamplePick,
+    /// Block-Hadamard rotation of activations (inputs of rotated weights).
+    Hadamard,
 }
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 17] = [
+    pub const ALL: [Op; 18] = [
         Op::Gemv,
         Op::Gemm,
         Op::Embed,
@@ -63,6 +65,7 @@ impl Op {
         Op::Argmax,
         Op::SampleCands,
         Op::SamplePick,
+        Op::Hadamard,
     ];
     /// The op families that read quantized weights (one kernel per weight format).
     pub const MATMUL: [Op; 2] = [Op::Gemv, Op::Gemm];
@@ -87,6 +90,7 @@ impl Op {
             Op::Argmax => "argmax",
             Op::SampleCands => "sample_cands",
             Op::SamplePick => "sample_pick",
+            Op::Hadamard => "hadamard",
         }
     }
 

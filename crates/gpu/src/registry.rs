@@ -194,7 +194,9 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
             vec!["ops/gate_mul_body.wgsl".into(), format!("ops/{name}.wgsl")],
             BindLayout::ReadWrite,
         ),
-        Op::Add | Op::Argmax => (vec![format!("ops/{name}.wgsl")], BindLayout::ReadWrite),
+        Op::Add | Op::Argmax | Op::Hadamard => {
+            (vec![format!("ops/{name}.wgsl")], BindLayout::ReadWrite)
+        }
         Op::SampleCands | Op::SamplePick => (
             vec!["ops/sample_body.wgsl".into(), format!("ops/{name}.wgsl")],
             BindLayout::Read2Write,

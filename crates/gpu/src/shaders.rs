@@ -286,6 +286,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/ops/gelu_tanh_mul.wgsl"),
     ),
     (
+        "ops/hadamard.wgsl",
+        include_str!("shaders/ops/hadamard.wgsl"),
+    ),
+    (
         "ops/kv_write.wgsl",
         include_str!("shaders/ops/kv_write.wgsl"),
     ),

@@ -25,19 +25,15 @@ pub struct GpuWeight {
     pub cols: usize,
     pub layout: WeightLayout,
     pub chunks: Vec<WeightChunk>,
+    /// Block-Hadamard size the weight is stored rotated with (0 = none): matmuls rotate
+    /// their input first.
+    pub hadamard: usize,
 }
 
 impl GpuWeight {
     /// Upload `t` (rows = product of all but the last dimension).
     pub fn upload(ctx: &GpuContext, t: &QTensor) -> Result<GpuWeight> {
-        Self::from_bytes(
-            ctx,
-            t.format,
-            t.rows(),
-            t.cols(),
-            t.bytes(),
-            ctx.max_binding(),
-        )
+        Self::upload_chunked(ctx, t, ctx.max_binding())
     }
 
     /// Upload `t` with chunks of at most `max_chunk_bytes` (tests use small values to
@@ -48,7 +44,9 @@ impl GpuWeight {
         max_chunk_bytes: u64,
     ) -> Result<GpuWeight> {
         let limit = max_chunk_bytes.min(ctx.max_binding());
-        Self::from_bytes(ctx, t.format, t.rows(), t.cols(), t.bytes(), limit)
+        let mut w = Self::from_bytes(ctx, t.format, t.rows(), t.cols(), t.bytes(), limit)?;
+        w.hadamard = t.hadamard();
+        Ok(w)
     }
 
     /// Upload packed GGUF bytes of a `[rows, cols]` weight in `format`.
@@ -137,6 +135,7 @@ impl GpuWeight {
             cols,
             layout,
             chunks,
+            hadamard: 0,
         })
     }
 

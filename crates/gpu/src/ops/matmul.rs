@@ -2,6 +2,7 @@
 //! GEMV for one token and tiled GEMM for more, one dispatch per weight chunk.
 
 use crate::op::Op;
+use crate::ops::hadamard::record_hadamard;
 use crate::registry::{gemm_tile, gemv_rows, KernelKey, Variant};
 use crate::upload::{read_f32, upload_f32, zeroed_f32};
 use crate::{Error, GpuContext, GpuWeight, Result, StepEncoder};
@@ -71,6 +72,28 @@ pub fn record_matmul(enc: &mut StepEncoder<'_>, w: &GpuWeight, io: &MatmulIo<'_>
 /// Record `W · x` with `variant` of [`matmul_op`]; a variant that op lacks (or the device
 /// cannot run) is `Error::Unsupported`.
 pub fn record_matmul_variant(
+    enc: &mut StepEncoder<'_>,
+    w: &GpuWeight,
+    io: &MatmulIo<'_>,
+    variant: Variant,
+) -> Result<()> {
+    if w.hadamard > 0 {
+        // Stored rotated (W H): rotate the input into scratch, then multiply from there.
+        let n = io.n_tokens * w.cols;
+        let rotated = enc.scratch(n as u64 * 4);
+        record_hadamard(enc, io.x, io.x_offset, &rotated, n, w.hadamard)?;
+        let io = MatmulIo {
+            x: &rotated,
+            x_offset: 0,
+            ..*io
+        };
+        return record_matmul_plain(enc, w, &io, variant);
+    }
+    record_matmul_plain(enc, w, io, variant)
+}
+
+/// [`record_matmul_variant`] on an input that needs no rotation.
+fn record_matmul_plain(
     enc: &mut StepEncoder<'_>,
     w: &GpuWeight,
     io: &MatmulIo<'_>,

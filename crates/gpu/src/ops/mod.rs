@@ -6,6 +6,7 @@ pub mod attention;
 pub mod attention_split;
 pub mod elementwise;
 pub mod embed;
+pub mod hadamard;
 pub mod kv;
 pub mod matmul;
 pub mod norm;
