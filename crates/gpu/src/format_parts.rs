@@ -3,16 +3,7 @@
 
 use marlin_core::QuantFormat;
 
-/// Code bytes per 256-element super-block of a metal-marlin format (region 1 of its split
-/// layout; the rest of the block, scales and padding, goes to region 2).
-pub fn marlin_code_bytes(format: QuantFormat) -> Option<usize> {
-    match format {
-        QuantFormat::Fp4(_) | QuantFormat::Nvfp4 => Some(128),
-        QuantFormat::Fp8 => Some(256),
-        QuantFormat::Int(i) => Some(i.code_bytes()),
-        _ => None,
-    }
-}
+use crate::layout_marlin::unit_geom;
 
 /// Format-decoding files for `format` (shared helpers first), or `None` without kernels.
 pub fn format_parts(format: QuantFormat) -> Option<Vec<String>> {
@@ -43,22 +34,16 @@ fn family(format: QuantFormat) -> String {
     }
 }
 
-/// Constants the decode files of `format` expect (`GROUP`, `MB`, `ZEROS`).
+/// Constants the decode files of `format` expect (`GROUP`, `SB`, `ZEROS`).
 pub fn format_defines(format: QuantFormat) -> Vec<(&'static str, u32)> {
-    let Some(code) = marlin_code_bytes(format) else {
+    let Some(g) = unit_geom(format) else {
         return Vec::new();
     };
-    let mb = (format.block_bytes() - code) as u32;
-    match format {
-        QuantFormat::Fp4(g) => vec![("GROUP", g.size() as u32), ("MB", mb)],
-        QuantFormat::Int(i) => vec![
-            ("GROUP", i.group.size() as u32),
-            ("MB", mb),
-            ("ZEROS", u32::from(i.zeros)),
-        ],
-        QuantFormat::Nvfp4 => vec![("GROUP", 16), ("MB", mb)],
-        _ => vec![("GROUP", 256), ("MB", mb)],
+    let mut v = vec![("GROUP", g.group as u32), ("SB", g.scale_bytes as u32)];
+    if let QuantFormat::Int(i) = format {
+        v.push(("ZEROS", u32::from(i.zeros)));
     }
+    v
 }
 
 /// Whether `format`'s kernels have an entry file of their own (`gemv/gemv_q4_0.wgsl`);

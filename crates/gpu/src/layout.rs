@@ -17,6 +17,9 @@ pub enum WeightLayout {
         payload: Range<usize>,
         meta: Range<usize>,
     },
+    /// metal-marlin formats: codes per 32-element unit, then scales, then zero points
+    /// (rearranged row by row; see `layout_marlin`).
+    Units,
 }
 
 impl WeightLayout {
@@ -33,10 +36,7 @@ impl WeightLayout {
             F::Q5_1 => split(4..24, 0..4),
             F::Q8_0 => split(2..34, 0..2),
             F::Q6_K => split(0..208, 208..210),
-            f => {
-                let code = crate::format_parts::marlin_code_bytes(f)?;
-                split(0..code, code..f.block_bytes())
-            }
+            f => crate::layout_marlin::unit_geom(f).map(|_| WeightLayout::Units),
         }
     }
 
@@ -45,6 +45,7 @@ impl WeightLayout {
         match self {
             WeightLayout::Raw => "raw",
             WeightLayout::Split { .. } => "split",
+            WeightLayout::Units => "units",
         }
     }
 }
@@ -63,7 +64,8 @@ pub struct ChunkBytes {
 pub fn chunk_bytes(layout: &WeightLayout, rows: u64, blocks: u64, block_bytes: u64) -> ChunkBytes {
     let n = rows * blocks;
     match layout {
-        WeightLayout::Raw => ChunkBytes {
+        // Whole rows (see `layout_marlin`); callers size Units chunks there.
+        WeightLayout::Raw | WeightLayout::Units => ChunkBytes {
             total: (n * block_bytes).div_ceil(16) * 16,
             meta_offset_words: 0,
         },
@@ -91,7 +93,7 @@ pub fn write_chunk(
     mut put: impl FnMut(usize, &[u8]),
 ) {
     match layout {
-        WeightLayout::Raw => put(0, src),
+        WeightLayout::Raw | WeightLayout::Units => put(0, src),
         WeightLayout::Split { payload, meta } => {
             let n = src.len() / block_bytes;
             let meta_start = (n * payload.len()).div_ceil(16) * 16;

@@ -27,6 +27,7 @@ pub mod encoder;
 pub mod error;
 pub mod format_parts;
 pub mod layout;
+pub mod layout_marlin;
 pub mod op;
 pub mod ops;
 pub mod pipelines;

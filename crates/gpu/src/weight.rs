@@ -85,7 +85,12 @@ impl GpuWeight {
         }
         let block_bytes = format.block_bytes();
         let blocks = (cols / format.block_elems()) as u64;
-        let one_row = chunk_bytes(&layout, 1, blocks, block_bytes as u64).total;
+        let units = crate::layout_marlin::unit_geom(format);
+        let sizes = |rows: usize| match units {
+            Some(u) => u.chunk_bytes(rows, cols),
+            None => chunk_bytes(&layout, rows as u64, blocks, block_bytes as u64),
+        };
+        let one_row = sizes(1).total;
         // Kernels index words with u32 and chunks must fit one binding.
         let limit = max_chunk_bytes.min(u64::from(u32::MAX) & !3);
         if one_row > limit {
@@ -96,13 +101,18 @@ impl GpuWeight {
             });
         }
         // Padding to whole vec4s adds at most 30 bytes, hence the 32 bytes of slack.
-        let fit = (limit.saturating_sub(32) / row_bytes as u64).max(1);
+        let per_row = if units.is_some() {
+            one_row
+        } else {
+            row_bytes as u64
+        };
+        let fit = (limit.saturating_sub(32) / per_row).max(1);
         let rows_per_chunk = usize::try_from(fit).unwrap_or(rows).min(rows);
         let mut chunks = Vec::new();
         let mut start = 0;
         while start < rows {
             let end = (start + rows_per_chunk).min(rows);
-            let cb = chunk_bytes(&layout, (end - start) as u64, blocks, block_bytes as u64);
+            let cb = sizes(end - start);
             let buffer = ctx.scoped(OP, || {
                 ctx.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("marlin-weight"),
@@ -117,9 +127,13 @@ impl GpuWeight {
                     .get_mapped_range_mut()
                     .map_err(|e| Error::Poll(e.to_string()))?;
                 let src = &bytes[start * row_bytes..end * row_bytes];
-                write_chunk(&layout, src, block_bytes, |off, piece| {
+                let put = |off: usize, piece: &[u8]| {
                     view.slice(off..off + piece.len()).copy_from_slice(piece);
-                });
+                };
+                match units {
+                    Some(u) => u.write_chunk(format, src, end - start, cols, put),
+                    None => write_chunk(&layout, src, block_bytes, put),
+                }
             }
             buffer.unmap();
             chunks.push(WeightChunk {

@@ -219,7 +219,7 @@ fn marlin_cases() -> Vec<QuantFormat> {
     v
 }
 
-/// GEMV and GEMM of the metal-marlin formats (one shape of two super-blocks per row, every
+/// GEMV and GEMM of the metal-marlin formats (rows with and without tail blocks, every
 /// variant), against the f64 reference on dequantized weights, with guard regions.
 #[test]
 fn marlin_formats_match() {
@@ -227,16 +227,18 @@ fn marlin_formats_match() {
     for format in marlin_cases() {
         for op in Op::MATMUL {
             for variant in variants(ctx, op) {
-                let tokens: &[usize] = if op == Op::Gemv { &[1] } else { &[7] };
-                for &n_tokens in tokens {
+                let n_tokens = if op == Op::Gemv { 1 } else { 7 };
+                // Whole super-blocks; two and a 64-element tail (SmolLM2's 576); a tail
+                // alone, with partial scale groups.
+                for (rows, cols) in [(37, 512), (5, 576), (3, 96)] {
                     run(
                         ctx,
                         &Case {
                             op,
                             format,
                             variant,
-                            rows: 37,
-                            cols: 512,
+                            rows,
+                            cols,
                             n_tokens,
                             stride_pad: if n_tokens > 1 { 3 } else { 0 },
                             chunk_limit: None,
@@ -257,8 +259,15 @@ fn chunked_weights_match() {
         QuantFormat::Q6_K,
         QuantFormat::F16,
         QuantFormat::Q4_K,
+        QuantFormat::Nvfp4,
+        QuantFormat::Int(marlin_core::IntFormat {
+            bits: marlin_core::IntBits::B3,
+            zeros: true,
+            group: marlin_core::Group::G64,
+        }),
     ] {
-        let cols = 512;
+        // metal-marlin rows with a tail block: each chunk has its own scale/zero regions.
+        let cols = if format.is_marlin() { 576 } else { 512 };
         let limit = (format.row_bytes(cols).expect("row bytes") * 10) as u64;
         for (op, n_tokens) in [(Op::Gemv, 1), (Op::Gemm, 7)] {
             let case = Case {

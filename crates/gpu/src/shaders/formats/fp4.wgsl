@@ -1,7 +1,7 @@
-// fp4_g<GROUP>: E2M1 codes (element 8i + k at nibble k of code word i), an f16 scale per
-// GROUP elements. Unit codes: vec4 (sb * 8 + j) of region 1. y = E2M1[c] * s.
+// fp4_g<GROUP>: E2M1 codes (element 8i + k at nibble k of code word i; unit codes: vec4
+// row * units + u of region 1), an f16 scale per GROUP elements. y = E2M1[c] * s.
 fn fp4_scale(row: u32, u: u32) -> f32 {
-    return mm_half_scale(mm_sb(row, u), mm_group(u % 8u)) * 16384.0;
+    return mm_half_scale(mm_group_index(row, u)) * 16384.0;
 }
 
 fn load_unit(row: u32, u: u32) -> Unit {

@@ -1,7 +1,7 @@
-// fp8: E4M3 codes, one byte per element (unit codes: vec4s 2 (sb * 8 + j) and + 1 of
-// region 1), an f32 scale per super-block (meta word sb). y = E4M3[c] * s.
+// fp8: E4M3 codes, one byte per element (unit codes: vec4s 2 gu and 2 gu + 1 of region 1),
+// an f32 scale per 256-element block (GROUP 256) in region 2. y = E4M3[c] * s.
 fn fp8_scale(row: u32, u: u32) -> f32 {
-    return bitcast<f32>(word(p.meta_offset + mm_sb(row, u) * (MB / 4u))) * 256.0;
+    return bitcast<f32>(word(p.meta_offset + mm_group_index(row, u))) * 256.0;
 }
 
 fn load_unit(row: u32, u: u32) -> Unit {

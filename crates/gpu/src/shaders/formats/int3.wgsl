@@ -1,12 +1,10 @@
-// int3[z]_g<GROUP>: 3-bit codes in two planes per super-block (96 bytes = 24 words): the
-// low 2 bits packed as int2 (words 0..15; unit j: words 2j, 2j + 1), then the high bits
-// (words 16..23; unit j: word 16 + j, element e at bit e). c = lo + 4 hi.
+// int3[z]_g<GROUP>: 3-bit codes, three words per unit gu (words 3 gu ..): the low 2 bits
+// packed as int2 (two words), then the high bits (element e at bit e). c = lo + 4 hi.
 const BITS: u32 = 3u;
 
 fn int3_words(row: u32, u: u32) -> vec3<u32> {
-    let base = mm_sb(row, u) * 24u;
-    let j = u % 8u;
-    return vec3<u32>(word(base + 2u * j), word(base + 2u * j + 1u), word(base + 16u + j));
+    let base = (row * (p.cols / 32u) + u) * 3u;
+    return vec3<u32>(word(base), word(base + 1u), word(base + 2u));
 }
 
 fn int3_codes(q: vec3<u32>, i: u32) -> vec4<f32> {

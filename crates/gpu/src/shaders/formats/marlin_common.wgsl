@@ -1,28 +1,31 @@
-// Shared by the metal-marlin formats (fp4_g*, nvfp4, fp8, int*), stored split on the GPU:
-// region 1 holds every 256-element super-block's packed codes back to back, region 2
-// (from word meta_offset) its MB bytes of scales / zero points / padding. The registry
-// defines GROUP (elements per scale) and MB per format. Unit u (32 elements) of row `row`
-// is unit j = u % 8 of super-block sb = row * cols / 256 + u / 8, i.e. global unit
-// sb * 8 + j = row * units + u.
+// Shared by the metal-marlin formats (fp4_g*, nvfp4, fp8, int*), in the GPU unit layout
+// (src/layout_marlin.rs): region 1 holds the codes of unit gu = row * units + u (32
+// elements, BITS words); region 2, from word meta_offset, one scale per (row, group) of SB
+// bytes; region 3, from the next word boundary, u8 zero points per (row, group) or nvfp4's
+// f32 tensor scale. The registry defines GROUP (elements per scale) and SB per format.
 
-fn mm_sb(row: u32, u: u32) -> u32 {
-    return row * (p.cols / 256u) + u / 8u;
+fn mm_groups_per_row() -> u32 {
+    return (p.cols + GROUP - 1u) / GROUP;
 }
 
-// Scale group of unit j within its super-block.
-fn mm_group(j: u32) -> u32 {
-    return (j * 32u) / GROUP;
+// Index of unit u's scale group among all (row, group) pairs of the chunk.
+fn mm_group_index(row: u32, u: u32) -> u32 {
+    return row * mm_groups_per_row() + (u * 32u) / GROUP;
 }
 
-// f16 scale number i of super-block sb's meta bytes.
-fn mm_half_scale(sb: u32, i: u32) -> f32 {
-    return half_at(p.meta_offset * 2u + sb * (MB / 2u) + i);
+// f16 scale number i of region 2.
+fn mm_half_scale(i: u32) -> f32 {
+    return half_at(p.meta_offset * 2u + i);
 }
 
-// Meta byte b of super-block sb.
-fn mm_meta_byte(sb: u32, b: u32) -> u32 {
-    let i = sb * MB + b;
-    return (word(p.meta_offset + i / 4u) >> ((i % 4u) * 8u)) & 0xFFu;
+// First word of region 3.
+fn mm_third() -> u32 {
+    return p.meta_offset + (p.rows * mm_groups_per_row() * SB + 3u) / 4u;
+}
+
+// Byte i of region 3.
+fn mm_third_byte(i: u32) -> u32 {
+    return (word(mm_third() + i / 4u) >> ((i % 4u) * 8u)) & 0xFFu;
 }
 
 // Eight 4-bit codes of a word (element k at bits 4k) decoded as E2M1 times 2^-14: each

@@ -1,11 +1,10 @@
-// nvfp4: E2M1 codes as fp4, a UE4M3 scale per 16 elements (meta bytes 0..15 of the
-// super-block) and the f32 tensor scale (meta bytes 16..19, repeated per super-block).
+// nvfp4: E2M1 codes as fp4, a UE4M3 scale byte per 16 elements (region 2; unit u's two
+// are bytes 2 (row * cols / 32 + u) and + 1) and the f32 tensor scale (region 3).
 // y = E2M1[c] * ue4m3(s) * g.
 fn nv_scales(row: u32, u: u32) -> vec2<f32> {
-    let sb = mm_sb(row, u);
-    let j = u % 8u;
-    let pair = (word(p.meta_offset + sb * (MB / 4u) + j / 2u) >> (16u * (j % 2u))) & 0xFFFFu;
-    let g = bitcast<f32>(word(p.meta_offset + sb * (MB / 4u) + 4u));
+    let i = mm_group_index(row, u);
+    let pair = (word(p.meta_offset + i / 4u) >> (8u * (i % 4u))) & 0xFFFFu;
+    let g = bitcast<f32>(word(mm_third()));
     // E2M1 (2^-14) and E4M3 (2^-8) placements: 2^22.
     return e4m3_pair(pair | ((pair & 0xFF00u) << 8u)) * (g * 4194304.0);
 }
