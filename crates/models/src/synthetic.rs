@@ -3,9 +3,11 @@
 //! the requested format, a byte-fallback tokenizer of the preset's vocabulary size, ChatML.
 
 mod fill;
+mod moe;
 mod vocab;
 
 pub use fill::{random_tensor, TARGET_RMS};
+pub use moe::MlaMoePreset;
 
 use marlin_core::rope::{RopeConfig, RopeMode};
 use marlin_core::QuantFormat;
@@ -33,6 +35,8 @@ pub struct Preset {
     pub context_length: usize,
     /// The LM head shares the embedding table.
     pub tied: bool,
+    /// MLA attention + MoE MLP dims (GLM-4.7-Flash-like presets); `None`: Llama blocks.
+    pub mla_moe: Option<MlaMoePreset>,
 }
 
 /// The presets `synthetic:` accepts.
@@ -49,6 +53,7 @@ pub const PRESETS: &[Preset] = &[
         rope_theta: 500_000.0,
         context_length: 8192,
         tied: false,
+        mla_moe: None,
     },
     Preset {
         name: "llama3-1b",
@@ -62,6 +67,7 @@ pub const PRESETS: &[Preset] = &[
         rope_theta: 500_000.0,
         context_length: 8192,
         tied: true,
+        mla_moe: None,
     },
     Preset {
         name: "smollm2-135m",
@@ -75,6 +81,62 @@ pub const PRESETS: &[Preset] = &[
         rope_theta: 100_000.0,
         context_length: 8192,
         tied: true,
+        mla_moe: None,
+    },
+    // GLM-4.7-Flash (digest §7.3); `n_heads`/`head_dim` here are the MLA query heads and
+    // nope + rope dims.
+    Preset {
+        name: "glm47-flash",
+        hidden: 2048,
+        n_layers: 47,
+        n_heads: 20,
+        n_kv_heads: 20,
+        head_dim: 256,
+        ffn: 10240,
+        vocab: 154_880,
+        rope_theta: 1_000_000.0,
+        context_length: 202_752,
+        tied: false,
+        mla_moe: Some(MlaMoePreset {
+            q_lora_rank: 768,
+            kv_lora_rank: 512,
+            qk_nope_head_dim: 192,
+            qk_rope_head_dim: 64,
+            v_head_dim: 256,
+            n_experts: 64,
+            top_k: 4,
+            expert_ffn: 1536,
+            n_shared: 1,
+            routed_scale: 1.8,
+            first_dense: 1,
+        }),
+    },
+    // GLM-4.7-Flash's structure at toy size (tests).
+    Preset {
+        name: "glm47-tiny",
+        hidden: 256,
+        n_layers: 3,
+        n_heads: 4,
+        n_kv_heads: 4,
+        head_dim: 96,
+        ffn: 512,
+        vocab: 1024,
+        rope_theta: 1_000_000.0,
+        context_length: 4096,
+        tied: false,
+        mla_moe: Some(MlaMoePreset {
+            q_lora_rank: 128,
+            kv_lora_rank: 64,
+            qk_nope_head_dim: 64,
+            qk_rope_head_dim: 32,
+            v_head_dim: 64,
+            n_experts: 8,
+            top_k: 2,
+            expert_ffn: 256,
+            n_shared: 1,
+            routed_scale: 1.8,
+            first_dense: 1,
+        }),
     },
 ];
 
@@ -84,9 +146,10 @@ impl Preset {
         PRESETS.iter().find(|p| p.name.eq_ignore_ascii_case(name))
     }
 
-    /// The model config of this preset (Llama, GGUF-style adjacent-pair RoPE).
+    /// The model config of this preset (Llama, GGUF-style adjacent-pair RoPE; MLA + MoE for
+    /// presets with [`MlaMoePreset`] dims).
     pub fn config(&self) -> ModelConfig {
-        ModelConfig {
+        let mut cfg = ModelConfig {
             arch: Arch::Llama,
             hidden: self.hidden,
             n_layers: self.n_layers,
@@ -109,7 +172,11 @@ impl Preset {
             sandwich_norms: false,
             mla: None,
             moe: None,
+        };
+        if let Some(p) = &self.mla_moe {
+            moe::configure(&mut cfg, p);
         }
+        cfg
     }
 }
 
@@ -221,9 +288,14 @@ pub fn build(spec: &str, progress: &mut dyn FnMut(usize, usize)) -> Result<Model
     let embed = random_tensor(emb_format, cfg.vocab, cfg.hidden, fill::mix(1))?;
     progress(1, total);
     let mut layers = Vec::with_capacity(cfg.n_layers);
-    for l in 0..cfg.n_layers {
-        layers.push(layer(&cfg, s.format, l)?);
-        progress(l + 2, total);
+    let mut blocks = Vec::new();
+    if cfg.mla.is_some() {
+        blocks = moe::blocks(&cfg, s.format, &mut |l| progress(l + 1, total))?;
+    } else {
+        for l in 0..cfg.n_layers {
+            layers.push(layer(&cfg, s.format, l)?);
+            progress(l + 2, total);
+        }
     }
     let lm_head = if s.preset.tied {
         embed.clone()
@@ -236,7 +308,7 @@ pub fn build(spec: &str, progress: &mut dyn FnMut(usize, usize)) -> Result<Model
         layers,
         output_norm: vec![1.0; cfg.hidden],
         lm_head,
-        blocks: Vec::new(),
+        blocks,
     };
     let tokenizer = vocab::tokenizer(cfg.vocab)?;
     Model::assemble(cfg, weights, tokenizer, ChatTemplate::chatml()?, s.name())

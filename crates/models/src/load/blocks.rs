@@ -87,7 +87,7 @@ impl Src<'_> {
 
 /// Rows `start..start + count` of a 2-D (or stacked 3-D) tensor as a `[count, cols]` tensor,
 /// sharing the memory map when there is one.
-fn row_slice(t: &QTensor, start: usize, count: usize) -> Result<QTensor> {
+pub(crate) fn row_slice(t: &QTensor, start: usize, count: usize) -> Result<QTensor> {
     let rb = t.row_bytes();
     if start + count > t.rows() {
         return Err(Error::Config(format!(
@@ -114,7 +114,7 @@ fn split_rows(t: &QTensor, parts: usize) -> Result<Vec<QTensor>> {
 }
 
 /// The transpose of a 2-D tensor, dequantized: F32 if `t` is F32, else F16.
-fn transpose(t: &QTensor) -> Result<QTensor> {
+pub(crate) fn transpose(t: &QTensor) -> Result<QTensor> {
     let (rows, cols) = (t.rows(), t.cols());
     let v = t.to_f32()?;
     let mut out = vec![0f32; v.len()];

@@ -1,7 +1,7 @@
 //! Building [`Weights`] from a tensor source (a GGUF file or a Hugging Face folder), with
 //! every tensor's shape checked against the config.
 
-mod blocks;
+pub(crate) mod blocks;
 pub mod gguf;
 mod gguf_moe;
 pub mod hf;
