@@ -64,6 +64,44 @@ struct Scratch {
     up: Vec<f32>,
 }
 
+/// The input of which block linears a calibration hook sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CaptureSite {
+    /// Normed hidden state entering q/k/v.
+    AttnIn,
+    /// Attention output entering o.
+    AttnOut,
+    /// Normed hidden state entering gate/up.
+    MlpIn,
+    /// Activated product entering down.
+    MlpDown,
+}
+
+/// A calibration hook: `(layer, site, x [n_tokens × width], n_tokens)`.
+pub type CaptureHook = Box<dyn FnMut(usize, CaptureSite, &[f32], usize)>;
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<CaptureHook>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Run `body` with `hook` called on the inputs of every block linear during CPU forwards
+/// on this thread (quantizer calibration); returns `body`'s result and the hook.
+pub fn with_capture<R>(hook: CaptureHook, body: impl FnOnce() -> R) -> (R, Option<CaptureHook>) {
+    CAPTURE.with(|c| *c.borrow_mut() = Some(hook));
+    let r = body();
+    (r, CAPTURE.with(|c| c.borrow_mut().take()))
+}
+
+fn capture(l: usize, site: CaptureSite, x: &[f32], n: usize) {
+    CAPTURE.with(|c| {
+        if let Ok(mut h) = c.try_borrow_mut() {
+            if let Some(h) = h.as_mut() {
+                h(l, site, x, n);
+            }
+        }
+    });
+}
+
 fn linear(l: &Linear, x: &[f32], n: usize, out: &mut [f32]) -> Result<()> {
     matmul::matmul(&l.weight, x, n, out)?;
     if let Some(b) = &l.bias {
@@ -152,6 +190,7 @@ impl Model {
         let n = positions.len();
         let (qd, kvd, hd) = (cfg.q_dim(), cfg.kv_dim(), cfg.head_dim);
         ops::rms_norm(&s.h, &lw.attn_norm, cfg.rms_eps, &mut s.xn);
+        capture(l, CaptureSite::AttnIn, &s.xn, n);
         linear(&lw.q, &s.xn, n, &mut s.q)?;
         linear(&lw.k, &s.xn, n, &mut s.k)?;
         linear(&lw.v, &s.xn, n, &mut s.v)?;
@@ -193,6 +232,7 @@ impl Model {
             )?;
             off += len;
         }
+        capture(l, CaptureSite::AttnOut, &s.att, n);
         linear(&lw.o, &s.att, n, &mut s.tmp)?;
         if let Some(w) = &lw.post_attn_norm {
             ops::rms_norm_inplace(&mut s.tmp, w, cfg.rms_eps);
@@ -205,12 +245,14 @@ impl Model {
         let cfg = &self.config;
         let lw = &self.weights.layers[l];
         ops::rms_norm(&s.h, &lw.ffn_norm, cfg.rms_eps, &mut s.xn);
+        capture(l, CaptureSite::MlpIn, &s.xn, n);
         linear(&lw.gate, &s.xn, n, &mut s.gate)?;
         linear(&lw.up, &s.xn, n, &mut s.up)?;
         match cfg.activation {
             Activation::Silu => ops::silu_mul(&mut s.gate, &s.up),
             Activation::GeluTanh => ops::gelu_tanh_mul(&mut s.gate, &s.up),
         }
+        capture(l, CaptureSite::MlpDown, &s.gate, n);
         linear(&lw.down, &s.gate, n, &mut s.tmp)?;
         if let Some(w) = &lw.post_ffn_norm {
             ops::rms_norm_inplace(&mut s.tmp, w, cfg.rms_eps);

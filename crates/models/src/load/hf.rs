@@ -1,9 +1,11 @@
-//! Loading a Hugging Face folder: `config.json`, safetensors weights, `tokenizer.json`.
+//! Loading a Hugging Face folder: `config.json`, safetensors weights, `tokenizer.json`
+//! (a metal-marlin checkpoint when it holds a `quantization_config.json`).
 
 use std::path::Path;
 
 use marlin_core::QTensor;
 
+use super::checkpoint::Checkpoint;
 use super::hf_config::config_from_hf;
 use super::{load_weights, Naming, TensorSource};
 use crate::chat::ChatTemplate;
@@ -31,7 +33,11 @@ pub fn load_hf(dir: &Path, progress: &mut dyn FnMut(usize, usize)) -> Result<Mod
     let raw = &hf.config().raw;
     let text_cfg = raw.get("text_config").unwrap_or(raw);
     let config = config_from_hf(text_cfg)?;
-    let weights = load_weights(&hf, Naming::Hf, &config, progress)?;
+    let weights = if Checkpoint::is_checkpoint(dir) {
+        load_weights(&Checkpoint::open(hf)?, Naming::Hf, &config, progress)?
+    } else {
+        load_weights(&hf, Naming::Hf, &config, progress)?
+    };
     let tok_path = dir.join("tokenizer.json");
     if !tok_path.exists() {
         return Err(Error::Tokenizer(format!(

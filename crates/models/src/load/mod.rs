@@ -2,6 +2,7 @@
 //! every tensor's shape checked against the config.
 
 pub(crate) mod blocks;
+pub mod checkpoint;
 pub mod gguf;
 mod gguf_moe;
 pub mod hf;
