@@ -101,6 +101,12 @@ fn experts(w: &mut GgufWriter, hf: &HfModel, l: usize, n: usize) {
 
 /// Write tiny folder `name` as a GGUF of `arch`; `split_kv_b` uses the attn_k_b/attn_v_b form.
 fn write_gguf(name: &str, arch: &str, split_kv_b: bool, out: &Path) -> PathBuf {
+    write_gguf_with(name, arch, split_kv_b, false, out)
+}
+
+/// [`write_gguf`]; `mtp` adds one next-token-prediction block the way newer converters do
+/// (counted in `block_count`, named in `nextn_predict_layers`).
+fn write_gguf_with(name: &str, arch: &str, split_kv_b: bool, mtp: bool, out: &Path) -> PathBuf {
     let dir = tiny(name);
     let hf = HfModel::open(&dir).unwrap();
     let c: Value = hf.config().raw.clone();
@@ -113,7 +119,7 @@ fn write_gguf(name: &str, arch: &str, split_kv_b: bool, out: &Path) -> PathBuf {
     for (k, v) in [
         ("context_length", n("max_position_embeddings")),
         ("embedding_length", n("hidden_size")),
-        ("block_count", n("num_hidden_layers")),
+        ("block_count", n("num_hidden_layers") + u32::from(mtp)),
         ("feed_forward_length", n("intermediate_size")),
         ("attention.head_count", heads),
         ("expert_feed_forward_length", n("moe_intermediate_size")),
@@ -263,6 +269,17 @@ fn write_gguf(name: &str, arch: &str, split_kv_b: bool, out: &Path) -> PathBuf {
             &vb,
         );
     }
+    if mtp {
+        let layers = n("num_hidden_layers");
+        w.set(&key("nextn_predict_layers"), 1u32).unwrap();
+        let d = n("hidden_size") as usize;
+        put(
+            &mut w,
+            &format!("blk.{layers}.nextn.eh_proj.weight"),
+            vec![d, 2 * d],
+            &vec![0.5; 2 * d * d],
+        );
+    }
     let path = out.join(format!("{name}.gguf"));
     w.write_file(&path).unwrap();
     path
@@ -308,4 +325,21 @@ fn deepseek_v3_as_deepseek2_split_kv_b_matches_transformers() {
 #[test]
 fn qwen3_moe_as_qwen3moe_matches_transformers() {
     check("qwen3_moe", "qwen3moe", false);
+}
+
+#[test]
+fn deepseek2_mtp_block_is_skipped() {
+    let dir = std::env::temp_dir().join(format!("marlin-moe-gguf-{}-mtp", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = write_gguf_with("glm4_moe_lite", "deepseek2", true, true, &dir);
+    let model = load(&path);
+    assert_eq!(model.config.n_layers, 3);
+    let g = golden("glm4_moe_lite");
+    let rows = forward_all(&model, &g.prompts[0].ids);
+    check_logits(
+        "glm4_moe_lite with an MTP block",
+        &rows,
+        &g.prompts[0].logits,
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -53,6 +53,17 @@ pub(crate) fn apply(g: &GgufFile, cfg: &mut ModelConfig) -> Result<()> {
         g,
         arch: cfg.arch.name(),
     };
+    // Newer converters count the multi-token-prediction layers in block_count; skip them.
+    if let Some(mtp) = md.opt("nextn_predict_layers")?.filter(|&k| k > 0) {
+        if mtp >= cfg.n_layers {
+            return Err(Error::Config(format!(
+                "{mtp} next-token-prediction layers of {} blocks",
+                cfg.n_layers
+            )));
+        }
+        cfg.n_layers -= mtp;
+        cfg.local_layers.truncate(cfg.n_layers);
+    }
     match cfg.arch {
         Arch::Deepseek2 => {
             mla(&md, cfg)?;
