@@ -98,6 +98,9 @@ impl KvCache {
         for layer in &mut self.layers {
             layer.copy_block(src, dst)?;
         }
+        for layer in &mut self.latent {
+            layer.copy_block(src, dst)?;
+        }
         Ok(())
     }
 }

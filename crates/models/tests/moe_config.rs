@@ -138,3 +138,21 @@ fn qwen3_moe_dense_layers_and_softmax() {
     bad["mlp_only_layers"] = json!("all");
     assert!(config_from_hf(&bad).is_err());
 }
+
+/// Copy-on-write of a shared block copies the latent rows of every MLA layer.
+#[test]
+fn mla_cache_copy_block_copies_the_latent() {
+    let c = config_from_hf(&glm47_flash()).unwrap();
+    let mut kv = KvCache::new(&c, 3);
+    let row: Vec<f32> = (0..576).map(|i| (i % 7) as f32 - 3.0).collect();
+    for l in [0, 46] {
+        kv.latent_mut(l).unwrap().write(&[1], 5, &row).unwrap();
+    }
+    kv.copy_block(1, 2).unwrap();
+    let mut back = vec![0f32; 576];
+    for l in [0, 46] {
+        kv.latent_mut(l).unwrap().read(&[2], 5, &mut back).unwrap();
+        assert_eq!(back, row, "layer {l}");
+    }
+    assert!(kv.copy_block(1, 3).is_err());
+}
