@@ -46,6 +46,10 @@ impl Device {
     /// chosen adapter. A bad value or an adapter that fails is an error.
     pub fn open(selector: &str, model: &Model) -> Result<Device> {
         let sel: marlin_gpu::DeviceSelector = selector.parse()?;
+        // MLA / MoE blocks have no GPU path yet: `auto` keeps them on the CPU.
+        if selector == "auto" && !model.weights.blocks.is_empty() {
+            return Ok(Device::Cpu);
+        }
         Ok(match GpuModel::open(sel, model)? {
             Some(g) => Device::Gpu(Arc::new(g)),
             None => Device::Cpu,

@@ -132,3 +132,12 @@ fn blocks_are_loaded_with_the_right_kinds() {
     assert!(matches!(q.weights.blocks[2].ffn, FfnWeights::Moe(_)));
     assert!(matches!(q.weights.blocks[0].attn, AttnWeights::Gqa(_)));
 }
+
+/// MLA / MoE blocks have no GPU path yet: `auto` picks the CPU, an explicit GPU is an error.
+#[test]
+fn moe_models_stay_on_the_cpu() {
+    let m = load(&tiny("glm4_moe_lite"));
+    let d = marlin_models::Device::open("auto", &m).unwrap();
+    assert_eq!(d.name(), "cpu");
+    assert!(marlin_models::Device::open("gpu", &m).is_err());
+}
