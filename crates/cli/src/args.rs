@@ -16,6 +16,10 @@ pub struct Cli {
 pub enum Command {
     /// Answer one prompt, streaming the text to stdout.
     Run(RunArgs),
+    /// Export any model as a Hugging Face folder (safetensors + config.json + tokenizer).
+    Convert(ConvertArgs),
+    /// Quantize a model into a metal-marlin checkpoint (RTN, GPTQ, MR-GPTQ).
+    Quantize(QuantizeArgs),
     /// Interactive chat (`/reset` clears the history, `/exit` quits).
     Chat(ChatArgs),
     /// Quality evaluations.
@@ -103,6 +107,8 @@ pub enum EvalCommand {
     Perplexity(PerplexityArgs),
     /// The prompt's token ids and the top logits at every position, as JSON.
     Logits(LogitsArgs),
+    /// KL divergence and top-1 agreement of a model against a reference, on a text.
+    Kl(KlArgs),
 }
 
 #[derive(Args, Debug)]
@@ -188,4 +194,88 @@ pub struct InspectArgs {
     /// Print every tensor (default: the first 40).
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    /// The model to export (GGUF file or HF folder).
+    #[arg(long, short = 'm')]
+    pub model: String,
+    /// New output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Matrix dtype: f16, bf16 or f32 (norms are always f32).
+    #[arg(long, default_value = "f16")]
+    pub dtype: String,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct QuantizeArgs {
+    /// The model to quantize (HF folder, or a GGUF file, dequantized first).
+    #[arg(long, short = 'm')]
+    pub model: String,
+    /// New output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// fp4, mxfp4, nvfp4, int8, int4, int3, int2 (add `z` for zero points: int4z), fp8, or a
+    /// full format name such as fp4_g64.
+    #[arg(long, default_value = "fp4")]
+    pub format: String,
+    /// rtn, gptq or mr-gptq (GPTQ methods need --calibration).
+    #[arg(long, default_value = "rtn")]
+    pub method: String,
+    /// Elements per scale group (fp4 and integer formats): 32, 64, 128, 256.
+    #[arg(long, default_value_t = 128)]
+    pub group_size: usize,
+    /// Block-Hadamard rotation size (0 = none; mr-gptq defaults to the scale group).
+    #[arg(long, default_value_t = 0)]
+    pub hadamard: usize,
+    /// Calibration text file (GPTQ, MR-GPTQ).
+    #[arg(long)]
+    pub calibration: Option<PathBuf>,
+    /// Calibration windows.
+    #[arg(long, default_value_t = 32)]
+    pub samples: usize,
+    /// Tokens per calibration window.
+    #[arg(long, default_value_t = 256)]
+    pub seq_len: usize,
+    /// dense, moe, quality or speed.
+    #[arg(long)]
+    pub mixed_precision: Option<String>,
+    /// 'REGEX=FORMAT[:G]' per-tensor rule (repeatable; the last match wins; f16 keeps float).
+    #[arg(long = "override")]
+    pub overrides: Vec<String>,
+    /// Where calibration runs (only cpu).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct KlArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The reference (base) model.
+    #[arg(long)]
+    pub reference: String,
+    /// The text to compare on.
+    #[arg(long)]
+    pub file: PathBuf,
+    /// Window length in tokens.
+    #[arg(long, default_value_t = 512)]
+    pub ctx: usize,
+    /// Score every position of each window, not only the second half.
+    #[arg(long)]
+    pub score_all: bool,
+    /// Print JSON (the default output is one JSON line too; kept for symmetry).
+    #[arg(long)]
+    pub json: bool,
 }

@@ -24,6 +24,8 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(a) => cmd::run::run(a),
+        Command::Convert(a) => cmd::convert::run(a),
+        Command::Quantize(a) => cmd::quantize::run(a),
         Command::Chat(a) => cmd::chat::run(a),
         Command::Eval(c) => cmd::eval::run(c),
         Command::Bench(mut a) => match a.kind.take() {

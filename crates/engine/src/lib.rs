@@ -4,6 +4,7 @@
 pub mod blocks;
 pub mod error;
 pub mod eval;
+pub mod eval_kl;
 pub mod generate;
 pub mod kv_pool;
 pub mod prefix_cache;

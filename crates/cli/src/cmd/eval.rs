@@ -1,18 +1,73 @@
-//! `metal-marlin eval perplexity|logits`.
+//! `metal-marlin eval perplexity|logits|kl`.
 
 use anyhow::{Context, Result};
 use marlin_engine::eval;
 use marlin_models::chat::ChatMessage;
 use marlin_models::forward::LogitsRequest;
 
-use crate::args::{EvalCommand, LogitsArgs, PerplexityArgs};
+use crate::args::{EvalCommand, KlArgs, LogitsArgs, PerplexityArgs};
 use crate::common::{encode_prompt, load_model, progress_bar};
 
 pub fn run(cmd: EvalCommand) -> Result<()> {
     match cmd {
         EvalCommand::Perplexity(a) => perplexity(a),
         EvalCommand::Logits(a) => logits(a),
+        EvalCommand::Kl(a) => kl(a),
     }
+}
+
+fn kl(a: KlArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&a.file)
+        .with_context(|| format!("reading {}", a.file.display()))?;
+    let (model, device) = load_model(&a.model)?;
+    let mut ref_args = a.model.clone();
+    ref_args.model = a.reference.clone();
+    let (base, base_device) = load_model(&ref_args)?;
+    let tokens = base.tokenizer.encode(&text, false)?;
+    let bos = base
+        .tokenizer
+        .add_bos()
+        .then(|| base.tokenizer.bos_id())
+        .flatten();
+    let mut q = device.engine(model, a.ctx)?;
+    let mut b = base_device.engine(base, a.ctx)?;
+    let pb = progress_bar(1, "windows");
+    let r = marlin_engine::eval_kl::kl_divergence(
+        &mut q,
+        &mut b,
+        &tokens,
+        a.ctx,
+        bos,
+        a.score_all,
+        &mut |d, t| {
+            pb.set_length(t as u64);
+            pb.set_position(d as u64);
+        },
+    )?;
+    pb.finish_and_clear();
+    let json = serde_json::json!({
+        "mean_kl": r.mean_kl,
+        "p99_kl": r.p99_kl,
+        "top1_agreement": r.top1_agreement,
+        "tokens": r.tokens,
+        "windows": r.windows,
+        "ctx": a.ctx,
+        "model": a.model.model,
+        "reference": a.reference,
+        "device": device.name(),
+    });
+    if a.json {
+        println!("{json}");
+    } else {
+        println!(
+            "mean KL {:.5} nats, p99 {:.4}, top-1 agreement {:.2}% over {} tokens",
+            r.mean_kl,
+            r.p99_kl,
+            100.0 * r.top1_agreement,
+            r.tokens
+        );
+    }
+    Ok(())
 }
 
 fn perplexity(a: PerplexityArgs) -> Result<()> {

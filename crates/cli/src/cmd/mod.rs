@@ -3,7 +3,9 @@
 pub mod bench;
 pub mod bench_kernels;
 pub mod chat;
+pub mod convert;
 pub mod devices;
 pub mod eval;
 pub mod inspect;
+pub mod quantize;
 pub mod run;

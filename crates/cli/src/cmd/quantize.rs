@@ -1,0 +1,140 @@
+//! `metal-marlin quantize`: plan, calibrate (GPTQ methods), quantize tensor by tensor with a
+//! progress bar, write the checkpoint atomically, print a summary table.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use marlin_models::Model;
+use marlin_quant::plan::{parse_format, Method, Override, PlanOptions, Preset};
+use marlin_quant::quantize::{quantize, QuantizeJob, TensorReport};
+
+use crate::args::QuantizeArgs;
+use crate::common::{init_threads, progress_bar};
+
+pub fn run(a: QuantizeArgs) -> Result<()> {
+    init_threads(a.threads)?;
+    if a.device != "cpu" {
+        bail!("--device {}: calibration runs on the cpu only", a.device);
+    }
+    let format = parse_format(&a.format, a.group_size)?
+        .with_context(|| format!("--format {} keeps weights in float", a.format))?;
+    let method = Method::parse(&a.method)?;
+    let preset = a
+        .mixed_precision
+        .as_deref()
+        .map(Preset::parse)
+        .transpose()?;
+    let overrides = a
+        .overrides
+        .iter()
+        .map(|o| Override::parse(o, a.group_size))
+        .collect::<Result<Vec<_>, _>>()?;
+    if method != Method::Rtn && a.calibration.is_none() {
+        bail!("--method {} needs --calibration TEXTFILE", a.method);
+    }
+    let path = marlin_models::source::resolve_model(&a.model)?;
+    let pb = progress_bar(1, "loading");
+    let model = Arc::new(Model::load(&path, &mut |d, t| {
+        pb.set_length(t as u64);
+        pb.set_position(d as u64);
+    })?);
+    let hessians = match &a.calibration {
+        Some(file) if method != Method::Rtn => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let ids = model.tokenizer.encode(&text, false)?;
+            let bos = model
+                .tokenizer
+                .add_bos()
+                .then(|| model.tokenizer.bos_id())
+                .flatten();
+            pb.set_message("calibrating");
+            let h = marlin_quant::calib::collect(
+                &model,
+                &ids,
+                bos,
+                a.samples,
+                a.seq_len,
+                &file.display().to_string(),
+                &mut |d, t| {
+                    pb.set_length(t as u64);
+                    pb.set_position(d as u64);
+                },
+            )?;
+            Some(h)
+        }
+        _ => None,
+    };
+    pb.set_message("quantizing");
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg:>12} [{bar:30}] {pos}/{len} {elapsed} eta {eta} {prefix}",
+    ) {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    let t0 = std::time::Instant::now();
+    let job = QuantizeJob {
+        model: &model,
+        source: Path::new(&path),
+        out: &a.out,
+        plan: PlanOptions {
+            format,
+            method,
+            hadamard: a.hadamard,
+            preset,
+            overrides,
+        },
+        hessians,
+    };
+    let (out, reports) = quantize(job, &mut |d, t, name| {
+        pb.set_length(t as u64);
+        pb.set_position(d as u64);
+        pb.set_prefix(name.to_string());
+    })?;
+    pb.finish_and_clear();
+    summary(&out, &reports, t0.elapsed().as_secs_f64(), a.json);
+    Ok(())
+}
+
+/// Per-layer rows, then totals: bits per weight of the quantized linears and of all weights.
+fn summary(out: &Path, r: &[TensorReport], secs: f64, json: bool) {
+    let q: Vec<&TensorReport> = r.iter().filter(|t| t.rel_error.is_some()).collect();
+    let bits = |ts: &[&TensorReport]| {
+        let p: usize = ts.iter().map(|t| t.params).sum();
+        8.0 * ts.iter().map(|t| t.bytes).sum::<usize>() as f64 / p.max(1) as f64
+    };
+    let all: Vec<&TensorReport> = r.iter().collect();
+    let bytes: usize = r.iter().map(|t| t.bytes).sum();
+    let mean_err = q.iter().filter_map(|t| t.rel_error).sum::<f64>() / q.len().max(1) as f64;
+    if json {
+        let tensors: Vec<_> = r
+            .iter()
+            .map(|t| {
+                serde_json::json!({"name": t.name, "format": t.format, "method": t.method,
+                "hadamard": t.hadamard, "bytes": t.bytes, "rel_error": t.rel_error})
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"out": out.display().to_string(), "seconds": secs,
+            "bytes": bytes, "bpw_quantized": bits(&q), "bpw_all": bits(&all),
+            "mean_rel_error": mean_err, "tensors": tensors})
+        );
+        return;
+    }
+    println!(
+        "{:<48} {:>11} {:>8} {:>4} {:>10} {:>10}",
+        "tensor", "format", "method", "had", "bytes", "rel.err"
+    );
+    for t in r.iter().filter(|t| t.format != "f32") {
+        let e = t.rel_error.map_or("-".to_string(), |e| format!("{e:.3e}"));
+        println!(
+            "{:<48} {:>11} {:>8} {:>4} {:>10} {:>10}",
+            t.name, t.format, t.method, t.hadamard, t.bytes, e
+        );
+    }
+    println!(
+        "\n{}: {:.1} MB, {:.3} bits/weight (quantized linears), {:.3} bits/weight (all), mean rel. error {:.3e}, {:.1} s",
+        out.display(), bytes as f64 / 1e6, bits(&q), bits(&all), mean_err, secs
+    );
+}
