@@ -31,6 +31,8 @@ pub enum Command {
     Devices,
     /// Print a model file's architecture, metadata and tensors.
     Inspect(InspectArgs),
+    /// OpenAI-compatible HTTP server with continuous batching.
+    Serve(ServeArgs),
 }
 
 /// Where and how to load a model.
@@ -163,6 +165,75 @@ pub struct BenchArgs {
 pub enum BenchCommand {
     /// GPU GEMV GB/s and GEMM TFLOP/s per format against copy bandwidth, as JSON.
     Kernels(BenchKernelsArgs),
+    /// Load a running server: throughput, TTFT/TPOT percentiles and errors, as JSON.
+    Serve(BenchServeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// Most sequences in one batch.
+    #[arg(long, default_value_t = 64)]
+    pub max_num_seqs: usize,
+    /// Most tokens in one step (decode tokens plus prefill chunks).
+    #[arg(long, default_value_t = 512)]
+    pub max_batched_tokens: usize,
+    /// KV cache size in 16-token blocks.
+    #[arg(long, conflicts_with = "kv_memory")]
+    pub num_kv_blocks: Option<usize>,
+    /// KV cache size in bytes (suffixes K, M, G, KiB, MiB, GiB); default 2GiB, capped at
+    /// what `--max-num-seqs` full contexts need.
+    #[arg(long)]
+    pub kv_memory: Option<String>,
+    /// KV storage type (only f16 so far).
+    #[arg(long, default_value = "f16")]
+    pub kv_cache_dtype: String,
+    /// Require `Authorization: Bearer KEY` on /v1 routes.
+    #[arg(long)]
+    pub api_key: Option<String>,
+    /// The model id clients use (default: the --model argument's file stem).
+    #[arg(long)]
+    pub served_model_name: Option<String>,
+    /// Most requests queued or running; more get 429.
+    #[arg(long, default_value_t = 256)]
+    pub max_requests: usize,
+    /// Most choices (`n`) per request.
+    #[arg(long, default_value_t = 8)]
+    pub max_n: usize,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 4 << 20)]
+    pub body_limit: usize,
+    /// Turn the prefix cache off.
+    #[arg(long)]
+    pub no_prefix_cache: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchServeArgs {
+    /// Base URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:8000")]
+    pub url: String,
+    /// Clients sending back to back.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Requests in all.
+    #[arg(long, default_value_t = 64)]
+    pub requests: usize,
+    /// Tokens per completion (EOS ignored).
+    #[arg(long, default_value_t = 64)]
+    pub max_tokens: usize,
+    #[arg(long, default_value = "Write a short story about a lighthouse keeper.")]
+    pub prompt: String,
+    /// The `model` field (default: omitted).
+    #[arg(long)]
+    pub model: Option<String>,
+    #[arg(long)]
+    pub api_key: Option<String>,
 }
 
 #[derive(Args, Debug)]

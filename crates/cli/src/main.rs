@@ -30,10 +30,12 @@ fn main() {
         Command::Eval(c) => cmd::eval::run(c),
         Command::Bench(mut a) => match a.kind.take() {
             Some(BenchCommand::Kernels(k)) => cmd::bench_kernels::run(k),
+            Some(BenchCommand::Serve(k)) => cmd::bench_serve::run(k),
             None => cmd::bench::run(a),
         },
         Command::Devices => cmd::devices::run(),
         Command::Inspect(a) => cmd::inspect::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_kernels;
+pub mod bench_serve;
 pub mod chat;
 pub mod convert;
 pub mod devices;
@@ -9,3 +10,4 @@ pub mod eval;
 pub mod inspect;
 pub mod quantize;
 pub mod run;
+pub mod serve;
