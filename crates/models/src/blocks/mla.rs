@@ -58,6 +58,14 @@ pub(super) fn mla(
     };
     let n = positions.len();
     let hn = cfg.n_heads;
+    if w.k_b.len() != hn || w.k_up.len() != hn || w.v_b.len() != hn {
+        return Err(Error::Config(format!(
+            "layer {l}: MLA weights for {}/{}/{} heads, the config has {hn}",
+            w.k_b.len(),
+            w.k_up.len(),
+            w.v_b.len()
+        )));
+    }
     let (nope, rd, r, wid) = (
         m.qk_nope_head_dim,
         m.qk_rope_head_dim,
