@@ -1,10 +1,12 @@
 //! KL divergence of a quantized model against its base: both run the same windows of a
 //! text (the [`crate::eval`] windowing, BOS replacing each window's first token), and at
 //! every scored position we compare the next-token distributions: mean `KL(P_base ‖ P_q)`
-//! in nats, its 99th percentile, and how often the two top-1 tokens agree.
+//! in nats, its 99th percentile, and how often the two top-1 tokens agree. The same
+//! logits also give both perplexities (identical to [`crate::eval::perplexity`]'s).
 
 use marlin_models::forward::LogitsRequest;
 
+use crate::eval::nll;
 use crate::generate::Engine;
 use crate::{Error, Result};
 
@@ -17,6 +19,10 @@ pub struct KlResult {
     pub p99_kl: f64,
     /// Fraction of positions whose argmax tokens agree.
     pub top1_agreement: f64,
+    /// Perplexity of the compared model on the scored positions.
+    pub perplexity: f64,
+    /// Perplexity of the reference.
+    pub reference_perplexity: f64,
     /// Positions scored.
     pub tokens: usize,
     /// Windows evaluated.
@@ -87,7 +93,7 @@ pub fn kl_divergence(
         )));
     }
     let first = if score_all { 0 } else { ctx / 2 };
-    let (mut kls, mut agree) = (Vec::new(), 0usize);
+    let (mut kls, mut agree, mut nq, mut nb) = (Vec::new(), 0usize, 0f64, 0f64);
     for w in 0..windows {
         let mut window = tokens[w * ctx..(w + 1) * ctx].to_vec();
         if let Some(b) = bos {
@@ -99,6 +105,8 @@ pub fn kl_divergence(
             let (b, q) = (lb.row(j), lq.row(j));
             kls.push(kl_rows(b, q));
             agree += usize::from(argmax(b) == argmax(q));
+            nq += nll(q, window[j + 1]);
+            nb += nll(b, window[j + 1]);
         }
         progress(w + 1, windows);
     }
@@ -113,6 +121,8 @@ pub fn kl_divergence(
         mean_kl,
         p99_kl,
         top1_agreement: agree as f64 / n as f64,
+        perplexity: (nq / n as f64).exp(),
+        reference_perplexity: (nb / n as f64).exp(),
         tokens: kls.len(),
         windows,
     })

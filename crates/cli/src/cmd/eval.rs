@@ -49,6 +49,8 @@ fn kl(a: KlArgs) -> Result<()> {
         "mean_kl": r.mean_kl,
         "p99_kl": r.p99_kl,
         "top1_agreement": r.top1_agreement,
+        "perplexity": r.perplexity,
+        "reference_perplexity": r.reference_perplexity,
         "tokens": r.tokens,
         "windows": r.windows,
         "ctx": a.ctx,

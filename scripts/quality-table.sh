@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Quality/speed table of the metal-marlin formats on SmolLM2-135M (README "Quantization").
+#
+# Base = the SmolLM2-135M-Instruct Q4_1 GGUF converted to an f16 HF folder. Every row is
+# quantized from that base, then compared with it on fixtures/text/english.txt (512-token
+# windows, second half scored): perplexity, mean KL(base ‖ quant), top-1 agreement; CPU
+# decode tok/s from `metal-marlin bench`. GPTQ/MR-GPTQ calibrate on a different text
+# (Debian's GPL-3 licence text, /usr/share/common-licenses/GPL-3), never on the eval text.
+#
+# Usage: scripts/quality-table.sh [OUTDIR]   (needs a release build: cargo build --release)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-target/release/metal-marlin}
+GGUF=${GGUF:-$HOME/.cache/metal-marlin/models/SmolLM2-135M-Instruct.Q4_1.gguf}
+TEXT=fixtures/text/english.txt
+CALIB=${CALIB:-/usr/share/common-licenses/GPL-3}
+OUT=${1:-/tmp/mm-quality}
+SAMPLES=${SAMPLES:-16}
+SEQ=${SEQ:-256}
+mkdir -p "$OUT"
+BASE=$OUT/base-f16
+[ -d "$BASE" ] || "$BIN" convert --model "$GGUF" --out "$BASE" --dtype f16 >/dev/null
+
+# name | quantize arguments
+ROWS=(
+  "fp4-rtn|--format fp4 --group-size 128 --method rtn"
+  "fp4-mrgptq|--format fp4 --group-size 128 --method mr-gptq"
+  "mxfp4-rtn|--format mxfp4 --method rtn"
+  "mxfp4-mrgptq|--format mxfp4 --method mr-gptq"
+  "nvfp4-rtn|--format nvfp4 --method rtn"
+  "nvfp4-mrgptq|--format nvfp4 --method mr-gptq"
+  "int4-rtn|--format int4 --group-size 128 --method rtn"
+  "int4-gptq|--format int4 --group-size 128 --method gptq"
+  "int3-rtn|--format int3z --group-size 128 --method rtn"
+  "int3-gptq|--format int3z --group-size 128 --method gptq"
+  "int2-rtn|--format int2z --group-size 64 --method rtn"
+  "int2-gptq|--format int2z --group-size 64 --method gptq"
+  "int8-rtn|--format int8 --group-size 128 --method rtn"
+  "fp8-rtn|--format fp8 --method rtn"
+)
+ONLY=${ONLY:-}
+printf '| %-13s | %-11s | %7s | %7s | %8s | %10s | %8s | %8s | %8s |\n' \
+  model format bpw_lin bpw_all size_MB perplexity mean_KL top1_% tok/s
+for row in "base|" "${ROWS[@]}"; do
+  name=${row%%|*}; args=${row#*|}
+  if [ -n "$ONLY" ] && [[ ! " $ONLY " =~ " $name " ]]; then continue; fi
+  dir=$OUT/$name
+  if [ "$name" = base ]; then
+    dir=$BASE; fmt=f16; bpw_lin=16; bpw_all=16
+  else
+    if [ ! -d "$dir" ]; then
+      # shellcheck disable=SC2086
+      "$BIN" quantize --model "$BASE" --out "$dir" $args --calibration "$CALIB" \
+        --samples "$SAMPLES" --seq-len "$SEQ" --json > "$OUT/$name.quant.json"
+    fi
+    read -r fmt bpw_lin bpw_all < <(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); \
+f=[t['format'] for t in d['tensors'] if t['rel_error'] is not None]; \
+print(max(set(f), key=f.count), round(d['bpw_quantized'],3), round(d['bpw_all'],3))" "$OUT/$name.quant.json")
+  fi
+  size=$(du -sb "$dir" | awk '{printf "%.1f", $1/1e6}')
+  kl=$("$BIN" eval kl --model "$dir" --reference "$BASE" --file "$TEXT" --ctx 512 --device cpu --json)
+  tps=$("$BIN" bench --model "$dir" --device cpu --prompt-len 32 --gen-len 32 --repeats 1 \
+        | python3 -c "import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); \
+print(round(d.get('decode_tok_s', d.get('decode', {}).get('tok_s', 0)), 1))" 2>/dev/null || echo "?")
+  python3 - "$name" "$fmt" "$bpw_lin" "$bpw_all" "$size" "$tps" "$kl" <<'PY'
+import json, sys
+name, fmt, bl, ba, size, tps, kl = sys.argv[1:]
+k = json.loads(kl)
+print(f"| {name:<13} | {fmt:<11} | {bl:>7} | {ba:>7} | {size:>8} | {k['perplexity']:>10.3f} | "
+      f"{k['mean_kl']:>8.4f} | {100*k['top1_agreement']:>8.2f} | {tps:>8} |")
+PY
+done
