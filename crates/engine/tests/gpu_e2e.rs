@@ -29,12 +29,12 @@ const PROMPT: &str = "The capital of France is";
 
 /// Dispatches per greedy decode token: the matmuls (one per weight chunk; q|k|v and
 /// gate|up fused when their formats agree), one per embedding chunk, the first layer's
-/// norm and the argmax, plus per layer: rope (q and k together), kv_write (K and V),
-/// attention, add+norm, activation, add+norm (6; each residual add carries the next
-/// norm), + 2 for sandwich norms, + 2 for q/k norms, + 1 bias add.
+/// norm and the argmax, plus per layer: rope_kv (q and k roped, K and V written, in one
+/// dispatch), attention, add+norm, activation, add+norm (5; each residual add carries the
+/// next norm), + 2 for sandwich norms, + 2 for q/k norms, + 1 bias add.
 fn expected_dispatches(model: &Model, gpu: &GpuModel) -> u32 {
     let c = &model.config;
-    let mut per_layer = 6;
+    let mut per_layer = 5;
     if c.sandwich_norms {
         per_layer += 2;
     }

@@ -59,6 +59,7 @@ pub use ops::kv::{record_kv_write, CacheDtype, KvWriteIo};
 pub use ops::matmul::{matmul, matmul_op, record_matmul, record_matmul_variant, MatmulIo};
 pub use ops::norm::{record_add_rms_norm, record_rms_norm, record_rms_norm_grouped};
 pub use ops::rope::record_rope;
+pub use ops::rope_kv::{record_rope_kv, RopeKvIo, RopeKvShape};
 pub use ops::sample::{
     record_sample, sample_scratch_words, upload_sampling, GpuSampling, SampleIo, SAMPLE_CANDIDATES,
     SAMPLE_CHUNK, SAMPLE_MAX_VOCAB,

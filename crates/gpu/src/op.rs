@@ -21,6 +21,10 @@ pub enum Op {
     RopeNormal,
     /// RoPE, half-split pairs.
     RopeNeox,
+    /// RoPE of q and k (adjacent pairs) fused with the paged K/V cache write.
+    RopeKvNormal,
+    /// RoPE of q and k (half-split pairs) fused with the paged K/V cache write.
+    RopeKvNeox,
     /// `gate = silu(gate) · up`.
     SiluMul,
     /// `gate = gelu_tanh(gate) · up`.
@@ -47,7 +51,7 @@ pub enum Op {
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 18] = [
+    pub const ALL: [Op; 20] = [
         Op::Gemv,
         Op::Gemm,
         Op::Embed,
@@ -55,6 +59,8 @@ impl Op {
         Op::AddRmsNorm,
         Op::RopeNormal,
         Op::RopeNeox,
+        Op::RopeKvNormal,
+        Op::RopeKvNeox,
         Op::SiluMul,
         Op::GeluTanhMul,
         Op::Add,
@@ -80,6 +86,8 @@ impl Op {
             Op::AddRmsNorm => "add_rms_norm",
             Op::RopeNormal => "rope_normal",
             Op::RopeNeox => "rope_neox",
+            Op::RopeKvNormal => "rope_kv_normal",
+            Op::RopeKvNeox => "rope_kv_neox",
             Op::SiluMul => "silu_mul",
             Op::GeluTanhMul => "gelu_tanh_mul",
             Op::Add => "add",

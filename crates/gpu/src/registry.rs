@@ -86,6 +86,8 @@ pub enum BindLayout {
     Read2Write2,
     /// 0: params, 1-3: read, 4-5: read_write (kv_write).
     Read3Write2,
+    /// 0: params, 1-4: read, 5-7: read_write (rope_kv).
+    Read4Write3,
 }
 
 impl BindLayout {
@@ -102,6 +104,7 @@ impl BindLayout {
             BindLayout::Read4Write => &[true, true, true, true, false],
             BindLayout::Read2Write2 => &[true, true, false, false],
             BindLayout::Read3Write2 => &[true, true, true, false, false],
+            BindLayout::Read4Write3 => &[true, true, true, true, false, false, false],
         }
     }
 }
@@ -186,6 +189,10 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
         ),
         Op::AttnCombine => (vec![format!("ops/{name}.wgsl")], BindLayout::ReadWrite),
         Op::AddRmsNorm => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write2),
+        Op::RopeKvNormal | Op::RopeKvNeox => (
+            vec!["ops/rope_kv_body.wgsl".into(), format!("ops/{name}.wgsl")],
+            BindLayout::Read4Write3,
+        ),
         Op::RopeNormal | Op::RopeNeox => (
             vec!["ops/rope_body.wgsl".into(), format!("ops/{name}.wgsl")],
             BindLayout::ReadWrite,

@@ -302,6 +302,18 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/ops/rope_body.wgsl"),
     ),
     (
+        "ops/rope_kv_body.wgsl",
+        include_str!("shaders/ops/rope_kv_body.wgsl"),
+    ),
+    (
+        "ops/rope_kv_neox.wgsl",
+        include_str!("shaders/ops/rope_kv_neox.wgsl"),
+    ),
+    (
+        "ops/rope_kv_normal.wgsl",
+        include_str!("shaders/ops/rope_kv_normal.wgsl"),
+    ),
+    (
         "ops/rope_neox.wgsl",
         include_str!("shaders/ops/rope_neox.wgsl"),
     ),

@@ -152,7 +152,7 @@ fn split_attention_matches_reference_at_long_contexts() {
             c.dtype, c.n_heads, c.n_kv, c.hd, c.q_pos, c.window
         );
         let longest = c.window.unwrap_or(c.n_pos).min(c.n_pos);
-        let auto = attn_splits(longest, c.q_pos.len(), c.n_heads);
+        let auto = attn_splits(longest, c.q_pos.len(), c.n_heads, ATTN_SPLIT_MIN_KEYS);
         assert!(auto > 1, "{what}: {longest} keys should split");
         for splits in [1, 2, auto, 64] {
             let e = run(ctx, c, splits);
@@ -163,14 +163,13 @@ fn split_attention_matches_reference_at_long_contexts() {
 
 #[test]
 fn short_contexts_keep_the_single_pass() {
-    assert_eq!(attn_splits(ATTN_SPLIT_MIN_KEYS, 1, 32), 1);
-    assert_eq!(
-        attn_splits(100_000, 256, 32),
-        1,
-        "wide batches fill the GPU already"
-    );
-    assert_eq!(attn_splits(4096, 1, 32), 16);
-    assert_eq!(attn_splits(1 << 20, 1, 8), 64);
+    let min = ATTN_SPLIT_MIN_KEYS;
+    assert_eq!(attn_splits(min, 1, 32, min), 1);
+    assert_eq!(attn_splits(300, 1, 4, 64), 2, "a lowered threshold");
+    let wide = attn_splits(100_000, 256, 32, min);
+    assert_eq!(wide, 1, "wide batches fill the GPU already");
+    assert_eq!(attn_splits(4096, 1, 32, min), 16);
+    assert_eq!(attn_splits(1 << 20, 1, 8, min), 64);
 }
 
 #[test]

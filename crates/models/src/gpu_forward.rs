@@ -2,6 +2,7 @@
 //! cache, and the forward pass recorded as one step (one compute pass, one submit) with
 //! the same semantics as the CPU [`Model::forward`].
 
+mod attn;
 mod bufs;
 mod inputs;
 mod layer;
@@ -102,6 +103,8 @@ pub struct GpuModel {
     pub(crate) bind_cache: BindCache,
     /// The last step's buffers, reused by the next step of the same size.
     step_bufs: Mutex<Option<bufs::StepBufs>>,
+    /// Key ranges longer than this use split-K attention (decode over long contexts).
+    pub(crate) attn_split_min_keys: usize,
 }
 
 fn same_tensor(a: &QTensor, b: &QTensor) -> bool {
@@ -168,6 +171,7 @@ impl GpuModel {
             logits_page_bytes,
             bind_cache: BindCache::new(),
             step_bufs: Mutex::new(None),
+            attn_split_min_keys: marlin_gpu::ATTN_SPLIT_MIN_KEYS,
         };
         model.prewarm()?;
         Ok(model)
@@ -207,6 +211,13 @@ impl GpuModel {
             Some(ctx) => Self::new(Arc::new(ctx), model).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Use split-K attention from `keys` keys on (default
+    /// [`ATTN_SPLIT_MIN_KEYS`](marlin_gpu::ATTN_SPLIT_MIN_KEYS)); `usize::MAX` turns it off.
+    pub fn with_attn_split_min_keys(mut self, keys: usize) -> Self {
+        self.attn_split_min_keys = keys;
+        self
     }
 
     /// Cap logits buffers at `bytes` (at least one row each; the device limit still

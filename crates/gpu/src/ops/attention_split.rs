@@ -19,9 +19,10 @@ pub const ATTN_SPLIT_MIN_KEYS: usize = 512;
 const ATTN_SPLIT_MAX_GROUPS: usize = 256;
 
 /// Splits for `n_tokens` queries of `n_heads` heads whose longest key range is `max_keys`:
-/// 1 (the single-pass kernel) for short contexts or wide batches.
-pub fn attn_splits(max_keys: usize, n_tokens: usize, n_heads: usize) -> usize {
-    if max_keys <= ATTN_SPLIT_MIN_KEYS || n_tokens * n_heads >= ATTN_SPLIT_MAX_GROUPS {
+/// 1 (the single-pass kernel) up to `min_keys` keys (normally [`ATTN_SPLIT_MIN_KEYS`]) or
+/// for wide batches.
+pub fn attn_splits(max_keys: usize, n_tokens: usize, n_heads: usize, min_keys: usize) -> usize {
+    if max_keys <= min_keys || n_tokens * n_heads >= ATTN_SPLIT_MAX_GROUPS {
         return 1;
     }
     max_keys.div_ceil(ATTN_SPLIT_KEYS).min(ATTN_MAX_SPLITS)

@@ -11,6 +11,7 @@ pub mod kv;
 pub mod matmul;
 pub mod norm;
 pub mod rope;
+pub mod rope_kv;
 pub mod sample;
 
 use marlin_core::QuantFormat;

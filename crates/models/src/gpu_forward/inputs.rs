@@ -21,6 +21,8 @@ pub(super) struct StepInputs {
     pub(super) cs: Vec<f32>,
     pub(super) cs_local_off: usize,
     pub(super) picks: Vec<Range<usize>>,
+    /// Keys the longest query attends to without a window (its position + 1).
+    pub(super) max_keys: usize,
 }
 
 /// `cos ‖ sin` of every position's half angles, as the CPU table computes them (f64).
@@ -102,7 +104,9 @@ impl GpuModel {
         if let Some(r) = &self.rope_local {
             push_cs(r, &positions, &mut cs);
         }
+        let max_keys = positions.iter().max().map_or(0, |p| p + 1);
         Ok(StepInputs {
+            max_keys,
             n,
             words,
             slots_off,

@@ -1,12 +1,11 @@
 //! Recording one transformer block of a GPU step. q|k|v and gate|up come out of one fused
 //! projection each, interleaved per token, and the ops downstream read them in place:
-//! one RoPE dispatch turns the q and k heads together, one `kv_write` stores K and V from
-//! their offsets in the row, attention reads q with the row stride.
+//! one `rope_kv` dispatch ropes q (into `qr`) and k and stores K and V in the cache.
 
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    record_attention, record_gate_mul, record_kv_write, record_rms_norm_grouped, record_rope,
-    AttnShape, GateAct, KvWriteIo, Span, StepEncoder,
+    record_gate_mul, record_rms_norm_grouped, record_rope_kv, AttnShape, GateAct, RopeKvIo,
+    RopeKvShape, Span, StepEncoder,
 };
 
 use super::inputs::StepInputs;
@@ -78,40 +77,38 @@ impl GpuModel {
             (Some(r), true) => (r, inp.cs_local_off),
             _ => (&self.rope, 0),
         };
-        record_rope(
-            enc,
-            rope.mode,
-            Span::new(cs, cs_off),
-            Span::whole(qk),
-            n,
-            c.n_heads + c.n_kv_heads,
-            hd,
-            rope.n_rot / 2,
-            stride,
-        )?;
         let (kc, vc) = (&kv.k[l], &kv.v[l]);
-        let io = KvWriteIo {
-            k: Span::new(qk, qd),
+        let rk = RopeKvShape {
+            n_tokens: n,
+            n_heads: c.n_heads,
+            n_kv_heads: c.n_kv_heads,
+            head_dim: hd,
+            half: rope.n_rot / 2,
+            mode: rope.mode,
+            dtype: kv.dtype,
+        };
+        let io = RopeKvIo {
+            cs: Span::new(cs, cs_off),
+            x: Span::whole(qk),
             v: Span::new(&s.qkv, qd + kvd),
             src_stride: stride,
             slots: Span::new(words, inp.slots_off),
+            q_out: &s.qr,
             k_cache: kc,
             v_cache: vc,
         };
-        record_kv_write(enc, &io, kv.dtype, n, kvd)?;
+        record_rope_kv(enc, &rk, &io)?;
         let shape = AttnShape {
             n_tokens: n,
             n_heads: c.n_heads,
             n_kv_heads: c.n_kv_heads,
             head_dim: hd,
-            q_stride: stride,
+            q_stride: qd,
             scale: c.attn_scale,
             window: if local { c.sliding_window } else { None },
             dtype: kv.dtype,
         };
-        let meta = Span::new(words, inp.meta_off);
-        let att = Span::whole(&s.att);
-        record_attention(enc, &shape, Span::whole(qk), kc, vc, meta, att)?;
+        self.record_attn(enc, &shape, inp, &s.qr, kc, vc, words, s)?;
         self.linear(enc, &lw.o, &s.att, &s.tmp, n)?;
         self.residual(enc, lw.post_attn_norm, &s.tmp, s, n, Some(lw.ffn_norm))?;
         self.proj(enc, &lw.gu, &s.xn, &s.gu, n)?;

@@ -34,7 +34,8 @@ impl GpuModel {
         if inp.n == 0 {
             return read(&inp, None, None);
         }
-        let bufs = self.take_bufs(inp.n, &inp.words, &inp.cs)?;
+        let mut bufs = self.take_bufs(inp.n, &inp.words, &inp.cs)?;
+        self.fit_attn_part(&mut bufs.scratch, &inp)?;
         if let Some(p) = prof.as_mut() {
             p.mark("prepare");
         }

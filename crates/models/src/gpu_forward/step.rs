@@ -37,6 +37,8 @@ pub(super) struct Scratch {
     pub(super) qkv: PooledBuffer,
     /// q | k after their head norms (Qwen3, Gemma 3), same layout as `qkv`.
     pub(super) qk_normed: Option<PooledBuffer>,
+    /// Roped q, `q_dim` floats per token (attention's input).
+    pub(super) qr: PooledBuffer,
     pub(super) att: PooledBuffer,
     pub(super) tmp: PooledBuffer,
     pub(super) tmp2: PooledBuffer,
@@ -44,6 +46,8 @@ pub(super) struct Scratch {
     pub(super) gu: PooledBuffer,
     /// `act(gate) · up`, `ffn` floats per token.
     pub(super) act: PooledBuffer,
+    /// Split-K attention partials (allocated when a step first needs them).
+    pub(super) part: Option<PooledBuffer>,
 }
 
 impl GpuModel {
@@ -58,11 +62,13 @@ impl GpuModel {
             xn: f(n * d)?,
             qkv: f(n * w)?,
             qk_normed,
+            qr: f(n * c.q_dim())?,
             att: f(n * c.q_dim())?,
             tmp: f(n * d)?,
             tmp2: f(n * d)?,
             gu: f(n * 2 * c.ffn)?,
             act: f(n * c.ffn)?,
+            part: None,
         })
     }
 

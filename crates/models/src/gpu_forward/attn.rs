@@ -1,0 +1,74 @@
+//! A layer's attention in a GPU step: the single-pass kernel, or split-K (flash-decoding)
+//! with a combine when few queries attend over a long context.
+
+use marlin_gpu::wgpu::Buffer;
+use marlin_gpu::{
+    attn_partial_len, attn_splits, record_attention, record_attention_split, storage_f32,
+    AttnShape, Span, StepEncoder,
+};
+
+use super::inputs::StepInputs;
+use super::step::Scratch;
+use super::GpuModel;
+use crate::Result;
+
+impl GpuModel {
+    /// Splits for a layer whose queries see at most `keys` keys.
+    fn splits(&self, inp: &StepInputs, keys: usize) -> usize {
+        let c = &self.config;
+        attn_splits(keys, inp.n, c.n_heads, self.attn_split_min_keys)
+    }
+
+    /// Make `s.part` hold the partials of the step's longest (global) attention.
+    pub(super) fn fit_attn_part(&self, s: &mut Scratch, inp: &StepInputs) -> Result<()> {
+        let c = &self.config;
+        let splits = self.splits(inp, inp.max_keys);
+        if splits <= 1 {
+            return Ok(());
+        }
+        let shape = AttnShape {
+            n_tokens: inp.n,
+            n_heads: c.n_heads,
+            n_kv_heads: c.n_kv_heads,
+            head_dim: c.head_dim,
+            q_stride: c.q_dim(),
+            scale: c.attn_scale,
+            window: None,
+            dtype: marlin_gpu::CacheDtype::F32,
+        };
+        let len = attn_partial_len(&shape, splits);
+        if s.part.as_ref().is_none_or(|b| b.size() < len as u64 * 4) {
+            s.part = Some(storage_f32(&self.ctx, len)?);
+        }
+        Ok(())
+    }
+
+    /// Record attention of `shape` (its window applied) into `s.att`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn record_attn(
+        &self,
+        enc: &mut StepEncoder<'_>,
+        shape: &AttnShape,
+        inp: &StepInputs,
+        q: &Buffer,
+        kc: &Buffer,
+        vc: &Buffer,
+        words: &Buffer,
+        s: &Scratch,
+    ) -> Result<()> {
+        let keys = shape.window.map_or(inp.max_keys, |w| w.min(inp.max_keys));
+        let splits = self.splits(inp, keys);
+        let (q, meta, att) = (
+            Span::whole(q),
+            Span::new(words, inp.meta_off),
+            Span::whole(&s.att),
+        );
+        match &s.part {
+            Some(part) if splits > 1 => {
+                record_attention_split(enc, shape, splits, keys, q, kc, vc, meta, part, att)?
+            }
+            _ => record_attention(enc, shape, q, kc, vc, meta, att)?,
+        }
+        Ok(())
+    }
+}
