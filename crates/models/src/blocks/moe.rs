@@ -9,7 +9,7 @@ use super::config::MoeConfig;
 use super::forward::linear;
 use super::router::route;
 use super::{Expert, Mlp, MoeWeights};
-use crate::Result;
+use crate::{Error, Result};
 
 /// `out = down(silu(gate x) ⊙ up x)` for `n` rows of `x`.
 pub(super) fn mlp(m: &Mlp, x: &[f32], n: usize, out: &mut [f32]) -> Result<()> {
@@ -48,6 +48,14 @@ pub(super) fn moe(
 ) -> Result<()> {
     let d = x.len() / n.max(1);
     let e_n = w.experts.len();
+    let bias_ok = w.correction_bias.as_ref().is_none_or(|b| b.len() == e_n);
+    if e_n != cfg.n_experts || w.router.rows() != e_n || !bias_ok {
+        return Err(Error::Config(format!(
+            "MoE weights: {e_n} experts, router of {} rows, config of {}",
+            w.router.rows(),
+            cfg.n_experts
+        )));
+    }
     let logits = router_logits(&w.router, x, n)?;
     // Per expert: (token, weight) pairs.
     let mut assigned: Vec<Vec<(usize, f32)>> = vec![Vec::new(); e_n];
