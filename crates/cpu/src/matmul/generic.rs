@@ -43,7 +43,7 @@ fn rows(format: QuantFormat, isa: Isa, ctx: &Ctx, chunk: usize, buf: &mut Vec<f3
     buf.resize(ctx.cols, 0.0);
     let r0 = chunk * CHUNK_ROWS;
     for r in r0..(r0 + CHUNK_ROWS).min(ctx.rows) {
-        if !super::marlin::dequant_row(format, ctx.row(r), buf) {
+        if !super::marlin::dequant_row(format, isa, ctx.row(r), buf) {
             marlin_core::formats::dequantize(format, ctx.row(r), buf)?;
         }
         for t in 0..ctx.n_tokens {

@@ -9,6 +9,7 @@
 
 pub(crate) mod float;
 mod kquant;
+pub(crate) mod marlin;
 mod q32;
 mod q32_gemm;
 mod q6k;
