@@ -43,13 +43,25 @@ pub fn inverse_upper_factor(h: &[f64], n: usize) -> Result<Vec<f64>> {
             r[i * n + j] = lp[(n - 1 - i) * n + (n - 1 - j)];
         }
     }
-    // U = R⁻¹ (upper): solve column by column from the bottom.
+    // U = R⁻¹ (upper), row by row from the bottom: U_i = (e_i − Σ_{k>i} R_ik·U_k) / R_ii,
+    // each step an axpy over contiguous rows.
     let mut u = vec![0f64; n * n];
-    for j in (0..n).rev() {
-        u[j * n + j] = 1.0 / r[j * n + j];
-        for i in (0..j).rev() {
-            let s: f64 = (i + 1..=j).map(|k| r[i * n + k] * u[k * n + j]).sum();
-            u[i * n + j] = -s / r[i * n + i];
+    for i in (0..n).rev() {
+        let (top, below) = u.split_at_mut((i + 1) * n);
+        let row = &mut top[i * n..];
+        row[i] = 1.0;
+        for k in i + 1..n {
+            let f = r[i * n + k];
+            if f != 0.0 {
+                let uk = &below[(k - i - 1) * n..(k - i) * n];
+                for (a, b) in row[k..].iter_mut().zip(&uk[k..]) {
+                    *a -= f * b;
+                }
+            }
+        }
+        let d = 1.0 / r[i * n + i];
+        for a in row[i..].iter_mut() {
+            *a *= d;
         }
     }
     Ok(u)
