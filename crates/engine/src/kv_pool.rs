@@ -59,6 +59,11 @@ impl KvPool {
         self.cache.lru_candidates(|b| a.ref_count(b) == 1).len()
     }
 
+    /// Whether `block` is in the prefix cache.
+    pub fn is_cached(&self, block: u32) -> bool {
+        self.cache.contains_block(block)
+    }
+
     /// Blocks in the prefix cache.
     pub fn num_cached(&self) -> usize {
         self.cache.len()

@@ -98,6 +98,18 @@ impl Runner {
         Ok(l)
     }
 
+    /// One step that returns only the argmax id of each requested logits row (greedy
+    /// decoding reads back ids, not logits, on the GPU).
+    pub fn forward_argmax(&mut self, seqs: &[SeqInput<'_>]) -> Result<Vec<u32>> {
+        if let Some((g, kv)) = &self.gpu {
+            return Ok(g.forward_argmax(seqs, kv)?);
+        }
+        let l = self.forward(seqs)?;
+        Ok((0..l.rows())
+            .map(|r| crate::sampler::argmax(l.row(r)))
+            .collect())
+    }
+
     /// Copies KV block `src` over `dst` (copy-on-write).
     pub fn copy_block(&mut self, src: u32, dst: u32) -> Result<()> {
         match &self.gpu {

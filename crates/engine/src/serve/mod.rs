@@ -7,6 +7,7 @@ mod scheduler;
 mod score;
 mod sequence;
 mod stats;
+mod step;
 
 pub use handle::{EngineHandle, RequestGuard, ScoreReply};
 pub use request::{EngineConfig, Event, EventSink, GenRequest, TokenLogprobs, TokenProb, Usage};

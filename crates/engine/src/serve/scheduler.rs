@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use marlin_models::{LogitsRequest, Model, SeqInput};
+use marlin_models::Model;
 
 use crate::blocks::BLOCK_SIZE;
 use crate::kv_pool::KvPool;
@@ -19,24 +19,24 @@ use crate::serve::stats::{self, Stats};
 use crate::{Error, Result};
 
 /// A request's bookkeeping while any of its sequences lives.
-struct ReqState {
-    sink: Box<dyn EventSink>,
-    cancel: Arc<AtomicBool>,
-    n: usize,
-    live: usize,
-    forked: bool,
-    logprobs: Option<usize>,
-    usage: Usage,
+pub(crate) struct ReqState {
+    pub(crate) sink: Box<dyn EventSink>,
+    pub(crate) cancel: Arc<AtomicBool>,
+    pub(crate) n: usize,
+    pub(crate) live: usize,
+    pub(crate) forked: bool,
+    pub(crate) logprobs: Option<usize>,
+    pub(crate) usage: Usage,
 }
 
 /// The batching state machine; one thread drives it with [`Scheduler::step`].
 pub struct Scheduler {
     pub(crate) runner: Runner,
     pub(crate) pool: KvPool,
-    cfg: EngineConfig,
-    waiting: VecDeque<Sequence>,
-    running: Vec<Sequence>,
-    reqs: HashMap<u64, ReqState>,
+    pub(crate) cfg: EngineConfig,
+    pub(crate) waiting: VecDeque<Sequence>,
+    pub(crate) running: Vec<Sequence>,
+    pub(crate) reqs: HashMap<u64, ReqState>,
     next_id: u64,
     pub(crate) capacity: usize,
     pub(crate) stats: Arc<Stats>,
@@ -164,7 +164,7 @@ impl Scheduler {
         self.publish();
     }
 
-    fn reap_cancelled(&mut self) {
+    pub(crate) fn reap_cancelled(&mut self) {
         let gone: Vec<u64> = self
             .reqs
             .iter()
@@ -196,7 +196,7 @@ impl Scheduler {
     }
 
     /// Sends the request's last event (an error, or `Done` with usage) and removes it.
-    fn finish_request(&mut self, id: u64, error: Option<&str>) {
+    pub(crate) fn finish_request(&mut self, id: u64, error: Option<&str>) {
         if let Some(r) = self.reqs.get_mut(&id) {
             let ev = match error {
                 Some(m) => {
@@ -330,165 +330,5 @@ impl Scheduler {
         stats::set(&st.prefix_queried_blocks, p.queried as usize);
         stats::set(&st.prefix_hit_blocks, p.hits as usize);
         stats::set(&st.prefix_evicted_blocks, p.evicted as usize);
-    }
-
-    /// Reserves blocks, runs the forward pass of `plan` and processes its logits.
-    fn run(&mut self, plan: &[(usize, usize)]) {
-        let mut ok = Vec::with_capacity(plan.len());
-        // Requests to end once the batch is processed: (id, error).
-        let mut ends: Vec<(u64, Option<String>)> = Vec::new();
-        for &(i, take) in plan {
-            let s = &mut self.running[i];
-            let runner = &mut self.runner;
-            let r = self
-                .pool
-                .make_writable(&mut s.table, s.computed, &mut |a, b| {
-                    runner.copy_block(a, b)
-                })
-                .and_then(|_| Ok(self.pool.reserve(&mut s.table, s.computed + take)?));
-            match r {
-                Ok(()) => ok.push((i, take)),
-                Err(e) => ends.push((s.req, Some(format!("KV blocks: {e}")))),
-            }
-        }
-        let inputs: Vec<SeqInput<'_>> = ok
-            .iter()
-            .map(|&(i, take)| {
-                let s = &self.running[i];
-                SeqInput {
-                    tokens: &s.tokens[s.computed..s.computed + take],
-                    start_pos: s.computed,
-                    block_table: s.table.blocks(),
-                    logits: if take == s.remaining() {
-                        LogitsRequest::Last
-                    } else {
-                        LogitsRequest::None
-                    },
-                }
-            })
-            .collect();
-        let wants: Vec<bool> = inputs
-            .iter()
-            .map(|x| x.logits == LogitsRequest::Last)
-            .collect();
-        let result = self.runner.forward(&inputs);
-        drop(inputs);
-        stats::add(&self.stats.steps, 1);
-        let logits = match result {
-            Ok(l) => l,
-            Err(e) => {
-                let msg = format!("forward step failed: {e}");
-                tracing::error!("{msg}");
-                let ids: Vec<u64> = ok.iter().map(|&(i, _)| self.running[i].req).collect();
-                for id in ids {
-                    self.finish_request(id, Some(&msg));
-                }
-                return;
-            }
-        };
-        let mut row = 0;
-        let mut forks = Vec::new();
-        for (&(i, take), want) in ok.iter().zip(wants) {
-            let s = &mut self.running[i];
-            s.computed += take;
-            if s.generated == 0 {
-                stats::add(&self.stats.prompt_tokens, take);
-            }
-            self.pool
-                .offer_full_blocks(&s.table, &s.tokens, s.computed, &mut s.keys);
-            if !want {
-                continue;
-            }
-            let data = logits.row(row).to_vec();
-            row += 1;
-            self.sample_into(i, data, &mut forks, &mut ends);
-        }
-        self.running.extend(forks);
-        self.retire_done();
-        for (id, err) in ends {
-            self.finish_request(id, err.as_deref());
-        }
-    }
-
-    /// Samples the next token of running sequence `i` (forking the request's other choices
-    /// first when this is its prompt's end).
-    fn sample_into(
-        &mut self,
-        i: usize,
-        data: Vec<f32>,
-        forks: &mut Vec<Sequence>,
-        ends: &mut Vec<(u64, Option<String>)>,
-    ) {
-        let id = self.running[i].req;
-        let Some(r) = self.reqs.get_mut(&id) else {
-            return;
-        };
-        let mut group = Vec::new();
-        if !r.forked {
-            r.forked = true;
-            for c in 1..r.n {
-                match self.pool.fork(&self.running[i].table) {
-                    Ok(t) => {
-                        group.push(self.running[i].fork(c, t));
-                        r.live += 1;
-                    }
-                    Err(e) => tracing::warn!("request {id}: fork failed: {e}"),
-                }
-            }
-        }
-        let lp = r.logprobs;
-        let tok = &self.runner.model().tokenizer;
-        let cap = self.capacity;
-        let mut results = Vec::new();
-        {
-            let mut d = data.clone();
-            results.push(self.running[i].sample(tok, &mut d, lp, cap));
-        }
-        for c in group.iter_mut() {
-            let mut d = data.clone();
-            results.push(c.sample(tok, &mut d, lp, cap));
-        }
-        let mut seqs: Vec<&mut Sequence> = std::iter::once(&mut self.running[i])
-            .chain(group.iter_mut())
-            .collect();
-        let mut failed = None;
-        let mut finished = 0;
-        let mut gone = false;
-        for (s, res) in seqs.iter_mut().zip(results) {
-            match res {
-                Ok((events, done)) => {
-                    r.usage.completion_tokens += 1;
-                    stats::add(&self.stats.generated_tokens, 1);
-                    for ev in events {
-                        gone |= !r.sink.send(ev);
-                    }
-                    if done {
-                        s.done = true;
-                        finished += 1;
-                    }
-                }
-                Err(e) => failed = Some(format!("detokenizing failed: {e}")),
-            }
-        }
-        r.live -= finished.min(r.live);
-        let all_done = r.live == 0;
-        if gone {
-            r.cancel.store(true, Ordering::Relaxed);
-        }
-        forks.extend(group.into_iter().filter(|s| !s.done));
-        if failed.is_some() || all_done {
-            ends.push((id, failed));
-        }
-    }
-
-    /// Frees the blocks of finished sequences and drops them from the batch.
-    fn retire_done(&mut self) {
-        let pool = &mut self.pool;
-        self.running.retain_mut(|s| {
-            if s.done {
-                pool.release(&mut s.table);
-            }
-            !s.done
-        });
     }
 }
