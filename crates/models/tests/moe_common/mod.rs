@@ -2,6 +2,8 @@
 //! forwards and the logit comparison.
 #![allow(dead_code)]
 
+pub mod gguf;
+
 use std::path::{Path, PathBuf};
 
 use marlin_models::kv_cache::KvCache;
