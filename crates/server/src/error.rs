@@ -146,6 +146,16 @@ impl ApiError {
         )
     }
 
+    /// 408: the body did not arrive in time.
+    pub fn timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            Some("request_timeout"),
+            "the request body did not arrive in time".into(),
+        )
+    }
+
     /// 429: too many requests in flight.
     pub fn overloaded() -> Self {
         Self::new(

@@ -1,6 +1,6 @@
 //! `AppState`: what every handler shares (the engine handle, limits, metrics, options).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use marlin_engine::serve::EngineHandle;
 
@@ -18,6 +18,8 @@ pub struct ServerOptions {
     pub body_limit: usize,
     /// Most choices (`n`) per request.
     pub max_n: usize,
+    /// How long a client may take to send its body (slow-loris bodies get 408).
+    pub body_timeout: Duration,
 }
 
 impl Default for ServerOptions {
@@ -27,6 +29,7 @@ impl Default for ServerOptions {
             api_key: None,
             body_limit: 4 << 20,
             max_n: 8,
+            body_timeout: Duration::from_secs(30),
         }
     }
 }

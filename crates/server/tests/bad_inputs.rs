@@ -297,6 +297,29 @@ async fn headers_only(url: &str, route: &str, len: usize) -> (u16, String) {
     (status, body)
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickled_body_gets_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut opts = common::options();
+    opts.body_timeout = std::time::Duration::from_millis(500);
+    let s = start(common::engine_config(), opts).await;
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST {CHAT} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: 100\r\nconnection: close\r\n\r\n{{\"mess"
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    let t = std::time::Instant::now();
+    let mut buf = Vec::new();
+    c.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("request_timeout"), "{text}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(s.get("/health").await.0, 200);
+    s.stop().await;
+}
+
 fn check_error_shape(
     status: u16,
     text: &str,

@@ -61,6 +61,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         api_key: a.api_key.clone(),
         body_limit: a.body_limit,
         max_n: a.max_n,
+        ..ServerOptions::default()
     };
     let ctx = engine.capacity();
     marlin_server::run_blocking(engine, opts, addr, |bound| {

@@ -42,8 +42,9 @@ pub async fn read_json(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::too_large(limit));
     }
-    let bytes = axum::body::to_bytes(body, limit)
+    let bytes = tokio::time::timeout(state.opts.body_timeout, axum::body::to_bytes(body, limit))
         .await
+        .map_err(|_| ApiError::timeout())?
         .map_err(|_| ApiError::too_large(limit))?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
