@@ -49,6 +49,9 @@ pub use layout::WeightLayout;
 pub use op::{kernel_name, Op, MATMUL_FORMATS};
 pub use ops::argmax::record_argmax;
 pub use ops::attention::{record_attention, AttnShape, ATTN_MAX_HEAD_DIM};
+pub use ops::attention_prefill::{
+    attn_prefill_blocks, record_attention_prefill, ATTN_PREFILL_BLOCK,
+};
 pub use ops::attention_split::{
     attn_partial_len, attn_splits, record_attention_split, ATTN_MAX_SPLITS, ATTN_SPLIT_KEYS,
     ATTN_SPLIT_MIN_KEYS,

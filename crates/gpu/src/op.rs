@@ -39,6 +39,8 @@ pub enum Op {
     AttnSplit,
     /// Merge of `AttnSplit` partials.
     AttnCombine,
+    /// Causal attention over query blocks sharing K/V tiles (prefill).
+    AttnPrefill,
     /// Index of the largest value of each row.
     Argmax,
     /// Sampling pass 1: per chunk of a logits row, its best candidates and statistics.
@@ -51,7 +53,7 @@ pub enum Op {
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 20] = [
+    pub const ALL: [Op; 21] = [
         Op::Gemv,
         Op::Gemm,
         Op::Embed,
@@ -68,6 +70,7 @@ impl Op {
         Op::AttnPaged,
         Op::AttnSplit,
         Op::AttnCombine,
+        Op::AttnPrefill,
         Op::Argmax,
         Op::SampleCands,
         Op::SamplePick,
@@ -95,6 +98,7 @@ impl Op {
             Op::AttnPaged => "attn_paged",
             Op::AttnSplit => "attn_split",
             Op::AttnCombine => "attn_combine",
+            Op::AttnPrefill => "attn_prefill",
             Op::Argmax => "argmax",
             Op::SampleCands => "sample_cands",
             Op::SamplePick => "sample_pick",

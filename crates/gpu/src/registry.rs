@@ -158,7 +158,7 @@ pub fn op_workgroup_size(op: Op) -> u32 {
         // One workgroup per row or head: wider groups keep more loads in flight (decode).
         Op::Argmax | Op::RmsNorm | Op::AddRmsNorm => 256,
         Op::SampleCands | Op::SamplePick => 256,
-        Op::AttnPaged | Op::AttnSplit => 128,
+        Op::AttnPaged | Op::AttnSplit | Op::AttnPrefill => 128,
         _ => 64,
     }
 }
@@ -188,6 +188,7 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
             BindLayout::Read4Write,
         ),
         Op::AttnCombine => (vec![format!("ops/{name}.wgsl")], BindLayout::ReadWrite),
+        Op::AttnPrefill => (vec![format!("ops/{name}.wgsl")], BindLayout::Read4Write),
         Op::AddRmsNorm => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write2),
         Op::RopeKvNormal | Op::RopeKvNeox => (
             vec!["ops/rope_kv_body.wgsl".into(), format!("ops/{name}.wgsl")],

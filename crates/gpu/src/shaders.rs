@@ -274,6 +274,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/ops/attn_paged.wgsl"),
     ),
     (
+        "ops/attn_prefill.wgsl",
+        include_str!("shaders/ops/attn_prefill.wgsl"),
+    ),
+    (
         "ops/attn_split.wgsl",
         include_str!("shaders/ops/attn_split.wgsl"),
     ),

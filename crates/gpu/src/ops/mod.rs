@@ -3,6 +3,7 @@
 
 pub mod argmax;
 pub mod attention;
+pub mod attention_prefill;
 pub mod attention_split;
 pub mod elementwise;
 pub mod embed;

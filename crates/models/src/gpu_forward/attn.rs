@@ -1,10 +1,11 @@
-//! A layer's attention in a GPU step: the single-pass kernel, or split-K (flash-decoding)
-//! with a combine when few queries attend over a long context.
+//! A layer's attention in a GPU step: flash-style query blocks for prompt chunks; for
+//! decode steps the single-pass kernel, or split-K (flash-decoding) with a combine when few
+//! queries attend over a long context.
 
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    attn_partial_len, attn_splits, record_attention, record_attention_split, storage_f32,
-    AttnShape, Span, StepEncoder,
+    attn_partial_len, attn_splits, record_attention, record_attention_prefill,
+    record_attention_split, storage_f32, AttnShape, Span, StepEncoder,
 };
 
 use super::inputs::StepInputs;
@@ -56,6 +57,14 @@ impl GpuModel {
         words: &Buffer,
         s: &Scratch,
     ) -> Result<()> {
+        if inp.n_blocks < inp.n {
+            // Prompt chunks: query blocks share K/V tiles (flash-style).
+            let meta = Span::new(words, inp.meta_off);
+            let blocks = Span::new(words, inp.blocks_off);
+            let att = Span::whole(&s.att);
+            record_attention_prefill(enc, shape, q, kc, vc, meta, blocks, inp.n_blocks, att)?;
+            return Ok(());
+        }
         let keys = shape.window.map_or(inp.max_keys, |w| w.min(inp.max_keys));
         let splits = self.splits(inp, keys);
         let (q, meta, att) = (

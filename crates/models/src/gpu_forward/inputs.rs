@@ -23,6 +23,9 @@ pub(super) struct StepInputs {
     pub(super) picks: Vec<Range<usize>>,
     /// Keys the longest query attends to without a window (its position + 1).
     pub(super) max_keys: usize,
+    /// Word index in `words` of the prefill attention's query blocks, and their count.
+    pub(super) blocks_off: usize,
+    pub(super) n_blocks: usize,
 }
 
 /// `cos ‖ sin` of every position's half angles, as the CPU table computes them (f64).
@@ -105,8 +108,14 @@ impl GpuModel {
             push_cs(r, &positions, &mut cs);
         }
         let max_keys = positions.iter().max().map_or(0, |p| p + 1);
+        let lens: Vec<usize> = seqs.iter().map(|s| s.tokens.len()).collect();
+        let blocks = marlin_gpu::attn_prefill_blocks(&lens);
+        let blocks_off = words.len();
+        words.extend_from_slice(&blocks);
         Ok(StepInputs {
             max_keys,
+            blocks_off,
+            n_blocks: blocks.len() / 2,
             n,
             words,
             slots_off,
