@@ -90,7 +90,7 @@ fn random_bit_patterns_match_reference() {
 #[test]
 fn marlin_formats_match_reference() {
     for format in QuantFormat::marlin_all() {
-        let (rows, cols, n_tokens) = (5, 576, 3);
+        let (rows, cols, n_tokens) = (7, 576, 5);
         let w = quantized(format, rows, cols, 11);
         let x = gaussian(n_tokens * cols, 5);
         let (want, mag) = reference(&w, &x, n_tokens);
@@ -98,7 +98,13 @@ fn marlin_formats_match_reference() {
             let mut out = vec![0f32; rows * n_tokens];
             matmul_with(isa, &w, &x, n_tokens, &mut out).unwrap();
             let e = rel_err(&out, &want, mag);
-            assert!(e <= TOL_F32, "{format} {isa:?}: err {e:.3e}");
+            // 4-bit formats have int8-activation kernels on SIMD CPUs; the rest decode to f32.
+            let tol = if marlin_cpu::matmul::has_fast_kernel(isa, format) {
+                TOL_INT8
+            } else {
+                TOL_F32
+            };
+            assert!(e <= tol, "{format} {isa:?}: err {e:.3e}");
         }
     }
 }

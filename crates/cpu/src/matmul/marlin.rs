@@ -22,6 +22,12 @@ static E4M3: LazyLock<[f32; 256]> = LazyLock::new(|| {
     t
 });
 
+/// E4M3 code → value through the table.
+#[inline]
+pub(crate) fn e4m3(code: u8) -> f32 {
+    E4M3[usize::from(code)]
+}
+
 /// Decode a row of a metal-marlin `format` (full blocks and a tail) into `dst` (sizes
 /// checked by the caller). Returns false for other formats.
 pub(super) fn dequant_row(format: QuantFormat, isa: Isa, src: &[u8], dst: &mut [f32]) -> bool {

@@ -10,6 +10,7 @@
 pub(crate) mod float;
 mod kquant;
 pub(crate) mod marlin;
+mod marlin4;
 mod q32;
 mod q32_gemm;
 mod q6k;
@@ -21,6 +22,7 @@ use marlin_core::QuantFormat;
 use super::kernel::{kernel, ActKind, Kernel};
 use float::float;
 use kquant::q45k;
+use marlin4::{marlin4, marlin4_vnni};
 use q32::{q32, q32_vnni, q8_0, q8_0_vnni};
 use q32_gemm::{q32g, q32g_vnni, q8_0g, q8_0g_vnni};
 use q6k::q6k;
@@ -42,6 +44,56 @@ static Q4_K: Kernel = kernel!(ActKind::Q8B256, 2, 1, q45k, false);
 static Q5_K: Kernel = kernel!(ActKind::Q8B256, 2, 1, q45k, true);
 static Q6_K: Kernel = kernel!(ActKind::Q8B256, 2, 1, q6k);
 
+/// One 4-bit metal-marlin kernel pair (AVX2, AVX-VNNI) per kind and group.
+macro_rules! marlin4_kernels {
+    ($($name:ident, $vnni:ident, $k:literal, $g:literal;)*) => {$(
+        static $name: Kernel = kernel!(ActKind::Q8B32, 4, 2, marlin4, $k, $g);
+        static $vnni: Kernel = kernel!(ActKind::Q8B32, 4, 2, marlin4_vnni, $k, $g);
+    )*};
+}
+
+marlin4_kernels! {
+    FP4_G32, FP4_G32_V, 0, 32;
+    FP4_G64, FP4_G64_V, 0, 64;
+    FP4_G128, FP4_G128_V, 0, 128;
+    FP4_G256, FP4_G256_V, 0, 256;
+    NVFP4, NVFP4_V, 1, 16;
+    INT4_G32, INT4_G32_V, 2, 32;
+    INT4_G64, INT4_G64_V, 2, 64;
+    INT4_G128, INT4_G128_V, 2, 128;
+    INT4_G256, INT4_G256_V, 2, 256;
+    INT4Z_G32, INT4Z_G32_V, 3, 32;
+    INT4Z_G64, INT4Z_G64_V, 3, 64;
+    INT4Z_G128, INT4Z_G128_V, 3, 128;
+    INT4Z_G256, INT4Z_G256_V, 3, 256;
+}
+
+/// The kernel of a 4-bit metal-marlin format.
+fn marlin_kernel(format: QuantFormat, vnni: bool) -> Option<&'static Kernel> {
+    use marlin_core::{Group as G, IntBits};
+    let pick = |a: &'static Kernel, v: &'static Kernel| Some(if vnni { v } else { a });
+    match format {
+        QuantFormat::Fp4(g) => match g {
+            G::G32 => pick(&FP4_G32, &FP4_G32_V),
+            G::G64 => pick(&FP4_G64, &FP4_G64_V),
+            G::G128 => pick(&FP4_G128, &FP4_G128_V),
+            G::G256 => pick(&FP4_G256, &FP4_G256_V),
+        },
+        QuantFormat::Nvfp4 => pick(&NVFP4, &NVFP4_V),
+        QuantFormat::Int(i) if i.bits == IntBits::B4 => match (i.zeros, i.group) {
+            (false, G::G32) => pick(&INT4_G32, &INT4_G32_V),
+            (false, G::G64) => pick(&INT4_G64, &INT4_G64_V),
+            (false, G::G128) => pick(&INT4_G128, &INT4_G128_V),
+            (false, G::G256) => pick(&INT4_G256, &INT4_G256_V),
+            (true, G::G32) => pick(&INT4Z_G32, &INT4Z_G32_V),
+            (true, G::G64) => pick(&INT4Z_G64, &INT4Z_G64_V),
+            (true, G::G128) => pick(&INT4Z_G128, &INT4Z_G128_V),
+            (true, G::G256) => pick(&INT4Z_G256, &INT4Z_G256_V),
+        },
+        _ => None,
+    }
+}
+
 /// The AVX2 kernel for `format`, if it has one; `vnni` picks the AVX-VNNI variants of the
 /// 32-element formats (K-quants scale through `vpmaddwd` either way, so they share one).
 pub(super) fn kernel_for(format: QuantFormat, vnni: bool) -> Option<&'static Kernel> {
@@ -62,6 +114,7 @@ pub(super) fn kernel_for(format: QuantFormat, vnni: bool) -> Option<&'static Ker
         QuantFormat::Q4_K => &Q4_K,
         QuantFormat::Q5_K => &Q5_K,
         QuantFormat::Q6_K => &Q6_K,
+        f if f.is_marlin() => return marlin_kernel(f, vnni),
         _ => return None,
     })
 }
