@@ -211,6 +211,10 @@ pub struct ServeArgs {
     /// Turn the prefix cache off.
     #[arg(long)]
     pub no_prefix_cache: bool,
+    /// Make each request's tokens independent of what it is batched with (CPU: pads steps
+    /// to whole matmul tiles; slower, above all for a single stream).
+    #[arg(long)]
+    pub batch_invariant: bool,
 }
 
 #[derive(Args, Debug)]

@@ -47,7 +47,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         num_blocks,
         max_requests: a.max_requests,
         prefix_caching: !a.no_prefix_cache,
-        ..EngineConfig::default()
+        batch_invariant: a.batch_invariant,
     };
     let engine = EngineHandle::start(model.clone(), device.device.clone(), cfg)?;
     let name = a.served_model_name.clone().unwrap_or_else(|| {

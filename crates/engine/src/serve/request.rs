@@ -100,7 +100,8 @@ pub struct EngineConfig {
     /// Share full prompt blocks between requests through the prefix cache.
     pub prefix_caching: bool,
     /// Make a sequence's tokens independent of what shares its batch (CPU: every step
-    /// padded to whole 4-token matmul tiles; costs up to 3 dummy tokens a step).
+    /// padded to whole 4-token matmul tiles, so a lone decode runs a 4-token GEMM instead
+    /// of the GEMV: measured 2.6x slower at one stream, 1.4x at 32, on SmolLM2-135M).
     pub batch_invariant: bool,
 }
 
@@ -112,7 +113,7 @@ impl Default for EngineConfig {
             num_blocks: 1024,
             max_requests: 256,
             prefix_caching: true,
-            batch_invariant: true,
+            batch_invariant: false,
         }
     }
 }

@@ -191,6 +191,8 @@ impl Scheduler {
         self.running.retain_mut(&mut drop_seq);
         self.waiting.retain_mut(&mut drop_seq);
         if self.reqs.remove(&id).is_some() {
+            // Gauges first: whoever sees the request gone also sees its blocks freed.
+            self.publish();
             stats::sub(&self.stats.requests_in_flight, 1);
         }
     }

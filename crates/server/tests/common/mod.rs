@@ -37,6 +37,7 @@ pub fn engine_config() -> EngineConfig {
         max_batched_tokens: 256,
         num_blocks: 512,
         max_requests: 256,
+        batch_invariant: true,
         ..EngineConfig::default()
     }
 }
