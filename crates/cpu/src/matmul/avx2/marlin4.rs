@@ -1,12 +1,13 @@
-//! AVX2 tiles for the 4-bit metal-marlin formats (fp4 g32–256, nvfp4, int4, int4z) against
-//! Q8 32-block activations, straight from the packed blocks.
+//! AVX2 tiles for the 4-bit metal-marlin formats (fp4 g32–256, nvfp4, int4, int4z) and
+//! symmetric int8 against Q8 32-block activations, straight from the packed blocks.
 //!
 //! Per 32 elements: 16 code bytes are split into nibbles and interleaved back into element
 //! order. Integer codes are multiplied unsigned with the int8 activations and the zero
 //! point comes back through the activation's `d·Σq`; E2M1 codes go through a `pshufb`
 //! table of doubled values (−12..12, exact in int8) and a signed × signed dot. The i32 lanes
 //! of a 32-element dot hold elements 0–15 in lanes 0–3 and 16–31 in lanes 4–7, so nvfp4's
-//! two 16-element scales multiply lane halves.
+//! two 16-element scales multiply lane halves. Symmetric int8 codes become `c − 128` (an
+//! i8) and take the signed path too (unsigned codes up to 255 would overflow `vpmaddubsw`).
 
 use std::arch::x86_64::*;
 
@@ -24,6 +25,7 @@ pub(super) const FP4: u8 = 0;
 pub(super) const NVFP4: u8 = 1;
 pub(super) const INT4: u8 = 2;
 pub(super) const INT4Z: u8 = 3;
+pub(super) const INT8: u8 = 4;
 
 /// The format of kind `K` with group `G`.
 fn format_of(k: u8, g: usize) -> QuantFormat {
@@ -39,6 +41,11 @@ fn format_of(k: u8, g: usize) -> QuantFormat {
         FP4 => QuantFormat::Fp4(group),
         NVFP4 => QuantFormat::Nvfp4,
         INT4 => int(false),
+        INT8 => QuantFormat::Int(IntFormat {
+            bits: IntBits::B8,
+            zeros: false,
+            group,
+        }),
         _ => int(true),
     }
 }
@@ -72,6 +79,7 @@ unsafe fn params<const K: u8>(blk: &[u8], geo: &BlockGeom, s: &mut [f32; 16], z:
         };
         z[k] = match K {
             INT4 => 8.0,
+            INT8 => 0.0,
             INT4Z => f32::from(blk[geo.zeros_at + k]),
             _ => 0.0,
         };
@@ -124,11 +132,19 @@ unsafe fn body<const VNNI: bool, const K: u8, const G: usize, const R: usize, co
                 ad[t] = *dsa.add((tok + t) * nb + cb);
             }
             for r in 0..R {
-                let p = ctx.w.as_ptr().add((row + r) * rb + at + c * 16);
+                let p = if K == INT8 {
+                    ctx.w.as_ptr().add((row + r) * rb + at + c * 32)
+                } else {
+                    ctx.w.as_ptr().add((row + r) * rb + at + c * 16)
+                };
                 if T == 1 {
                     prefetch_rows_ahead(p, rb);
                 }
-                let u = codes32(p);
+                let u = if K == INT8 {
+                    _mm256_xor_si256(_mm256_loadu_si256(p.cast()), _mm256_set1_epi8(-128))
+                } else {
+                    codes32(p)
+                };
                 let (g0, g1) = if K == NVFP4 {
                     (2 * c, 2 * c + 1)
                 } else {
@@ -137,8 +153,12 @@ unsafe fn body<const VNNI: bool, const K: u8, const G: usize, const R: usize, co
                 let sv = _mm256_setr_ps(
                     s[r][g0], s[r][g0], s[r][g0], s[r][g0], s[r][g1], s[r][g1], s[r][g1], s[r][g1],
                 );
-                if K == FP4 || K == NVFP4 {
-                    let w = _mm256_shuffle_epi8(k2, u);
+                if K == FP4 || K == NVFP4 || K == INT8 {
+                    let w = if K == INT8 {
+                        u
+                    } else {
+                        _mm256_shuffle_epi8(k2, u)
+                    };
                     let wa = _mm256_abs_epi8(w);
                     for t in 0..T {
                         let d = dot::<VNNI>(wa, _mm256_sign_epi8(av[t], w));

@@ -66,9 +66,13 @@ marlin4_kernels! {
     INT4Z_G64, INT4Z_G64_V, 3, 64;
     INT4Z_G128, INT4Z_G128_V, 3, 128;
     INT4Z_G256, INT4Z_G256_V, 3, 256;
+    INT8_G32, INT8_G32_V, 4, 32;
+    INT8_G64, INT8_G64_V, 4, 64;
+    INT8_G128, INT8_G128_V, 4, 128;
+    INT8_G256, INT8_G256_V, 4, 256;
 }
 
-/// The kernel of a 4-bit metal-marlin format.
+/// The kernel of a 4-bit (or symmetric 8-bit) metal-marlin format.
 fn marlin_kernel(format: QuantFormat, vnni: bool) -> Option<&'static Kernel> {
     use marlin_core::{Group as G, IntBits};
     let pick = |a: &'static Kernel, v: &'static Kernel| Some(if vnni { v } else { a });
@@ -89,6 +93,12 @@ fn marlin_kernel(format: QuantFormat, vnni: bool) -> Option<&'static Kernel> {
             (true, G::G64) => pick(&INT4Z_G64, &INT4Z_G64_V),
             (true, G::G128) => pick(&INT4Z_G128, &INT4Z_G128_V),
             (true, G::G256) => pick(&INT4Z_G256, &INT4Z_G256_V),
+        },
+        QuantFormat::Int(i) if i.bits == IntBits::B8 && !i.zeros => match i.group {
+            G::G32 => pick(&INT8_G32, &INT8_G32_V),
+            G::G64 => pick(&INT8_G64, &INT8_G64_V),
+            G::G128 => pick(&INT8_G128, &INT8_G128_V),
+            G::G256 => pick(&INT8_G256, &INT8_G256_V),
         },
         _ => None,
     }
