@@ -182,3 +182,42 @@ async fn shared_prompts_hit_the_prefix_cache_with_identical_output() {
     assert_eq!(s.metric("marlin_kv_blocks_used").await, 0.0);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiny_kv_pool_preempts_and_still_answers_everything() {
+    // 10 blocks (160 tokens) against 12 requests of ~45 tokens each: 3x the pool.
+    let mut cfg = common::engine_config();
+    cfg.num_blocks = 10;
+    let s = start(cfg, common::options()).await;
+    let bodies: Vec<Value> = QUESTIONS.iter().map(|q| chat_body(q, 12)).collect();
+    let mut want = Vec::new();
+    for b in &bodies {
+        want.push(whole_text(&s, b).await);
+    }
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let b = bodies[i % bodies.len()].clone();
+        let (client, url) = (s.client.clone(), s.url.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(format!("{url}/v1/chat/completions"))
+                .json(&b)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            let v: Value = r.json().await.unwrap();
+            v["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }));
+    }
+    for (i, t) in tasks.into_iter().enumerate() {
+        assert_eq!(t.await.unwrap(), want[i % want.len()], "request {i}");
+    }
+    assert!(s.metric("marlin_preemptions_total").await > 0.0);
+    s.wait_idle().await;
+    assert_eq!(s.metric("marlin_kv_blocks_used").await, 0.0);
+    s.stop().await;
+}
