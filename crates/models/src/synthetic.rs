@@ -281,23 +281,33 @@ fn layer(cfg: &ModelConfig, format: QuantFormat, l: usize) -> Result<LayerWeight
 /// the embedding table, every layer and the LM head.
 pub fn build(spec: &str, progress: &mut dyn FnMut(usize, usize)) -> Result<Model> {
     let s = SyntheticSpec::parse(spec)?;
-    let cfg = s.preset.config();
+    build_preset(s.preset, s.format, progress)
+}
+
+/// Build the random-weight model of `preset` (any [`Preset`] value, e.g. a listed one with
+/// fewer layers) with weights in `format`.
+pub fn build_preset(
+    preset: &Preset,
+    format: QuantFormat,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Model> {
+    let cfg = preset.config();
     let total = cfg.n_layers + 2;
     progress(0, total);
-    let emb_format = format_for(s.format, cfg.hidden);
+    let emb_format = format_for(format, cfg.hidden);
     let embed = random_tensor(emb_format, cfg.vocab, cfg.hidden, fill::mix(1))?;
     progress(1, total);
     let mut layers = Vec::with_capacity(cfg.n_layers);
     let mut blocks = Vec::new();
     if cfg.mla.is_some() {
-        blocks = moe::blocks(&cfg, s.format, &mut |l| progress(l + 1, total))?;
+        blocks = moe::blocks(&cfg, format, &mut |l| progress(l + 1, total))?;
     } else {
         for l in 0..cfg.n_layers {
-            layers.push(layer(&cfg, s.format, l)?);
+            layers.push(layer(&cfg, format, l)?);
             progress(l + 2, total);
         }
     }
-    let lm_head = if s.preset.tied {
+    let lm_head = if preset.tied {
         embed.clone()
     } else {
         random_tensor(emb_format, cfg.vocab, cfg.hidden, fill::mix(2))?
@@ -311,5 +321,6 @@ pub fn build(spec: &str, progress: &mut dyn FnMut(usize, usize)) -> Result<Model
         blocks,
     };
     let tokenizer = vocab::tokenizer(cfg.vocab)?;
-    Model::assemble(cfg, weights, tokenizer, ChatTemplate::chatml()?, s.name())
+    let name = format!("{PREFIX}{}:{format}", preset.name);
+    Model::assemble(cfg, weights, tokenizer, ChatTemplate::chatml()?, name)
 }

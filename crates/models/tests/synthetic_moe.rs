@@ -121,3 +121,37 @@ fn glm47_flash_q4_0_builds_and_decodes() {
     assert_eq!(out.len(), 154_880);
     assert!(out.iter().all(|x| x.is_finite()));
 }
+
+/// GLM-4.7-Flash's real dims with two layers (one dense, one with 64 + 1 experts), ~0.9 GB
+/// in q4_k: every real shape (K-quant fallbacks on 192-wide W_UKᵀ, 576-wide latent rows)
+/// builds and decodes. Run with `--ignored`.
+#[test]
+#[ignore = "allocates ~0.9 GB"]
+fn glm47_flash_two_layers_q4_k_run() {
+    let mut p = *marlin_models::synthetic::Preset::by_name("glm47-flash").unwrap();
+    p.n_layers = 2;
+    let t = std::time::Instant::now();
+    let m =
+        marlin_models::synthetic::build_preset(&p, marlin_core::QuantFormat::Q4_K, &mut |_, _| {})
+            .unwrap();
+    eprintln!("built in {:.1} s", t.elapsed().as_secs_f64());
+    let FfnWeights::Moe(moe) = &m.weights.blocks[1].ffn else {
+        panic!("layer 1 is not MoE")
+    };
+    assert_eq!(moe.experts.len(), 64);
+    assert_eq!(moe.experts[0].down.shape, vec![2048, 1536]);
+    let AttnWeights::Mla(mla) = &m.weights.blocks[1].attn else {
+        panic!("not MLA")
+    };
+    assert_eq!(mla.k_b.len(), 20);
+    assert_eq!(mla.k_b[0].shape, vec![512, 192]);
+    assert_eq!(mla.v_b[0].shape, vec![256, 512]);
+    let mut kv = KvCache::new(&m.config, 1);
+    let t = std::time::Instant::now();
+    let a = logits(&m, &mut kv, &[1, 2, 3, 4], 0, &[0]);
+    let b = logits(&m, &mut kv, &[5], 4, &[0]);
+    eprintln!("prefill 4 + decode 1 in {:.2} s", t.elapsed().as_secs_f64());
+    assert_eq!(a.len(), 154_880);
+    assert!(a.iter().chain(&b).all(|x| x.is_finite()));
+    assert_ne!(a, b);
+}
