@@ -11,6 +11,9 @@ use super::router::route;
 use super::{Expert, Mlp, MoeWeights};
 use crate::{Error, Result};
 
+/// Token tile of the CPU GEMM kernels.
+const TILE: usize = 4;
+
 /// `out = down(silu(gate x) ⊙ up x)` for `n` rows of `x`.
 pub(super) fn mlp(m: &Mlp, x: &[f32], n: usize, out: &mut [f32]) -> Result<()> {
     let f = m.gate.out_features();
@@ -74,11 +77,18 @@ pub(super) fn moe(
         if tokens.is_empty() {
             continue;
         }
-        let m = tokens.len();
+        // A step of whole 4-token tiles (the engine's batch-invariant mode) pads every expert's
+        // group to whole tiles too, so each token takes the tiled GEMM path whatever shares it.
+        let m = if n.is_multiple_of(TILE) {
+            tokens.len().next_multiple_of(TILE)
+        } else {
+            tokens.len()
+        };
         xs.clear();
         for &(t, _) in tokens {
             xs.extend_from_slice(&x[t * d..(t + 1) * d]);
         }
+        xs.resize(m * d, 0.0);
         ys.clear();
         ys.resize(m * d, 0.0);
         expert(&w.experts[e], &xs, m, &mut ys)?;
