@@ -108,7 +108,9 @@ pub fn bench_gemv_with(
     opts: &BenchOpts,
 ) -> Result<GemvBench> {
     let iters = opts.iters.max(1);
-    let variant = opts.variant.unwrap_or(ctx.default_variant(crate::Op::Gemv));
+    let variant = opts
+        .variant
+        .unwrap_or(ctx.matmul_variant(crate::Op::Gemv, format));
     let raw = synthetic_bytes(format.row_bytes(cols)? * rows, 0x9E37_79B9);
     let first = GpuWeight::from_bytes(ctx, format, rows, cols, &raw, ctx.max_binding())?;
     let per = first.gpu_bytes().max(1);

@@ -11,6 +11,11 @@ use crate::registry::{spec, KernelKey, Variant};
 use crate::selector::{self, AdapterSummary, DeviceSelector, GpuFeatures};
 use crate::{Error, Result};
 
+/// `MARLIN_GPU_DP4A=0` turns the 8-bit-activation GEMV off (decode comparisons).
+fn dp4a_allowed() -> bool {
+    std::env::var("MARLIN_GPU_DP4A").as_deref() != Ok("0")
+}
+
 /// `MARLIN_GPU_COOP=0` turns the tensor-core GEMM off (prefill comparisons).
 fn coop_allowed() -> bool {
     std::env::var("MARLIN_GPU_COOP").as_deref() != Ok("0")
@@ -105,15 +110,33 @@ impl GpuContext {
         })
     }
 
-    /// The variant of `op` this device runs by default: subgroup GEMV where available;
-    /// tensor-core GEMM (f16 products, f32 sums, as cuBLAS prefill does) where the device
-    /// has it, else plain (f32) GEMM, since the f16 GEMM also sums in f16 and is opt-in.
+    /// The variant of `op` this device runs by default for formats without a special one:
+    /// subgroup GEMV where available; tensor-core GEMM (f16 products, f32 sums, as cuBLAS
+    /// prefill does) where the device has it, else plain (f32) GEMM, since the f16 GEMM
+    /// also sums in f16 and is opt-in.
     pub fn default_variant(&self, op: Op) -> Variant {
         match op {
             Op::Gemv if self.features.subgroup => Variant::Subgroup,
             Op::Gemm if self.summary.coop_gemm() && coop_allowed() => Variant::Coop,
             _ => Variant::Plain,
         }
+    }
+
+    /// The variant of `op` on `format`: the 8-bit-activation GEMV for formats that have
+    /// it (`MARLIN_GPU_DP4A=0` turns it off), else [`GpuContext::default_variant`].
+    pub fn matmul_variant(&self, op: Op, format: QuantFormat) -> Variant {
+        let dp4a = Variant::Dp4a;
+        if op == Op::Gemv
+            && dp4a_allowed()
+            && self.runs(KernelKey {
+                op,
+                format,
+                variant: dp4a,
+            })
+        {
+            return dp4a;
+        }
+        self.default_variant(op)
     }
 
     /// Largest storage binding, in bytes.
@@ -162,7 +185,7 @@ impl GpuContext {
     /// Whether `op` has a kernel for `format` on this device (missing kernels are
     /// reported, never emulated).
     pub fn supports(&self, op: Op, format: QuantFormat) -> bool {
-        let variant = self.default_variant(op);
+        let variant = self.matmul_variant(op, format);
         self.runs(KernelKey {
             op,
             format,

@@ -41,15 +41,22 @@ pub enum Variant {
     /// Cooperative-matrix (tensor core) GEMM: f16 tiles, f32 accumulators
     /// (`EXPERIMENTAL_COOPERATIVE_MATRIX`, 16x16x16 f16 configs, subgroups of 32).
     Coop,
+    /// GEMV with 8-bit activations and packed integer dot products (formats with integer
+    /// codes: [`DP4A_FORMATS`]), subgroup reduction.
+    Dp4a,
 }
+
+/// Formats with a Dp4a GEMV (`dot_unit_q8` in their decode file).
+pub const DP4A_FORMATS: &[QuantFormat] = &[QuantFormat::Q4_0, QuantFormat::Q8_0, QuantFormat::Q4_K];
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 4] = [
+    pub const ALL: [Variant; 5] = [
         Variant::Plain,
         Variant::Subgroup,
         Variant::F16,
         Variant::Coop,
+        Variant::Dp4a,
     ];
 
     /// Stable name for logs and bench lines.
@@ -59,6 +66,7 @@ impl Variant {
             Variant::Subgroup => "subgroup",
             Variant::F16 => "f16",
             Variant::Coop => "coop",
+            Variant::Dp4a => "dp4a",
         }
     }
 }
@@ -246,6 +254,11 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
         Variant::Subgroup if gw == 64 => "gemv/reduce_subgroup.wgsl",
         _ => "gemv/reduce_shared.wgsl",
     };
+    let gemv_reduce_dp4a = if gw == 64 {
+        "gemv/reduce_subgroup.wgsl"
+    } else {
+        "gemv/reduce_shared.wgsl"
+    };
     let (features, wg, rows, tokens, ids, body) = match (key.op, key.variant) {
         (Op::Gemv, Variant::Subgroup) => (
             wgpu::Features::SUBGROUP,
@@ -254,6 +267,14 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
             1,
             "subgroup",
             vec![gemv_reduce, "gemv/gemv_body.wgsl"],
+        ),
+        (Op::Gemv, Variant::Dp4a) if DP4A_FORMATS.contains(&key.format) => (
+            wgpu::Features::SUBGROUP,
+            GEMV_WG,
+            gemv_rows(key.format),
+            1,
+            "subgroup",
+            vec![gemv_reduce_dp4a, "gemv/gemv_body_q8.wgsl"],
         ),
         (Op::Gemv, Variant::Plain) => (
             wgpu::Features::empty(),
@@ -327,27 +348,16 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     })
 }
 
-/// Threads that share one GEMV row quad (`GW`). Each thread streams 4 rows × (128 / GW)
-/// units per x tile, so formats with fewer bytes per unit use fewer threads per quad to
-/// keep enough bytes in flight, and more rows per workgroup share each x tile.
-/// `MARLIN_GEMV_GW` (16, 32 or 64) overrides it for quantized formats, for tuning.
-pub fn gemv_group_threads(format: QuantFormat) -> u32 {
-    use QuantFormat as F;
-    let default = match format {
-        F::F32 | F::F16 | F::BF16 => 64,
-        F::Q8_0 | F::Q6_K | F::Q5_0 | F::Q5_1 | F::Q5_K => 32,
-        _ => 16,
-    };
-    if matches!(format, F::F32 | F::F16 | F::BF16) {
-        return default;
-    }
-    match std::env::var("MARLIN_GEMV_GW")
+/// Threads that share one GEMV row quad (`GW`); each streams 4 rows × 128 / GW units per x
+/// tile. 64 measured best for every format on the H200 (q4_0 14336×4096: 1712 GB/s at 64,
+/// 1590 at 32, 1551 at 16): the GEMV is bound by instructions per byte, not bytes in flight.
+/// `MARLIN_GEMV_GW` (16, 32 or 64) overrides it, for tuning on other GPUs.
+pub fn gemv_group_threads(_format: QuantFormat) -> u32 {
+    std::env::var("MARLIN_GEMV_GW")
         .ok()
         .and_then(|v| v.parse::<u32>().ok())
-    {
-        Some(gw @ (16 | 32 | 64)) => gw,
-        _ => default,
-    }
+        .filter(|gw| matches!(gw, 16 | 32 | 64))
+        .unwrap_or(64)
 }
 
 /// Output rows one GEMV workgroup of `format` covers (`NR` = 4 rows per thread group).

@@ -200,6 +200,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/gemm/gemm_q8_0.wgsl"),
     ),
     (
+        "gemv/gemv_body_q8.wgsl",
+        include_str!("shaders/gemv/gemv_body_q8.wgsl"),
+    ),
+    (
         "gemv/gemv_bf16.wgsl",
         include_str!("shaders/gemv/gemv_bf16.wgsl"),
     ),

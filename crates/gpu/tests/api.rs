@@ -10,7 +10,13 @@ use marlin_gpu::{
     list_adapters, matmul, read_f32, record_matmul, storage_f32, upload_f32, DeviceSelector, Error,
     GpuContext, GpuWeight, MatmulIo, StepEncoder,
 };
-use testkit::{nmse, random_vec, random_weight, rng};
+use testkit::{nmse, nmse_threshold, random_vec, random_weight, rng};
+
+/// The NMSE threshold of the GEMV variant `record_matmul` picks for `format` here.
+fn gemv_threshold(ctx: &GpuContext, format: QuantFormat) -> f64 {
+    let op = marlin_gpu::Op::Gemv;
+    nmse_threshold(op, format, ctx.matmul_variant(op, format))
+}
 
 #[test]
 fn auto_never_opens_a_software_adapter() {
@@ -111,7 +117,9 @@ fn dependent_ops_share_one_pass() {
     let h_ref = reference::matmul(&t1.to_f32().expect("dq"), &x, 256, 256, 1);
     let y_ref = reference::matmul(&t2.to_f32().expect("dq"), &h_ref, 40, 256, 1);
     let got = read_f32(ctx, &y, 0, 40).expect("read");
-    assert!(nmse(&got, &y_ref) < 1e-10, "{}", nmse(&got, &y_ref));
+    // Two layers, each within its default variant's threshold (8-bit activations on Q4_0).
+    let limit = 2.0 * gemv_threshold(ctx, QuantFormat::Q4_0);
+    assert!(nmse(&got, &y_ref) < limit, "{}", nmse(&got, &y_ref));
 }
 
 #[test]
@@ -291,5 +299,7 @@ fn chunked_submits_and_cached_bind_groups_change_nothing() {
     for _ in 0..links {
         want = reference::matmul(&dense, &want, 128, 128, 1);
     }
-    assert!(nmse(&single, &want) < 1e-8, "{}", nmse(&single, &want));
+    // 8-bit activation error compounds over the links (lavapipe: 4e-4 after 7).
+    let limit = links as f64 * gemv_threshold(ctx, QuantFormat::Q8_0).max(1e-9) * 10.0;
+    assert!(nmse(&single, &want) < limit, "{}", nmse(&single, &want));
 }

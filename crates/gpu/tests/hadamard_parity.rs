@@ -4,8 +4,8 @@
 mod testkit;
 
 use marlin_core::{hadamard, reference, Group, QuantFormat};
-use marlin_gpu::{matmul, GpuWeight};
-use testkit::{nmse, random_vec, random_weight, rng};
+use marlin_gpu::{matmul, GpuWeight, Op};
+use testkit::{nmse, nmse_threshold, random_vec, random_weight, rng};
 
 #[test]
 fn rotated_weights_rotate_their_input() {
@@ -29,7 +29,10 @@ fn rotated_weights_rotate_their_input() {
             let want = reference::matmul(&dense, &xr, rows, cols, n_tokens);
             let got = matmul(ctx, &w, &x, n_tokens).expect("matmul");
             let e = nmse(&got, &want);
-            assert!(e < 1e-10, "{format} block {block} n {n_tokens}: nmse {e:e}");
+            let op = if n_tokens == 1 { Op::Gemv } else { Op::Gemm };
+            let limit = nmse_threshold(op, format, ctx.matmul_variant(op, format));
+            eprintln!("{format} block {block} n {n_tokens}: nmse {e:e}");
+            assert!(e < limit, "{format} block {block} n {n_tokens}: nmse {e:e}");
             // And it is not the unrotated product.
             let plain = reference::matmul(&dense, &x, rows, cols, n_tokens);
             assert!(nmse(&got, &plain) > 1e-3, "{format}: input was not rotated");

@@ -102,13 +102,13 @@ fn run(ctx: &GpuContext, c: &Case) {
 }
 
 /// Every variant of `op` this device can run (all of them on lavapipe).
-fn variants(ctx: &GpuContext, op: Op) -> Vec<Variant> {
+fn variants(ctx: &GpuContext, op: Op, format: QuantFormat) -> Vec<Variant> {
     Variant::ALL
         .into_iter()
         .filter(|&variant| {
             ctx.runs(marlin_gpu::KernelKey {
                 op,
-                format: QuantFormat::F32,
+                format,
                 variant,
             })
         })
@@ -125,7 +125,7 @@ fn shapes(format: QuantFormat) -> Vec<(usize, usize)> {
 
 fn check(op: Op, format: QuantFormat) {
     let Some(ctx) = testkit::ctx() else { return };
-    for variant in variants(ctx, op) {
+    for variant in variants(ctx, op, format) {
         for (rows, cols) in shapes(format) {
             let tokens: &[usize] = if op == Op::Gemv { &[1] } else { GEMM_TOKENS };
             for &n_tokens in tokens {
@@ -226,7 +226,7 @@ fn marlin_formats_match() {
     let Some(ctx) = testkit::ctx() else { return };
     for format in marlin_cases() {
         for op in Op::MATMUL {
-            for variant in variants(ctx, op) {
+            for variant in variants(ctx, op, format) {
                 let n_tokens = if op == Op::Gemv { 1 } else { 7 };
                 // Whole super-blocks; two and a 64-element tail (SmolLM2's 576); a tail
                 // alone, with partial scale groups.

@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use marlin_gpu::registry::{
-    gemv_rows, BindLayout, GEMM_COOP_TOKENS, GEMM_COOP_WG, GEMM_ROWS, GEMM_TOKENS, GEMM_WG, GEMV_WG,
+    gemv_rows, BindLayout, DP4A_FORMATS, GEMM_COOP_TOKENS, GEMM_COOP_WG, GEMM_ROWS, GEMM_TOKENS,
+    GEMM_WG, GEMV_WG,
 };
 use marlin_gpu::shaders::SHADER_FILES;
 use marlin_gpu::{all_specs, KernelSpec, Op, Variant, MATMUL_FORMATS};
@@ -17,7 +18,7 @@ fn validate(spec: &KernelSpec) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(&src)
         .unwrap_or_else(|e| panic!("{}: parse\n{}", spec.name, e.emit_to_string(&src)));
     let coop = spec.key.variant == Variant::Coop;
-    let subgroup = spec.key.variant == Variant::Subgroup || coop;
+    let subgroup = matches!(spec.key.variant, Variant::Subgroup | Variant::Dp4a) || coop;
     // unpack2x16float needs SHADER_FLOAT16_IN_FLOAT32: wgpu grants it on every adapter with
     // the SHADER_F16_IN_F32 downlevel flag (all Vulkan, Metal and DX12 devices).
     let mut caps = Capabilities::SHADER_FLOAT16_IN_FLOAT32;
@@ -44,10 +45,13 @@ fn validate(spec: &KernelSpec) -> (naga::Module, naga::valid::ModuleInfo) {
 #[test]
 fn every_kernel_validates_and_translates_to_msl() {
     let specs = all_specs();
-    // Plain and subgroup GEMV, plain, f16 and coop GEMM and embed for every format; one
-    // kernel per format-less op.
+    // Plain and subgroup GEMV, plain, f16 and coop GEMM and embed for every format, dp4a
+    // GEMV for some; one kernel per format-less op.
     let single = Op::ALL.iter().filter(|op| !op.per_format()).count();
-    assert_eq!(specs.len(), MATMUL_FORMATS.len() * 6 + single);
+    assert_eq!(
+        specs.len(),
+        MATMUL_FORMATS.len() * 6 + DP4A_FORMATS.len() + single
+    );
     for name in [
         "rms_norm",
         "add_rms_norm",

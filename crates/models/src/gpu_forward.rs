@@ -182,7 +182,7 @@ impl GpuModel {
         let key = |op, format| KernelKey {
             op,
             format,
-            variant: self.ctx.default_variant(op),
+            variant: self.ctx.matmul_variant(op, format),
         };
         let head = self.lm_head.as_ref().unwrap_or(&self.embed);
         let mut keys = vec![key(Op::Embed, self.embed.format)];

@@ -65,7 +65,7 @@ pub fn matmul_op(n_tokens: usize) -> Op {
 
 /// Record `W · x` with the device's default variant of [`matmul_op`].
 pub fn record_matmul(enc: &mut StepEncoder<'_>, w: &GpuWeight, io: &MatmulIo<'_>) -> Result<()> {
-    let v = enc.ctx().default_variant(matmul_op(io.n_tokens));
+    let v = enc.ctx().matmul_variant(matmul_op(io.n_tokens), w.format);
     record_matmul_variant(enc, w, io, v)
 }
 

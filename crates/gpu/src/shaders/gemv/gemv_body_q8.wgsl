@@ -1,0 +1,83 @@
+// GEMV body with 8-bit activations (variant Dp4a), for formats with integer codes: as
+// gemv_body.wgsl, but each x tile is quantized while it is loaded into workgroup memory,
+// per 32-element unit: q = round(x / d) as packed i8 (d = max |x| / 127) plus (d, d sum q).
+// The format's dot_unit_q8 then multiplies its codes with dot4I8Packed (4 products and
+// their sum per instruction: one SDot on GPUs with integer dot products), where the f32
+// path spends most of its instructions on converting codes and multiplying floats.
+// Activations keep ~8 bits per 32-element block, as the CPU kernels and llama.cpp do.
+const WG: u32 = 256u;
+const GROUPS: u32 = WG / GW;
+const TU: u32 = 128u;
+const UPT: u32 = TU / GW;
+// Unit ul's codes: xq[2 ul] (elements 0..15), xq[2 ul + 1] (16..31); its (d, d sum q).
+var<workgroup> xq: array<vec4<u32>, 256>;
+var<workgroup> xd: array<vec2<f32>, 128>;
+// Row partial sums for reduce_rows.
+var<workgroup> xs: array<vec4<f32>, 320>;
+
+// Quantize 4 floats with 1 / d into packed i8.
+fn q8x4(v: vec4<f32>, inv: f32) -> u32 {
+    return pack4xI8Clamp(vec4<i32>(round(v * inv)));
+}
+
+fn q8_sum(v: vec4<f32>, inv: f32) -> i32 {
+    let q = clamp(vec4<i32>(round(v * inv)), vec4<i32>(-128), vec4<i32>(127));
+    return (q.x + q.y) + (q.z + q.w);
+}
+
+fn fill_unit(xb: u32, c4: u32, t0: u32, ul: u32) {
+    let k = (t0 + ul) * 8u;
+    var v: array<vec4<f32>, 8>;
+    var m = vec4<f32>(0.0);
+    for (var i = 0u; i < 8u; i++) {
+        v[i] = x_group(xb, k + i, c4);
+        m = max(m, abs(v[i]));
+    }
+    let amax = max(max(m.x, m.y), max(m.z, m.w));
+    let d = amax / 127.0;
+    let inv = select(0.0, 1.0 / d, d > 0.0);
+    xq[2u * ul] = vec4<u32>(q8x4(v[0], inv), q8x4(v[1], inv), q8x4(v[2], inv), q8x4(v[3], inv));
+    xq[2u * ul + 1u] = vec4<u32>(q8x4(v[4], inv), q8x4(v[5], inv), q8x4(v[6], inv),
+        q8x4(v[7], inv));
+    var s = 0;
+    for (var i = 0u; i < 8u; i++) {
+        s += q8_sum(v[i], inv);
+    }
+    xd[ul] = vec2<f32>(d, d * f32(s));
+}
+
+fn dot_rows_q8(r: vec4<u32>, u: u32, ul: u32) -> vec4<f32> {
+    let lo = xq[2u * ul];
+    let hi = xq[2u * ul + 1u];
+    let d = xd[ul];
+    return vec4<f32>(dot_unit_q8(r.x, u, lo, hi, d), dot_unit_q8(r.y, u, lo, hi, d),
+        dot_unit_q8(r.z, u, lo, hi, d), dot_unit_q8(r.w, u, lo, hi, d));
+}
+
+fn gemv_run(ids: Ids) {
+    let wg_row0 = (ids.wid.x + ids.wid.y * ids.nwg.x) * NR;
+    if (wg_row0 >= p.rows) {
+        return;
+    }
+    let g = ids.lid / GW;
+    let lg = ids.lid % GW;
+    let rows = min(vec4<u32>(wg_row0 + 4u * g) + vec4<u32>(0u, 1u, 2u, 3u),
+        vec4<u32>(p.rows - 1u));
+    let units = units_per_row();
+    let c4 = p.cols / 4u;
+    var acc = vec4<f32>(0.0);
+    for (var t0 = 0u; t0 < units; t0 += TU) {
+        if (ids.lid < TU) {
+            fill_unit(p.x_offset, c4, t0, ids.lid);
+        }
+        workgroupBarrier();
+        for (var k = 0u; k < UPT; k++) {
+            let ul = lg + k * GW;
+            if (t0 + ul < units) {
+                acc += dot_rows_q8(rows, t0 + ul, ul);
+            }
+        }
+        workgroupBarrier();
+    }
+    reduce_rows(ids, acc, wg_row0);
+}
