@@ -12,8 +12,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use futures_util::FutureExt;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
 use crate::routes::{generate, info, perplexity};
@@ -85,24 +90,55 @@ async fn catch_panic(req: Request, next: Next) -> Response {
 
 /// Serves `state` on `listener` until `shutdown` resolves; then the engine stops taking
 /// requests (503) while open streams run to their end, and the engine thread is joined.
+/// Connections get a header deadline and are capped in number.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let engine = state.engine.clone();
-    let drain = engine.clone();
-    let app = router(state);
-    let r = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            drain.shutdown();
-        })
-        .await;
+    let app = router(state.clone());
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(state.opts.max_connections.max(1)));
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!("accept: {e}");
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(state.opts.header_timeout)
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let watched = graceful.watch(conn);
+        let metrics = state.clone();
+        metrics.metrics.connection(1);
+        tokio::spawn(async move {
+            let _ = watched.await;
+            metrics.metrics.connection(-1);
+            drop(permit);
+        });
+    }
+    engine.shutdown();
+    drop(listener);
+    graceful.shutdown().await;
     tokio::task::spawn_blocking(move || engine.join())
         .await
-        .map_err(std::io::Error::other)?;
-    r
+        .map_err(std::io::Error::other)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

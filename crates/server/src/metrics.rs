@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 
 use marlin_engine::serve::StatsSnapshot;
@@ -59,11 +60,17 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
+    connections: AtomicI64,
 }
 
 impl Metrics {
     fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> Option<T> {
         self.inner.lock().ok().map(|mut g| f(&mut g))
+    }
+
+    /// Adds `delta` to the open connections.
+    pub fn connection(&self, delta: i64) {
+        self.connections.fetch_add(delta, Ordering::Relaxed);
     }
 
     /// Counts a response of `status` on `route`.
@@ -89,142 +96,136 @@ impl Metrics {
     /// The Prometheus text exposition, with the engine's counters `s`.
     pub fn render(&self, s: &StatsSnapshot) -> String {
         let mut out = String::new();
-        let gauge = |out: &mut String, name: &str, help: &str, kind: &str, v: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
-            );
-        };
-        let g = "gauge";
-        let c = "counter";
-        gauge(
-            &mut out,
-            "marlin_requests_running",
-            "Sequences in the running batch.",
-            g,
-            s.seqs_running,
-        );
-        gauge(
-            &mut out,
-            "marlin_requests_waiting",
-            "Sequences waiting for admission.",
-            g,
-            s.seqs_waiting,
-        );
-        gauge(
-            &mut out,
-            "marlin_requests_in_flight",
-            "Requests admitted and not finished.",
-            g,
-            s.requests_in_flight,
-        );
-        gauge(
-            &mut out,
-            "marlin_requests_total",
-            "Requests accepted by the engine.",
-            c,
-            s.requests_total,
-        );
-        gauge(
-            &mut out,
-            "marlin_requests_cancelled_total",
-            "Requests cancelled by their client.",
-            c,
-            s.requests_cancelled,
-        );
-        gauge(
-            &mut out,
-            "marlin_requests_failed_total",
-            "Requests that ended in an engine error.",
-            c,
-            s.requests_failed,
-        );
-        gauge(
-            &mut out,
-            "marlin_kv_blocks_total",
-            "KV cache blocks.",
-            g,
-            s.kv_blocks_total,
-        );
-        gauge(
-            &mut out,
-            "marlin_kv_blocks_free",
-            "KV blocks on the free list.",
-            g,
-            s.kv_blocks_free,
-        );
-        gauge(
-            &mut out,
-            "marlin_kv_blocks_used",
-            "KV blocks held by sequences.",
-            g,
-            s.kv_blocks_used,
-        );
-        gauge(
-            &mut out,
-            "marlin_kv_blocks_cached",
-            "KV blocks in the prefix cache.",
-            g,
-            s.kv_blocks_cached,
-        );
-        gauge(
-            &mut out,
-            "marlin_prefix_cache_queries_total",
-            "Full prompt blocks looked up in the prefix cache.",
-            c,
-            s.prefix_queried_blocks,
-        );
-        gauge(
-            &mut out,
-            "marlin_prefix_cache_hits_total",
-            "Prompt blocks found in the prefix cache.",
-            c,
-            s.prefix_hit_blocks,
-        );
-        gauge(
-            &mut out,
-            "marlin_prefix_cache_evictions_total",
-            "Cached blocks evicted.",
-            c,
-            s.prefix_evicted_blocks,
-        );
+        let (g, c) = ("gauge", "counter");
         let rate = if s.prefix_queried_blocks == 0 {
             0.0
         } else {
             s.prefix_hit_blocks as f64 / s.prefix_queried_blocks as f64
         };
-        let _ = writeln!(
-            out,
-            "# HELP marlin_prefix_cache_hit_rate Hits over queries (blocks).\n# TYPE marlin_prefix_cache_hit_rate gauge\nmarlin_prefix_cache_hit_rate {rate}"
-        );
-        gauge(
-            &mut out,
-            "marlin_preemptions_total",
-            "Sequences preempted for KV blocks.",
-            c,
-            s.preemptions,
-        );
-        gauge(
-            &mut out,
-            "marlin_prompt_tokens_total",
-            "Prompt tokens run through the model.",
-            c,
-            s.prompt_tokens,
-        );
-        gauge(
-            &mut out,
-            "marlin_generation_tokens_total",
-            "Tokens generated.",
-            c,
-            s.generated_tokens,
-        );
-        gauge(
-            &mut out,
-            "marlin_engine_steps_total",
-            "Forward steps.",
-            c,
-            s.steps,
-        );
+        let conns = self.connections.load(Ordering::Relaxed).max(0) as f64;
+        let rows: [(&str, &str, &str, f64); 20] = [
+            (
+                "marlin_requests_running",
+                "Sequences in the running batch.",
+                g,
+                s.seqs_running as f64,
+            ),
+            (
+                "marlin_requests_waiting",
+                "Sequences waiting for admission.",
+                g,
+                s.seqs_waiting as f64,
+            ),
+            (
+                "marlin_requests_in_flight",
+                "Requests admitted and not finished.",
+                g,
+                s.requests_in_flight as f64,
+            ),
+            (
+                "marlin_requests_total",
+                "Requests accepted by the engine.",
+                c,
+                s.requests_total as f64,
+            ),
+            (
+                "marlin_requests_cancelled_total",
+                "Requests cancelled by their client.",
+                c,
+                s.requests_cancelled as f64,
+            ),
+            (
+                "marlin_requests_failed_total",
+                "Requests that ended in an engine error.",
+                c,
+                s.requests_failed as f64,
+            ),
+            (
+                "marlin_kv_blocks_total",
+                "KV cache blocks.",
+                g,
+                s.kv_blocks_total as f64,
+            ),
+            (
+                "marlin_kv_blocks_free",
+                "KV blocks on the free list.",
+                g,
+                s.kv_blocks_free as f64,
+            ),
+            (
+                "marlin_kv_blocks_used",
+                "KV blocks held by sequences.",
+                g,
+                s.kv_blocks_used as f64,
+            ),
+            (
+                "marlin_kv_blocks_cached",
+                "KV blocks in the prefix cache.",
+                g,
+                s.kv_blocks_cached as f64,
+            ),
+            (
+                "marlin_prefix_cache_queries_total",
+                "Full prompt blocks looked up in the prefix cache.",
+                c,
+                s.prefix_queried_blocks as f64,
+            ),
+            (
+                "marlin_prefix_cache_hits_total",
+                "Prompt blocks found in the prefix cache.",
+                c,
+                s.prefix_hit_blocks as f64,
+            ),
+            (
+                "marlin_prefix_cache_evictions_total",
+                "Cached blocks evicted.",
+                c,
+                s.prefix_evicted_blocks as f64,
+            ),
+            (
+                "marlin_prefix_cache_hit_rate",
+                "Prefix-cache hits over queries (blocks).",
+                g,
+                rate,
+            ),
+            (
+                "marlin_preemptions_total",
+                "Sequences preempted for KV blocks.",
+                c,
+                s.preemptions as f64,
+            ),
+            (
+                "marlin_prompt_tokens_total",
+                "Prompt tokens run through the model.",
+                c,
+                s.prompt_tokens as f64,
+            ),
+            (
+                "marlin_generation_tokens_total",
+                "Tokens generated.",
+                c,
+                s.generated_tokens as f64,
+            ),
+            (
+                "marlin_engine_steps_total",
+                "Forward steps.",
+                c,
+                s.steps as f64,
+            ),
+            (
+                "marlin_connections_open",
+                "Open HTTP connections.",
+                g,
+                conns,
+            ),
+            ("marlin_up", "1 while the server runs.", g, 1.0),
+        ];
+        for (name, help, kind, v) in rows {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
+        }
         self.with(|m| {
             let _ = writeln!(
                 out,

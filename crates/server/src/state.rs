@@ -20,6 +20,10 @@ pub struct ServerOptions {
     pub max_n: usize,
     /// How long a client may take to send its body (slow-loris bodies get 408).
     pub body_timeout: Duration,
+    /// How long a client may take to send its request headers (then the connection closes).
+    pub header_timeout: Duration,
+    /// Most open connections; further clients wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for ServerOptions {
@@ -30,6 +34,8 @@ impl Default for ServerOptions {
             body_limit: 4 << 20,
             max_n: 8,
             body_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            max_connections: 1024,
         }
     }
 }

@@ -320,6 +320,32 @@ async fn trickled_body_gets_408() {
     s.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickled_headers_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut opts = common::options();
+    opts.header_timeout = std::time::Duration::from_millis(500);
+    let s = start(common::engine_config(), opts).await;
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    c.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let t = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), c.read_to_end(&mut buf))
+        .await
+        .unwrap();
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(
+        s.metric("marlin_connections_open").await,
+        1.0,
+        "only /metrics' own connection"
+    );
+    assert_eq!(s.get("/health").await.0, 200);
+    s.stop().await;
+}
+
 fn check_error_shape(
     status: u16,
     text: &str,

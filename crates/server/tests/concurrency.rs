@@ -185,11 +185,19 @@ async fn shared_prompts_hit_the_prefix_cache_with_identical_output() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tiny_kv_pool_preempts_and_still_answers_everything() {
-    // 10 blocks (160 tokens) against 12 requests of ~45 tokens each: 3x the pool.
+    // 10 blocks (160 tokens) against 12 requests of ~65 tokens each: 5x the pool.
     let mut cfg = common::engine_config();
     cfg.num_blocks = 10;
     let s = start(cfg, common::options()).await;
-    let bodies: Vec<Value> = QUESTIONS.iter().map(|q| chat_body(q, 12)).collect();
+    // Every sequence grows by 30 tokens (2 blocks) after admission: growth must preempt.
+    let bodies: Vec<Value> = QUESTIONS
+        .iter()
+        .map(|q| {
+            let mut b = chat_body(q, 30);
+            b["ignore_eos"] = json!(true);
+            b
+        })
+        .collect();
     let mut want = Vec::new();
     for b in &bodies {
         want.push(whole_text(&s, b).await);
