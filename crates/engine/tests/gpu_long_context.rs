@@ -1,7 +1,8 @@
 //! Split-K decode attention inside the GPU forward pass: with the split threshold lowered,
 //! a decode step over a 300-token context (tiny llama; tiny gemma3 with its sliding-window
 //! layers) gives the single-pass logits and the CPU's, with one more dispatch (the combine)
-//! per split layer. Lavapipe in CI.
+//! per split layer; the flash-style prefill attention gives the per-query kernel's prompt
+//! logits. Lavapipe in CI.
 
 mod gpu_common;
 
@@ -81,5 +82,37 @@ fn split_decode_attention_matches_single_pass_and_cpu() {
         let scale = want.data.iter().fold(1f32, |m, v| m.max(v.abs()));
         let d = max_abs(&b, &want.data);
         assert!(d <= 1e-3 * scale, "{arch}: GPU split vs CPU max |Δ| {d}");
+    }
+}
+
+#[test]
+fn flash_prefill_attention_matches_per_query_kernel() {
+    let Some(ctx) = gpu_ctx() else { return };
+    for arch in ["llama", "gemma3", "qwen3"] {
+        let model = tiny(arch);
+        let vocab = model.config.vocab as u32;
+        let prompt: Vec<u32> = (0..70u32).map(|i| (i * 29 + 5) % vocab).collect();
+        let logits = |flash: bool| {
+            let gpu = GpuModel::new(ctx.clone(), &model)
+                .expect("upload")
+                .with_prefill_attention(flash);
+            let kv = GpuKvCache::new(&gpu, 8).expect("kv");
+            let table: Vec<u32> = (0..8).collect();
+            let seq = SeqInput {
+                tokens: &prompt,
+                start_pos: 0,
+                block_table: &table,
+                logits: LogitsRequest::All,
+            };
+            gpu.forward(&[seq], &kv).expect("forward").data
+        };
+        let (flash, plain) = (logits(true), logits(false));
+        let d = max_abs(&flash, &plain);
+        let scale = plain.iter().fold(1f32, |m, v| m.max(v.abs()));
+        // Summation order only (f32): the tiny models' GPU-vs-transformers tolerance.
+        assert!(
+            d <= 1e-3 * scale,
+            "{arch}: flash vs per-query prefill max |Δ| {d}"
+        );
     }
 }

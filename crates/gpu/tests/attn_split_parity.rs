@@ -165,11 +165,16 @@ fn split_attention_matches_reference_at_long_contexts() {
 fn short_contexts_keep_the_single_pass() {
     let min = ATTN_SPLIT_MIN_KEYS;
     assert_eq!(attn_splits(min, 1, 32, min), 1);
-    assert_eq!(attn_splits(300, 1, 4, 64), 2, "a lowered threshold");
+    assert_eq!(
+        attn_splits(300, 1, 4, 64),
+        2,
+        "a lowered threshold, 128+ keys a split"
+    );
     let wide = attn_splits(100_000, 256, 32, min);
     assert_eq!(wide, 1, "wide batches fill the GPU already");
-    assert_eq!(attn_splits(4096, 1, 32, min), 16);
+    assert_eq!(attn_splits(4096, 1, 32, min), 16, "512 workgroups");
     assert_eq!(attn_splits(1 << 20, 1, 8, min), 64);
+    assert_eq!(attn_splits(1000, 1, 8, min), 7, "at least 128 keys a split");
 }
 
 #[test]

@@ -105,6 +105,8 @@ pub struct GpuModel {
     step_bufs: Mutex<Option<bufs::StepBufs>>,
     /// Key ranges longer than this use split-K attention (decode over long contexts).
     pub(crate) attn_split_min_keys: usize,
+    /// Whether prompt chunks use the flash-style `attn_prefill` kernel.
+    pub(crate) prefill_attn: bool,
 }
 
 fn same_tensor(a: &QTensor, b: &QTensor) -> bool {
@@ -171,7 +173,8 @@ impl GpuModel {
             logits_page_bytes,
             bind_cache: BindCache::new(),
             step_bufs: Mutex::new(None),
-            attn_split_min_keys: marlin_gpu::ATTN_SPLIT_MIN_KEYS,
+            attn_split_min_keys: attn::default_split_min_keys(),
+            prefill_attn: attn::prefill_attn_enabled(),
         };
         model.prewarm()?;
         Ok(model)
@@ -217,6 +220,13 @@ impl GpuModel {
     /// [`ATTN_SPLIT_MIN_KEYS`](marlin_gpu::ATTN_SPLIT_MIN_KEYS)); `usize::MAX` turns it off.
     pub fn with_attn_split_min_keys(mut self, keys: usize) -> Self {
         self.attn_split_min_keys = keys;
+        self
+    }
+
+    /// Use the flash-style prefill attention for prompt chunks (default: off, or
+    /// `MARLIN_GPU_PREFILL_ATTN=1`; slower than the per-query kernel on an H200 so far).
+    pub fn with_prefill_attention(mut self, on: bool) -> Self {
+        self.prefill_attn = on;
         self
     }
 

@@ -8,24 +8,31 @@ use super::{dispatch_op, to_u32, Span};
 use crate::op::Op;
 use crate::{Error, Result, StepEncoder};
 
-/// Keys per split at the least (a multiple of the kernel's 128-key tile).
-pub const ATTN_SPLIT_KEYS: usize = 256;
+/// Keys per split at the least (the kernel's 128-key tile).
+pub const ATTN_SPLIT_KEYS: usize = 128;
 /// Most splits per (head, token).
 pub const ATTN_MAX_SPLITS: usize = 64;
-/// Contexts up to this many keys keep the single pass (the combine dispatch costs more
-/// than the split saves).
-pub const ATTN_SPLIT_MIN_KEYS: usize = 512;
-/// (head, token) workgroups from which the single pass already fills the GPU.
-const ATTN_SPLIT_MAX_GROUPS: usize = 256;
+/// Contexts up to this many keys keep the single pass. One workgroup walks its keys at
+/// ≈ 0.5 µs per key on an H200 (latency-bound), so splitting pays well before the extra
+/// combine dispatch (≈ 5–10 µs) does not.
+pub const ATTN_SPLIT_MIN_KEYS: usize = 256;
+/// Workgroups a split dispatch aims for (a few per SM of an H100/H200).
+const ATTN_SPLIT_TARGET_GROUPS: usize = 512;
 
 /// Splits for `n_tokens` queries of `n_heads` heads whose longest key range is `max_keys`:
 /// 1 (the single-pass kernel) up to `min_keys` keys (normally [`ATTN_SPLIT_MIN_KEYS`]) or
-/// for wide batches.
+/// when the (head, token) workgroups already fill the GPU; else enough splits for
+/// ≈ 512 workgroups, each of at least [`ATTN_SPLIT_KEYS`] keys, at most [`ATTN_MAX_SPLITS`].
 pub fn attn_splits(max_keys: usize, n_tokens: usize, n_heads: usize, min_keys: usize) -> usize {
-    if max_keys <= min_keys || n_tokens * n_heads >= ATTN_SPLIT_MAX_GROUPS {
+    let groups = (n_tokens * n_heads).max(1);
+    if max_keys <= min_keys || groups >= ATTN_SPLIT_TARGET_GROUPS / 2 {
         return 1;
     }
-    max_keys.div_ceil(ATTN_SPLIT_KEYS).min(ATTN_MAX_SPLITS)
+    let by_keys = (max_keys / ATTN_SPLIT_KEYS).max(1);
+    ATTN_SPLIT_TARGET_GROUPS
+        .div_ceil(groups)
+        .min(by_keys)
+        .min(ATTN_MAX_SPLITS)
 }
 
 /// Floats of partial state [`record_attention_split`] needs.
@@ -33,9 +40,9 @@ pub fn attn_partial_len(s: &AttnShape, splits: usize) -> usize {
     s.n_tokens * s.n_heads * splits * (s.head_dim + 2)
 }
 
-/// Keys per split covering `max_keys` in `splits` parts (whole 128-key tiles).
+/// Keys per split covering `max_keys` in `splits` parts.
 fn split_keys(max_keys: usize, splits: usize) -> usize {
-    max_keys.div_ceil(splits.max(1)).div_ceil(128).max(1) * 128
+    max_keys.div_ceil(splits.max(1)).max(1)
 }
 
 /// Record attention as [`record_attention`](super::attention::record_attention) does, in

@@ -1,6 +1,6 @@
-//! A layer's attention in a GPU step: flash-style query blocks for prompt chunks; for
-//! decode steps the single-pass kernel, or split-K (flash-decoding) with a combine when few
-//! queries attend over a long context.
+//! A layer's attention in a GPU step: the single-pass kernel, or split-K (flash-decoding)
+//! with a combine when few queries attend over a long context; flash-style query blocks
+//! for prompt chunks when asked (`MARLIN_GPU_PREFILL_ATTN=1`).
 
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
@@ -12,6 +12,22 @@ use super::inputs::StepInputs;
 use super::step::Scratch;
 use super::GpuModel;
 use crate::Result;
+
+/// The split-K threshold: `MARLIN_GPU_SPLIT_MIN_KEYS` (for A/B runs) or
+/// [`ATTN_SPLIT_MIN_KEYS`](marlin_gpu::ATTN_SPLIT_MIN_KEYS).
+pub(super) fn default_split_min_keys() -> usize {
+    std::env::var("MARLIN_GPU_SPLIT_MIN_KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(marlin_gpu::ATTN_SPLIT_MIN_KEYS)
+}
+
+/// Whether prompt chunks use `attn_prefill` (`MARLIN_GPU_PREFILL_ATTN=1`). Off by default:
+/// on an H200 (8B q4_0, 2659-token prompt) it took 232 ms of attention per 256-token chunk
+/// against 131 ms for the per-query kernel (prefill 707 vs 1015 tok/s).
+pub(super) fn prefill_attn_enabled() -> bool {
+    std::env::var("MARLIN_GPU_PREFILL_ATTN").is_ok_and(|v| v == "1")
+}
 
 impl GpuModel {
     /// Splits for a layer whose queries see at most `keys` keys.
@@ -57,7 +73,7 @@ impl GpuModel {
         words: &Buffer,
         s: &Scratch,
     ) -> Result<()> {
-        if inp.n_blocks < inp.n {
+        if inp.n_blocks < inp.n && self.prefill_attn {
             // Prompt chunks: query blocks share K/V tiles (flash-style).
             let meta = Span::new(words, inp.meta_off);
             let blocks = Span::new(words, inp.blocks_off);

@@ -98,12 +98,28 @@ fn attend(lid: u32, h: u32, j: u32, k0: u32, k1: u32) -> vec2<f32> {
         var kb = 0u;
         if (t0 + lid < k1) {
             kb = key_base(table, t0 + lid, kvh);
-            var dot = 0.0;
-            for (var d = 0u; d < hd; d += 2u) {
-                let kv = pair_k(kb + d);
-                dot = fma(qs[d], kv.x, fma(qs[d + 1u], kv.y, dot));
+            // Eight dims per step in four independent chains: the key row's loads issue
+            // together instead of one latency-bound load per step.
+            var c0 = 0.0;
+            var c1 = 0.0;
+            var c2 = 0.0;
+            var c3 = 0.0;
+            var d = 0u;
+            for (; d + 8u <= hd; d += 8u) {
+                let k0 = pair_k(kb + d);
+                let k1 = pair_k(kb + d + 2u);
+                let k2 = pair_k(kb + d + 4u);
+                let k3 = pair_k(kb + d + 6u);
+                c0 = fma(qs[d], k0.x, fma(qs[d + 1u], k0.y, c0));
+                c1 = fma(qs[d + 2u], k1.x, fma(qs[d + 3u], k1.y, c1));
+                c2 = fma(qs[d + 4u], k2.x, fma(qs[d + 5u], k2.y, c2));
+                c3 = fma(qs[d + 6u], k3.x, fma(qs[d + 7u], k3.y, c3));
             }
-            s = dot * p.scale;
+            for (; d < hd; d += 2u) {
+                let kv = pair_k(kb + d);
+                c0 = fma(qs[d], kv.x, fma(qs[d + 1u], kv.y, c0));
+            }
+            s = ((c0 + c1) + (c2 + c3)) * p.scale;
         }
         sc[lid] = s;
         kbase[lid] = kb;
