@@ -7,6 +7,9 @@
 # decode tok/s from `metal-marlin bench`. GPTQ/MR-GPTQ calibrate on a different text
 # (Debian's GPL-3 licence text, /usr/share/common-licenses/GPL-3), never on the eval text.
 #
+# Embeddings and the tied LM head stay F16 unless PRESET is set (PRESET=dense: int8 g128,
+# which roughly doubles CPU decode speed). ONLY="fp4-rtn int4-gptq" runs some rows.
+#
 # Usage: scripts/quality-table.sh [OUTDIR]   (needs a release build: cargo build --release)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +20,9 @@ CALIB=${CALIB:-/usr/share/common-licenses/GPL-3}
 OUT=${1:-/tmp/mm-quality}
 SAMPLES=${SAMPLES:-16}
 SEQ=${SEQ:-256}
+PRESET=${PRESET:-}
+EXTRA=()
+[ -n "$PRESET" ] && EXTRA=(--mixed-precision "$PRESET")
 mkdir -p "$OUT"
 BASE=$OUT/base-f16
 [ -d "$BASE" ] || "$BIN" convert --model "$GGUF" --out "$BASE" --dtype f16 >/dev/null
@@ -50,7 +56,7 @@ for row in "base|" "${ROWS[@]}"; do
   else
     if [ ! -d "$dir" ]; then
       # shellcheck disable=SC2086
-      "$BIN" quantize --model "$BASE" --out "$dir" $args --calibration "$CALIB" \
+      "$BIN" quantize --model "$BASE" --out "$dir" $args "${EXTRA[@]}" --calibration "$CALIB" \
         --samples "$SAMPLES" --seq-len "$SEQ" --json > "$OUT/$name.quant.json"
     fi
     read -r fmt bpw_lin bpw_all < <(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); \
