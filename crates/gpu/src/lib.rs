@@ -60,6 +60,10 @@ pub use ops::elementwise::{record_add, record_gate_mul, GateAct};
 pub use ops::embed::record_embed;
 pub use ops::kv::{record_kv_write, CacheDtype, KvWriteIo};
 pub use ops::matmul::{matmul, matmul_op, record_matmul, record_matmul_variant, MatmulIo};
+pub use ops::moe::{
+    record_moe_combine, record_moe_gemv, record_moe_route, MoeGemvIo, MoeRouting, MOE_MAX_EXPERTS,
+    MOE_MAX_GROUPS, MOE_MAX_TOP_K,
+};
 pub use ops::norm::{record_add_rms_norm, record_rms_norm, record_rms_norm_grouped};
 pub use ops::rope::record_rope;
 pub use ops::rope_kv::{record_rope_kv, RopeKvIo, RopeKvShape};

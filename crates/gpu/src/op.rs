@@ -49,11 +49,17 @@ pub enum Op {
     SamplePick,
     /// Block-Hadamard rotation of activations (inputs of rotated weights).
     Hadamard,
+    /// GEMV of each token slot with the rows of its routed expert (stacked expert weights).
+    MoeGemv,
+    /// MoE routing: router logits → expert ids and weights per token slot.
+    MoeRoute,
+    /// MoE combine: weighted sum of a token's expert outputs.
+    MoeCombine,
 }
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 21] = [
+    pub const ALL: [Op; 24] = [
         Op::Gemv,
         Op::Gemm,
         Op::Embed,
@@ -75,6 +81,9 @@ impl Op {
         Op::SampleCands,
         Op::SamplePick,
         Op::Hadamard,
+        Op::MoeGemv,
+        Op::MoeRoute,
+        Op::MoeCombine,
     ];
     /// The op families that read quantized weights (one kernel per weight format).
     pub const MATMUL: [Op; 2] = [Op::Gemv, Op::Gemm];
@@ -103,13 +112,16 @@ impl Op {
             Op::SampleCands => "sample_cands",
             Op::SamplePick => "sample_pick",
             Op::Hadamard => "hadamard",
+            Op::MoeGemv => "moe_gemv",
+            Op::MoeRoute => "moe_route",
+            Op::MoeCombine => "moe_combine",
         }
     }
 
     /// True for ops with one kernel per weight format (`gemv_q4_0`); the others have one
     /// kernel, keyed with [`QuantFormat::F32`] and named by the op alone.
     pub fn per_format(self) -> bool {
-        matches!(self, Op::Gemv | Op::Gemm | Op::Embed)
+        matches!(self, Op::Gemv | Op::Gemm | Op::Embed | Op::MoeGemv)
     }
 
     /// Weight formats this op has kernels for (`[F32]` for format-less ops).

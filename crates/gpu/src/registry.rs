@@ -96,6 +96,8 @@ pub enum BindLayout {
     Read3Write2,
     /// 0: params, 1-4: read, 5-7: read_write (rope_kv).
     Read4Write3,
+    /// [`BindLayout::Matmul`] plus 4: expert ids (read) (moe_gemv).
+    MatmulIds,
 }
 
 impl BindLayout {
@@ -113,6 +115,7 @@ impl BindLayout {
             BindLayout::Read2Write2 => &[true, true, false, false],
             BindLayout::Read3Write2 => &[true, true, true, false, false],
             BindLayout::Read4Write3 => &[true, true, true, true, false, false, false],
+            BindLayout::MatmulIds => &[true, true, false, true],
         }
     }
 }
@@ -178,7 +181,7 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
     }
     let name = kernel_name(key.op, key.format);
     let (parts, layout) = match key.op {
-        Op::Gemv | Op::Gemm => return None,
+        Op::Gemv | Op::Gemm | Op::MoeGemv => return None,
         Op::Embed => {
             let mut parts = vec!["common/matmul_io.wgsl".to_string()];
             parts.extend(format_parts(key.format)?);
@@ -210,6 +213,8 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
             vec!["ops/gate_mul_body.wgsl".into(), format!("ops/{name}.wgsl")],
             BindLayout::ReadWrite,
         ),
+        Op::MoeRoute => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write2),
+        Op::MoeCombine => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write),
         Op::Add | Op::Argmax | Op::Hadamard => {
             (vec![format!("ops/{name}.wgsl")], BindLayout::ReadWrite)
         }
@@ -241,6 +246,9 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
 
 /// The spec for `key`, or `None` when no such kernel exists.
 pub fn spec(key: KernelKey) -> Option<KernelSpec> {
+    if key.op == Op::MoeGemv {
+        return moe_gemv_spec(key);
+    }
     if !matches!(key.op, Op::Gemv | Op::Gemm) {
         return op_spec(key);
     }
@@ -345,6 +353,38 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
         features,
         defines,
         entry,
+    })
+}
+
+/// The MoE GEMV of `key.format` (plain variant only): the GEMV's tiling over stacked
+/// expert weights, rows picked per token slot by expert id.
+fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
+    if key.variant != Variant::Plain {
+        return None;
+    }
+    let name = kernel_name(key.op, key.format);
+    let mut parts = vec![
+        "common/matmul_io.wgsl".to_string(),
+        "common/ids_plain.wgsl".to_string(),
+    ];
+    parts.extend(format_parts(key.format)?);
+    parts.push("gemv/moe_gemv_body.wgsl".into());
+    let rows = gemv_rows(key.format);
+    let mut defines = format_defines(key.format);
+    defines.extend([("GW", gemv_group_threads(key.format)), ("NR", rows)]);
+    Some(KernelSpec {
+        key,
+        entry: format!(
+            "@compute @workgroup_size(WG)\nfn {name}(ids: Ids) {{\n    moe_gemv_run(ids);\n}}\n"
+        ),
+        name,
+        parts,
+        workgroup_size: GEMV_WG,
+        rows_per_group: rows,
+        tokens_per_group: 1,
+        layout: BindLayout::MatmulIds,
+        features: wgpu::Features::empty(),
+        defines,
     })
 }
 

@@ -252,6 +252,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/gemv/gemv_q8_0.wgsl"),
     ),
     (
+        "gemv/moe_gemv_body.wgsl",
+        include_str!("shaders/gemv/moe_gemv_body.wgsl"),
+    ),
+    (
         "gemv/reduce_shared.wgsl",
         include_str!("shaders/gemv/reduce_shared.wgsl"),
     ),
@@ -296,6 +300,14 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     (
         "ops/hadamard.wgsl",
         include_str!("shaders/ops/hadamard.wgsl"),
+    ),
+    (
+        "ops/moe_combine.wgsl",
+        include_str!("shaders/ops/moe_combine.wgsl"),
+    ),
+    (
+        "ops/moe_route.wgsl",
+        include_str!("shaders/ops/moe_route.wgsl"),
     ),
     (
         "ops/kv_write.wgsl",

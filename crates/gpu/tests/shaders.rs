@@ -45,12 +45,12 @@ fn validate(spec: &KernelSpec) -> (naga::Module, naga::valid::ModuleInfo) {
 #[test]
 fn every_kernel_validates_and_translates_to_msl() {
     let specs = all_specs();
-    // Plain and subgroup GEMV, plain, f16 and coop GEMM and embed for every format, dp4a
-    // GEMV for some; one kernel per format-less op.
+    // Plain and subgroup GEMV, plain, f16 and coop GEMM, embed and MoE GEMV for every
+    // format, dp4a GEMV for some; one kernel per format-less op.
     let single = Op::ALL.iter().filter(|op| !op.per_format()).count();
     assert_eq!(
         specs.len(),
-        MATMUL_FORMATS.len() * 6 + DP4A_FORMATS.len() + single
+        MATMUL_FORMATS.len() * 7 + DP4A_FORMATS.len() + single
     );
     for name in [
         "rms_norm",

@@ -3,9 +3,12 @@
 //! the same semantics as the CPU [`Model::forward`].
 
 mod attn;
+mod block_layer;
 mod bufs;
+mod ffn;
 mod inputs;
 mod layer;
+mod moe;
 mod profile;
 mod run;
 mod sample;
@@ -47,8 +50,8 @@ impl Device {
     /// chosen adapter. A bad value or an adapter that fails is an error.
     pub fn open(selector: &str, model: &Model) -> Result<Device> {
         let sel: marlin_gpu::DeviceSelector = selector.parse()?;
-        // MLA / MoE blocks have no GPU path yet: `auto` keeps them on the CPU.
-        if selector == "auto" && !model.weights.blocks.is_empty() {
+        // MLA attention has no GPU path yet: `auto` keeps those models on the CPU.
+        if selector == "auto" && model.config.mla.is_some() {
             return Ok(Device::Cpu);
         }
         Ok(match GpuModel::open(sel, model)? {
@@ -76,9 +79,8 @@ pub(crate) struct GpuLayer {
     pub(crate) o: GpuLinear,
     pub(crate) post_attn_norm: Option<usize>,
     pub(crate) ffn_norm: usize,
-    /// gate | up.
-    pub(crate) gu: GpuProj,
-    pub(crate) down: GpuLinear,
+    /// Dense MLP or mixture of experts.
+    pub(crate) ffn: ffn::GpuFfn,
     pub(crate) post_ffn_norm: Option<usize>,
 }
 
@@ -118,9 +120,9 @@ impl GpuModel {
     /// the attention kernel cannot take, are errors.
     pub fn new(ctx: Arc<GpuContext>, model: &Model) -> Result<GpuModel> {
         let cfg = model.config.clone();
-        if cfg.mla.is_some() || cfg.moe.is_some() || !model.weights.blocks.is_empty() {
+        if cfg.mla.is_some() {
             return Err(Error::Unsupported(format!(
-                "GPU forward of architecture `{}` (MLA / MoE blocks run on the CPU only)",
+                "GPU forward of architecture `{}` (MLA attention runs on the CPU only)",
                 cfg.arch.name()
             )));
         }
@@ -151,10 +153,15 @@ impl GpuModel {
                 o: upload_linear(c, &l.o, &mut vecs, &name("attn_output"))?,
                 post_attn_norm: vecs.opt(&l.post_attn_norm),
                 ffn_norm: vecs.push(&l.ffn_norm),
-                gu: upload_proj(c, &[&l.gate, &l.up], &mut vecs, &name("ffn_gate_up"))?,
-                down: upload_linear(c, &l.down, &mut vecs, &name("ffn_down"))?,
+                ffn: ffn::GpuFfn::Dense {
+                    gu: upload_proj(c, &[&l.gate, &l.up], &mut vecs, &name("ffn_gate_up"))?,
+                    down: upload_linear(c, &l.down, &mut vecs, &name("ffn_down"))?,
+                },
                 post_ffn_norm: vecs.opt(&l.post_ffn_norm),
             });
+        }
+        for (i, b) in w.blocks.iter().enumerate() {
+            layers.push(block_layer::block_layer(&ctx, &cfg, b, &mut vecs, i)?);
         }
         let output_norm = vecs.push(&w.output_norm);
         let vectors = upload_f32(&ctx, &vecs.0)?;
@@ -281,8 +288,8 @@ impl GpuModel {
 impl GpuLayer {
     /// Every weight matrix of the layer.
     fn weights(&self) -> impl Iterator<Item = &GpuWeight> {
-        let single = [&self.o.w, &self.down.w];
-        self.qkv.parts.iter().chain(&self.gu.parts).chain(single)
+        let o = [&self.o.w];
+        self.qkv.parts.iter().chain(o).chain(self.ffn.weights())
     }
 }
 

@@ -10,6 +10,7 @@ pub mod embed;
 pub mod hadamard;
 pub mod kv;
 pub mod matmul;
+pub mod moe;
 pub mod norm;
 pub mod rope;
 pub mod rope_kv;

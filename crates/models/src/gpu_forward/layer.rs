@@ -4,14 +4,12 @@
 
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    record_gate_mul, record_rms_norm_grouped, record_rope_kv, AttnShape, GateAct, RopeKvIo,
-    RopeKvShape, Span, StepEncoder,
+    record_rms_norm_grouped, record_rope_kv, AttnShape, RopeKvIo, RopeKvShape, Span, StepEncoder,
 };
 
 use super::inputs::StepInputs;
 use super::step::Scratch;
 use super::{GpuKvCache, GpuModel};
-use crate::config::Activation;
 use crate::Result;
 
 impl GpuModel {
@@ -111,14 +109,7 @@ impl GpuModel {
         self.record_attn(enc, &shape, inp, &s.qr, kc, vc, words, s)?;
         self.linear(enc, &lw.o, &s.att, &s.tmp, n)?;
         self.residual(enc, lw.post_attn_norm, &s.tmp, s, n, Some(lw.ffn_norm))?;
-        self.proj(enc, &lw.gu, &s.xn, &s.gu, n)?;
-        let act = match c.activation {
-            Activation::Silu => GateAct::Silu,
-            Activation::GeluTanh => GateAct::GeluTanh,
-        };
-        let (gu, out) = (Span::whole(&s.gu), Span::whole(&s.act));
-        record_gate_mul(enc, act, gu, out, n, c.ffn, 2 * c.ffn)?;
-        self.linear(enc, &lw.down, &s.act, &s.tmp, n)?;
+        self.record_ffn(enc, &lw.ffn, s, n)?;
         self.residual(enc, lw.post_ffn_norm, &s.tmp, s, n, next)?;
         Ok(())
     }

@@ -1,0 +1,206 @@
+//! Mixture-of-experts launchers: routing (`moe_route`), the per-slot expert GEMV over
+//! stacked expert weights (`moe_gemv`) and the weighted combine (`moe_combine`). A MoE MLP
+//! is a fixed number of dispatches whatever `top_k` is: no per-expert dispatch.
+
+use super::{dispatch_op, grid, to_u32, wg, Span};
+use crate::op::Op;
+use crate::registry::{gemv_rows, KernelKey, Variant};
+use crate::{Error, GpuWeight, Result, StepEncoder};
+
+/// Experts the routing kernel handles (`MAX_E` in moe_route.wgsl).
+pub const MOE_MAX_EXPERTS: usize = 256;
+/// Slots per token the routing kernel handles.
+pub const MOE_MAX_TOP_K: usize = 16;
+/// Expert groups the routing kernel handles.
+pub const MOE_MAX_GROUPS: usize = 32;
+
+/// How a token's router logits become expert ids and weights.
+#[derive(Debug, Clone, Copy)]
+pub struct MoeRouting {
+    pub n_experts: usize,
+    pub top_k: usize,
+    /// Sigmoid scores (GLM / DeepSeek-V3); softmax otherwise.
+    pub sigmoid: bool,
+    /// Renormalise the picked weights to sum 1.
+    pub normalize: bool,
+    /// Expert groups (1 = no group limit) and how many groups a token may use.
+    pub n_group: usize,
+    pub topk_group: usize,
+    /// Multiplies every routed weight.
+    pub scale: f32,
+}
+
+/// Record routing of `n_tokens` tokens: `logits` (`n_tokens × n_experts`), the optional
+/// correction `bias` (`n_experts`, selection only) → `ids` (u32) and `weights` (f32), both
+/// `n_tokens × top_k`, slot `t · top_k + j`.
+pub fn record_moe_route(
+    enc: &mut StepEncoder<'_>,
+    r: &MoeRouting,
+    n_tokens: usize,
+    logits: &wgpu::Buffer,
+    bias: Option<Span<'_>>,
+    ids: &wgpu::Buffer,
+    weights: &wgpu::Buffer,
+) -> Result<()> {
+    const OP: &str = "moe_route";
+    let groups_ok = r.n_group >= 1
+        && r.n_group <= MOE_MAX_GROUPS
+        && r.n_experts.is_multiple_of(r.n_group)
+        && r.topk_group >= 1;
+    if n_tokens == 0
+        || r.n_experts == 0
+        || r.n_experts > MOE_MAX_EXPERTS
+        || r.top_k == 0
+        || r.top_k > MOE_MAX_TOP_K.min(r.n_experts)
+        || !groups_ok
+    {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "{n_tokens} tokens, {} experts (≤ {MOE_MAX_EXPERTS}), top {} (≤ {MOE_MAX_TOP_K}), \
+                 {} groups (≤ {MOE_MAX_GROUPS}, dividing the experts)",
+                r.n_experts, r.top_k, r.n_group
+            ),
+        ));
+    }
+    Span::whole(logits).check(OP, "logits", n_tokens * r.n_experts)?;
+    let slots = n_tokens * r.top_k;
+    Span::whole(ids).check(OP, "ids", slots)?;
+    Span::whole(weights).check(OP, "weights", slots)?;
+    let (bias_buf, bias_off) = match bias {
+        Some(b) => (b.buffer, b.check(OP, "bias", r.n_experts)?),
+        None => (logits, 0),
+    };
+    let flags = u32::from(r.sigmoid) | u32::from(r.normalize) << 1 | u32::from(bias.is_some()) << 2;
+    let params = [
+        to_u32(OP, "n_tokens", n_tokens)?,
+        r.n_experts as u32,
+        r.top_k as u32,
+        flags,
+        r.n_group as u32,
+        r.topk_group.min(r.n_group) as u32,
+        r.scale.to_bits(),
+        bias_off,
+    ];
+    let groups = grid(enc, OP, n_tokens, wg(Op::MoeRoute))?;
+    dispatch_op(
+        enc,
+        Op::MoeRoute,
+        params,
+        &[logits, bias_buf, ids, weights],
+        groups,
+    )
+}
+
+/// Inputs and outputs of one [`record_moe_gemv`].
+#[derive(Debug, Clone, Copy)]
+pub struct MoeGemvIo<'a> {
+    /// Activations: slot `s` reads row `s / x_per_slot` (`cols` floats each).
+    pub x: &'a wgpu::Buffer,
+    /// Slots sharing one x row (`top_k` for gate/up, 1 for down).
+    pub x_per_slot: usize,
+    /// Expert id of every slot (u32).
+    pub ids: &'a wgpu::Buffer,
+    /// `slots × rows_per_expert` floats, slot-major.
+    pub out: &'a wgpu::Buffer,
+    pub slots: usize,
+    /// Rows of one expert's matrix in the stacked weight.
+    pub rows_per_expert: usize,
+}
+
+/// Record `out[s] = W_{ids[s]} · x[s / x_per_slot]` for every slot, `w` holding every
+/// expert's `[rows_per_expert, cols]` matrix stacked (one buffer chunk).
+pub fn record_moe_gemv(enc: &mut StepEncoder<'_>, w: &GpuWeight, io: &MoeGemvIo<'_>) -> Result<()> {
+    const OP: &str = "moe_gemv";
+    let er = io.rows_per_expert;
+    if w.chunks.len() != 1 || w.hadamard > 0 {
+        return Err(Error::Unsupported {
+            op: OP,
+            format: "stacked experts over several buffers or stored rotated",
+        });
+    }
+    if io.slots == 0 || er == 0 || !w.rows.is_multiple_of(er) || io.x_per_slot == 0 {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "{} slots, {er} rows per expert of {} stacked rows, {} slots per x row",
+                io.slots, w.rows, io.x_per_slot
+            ),
+        ));
+    }
+    Span::whole(io.x).check(OP, "x", io.slots.div_ceil(io.x_per_slot) * w.cols)?;
+    Span::whole(io.ids).check(OP, "ids", io.slots)?;
+    Span::whole(io.out).check(OP, "out", io.slots * er)?;
+    let chunk = &w.chunks[0];
+    let params = [
+        to_u32(OP, "rows", w.rows)?,
+        to_u32(OP, "cols", w.cols)?,
+        to_u32(OP, "rows per expert", er)?,
+        to_u32(OP, "x per slot", io.x_per_slot)?,
+        to_u32(OP, "out stride", er)?,
+        chunk.meta_offset_words,
+        0,
+        0,
+    ];
+    let max = enc.ctx().limits.max_compute_workgroups_per_dimension;
+    let groups = [
+        to_u32(OP, "row blocks", er.div_ceil(gemv_rows(w.format) as usize))?,
+        to_u32(OP, "slots", io.slots)?,
+        1,
+    ];
+    if groups[0] > max || groups[1] > max {
+        return Err(Error::TooLarge {
+            what: format!("{OP} grid {groups:?}"),
+            bytes: u64::from(groups[0].max(groups[1])),
+            limit: u64::from(max),
+        });
+    }
+    let key = KernelKey {
+        op: Op::MoeGemv,
+        format: w.format,
+        variant: Variant::Plain,
+    };
+    enc.dispatch(
+        key,
+        bytemuck::bytes_of(&params),
+        &[&chunk.buffer, io.x, io.out, io.ids],
+        groups,
+    )
+}
+
+/// Record `out[t] (+)= Σ_j weights[t·k + j] · y[t·k + j]` for `n_tokens` rows of `width`
+/// (`k = top_k`, `y` slot-major with rows `width` apart); adds onto `out` when `accumulate`.
+#[allow(clippy::too_many_arguments)]
+pub fn record_moe_combine(
+    enc: &mut StepEncoder<'_>,
+    y: &wgpu::Buffer,
+    weights: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    n_tokens: usize,
+    width: usize,
+    top_k: usize,
+    accumulate: bool,
+) -> Result<()> {
+    const OP: &str = "moe_combine";
+    if n_tokens == 0 || width == 0 || top_k == 0 {
+        return Err(Error::shape(
+            OP,
+            format!("{n_tokens} tokens, width {width}, top {top_k}"),
+        ));
+    }
+    Span::whole(y).check(OP, "y", n_tokens * top_k * width)?;
+    Span::whole(weights).check(OP, "weights", n_tokens * top_k)?;
+    Span::whole(out).check(OP, "out", n_tokens * width)?;
+    let params = [
+        to_u32(OP, "n_tokens", n_tokens)?,
+        to_u32(OP, "width", width)?,
+        top_k as u32,
+        width as u32,
+        u32::from(accumulate),
+        0,
+        0,
+        0,
+    ];
+    let groups = grid(enc, OP, n_tokens * width, wg(Op::MoeCombine))?;
+    dispatch_op(enc, Op::MoeCombine, params, &[y, weights, out], groups)
+}

@@ -1,0 +1,94 @@
+// MoE GEMV: per token slot, rows of the expert the router picked, from one weight holding
+// every expert's matrix stacked (expert e's row r is row e * R + r). Same tiling as
+// gemv_body.wgsl (x tile in workgroup memory, GW threads per row quad) with a workgroup-
+// memory reduction. Params (common/matmul_io.wgsl) are read as: rows = all stacked rows (the
+// decode helpers locate scales with it), n_tokens = R (rows per expert), row_offset = slots
+// per x row (top_k when every slot of a token reads the token's x, 1 when slot s reads row
+// s), out_stride = floats between slots in out. Binding 4: the expert id of every slot.
+// Grid: x = ceil(R / NR) row blocks, y = slots. Launcher: src/ops/moe.rs.
+@group(0) @binding(4) var<storage, read> moe_ids: array<u32>;
+
+const WG: u32 = 256u;
+const TU: u32 = 128u;
+const UPT: u32 = TU / GW;
+var<workgroup> xs: array<vec4<f32>, TU * 8u>;
+
+fn xs_unit(ul: u32) -> XUnit {
+    var r: XUnit;
+    r.a0 = xs[ul];
+    r.a1 = xs[TU + (ul ^ 1u)];
+    r.a2 = xs[2u * TU + (ul ^ 2u)];
+    r.a3 = xs[3u * TU + (ul ^ 3u)];
+    r.a4 = xs[4u * TU + (ul ^ 4u)];
+    r.a5 = xs[5u * TU + (ul ^ 5u)];
+    r.a6 = xs[6u * TU + (ul ^ 6u)];
+    r.a7 = xs[7u * TU + (ul ^ 7u)];
+    let one = vec4<f32>(1.0);
+    r.sum = dot((r.a0 + r.a1) + (r.a2 + r.a3) + ((r.a4 + r.a5) + (r.a6 + r.a7)), one);
+    return r;
+}
+
+fn dot_rows(r: vec4<u32>, u: u32, ul: u32) -> vec4<f32> {
+    let xu = xs_unit(ul);
+    return vec4<f32>(dot_unit(r.x, u, xu), dot_unit(r.y, u, xu), dot_unit(r.z, u, xu),
+        dot_unit(r.w, u, xu));
+}
+
+fn moe_gemv_run(ids: Ids) {
+    let er = p.n_tokens;
+    let lr0 = ids.wid.x * NR;
+    if (lr0 >= er) {
+        return;
+    }
+    let slot = ids.wid.y;
+    let experts = max(p.rows / er, 1u);
+    let base = min(moe_ids[slot], experts - 1u) * er;
+    let g = ids.lid / GW;
+    let lg = ids.lid % GW;
+    let local = min(vec4<u32>(lr0 + 4u * g) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(er - 1u));
+    let rows = local + vec4<u32>(base);
+    let units = units_per_row();
+    let c4 = p.cols / 4u;
+    let xb = p.x_offset + (slot / max(p.row_offset, 1u)) * c4;
+    var acc = vec4<f32>(0.0);
+    for (var t0 = 0u; t0 < units; t0 += TU) {
+        for (var i = ids.lid; i < TU * 8u; i += WG) {
+            let ul = i / 8u;
+            let j = i % 8u;
+            xs[j * TU + (ul ^ j)] = x_group(xb, t0 * 8u + i, c4);
+        }
+        workgroupBarrier();
+        for (var k = 0u; k < UPT; k++) {
+            let ul = lg + k * GW;
+            if (t0 + ul < units) {
+                acc += dot_rows(rows, t0 + ul, ul);
+            }
+        }
+        workgroupBarrier();
+    }
+    // Reduction as reduce_shared.wgsl, storing into the slot's output row.
+    xs[ids.lid] = acc;
+    workgroupBarrier();
+    let q = GW / 4u;
+    var part = 0.0;
+    if (ids.lid < NR * 4u) {
+        let row = ids.lid / 4u;
+        let first = (row / 4u) * GW + (ids.lid % 4u) * q;
+        for (var i = 0u; i < q; i++) {
+            part += xs[first + i][row % 4u];
+        }
+    }
+    workgroupBarrier();
+    if (ids.lid < NR * 4u) {
+        xs[WG + ids.lid].x = part;
+    }
+    workgroupBarrier();
+    if (ids.lid < NR) {
+        let b = WG + ids.lid * 4u;
+        let t = (xs[b].x + xs[b + 1u].x) + (xs[b + 2u].x + xs[b + 3u].x);
+        let row = lr0 + ids.lid;
+        if (row < er) {
+            out[p.out_offset + slot * p.out_stride + row] = t;
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! MoE kernels against CPU references: `moe_gemv` over stacked experts in several weight
+//! formats (each slot picks its expert's rows by id), `moe_route` (softmax and sigmoid
+//! scores, correction bias, group limit, renormalisation, scale) and `moe_combine`.
+
+mod testkit;
+
+use marlin_core::{reference, QuantFormat};
+use marlin_gpu::{
+    read_f32, record_moe_combine, record_moe_gemv, record_moe_route, upload_f32, zeroed_f32,
+    GpuWeight, MoeGemvIo, MoeRouting, Op, Span, StepEncoder, Variant,
+};
+use testkit::{nmse, nmse_threshold, random_vec, random_weight, rng};
+
+fn as_words(v: &[u32]) -> Vec<f32> {
+    v.iter().map(|&x| f32::from_bits(x)).collect()
+}
+
+#[test]
+fn moe_gemv_picks_each_slots_expert() {
+    let Some(ctx) = testkit::ctx() else { return };
+    let (experts, er, cols, n, k) = (5, 24, 256, 3, 2);
+    let ids: Vec<u32> = vec![4, 1, 1, 0, 3, 4];
+    for format in [
+        QuantFormat::F32,
+        QuantFormat::F16,
+        QuantFormat::Q8_0,
+        QuantFormat::Q4_0,
+        QuantFormat::Q4_K,
+    ] {
+        let t = random_weight(format, experts * er, cols, 3);
+        let w = GpuWeight::upload(ctx, &t).expect("upload");
+        let dense = t.to_f32().expect("dq");
+        let x = random_vec(&mut rng(7), n * cols);
+        let mut want = Vec::new();
+        for (s, &e) in ids.iter().enumerate() {
+            let e = e as usize;
+            let rows = &dense[e * er * cols..(e + 1) * er * cols];
+            let xt = &x[(s / k) * cols..(s / k + 1) * cols];
+            want.extend(reference::matmul(rows, xt, er, cols, 1));
+        }
+        let (xb, ib) = (
+            upload_f32(ctx, &x).unwrap(),
+            upload_f32(ctx, &as_words(&ids)).unwrap(),
+        );
+        let ob = zeroed_f32(ctx, ids.len() * er).unwrap();
+        let mut enc = StepEncoder::new(ctx, "moe_gemv");
+        let io = MoeGemvIo {
+            x: &xb,
+            x_per_slot: k,
+            ids: &ib,
+            out: &ob,
+            slots: ids.len(),
+            rows_per_expert: er,
+        };
+        record_moe_gemv(&mut enc, &w, &io).expect("record");
+        enc.submit().unwrap();
+        let got = read_f32(ctx, &ob, 0, want.len()).unwrap();
+        let e = nmse(&got, &want);
+        eprintln!("{format}: moe_gemv nmse {e:e}");
+        assert!(
+            e < nmse_threshold(Op::Gemv, format, Variant::Plain),
+            "{format}: {e:e}"
+        );
+        // Rows per expert that do not divide the stacked rows are refused.
+        let bad = MoeGemvIo {
+            rows_per_expert: er + 1,
+            ..io
+        };
+        let mut enc = StepEncoder::new(ctx, "moe_gemv");
+        assert!(record_moe_gemv(&mut enc, &w, &bad).is_err());
+    }
+}
+
+/// The routing rules (as crates/models/src/blocks/router.rs): (expert, weight) per slot.
+fn route_ref(r: &MoeRouting, logits: &[f32], bias: Option<&[f32]>) -> Vec<(u32, f32)> {
+    let m = logits.iter().copied().fold(f32::MIN, f32::max);
+    let z: f32 = logits.iter().map(|&x| (x - m).exp()).sum();
+    let score = |x: f32| {
+        if r.sigmoid {
+            1.0 / (1.0 + (-x).exp())
+        } else {
+            (x - m).exp() / z
+        }
+    };
+    let mut choice: Vec<f32> = logits.iter().map(|&x| score(x)).collect();
+    if let Some(b) = bias {
+        choice.iter_mut().zip(b).for_each(|(c, b)| *c += b);
+    }
+    let top = |v: &[f32], k: usize| {
+        let mut idx: Vec<usize> = (0..v.len()).collect();
+        idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]).then(a.cmp(&b)));
+        idx.truncate(k);
+        idx
+    };
+    if r.n_group > 1 {
+        let size = choice.len() / r.n_group;
+        let gs: Vec<f32> = choice
+            .chunks(size)
+            .map(|g| top(g, 2).iter().map(|&i| g[i]).sum())
+            .collect();
+        let kept = top(&gs, r.topk_group);
+        for (g, c) in choice.chunks_mut(size).enumerate() {
+            if !kept.contains(&g) {
+                c.iter_mut().for_each(|c| *c = f32::NEG_INFINITY);
+            }
+        }
+    }
+    let picked = top(&choice, r.top_k);
+    let mut w: Vec<f32> = picked.iter().map(|&i| score(logits[i])).collect();
+    if r.normalize {
+        let s: f32 = w.iter().sum::<f32>() + if r.sigmoid { 1e-20 } else { 0.0 };
+        w.iter_mut().for_each(|x| *x /= s);
+    }
+    picked
+        .into_iter()
+        .zip(w)
+        .map(|(i, w)| (i as u32, w * r.scale))
+        .collect()
+}
+
+#[test]
+fn moe_route_matches_the_router_rules() {
+    let Some(ctx) = testkit::ctx() else { return };
+    let (n, e) = (5, 16);
+    let logits = random_vec(&mut rng(11), n * e);
+    let bias: Vec<f32> = random_vec(&mut rng(12), e)
+        .iter()
+        .map(|b| b * 0.5)
+        .collect();
+    let cases = [
+        (false, true, 1, 1, 1.0, false),
+        (true, true, 4, 2, 2.5, true),
+        (true, false, 1, 1, 1.0, true),
+        (false, false, 2, 1, 1.0, false),
+    ];
+    for (sigmoid, normalize, n_group, topk_group, scale, with_bias) in cases {
+        let r = MoeRouting {
+            n_experts: e,
+            top_k: 3,
+            sigmoid,
+            normalize,
+            n_group,
+            topk_group,
+            scale,
+        };
+        let lb = upload_f32(ctx, &logits).unwrap();
+        let bb = upload_f32(ctx, &[vec![9.0; 4], bias.clone()].concat()).unwrap();
+        let (ib, wb) = (
+            zeroed_f32(ctx, n * 3).unwrap(),
+            zeroed_f32(ctx, n * 3).unwrap(),
+        );
+        let mut enc = StepEncoder::new(ctx, "moe_route");
+        let b = with_bias.then(|| Span::new(&bb, 4));
+        record_moe_route(&mut enc, &r, n, &lb, b, &ib, &wb).expect("record");
+        enc.submit().unwrap();
+        let ids: Vec<u32> = read_f32(ctx, &ib, 0, n * 3)
+            .unwrap()
+            .iter()
+            .map(|x| x.to_bits())
+            .collect();
+        let wts = read_f32(ctx, &wb, 0, n * 3).unwrap();
+        for t in 0..n {
+            let want = route_ref(
+                &r,
+                &logits[t * e..(t + 1) * e],
+                with_bias.then_some(&bias[..]),
+            );
+            for (j, (we, ww)) in want.into_iter().enumerate() {
+                assert_eq!(ids[t * 3 + j], we, "{r:?} token {t} slot {j}");
+                assert!(
+                    (wts[t * 3 + j] - ww).abs() < 1e-5,
+                    "{r:?} token {t} slot {j}"
+                );
+            }
+        }
+    }
+    let bad = MoeRouting {
+        n_experts: 300,
+        top_k: 2,
+        sigmoid: false,
+        normalize: true,
+        n_group: 1,
+        topk_group: 1,
+        scale: 1.0,
+    };
+    let lb = zeroed_f32(ctx, 300).unwrap();
+    let mut enc = StepEncoder::new(ctx, "moe_route");
+    assert!(record_moe_route(&mut enc, &bad, 1, &lb, None, &lb, &lb).is_err());
+}
+
+#[test]
+fn moe_combine_weights_and_accumulates() {
+    let Some(ctx) = testkit::ctx() else { return };
+    let (n, d, k) = (2, 3, 2);
+    let y: Vec<f32> = (0..n * k * d).map(|i| i as f32).collect();
+    let w = [0.5, 2.0, 1.0, -1.0];
+    let yb = upload_f32(ctx, &y).unwrap();
+    let wb = upload_f32(ctx, &w).unwrap();
+    for accumulate in [false, true] {
+        let ob = upload_f32(ctx, &[10.0; 6]).unwrap();
+        let mut enc = StepEncoder::new(ctx, "moe_combine");
+        record_moe_combine(&mut enc, &yb, &wb, &ob, n, d, k, accumulate).unwrap();
+        enc.submit().unwrap();
+        let got = read_f32(ctx, &ob, 0, n * d).unwrap();
+        let base = if accumulate { 10.0 } else { 0.0 };
+        let want: Vec<f32> = (0..n * d)
+            .map(|i| {
+                let (t, c) = (i / d, i % d);
+                base + w[t * k] * y[(t * k) * d + c] + w[t * k + 1] * y[(t * k + 1) * d + c]
+            })
+            .collect();
+        assert_eq!(got, want, "accumulate {accumulate}");
+    }
+}

@@ -1,0 +1,187 @@
+//! A mixture-of-experts MLP on the GPU: every expert's gate|up and down stacked into one
+//! weight each, so a step runs router GEMV → `moe_route` → gate|up `moe_gemv` over all token
+//! slots → gated activation → down `moe_gemv` → shared expert → `moe_combine`: a fixed
+//! number of dispatches whatever `top_k` is. Prefill runs the same slot kernels over every
+//! token's slots (no grouping of tokens by expert yet).
+
+use marlin_core::QTensor;
+use marlin_gpu::{
+    record_gate_mul, record_matmul, record_moe_combine, record_moe_gemv, record_moe_route,
+    GpuContext, GpuWeight, MatmulIo, MoeGemvIo, MoeRouting, Span, StepEncoder,
+};
+
+use super::step::Scratch;
+use super::upload::{upload_linear, upload_proj, upload_weight, GpuLinear, GpuProj, Vectors};
+use super::GpuModel;
+use crate::blocks::config::{MoeConfig, Scoring};
+use crate::blocks::MoeWeights;
+use crate::{Error, Result};
+
+/// One MoE layer's weights on the GPU.
+pub(crate) struct GpuMoe {
+    /// Router `[n_experts, d]` (F32).
+    router: GpuWeight,
+    /// Float offset of the correction bias in the vector buffer.
+    bias: Option<usize>,
+    /// Every expert's gate rows then up rows: `[n_experts · 2F, d]`.
+    gate_up: GpuWeight,
+    /// Every expert's down: `[n_experts · d, F]`.
+    down: GpuWeight,
+    /// The shared expert (gate|up, down).
+    shared: Option<(GpuProj, GpuLinear)>,
+    routing: MoeRouting,
+    /// Inner size F of one routed expert.
+    ffn: usize,
+}
+
+/// One buffer of `parts` (all `[rows, cols]` in one format) stacked row-wise.
+fn stack(ctx: &GpuContext, parts: &[&QTensor], name: &str) -> Result<GpuWeight> {
+    let first = parts
+        .first()
+        .ok_or_else(|| Error::Config(format!("{name}: no experts")))?;
+    let (format, cols) = (first.format, first.cols());
+    if parts
+        .iter()
+        .any(|t| t.format != format || t.cols() != cols || t.hadamard() > 0)
+    {
+        return Err(Error::Unsupported(format!(
+            "GPU MoE {name}: experts of mixed formats or widths, or rotated weights"
+        )));
+    }
+    let rows: usize = parts.iter().map(|t| t.rows()).sum();
+    let mut bytes = Vec::with_capacity(parts.iter().map(|t| t.bytes().len()).sum());
+    for t in parts {
+        bytes.extend_from_slice(t.bytes());
+    }
+    let w = GpuWeight::from_bytes(ctx, format, rows, cols, &bytes, ctx.max_binding())
+        .map_err(|e| Error::Unsupported(format!("GPU upload of {name}: {e}")))?;
+    if w.chunks.len() != 1 {
+        return Err(Error::Unsupported(format!(
+            "GPU MoE {name}: stacked experts exceed one buffer binding"
+        )));
+    }
+    Ok(w)
+}
+
+impl GpuMoe {
+    /// Upload layer `l`'s experts, router and shared expert.
+    pub(crate) fn upload(
+        ctx: &GpuContext,
+        cfg: &MoeConfig,
+        w: &MoeWeights,
+        vecs: &mut Vectors,
+        l: usize,
+    ) -> Result<GpuMoe> {
+        let name = |s: &str| format!("blk.{l}.{s}");
+        let e_n = w.experts.len();
+        if e_n != cfg.n_experts || w.router.rows() != e_n {
+            return Err(Error::Config(format!(
+                "layer {l}: {e_n} experts, router of {} rows, config of {}",
+                w.router.rows(),
+                cfg.n_experts
+            )));
+        }
+        let ffn = w.experts.first().map_or(0, |e| e.gate.rows());
+        let hidden = w.router.cols();
+        let mut gu = Vec::with_capacity(2 * e_n);
+        for e in &w.experts {
+            if e.gate.rows() != ffn || e.up.rows() != ffn || e.down.rows() != hidden {
+                return Err(Error::Config(format!("layer {l}: experts of mixed shapes")));
+            }
+            gu.extend([&e.gate, &e.up]);
+        }
+        let downs: Vec<&QTensor> = w.experts.iter().map(|e| &e.down).collect();
+        let shared = match &w.shared {
+            Some(m) => Some((
+                upload_proj(ctx, &[&m.gate, &m.up], vecs, &name("ffn_gate_up_shexp"))?,
+                upload_linear(ctx, &m.down, vecs, &name("ffn_down_shexp"))?,
+            )),
+            None => None,
+        };
+        Ok(GpuMoe {
+            router: upload_weight(ctx, &w.router, &name("ffn_gate_inp"))?,
+            bias: w.correction_bias.as_deref().map(|b| vecs.push(b)),
+            gate_up: stack(ctx, &gu, &name("ffn_gate_up_exps"))?,
+            down: stack(ctx, &downs, &name("ffn_down_exps"))?,
+            shared,
+            routing: MoeRouting {
+                n_experts: e_n,
+                top_k: cfg.top_k,
+                sigmoid: cfg.scoring == Scoring::Sigmoid,
+                normalize: cfg.norm_topk_prob,
+                n_group: cfg.n_group.max(1),
+                topk_group: cfg.topk_group.max(1),
+                scale: cfg.routed_scale,
+            },
+            ffn,
+        })
+    }
+
+    /// Every weight matrix (router, stacked experts, shared expert).
+    pub(crate) fn weights(&self) -> impl Iterator<Item = &GpuWeight> {
+        let shared = self
+            .shared
+            .iter()
+            .flat_map(|(gu, d)| gu.parts.iter().chain([&d.w]));
+        [&self.router, &self.gate_up, &self.down]
+            .into_iter()
+            .chain(shared)
+    }
+}
+
+impl GpuModel {
+    /// Record the MoE MLP `m` over `n` tokens: `s.xn` in, `s.tmp` out.
+    pub(super) fn record_moe(
+        &self,
+        enc: &mut StepEncoder<'_>,
+        m: &GpuMoe,
+        s: &Scratch,
+        n: usize,
+    ) -> Result<()> {
+        let r = &m.routing;
+        let (d, f, k) = (self.config.hidden, m.ffn, r.top_k);
+        let slots = n * k;
+        let bytes = |floats: usize| (floats * 4) as u64;
+        let logits = enc.scratch(bytes(n * r.n_experts));
+        record_matmul(enc, &m.router, &MatmulIo::new(&s.xn, &logits, n))?;
+        let (ids, wts) = (enc.scratch(bytes(slots)), enc.scratch(bytes(slots)));
+        let bias = m.bias.map(|b| Span::new(&self.vectors, b));
+        record_moe_route(enc, r, n, &logits, bias, &ids, &wts)?;
+        let gu = enc.scratch(bytes(slots * 2 * f));
+        let io = MoeGemvIo {
+            x: &s.xn,
+            x_per_slot: k,
+            ids: &ids,
+            out: &gu,
+            slots,
+            rows_per_expert: 2 * f,
+        };
+        record_moe_gemv(enc, &m.gate_up, &io)?;
+        let act = enc.scratch(bytes(slots * f));
+        let act_kind = self.gate_act();
+        record_gate_mul(
+            enc,
+            act_kind,
+            Span::whole(&gu),
+            Span::whole(&act),
+            slots,
+            f,
+            2 * f,
+        )?;
+        let y = enc.scratch(bytes(slots * d));
+        let io = MoeGemvIo {
+            x: &act,
+            x_per_slot: 1,
+            ids: &ids,
+            out: &y,
+            slots,
+            rows_per_expert: d,
+        };
+        record_moe_gemv(enc, &m.down, &io)?;
+        if let Some((sgu, sdown)) = &m.shared {
+            self.dense_mlp(enc, sgu, sdown, &s.xn, &s.tmp, n, None)?;
+        }
+        record_moe_combine(enc, &y, &wts, &s.tmp, n, d, k, m.shared.is_some())?;
+        Ok(())
+    }
+}
