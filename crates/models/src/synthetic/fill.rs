@@ -245,9 +245,17 @@ pub fn random_tensor(format: QuantFormat, rows: usize, cols: usize, seed: u64) -
     )?)
 }
 
-/// A metal-marlin tensor: uniform random values of RMS [`TARGET_RMS`], RTN-quantized.
+/// Elements from which metal-marlin tensors get random codes instead of RTN (which takes
+/// minutes for a Llama-3-8B on 16 cores).
+const MARLIN_RTN_MAX: usize = 1 << 22;
+
+/// A metal-marlin tensor: uniform random values of RMS [`TARGET_RMS`], RTN-quantized; large
+/// ones from random codes directly ([`marlin_random_codes`]).
 fn marlin_random(format: QuantFormat, shape: Vec<usize>, seed: u64) -> Result<QTensor> {
     let numel: usize = shape.iter().product();
+    if numel > MARLIN_RTN_MAX {
+        return marlin_random_codes(format, shape, seed);
+    }
     let half = TARGET_RMS * 3f32.sqrt();
     let mut rng = Rng::new(seed);
     let values: Vec<f32> = (0..numel)
@@ -256,9 +264,77 @@ fn marlin_random(format: QuantFormat, shape: Vec<usize>, seed: u64) -> Result<QT
     Ok(formats::quantize_tensor(format, &shape, &values)?)
 }
 
+/// Codes a random metal-marlin weight draws from, symmetric about zero (fp8: every E4M3
+/// code but NaN; integers: 1 .. 2^b − 1 around the zero point 2^(b−1)).
+fn marlin_codes(format: QuantFormat) -> Vec<u8> {
+    match format {
+        QuantFormat::Fp8 => (0..=255u8).filter(|c| c & 0x7f != 0x7f).collect(),
+        QuantFormat::Int(i) => (1..1u32 << i.bits.bits()).map(|c| c as u8).collect(),
+        _ => (0..16).collect(),
+    }
+}
+
+/// Rows of uniformly random codes with one scale for the whole tensor, chosen so the values
+/// have RMS [`TARGET_RMS`], and centred zero points; rows are packed in parallel.
+fn marlin_random_codes(format: QuantFormat, shape: Vec<usize>, seed: u64) -> Result<QTensor> {
+    use marlin_core::formats::marlin::{decode, pack_row, row_groups, GroupParams};
+    let cols = *shape.last().unwrap_or(&0);
+    let rows = shape.iter().rev().skip(1).product::<usize>();
+    let row_bytes = format.row_bytes(cols)?;
+    let codes = marlin_codes(format);
+    let zero = match format {
+        QuantFormat::Int(i) => (1u32 << (i.bits.bits() - 1)) as u8,
+        _ => 0,
+    };
+    let unit = GroupParams { scale: 1.0, zero };
+    let ms = codes
+        .iter()
+        .map(|&c| decode(format, c, unit, 1.0).powi(2))
+        .sum::<f32>()
+        / codes.len() as f32;
+    let params = vec![
+        GroupParams {
+            scale: TARGET_RMS / ms.sqrt().max(f32::MIN_POSITIVE),
+            zero,
+        };
+        row_groups(format, cols)
+    ];
+    let mut buf = vec![0u8; rows * row_bytes];
+    buf.par_chunks_mut(row_bytes)
+        .enumerate()
+        .try_for_each(|(r, out)| {
+            let mut rng = Rng::new(seed ^ mix(r as u64));
+            let row: Vec<u8> = (0..cols)
+                .map(|_| codes[(rng.next_u64() % codes.len() as u64) as usize])
+                .collect();
+            pack_row(format, &row, &params, 1.0, out)
+        })?;
+    Ok(QTensor::new(
+        format,
+        shape,
+        TensorData::Owned(Arc::new(buf)),
+    )?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_codes_have_the_target_rms() {
+        for format in QuantFormat::marlin_all() {
+            let t = marlin_random_codes(format, vec![8, 576], 3).unwrap();
+            let v = t.to_f32().unwrap();
+            assert!(v.iter().all(|x| x.is_finite()), "{format}");
+            let n = v.len() as f32;
+            let mean = v.iter().sum::<f32>() / n;
+            let rms = (v.iter().map(|x| x * x).sum::<f32>() / n).sqrt();
+            // fp8's uniform codes are heavy-tailed (up to 448 x scale): a looser band.
+            let band = if format == QuantFormat::Fp8 { 0.5 } else { 0.2 };
+            assert!((rms / TARGET_RMS - 1.0).abs() < band, "{format}: rms {rms}");
+            assert!(mean.abs() < 0.2 * TARGET_RMS, "{format}: mean {mean}");
+        }
+    }
 
     #[test]
     fn every_format_has_small_centred_finite_values() {
