@@ -89,6 +89,12 @@ fn decode_group(
             nibbles(isa, &blk[at / 2..(at + g) / 2], &lut, y);
         }
         QuantFormat::Fp8 => {
+            #[cfg(target_arch = "x86_64")]
+            if isa != Isa::Scalar {
+                // SAFETY: SIMD families are only selectable with AVX2; g is a multiple of 32.
+                unsafe { avx2::marlin::bytes_table(&blk[at..at + g], &E4M3, p.scale, y) };
+                return;
+            }
             for (v, &c) in y.iter_mut().zip(&blk[at..at + g]) {
                 *v = E4M3[usize::from(c)] * p.scale;
             }
@@ -131,6 +137,16 @@ fn decode_group(
                     }
                 }
                 _ => {
+                    #[cfg(target_arch = "x86_64")]
+                    if isa != Isa::Scalar {
+                        let (lo, hi) = (
+                            &blk[at / 4..(at + g) / 4],
+                            &blk[geo.n / 4 + at / 8..geo.n / 4 + (at + g) / 8],
+                        );
+                        // SAFETY: as above; g is a multiple of 32.
+                        unsafe { avx2::marlin::tribits(lo, hi, &lut, y) };
+                        return;
+                    }
                     let (lo, hi) = (
                         &blk[at / 4..(at + g) / 4],
                         &blk[geo.n / 4 + at / 8..geo.n / 4 + (at + g) / 8],
