@@ -337,11 +337,15 @@ async fn trickled_headers_are_cut_off() {
         .await
         .unwrap();
     assert!(t.elapsed() < std::time::Duration::from_secs(5));
-    assert_eq!(
-        s.metric("marlin_connections_open").await,
-        1.0,
-        "only /metrics' own connection"
-    );
+    // The cut connection is gone (only /metrics' own stays open); its task may lag a moment.
+    let t = std::time::Instant::now();
+    while s.metric("marlin_connections_open").await != 1.0 {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "connection not closed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(s.get("/health").await.0, 200);
     s.stop().await;
 }
