@@ -41,7 +41,12 @@ fn decode_both(model: &Model, gpu: &GpuModel, ids: &[u32]) -> (Vec<f32>, Vec<f32
             block_table: &table,
             logits: LogitsRequest::Last,
         };
-        cpu.extend(model.forward(&[seq.clone()], &mut kv).unwrap().data);
+        cpu.extend(
+            model
+                .forward(std::slice::from_ref(&seq), &mut kv)
+                .unwrap()
+                .data,
+        );
         on_gpu.extend(gpu.forward(&[seq], &gkv).unwrap().data);
     }
     (cpu, on_gpu)
@@ -75,7 +80,10 @@ fn q8_0_qwen3_moe_gguf_on_gpu_matches_cpu() {
         block_table: &table,
         logits: LogitsRequest::All,
     };
-    let want = model.forward(&[seq.clone()], &mut kv).unwrap().data;
+    let want = model
+        .forward(std::slice::from_ref(&seq), &mut kv)
+        .unwrap()
+        .data;
     let got = gpu.forward(&[seq], &gkv).unwrap().data;
     let e = nmse(&got, &want);
     eprintln!("q8_0 qwen3_moe prompt: GPU vs CPU nmse {e:e}");
