@@ -1,9 +1,11 @@
 //! Paged K/V storage of one attention layer: fixed-size blocks of token slots, addressed
-//! through a sequence's block table. F16 today; the storage enum leaves room for FP8/INT8.
+//! through a sequence's block table. F16, or one-byte FP8 E4M3 / INT8 codes with a scale per
+//! token per kv head ([`crate::kv_quant`]).
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 
+use crate::kv_quant::{QuantCode, QuantRows};
 use crate::ops::f16_to_f32;
 
 use crate::{Error, Result};
@@ -31,6 +33,33 @@ impl KvLayout {
 pub enum KvDtype {
     /// IEEE half precision.
     F16,
+    /// FP8 E4M3 codes, one f32 scale (`amax / 448`) per token per kv head.
+    Fp8E4M3,
+    /// INT8 codes (−127..=127), one f32 scale (`amax / 127`) per token per kv head.
+    Int8,
+}
+
+impl KvDtype {
+    /// Bytes of K plus V that one token takes in one layer (scales included).
+    pub fn bytes_per_token(self, n_kv_heads: usize, head_dim: usize) -> usize {
+        let per_head = match self {
+            KvDtype::F16 => 2 * head_dim,
+            KvDtype::Fp8E4M3 | KvDtype::Int8 => head_dim + 4,
+        };
+        2 * n_kv_heads * per_head
+    }
+
+    /// The dtype named `f16`, `fp8` (or `fp8_e4m3`) or `int8`.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "f16" | "fp16" => Ok(KvDtype::F16),
+            "fp8" | "fp8_e4m3" | "e4m3" => Ok(KvDtype::Fp8E4M3),
+            "int8" | "i8" => Ok(KvDtype::Int8),
+            _ => Err(shape(format!(
+                "unknown KV cache dtype {name:?} (f16, fp8 or int8)"
+            ))),
+        }
+    }
 }
 
 /// Reads one head row (`head_dim` values) of K or V as f32. Row index
@@ -67,6 +96,8 @@ impl KvRows for F16Rows {
 #[derive(Debug, Clone)]
 pub enum KvStorage {
     F16(F16Rows),
+    /// FP8 E4M3 or INT8 codes with per-row scales.
+    Quant(QuantRows),
 }
 
 impl KvStorage {
@@ -75,6 +106,7 @@ impl KvStorage {
     pub fn rows(&self) -> &dyn KvRows {
         match self {
             KvStorage::F16(s) => s,
+            KvStorage::Quant(s) => s,
         }
     }
 }
@@ -120,6 +152,16 @@ impl PagedKv {
                 v: vec![f16::ZERO; len],
                 head_dim: layout.head_dim,
             }),
+            KvDtype::Fp8E4M3 => KvStorage::Quant(QuantRows::new(
+                QuantCode::Fp8E4M3,
+                len / layout.head_dim,
+                layout.head_dim,
+            )),
+            KvDtype::Int8 => KvStorage::Quant(QuantRows::new(
+                QuantCode::Int8,
+                len / layout.head_dim,
+                layout.head_dim,
+            )),
         };
         Ok(Self {
             layout,
@@ -140,8 +182,12 @@ impl PagedKv {
 
     /// Storage element type.
     pub fn dtype(&self) -> KvDtype {
-        match self.storage {
+        match &self.storage {
             KvStorage::F16(_) => KvDtype::F16,
+            KvStorage::Quant(q) => match q.code() {
+                QuantCode::Fp8E4M3 => KvDtype::Fp8E4M3,
+                QuantCode::Int8 => KvDtype::Int8,
+            },
         }
     }
 
@@ -191,6 +237,7 @@ impl PagedKv {
                 s.k[at..at + row].convert_from_f32_slice(k);
                 s.v[at..at + row].convert_from_f32_slice(v);
             }
+            KvStorage::Quant(s) => s.write(at / self.layout.head_dim, k, v),
         }
         Ok(())
     }
@@ -228,7 +275,8 @@ impl PagedKv {
         Ok(())
     }
 
-    /// The F16 K row (`n_kv_heads · head_dim` values) of position `pos`.
+    /// The F16 K row (`n_kv_heads · head_dim` values) of position `pos` (an error for
+    /// quantized storage; use [`PagedKv::read`]).
     pub fn key(&self, block_table: &[u32], pos: usize) -> Result<&[f16]> {
         let (at, row) = (
             self.slot_index(block_table, pos)? * self.layout.row_len(),
@@ -236,10 +284,12 @@ impl PagedKv {
         );
         match &self.storage {
             KvStorage::F16(s) => Ok(&s.k[at..at + row]),
+            KvStorage::Quant(_) => Err(not_f16()),
         }
     }
 
-    /// The F16 V row (`n_kv_heads · head_dim` values) of position `pos`.
+    /// The F16 V row (`n_kv_heads · head_dim` values) of position `pos` (an error for
+    /// quantized storage; use [`PagedKv::read`]).
     pub fn value(&self, block_table: &[u32], pos: usize) -> Result<&[f16]> {
         let (at, row) = (
             self.slot_index(block_table, pos)? * self.layout.row_len(),
@@ -247,6 +297,7 @@ impl PagedKv {
         );
         match &self.storage {
             KvStorage::F16(s) => Ok(&s.v[at..at + row]),
+            KvStorage::Quant(_) => Err(not_f16()),
         }
     }
 
@@ -288,8 +339,19 @@ impl PagedKv {
                 st.k.copy_within(s..s + n, d);
                 st.v.copy_within(s..s + n, d);
             }
+            KvStorage::Quant(st) => {
+                let hd = self.layout.head_dim;
+                st.copy_rows(s / hd, d / hd, n / hd);
+            }
         }
         Ok(())
+    }
+}
+
+fn not_f16() -> Error {
+    Error::Unsupported {
+        op: "paged_kv f16 row view",
+        format: "quantized KV",
     }
 }
 

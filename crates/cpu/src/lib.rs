@@ -5,6 +5,7 @@ pub mod attention;
 pub mod error;
 pub mod kv;
 pub mod kv_latent;
+pub mod kv_quant;
 pub mod matmul;
 pub mod ops;
 pub mod quant_act;

@@ -96,10 +96,11 @@ pub fn attention_with_isa(
     kv.slot_index(block_table, max_pos)?;
 
     let group = n_heads / n_kv;
-    match kv.storage() {
-        KvStorage::F16(rows) => {
+    // One monomorphized kernel per storage type: rows decode inside the inner loop.
+    macro_rules! go {
+        ($rows:expr) => {{
             let ctx = Ctx {
-                rows,
+                rows: $rows,
                 block_table,
                 block_size: bs,
                 n_kv_heads: n_kv,
@@ -107,8 +108,12 @@ pub fn attention_with_isa(
                 group,
                 scale,
             };
-            run(&ctx, kernel_for(isa), q, q_positions, window, out);
-        }
+            run(&ctx, kernel_for(isa), q, q_positions, window, out)
+        }};
+    }
+    match kv.storage() {
+        KvStorage::F16(rows) => go!(rows),
+        KvStorage::Quant(rows) => go!(rows),
     }
     Ok(())
 }
