@@ -1,5 +1,6 @@
 //! `KvCache`: the paged K/V storage of every layer of a model (the engine hands out blocks).
 
+pub use marlin_cpu::kv::KvDtype;
 use marlin_cpu::kv::{KvLayout, PagedKv};
 use marlin_cpu::kv_latent::{LatentLayout, PagedLatent};
 
@@ -18,6 +19,7 @@ pub struct KvCache {
     layers: Vec<PagedKv>,
     latent: Vec<PagedLatent>,
     num_blocks: usize,
+    dtype: KvDtype,
 }
 
 impl KvCache {
@@ -45,6 +47,7 @@ impl KvCache {
                 layers: Vec::new(),
                 latent,
                 num_blocks,
+                dtype: KvDtype::F16,
             };
         }
         let layers = (0..cfg.n_layers)
@@ -54,7 +57,40 @@ impl KvCache {
             layers,
             latent: Vec::new(),
             num_blocks,
+            dtype: KvDtype::F16,
         }
+    }
+
+    /// Storage for `num_blocks` blocks per layer with K/V stored as `dtype`. MLA models
+    /// (latent rows) support only F16; a size that overflows is an error.
+    pub fn with_dtype(cfg: &ModelConfig, num_blocks: usize, dtype: KvDtype) -> Result<Self> {
+        if dtype == KvDtype::F16 {
+            return Ok(Self::new(cfg, num_blocks));
+        }
+        if cfg.mla.is_some() {
+            return Err(Error::Config(format!(
+                "KV cache dtype {dtype:?}: MLA (latent) caches are F16 only"
+            )));
+        }
+        let layout = KvLayout {
+            block_size: BLOCK_SIZE,
+            n_kv_heads: cfg.n_kv_heads,
+            head_dim: cfg.head_dim,
+        };
+        let layers = (0..cfg.n_layers)
+            .map(|_| PagedKv::with_dtype(layout, num_blocks, dtype))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(Self {
+            layers,
+            latent: Vec::new(),
+            num_blocks,
+            dtype,
+        })
+    }
+
+    /// Element type of the K/V storage.
+    pub fn dtype(&self) -> KvDtype {
+        self.dtype
     }
 
     /// Blocks sized to hold `tokens` tokens (rounded up to whole blocks).
@@ -72,6 +108,15 @@ impl KvCache {
         match &cfg.mla {
             Some(m) => cfg.n_layers * m.latent_width() * 2,
             None => cfg.n_layers * 2 * cfg.kv_dim() * 2,
+        }
+    }
+
+    /// Bytes one token takes over all layers with K/V stored as `dtype` (scales included;
+    /// MLA latent rows are always F16).
+    pub fn bytes_per_token_dtype(cfg: &ModelConfig, dtype: KvDtype) -> usize {
+        match &cfg.mla {
+            Some(_) => Self::bytes_per_token(cfg),
+            None => cfg.n_layers * dtype.bytes_per_token(cfg.n_kv_heads, cfg.head_dim),
         }
     }
 
