@@ -190,7 +190,8 @@ pub struct ServeArgs {
     /// what `--max-num-seqs` full contexts need.
     #[arg(long)]
     pub kv_memory: Option<String>,
-    /// KV storage type (only f16 so far).
+    /// KV storage type: f16, fp8 (E4M3) or int8, the last two with a scale per token per kv
+    /// head (CPU only).
     #[arg(long, default_value = "f16")]
     pub kv_cache_dtype: String,
     /// Require `Authorization: Bearer KEY` on /v1 routes.

@@ -9,10 +9,10 @@
 
 use std::sync::Arc;
 
-use marlin_models::kv_cache::KvCache;
+use marlin_models::kv_cache::{KvCache, KvDtype};
 use marlin_models::{Device, GpuKvCache, GpuModel, Logits, LogitsRequest, Model, SeqInput};
 
-use crate::Result;
+use crate::{Error, Result};
 
 /// A model and its KV storage on one device.
 pub struct Runner {
@@ -37,17 +37,35 @@ impl Runner {
         num_blocks: usize,
         batch_invariant: bool,
     ) -> Result<Self> {
+        Self::with_kv_dtype(model, device, num_blocks, batch_invariant, KvDtype::F16)
+    }
+
+    /// [`Runner::new`] with the K/V cache stored as `kv_dtype`. FP8/INT8 KV runs on the
+    /// CPU only: on the GPU it is an error.
+    pub fn with_kv_dtype(
+        model: Arc<Model>,
+        device: Device,
+        num_blocks: usize,
+        batch_invariant: bool,
+        kv_dtype: KvDtype,
+    ) -> Result<Self> {
         let num_blocks = num_blocks.max(1);
         Ok(match device {
             Device::Cpu => Self {
                 // One more block: the padding sequence's scratch.
-                cpu_kv: KvCache::new(&model.config, num_blocks + 1),
+                cpu_kv: KvCache::with_dtype(&model.config, num_blocks + 1, kv_dtype)?,
                 model,
                 gpu: None,
                 num_blocks,
                 pad: batch_invariant,
             },
             Device::Gpu(g) => {
+                if kv_dtype != KvDtype::F16 {
+                    return Err(Error::InvalidRequest(format!(
+                        "KV cache dtype {kv_dtype:?} is only implemented on the CPU; \
+                         use f16 on the GPU"
+                    )));
+                }
                 let kv = GpuKvCache::new(&g, num_blocks)?;
                 Self {
                     cpu_kv: KvCache::new(&model.config, 0),

@@ -2,9 +2,10 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use marlin_engine::serve::{EngineConfig, EngineHandle};
-use marlin_models::kv_cache::{KvCache, BLOCK_SIZE};
+use marlin_models::kv_cache::{KvCache, KvDtype, BLOCK_SIZE};
+use marlin_models::Device;
 use marlin_server::ServerOptions;
 
 use crate::args::ServeArgs;
@@ -14,12 +15,12 @@ use crate::common::load_model;
 const DEFAULT_KV_BYTES: u64 = 2 << 30;
 
 pub fn run(a: ServeArgs) -> Result<()> {
-    if a.kv_cache_dtype != "f16" {
-        bail!(
-            "--kv-cache-dtype {}: only f16 is implemented so far",
+    let kv_dtype = KvDtype::parse(&a.kv_cache_dtype).map_err(|_| {
+        anyhow!(
+            "--kv-cache-dtype {}: use f16, fp8 or int8",
             a.kv_cache_dtype
-        );
-    }
+        )
+    })?;
     if a.max_num_seqs == 0 || a.max_batched_tokens == 0 {
         bail!("--max-num-seqs and --max-batched-tokens must be at least 1");
     }
@@ -29,7 +30,15 @@ pub fn run(a: ServeArgs) -> Result<()> {
         .next()
         .with_context(|| format!("--host {} resolves to no address", a.host))?;
     let (model, device) = load_model(&a.model)?;
-    let per_block = (KvCache::bytes_per_token(&model.config) * BLOCK_SIZE).max(1) as u64;
+    if kv_dtype != KvDtype::F16 && !matches!(device.device, Device::Cpu) {
+        bail!(
+            "--kv-cache-dtype {}: quantized KV is only implemented on the CPU (use --device cpu \
+             or --kv-cache-dtype f16)",
+            a.kv_cache_dtype
+        );
+    }
+    let per_block =
+        (KvCache::bytes_per_token_dtype(&model.config, kv_dtype) * BLOCK_SIZE).max(1) as u64;
     let num_blocks = match (a.num_kv_blocks, &a.kv_memory) {
         (Some(n), _) => n,
         (None, Some(m)) => (parse_bytes(m)? / per_block) as usize,
@@ -48,6 +57,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         max_requests: a.max_requests,
         prefix_caching: !a.no_prefix_cache,
         batch_invariant: a.batch_invariant,
+        kv_dtype,
     };
     let engine = EngineHandle::start(model.clone(), device.device.clone(), cfg)?;
     let name = a.served_model_name.clone().unwrap_or_else(|| {

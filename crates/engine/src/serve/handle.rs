@@ -75,7 +75,13 @@ impl Drop for RequestGuard {
 impl EngineHandle {
     /// Starts the engine thread for `model` on `device` with `cfg`'s limits.
     pub fn start(model: Arc<Model>, device: Device, cfg: EngineConfig) -> Result<Self> {
-        let runner = Runner::new(model.clone(), device, cfg.num_blocks, cfg.batch_invariant)?;
+        let runner = Runner::with_kv_dtype(
+            model.clone(),
+            device,
+            cfg.num_blocks,
+            cfg.batch_invariant,
+            cfg.kv_dtype,
+        )?;
         let stats = Arc::new(Stats::default());
         let sched = Scheduler::new(runner, cfg, stats.clone());
         let capacity = sched.capacity();

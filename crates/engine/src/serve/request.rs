@@ -3,6 +3,7 @@
 
 use crate::generate::FinishReason;
 use crate::sampler::SamplingParams;
+use marlin_models::kv_cache::KvDtype;
 
 /// One generation request: `n` completions of `prompt`.
 #[derive(Debug, Clone)]
@@ -103,6 +104,8 @@ pub struct EngineConfig {
     /// padded to whole 4-token matmul tiles, so a lone decode runs a 4-token GEMM instead
     /// of the GEMV: measured 2.6x slower at one stream, 1.4x at 32, on SmolLM2-135M).
     pub batch_invariant: bool,
+    /// Element type of the K/V cache (FP8/INT8 on the CPU only; the GPU refuses them).
+    pub kv_dtype: KvDtype,
 }
 
 impl Default for EngineConfig {
@@ -114,6 +117,7 @@ impl Default for EngineConfig {
             max_requests: 256,
             prefix_caching: true,
             batch_invariant: false,
+            kv_dtype: KvDtype::F16,
         }
     }
 }
