@@ -7,7 +7,7 @@ mod gpu_common;
 
 use std::sync::Arc;
 
-use gpu_common::{gpu_ctx, json_ids};
+use gpu_common::{cpu_gpu_pair, gpu_ctx, json_ids};
 use marlin_engine::sampler::SamplingParams;
 use marlin_engine::Engine;
 use marlin_models::gpu_forward::marlin_gpu::CacheDtype;
@@ -42,21 +42,7 @@ fn synthetic_models_in_every_format_match_cpu() {
     ];
     for format in formats {
         let spec = format!("synthetic:smollm2-135m:{format}");
-        let model = Arc::new(Model::load_spec(&spec, &mut |_, _| {}).expect("synthetic"));
-        let gpu = Arc::new(GpuModel::new(ctx.clone(), &model).expect("upload"));
-        let prompt = [1u32, 400, 9000, 17, 3000, 42];
-        let mut cpu = Engine::new(model.clone(), 32);
-        let mut ge = Engine::new(model.clone(), 32)
-            .with_device(Device::Gpu(gpu))
-            .expect("gpu kv");
-        let want = cpu.prompt_logits(&prompt, LogitsRequest::All).expect("cpu");
-        let got = ge.prompt_logits(&prompt, LogitsRequest::All).expect("gpu");
-        let (mut num, mut den) = (0f64, 0f64);
-        for (g, w) in got.data.iter().zip(&want.data) {
-            num += f64::from(g - w).powi(2);
-            den += f64::from(*w).powi(2);
-        }
-        let nmse = num / den.max(1e-30);
+        let nmse = cpu_gpu_pair(&ctx, &spec, &[1u32, 400, 9000, 17, 3000, 42]).nmse;
         eprintln!("{spec}: logits nmse GPU vs CPU {nmse:e}");
         assert!(nmse < 1e-3, "{spec}: nmse {nmse:e}");
     }

@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
+use marlin_engine::Engine;
 use marlin_models::gpu_forward::marlin_gpu::{DeviceSelector, GpuContext};
-use marlin_models::Model;
+use marlin_models::{Device, GpuModel, LogitsRequest, Model};
 
 /// The adapter `DeviceSelector::Gpu` opens (lavapipe in CI), or `None` to skip.
 pub fn gpu_ctx() -> Option<Arc<GpuContext>> {
@@ -34,4 +35,34 @@ pub fn json_ids(v: &serde_json::Value) -> Vec<u32> {
         .iter()
         .map(|x| x.as_u64().expect("id") as u32)
         .collect()
+}
+
+/// The random-weight model `spec` (e.g. `synthetic:smollm2-135m:q4_0`) on the CPU and on the
+/// GPU, with the normalized mean squared error of the GPU's prompt logits against the CPU's.
+pub struct CpuGpuPair {
+    pub cpu: Engine,
+    pub gpu: Engine,
+    pub nmse: f64,
+}
+
+/// Load `spec`, run `prompt` on both devices and compare all prompt logits.
+pub fn cpu_gpu_pair(ctx: &Arc<GpuContext>, spec: &str, prompt: &[u32]) -> CpuGpuPair {
+    let model = Arc::new(Model::load_spec(spec, &mut |_, _| {}).expect("synthetic"));
+    let gm = Arc::new(GpuModel::new(ctx.clone(), &model).expect("upload"));
+    let mut cpu = Engine::new(model.clone(), 32);
+    let mut gpu = Engine::new(model, 32)
+        .with_device(Device::Gpu(gm))
+        .expect("gpu kv");
+    let want = cpu.prompt_logits(prompt, LogitsRequest::All).expect("cpu");
+    let got = gpu.prompt_logits(prompt, LogitsRequest::All).expect("gpu");
+    let (mut num, mut den) = (0f64, 0f64);
+    for (g, w) in got.data.iter().zip(&want.data) {
+        num += f64::from(g - w).powi(2);
+        den += f64::from(*w).powi(2);
+    }
+    CpuGpuPair {
+        cpu,
+        gpu,
+        nmse: num / den.max(1e-30),
+    }
 }
