@@ -1,0 +1,59 @@
+//! Workgroup geometry of the kernels: threads, rows and tokens per workgroup, per variant
+//! and format, with the launchers' side of the constants the shaders define.
+
+use marlin_core::QuantFormat;
+
+use super::Variant;
+use crate::op::Op;
+
+/// Threads per workgroup of the GEMV kernels (`WG` in gemv_body.wgsl).
+pub const GEMV_WG: u32 = 256;
+/// Threads per workgroup of the GEMM kernels (`WG` in gemm_body.wgsl).
+pub const GEMM_WG: u32 = 64;
+/// Rows per GEMM workgroup (`TM`).
+pub const GEMM_ROWS: u32 = 64;
+/// Tokens per GEMM workgroup (`TN`).
+pub const GEMM_TOKENS: u32 = 16;
+/// Threads per workgroup of the cooperative-matrix GEMM.
+pub const GEMM_COOP_WG: u32 = 128;
+/// Tokens per cooperative-matrix GEMM workgroup (rows: `GEMM_ROWS`).
+pub const GEMM_COOP_TOKENS: u32 = 64;
+
+/// (rows, tokens) one GEMM workgroup of `variant` covers.
+pub fn gemm_tile(variant: Variant) -> (u32, u32) {
+    match variant {
+        Variant::Coop => (GEMM_ROWS, GEMM_COOP_TOKENS),
+        _ => (GEMM_ROWS, GEMM_TOKENS),
+    }
+}
+
+/// Formats with a Dp4a GEMV (`dot_unit_q8` in their decode file).
+pub const DP4A_FORMATS: &[QuantFormat] = &[QuantFormat::Q4_0, QuantFormat::Q8_0, QuantFormat::Q4_K];
+
+/// Workgroup size of the format-less kernels (`WG` in their files).
+pub fn op_workgroup_size(op: Op) -> u32 {
+    match op {
+        // One workgroup per row or head: wider groups keep more loads in flight (decode).
+        Op::Argmax | Op::RmsNorm | Op::AddRmsNorm => 256,
+        Op::SampleCands | Op::SamplePick => 256,
+        Op::AttnPaged | Op::AttnSplit | Op::AttnPrefill => 128,
+        _ => 64,
+    }
+}
+
+/// Threads that share one GEMV row quad (`GW`); each streams 4 rows × 128 / GW units per x
+/// tile. 64 measured best for every format on the H200 (q4_0 14336×4096: 1712 GB/s at 64,
+/// 1590 at 32, 1551 at 16): the GEMV is bound by instructions per byte, not bytes in flight.
+/// `MARLIN_GEMV_GW` (16, 32 or 64) overrides it, for tuning on other GPUs.
+pub fn gemv_group_threads(_format: QuantFormat) -> u32 {
+    std::env::var("MARLIN_GEMV_GW")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|gw| matches!(gw, 16 | 32 | 64))
+        .unwrap_or(64)
+}
+
+/// Output rows one GEMV workgroup of `format` covers (`NR` = 4 rows per thread group).
+pub fn gemv_rows(format: QuantFormat) -> u32 {
+    4 * GEMV_WG / gemv_group_threads(format)
+}

@@ -1,0 +1,223 @@
+//! Kernel specs: which shader parts, entry point, geometry, bind layout and features make
+//! the kernel of a (op, format, variant) key.
+
+use marlin_core::QuantFormat;
+
+use super::geometry::*;
+use super::{BindLayout, KernelKey, KernelSpec, Variant};
+use crate::format_parts::{format_defines, format_parts, has_entry_file};
+use crate::op::{kernel_name, Op};
+
+/// Spec of a format-less op (`shaders/ops/<name>.wgsl`) or of an embedding lookup.
+fn op_spec(key: KernelKey) -> Option<KernelSpec> {
+    if key.variant != Variant::Plain {
+        return None;
+    }
+    let name = kernel_name(key.op, key.format);
+    let (parts, layout) = match key.op {
+        Op::Gemv | Op::Gemm | Op::MoeGemv => return None,
+        Op::Embed => {
+            let mut parts = vec!["common/matmul_io.wgsl".to_string()];
+            parts.extend(format_parts(key.format)?);
+            parts.push("embed/embed_body.wgsl".into());
+            if has_entry_file(key.format) {
+                parts.push(format!("embed/{name}.wgsl"));
+            }
+            (parts, BindLayout::Matmul)
+        }
+        _ if key.format != QuantFormat::F32 => return None,
+        Op::RmsNorm => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write),
+        Op::KvWrite => (vec![format!("ops/{name}.wgsl")], BindLayout::Read3Write2),
+        Op::AttnPaged | Op::AttnSplit => (
+            vec!["ops/attn_body.wgsl".into(), format!("ops/{name}.wgsl")],
+            BindLayout::Read4Write,
+        ),
+        Op::AttnCombine => (vec![format!("ops/{name}.wgsl")], BindLayout::ReadWrite),
+        Op::AttnPrefill => (vec![format!("ops/{name}.wgsl")], BindLayout::Read4Write),
+        Op::AddRmsNorm => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write2),
+        Op::RopeKvNormal | Op::RopeKvNeox => (
+            vec!["ops/rope_kv_body.wgsl".into(), format!("ops/{name}.wgsl")],
+            BindLayout::Read4Write3,
+        ),
+        Op::RopeNormal | Op::RopeNeox => (
+            vec!["ops/rope_body.wgsl".into(), format!("ops/{name}.wgsl")],
+            BindLayout::ReadWrite,
+        ),
+        Op::SiluMul | Op::GeluTanhMul => (
+            vec!["ops/gate_mul_body.wgsl".into(), format!("ops/{name}.wgsl")],
+            BindLayout::ReadWrite,
+        ),
+        Op::MoeRoute => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write2),
+        Op::MoeCombine => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write),
+        Op::Add | Op::Argmax | Op::Hadamard => {
+            (vec![format!("ops/{name}.wgsl")], BindLayout::ReadWrite)
+        }
+        Op::SampleCands | Op::SamplePick => (
+            vec!["ops/sample_body.wgsl".into(), format!("ops/{name}.wgsl")],
+            BindLayout::Read2Write,
+        ),
+    };
+    let entry = match key.op {
+        Op::Embed if !has_entry_file(key.format) => format!(
+            "@compute @workgroup_size(WG)\nfn {name}(@builtin(local_invocation_index) lid: u32, \
+             @builtin(workgroup_id) wid: vec3<u32>) {{\n    embed_run(lid, wid.x);\n}}\n"
+        ),
+        _ => String::new(),
+    };
+    Some(KernelSpec {
+        key,
+        name,
+        parts,
+        workgroup_size: op_workgroup_size(key.op),
+        rows_per_group: 1,
+        tokens_per_group: 1,
+        layout,
+        features: wgpu::Features::empty(),
+        entry,
+        defines: format_defines(key.format),
+    })
+}
+
+/// The spec for `key`, or `None` when no such kernel exists.
+pub fn spec(key: KernelKey) -> Option<KernelSpec> {
+    if key.op == Op::MoeGemv {
+        return moe_gemv_spec(key);
+    }
+    if !matches!(key.op, Op::Gemv | Op::Gemm) {
+        return op_spec(key);
+    }
+    let name = kernel_name(key.op, key.format);
+    let op = key.op.name();
+    let mut parts: Vec<String> = Vec::new();
+    let gw = gemv_group_threads(key.format);
+    // subgroupAdd sums whole subgroups: only valid when no subgroup straddles two thread
+    // groups, which GW = 64 guarantees for every subgroup size up to 64.
+    let gemv_reduce = match key.variant {
+        Variant::Subgroup if gw == 64 => "gemv/reduce_subgroup.wgsl",
+        _ => "gemv/reduce_shared.wgsl",
+    };
+    let gemv_reduce_dp4a = if gw == 64 {
+        "gemv/reduce_subgroup.wgsl"
+    } else {
+        "gemv/reduce_shared.wgsl"
+    };
+    let (features, wg, rows, tokens, ids, body) = match (key.op, key.variant) {
+        (Op::Gemv, Variant::Subgroup) => (
+            wgpu::Features::SUBGROUP,
+            GEMV_WG,
+            gemv_rows(key.format),
+            1,
+            "subgroup",
+            vec![gemv_reduce, "gemv/gemv_body.wgsl"],
+        ),
+        (Op::Gemv, Variant::Dp4a) if DP4A_FORMATS.contains(&key.format) => (
+            wgpu::Features::SUBGROUP,
+            GEMV_WG,
+            gemv_rows(key.format),
+            1,
+            "subgroup",
+            vec![gemv_reduce_dp4a, "gemv/gemv_body_q8.wgsl"],
+        ),
+        (Op::Gemv, Variant::Plain) => (
+            wgpu::Features::empty(),
+            GEMV_WG,
+            gemv_rows(key.format),
+            1,
+            "plain",
+            vec![gemv_reduce, "gemv/gemv_body.wgsl"],
+        ),
+        (Op::Gemm, Variant::Plain) => (
+            wgpu::Features::empty(),
+            GEMM_WG,
+            GEMM_ROWS,
+            GEMM_TOKENS,
+            "plain",
+            vec!["gemm/gemm_body.wgsl"],
+        ),
+        (Op::Gemm, Variant::F16) => {
+            parts.push("common/enable_f16.wgsl".into());
+            (
+                wgpu::Features::SHADER_F16,
+                GEMM_WG,
+                GEMM_ROWS,
+                GEMM_TOKENS,
+                "plain",
+                vec!["gemm/gemm_body_f16.wgsl"],
+            )
+        }
+        (Op::Gemm, Variant::Coop) => {
+            parts.push("common/enable_coop.wgsl".into());
+            (
+                wgpu::Features::SHADER_F16
+                    | wgpu::Features::SUBGROUP
+                    | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX,
+                GEMM_COOP_WG,
+                GEMM_ROWS,
+                GEMM_COOP_TOKENS,
+                "subgroup",
+                vec!["gemm/gemm_body_coop.wgsl"],
+            )
+        }
+        _ => return None,
+    };
+    parts.push("common/matmul_io.wgsl".into());
+    parts.push(format!("common/ids_{ids}.wgsl"));
+    parts.extend(format_parts(key.format)?);
+    parts.extend(body.into_iter().map(String::from));
+    let mut entry = String::new();
+    if has_entry_file(key.format) {
+        parts.push(format!("{op}/{name}.wgsl"));
+    } else {
+        entry = format!(
+            "@compute @workgroup_size(WG)\nfn {name}(ids: Ids) {{\n    {op}_run(ids);\n}}\n"
+        );
+    }
+    let mut defines = format_defines(key.format);
+    if key.op == Op::Gemv {
+        defines.extend([("GW", gw), ("NR", rows)]);
+    }
+    Some(KernelSpec {
+        key,
+        name,
+        parts,
+        workgroup_size: wg,
+        rows_per_group: rows,
+        tokens_per_group: tokens,
+        layout: BindLayout::Matmul,
+        features,
+        defines,
+        entry,
+    })
+}
+
+/// The MoE GEMV of `key.format` (plain variant only): the GEMV's tiling over stacked
+/// expert weights, rows picked per token slot by expert id.
+fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
+    if key.variant != Variant::Plain {
+        return None;
+    }
+    let name = kernel_name(key.op, key.format);
+    let mut parts = vec![
+        "common/matmul_io.wgsl".to_string(),
+        "common/ids_plain.wgsl".to_string(),
+    ];
+    parts.extend(format_parts(key.format)?);
+    parts.push("gemv/moe_gemv_body.wgsl".into());
+    let rows = gemv_rows(key.format);
+    let mut defines = format_defines(key.format);
+    defines.extend([("GW", gemv_group_threads(key.format)), ("NR", rows)]);
+    Some(KernelSpec {
+        key,
+        entry: format!(
+            "@compute @workgroup_size(WG)\nfn {name}(ids: Ids) {{\n    moe_gemv_run(ids);\n}}\n"
+        ),
+        name,
+        parts,
+        workgroup_size: GEMV_WG,
+        rows_per_group: rows,
+        tokens_per_group: 1,
+        layout: BindLayout::MatmulIds,
+        features: wgpu::Features::empty(),
+        defines,
+    })
+}
