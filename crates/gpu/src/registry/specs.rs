@@ -202,6 +202,7 @@ fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
         "common/ids_plain.wgsl".to_string(),
     ];
     parts.extend(format_parts(key.format)?);
+    parts.push("gemv/reduce_shared.wgsl".into());
     parts.push("gemv/moe_gemv_body.wgsl".into());
     let rows = gemv_rows(key.format);
     let mut defines = format_defines(key.format);

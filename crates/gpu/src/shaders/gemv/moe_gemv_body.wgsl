@@ -1,7 +1,7 @@
 // MoE GEMV: per token slot, rows of the expert the router picked, from one weight holding
 // every expert's matrix stacked (expert e's row r is row e * R + r). Same tiling as
-// gemv_body.wgsl (x tile in workgroup memory, GW threads per row quad) with a workgroup-
-// memory reduction. Params (common/matmul_io.wgsl) are read as: rows = all stacked rows (the
+// gemv_body.wgsl (x tile in workgroup memory, GW threads per row quad) with the workgroup-
+// memory reduction of reduce_shared.wgsl. Params (common/matmul_io.wgsl) are read as: rows = all stacked rows (the
 // decode helpers locate scales with it), n_tokens = R (rows per expert), row_offset = slots
 // per x row (top_k when every slot of a token reads the token's x, 1 when slot s reads row
 // s), out_stride = floats between slots in out. Binding 4: the expert id of every slot.
@@ -66,29 +66,10 @@ fn moe_gemv_run(ids: Ids) {
         }
         workgroupBarrier();
     }
-    // Reduction as reduce_shared.wgsl, storing into the slot's output row.
-    xs[ids.lid] = acc;
-    workgroupBarrier();
-    let q = GW / 4u;
-    var part = 0.0;
-    if (ids.lid < NR * 4u) {
-        let row = ids.lid / 4u;
-        let first = (row / 4u) * GW + (ids.lid % 4u) * q;
-        for (var i = 0u; i < q; i++) {
-            part += xs[first + i][row % 4u];
-        }
-    }
-    workgroupBarrier();
-    if (ids.lid < NR * 4u) {
-        xs[WG + ids.lid].x = part;
-    }
-    workgroupBarrier();
-    if (ids.lid < NR) {
-        let b = WG + ids.lid * 4u;
-        let t = (xs[b].x + xs[b + 1u].x) + (xs[b + 2u].x + xs[b + 3u].x);
-        let row = lr0 + ids.lid;
-        if (row < er) {
-            out[p.out_offset + slot * p.out_stride + row] = t;
-        }
+    // Row sums (reduce_shared.wgsl) into the slot's output row.
+    let t = reduce_sum(ids, acc);
+    let row = lr0 + ids.lid;
+    if (ids.lid < NR && row < er) {
+        out[p.out_offset + slot * p.out_stride + row] = t;
     }
 }

@@ -1,7 +1,8 @@
 // GEMV reduction in workgroup memory (any GW, any subgroup size): every thread stores its
 // 4 row sums (reusing the x tile, free after the body's last barrier); 4 threads per row
 // each add a quarter of the row's GW partials, then one of them adds the 4 quarters.
-fn reduce_rows(ids: Ids, acc: vec4<f32>, row0: u32) {
+// reduce_sum returns row lid's total to threads lid < NR (0 elsewhere); callers store it.
+fn reduce_sum(ids: Ids, acc: vec4<f32>) -> f32 {
     xs[ids.lid] = acc;
     workgroupBarrier();
     let q = GW / 4u;
@@ -18,12 +19,18 @@ fn reduce_rows(ids: Ids, acc: vec4<f32>, row0: u32) {
         xs[WG + ids.lid].x = part;
     }
     workgroupBarrier();
+    var t = 0.0;
     if (ids.lid < NR) {
         let b = WG + ids.lid * 4u;
-        let t = (xs[b].x + xs[b + 1u].x) + (xs[b + 2u].x + xs[b + 3u].x);
-        let row = row0 + ids.lid;
-        if (row < p.rows) {
-            store_out(0u, row, t);
-        }
+        t = (xs[b].x + xs[b + 1u].x) + (xs[b + 2u].x + xs[b + 3u].x);
+    }
+    return t;
+}
+
+fn reduce_rows(ids: Ids, acc: vec4<f32>, row0: u32) {
+    let t = reduce_sum(ids, acc);
+    let row = row0 + ids.lid;
+    if (ids.lid < NR && row < p.rows) {
+        store_out(0u, row, t);
     }
 }
