@@ -7,7 +7,7 @@ mod gpu_common;
 
 use std::sync::Arc;
 
-use gpu_common::{cpu_gpu_pair, gpu_ctx, json_ids};
+use gpu_common::{cpu_gpu_pair, gpu_ctx, json_ids, json_logits};
 use marlin_engine::sampler::SamplingParams;
 use marlin_engine::Engine;
 use marlin_models::gpu_forward::marlin_gpu::CacheDtype;
@@ -83,13 +83,7 @@ fn tiny_models_on_gpu_match_transformers() {
         let prompts = golden["prompts"].as_array().expect("prompts");
         for p in prompts {
             let ids = json_ids(&p["ids"]);
-            let want: Vec<f32> = p["logits"]
-                .as_array()
-                .expect("rows")
-                .iter()
-                .flat_map(|r| r.as_array().expect("row").iter())
-                .map(|x| x.as_f64().expect("logit") as f32)
-                .collect();
+            let want = json_logits(p);
             let got = engine
                 .prompt_logits(&ids, LogitsRequest::All)
                 .expect("gpu logits");

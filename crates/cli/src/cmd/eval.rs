@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 use marlin_engine::eval;
 use marlin_models::chat::ChatMessage;
 use marlin_models::forward::LogitsRequest;
+use marlin_models::Model;
 
 use crate::args::{EvalCommand, KlArgs, LogitsArgs, PerplexityArgs};
 use crate::common::{encode_prompt, load_model, progress_bar};
@@ -16,19 +17,26 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
     }
 }
 
+/// The tokens of the text file `path` with `model`'s tokenizer, and the BOS id to start
+/// each window with (when the model adds one).
+fn text_tokens(path: &std::path::Path, model: &Model) -> Result<(Vec<u32>, Option<u32>)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let tokens = model.tokenizer.encode(&text, false)?;
+    let bos = model
+        .tokenizer
+        .add_bos()
+        .then(|| model.tokenizer.bos_id())
+        .flatten();
+    Ok((tokens, bos))
+}
+
 fn kl(a: KlArgs) -> Result<()> {
-    let text = std::fs::read_to_string(&a.file)
-        .with_context(|| format!("reading {}", a.file.display()))?;
     let (model, device) = load_model(&a.model)?;
     let mut ref_args = a.model.clone();
     ref_args.model = a.reference.clone();
     let (base, base_device) = load_model(&ref_args)?;
-    let tokens = base.tokenizer.encode(&text, false)?;
-    let bos = base
-        .tokenizer
-        .add_bos()
-        .then(|| base.tokenizer.bos_id())
-        .flatten();
+    let (tokens, bos) = text_tokens(&a.file, &base)?;
     let mut q = device.engine(model, a.ctx)?;
     let mut b = base_device.engine(base, a.ctx)?;
     let pb = progress_bar(1, "windows");
@@ -73,15 +81,8 @@ fn kl(a: KlArgs) -> Result<()> {
 }
 
 fn perplexity(a: PerplexityArgs) -> Result<()> {
-    let text = std::fs::read_to_string(&a.file)
-        .with_context(|| format!("reading {}", a.file.display()))?;
     let (model, device) = load_model(&a.model)?;
-    let tokens = model.tokenizer.encode(&text, false)?;
-    let bos = model
-        .tokenizer
-        .add_bos()
-        .then(|| model.tokenizer.bos_id())
-        .flatten();
+    let (tokens, bos) = text_tokens(&a.file, &model)?;
     let mut engine = device.engine(model, a.ctx)?;
     let pb = progress_bar(1, "windows");
     let r = eval::perplexity(

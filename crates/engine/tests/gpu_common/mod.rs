@@ -66,3 +66,14 @@ pub fn cpu_gpu_pair(ctx: &Arc<GpuContext>, spec: &str, prompt: &[u32]) -> CpuGpu
         nmse: num / den.max(1e-30),
     }
 }
+
+/// A golden prompt's logits (`"logits"`: one array per position), flattened.
+pub fn json_logits(p: &serde_json::Value) -> Vec<f32> {
+    p["logits"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .flat_map(|r| r.as_array().expect("row").iter())
+        .map(|x| x.as_f64().expect("logit") as f32)
+        .collect()
+}
