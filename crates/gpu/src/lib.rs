@@ -56,6 +56,10 @@ pub use ops::attention_split::{
     attn_partial_len, attn_splits, record_attention_split, ATTN_MAX_SPLITS, ATTN_SPLIT_KEYS,
     ATTN_SPLIT_MIN_KEYS,
 };
+pub use ops::attn_mla::{
+    mla_partial_len, record_attn_mla, record_mla_latent, MlaAttnIo, MlaLatentIo, MlaShape,
+    MLA_MAX_RANK, MLA_MAX_WIDTH,
+};
 pub use ops::elementwise::{record_add, record_gate_mul, GateAct};
 pub use ops::embed::record_embed;
 pub use ops::kv::{record_kv_write, CacheDtype, KvWriteIo};

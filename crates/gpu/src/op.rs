@@ -55,11 +55,15 @@ pub enum Op {
     MoeRoute,
     /// MoE combine: weighted sum of a token's expert outputs.
     MoeCombine,
+    /// Absorbed MLA attention over a paged latent cache (split-K partials or the output).
+    AttnMla,
+    /// MLA latent: q_a / kv_a RMSNorms, RoPE of k_pe and the latent cache write.
+    MlaLatent,
 }
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 24] = [
+    pub const ALL: [Op; 26] = [
         Op::Gemv,
         Op::Gemm,
         Op::Embed,
@@ -84,6 +88,8 @@ impl Op {
         Op::MoeGemv,
         Op::MoeRoute,
         Op::MoeCombine,
+        Op::AttnMla,
+        Op::MlaLatent,
     ];
     /// The op families that read quantized weights (one kernel per weight format).
     pub const MATMUL: [Op; 2] = [Op::Gemv, Op::Gemm];
@@ -115,6 +121,8 @@ impl Op {
             Op::MoeGemv => "moe_gemv",
             Op::MoeRoute => "moe_route",
             Op::MoeCombine => "moe_combine",
+            Op::AttnMla => "attn_mla",
+            Op::MlaLatent => "mla_latent",
         }
     }
 

@@ -79,6 +79,10 @@ pub enum BindLayout {
     Read4Write3,
     /// [`BindLayout::Matmul`] plus 4: expert ids (read) (moe_gemv).
     MatmulIds,
+    /// 0: params, 1-5: read, 6: read_write (attn_mla).
+    Read5Write,
+    /// 0: params, 1-4: read, 5-6: read_write (mla_latent).
+    Read4Write2,
 }
 
 impl BindLayout {
@@ -97,6 +101,8 @@ impl BindLayout {
             BindLayout::Read3Write2 => &[true, true, true, false, false],
             BindLayout::Read4Write3 => &[true, true, true, true, false, false, false],
             BindLayout::MatmulIds => &[true, true, false, true],
+            BindLayout::Read5Write => &[true, true, true, true, true, false],
+            BindLayout::Read4Write2 => &[true, true, true, true, false, false],
         }
     }
 }

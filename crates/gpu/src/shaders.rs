@@ -274,6 +274,14 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/ops/attn_body.wgsl"),
     ),
     (
+        "ops/attn_mla.wgsl",
+        include_str!("shaders/ops/attn_mla.wgsl"),
+    ),
+    (
+        "ops/mla_latent.wgsl",
+        include_str!("shaders/ops/mla_latent.wgsl"),
+    ),
+    (
         "ops/attn_combine.wgsl",
         include_str!("shaders/ops/attn_combine.wgsl"),
     ),

@@ -3,6 +3,7 @@
 
 pub mod argmax;
 pub mod attention;
+pub mod attn_mla;
 pub mod attention_prefill;
 pub mod attention_split;
 pub mod elementwise;

@@ -37,6 +37,7 @@ pub fn op_workgroup_size(op: Op) -> u32 {
         Op::Argmax | Op::RmsNorm | Op::AddRmsNorm => 256,
         Op::SampleCands | Op::SamplePick => 256,
         Op::AttnPaged | Op::AttnSplit | Op::AttnPrefill => 128,
+        Op::AttnMla | Op::MlaLatent => 128,
         _ => 64,
     }
 }
