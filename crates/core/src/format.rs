@@ -2,6 +2,7 @@
 //! GGML types keep their GGUF ids; the metal-marlin formats (see [`crate::marlin_format`])
 //! have none.
 
+use crate::formats::trellis::TrellisFormat;
 use crate::marlin_format::{block_geom, fp4_name, Group, IntFormat};
 use crate::{Error, Result};
 
@@ -35,6 +36,9 @@ pub enum QuantFormat {
     Nvfp4,
     /// E4M3 with an f32 scale per 256-element block.
     Fp8,
+    /// Bitshift trellis over 16×16 tiles with Hadamard incoherence
+    /// (see [`crate::formats::trellis`]); not row-addressable: bytes cover a whole matrix.
+    Trellis(TrellisFormat),
 }
 
 impl QuantFormat {
@@ -68,9 +72,23 @@ impl QuantFormat {
         v
     }
 
-    /// Whether this is a metal-marlin format (256-element super-blocks, no GGML id).
+    /// Whether this is a row-based metal-marlin format (256-element super-blocks, no GGML
+    /// id). Trellis is ours too but tile-based: see [`QuantFormat::is_trellis`].
     pub fn is_marlin(self) -> bool {
         matches!(self, Self::Fp4(_) | Self::Int(_) | Self::Nvfp4 | Self::Fp8)
+    }
+
+    /// Whether this is a trellis format (whole-matrix layout, no row access).
+    pub fn is_trellis(self) -> bool {
+        matches!(self, Self::Trellis(_))
+    }
+
+    /// Every trellis format (each width with each codebook).
+    pub fn trellis_all() -> Vec<Self> {
+        TrellisFormat::all()
+            .into_iter()
+            .map(Self::Trellis)
+            .collect()
     }
 
     /// The format for a GGUF `ggml_type` id, or `None` for ids we do not handle.
@@ -99,7 +117,9 @@ impl QuantFormat {
             Self::IQ4_XS => 23,
             Self::BF16 => 30,
             Self::MXFP4 => 39,
-            Self::Fp4(_) | Self::Int(_) | Self::Nvfp4 | Self::Fp8 => return None,
+            Self::Fp4(_) | Self::Int(_) | Self::Nvfp4 | Self::Fp8 | Self::Trellis(_) => {
+                return None
+            }
         })
     }
 
@@ -128,6 +148,7 @@ impl QuantFormat {
             Self::Int(i) => i.name(),
             Self::Nvfp4 => "nvfp4",
             Self::Fp8 => "fp8",
+            Self::Trellis(t) => t.name(),
         }
     }
 
@@ -138,6 +159,7 @@ impl QuantFormat {
             .into_iter()
             .chain(Self::marlin_all())
             .find(|f| f.name() == s)
+            .or_else(|| TrellisFormat::from_name(&s).map(Self::Trellis))
     }
 
     /// Elements per block.
@@ -162,7 +184,8 @@ impl QuantFormat {
             | Self::Fp4(_)
             | Self::Int(_)
             | Self::Nvfp4
-            | Self::Fp8 => 256,
+            | Self::Fp8
+            | Self::Trellis(_) => 256,
         }
     }
 
@@ -189,13 +212,21 @@ impl QuantFormat {
             Self::Fp4(_) | Self::Int(_) | Self::Nvfp4 | Self::Fp8 => {
                 block_geom(self, 256).map_or(0, |g| g.bytes)
             }
+            Self::Trellis(t) => t.tile_bytes(),
         }
     }
 
     /// Bytes needed for `n` elements (one row); errors when `n` is not whole blocks.
     /// metal-marlin formats need only a multiple of 32: the row ends in a shorter tail
     /// block (see [`crate::marlin_format`]).
+    /// Trellis tensors have no per-row bytes (tiles span 16 rows): an error.
     pub fn row_bytes(self, n: usize) -> Result<usize> {
+        if self.is_trellis() {
+            return Err(Error::Unsupported(
+                self.name(),
+                "row access (trellis tiles span 16 rows)",
+            ));
+        }
         if let Some(full) = block_geom(self, 256) {
             let tail = n % 256;
             if !n.is_multiple_of(32) {
@@ -227,7 +258,7 @@ impl QuantFormat {
             .ok_or_else(|| Error::Overflow(format!("{} row of {n}", self.name())))
     }
 
-    /// Bits per weight, scales included.
+    /// Bits per weight, scales included (trellis: K, without its per-tensor suh/svh).
     pub fn bits_per_weight(self) -> f64 {
         self.block_bytes() as f64 * 8.0 / self.block_elems() as f64
     }

@@ -13,5 +13,6 @@ pub mod tensor;
 
 pub use error::{Error, Result};
 pub use format::QuantFormat;
+pub use formats::trellis::{Codebook, TrellisFormat};
 pub use marlin_format::{Group, IntBits, IntFormat};
 pub use tensor::{QTensor, TensorData};

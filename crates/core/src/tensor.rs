@@ -104,6 +104,9 @@ impl QTensor {
 
     /// Bytes a tensor of this format and shape occupies.
     pub fn nbytes_for(format: QuantFormat, shape: &[usize]) -> Result<usize> {
+        if let QuantFormat::Trellis(t) = format {
+            return formats::trellis::nbytes(t, shape);
+        }
         let (&last, outer) = shape
             .split_last()
             .ok_or_else(|| Error::Shape("tensor with no dimensions".into()))?;
@@ -150,8 +153,11 @@ impl QTensor {
         &self.bytes()[r * rb..(r + 1) * rb]
     }
 
-    /// Dequantize row `r` into `out` (length `cols`).
+    /// Dequantize row `r` into `out` (length `cols`). Trellis tensors refuse (no row access).
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) -> Result<()> {
+        if self.format.is_trellis() {
+            return Err(Error::Unsupported(self.format.name(), "dequantize_row"));
+        }
         if r >= self.rows() {
             return Err(Error::Shape(format!("row {r} of {}", self.rows())));
         }
@@ -160,6 +166,9 @@ impl QTensor {
 
     /// Dequantize the whole tensor to f32 (reference path; allocates).
     pub fn to_f32(&self) -> Result<Vec<f32>> {
+        if let QuantFormat::Trellis(t) = self.format {
+            return formats::trellis::dequantize_stacked(t, self.bytes(), &self.shape);
+        }
         let mut out = vec![0f32; self.numel()];
         if self.format.is_marlin() {
             // Rows may end in tail blocks: decode row by row.

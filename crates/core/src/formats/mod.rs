@@ -10,6 +10,8 @@ pub mod legacy_quant;
 pub mod marlin;
 pub mod marlin_rtn;
 pub mod minifloat;
+pub mod trellis;
+pub mod trellis_code;
 
 use std::sync::Arc;
 
@@ -112,6 +114,12 @@ pub fn dequantize(format: QuantFormat, src: &[u8], dst: &mut [f32]) -> Result<()
         QuantFormat::Fp4(_) | QuantFormat::Int(_) | QuantFormat::Nvfp4 | QuantFormat::Fp8 => {
             marlin::dequant_row(format, src, dst)
         }
+        QuantFormat::Trellis(_) => {
+            return Err(Error::Unsupported(
+                format.name(),
+                "formats::dequantize (use formats::trellis::dequantize)",
+            ))
+        }
     }
     Ok(())
 }
@@ -157,6 +165,12 @@ pub fn quantize(format: QuantFormat, src: &[f32], dst: &mut [u8]) -> Result<()> 
         QuantFormat::Fp4(_) | QuantFormat::Int(_) | QuantFormat::Nvfp4 | QuantFormat::Fp8 => {
             quantize_row_rtn(format, src, nvfp4_global(finite_amax(src)), dst)?
         }
+        QuantFormat::Trellis(_) => {
+            return Err(Error::Unsupported(
+                format.name(),
+                "the reference quantizer (use the trellis quantizer)",
+            ))
+        }
     }
     Ok(())
 }
@@ -173,6 +187,12 @@ pub fn quantize_tensor(format: QuantFormat, shape: &[usize], values: &[f32]) -> 
             "shape {shape:?} has {numel} elements, got {} values",
             values.len()
         )));
+    }
+    if format.is_trellis() {
+        return Err(Error::Unsupported(
+            format.name(),
+            "quantize_tensor (use the trellis quantizer)",
+        ));
     }
     let mut bytes = vec![0u8; QTensor::nbytes_for(format, shape)?];
     if format.is_marlin() {

@@ -83,7 +83,7 @@ fn fields(format: QuantFormat) -> Option<Fields> {
     Some(match format {
         F::F32 | F::F16 | F::BF16 => return None,
         // Quantized from random values instead (see `random_tensor`).
-        F::Fp4(_) | F::Int(_) | F::Nvfp4 | F::Fp8 => return None,
+        F::Fp4(_) | F::Int(_) | F::Nvfp4 | F::Fp8 | F::Trellis(_) => return None,
         F::Q4_0 | F::Q5_0 | F::Q8_0 | F::Q8_1 | F::IQ4_NL | F::IQ4_XS => f16(0, None),
         F::Q4_1 | F::Q5_1 | F::Q4_K | F::Q5_K => f16(0, Some(2)),
         F::Q2_K => f16(80, Some(82)),
@@ -213,6 +213,11 @@ fn fill_float(format: QuantFormat, chunk: &mut [u8], table: &[f32], rng: &mut Rn
 
 /// A `[rows, cols]` tensor of random valid weights in `format`, deterministic in `seed`.
 pub fn random_tensor(format: QuantFormat, rows: usize, cols: usize, seed: u64) -> Result<QTensor> {
+    if format.is_trellis() {
+        return Err(crate::Error::Unsupported(format!(
+            "{format}: synthetic weights not supported on this path yet"
+        )));
+    }
     let shape = vec![rows, cols];
     let n = QTensor::nbytes_for(format, &shape)?;
     let bb = format.block_bytes();
