@@ -318,6 +318,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/ops/moe_route.wgsl"),
     ),
     (
+        "ops/kv_codes.wgsl",
+        include_str!("shaders/ops/kv_codes.wgsl"),
+    ),
+    (
         "ops/kv_write.wgsl",
         include_str!("shaders/ops/kv_write.wgsl"),
     ),

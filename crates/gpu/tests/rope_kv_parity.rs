@@ -1,18 +1,19 @@
 //! The fused `rope_kv` dispatch against `rope` followed by `kv_write`: roped q and the cache
-//! words come out bit-identical, in both RoPE modes, f16 and f32 caches, GQA, partial
-//! rotary dims, and v in its own buffer. Runs on lavapipe (see testkit).
+//! words come out bit-identical, in both RoPE modes, f16, f32, INT8 and FP8 E4M3 caches
+//! (codes and per-token-per-head scales), GQA, partial rotary dims, and v in its own buffer. Runs on lavapipe (see testkit).
 
 mod testkit;
 
 use marlin_core::rope::RopeMode;
 use marlin_gpu::{
-    read_bytes, read_f32, record_kv_write, record_rope, record_rope_kv, upload_f32, CacheDtype,
-    GpuContext, KvWriteIo, RopeKvIo, RopeKvShape, Span, StepEncoder,
+    read_bytes, read_f32, record_kv_write_heads, record_rope, record_rope_kv, upload_f32,
+    CacheDtype, GpuContext, KvWriteIo, RopeKvIo, RopeKvShape, Span, StepEncoder,
 };
 use testkit::{random_vec, rng};
 
-fn words(ctx: &GpuContext, b: &wgpu::Buffer) -> Vec<u32> {
-    bytemuck::pod_collect_to_vec(&read_bytes(ctx, b, 0, b.size()).expect("read"))
+/// The first `n` words of `b` (pooled buffers may be longer, their tails stale).
+fn words(ctx: &GpuContext, b: &wgpu::Buffer, n: usize) -> Vec<u32> {
+    bytemuck::pod_collect_to_vec(&read_bytes(ctx, b, 0, n as u64 * 4).expect("read"))
 }
 
 fn case(ctx: &GpuContext, s: RopeKvShape) {
@@ -27,7 +28,7 @@ fn case(ctx: &GpuContext, s: RopeKvShape) {
     let cs = random_vec(&mut r, s.n_tokens * 2 * s.half);
     // Slots out of order, inside 3 blocks of 16.
     let slots: Vec<u32> = (0..s.n_tokens as u32).map(|t| (t * 7 + 3) % 48).collect();
-    let cache_words = s.dtype.words(48 * kvd);
+    let cache_words = 48 * s.dtype.slot_words(s.n_kv_heads, hd);
     let u = |d: &[f32]| upload_f32(ctx, d).expect("upload");
     let (cb, vb) = (u(&cs), u(&v));
     let sb = upload_f32(ctx, bytemuck::cast_slice(&slots)).expect("slots");
@@ -58,7 +59,7 @@ fn case(ctx: &GpuContext, s: RopeKvShape) {
         k_cache: &kc0,
         v_cache: &vc0,
     };
-    record_kv_write(&mut enc, &io, s.dtype, s.n_tokens, kvd).expect("kv");
+    record_kv_write_heads(&mut enc, &io, s.dtype, s.n_tokens, s.n_kv_heads, hd).expect("kv");
     enc.submit().expect("submit");
 
     // Fused.
@@ -90,8 +91,9 @@ fn case(ctx: &GpuContext, s: RopeKvShape) {
         .map(|f| f.to_bits())
         .collect();
     assert_eq!(got_q, want_q, "{what}: q");
-    assert_eq!(words(ctx, &kc1), words(ctx, &kc0), "{what}: k cache");
-    assert_eq!(words(ctx, &vc1), words(ctx, &vc0), "{what}: v cache");
+    let n = cache_words;
+    assert_eq!(words(ctx, &kc1, n), words(ctx, &kc0, n), "{what}: k cache");
+    assert_eq!(words(ctx, &vc1, n), words(ctx, &vc0, n), "{what}: v cache");
     assert_eq!(
         read_f32(ctx, &xf, 0, x.len()).expect("x"),
         x,
@@ -143,6 +145,34 @@ fn fused_rope_kv_equals_rope_then_kv_write() {
             half: 3,
             mode: RopeMode::Normal,
             dtype: CacheDtype::F32,
+            ..base
+        },
+    );
+    // Quantized caches: one scale per token per kv head row, half-filled code words.
+    case(
+        ctx,
+        RopeKvShape {
+            dtype: CacheDtype::Int8,
+            ..base
+        },
+    );
+    case(
+        ctx,
+        RopeKvShape {
+            dtype: CacheDtype::Fp8E4M3,
+            mode: RopeMode::Normal,
+            half: 5,
+            n_kv_heads: 1,
+            n_tokens: 5,
+            ..base
+        },
+    );
+    case(
+        ctx,
+        RopeKvShape {
+            dtype: CacheDtype::Int8,
+            head_dim: 6,
+            half: 3,
             ..base
         },
     );

@@ -1,4 +1,5 @@
-//! `attn_paged` launcher: causal GQA of a batch of query tokens against a paged KV cache.
+//! `attn_paged` launcher: causal GQA of a batch of query tokens against a paged KV cache
+//! (any [`CacheDtype`]: quantized rows are dequantized as the kernel loads them).
 
 use super::{dispatch_op, to_u32, Span};
 use crate::op::Op;
@@ -87,10 +88,10 @@ pub(crate) fn check_shape(s: &AttnShape) -> Result<()> {
 pub(crate) fn attn_params(s: &AttnShape, qo: u32, mo: u32) -> Result<[u32; 8]> {
     const OP: &str = "attn_paged";
     let window = match s.window {
-        Some(w) => to_u32(OP, "window", w.clamp(1, (1 << 31) - 1))?,
+        Some(w) => to_u32(OP, "window", w.clamp(1, (1 << 30) - 1))?,
         None => 0,
     };
-    let window = window | (u32::from(s.dtype == CacheDtype::F16) << 31);
+    let window = window | s.dtype.code() << 30;
     Ok([
         s.n_heads as u32 | (s.n_kv_heads as u32) << 16,
         to_u32(OP, "q_stride", s.q_stride)?,

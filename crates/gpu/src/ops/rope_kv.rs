@@ -1,6 +1,7 @@
 //! Fused RoPE + KV-cache write launcher: one dispatch ropes a step's q heads into a
 //! contiguous q buffer and writes its roped k and its v into the paged caches (it replaces
-//! `rope` + `kv_write`, one dispatch per layer less).
+//! `rope` + `kv_write`, one dispatch per layer less). Every [`CacheDtype`] is written,
+//! FP8 E4M3 / INT8 codes with the CPU's per-token-per-head scales included.
 
 use marlin_core::rope::RopeMode;
 
@@ -73,19 +74,23 @@ pub fn record_rope_kv(enc: &mut StepEncoder<'_>, s: &RopeKvShape, io: &RopeKvIo<
     let so = io.slots.check(OP, "slots", s.n_tokens)?;
     Span::whole(io.q_out).check(OP, "q_out", s.n_tokens * qd)?;
     for (name, c) in [("k_cache", io.k_cache), ("v_cache", io.v_cache)] {
-        Span::whole(c).check(OP, name, s.dtype.words(kvd))?;
+        Span::whole(c).check(OP, name, s.dtype.slot_words(s.n_kv_heads, hd))?;
     }
     let op = match s.mode {
         RopeMode::Normal => Op::RopeKvNormal,
         RopeMode::Neox => Op::RopeKvNeox,
     };
-    let threads = s.n_tokens * (s.n_heads + 2 * s.n_kv_heads) * (hd / 2);
-    let groups = grid(enc, OP, threads, wg(op))?;
-    let f16 = u32::from(s.dtype == CacheDtype::F16);
+    // Quantized caches: one thread per K or V head row (its scale needs the whole row).
+    let per_token = if s.dtype.is_quantized() {
+        s.n_heads * (hd / 2) + 2 * s.n_kv_heads
+    } else {
+        (s.n_heads + 2 * s.n_kv_heads) * (hd / 2)
+    };
+    let groups = grid(enc, OP, s.n_tokens * per_token, wg(op))?;
     let params = [
         to_u32(OP, "tokens", s.n_tokens)?,
         s.n_heads as u32 | (s.n_kv_heads as u32) << 16,
-        hd as u32 | (s.half as u32) << 12 | f16 << 31,
+        hd as u32 | (s.half as u32) << 12 | s.dtype.code() << 30,
         co,
         xo,
         vo,

@@ -8,6 +8,9 @@ use super::{BindLayout, KernelKey, KernelSpec, Variant};
 use crate::format_parts::{format_defines, format_parts, has_entry_file};
 use crate::op::{kernel_name, Op};
 
+/// The quantized-KV code helpers every cache writer and attention kernel includes.
+const KV_CODES: &str = "ops/kv_codes.wgsl";
+
 /// Spec of a format-less op (`shaders/ops/<name>.wgsl`) or of an embedding lookup.
 fn op_spec(key: KernelKey) -> Option<KernelSpec> {
     if key.variant != Variant::Plain {
@@ -27,16 +30,30 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
         }
         _ if key.format != QuantFormat::F32 => return None,
         Op::RmsNorm => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write),
-        Op::KvWrite => (vec![format!("ops/{name}.wgsl")], BindLayout::Read3Write2),
+        Op::KvWrite => (
+            vec![KV_CODES.into(), format!("ops/{name}.wgsl")],
+            BindLayout::Read3Write2,
+        ),
         Op::AttnPaged | Op::AttnSplit => (
-            vec!["ops/attn_body.wgsl".into(), format!("ops/{name}.wgsl")],
+            vec![
+                KV_CODES.into(),
+                "ops/attn_body.wgsl".into(),
+                format!("ops/{name}.wgsl"),
+            ],
             BindLayout::Read4Write,
         ),
         Op::AttnCombine => (vec![format!("ops/{name}.wgsl")], BindLayout::ReadWrite),
-        Op::AttnPrefill => (vec![format!("ops/{name}.wgsl")], BindLayout::Read4Write),
+        Op::AttnPrefill => (
+            vec![KV_CODES.into(), format!("ops/{name}.wgsl")],
+            BindLayout::Read4Write,
+        ),
         Op::AddRmsNorm => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write2),
         Op::RopeKvNormal | Op::RopeKvNeox => (
-            vec!["ops/rope_kv_body.wgsl".into(), format!("ops/{name}.wgsl")],
+            vec![
+                KV_CODES.into(),
+                "ops/rope_kv_body.wgsl".into(),
+                format!("ops/{name}.wgsl"),
+            ],
             BindLayout::Read4Write3,
         ),
         Op::RopeNormal | Op::RopeNeox => (

@@ -3,9 +3,10 @@
 // (`attend` over a range of key positions leaves the unnormalised output in `acc`).
 // seqs[meta_offset + 2j] = the query's absolute position, seqs[.. + 1] = the word index in
 // meta of its sequence's block table; the key at position t lives in slot
-// table[t / 16] · 16 + t % 16, row (slot · n_kv_heads + kv_head) · head_dim of kc/vc
-// (u32 words: f16 pairs when the top bit of `window` is set, f32 bits otherwise). Keys
-// t ≤ pos and, with a window w > 0 (low 31 bits), t > pos − w. Query j's heads start at
+// table[t / 16] · 16 + t % 16, head row slot · n_kv_heads + kv_head of kc/vc (u32 words
+// of the cache dtype in bits 30-31 of `window`, kv_codes.wgsl: f16 pairs, f32 bits, or a
+// scale word and byte codes per row, dequantized as they load). Keys t ≤ pos and, with a
+// window w > 0 (low 30 bits), t > pos − w. Query j's heads start at
 // q_offset + j · q_stride. head_dim ≤ MAX_HD and even; n_heads and n_kv_heads < 65536.
 // `extra` is the output offset (attn_paged) or the keys per split (attn_split).
 // Launchers: src/ops/attention.rs, src/ops/attention_split.rs.
@@ -38,36 +39,65 @@ var<workgroup> sc: array<f32, WG>;
 // block table again (two dependent DRAM loads per key made decode attention latency-bound).
 var<workgroup> kbase: array<u32, WG>;
 
-// Values e and e + 1 (e even) of a cache buffer.
-fn is_f16() -> bool {
-    return (p.window >> 31u) == 1u;
+fn kv_dtype() -> u32 {
+    return p.window >> 30u;
 }
 
-fn pair_k(e: u32) -> vec2<f32> {
-    if (is_f16()) {
-        return unpack2x16float(kc[e / 2u]);
+// A head row starts at `base` (float caches: its first value's index; quantized: its
+// scale word). Values d and d + 1 (d even) of a K row, unscaled.
+fn pair_k(base: u32, d: u32) -> vec2<f32> {
+    let dt = kv_dtype();
+    if (dt == KV_F16) {
+        return unpack2x16float(kc[(base + d) / 2u]);
     }
-    return vec2<f32>(bitcast<f32>(kc[e]), bitcast<f32>(kc[e + 1u]));
-}
-
-fn val_v(e: u32) -> f32 {
-    if (is_f16()) {
-        return unpack2x16float(vc[e / 2u])[e & 1u];
+    if (dt == KV_F32) {
+        return vec2<f32>(bitcast<f32>(kc[base + d]), bitcast<f32>(kc[base + d + 1u]));
     }
-    return bitcast<f32>(vc[e]);
+    return kvq_decode2(kc[base + 1u + d / 4u] >> (8u * (d & 3u)), dt);
 }
 
-// First value of key position t's row for kv head kvh.
+// Value d of a V row, unscaled.
+fn val_v(base: u32, d: u32) -> f32 {
+    let dt = kv_dtype();
+    if (dt == KV_F16) {
+        return unpack2x16float(vc[(base + d) / 2u])[(base + d) & 1u];
+    }
+    if (dt == KV_F32) {
+        return bitcast<f32>(vc[base + d]);
+    }
+    return kvq_decode((vc[base + 1u + d / 4u] >> (8u * (d & 3u))) & 0xFFu, dt);
+}
+
+// The row scales (1 for float caches).
+fn scale_k(base: u32) -> f32 {
+    if (kv_dtype() >= KV_INT8) {
+        return bitcast<f32>(kc[base]);
+    }
+    return 1.0;
+}
+
+fn scale_v(base: u32) -> f32 {
+    if (kv_dtype() >= KV_INT8) {
+        return bitcast<f32>(vc[base]);
+    }
+    return 1.0;
+}
+
+// Start of key position t's row for kv head kvh.
 fn key_base(table: u32, t: u32, kvh: u32) -> u32 {
     let slot = seqs[table + t / BLOCK] * BLOCK + t % BLOCK;
-    return (slot * (p.heads >> 16u) + kvh) * p.head_dim;
+    let row = slot * (p.heads >> 16u) + kvh;
+    if (kv_dtype() >= KV_INT8) {
+        return row * kvq_row_words(p.head_dim);
+    }
+    return row * p.head_dim;
 }
 
 var<private> acc: array<f32, DPT>;
 
 // Key positions [lo, pos + 1) query token j attends to (window: the last w of them).
 fn key_range(j: u32) -> vec2<u32> {
-    let window = p.window & 0x7FFFFFFFu;
+    let window = p.window & 0x3FFFFFFFu;
     let pos = seqs[p.meta_offset + 2u * j];
     var lo = 0u;
     if (window > 0u && pos + 1u > window) {
@@ -106,20 +136,20 @@ fn attend(lid: u32, h: u32, j: u32, k0: u32, k1: u32) -> vec2<f32> {
             var c3 = 0.0;
             var d = 0u;
             for (; d + 8u <= hd; d += 8u) {
-                let k0 = pair_k(kb + d);
-                let k1 = pair_k(kb + d + 2u);
-                let k2 = pair_k(kb + d + 4u);
-                let k3 = pair_k(kb + d + 6u);
+                let k0 = pair_k(kb, d);
+                let k1 = pair_k(kb, d + 2u);
+                let k2 = pair_k(kb, d + 4u);
+                let k3 = pair_k(kb, d + 6u);
                 c0 = fma(qs[d], k0.x, fma(qs[d + 1u], k0.y, c0));
                 c1 = fma(qs[d + 2u], k1.x, fma(qs[d + 3u], k1.y, c1));
                 c2 = fma(qs[d + 4u], k2.x, fma(qs[d + 5u], k2.y, c2));
                 c3 = fma(qs[d + 6u], k3.x, fma(qs[d + 7u], k3.y, c3));
             }
             for (; d < hd; d += 2u) {
-                let kv = pair_k(kb + d);
+                let kv = pair_k(kb, d);
                 c0 = fma(qs[d], kv.x, fma(qs[d + 1u], kv.y, c0));
             }
-            s = ((c0 + c1) + (c2 + c3)) * p.scale;
+            s = ((c0 + c1) + (c2 + c3)) * (p.scale * scale_k(kb));
         }
         sc[lid] = s;
         kbase[lid] = kb;
@@ -146,14 +176,19 @@ fn attend(lid: u32, h: u32, j: u32, k0: u32, k1: u32) -> vec2<f32> {
             let b1 = kbase[i + 1u];
             let b2 = kbase[i + 2u];
             let b3 = kbase[i + 3u];
+            // Quantized V: the row scale rides on the softmax weight.
+            let w0 = p0 * scale_v(b0);
+            let w1 = p1 * scale_v(b1);
+            let w2 = p2 * scale_v(b2);
+            let w3 = p3 * scale_v(b3);
             for (var k = 0u; k < DPT; k++) {
                 let d = lid + k * WG;
                 if (d < hd) {
-                    let v0 = val_v(b0 + d);
-                    let v1 = val_v(b1 + d);
-                    let v2 = val_v(b2 + d);
-                    let v3 = val_v(b3 + d);
-                    acc[k] = fma(p3, v3, fma(p2, v2, fma(p1, v1, fma(p0, v0, acc[k]))));
+                    let v0 = val_v(b0, d);
+                    let v1 = val_v(b1, d);
+                    let v2 = val_v(b2, d);
+                    let v3 = val_v(b3, d);
+                    acc[k] = fma(w3, v3, fma(w2, v2, fma(w1, v1, fma(w0, v0, acc[k]))));
                 }
             }
         }
@@ -161,10 +196,11 @@ fn attend(lid: u32, h: u32, j: u32, k0: u32, k1: u32) -> vec2<f32> {
             let pw = exp(sc[i] - mt);
             l += pw;
             let vb = kbase[i];
+            let wv = pw * scale_v(vb);
             for (var k = 0u; k < DPT; k++) {
                 let d = lid + k * WG;
                 if (d < hd) {
-                    acc[k] = fma(pw, val_v(vb + d), acc[k]);
+                    acc[k] = fma(wv, val_v(vb, d), acc[k]);
                 }
             }
         }

@@ -6,7 +6,8 @@
 // softmax per query, masks: keys t ≤ pos and, with a window w > 0, t > pos − w.
 // blocks[blocks_offset + 2b] = first token of block b, [.. + 1] = its token count (1..BQ);
 // seqs[meta_offset + 2j] = token j's position, [.. + 1] = its block table's word index
-// (the KV cache layout of attn_paged). q is read from offset 0: token j's heads at
+// (the KV cache layout and dtypes of attn_paged: quantized rows are dequantized as the
+// tiles load). q is read from offset 0: token j's heads at
 // j · q_stride; output at out_offset + (j · n_heads + h) · head_dim. head_dim ≤ MAX_HD and
 // even. Launcher: src/ops/attention_prefill.rs.
 struct Params {
@@ -14,7 +15,7 @@ struct Params {
     q_stride: u32,
     head_dim: u32,
     scale: f32,
-    window: u32, // window (low 31 bits) | f16 cache << 31
+    window: u32, // window (low 30 bits) | cache dtype << 30
     meta_offset: u32,
     blocks_offset: u32,
     out_offset: u32,
@@ -41,17 +42,25 @@ var<workgroup> part: array<f32, WG * BK>;
 var<workgroup> sc: array<f32, BQ * BK>;
 var<workgroup> kbase: array<u32, BK>;
 
-fn cache_val(is_k: bool, e: u32) -> f32 {
-    var w: u32;
+fn cache_word(is_k: bool, i: u32) -> u32 {
     if (is_k) {
-        w = kc[select(e, e / 2u, (p.window >> 31u) == 1u)];
-    } else {
-        w = vc[select(e, e / 2u, (p.window >> 31u) == 1u)];
+        return kc[i];
     }
-    if ((p.window >> 31u) == 1u) {
-        return unpack2x16float(w)[e & 1u];
+    return vc[i];
+}
+
+// Value d of the K or V head row starting at `base` (float caches: its first value's
+// index; quantized: its scale word), dequantized.
+fn cache_val(is_k: bool, base: u32, d: u32) -> f32 {
+    let dt = p.window >> 30u;
+    if (dt == KV_F16) {
+        return unpack2x16float(cache_word(is_k, (base + d) / 2u))[(base + d) & 1u];
     }
-    return bitcast<f32>(w);
+    if (dt == KV_F32) {
+        return bitcast<f32>(cache_word(is_k, base + d));
+    }
+    let c = (cache_word(is_k, base + 1u + d / 4u) >> (8u * (d & 3u))) & 0xFFu;
+    return kvq_decode(c, dt) * bitcast<f32>(cache_word(is_k, base));
 }
 
 // Load the K (or V) rows of keys t0 .. t0 + BK (those ≤ last) into `tile`.
@@ -60,7 +69,7 @@ fn load_tile(lid: u32, is_k: bool, t0: u32, last: u32) {
     for (var e = lid; e < BK * hd; e += WG) {
         let key = e / hd;
         if (t0 + key <= last) {
-            tile[e] = cache_val(is_k, kbase[key] + e % hd);
+            tile[e] = cache_val(is_k, kbase[key], e % hd);
         }
     }
 }
@@ -76,7 +85,7 @@ fn attn_prefill(
     let n_heads = p.heads & 0xFFFFu;
     let n_kv = p.heads >> 16u;
     let kvh = h / (n_heads / n_kv);
-    let window = p.window & 0x7FFFFFFFu;
+    let window = p.window & 0x3FFFFFFFu;
     let j0 = seqs[p.blocks_offset + 2u * blk];
     let nq = seqs[p.blocks_offset + 2u * blk + 1u];
     let qi = lid / TPQ;
@@ -112,7 +121,11 @@ fn attn_prefill(
         if (lid < BK && t0 + lid <= last) {
             let t = t0 + lid;
             let slot = seqs[table + t / BLOCK] * BLOCK + t % BLOCK;
-            kbase[lid] = (slot * n_kv + kvh) * hd;
+            var rw = hd;
+            if ((p.window >> 30u) >= KV_INT8) {
+                rw = kvq_row_words(hd);
+            }
+            kbase[lid] = (slot * n_kv + kvh) * rw;
         }
         workgroupBarrier();
         load_tile(lid, true, t0, last);

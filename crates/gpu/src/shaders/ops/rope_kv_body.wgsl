@@ -2,16 +2,18 @@
 // paged KV-cache write, one dispatch per layer. Token t's source row holds its q heads at
 // x_offset + t · stride, its k heads right after them, and its v heads at v_offset +
 // t · stride (of buffer v). Roped q goes to q_out (t · n_heads · head_dim, contiguous, for
-// attention); roped k and v go to slot slots[slot_offset + t] of kc / vc (u32 words: f16
-// pairs when the top bit of `dims` is set, f32 bits otherwise). Each kernel file defines
+// attention); roped k and v go to slot slots[slot_offset + t] of kc / vc (u32 words of the
+// cache dtype in bits 30-31 of `dims`, kv_codes.wgsl: f16 pairs, f32 bits, or per head row
+// a scale word and byte codes). Each kernel file defines
 // `pair(i)` (the two elements rotated by angle i) and `pair_of(e)` (the angle of element
 // e, and 1 when e is the pair's second). cs holds per token `half` cosines then `half`
 // sines; elements past 2 · half pass through. One thread per adjacent element pair of a
-// q, k or v head. Launcher: src/ops/rope_kv.rs.
+// q, k or v head; quantized caches take one thread per k or v head row instead (the
+// row's scale needs all of it). Launcher: src/ops/rope_kv.rs.
 struct Params {
     n_tokens: u32,
     heads: u32,  // n_heads | n_kv_heads << 16
-    dims: u32,   // head_dim | half << 12 | is_f16 << 31
+    dims: u32,   // head_dim | half << 12 | dtype << 30
     cs_offset: u32,
     x_offset: u32,
     v_offset: u32,
@@ -35,7 +37,11 @@ fn head_dim() -> u32 {
 }
 
 fn half_rot() -> u32 {
-    return (p.dims >> 12u) & 0x7FFFFu;
+    return (p.dims >> 12u) & 0x3FFFFu;
+}
+
+fn kv_dtype() -> u32 {
+    return p.dims >> 30u;
 }
 
 // Element e of the head starting at hb (source x), roped for token t.
@@ -57,7 +63,7 @@ fn roped(t: u32, hb: u32, e: u32) -> f32 {
 }
 
 fn store_cache(is_k: bool, at: u32, lo: f32, hi: f32) {
-    if ((p.dims >> 31u) == 1u) {
+    if (kv_dtype() == KV_F16) {
         let w = pack2x16float(vec2<f32>(lo, hi));
         if (is_k) {
             kc[at / 2u] = w;
@@ -73,13 +79,65 @@ fn store_cache(is_k: bool, at: u32, lo: f32, hi: f32) {
     }
 }
 
+fn put(is_v: bool, i: u32, w: u32) {
+    if (is_v) {
+        vc[i] = w;
+    } else {
+        kc[i] = w;
+    }
+}
+
+// Value e of k head row hb (roped) or v head row vb of token t.
+fn kv_val(is_v: bool, t: u32, hb: u32, e: u32) -> f32 {
+    if (is_v) {
+        return v[hb + e];
+    }
+    return roped(t, hb, e);
+}
+
+// Quantized k (h < n_kv) or v (h − n_kv) head row of token t: scale word and codes.
+fn store_quant_row(t: u32, h: u32) {
+    let hd = head_dim();
+    let n_heads = p.heads & 0xFFFFu;
+    let n_kv = p.heads >> 16u;
+    let is_v = h >= n_kv;
+    let kh = h % n_kv;
+    var hb = p.x_offset + t * p.stride + n_heads * hd + kh * hd;
+    if (is_v) {
+        hb = p.v_offset + t * p.stride + kh * hd;
+    }
+    var amax = 0.0;
+    for (var e = 0u; e < hd; e++) {
+        amax = max(amax, abs(kv_val(is_v, t, hb, e)));
+    }
+    let dt = kv_dtype();
+    let si = kvq_scale(amax, dt);
+    let rw = kvq_row_words(hd);
+    let at = (slots[p.slot_offset + t] * n_kv + kh) * rw;
+    put(is_v, at, bitcast<u32>(si.x));
+    for (var w = 0u; w + 1u < rw; w++) {
+        var word = 0u;
+        for (var b = 0u; b < 4u; b++) {
+            let e = 4u * w + b;
+            if (e < hd) {
+                word |= kvq_encode(kv_val(is_v, t, hb, e) * si.y, dt) << (8u * b);
+            }
+        }
+        put(is_v, at + 1u + w, word);
+    }
+}
+
 fn rope_kv_run(lid: u32, wid: vec3<u32>, nwg: vec3<u32>) {
     let g = (wid.x + wid.y * nwg.x) * WG + lid;
     let hd = head_dim();
     let n_heads = p.heads & 0xFFFFu;
     let n_kv = p.heads >> 16u;
     let pairs = hd / 2u;
-    let per_token = (n_heads + 2u * n_kv) * pairs;
+    let quant = kv_dtype() >= KV_INT8;
+    var per_token = (n_heads + 2u * n_kv) * pairs;
+    if (quant) {
+        per_token = n_heads * pairs + 2u * n_kv;
+    }
     if (g >= p.n_tokens * per_token) {
         return;
     }
@@ -93,6 +151,10 @@ fn rope_kv_run(lid: u32, wid: vec3<u32>, nwg: vec3<u32>) {
         let o = (t * n_heads + head) * hd + e;
         q_out[o] = roped(t, hb, e);
         q_out[o + 1u] = roped(t, hb, e + 1u);
+        return;
+    }
+    if (quant) {
+        store_quant_row(t, r - n_heads * pairs);
         return;
     }
     let kvd = n_kv * hd;
