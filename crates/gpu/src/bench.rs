@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use marlin_core::QuantFormat;
 
-use crate::ops::matmul::{record_matmul_variant, MatmulIo};
+use crate::ops::matmul::{record_matmul_op, record_matmul_variant, MatmulIo};
 use crate::registry::Variant;
 use crate::upload::{read_bytes, upload_f32, zeroed_f32};
 use crate::{Error, GpuContext, GpuWeight, Result, StepEncoder};
@@ -201,7 +201,7 @@ pub fn bench_gemm(
     let io = MatmulIo::new(&x, &out, tokens);
     let record = |enc: &mut StepEncoder<'_>, n: u32| -> Result<()> {
         for _ in 0..n {
-            record_matmul_variant(enc, &w, &io, variant)?;
+            record_matmul_op(enc, &w, &io, crate::Op::Gemm, variant)?;
         }
         Ok(())
     };

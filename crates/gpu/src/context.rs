@@ -1,5 +1,6 @@
 //! `GpuContext`: one opened adapter (device + queue) with its kernel registry and buffer pool.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use marlin_core::QuantFormat;
@@ -7,7 +8,7 @@ use marlin_core::QuantFormat;
 use crate::op::Op;
 use crate::pipelines::Registry;
 use crate::pool::BufferPool;
-use crate::registry::{spec, KernelKey, Variant};
+use crate::registry::{gemv_multi_max_from_env, matmul_op_for, spec, KernelKey, Variant};
 use crate::selector::{self, AdapterSummary, DeviceSelector, GpuFeatures};
 use crate::{Error, Result};
 
@@ -45,6 +46,8 @@ pub struct GpuContext {
     pub(crate) registry: Registry,
     pub(crate) pool: BufferPool,
     errors: Arc<Mutex<Option<String>>>,
+    /// Largest token count run by `gemv_multi` (0: never).
+    gemv_multi_max: AtomicUsize,
 }
 
 impl GpuContext {
@@ -107,6 +110,7 @@ impl GpuContext {
             features: GpuFeatures::from_wgpu(features),
             limits,
             errors,
+            gemv_multi_max: AtomicUsize::new(gemv_multi_max_from_env()),
         })
     }
 
@@ -118,6 +122,7 @@ impl GpuContext {
         match op {
             Op::Gemv if self.features.subgroup => Variant::Subgroup,
             Op::Gemm if self.summary.coop_gemm() && coop_allowed() => Variant::Coop,
+            // Op::GemvMulti: plain (its row pairs straddle subgroups).
             _ => Variant::Plain,
         }
     }
@@ -126,7 +131,7 @@ impl GpuContext {
     /// it (`MARLIN_GPU_DP4A=0` turns it off), else [`GpuContext::default_variant`].
     pub fn matmul_variant(&self, op: Op, format: QuantFormat) -> Variant {
         let dp4a = Variant::Dp4a;
-        if op == Op::Gemv
+        if matches!(op, Op::Gemv | Op::GemvMulti)
             && dp4a_allowed()
             && self.runs(KernelKey {
                 op,
@@ -137,6 +142,22 @@ impl GpuContext {
             return dp4a;
         }
         self.default_variant(op)
+    }
+
+    /// The matmul op for `n_tokens` tokens: GEMV for one, `gemv_multi` for 2 up to the
+    /// threshold ([`GpuContext::gemv_multi_max`]), GEMM above.
+    pub fn matmul_op(&self, n_tokens: usize) -> Op {
+        matmul_op_for(n_tokens, self.gemv_multi_max())
+    }
+
+    /// Largest token count `gemv_multi` runs (default 8, `MARLIN_GPU_GEMV_MULTI_MAX`).
+    pub fn gemv_multi_max(&self) -> usize {
+        self.gemv_multi_max.load(Ordering::Relaxed)
+    }
+
+    /// Set the `gemv_multi` threshold (0 sends every multi-token matmul to the GEMM).
+    pub fn set_gemv_multi_max(&self, max: usize) {
+        self.gemv_multi_max.store(max, Ordering::Relaxed);
     }
 
     /// Largest storage binding, in bytes.

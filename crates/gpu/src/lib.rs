@@ -63,7 +63,7 @@ pub use ops::attn_mla::{
 pub use ops::elementwise::{record_add, record_gate_mul, GateAct};
 pub use ops::embed::record_embed;
 pub use ops::kv::{record_kv_write, record_kv_write_heads, CacheDtype, KvWriteIo};
-pub use ops::matmul::{matmul, matmul_op, record_matmul, record_matmul_variant, MatmulIo};
+pub use ops::matmul::{matmul, record_matmul, record_matmul_op, record_matmul_variant, MatmulIo};
 pub use ops::moe::{
     record_moe_combine, record_moe_gemv, record_moe_route, MoeGemvIo, MoeRouting, MOE_MAX_EXPERTS,
     MOE_MAX_GROUPS, MOE_MAX_TOP_K,

@@ -11,6 +11,9 @@ pub enum Op {
     Gemv,
     /// Quantized matrix × matrix, several tokens (prefill, batched decode).
     Gemm,
+    /// Quantized matrix × a few vectors (small-batch decode): each weight unit decoded once
+    /// and applied to up to 8 tokens per pass.
+    GemvMulti,
     /// Rows of a (quantized) embedding table for a batch of token ids.
     Embed,
     /// RMSNorm of rows.
@@ -63,9 +66,10 @@ pub enum Op {
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 26] = [
+    pub const ALL: [Op; 27] = [
         Op::Gemv,
         Op::Gemm,
+        Op::GemvMulti,
         Op::Embed,
         Op::RmsNorm,
         Op::AddRmsNorm,
@@ -92,13 +96,14 @@ impl Op {
         Op::MlaLatent,
     ];
     /// The op families that read quantized weights (one kernel per weight format).
-    pub const MATMUL: [Op; 2] = [Op::Gemv, Op::Gemm];
+    pub const MATMUL: [Op; 3] = [Op::Gemv, Op::Gemm, Op::GemvMulti];
 
     /// Stable name: the shader folder and the kernel-name prefix.
     pub fn name(self) -> &'static str {
         match self {
             Op::Gemv => "gemv",
             Op::Gemm => "gemm",
+            Op::GemvMulti => "gemv_multi",
             Op::Embed => "embed",
             Op::RmsNorm => "rms_norm",
             Op::AddRmsNorm => "add_rms_norm",
@@ -129,7 +134,10 @@ impl Op {
     /// True for ops with one kernel per weight format (`gemv_q4_0`); the others have one
     /// kernel, keyed with [`QuantFormat::F32`] and named by the op alone.
     pub fn per_format(self) -> bool {
-        matches!(self, Op::Gemv | Op::Gemm | Op::Embed | Op::MoeGemv)
+        matches!(
+            self,
+            Op::Gemv | Op::Gemm | Op::GemvMulti | Op::Embed | Op::MoeGemv
+        )
     }
 
     /// Weight formats this op has kernels for (`[F32]` for format-less ops).

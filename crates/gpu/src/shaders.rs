@@ -220,6 +220,18 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/gemv/gemv_f32.wgsl"),
     ),
     (
+        "gemv/gemv_multi_body.wgsl",
+        include_str!("shaders/gemv/gemv_multi_body.wgsl"),
+    ),
+    (
+        "gemv/gemv_multi_body_q8.wgsl",
+        include_str!("shaders/gemv/gemv_multi_body_q8.wgsl"),
+    ),
+    (
+        "gemv/gemv_multi_reduce.wgsl",
+        include_str!("shaders/gemv/gemv_multi_reduce.wgsl"),
+    ),
+    (
         "gemv/gemv_q4_0.wgsl",
         include_str!("shaders/gemv/gemv_q4_0.wgsl"),
     ),
@@ -255,6 +267,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         "gemv/moe_gemv_body.wgsl",
         include_str!("shaders/gemv/moe_gemv_body.wgsl"),
     ),
+    ("gemv/q8_act.wgsl", include_str!("shaders/gemv/q8_act.wgsl")),
     (
         "gemv/reduce_shared.wgsl",
         include_str!("shaders/gemv/reduce_shared.wgsl"),

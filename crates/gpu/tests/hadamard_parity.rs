@@ -4,7 +4,7 @@
 mod testkit;
 
 use marlin_core::{hadamard, reference, Group, QuantFormat};
-use marlin_gpu::{matmul, GpuWeight, Op};
+use marlin_gpu::{matmul, GpuWeight};
 use testkit::{nmse, nmse_threshold, random_vec, random_weight, rng};
 
 #[test]
@@ -29,7 +29,7 @@ fn rotated_weights_rotate_their_input() {
             let want = reference::matmul(&dense, &xr, rows, cols, n_tokens);
             let got = matmul(ctx, &w, &x, n_tokens).expect("matmul");
             let e = nmse(&got, &want);
-            let op = if n_tokens == 1 { Op::Gemv } else { Op::Gemm };
+            let op = ctx.matmul_op(n_tokens);
             let limit = nmse_threshold(op, format, ctx.matmul_variant(op, format));
             eprintln!("{format} block {block} n {n_tokens}: nmse {e:e}");
             assert!(e < limit, "{format} block {block} n {n_tokens}: nmse {e:e}");

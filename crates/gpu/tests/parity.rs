@@ -6,7 +6,7 @@ mod testkit;
 
 use marlin_core::{reference, QuantFormat};
 use marlin_gpu::{
-    read_f32, record_matmul_variant, upload_f32, GpuContext, GpuWeight, MatmulIo, Op, StepEncoder,
+    read_f32, record_matmul_op, upload_f32, GpuContext, GpuWeight, MatmulIo, Op, StepEncoder,
     Variant, MATMUL_FORMATS,
 };
 use testkit::{
@@ -18,6 +18,8 @@ const SHAPES: &[(usize, usize)] = &[(37, 256), (5, 512), (67, 2816)];
 /// Extra shapes for float formats, whose rows need not be whole 32-element units.
 const FLOAT_SHAPES: &[(usize, usize)] = &[(9, 100), (3, 4)];
 const GEMM_TOKENS: &[usize] = &[2, 7, 33];
+/// gemv_multi token counts: 8 per pass, so 11 runs a second, partial pass.
+const MULTI_TOKENS: &[usize] = &[2, 3, 5, 8, 11];
 
 struct Case {
     op: Op,
@@ -77,7 +79,7 @@ fn run(ctx: &GpuContext, c: &Case) {
         n_tokens: c.n_tokens,
     };
     let mut enc = StepEncoder::new(ctx, "parity");
-    record_matmul_variant(&mut enc, &w, &io, c.variant).expect("record");
+    record_matmul_op(&mut enc, &w, &io, c.op, c.variant).expect("record");
     assert_eq!(
         enc.dispatch_count() as usize,
         w.chunks.len(),
@@ -127,7 +129,11 @@ fn check(op: Op, format: QuantFormat) {
     let Some(ctx) = testkit::ctx() else { return };
     for variant in variants(ctx, op, format) {
         for (rows, cols) in shapes(format) {
-            let tokens: &[usize] = if op == Op::Gemv { &[1] } else { GEMM_TOKENS };
+            let tokens: &[usize] = match op {
+                Op::Gemv => &[1],
+                Op::GemvMulti => MULTI_TOKENS,
+                _ => GEMM_TOKENS,
+            };
             for &n_tokens in tokens {
                 let stride_pad = if n_tokens > 1 { 3 } else { 0 };
                 run(
@@ -191,6 +197,17 @@ parity_tests! {
     gemm_q4_k => Op::Gemm, QuantFormat::Q4_K;
     gemm_q5_k => Op::Gemm, QuantFormat::Q5_K;
     gemm_q6_k => Op::Gemm, QuantFormat::Q6_K;
+    gemv_multi_f32 => Op::GemvMulti, QuantFormat::F32;
+    gemv_multi_f16 => Op::GemvMulti, QuantFormat::F16;
+    gemv_multi_bf16 => Op::GemvMulti, QuantFormat::BF16;
+    gemv_multi_q4_0 => Op::GemvMulti, QuantFormat::Q4_0;
+    gemv_multi_q4_1 => Op::GemvMulti, QuantFormat::Q4_1;
+    gemv_multi_q5_0 => Op::GemvMulti, QuantFormat::Q5_0;
+    gemv_multi_q5_1 => Op::GemvMulti, QuantFormat::Q5_1;
+    gemv_multi_q8_0 => Op::GemvMulti, QuantFormat::Q8_0;
+    gemv_multi_q4_k => Op::GemvMulti, QuantFormat::Q4_K;
+    gemv_multi_q5_k => Op::GemvMulti, QuantFormat::Q5_K;
+    gemv_multi_q6_k => Op::GemvMulti, QuantFormat::Q6_K;
 }
 
 /// The metal-marlin formats parity-tested on lavapipe: every fp4 group, nvfp4, fp8, every
@@ -219,34 +236,50 @@ fn marlin_cases() -> Vec<QuantFormat> {
     v
 }
 
+/// Whole super-blocks; two and a 64-element tail (SmolLM2's 576); a tail alone, with
+/// partial scale groups.
+const MARLIN_SHAPES: [(usize, usize); 3] = [(37, 512), (5, 576), (3, 96)];
+
+/// `op` on `format` for every variant, shape of [`MARLIN_SHAPES`] and token count.
+fn check_marlin(ctx: &GpuContext, op: Op, format: QuantFormat, tokens: &[usize]) {
+    for variant in variants(ctx, op, format) {
+        for (rows, cols) in MARLIN_SHAPES {
+            for &n_tokens in tokens {
+                run(
+                    ctx,
+                    &Case {
+                        op,
+                        format,
+                        variant,
+                        rows,
+                        cols,
+                        n_tokens,
+                        stride_pad: if n_tokens > 1 { 3 } else { 0 },
+                        chunk_limit: None,
+                    },
+                );
+            }
+        }
+    }
+}
+
 /// GEMV and GEMM of the metal-marlin formats (rows with and without tail blocks, every
 /// variant), against the f64 reference on dequantized weights, with guard regions.
 #[test]
 fn marlin_formats_match() {
     let Some(ctx) = testkit::ctx() else { return };
     for format in marlin_cases() {
-        for op in Op::MATMUL {
-            for variant in variants(ctx, op, format) {
-                let n_tokens = if op == Op::Gemv { 1 } else { 7 };
-                // Whole super-blocks; two and a 64-element tail (SmolLM2's 576); a tail
-                // alone, with partial scale groups.
-                for (rows, cols) in [(37, 512), (5, 576), (3, 96)] {
-                    run(
-                        ctx,
-                        &Case {
-                            op,
-                            format,
-                            variant,
-                            rows,
-                            cols,
-                            n_tokens,
-                            stride_pad: if n_tokens > 1 { 3 } else { 0 },
-                            chunk_limit: None,
-                        },
-                    );
-                }
-            }
-        }
+        check_marlin(ctx, Op::Gemv, format, &[1]);
+        check_marlin(ctx, Op::Gemm, format, &[7]);
+    }
+}
+
+/// gemv_multi of the metal-marlin formats, every token count of [`MULTI_TOKENS`].
+#[test]
+fn marlin_formats_gemv_multi_match() {
+    let Some(ctx) = testkit::ctx() else { return };
+    for format in marlin_cases() {
+        check_marlin(ctx, Op::GemvMulti, format, MULTI_TOKENS);
     }
 }
 
@@ -269,7 +302,7 @@ fn chunked_weights_match() {
         // metal-marlin rows with a tail block: each chunk has its own scale/zero regions.
         let cols = if format.is_marlin() { 576 } else { 512 };
         let limit = (format.row_bytes(cols).expect("row bytes") * 10) as u64;
-        for (op, n_tokens) in [(Op::Gemv, 1), (Op::Gemm, 7)] {
+        for (op, n_tokens) in [(Op::Gemv, 1), (Op::Gemm, 7), (Op::GemvMulti, 5)] {
             let case = Case {
                 op,
                 format,

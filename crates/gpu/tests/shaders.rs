@@ -7,7 +7,7 @@ use std::path::Path;
 
 use marlin_gpu::registry::{
     gemv_rows, BindLayout, DP4A_FORMATS, GEMM_COOP_TOKENS, GEMM_COOP_WG, GEMM_ROWS, GEMM_TOKENS,
-    GEMM_WG, GEMV_WG,
+    GEMM_WG, GEMV_MULTI_ROWS, GEMV_MULTI_TOKENS, GEMV_WG,
 };
 use marlin_gpu::shaders::SHADER_FILES;
 use marlin_gpu::{all_specs, KernelSpec, Op, Variant, MATMUL_FORMATS};
@@ -45,12 +45,12 @@ fn validate(spec: &KernelSpec) -> (naga::Module, naga::valid::ModuleInfo) {
 #[test]
 fn every_kernel_validates_and_translates_to_msl() {
     let specs = all_specs();
-    // Plain and subgroup GEMV, plain, f16 and coop GEMM, embed and MoE GEMV for every
-    // format, dp4a GEMV for some; one kernel per format-less op.
+    // Plain and subgroup GEMV, plain, f16 and coop GEMM, plain gemv_multi, embed and MoE
+    // GEMV for every format, dp4a GEMV and gemv_multi for some; one kernel per format-less op.
     let single = Op::ALL.iter().filter(|op| !op.per_format()).count();
     assert_eq!(
         specs.len(),
-        MATMUL_FORMATS.len() * 7 + DP4A_FORMATS.len() + single
+        MATMUL_FORMATS.len() * 8 + DP4A_FORMATS.len() * 2 + single
     );
     for name in [
         "rms_norm",
@@ -132,6 +132,11 @@ fn geometry_and_bindings_match_the_launcher() {
         );
         let op_wg = [("WG", spec.workgroup_size)];
         let gemv = [("WG", GEMV_WG), ("NR", gemv_rows(spec.key.format))];
+        let multi = [
+            ("WG", GEMV_WG),
+            ("NR", GEMV_MULTI_ROWS),
+            ("MT", GEMV_MULTI_TOKENS),
+        ];
         let coop = [
             ("WG", GEMM_COOP_WG),
             ("TM", GEMM_ROWS),
@@ -139,6 +144,7 @@ fn geometry_and_bindings_match_the_launcher() {
         ];
         let expect: &[(&str, u32)] = match spec.key.op {
             Op::Gemv => &gemv,
+            Op::GemvMulti => &multi,
             Op::Gemm if spec.key.variant == Variant::Coop => &coop,
             Op::Gemm => &[("WG", GEMM_WG), ("TM", GEMM_ROWS), ("TN", GEMM_TOKENS)],
             _ => &op_wg,
@@ -153,6 +159,9 @@ fn geometry_and_bindings_match_the_launcher() {
         }
         if Op::MATMUL.contains(&spec.key.op) {
             assert_eq!(spec.rows_per_group, expect[1].1, "{}", spec.name);
+            if spec.key.op == Op::GemvMulti {
+                assert_eq!(spec.tokens_per_group, GEMV_MULTI_TOKENS, "{}", spec.name);
+            }
             assert_eq!(spec.layout, BindLayout::Matmul, "{}", spec.name);
         }
         let mut bound: Vec<(u32, naga::AddressSpace)> = module

@@ -1,9 +1,12 @@
 //! Quantized matmul launcher: `out[t, r] = Σ_c W[r, c] · x[t, c]` for every weight format,
-//! GEMV for one token and tiled GEMM for more, one dispatch per weight chunk.
+//! GEMV for one token, `gemv_multi` for a few (small-batch decode) and tiled GEMM for
+//! more, one dispatch per weight chunk.
 
 use crate::op::Op;
 use crate::ops::hadamard::record_hadamard;
-use crate::registry::{gemm_tile, gemv_rows, KernelKey, Variant};
+use crate::registry::{
+    gemm_tile, gemv_rows, KernelKey, Variant, GEMV_MULTI_ROWS, GEMV_MULTI_TOKENS,
+};
 use crate::upload::{read_f32, upload_f32, zeroed_f32};
 use crate::{Error, GpuContext, GpuWeight, Result, StepEncoder};
 
@@ -54,29 +57,50 @@ fn to_u32(v: usize, what: &str) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::shape("matmul", format!("{what} = {v} exceeds u32")))
 }
 
-/// The op that computes `n_tokens` tokens: GEMV for one, GEMM for more.
-pub fn matmul_op(n_tokens: usize) -> Op {
-    if n_tokens == 1 {
-        Op::Gemv
-    } else {
-        Op::Gemm
-    }
-}
-
-/// Record `W · x` with the device's default variant of [`matmul_op`].
+/// Record `W · x` with the device's choice of op ([`GpuContext::matmul_op`]: GEMV,
+/// `gemv_multi` or GEMM by token count) and its default variant.
 pub fn record_matmul(enc: &mut StepEncoder<'_>, w: &GpuWeight, io: &MatmulIo<'_>) -> Result<()> {
-    let v = enc.ctx().matmul_variant(matmul_op(io.n_tokens), w.format);
-    record_matmul_variant(enc, w, io, v)
+    let op = enc.ctx().matmul_op(io.n_tokens);
+    let v = enc.ctx().matmul_variant(op, w.format);
+    record_matmul_op(enc, w, io, op, v)
 }
 
-/// Record `W · x` with `variant` of [`matmul_op`]; a variant that op lacks (or the device
-/// cannot run) is `Error::Unsupported`.
+/// Record `W · x` with `variant` of the device's op for `io.n_tokens`; a variant that op
+/// lacks (or the device cannot run) is `Error::Unsupported`.
 pub fn record_matmul_variant(
     enc: &mut StepEncoder<'_>,
     w: &GpuWeight,
     io: &MatmulIo<'_>,
     variant: Variant,
 ) -> Result<()> {
+    let op = enc.ctx().matmul_op(io.n_tokens);
+    record_matmul_op(enc, w, io, op, variant)
+}
+
+/// Record `W · x` with kernel `op` (`Gemv`: one token; `GemvMulti`, `Gemm`: any count) and
+/// `variant`; a kernel the device lacks is `Error::Unsupported`.
+pub fn record_matmul_op(
+    enc: &mut StepEncoder<'_>,
+    w: &GpuWeight,
+    io: &MatmulIo<'_>,
+    op: Op,
+    variant: Variant,
+) -> Result<()> {
+    match op {
+        Op::Gemv if io.n_tokens != 1 => {
+            return Err(Error::shape(
+                "matmul",
+                format!("gemv computes one token, got {}", io.n_tokens),
+            ))
+        }
+        Op::Gemv | Op::GemvMulti | Op::Gemm => {}
+        _ => {
+            return Err(Error::Unsupported {
+                op: op.name(),
+                format: w.format.name(),
+            })
+        }
+    }
     if w.hadamard > 0 {
         // Stored rotated (W H): rotate the input into scratch, then multiply from there.
         let n = io.n_tokens * w.cols;
@@ -87,9 +111,9 @@ pub fn record_matmul_variant(
             x_offset: 0,
             ..*io
         };
-        return record_matmul_plain(enc, w, &io, variant);
+        return record_matmul_plain(enc, w, &io, op, variant);
     }
-    record_matmul_plain(enc, w, io, variant)
+    record_matmul_plain(enc, w, io, op, variant)
 }
 
 /// [`record_matmul_variant`] on an input that needs no rotation.
@@ -97,6 +121,7 @@ fn record_matmul_plain(
     enc: &mut StepEncoder<'_>,
     w: &GpuWeight,
     io: &MatmulIo<'_>,
+    op: Op,
     variant: Variant,
 ) -> Result<()> {
     let ctx = enc.ctx();
@@ -132,7 +157,6 @@ fn record_matmul_plain(
         io.out_offset + (n - 1) * stride + w.rows,
         "last output index",
     )?;
-    let op = matmul_op(n);
     let key = KernelKey {
         op,
         format: w.format,
@@ -152,10 +176,14 @@ fn record_matmul_plain(
             out_offset: to_u32(io.out_offset, "out_offset")?,
         };
         let groups = match op {
-            Op::Gemv => {
-                let g = to_u32(rows.div_ceil(gemv_rows(w.format) as usize), "workgroups")?;
+            Op::Gemv | Op::GemvMulti => {
+                let (per, passes) = match op {
+                    Op::Gemv => (gemv_rows(w.format), 1),
+                    _ => (GEMV_MULTI_ROWS, n.div_ceil(GEMV_MULTI_TOKENS as usize)),
+                };
+                let g = to_u32(rows.div_ceil(per as usize), "workgroups")?;
                 let gx = g.min(max_dim);
-                [gx, g.div_ceil(gx), 1]
+                [gx, g.div_ceil(gx), to_u32(passes, "passes")?]
             }
             _ => {
                 let (tm, tn) = gemm_tile(variant);

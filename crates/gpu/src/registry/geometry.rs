@@ -58,3 +58,29 @@ pub fn gemv_group_threads(_format: QuantFormat) -> u32 {
 pub fn gemv_rows(format: QuantFormat) -> u32 {
     4 * GEMV_WG / gemv_group_threads(format)
 }
+
+/// Output rows one `gemv_multi` workgroup covers (`NR`: 16 row pairs of 16 threads).
+pub const GEMV_MULTI_ROWS: u32 = 32;
+/// Tokens one `gemv_multi` workgroup covers (`MT`); more tokens run as more passes (grid z).
+pub const GEMV_MULTI_TOKENS: u32 = 8;
+/// Default largest token count [`crate::GpuContext::matmul_op`] sends to `gemv_multi`.
+pub const GEMV_MULTI_MAX: usize = 8;
+
+/// The `gemv_multi` threshold: `MARLIN_GPU_GEMV_MULTI_MAX` (0 turns it off) or
+/// [`GEMV_MULTI_MAX`]; read when a context opens.
+pub fn gemv_multi_max_from_env() -> usize {
+    std::env::var("MARLIN_GPU_GEMV_MULTI_MAX")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(GEMV_MULTI_MAX)
+}
+
+/// The matmul op for `n_tokens` tokens when `gemv_multi` takes `2..=multi_max` of them:
+/// GEMV for one token, GEMV-multi up to the threshold, GEMM above.
+pub fn matmul_op_for(n_tokens: usize, multi_max: usize) -> Op {
+    match n_tokens {
+        0 | 1 => Op::Gemv,
+        n if n <= multi_max => Op::GemvMulti,
+        _ => Op::Gemm,
+    }
+}

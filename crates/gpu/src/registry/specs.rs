@@ -18,7 +18,7 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
     }
     let name = kernel_name(key.op, key.format);
     let (parts, layout) = match key.op {
-        Op::Gemv | Op::Gemm | Op::MoeGemv => return None,
+        Op::Gemv | Op::Gemm | Op::GemvMulti | Op::MoeGemv => return None,
         Op::Embed => {
             let mut parts = vec!["common/matmul_io.wgsl".to_string()];
             parts.extend(format_parts(key.format)?);
@@ -102,6 +102,9 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     if key.op == Op::MoeGemv {
         return moe_gemv_spec(key);
     }
+    if key.op == Op::GemvMulti {
+        return gemv_multi_spec(key);
+    }
     if !matches!(key.op, Op::Gemv | Op::Gemm) {
         return op_spec(key);
     }
@@ -135,7 +138,11 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
             gemv_rows(key.format),
             1,
             "subgroup",
-            vec![gemv_reduce_dp4a, "gemv/gemv_body_q8.wgsl"],
+            vec![
+                gemv_reduce_dp4a,
+                "gemv/q8_act.wgsl",
+                "gemv/gemv_body_q8.wgsl",
+            ],
         ),
         (Op::Gemv, Variant::Plain) => (
             wgpu::Features::empty(),
@@ -237,6 +244,43 @@ fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
         rows_per_group: rows,
         tokens_per_group: 1,
         layout: BindLayout::MatmulIds,
+        features: wgpu::Features::empty(),
+        defines,
+    })
+}
+
+/// The small-batch GEMV of `key.format`: plain (f32 activations) for every format, Dp4a
+/// (8-bit activations) for [`DP4A_FORMATS`]. Shared-memory reduction only: its 16-thread
+/// row pairs would straddle subgroups, so neither variant needs a device feature.
+fn gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
+    let body: &[&str] = match key.variant {
+        Variant::Plain => &["gemv/gemv_multi_body.wgsl"],
+        Variant::Dp4a if DP4A_FORMATS.contains(&key.format) => {
+            &["gemv/q8_act.wgsl", "gemv/gemv_multi_body_q8.wgsl"]
+        }
+        _ => return None,
+    };
+    let name = kernel_name(key.op, key.format);
+    let mut parts = vec![
+        "common/matmul_io.wgsl".to_string(),
+        "common/ids_plain.wgsl".to_string(),
+    ];
+    parts.extend(format_parts(key.format)?);
+    parts.push("gemv/gemv_multi_reduce.wgsl".into());
+    parts.extend(body.iter().map(|s| s.to_string()));
+    let mut defines = format_defines(key.format);
+    defines.extend([("NR", GEMV_MULTI_ROWS), ("MT", GEMV_MULTI_TOKENS)]);
+    Some(KernelSpec {
+        key,
+        entry: format!(
+            "@compute @workgroup_size(WG)\nfn {name}(ids: Ids) {{\n    gemv_multi_run(ids);\n}}\n"
+        ),
+        name,
+        parts,
+        workgroup_size: GEMV_WG,
+        rows_per_group: GEMV_MULTI_ROWS,
+        tokens_per_group: GEMV_MULTI_TOKENS,
+        layout: BindLayout::Matmul,
         features: wgpu::Features::empty(),
         defines,
     })

@@ -136,3 +136,22 @@ fn vsbyte(v: vec4<u32>, b: u32) -> f32 {
     let x = v[b >> 2u] << (24u - (b & 3u) * 8u);
     return f32(bitcast<i32>(x) >> 24u);
 }
+
+// A unit's integer codes for the Dp4a kernels (`unit_q8` of the formats in DP4A_FORMATS):
+// elements 0..15 in lo and 16..31 in hi, one i8 per byte, and ab such that the unit's
+// values are ab.x * code - ab.y (zero point or min folded into ab.y).
+struct WQ8 {
+    lo: vec4<u32>,
+    hi: vec4<u32>,
+    ab: vec2<f32>,
+}
+
+// Dot of a unit's codes wq with 8-bit activations x = d q (xl: elements 0..15, xh: 16..31,
+// xd = (d, d sum q)): ab.x d dot(code, q) - ab.y sum(x).
+fn dot_q8(wq: WQ8, xl: vec4<u32>, xh: vec4<u32>, xd: vec2<f32>) -> f32 {
+    let s = (dot4I8Packed(wq.lo.x, xl.x) + dot4I8Packed(wq.lo.y, xl.y))
+        + (dot4I8Packed(wq.lo.z, xl.z) + dot4I8Packed(wq.lo.w, xl.w))
+        + (dot4I8Packed(wq.hi.x, xh.x) + dot4I8Packed(wq.hi.y, xh.y))
+        + (dot4I8Packed(wq.hi.z, xh.z) + dot4I8Packed(wq.hi.w, xh.w));
+    return wq.ab.x * xd.x * f32(s) - wq.ab.y * xd.y;
+}

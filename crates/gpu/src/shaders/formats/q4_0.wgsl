@@ -24,18 +24,18 @@ fn dot_unit(row: u32, u: u32, xu: XUnit) -> f32 {
     return d * (16.0 * (lo + hi) - 24.0 * xu.sum);
 }
 
-// Dp4a GEMV: codes times the unit's 8-bit activations (xl: elements 0..15, xh: 16..31;
-// xd = (d, d sum q)). Byte j holds element j (low nibble) and j + 16 (high).
-fn dot_unit_q8(row: u32, u: u32, xl: vec4<u32>, xh: vec4<u32>, xd: vec2<f32>) -> f32 {
+// Dp4a kernels: the unit's nibbles as i8 codes (byte j: element j low nibble, j + 16
+// high); y = d (q - 8), so ab = (d, 8 d).
+fn unit_q8(row: u32, u: u32) -> WQ8 {
     let blk = row * (p.cols / 32u) + u;
     let d = half_at(p.meta_offset * 2u + blk);
     let q = w[blk];
     let m = vec4<u32>(0x0F0F0F0Fu);
-    let lo = q & m;
-    let hi = (q >> vec4<u32>(4u)) & m;
-    let s = (dot4I8Packed(lo.x, xl.x) + dot4I8Packed(lo.y, xl.y))
-        + (dot4I8Packed(lo.z, xl.z) + dot4I8Packed(lo.w, xl.w))
-        + (dot4I8Packed(hi.x, xh.x) + dot4I8Packed(hi.y, xh.y))
-        + (dot4I8Packed(hi.z, xh.z) + dot4I8Packed(hi.w, xh.w));
-    return d * (xd.x * f32(s) - 8.0 * xd.y);
+    return WQ8(q & m, (q >> vec4<u32>(4u)) & m, vec2<f32>(d, 8.0 * d));
+}
+
+// Dp4a GEMV: codes times the unit's 8-bit activations (xl: elements 0..15, xh: 16..31;
+// xd = (d, d sum q)).
+fn dot_unit_q8(row: u32, u: u32, xl: vec4<u32>, xh: vec4<u32>, xd: vec2<f32>) -> f32 {
+    return dot_q8(unit_q8(row, u), xl, xh, xd);
 }

@@ -37,9 +37,9 @@ fn dot_unit(row: u32, u: u32, xu: XUnit) -> f32 {
     return dm.x * sm.x * 16.0 * ((lo + hi) - xu.sum) - dm.y * sm.y * xu.sum;
 }
 
-// Dp4a GEMV: sub-block j's nibbles times the unit's 8-bit activations (xd = (d, d sum q)):
-// dot(d sc q - dmin mn, x) = d sc dot(q, x) - dmin mn sum(x).
-fn dot_unit_q8(row: u32, u: u32, xl: vec4<u32>, xh: vec4<u32>, xd: vec2<f32>) -> f32 {
+// Dp4a kernels: sub-block j's nibbles as i8 codes; y = d sc q - dmin mn, so
+// ab = (d sc, dmin mn): dot(y, x) = d sc dot(q, x) - dmin mn sum(x).
+fn unit_q8(row: u32, u: u32) -> WQ8 {
     let blk = row * (p.cols / 256u) + u / 8u;
     let j = u % 8u;
     let base = blk * 9u;
@@ -50,9 +50,10 @@ fn dot_unit_q8(row: u32, u: u32, xl: vec4<u32>, xh: vec4<u32>, xd: vec2<f32>) ->
     let m = vec4<u32>(0x0F0F0F0Fu);
     let q0 = (w[base + 1u + 2u * (j / 2u)] >> sh) & m;
     let q1 = (w[base + 2u + 2u * (j / 2u)] >> sh) & m;
-    let s = (dot4I8Packed(q0.x, xl.x) + dot4I8Packed(q0.y, xl.y))
-        + (dot4I8Packed(q0.z, xl.z) + dot4I8Packed(q0.w, xl.w))
-        + (dot4I8Packed(q1.x, xh.x) + dot4I8Packed(q1.y, xh.y))
-        + (dot4I8Packed(q1.z, xh.z) + dot4I8Packed(q1.w, xh.w));
-    return dm.x * sm.x * xd.x * f32(s) - dm.y * sm.y * xd.y;
+    return WQ8(q0, q1, vec2<f32>(dm.x * sm.x, dm.y * sm.y));
+}
+
+// Dp4a GEMV: sub-block j's codes times the unit's 8-bit activations (xd = (d, d sum q)).
+fn dot_unit_q8(row: u32, u: u32, xl: vec4<u32>, xh: vec4<u32>, xd: vec2<f32>) -> f32 {
+    return dot_q8(unit_q8(row, u), xl, xh, xd);
 }

@@ -24,15 +24,14 @@ fn dot_unit(row: u32, u: u32, xu: XUnit) -> f32 {
     return d * (lo + hi);
 }
 
-// Dp4a GEMV: i8 codes times the unit's 8-bit activations (xd = (d, d sum q)).
-fn dot_unit_q8(row: u32, u: u32, xl: vec4<u32>, xh: vec4<u32>, xd: vec2<f32>) -> f32 {
+// Dp4a kernels: the unit's i8 codes as they are; y = d q, so ab = (d, 0).
+fn unit_q8(row: u32, u: u32) -> WQ8 {
     let blk = row * (p.cols / 32u) + u;
     let d = half_at(p.meta_offset * 2u + blk);
-    let q0 = w[2u * blk];
-    let q1 = w[2u * blk + 1u];
-    let s = (dot4I8Packed(q0.x, xl.x) + dot4I8Packed(q0.y, xl.y))
-        + (dot4I8Packed(q0.z, xl.z) + dot4I8Packed(q0.w, xl.w))
-        + (dot4I8Packed(q1.x, xh.x) + dot4I8Packed(q1.y, xh.y))
-        + (dot4I8Packed(q1.z, xh.z) + dot4I8Packed(q1.w, xh.w));
-    return d * xd.x * f32(s);
+    return WQ8(w[2u * blk], w[2u * blk + 1u], vec2<f32>(d, 0.0));
+}
+
+// Dp4a GEMV: i8 codes times the unit's 8-bit activations (xd = (d, d sum q)).
+fn dot_unit_q8(row: u32, u: u32, xl: vec4<u32>, xh: vec4<u32>, xd: vec2<f32>) -> f32 {
+    return dot_q8(unit_q8(row, u), xl, xh, xd);
 }

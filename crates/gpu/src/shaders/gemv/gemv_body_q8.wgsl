@@ -1,6 +1,7 @@
 // GEMV body with 8-bit activations (variant Dp4a), for formats with integer codes: as
 // gemv_body.wgsl, but each x tile is quantized while it is loaded into workgroup memory,
-// per 32-element unit: q = round(x / d) as packed i8 (d = max |x| / 127) plus (d, d sum q).
+// per 32-element unit (q8_act.wgsl): q = round(x / d) as packed i8 (d = max |x| / 127)
+// plus (d, d sum q).
 // The format's dot_unit_q8 then multiplies its codes with dot4I8Packed (4 products and
 // their sum per instruction: one SDot on GPUs with integer dot products), where the f32
 // path spends most of its instructions on converting codes and multiplying floats.
@@ -15,35 +16,11 @@ var<workgroup> xd: array<vec2<f32>, 128>;
 // Row partial sums for reduce_rows.
 var<workgroup> xs: array<vec4<f32>, 320>;
 
-// Quantize 4 floats with 1 / d into packed i8.
-fn q8x4(v: vec4<f32>, inv: f32) -> u32 {
-    return pack4xI8Clamp(vec4<i32>(round(v * inv)));
-}
-
-fn q8_sum(v: vec4<f32>, inv: f32) -> i32 {
-    let q = clamp(vec4<i32>(round(v * inv)), vec4<i32>(-128), vec4<i32>(127));
-    return (q.x + q.y) + (q.z + q.w);
-}
-
 fn fill_unit(xb: u32, c4: u32, t0: u32, ul: u32) {
-    let k = (t0 + ul) * 8u;
-    var v: array<vec4<f32>, 8>;
-    var m = vec4<f32>(0.0);
-    for (var i = 0u; i < 8u; i++) {
-        v[i] = x_group(xb, k + i, c4);
-        m = max(m, abs(v[i]));
-    }
-    let amax = max(max(m.x, m.y), max(m.z, m.w));
-    let d = amax / 127.0;
-    let inv = select(0.0, 1.0 / d, d > 0.0);
-    xq[2u * ul] = vec4<u32>(q8x4(v[0], inv), q8x4(v[1], inv), q8x4(v[2], inv), q8x4(v[3], inv));
-    xq[2u * ul + 1u] = vec4<u32>(q8x4(v[4], inv), q8x4(v[5], inv), q8x4(v[6], inv),
-        q8x4(v[7], inv));
-    var s = 0;
-    for (var i = 0u; i < 8u; i++) {
-        s += q8_sum(v[i], inv);
-    }
-    xd[ul] = vec2<f32>(d, d * f32(s));
+    let q = quant_unit(xb, (t0 + ul) * 8u, c4);
+    xq[2u * ul] = q.lo;
+    xq[2u * ul + 1u] = q.hi;
+    xd[ul] = q.d;
 }
 
 fn dot_rows_q8(r: vec4<u32>, u: u32, ul: u32) -> vec4<f32> {
