@@ -11,5 +11,6 @@ pub mod linalg;
 pub mod plan;
 pub mod quantize;
 pub mod st_writer;
+pub mod trellis;
 
 pub use error::{Error, Result};
