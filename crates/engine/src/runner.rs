@@ -12,7 +12,7 @@ use std::sync::Arc;
 use marlin_models::kv_cache::{KvCache, KvDtype};
 use marlin_models::{Device, GpuKvCache, GpuModel, Logits, LogitsRequest, Model, SeqInput};
 
-use crate::{Error, Result};
+use crate::Result;
 
 /// A model and its KV storage on one device.
 pub struct Runner {
@@ -40,8 +40,9 @@ impl Runner {
         Self::with_kv_dtype(model, device, num_blocks, batch_invariant, KvDtype::F16)
     }
 
-    /// [`Runner::new`] with the K/V cache stored as `kv_dtype`. FP8/INT8 KV runs on the
-    /// CPU only: on the GPU it is an error.
+    /// [`Runner::new`] with the K/V cache stored as `kv_dtype` (F16, or FP8 E4M3 / INT8
+    /// codes with a scale per token per kv head, on the CPU and on the GPU alike; MLA
+    /// latent caches are F16 only).
     pub fn with_kv_dtype(
         model: Arc<Model>,
         device: Device,
@@ -60,13 +61,7 @@ impl Runner {
                 pad: batch_invariant,
             },
             Device::Gpu(g) => {
-                if kv_dtype != KvDtype::F16 {
-                    return Err(Error::InvalidRequest(format!(
-                        "KV cache dtype {kv_dtype:?} is only implemented on the CPU; \
-                         use f16 on the GPU"
-                    )));
-                }
-                let kv = GpuKvCache::new(&g, num_blocks)?;
+                let kv = GpuKvCache::with_kv_dtype(&g, num_blocks, kv_dtype)?;
                 Self {
                     cpu_kv: KvCache::new(&model.config, 0),
                     model,

@@ -7,6 +7,7 @@ mod block_layer;
 mod bufs;
 mod ffn;
 mod inputs;
+mod kv_quant;
 mod layer;
 mod moe;
 mod profile;
@@ -316,8 +317,7 @@ impl GpuKvCache {
     ) -> Result<GpuKvCache> {
         let cfg = &model.config;
         let words = num_blocks
-            .checked_mul(BLOCK_SIZE * cfg.kv_dim())
-            .map(|n| dtype.words(n))
+            .checked_mul(BLOCK_SIZE * dtype.slot_words(cfg.n_kv_heads, cfg.head_dim))
             .ok_or_else(|| Error::Config(format!("{num_blocks} KV blocks overflow")))?;
         let bytes = (words.max(1) as u64) * 4;
         let limit = model.ctx.max_binding();
@@ -360,7 +360,8 @@ impl GpuKvCache {
                 "KV block copy {src} -> {dst} outside {n} blocks"
             )));
         }
-        let bytes = self.dtype.words(BLOCK_SIZE * model.config.kv_dim()) as u64 * 4;
+        let c = &model.config;
+        let bytes = (BLOCK_SIZE * self.dtype.slot_words(c.n_kv_heads, c.head_dim)) as u64 * 4;
         let mut enc = model
             .ctx
             .device
