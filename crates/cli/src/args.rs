@@ -261,6 +261,11 @@ pub struct BenchKernelsArgs {
     /// Activation rows of the GEMM measurement (prefill); 0 skips GEMM.
     #[arg(long, default_value_t = 512)]
     pub gemm_tokens: usize,
+    /// Small-batch decode token counts, comma-separated (e.g. `1,2,4,8,16`): per count the
+    /// kernel the engine runs (gemv, gemv_multi or gemm) and, where that is not the GEMM,
+    /// the GEMM too, as time per step and weight GB/s. Empty skips it.
+    #[arg(long, value_delimiter = ',')]
+    pub gemv_tokens: Vec<usize>,
 }
 
 #[derive(Args, Debug)]

@@ -11,10 +11,12 @@ use crate::upload::{read_bytes, upload_f32, zeroed_f32};
 use crate::{Error, GpuContext, GpuWeight, Result, StepEncoder};
 
 mod mem;
+mod tokens;
 pub use mem::{
     copy_bandwidth, copy_bandwidth_with, stream_bandwidth, stream_bandwidth_with, CopyBench,
     StreamBench,
 };
+pub use tokens::{bench_tokens, TokensBench, TokensCase};
 
 /// How a time was measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -85,3 +85,40 @@ fn mismatched_kernels_are_errors() {
     assert!(matches!(e, Err(Error::Unsupported { .. })), "{e:?}");
     assert_eq!(enc.dispatch_count(), 0);
 }
+
+/// The small-batch benchmark times the device's op per token count and the GEMM it
+/// replaces, on one set of weight copies.
+#[test]
+fn bench_tokens_times_each_case() {
+    let Some(ctx) = testkit::private_ctx() else {
+        return;
+    };
+    use marlin_gpu::bench::{bench_tokens, TokensCase};
+    let cases = [
+        TokensCase {
+            tokens: 1,
+            op: None,
+        },
+        TokensCase {
+            tokens: 4,
+            op: None,
+        },
+        TokensCase {
+            tokens: 4,
+            op: Some(Op::Gemm),
+        },
+    ];
+    let r = bench_tokens(&ctx, QuantFormat::Q4_0, (64, 256), &cases, 2, 1 << 16).expect("bench");
+    let names: Vec<&str> = r.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(names, ["gemv_q4_0", "gemv_multi_q4_0", "gemm_q4_0"]);
+    assert_eq!(r[1].op, Op::GemvMulti);
+    assert_eq!(r[1].tokens, 4);
+    // 64 rows x 8 blocks x 18 bytes of weights, plus x and out of 4 tokens.
+    assert_eq!(r[1].bytes, 64 * 8 * 18 + 4 * (256 + 64) * 4);
+    assert!(r.iter().all(|b| b.us > 0.0 && b.gb_s > 0.0), "{r:?}");
+    let empty = TokensCase {
+        tokens: 0,
+        op: None,
+    };
+    assert!(bench_tokens(&ctx, QuantFormat::Q4_0, (64, 256), &[empty], 1, 0).is_err());
+}

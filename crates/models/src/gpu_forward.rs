@@ -7,8 +7,10 @@ mod block_layer;
 mod bufs;
 mod ffn;
 mod inputs;
+mod kv_latent;
 mod kv_quant;
 mod layer;
+mod mla;
 mod moe;
 mod profile;
 mod run;
@@ -51,10 +53,6 @@ impl Device {
     /// chosen adapter. A bad value or an adapter that fails is an error.
     pub fn open(selector: &str, model: &Model) -> Result<Device> {
         let sel: marlin_gpu::DeviceSelector = selector.parse()?;
-        // MLA attention has no GPU path yet: `auto` keeps those models on the CPU.
-        if selector == "auto" && model.config.mla.is_some() {
-            return Ok(Device::Cpu);
-        }
         Ok(match GpuModel::open(sel, model)? {
             Some(g) => Device::Gpu(Arc::new(g)),
             None => Device::Cpu,
@@ -83,6 +81,8 @@ pub(crate) struct GpuLayer {
     /// Dense MLP or mixture of experts.
     pub(crate) ffn: ffn::GpuFfn,
     pub(crate) post_ffn_norm: Option<usize>,
+    /// MLA attention (then `qkv` is empty and `o` is `o_proj`).
+    pub(crate) mla: Option<Box<mla::GpuMla>>,
 }
 
 /// A model's weights on a GPU.
@@ -121,13 +121,10 @@ impl GpuModel {
     /// the attention kernel cannot take, are errors.
     pub fn new(ctx: Arc<GpuContext>, model: &Model) -> Result<GpuModel> {
         let cfg = model.config.clone();
-        if cfg.mla.is_some() {
-            return Err(Error::Unsupported(format!(
-                "GPU forward of architecture `{}` (MLA attention runs on the CPU only)",
-                cfg.arch.name()
-            )));
-        }
-        if cfg.head_dim > marlin_gpu::ATTN_MAX_HEAD_DIM || !cfg.head_dim.is_multiple_of(2) {
+        // MLA layers attend with `attn_mla`, which checks its own dims.
+        let gqa_dims_bad =
+            cfg.head_dim > marlin_gpu::ATTN_MAX_HEAD_DIM || !cfg.head_dim.is_multiple_of(2);
+        if cfg.mla.is_none() && gqa_dims_bad {
             return Err(Error::Unsupported(format!(
                 "GPU attention needs an even head size ≤ {}, got {}",
                 marlin_gpu::ATTN_MAX_HEAD_DIM,
@@ -159,6 +156,7 @@ impl GpuModel {
                     down: upload_linear(c, &l.down, &mut vecs, &name("ffn_down"))?,
                 },
                 post_ffn_norm: vecs.opt(&l.post_ffn_norm),
+                mla: None,
             });
         }
         for (i, b) in w.blocks.iter().enumerate() {
@@ -290,7 +288,13 @@ impl GpuLayer {
     /// Every weight matrix of the layer.
     fn weights(&self) -> impl Iterator<Item = &GpuWeight> {
         let o = [&self.o.w];
-        self.qkv.parts.iter().chain(o).chain(self.ffn.weights())
+        let mla = self.mla.iter().flat_map(|m| m.weights());
+        self.qkv
+            .parts
+            .iter()
+            .chain(o)
+            .chain(mla)
+            .chain(self.ffn.weights())
     }
 }
 
@@ -299,6 +303,9 @@ impl GpuLayer {
 pub struct GpuKvCache {
     pub(crate) k: Vec<wgpu::Buffer>,
     pub(crate) v: Vec<wgpu::Buffer>,
+    /// MLA models: per layer the f16 latent rows `[block][slot][kv_lora_rank + rope_dim]`
+    /// (and no K/V).
+    pub(crate) latent: Vec<wgpu::Buffer>,
     pub(crate) num_blocks: usize,
     pub(crate) dtype: CacheDtype,
 }
@@ -316,6 +323,9 @@ impl GpuKvCache {
         dtype: CacheDtype,
     ) -> Result<GpuKvCache> {
         let cfg = &model.config;
+        if let Some(m) = &cfg.mla {
+            return Self::latent(model, num_blocks, dtype, m.latent_width());
+        }
         let words = num_blocks
             .checked_mul(BLOCK_SIZE * dtype.slot_words(cfg.n_kv_heads, cfg.head_dim))
             .ok_or_else(|| Error::Config(format!("{num_blocks} KV blocks overflow")))?;
@@ -341,6 +351,7 @@ impl GpuKvCache {
         Ok(GpuKvCache {
             k,
             v,
+            latent: Vec::new(),
             num_blocks,
             dtype,
         })
@@ -379,6 +390,7 @@ impl GpuKvCache {
             enc.copy_buffer_to_buffer(buf, src as u64 * bytes, &tmp, 0, bytes);
             enc.copy_buffer_to_buffer(&tmp, 0, buf, dst as u64 * bytes, bytes);
         }
+        self.copy_latent_block(model, &mut enc, src, dst);
         model.ctx.queue.submit([enc.finish()]);
         Ok(())
     }

@@ -133,11 +133,15 @@ fn blocks_are_loaded_with_the_right_kinds() {
     assert!(matches!(q.weights.blocks[0].attn, AttnWeights::Gqa(_)));
 }
 
-/// MLA / MoE blocks have no GPU path yet: `auto` picks the CPU, an explicit GPU is an error.
+/// MLA / MoE models open on the GPU like any other (tests/mla_gpu.rs checks their logits).
 #[test]
-fn moe_models_stay_on_the_cpu() {
+fn moe_models_open_on_the_gpu() {
     let m = load(&tiny("glm4_moe_lite"));
-    let d = marlin_models::Device::open("auto", &m).unwrap();
-    assert_eq!(d.name(), "cpu");
-    assert!(marlin_models::Device::open("gpu", &m).is_err());
+    match marlin_models::Device::open("gpu", &m) {
+        Ok(d) => assert_ne!(d.name(), "cpu"),
+        Err(e) => assert!(
+            std::env::var("MARLIN_SKIP_GPU").as_deref() == Ok("1"),
+            "GPU open failed: {e}"
+        ),
+    }
 }

@@ -1,10 +1,13 @@
 //! `metal-marlin bench kernels`: GPU kernel speed against the device's own limit, as one JSON
-//! object — copy bandwidth, then per weight format and shape the GEMV (decode) read rate
-//! and the GEMM (prefill) TFLOP/s.
+//! object — copy bandwidth, then per weight format and shape the GEMV (decode) read rate,
+//! the small-batch decode curve (`--gemv-tokens`) and the GEMM (prefill) TFLOP/s.
 
 use anyhow::{bail, Context, Result};
 use marlin_core::QuantFormat;
-use marlin_gpu::bench::{bench_gemm, bench_gemv, copy_bandwidth, stream_bandwidth};
+use marlin_gpu::bench::{
+    bench_gemm, bench_gemv, bench_tokens, copy_bandwidth, stream_bandwidth, TokensCase,
+};
+use marlin_gpu::Op;
 use marlin_gpu::{DeviceSelector, GpuContext};
 use serde_json::{json, Value};
 
@@ -62,6 +65,9 @@ fn measure(
         }),
         Err(e) => json!({ "error": e.to_string() }),
     };
+    if !a.gemv_tokens.is_empty() {
+        out["gemv_tokens"] = tokens_curve(ctx, a, format, (rows, cols), stream_read_gb_s);
+    }
     if a.gemm_tokens > 0 {
         out["gemm"] = match bench_gemm(ctx, format, rows, cols, a.gemm_tokens, a.iters) {
             Ok(g) => json!({
@@ -78,6 +84,51 @@ fn measure(
     out
 }
 
+/// The cases of `--gemv-tokens`: each count with the device's op, then the GEMM for
+/// counts the device sends elsewhere (the kernel gemv_multi replaces).
+fn token_cases(ctx: &GpuContext, counts: &[usize]) -> Vec<TokensCase> {
+    let mut v = Vec::new();
+    for &tokens in counts {
+        v.push(TokensCase { tokens, op: None });
+        if tokens > 1 && ctx.matmul_op(tokens) != Op::Gemm {
+            v.push(TokensCase {
+                tokens,
+                op: Some(Op::Gemm),
+            });
+        }
+    }
+    v
+}
+
+/// One entry per case of `--gemv-tokens`: kernel, time per step and per token, weight rate.
+fn tokens_curve(
+    ctx: &GpuContext,
+    a: &BenchKernelsArgs,
+    format: QuantFormat,
+    shape: (usize, usize),
+    stream_read_gb_s: f64,
+) -> Value {
+    let cases = token_cases(ctx, &a.gemv_tokens);
+    match bench_tokens(ctx, format, shape, &cases, a.iters, 256 << 20) {
+        Ok(v) => v
+            .iter()
+            .map(|b| {
+                json!({
+                    "tokens": b.tokens,
+                    "kernel": b.name,
+                    "variant": b.variant.name(),
+                    "us": b.us,
+                    "us_per_token": b.us / b.tokens as f64,
+                    "gb_s": b.gb_s,
+                    "pct_of_stream_read": 100.0 * b.gb_s / stream_read_gb_s,
+                    "timer": format!("{:?}", b.timer).to_lowercase(),
+                })
+            })
+            .collect(),
+        Err(e) => json!({ "error": e.to_string() }),
+    }
+}
+
 fn git_sha() -> Option<String> {
     let out = std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
@@ -91,6 +142,9 @@ fn git_sha() -> Option<String> {
 pub fn run(a: BenchKernelsArgs) -> Result<()> {
     if a.iters == 0 {
         bail!("--iters must be at least 1");
+    }
+    if a.gemv_tokens.contains(&0) {
+        bail!("--gemv-tokens counts must be at least 1");
     }
     let formats = formats(&a.formats)?;
     let shapes = match (a.rows, a.cols) {
@@ -128,6 +182,9 @@ pub fn run(a: BenchKernelsArgs) -> Result<()> {
         "stream_note": "compute-shader streams over one buffer: copy counts read + write, \
                         read is a load-only pass (the GEMV's practical ceiling)",
         "gemv_note": "gemv gb_s = (weight bytes in GPU layout + x + out) / time",
+        "gemv_tokens_note": "gemv_tokens: per token count the engine's kernel (then the gemm \
+                             it replaces); gb_s = (weights once + x and out of every token) \
+                             / step time, flat us = the Marlin property",
         "iters": a.iters,
         "results": results,
     });
@@ -148,6 +205,39 @@ mod tests {
         );
         let err = formats(&["q9_9".to_string()]).unwrap_err().to_string();
         assert!(err.contains("unknown format `q9_9`"), "{err}");
+    }
+
+    /// `--gemv-tokens 1,4,12`: the device's kernel per count, the GEMM beside gemv_multi,
+    /// one JSON entry per case (on lavapipe where present).
+    #[test]
+    fn gemv_tokens_curve_names_each_kernel() {
+        let Ok(ctx) = open("gpu") else { return };
+        let cases = token_cases(&ctx, &[1, 4, 12]);
+        let want = [(1, None), (4, None), (4, Some(Op::Gemm)), (12, None)];
+        let got: Vec<(usize, Option<Op>)> = cases.iter().map(|c| (c.tokens, c.op)).collect();
+        assert_eq!(got, want);
+        let a = BenchKernelsArgs {
+            device: "gpu".into(),
+            rows: None,
+            cols: None,
+            formats: vec![],
+            iters: 1,
+            gemm_tokens: 0,
+            gemv_tokens: vec![1, 4, 12],
+        };
+        let v = tokens_curve(&ctx, &a, QuantFormat::Q8_0, (40, 256), 100.0);
+        let kernels: Vec<&str> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kernel"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kernels,
+            ["gemv_q8_0", "gemv_multi_q8_0", "gemm_q8_0", "gemm_q8_0"]
+        );
+        assert_eq!(v[1]["tokens"], 4);
+        assert!(v[1]["gb_s"].as_f64().unwrap() > 0.0);
     }
 
     #[test]

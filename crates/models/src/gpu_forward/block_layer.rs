@@ -1,11 +1,12 @@
 //! Uploading one block of an MLA / MoE model ([`BlockWeights`]) as a [`GpuLayer`]: GQA
-//! attention (Qwen3-MoE) with a dense or MoE MLP. MLA attention has no GPU path yet.
+//! attention (Qwen3-MoE) or MLA (GLM-4.7-Flash, DeepSeek) with a dense or MoE MLP.
 
 use marlin_gpu::GpuContext;
 
 use super::ffn::GpuFfn;
+use super::mla::GpuMla;
 use super::moe::GpuMoe;
-use super::upload::{upload_linear, upload_proj, Vectors};
+use super::upload::{upload_linear, upload_proj, GpuProj, Vectors};
 use super::GpuLayer;
 use crate::blocks::{AttnWeights, BlockWeights, FfnWeights};
 use crate::config::ModelConfig;
@@ -20,11 +21,25 @@ pub(crate) fn block_layer(
     i: usize,
 ) -> Result<GpuLayer> {
     let name = |s: &str| format!("blk.{i}.{s}");
-    let AttnWeights::Gqa(g) = &b.attn else {
-        return Err(Error::Unsupported(format!(
-            "GPU forward of architecture `{}` (MLA attention runs on the CPU only)",
-            cfg.arch.name()
-        )));
+    let attn_norm = vecs.push(&b.attn_norm);
+    let (qkv, q_norm, k_norm, o, mla) = match &b.attn {
+        AttnWeights::Gqa(g) => (
+            upload_proj(ctx, &[&g.q, &g.k, &g.v], vecs, &name("attn_qkv"))?,
+            vecs.opt(&g.q_norm),
+            vecs.opt(&g.k_norm),
+            upload_linear(ctx, &g.o, vecs, &name("attn_output"))?,
+            None,
+        ),
+        AttnWeights::Mla(w) => {
+            let empty = GpuProj {
+                parts: Vec::new(),
+                bias: None,
+                width: 0,
+            };
+            let mla = GpuMla::upload(ctx, cfg, w, vecs, i)?;
+            let o = upload_linear(ctx, &w.o, vecs, &name("attn_output"))?;
+            (empty, None, None, o, Some(Box::new(mla)))
+        }
     };
     let ffn = match &b.ffn {
         FfnWeights::Dense(m) => GpuFfn::Dense {
@@ -39,14 +54,15 @@ pub(crate) fn block_layer(
         }
     };
     Ok(GpuLayer {
-        attn_norm: vecs.push(&b.attn_norm),
-        qkv: upload_proj(ctx, &[&g.q, &g.k, &g.v], vecs, &name("attn_qkv"))?,
-        q_norm: vecs.opt(&g.q_norm),
-        k_norm: vecs.opt(&g.k_norm),
-        o: upload_linear(ctx, &g.o, vecs, &name("attn_output"))?,
+        attn_norm,
+        qkv,
+        q_norm,
+        k_norm,
+        o,
         post_attn_norm: None,
         ffn_norm: vecs.push(&b.ffn_norm),
         ffn,
         post_ffn_norm: None,
+        mla,
     })
 }

@@ -43,7 +43,12 @@ impl GpuModel {
     pub(super) fn prepare(&self, seqs: &[SeqInput<'_>], kv: &GpuKvCache) -> Result<StepInputs> {
         let cfg = &self.config;
         let n: usize = seqs.iter().map(|s| s.tokens.len()).sum();
-        if kv.k.len() != cfg.n_layers {
+        let layers = if cfg.mla.is_some() {
+            kv.latent.len()
+        } else {
+            kv.k.len()
+        };
+        if layers != cfg.n_layers {
             return Err(Error::Config(
                 "GPU KV cache belongs to another model".into(),
             ));

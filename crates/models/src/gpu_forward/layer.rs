@@ -58,6 +58,13 @@ impl GpuModel {
         let c = &self.config;
         let lw = &self.layers[l];
         let n = inp.n;
+        if let Some(m) = &lw.mla {
+            let att = self.record_mla(enc, l, m, inp, kv, words, cs, s)?;
+            self.linear(enc, &lw.o, &att, &s.tmp, n)?;
+            self.residual(enc, lw.post_attn_norm, &s.tmp, s, n, Some(lw.ffn_norm))?;
+            self.record_ffn(enc, &lw.ffn, s, n)?;
+            return self.residual(enc, lw.post_ffn_norm, &s.tmp, s, n, next);
+        }
         let (hd, qd, kvd) = (c.head_dim, c.q_dim(), c.kv_dim());
         let stride = qd + 2 * kvd;
         self.proj(enc, &lw.qkv, &s.xn, &s.qkv, n)?;
