@@ -62,6 +62,7 @@ pub use ops::attn_mla::{
 };
 pub use ops::elementwise::{record_add, record_gate_mul, GateAct};
 pub use ops::embed::record_embed;
+pub use ops::hadamard::{record_hadamard_scale, ScaleSide};
 pub use ops::kv::{record_kv_write, record_kv_write_heads, CacheDtype, KvWriteIo};
 pub use ops::matmul::{matmul, record_matmul, record_matmul_op, record_matmul_variant, MatmulIo};
 pub use ops::moe::{

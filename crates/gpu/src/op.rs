@@ -52,6 +52,8 @@ pub enum Op {
     SamplePick,
     /// Block-Hadamard rotation of activations (inputs of rotated weights).
     Hadamard,
+    /// Block-Hadamard rotation with a per-column scale (the two sides of a trellis matmul).
+    HadamardScale,
     /// GEMV of each token slot with the rows of its routed expert (stacked expert weights).
     MoeGemv,
     /// MoE routing: router logits → expert ids and weights per token slot.
@@ -66,7 +68,7 @@ pub enum Op {
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 27] = [
+    pub const ALL: [Op; 28] = [
         Op::Gemv,
         Op::Gemm,
         Op::GemvMulti,
@@ -89,6 +91,7 @@ impl Op {
         Op::SampleCands,
         Op::SamplePick,
         Op::Hadamard,
+        Op::HadamardScale,
         Op::MoeGemv,
         Op::MoeRoute,
         Op::MoeCombine,
@@ -123,6 +126,7 @@ impl Op {
             Op::SampleCands => "sample_cands",
             Op::SamplePick => "sample_pick",
             Op::Hadamard => "hadamard",
+            Op::HadamardScale => "hadamard_scale",
             Op::MoeGemv => "moe_gemv",
             Op::MoeRoute => "moe_route",
             Op::MoeCombine => "moe_combine",

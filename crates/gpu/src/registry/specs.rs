@@ -67,7 +67,9 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
         Op::MoeRoute => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write2),
         Op::AttnMla => (vec![format!("ops/{name}.wgsl")], BindLayout::Read5Write),
         Op::MlaLatent => (vec![format!("ops/{name}.wgsl")], BindLayout::Read4Write2),
-        Op::MoeCombine => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write),
+        Op::MoeCombine | Op::HadamardScale => {
+            (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write)
+        }
         Op::Add | Op::Argmax | Op::Hadamard => {
             (vec![format!("ops/{name}.wgsl")], BindLayout::ReadWrite)
         }
