@@ -6,6 +6,7 @@ pub mod hook;
 pub mod incoherence;
 pub mod ldlq;
 pub mod viterbi;
+mod viterbi_simd;
 
 #[cfg(test)]
 mod tests;

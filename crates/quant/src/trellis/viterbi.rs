@@ -7,6 +7,8 @@
 //! K bits in the low mantissa bits, so the min also yields the argmin (positive floats order
 //! like their bit patterns; the tag changes a cost by under 2^-19 relative).
 
+#[cfg(target_arch = "x86_64")]
+use super::viterbi_simd::{update_avx2, update_avx512};
 use crate::{Error, Result};
 
 /// Weights per tile.
@@ -91,37 +93,57 @@ fn tail_biting<const K: u32>(
 
 /// Forward pass and backtrack over `w`; with `wrap = Some(o)` the first state's top 16−K
 /// bits and the last state's low 16−K bits must equal `o`. Leaves the path in `s.path`.
-/// Runs an AVX2 build where the CPU has it (the loops are plain Rust; AVX-512 builds
-/// turned the broadcast into scatters and ran slower).
+/// Runs an AVX-512 or AVX2 build where the CPU has one.
 fn run<const K: u32>(table: &[f32], w: &[f32], wrap: Option<u16>, s: &mut Scratch) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 was detected on this CPU.
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F was detected on this CPU.
+            return unsafe { run_avx512::<K>(table, w, wrap, s) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: AVX2 and FMA were detected on this CPU.
             return unsafe { run_avx2::<K>(table, w, wrap, s) };
         }
     }
-    run_body::<K>(table, w, wrap, s)
+    run_body::<K, PORTABLE>(table, w, wrap, s)
+}
+
+/// Which update kernel a build of [`run_body`] uses.
+const PORTABLE: u8 = 0;
+const AVX2: u8 = 1;
+const AVX512: u8 = 2;
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn run_avx512<const K: u32>(table: &[f32], w: &[f32], wrap: Option<u16>, s: &mut Scratch) {
+    run_body::<K, AVX512>(table, w, wrap, s)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 fn run_avx2<const K: u32>(table: &[f32], w: &[f32], wrap: Option<u16>, s: &mut Scratch) {
-    run_body::<K>(table, w, wrap, s)
+    run_body::<K, AVX2>(table, w, wrap, s)
 }
 
 #[inline(always)]
-fn run_body<const K: u32>(table: &[f32], w: &[f32], wrap: Option<u16>, s: &mut Scratch) {
+fn run_body<const K: u32, const ISA: u8>(
+    table: &[f32],
+    w: &[f32],
+    wrap: Option<u16>,
+    s: &mut Scratch,
+) {
     let groups = STATES >> K;
     let kmask = (1u32 << K) - 1;
     let steps = w.len();
     s.cost.resize(STATES, 0.0);
-    s.min.resize(groups, 0.0);
+    s.min.resize(groups + 4, 0.0); // padding for the AVX-512 window loads
     s.back.resize(steps * groups, 0);
     s.wide.resize(STATES, 0.0);
     let wide = &mut s.wide[..STATES];
     let cost = &mut s.cost[..STATES];
-    let min = &mut s.min[..groups];
+    let padded = &mut s.min[..groups + 4];
 
     // Step 0: every state, or only the 2^K states whose top bits are the overlap.
     let w0 = w[0];
@@ -132,6 +154,7 @@ fn run_body<const K: u32>(table: &[f32], w: &[f32], wrap: Option<u16>, s: &mut S
     }
     for (t, &wt) in w.iter().enumerate().skip(1) {
         // M[g] = min over the K top bits h of C[h·G + g] (the tag carries h).
+        let min = &mut padded[..groups];
         min.copy_from_slice(&cost[..groups]);
         for h in 1..(1usize << K) {
             let src = &cost[h * groups..(h + 1) * groups];
@@ -143,7 +166,15 @@ fn run_body<const K: u32>(table: &[f32], w: &[f32], wrap: Option<u16>, s: &mut S
         for (b, m) in back.iter_mut().zip(min.iter()) {
             *b = (m.to_bits() & kmask) as u8;
         }
-        update::<K>(cost, table, min, wide, wt);
+        match ISA {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: this build runs only where `run` detected AVX2 + FMA.
+            AVX2 => unsafe { update_avx2(cost, table, min, wt, K) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: this build runs only where `run` detected AVX-512F; `padded` has 4 extra.
+            AVX512 => unsafe { update_avx512(cost, table, padded, wt, K) },
+            _ => update::<K>(cost, table, min, wide, wt),
+        }
     }
     // Best end state (with the wrap, its low 16−K bits must be the overlap).
     let mut best = (f32::INFINITY, 0usize);
@@ -317,5 +348,46 @@ mod tests {
         }
         assert!(tile_path(&t, 5, &[0.0; TILE], Search::default(), &mut s).is_err());
         assert!(tile_path(&t, 2, &[0.0; 10], Search::default(), &mut s).is_err());
+    }
+
+    #[test]
+    fn every_build_finds_an_equally_good_path() {
+        let t = table();
+        let w = gauss(64, 9);
+        let mut s = Scratch::default();
+        let err = |s: &Scratch| -> f32 {
+            s.path
+                .iter()
+                .zip(&w)
+                .map(|(&x, &v)| (v - t[usize::from(x)]).powi(2))
+                .sum()
+        };
+        run_body::<3, PORTABLE>(&t, &w, Some(0x123), &mut s);
+        let want = err(&s);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: detected just above.
+                unsafe { run_avx2::<3>(&t, &w, Some(0x123), &mut s) };
+                assert!(
+                    (err(&s) - want).abs() < 1e-4 * want,
+                    "avx2 {} vs {want}",
+                    err(&s)
+                );
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: detected just above.
+                unsafe { run_avx512::<3>(&t, &w, Some(0x123), &mut s) };
+                assert!(
+                    (err(&s) - want).abs() < 1e-4 * want,
+                    "avx512 {} vs {want}",
+                    err(&s)
+                );
+            }
+        }
+        assert_eq!(s.path[0] >> 3, 0x123);
+        assert_eq!(s.path[63] & 0x1FFF, 0x123);
     }
 }
