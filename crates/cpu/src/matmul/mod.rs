@@ -10,6 +10,10 @@ mod isa;
 pub(crate) mod kernel;
 mod marlin;
 mod scalar;
+mod trellis;
+#[cfg(target_arch = "x86_64")]
+mod trellis_avx2;
+mod trellis_decode;
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2;
@@ -30,7 +34,8 @@ use kernel::Kernel;
 /// the current rayon pool; call from inside it (`ThreadPool::install`) for the lowest
 /// per-call cost — from outside, GEMVs under 1 MB of weights run on the calling thread.
 /// Quantized formats see int8-quantized activations (relative error ≈ 0.5 %); metal-marlin
-/// formats decode blocks to f32. A weight marked with a Hadamard rotation
+/// formats decode blocks to f32; trellis weights decode tiles on the fly (f32 activations,
+/// Hadamards applied once per call). A weight marked with a Hadamard rotation
 /// ([`QTensor::hadamard`]) gets its input rotated first.
 pub fn matmul(w: &QTensor, x: &[f32], n_tokens: usize, out: &mut [f32]) -> Result<()> {
     matmul_with(Isa::best(), w, x, n_tokens, out)
@@ -66,6 +71,9 @@ pub fn matmul_with(
     }
     if n_tokens == 0 || rows == 0 {
         return Ok(());
+    }
+    if let QuantFormat::Trellis(t) = w.format {
+        return trellis::run(isa, t, w.bytes(), (rows, cols), x, n_tokens, out);
     }
     // A weight stored rotated (W·H) needs H·x: rotate a copy of the activations.
     let rotated;
