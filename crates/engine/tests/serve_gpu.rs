@@ -1,6 +1,8 @@
 //! The serving engine on the GPU (lavapipe in CI) with SmolLM2-135M: a batch of greedy
 //! requests (argmax-only readback) and an n = 2 request with logprobs (full logits, fork,
 //! GPU copy-on-write of the shared prompt block) give the tokens of one-at-a-time runs.
+//! Batched decode steps (and short prompts) run the small-batch GEMV (gemv_multi); the
+//! same batch through the GEMM alone gives the same tokens.
 
 mod gpu_common;
 
@@ -10,6 +12,7 @@ use std::time::Duration;
 
 use marlin_engine::sampler::SamplingParams;
 use marlin_engine::serve::{EngineConfig, EngineHandle, Event, GenRequest};
+use marlin_models::gpu_forward::marlin_gpu::Op;
 use marlin_models::{Device, GpuModel};
 
 fn run(e: &EngineHandle, reqs: Vec<GenRequest>) -> Vec<Vec<Vec<u32>>> {
@@ -45,7 +48,7 @@ fn gpu_batches_and_forks_match_single_requests() {
         return;
     };
     let model = gpu_common::load("default");
-    let gpu = Arc::new(GpuModel::new(ctx, &model).unwrap());
+    let gpu = Arc::new(GpuModel::new(Arc::clone(&ctx), &model).unwrap());
     let cfg = EngineConfig {
         num_blocks: 64,
         ..EngineConfig::default()
@@ -69,10 +72,19 @@ fn gpu_batches_and_forks_match_single_requests() {
         .iter()
         .map(|p| run(&e, vec![req(p, 1, None)]).remove(0).remove(0))
         .collect();
+    // Three sequences per decode step: the small-batch GEMV, not the GEMM.
+    assert_eq!(ctx.matmul_op(prompts.len()), Op::GemvMulti);
     let batched = run(&e, prompts.iter().map(|p| req(p, 1, None)).collect());
     for (b, s) in batched.iter().zip(&single) {
         assert_eq!(&b[0], s);
     }
+    // gemv_multi off: prompts and decode steps through the GEMM give the same tokens.
+    let multi_max = ctx.gemv_multi_max();
+    ctx.set_gemv_multi_max(0);
+    assert_eq!(ctx.matmul_op(prompts.len()), Op::Gemm);
+    let gemm = run(&e, prompts.iter().map(|p| req(p, 1, None)).collect());
+    ctx.set_gemv_multi_max(multi_max);
+    assert_eq!(gemm, batched);
     let forked = run(&e, vec![req(&prompts[0], 2, Some(1))]).remove(0);
     assert_eq!(forked[0], single[0]);
     assert_eq!(forked[1], single[0]);
