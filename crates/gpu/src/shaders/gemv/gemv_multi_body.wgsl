@@ -55,6 +55,12 @@ fn gemv_multi_run(ids: Ids) {
     var a2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0);
     for (var t0 = 0u; t0 < units; t0 += TU) {
+        // This tile's weights first, so their loads are in flight while x is staged (no
+        // compiler moves loads across the barrier); the last tile's idle lanes load a
+        // clamped unit they never use.
+        let u = t0 + ul;
+        let wa = load_unit(ra, min(u, units - 1u));
+        let wb = load_unit(rb, min(u, units - 1u));
         for (var i = ids.lid; i < m * TU * 8u; i += WG) {
             let t = i / (TU * 8u);
             let l = (i / 8u) % TU;
@@ -62,10 +68,7 @@ fn gemv_multi_run(ids: Ids) {
             xs[xs_at(t, j, l)] = x_group(p.x_offset + (tok0 + t) * c4, (t0 + l) * 8u + j, c4);
         }
         workgroupBarrier();
-        let u = t0 + ul;
         if (u < units) {
-            let wa = load_unit(ra, u);
-            let wb = load_unit(rb, u);
             a0 += vec4<f32>(tok2(wa, wb, 0u, ul), tok2(wa, wb, 1u, ul));
             if (m > 2u) {
                 a1 += vec4<f32>(tok2(wa, wb, 2u, ul), tok2(wa, wb, 3u, ul));

@@ -39,6 +39,12 @@ fn gemv_multi_run(ids: Ids) {
     var a2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0);
     for (var t0 = 0u; t0 < units; t0 += TU) {
+        // This tile's weights first, so their loads are in flight while x is staged (no
+        // compiler moves loads across the barrier); the last tile's idle lanes load a
+        // clamped unit they never use.
+        let u = t0 + ul;
+        let wa = unit_q8(ra, min(u, units - 1u));
+        let wb = unit_q8(rb, min(u, units - 1u));
         if (ids.lid < m * TU) {
             let t = ids.lid / TU;
             let l = ids.lid % TU;
@@ -48,10 +54,7 @@ fn gemv_multi_run(ids: Ids) {
             xd[ids.lid] = q.d;
         }
         workgroupBarrier();
-        let u = t0 + ul;
         if (u < units) {
-            let wa = unit_q8(ra, u);
-            let wb = unit_q8(rb, u);
             a0 += vec4<f32>(tok2_q8(wa, wb, 0u, ul), tok2_q8(wa, wb, 1u, ul));
             if (m > 2u) {
                 a1 += vec4<f32>(tok2_q8(wa, wb, 2u, ul), tok2_q8(wa, wb, 3u, ul));
