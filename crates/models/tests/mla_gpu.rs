@@ -264,3 +264,43 @@ fn gpu_latent_cache_holds_rank_plus_rope_values_per_token_per_layer() {
 fn marlin_gpu_dtype_f32() -> marlin_models::gpu_forward::marlin_gpu::CacheDtype {
     marlin_models::gpu_forward::marlin_gpu::CacheDtype::F32
 }
+
+/// Copy-on-write of a latent block: a sequence whose table points at the copy decodes the
+/// same logits as the one reading the original.
+#[test]
+fn copied_latent_block_decodes_like_the_original() {
+    let Some(ctx) = gpu_ctx() else { return };
+    let model = load(&tiny("glm4_moe_lite"));
+    let gpu = GpuModel::new(ctx, &model).unwrap();
+    let kv = GpuKvCache::new(&gpu, 4).unwrap();
+    let ids: Vec<u32> = (0..20).map(|i| (i * 29 + 3) % 320).collect();
+    let step = |tokens: &[u32], start_pos: usize, table: &[u32]| {
+        let seq = SeqInput {
+            tokens,
+            start_pos,
+            block_table: table,
+            logits: LogitsRequest::Last,
+        };
+        gpu.forward(&[seq], &kv).unwrap().data
+    };
+    // Positions 0..16 fill block 0, 16..19 block 1.
+    step(&ids[..19], 0, &[0, 1]);
+    kv.copy_block(&gpu, 0, 2).unwrap();
+    kv.copy_block(&gpu, 1, 3).unwrap();
+    let a = step(&ids[19..], 19, &[0, 1]);
+    let b = step(&ids[19..], 19, &[2, 3]);
+    assert_eq!(a, b, "decode over copied latent blocks");
+    let fresh = GpuKvCache::new(&gpu, 4).unwrap();
+    let seq = SeqInput {
+        tokens: &ids[19..],
+        start_pos: 19,
+        block_table: &[2, 3],
+        logits: LogitsRequest::Last,
+    };
+    let empty = gpu.forward(&[seq], &fresh).unwrap().data;
+    assert_ne!(a, empty, "the copy carried the cached rows");
+    assert!(
+        kv.copy_block(&gpu, 0, 4).is_err(),
+        "block outside the cache"
+    );
+}
