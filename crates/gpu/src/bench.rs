@@ -113,7 +113,10 @@ pub fn bench_gemv_with(
     let variant = opts
         .variant
         .unwrap_or(ctx.matmul_variant(crate::Op::Gemv, format));
-    let raw = synthetic_bytes(format.row_bytes(cols)? * rows, 0x9E37_79B9);
+    let raw = synthetic_bytes(
+        marlin_core::QTensor::nbytes_for(format, &[rows, cols])?,
+        0x9E37_79B9,
+    );
     let first = GpuWeight::from_bytes(ctx, format, rows, cols, &raw, ctx.max_binding())?;
     let per = first.gpu_bytes().max(1);
     let buffers = opts.min_working_set.div_ceil(per).clamp(1, 64) as usize;
@@ -196,7 +199,10 @@ pub fn bench_gemm(
     }
     let iters = iters.max(1);
     let variant = ctx.default_variant(crate::Op::Gemm);
-    let raw = synthetic_bytes(format.row_bytes(cols)? * rows, 0x7F4A_7C15);
+    let raw = synthetic_bytes(
+        marlin_core::QTensor::nbytes_for(format, &[rows, cols])?,
+        0x7F4A_7C15,
+    );
     let w = GpuWeight::from_bytes(ctx, format, rows, cols, &raw, ctx.max_binding())?;
     let x = upload_f32(ctx, &vec![0.01f32; cols * tokens])?;
     let out = zeroed_f32(ctx, rows * tokens)?;

@@ -18,6 +18,7 @@ pub fn format_parts(format: QuantFormat) -> Option<Vec<String>> {
             "formats/marlin_common.wgsl".into(),
             "formats/int_common.wgsl".into(),
         ],
+        F::Trellis(_) => vec![],
         _ => return None,
     };
     v.push(format!("formats/{}.wgsl", family(format)));
@@ -30,12 +31,23 @@ fn family(format: QuantFormat) -> String {
     match format {
         QuantFormat::Fp4(_) => "fp4".into(),
         QuantFormat::Int(i) => format!("int{}", i.bits.bits()),
+        QuantFormat::Trellis(_) => "trellis".into(),
         f => f.name().into(),
     }
 }
 
-/// Constants the decode files of `format` expect (`GROUP`, `SB`, `ZEROS`).
+/// Constants the decode files of `format` expect (`GROUP`, `SB`, `ZEROS`; trellis: `BITS`,
+/// `CODEBOOK`: 0 3INST, 1 MCG, 2 MUL1).
 pub fn format_defines(format: QuantFormat) -> Vec<(&'static str, u32)> {
+    if let QuantFormat::Trellis(t) = format {
+        use marlin_core::formats::trellis::Codebook;
+        let codebook = match t.codebook {
+            Codebook::Inst3 => 0,
+            Codebook::Mcg => 1,
+            Codebook::Mul1 => 2,
+        };
+        return vec![("BITS", t.k()), ("CODEBOOK", codebook)];
+    }
     let Some(g) = unit_geom(format) else {
         return Vec::new();
     };
@@ -50,5 +62,5 @@ pub fn format_defines(format: QuantFormat) -> Vec<(&'static str, u32)> {
 /// parametric formats get a generated entry point instead (one name per kernel, as for
 /// every other format, without a file per group size).
 pub fn has_entry_file(format: QuantFormat) -> bool {
-    !format.is_marlin()
+    !format.is_marlin() && !format.is_trellis()
 }

@@ -20,6 +20,9 @@ pub enum WeightLayout {
     /// metal-marlin formats: codes per 32-element unit, then scales, then zero points
     /// (rearranged row by row; see `layout_marlin`).
     Units,
+    /// Trellis formats: 16×16 tiles of bitstream words, whole tile rows per chunk, as
+    /// stored (see `weight_trellis`).
+    Tiles,
 }
 
 impl WeightLayout {
@@ -36,6 +39,7 @@ impl WeightLayout {
             F::Q5_1 => split(4..24, 0..4),
             F::Q8_0 => split(2..34, 0..2),
             F::Q6_K => split(0..208, 208..210),
+            F::Trellis(_) => Some(WeightLayout::Tiles),
             f => crate::layout_marlin::unit_geom(f).map(|_| WeightLayout::Units),
         }
     }
@@ -46,6 +50,7 @@ impl WeightLayout {
             WeightLayout::Raw => "raw",
             WeightLayout::Split { .. } => "split",
             WeightLayout::Units => "units",
+            WeightLayout::Tiles => "tiles",
         }
     }
 }
@@ -65,7 +70,7 @@ pub fn chunk_bytes(layout: &WeightLayout, rows: u64, blocks: u64, block_bytes: u
     let n = rows * blocks;
     match layout {
         // Whole rows (see `layout_marlin`); callers size Units chunks there.
-        WeightLayout::Raw | WeightLayout::Units => ChunkBytes {
+        WeightLayout::Raw | WeightLayout::Units | WeightLayout::Tiles => ChunkBytes {
             total: (n * block_bytes).div_ceil(16) * 16,
             meta_offset_words: 0,
         },
@@ -93,7 +98,7 @@ pub fn write_chunk(
     mut put: impl FnMut(usize, &[u8]),
 ) {
     match layout {
-        WeightLayout::Raw | WeightLayout::Units => put(0, src),
+        WeightLayout::Raw | WeightLayout::Units | WeightLayout::Tiles => put(0, src),
         WeightLayout::Split { payload, meta } => {
             let n = src.len() / block_bytes;
             let meta_start = (n * payload.len()).div_ceil(16) * 16;

@@ -37,6 +37,7 @@ pub mod selector;
 pub mod shaders;
 pub mod upload;
 pub mod weight;
+pub mod weight_trellis;
 
 pub use bench::{
     bench_gemv, bench_gemv_with, copy_bandwidth, BenchOpts, CopyBench, GemvBench, Timer,
@@ -82,5 +83,6 @@ pub use registry::{all_specs, spec, KernelKey, KernelSpec, Variant};
 pub use selector::{list_adapters, AdapterSummary, DeviceSelector, GpuFeatures};
 pub use upload::{read_bytes, read_f32, storage_f32, upload_f32, zeroed_f32};
 pub use weight::{GpuWeight, WeightChunk};
+pub use weight_trellis::TrellisSides;
 /// The wgpu version this crate is built on (buffers cross the API).
 pub use wgpu;

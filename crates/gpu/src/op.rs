@@ -154,8 +154,8 @@ impl Op {
     }
 }
 
-/// Weight formats the matmul kernels read directly: the GGML types with kernels, then every
-/// metal-marlin format.
+/// Weight formats the matmul kernels read directly: the GGML types with kernels, every
+/// metal-marlin format, then every trellis format (matmuls only).
 pub static MATMUL_FORMATS: LazyLock<Vec<QuantFormat>> = LazyLock::new(|| {
     let mut v = vec![
         QuantFormat::F32,
@@ -171,6 +171,7 @@ pub static MATMUL_FORMATS: LazyLock<Vec<QuantFormat>> = LazyLock::new(|| {
         QuantFormat::Q6_K,
     ];
     v.extend(QuantFormat::marlin_all());
+    v.extend(QuantFormat::trellis_all());
     v
 });
 

@@ -144,6 +144,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/formats/q8_0.wgsl"),
     ),
     (
+        "formats/trellis.wgsl",
+        include_str!("shaders/formats/trellis.wgsl"),
+    ),
+    (
         "gemm/gemm_bf16.wgsl",
         include_str!("shaders/gemm/gemm_bf16.wgsl"),
     ),

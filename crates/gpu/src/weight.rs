@@ -6,6 +6,7 @@ use std::ops::Range;
 use marlin_core::{QTensor, QuantFormat};
 
 use crate::layout::{chunk_bytes, write_chunk, WeightLayout};
+use crate::weight_trellis::{upload_trellis, TrellisSides};
 use crate::{Error, GpuContext, Result};
 
 /// One buffer holding rows `rows` of the weight.
@@ -28,6 +29,8 @@ pub struct GpuWeight {
     /// Block-Hadamard size the weight is stored rotated with (0 = none): matmuls rotate
     /// their input first.
     pub hadamard: usize,
+    /// A trellis weight's scaled rotations around its tiles (`None` for other formats).
+    pub trellis: Option<TrellisSides>,
 }
 
 impl GpuWeight {
@@ -44,6 +47,12 @@ impl GpuWeight {
         max_chunk_bytes: u64,
     ) -> Result<GpuWeight> {
         let limit = max_chunk_bytes.min(ctx.max_binding());
+        if t.format.is_trellis() && t.shape.len() != 2 {
+            return Err(Error::Unsupported {
+                op: "gemv/gemm (stacked trellis experts)",
+                format: t.format.name(),
+            });
+        }
         let mut w = Self::from_bytes(ctx, t.format, t.rows(), t.cols(), t.bytes(), limit)?;
         w.hadamard = t.hadamard();
         Ok(w)
@@ -59,6 +68,9 @@ impl GpuWeight {
         max_chunk_bytes: u64,
     ) -> Result<GpuWeight> {
         const OP: &str = "weight upload";
+        if format.is_trellis() {
+            return upload_trellis(ctx, format, rows, cols, bytes, max_chunk_bytes);
+        }
         let layout = WeightLayout::for_format(format).ok_or(Error::Unsupported {
             op: "gemv/gemm",
             format: format.name(),
@@ -150,6 +162,7 @@ impl GpuWeight {
             layout,
             chunks,
             hadamard: 0,
+            trellis: None,
         })
     }
 

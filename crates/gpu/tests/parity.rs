@@ -163,9 +163,10 @@ macro_rules! parity_tests {
             let stamped = [$(($op, $format)),*];
             for op in Op::MATMUL {
                 for f in MATMUL_FORMATS.iter() {
-                    // metal-marlin formats: marlin_formats_match below loops over them.
+                    // metal-marlin formats: marlin_formats_match below loops over them;
+                    // trellis formats: trellis_parity.rs.
                     assert!(
-                        f.is_marlin() || stamped.contains(&(op, *f)),
+                        f.is_marlin() || f.is_trellis() || stamped.contains(&(op, *f)),
                         "no parity test for {op}_{f}"
                     );
                 }

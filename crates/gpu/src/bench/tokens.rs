@@ -57,7 +57,10 @@ pub fn bench_tokens(
         ));
     }
     let iters = iters.max(1);
-    let raw = synthetic_bytes(format.row_bytes(cols)? * rows, 0x2545_F491);
+    let raw = synthetic_bytes(
+        marlin_core::QTensor::nbytes_for(format, &[rows, cols])?,
+        0x2545_F491,
+    );
     let first = GpuWeight::from_bytes(ctx, format, rows, cols, &raw, ctx.max_binding())?;
     let per = first.gpu_bytes().max(1);
     let buffers = min_working_set.div_ceil(per).clamp(1, 64) as usize;

@@ -3,11 +3,13 @@
 //! more, one dispatch per weight chunk.
 
 use crate::op::Op;
-use crate::ops::hadamard::record_hadamard;
+use crate::ops::hadamard::{record_hadamard, record_hadamard_scale, ScaleSide};
+use crate::ops::Span;
 use crate::registry::{
     gemm_tile, gemv_rows, KernelKey, Variant, GEMV_MULTI_ROWS, GEMV_MULTI_TOKENS,
 };
 use crate::upload::{read_f32, upload_f32, zeroed_f32};
+use crate::weight_trellis::TrellisSides;
 use crate::{Error, GpuContext, GpuWeight, Result, StepEncoder};
 
 /// Mirrors `Params` in shaders/common/matmul_io.wgsl.
@@ -101,6 +103,9 @@ pub fn record_matmul_op(
             })
         }
     }
+    if let Some(sides) = &w.trellis {
+        return record_trellis(enc, w, sides, io, op, variant);
+    }
     if w.hadamard > 0 {
         // Stored rotated (W H): rotate the input into scratch, then multiply from there.
         let n = io.n_tokens * w.cols;
@@ -114,6 +119,47 @@ pub fn record_matmul_op(
         return record_matmul_plain(enc, w, &io, op, variant);
     }
     record_matmul_plain(enc, w, io, op, variant)
+}
+
+/// A trellis matmul, `svh ⊙ H_n(Q · H_k(suh ⊙ x))`: the input side into scratch, the
+/// kernel on the tiles of Q into scratch, the output side into `io.out`.
+fn record_trellis(
+    enc: &mut StepEncoder<'_>,
+    w: &GpuWeight,
+    sides: &TrellisSides,
+    io: &MatmulIo<'_>,
+    op: Op,
+    variant: Variant,
+) -> Result<()> {
+    let n = io.n_tokens;
+    let xin = enc.scratch((n * w.cols) as u64 * 4);
+    let x = Span::new(io.x, io.x_offset);
+    record_hadamard_scale(
+        enc,
+        x,
+        &sides.suh,
+        Span::whole(&xin),
+        n,
+        w.cols,
+        sides.had_k,
+        ScaleSide::Input,
+    )?;
+    let yq = enc.scratch((n * w.rows) as u64 * 4);
+    let q_io = MatmulIo::new(&xin, &yq, n);
+    record_matmul_plain(enc, w, &q_io, op, variant)?;
+    let out_stride = io.out_stride.unwrap_or(w.rows);
+    let out = Span::new(io.out, io.out_offset);
+    let side = ScaleSide::Output { out_stride };
+    record_hadamard_scale(
+        enc,
+        Span::whole(&yq),
+        &sides.svh,
+        out,
+        n,
+        w.rows,
+        sides.had_n,
+        side,
+    )
 }
 
 /// [`record_matmul_variant`] on an input that needs no rotation.

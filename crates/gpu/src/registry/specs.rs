@@ -101,6 +101,11 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
 
 /// The spec for `key`, or `None` when no such kernel exists.
 pub fn spec(key: KernelKey) -> Option<KernelSpec> {
+    // Trellis weights need their scaled rotations around the kernel, which only the matmul
+    // launcher records: no embedding or MoE kernels for them.
+    if key.format.is_trellis() && !matches!(key.op, Op::Gemv | Op::Gemm | Op::GemvMulti) {
+        return None;
+    }
     if key.op == Op::MoeGemv {
         return moe_gemv_spec(key);
     }
