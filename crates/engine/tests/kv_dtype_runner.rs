@@ -129,3 +129,39 @@ fn kv_memory_counts_the_quantized_bytes() {
         assert_eq!(blocks(q), 342, "{dtype:?} blocks in 64 MiB");
     }
 }
+
+#[test]
+fn gpu_copy_on_write_moves_quantized_codes_and_scales() {
+    let Some(ctx) = gpu_common::gpu_ctx() else {
+        return;
+    };
+    let model = gpu_common::load("default");
+    let gpu = Device::Gpu(Arc::new(GpuModel::new(ctx, &model).unwrap()));
+    let prompt = model.encode_prompt("1, 2, 3, 4, 5,").unwrap();
+    for dtype in QUANT {
+        let mut r = Runner::with_kv_dtype(model.clone(), gpu.clone(), 3, false, dtype).unwrap();
+        let step = |r: &mut Runner, tokens: &[u32], start_pos: usize, block: u32| {
+            let table = [block];
+            let seq = SeqInput {
+                tokens,
+                start_pos,
+                block_table: &table,
+                logits: LogitsRequest::Last,
+            };
+            r.forward(&[seq]).unwrap().row(0).to_vec()
+        };
+        let first = step(&mut r, &prompt, 0, 2);
+        let next = [argmax(&first)];
+        // The prompt's block copied to block 0 (and block 1 left empty) decodes the same
+        // next step, bit for bit, as the original block.
+        r.copy_block(2, 0).unwrap();
+        let from_copy = step(&mut r, &next, prompt.len(), 0);
+        let from_orig = step(&mut r, &next, prompt.len(), 2);
+        assert_eq!(from_copy, from_orig, "{dtype:?}");
+        let from_empty = step(&mut r, &next, prompt.len(), 1);
+        assert_ne!(
+            from_empty, from_orig,
+            "{dtype:?}: an empty block must differ"
+        );
+    }
+}
