@@ -41,9 +41,10 @@ fn u32_buf(ctx: &GpuContext, v: &[u32]) -> marlin_gpu::PooledBuffer {
 }
 
 fn shape(n_tokens: usize, q_lora: usize, mode: RopeMode) -> MlaShape {
+    // Five heads: one full group of four sharing the key loads and a partial one.
     MlaShape {
         n_tokens,
-        n_heads: 3,
+        n_heads: 5,
         q_lora,
         rank: 32,
         rope_dim: 8,

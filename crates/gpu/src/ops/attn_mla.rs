@@ -9,8 +9,12 @@ use crate::{Error, Result, StepEncoder};
 
 /// Largest `kv_lora_rank` the kernel keeps per thread (`MAX_R` in attn_mla.wgsl).
 pub const MLA_MAX_RANK: usize = 512;
-/// Largest latent row `kv_lora_rank + rope_dim` (`MAX_W`).
-pub const MLA_MAX_WIDTH: usize = 1024;
+/// Largest latent row `kv_lora_rank + rope_dim` (`MAX_W`; 576 for GLM-4.7-Flash and
+/// DeepSeek-V3).
+pub const MLA_MAX_WIDTH: usize = 640;
+/// Heads one `attn_mla` workgroup attends together, sharing every latent row it loads
+/// (`HG`).
+pub const MLA_HEADS_PER_GROUP: usize = 4;
 
 /// Shape of an MLA layer's latent and attention dispatches.
 #[derive(Debug, Clone, Copy)]
@@ -175,7 +179,8 @@ pub fn record_attn_mla(
     let oo = io.out.check(OP, "out", n * h * s.rank)?;
     let max = enc.ctx().limits.max_compute_workgroups_per_dimension;
     let (heads, tokens) = (to_u32(OP, "heads", h)?, to_u32(OP, "tokens", n)?);
-    if heads > max || tokens > max {
+    let groups = heads.div_ceil(MLA_HEADS_PER_GROUP as u32);
+    if groups > max || tokens > max {
         return Err(Error::shape(
             OP,
             format!("grid {heads} x {tokens} exceeds {max}"),
@@ -195,7 +200,7 @@ pub fn record_attn_mla(
     let head = [io.q_abs, io.q_pe, io.cs.buffer, io.cache, io.meta.buffer];
     if splits == 1 {
         let bufs = [head[0], head[1], head[2], head[3], head[4], io.out.buffer];
-        return dispatch_op(enc, Op::AttnMla, params, &bufs, [heads, tokens, 1]);
+        return dispatch_op(enc, Op::AttnMla, params, &bufs, [groups, tokens, 1]);
     }
     let part = io
         .part
@@ -208,7 +213,7 @@ pub fn record_attn_mla(
         Op::AttnMla,
         params,
         &bufs,
-        [heads, tokens, splits as u32],
+        [groups, tokens, splits as u32],
     )?;
     let params = [heads, s.rank as u32, splits as u32, oo, 0, 0, 0, 0];
     dispatch_op(

@@ -11,7 +11,7 @@ use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
     attn_splits, mla_partial_len, record_attn_mla, record_matmul, record_mla_latent,
     record_moe_gemv, GpuContext, GpuWeight, MatmulIo, MlaAttnIo, MlaLatentIo, MlaShape, MoeGemvIo,
-    Span, StepEncoder,
+    Span, StepEncoder, MLA_HEADS_PER_GROUP,
 };
 
 use super::inputs::StepInputs;
@@ -250,7 +250,9 @@ impl GpuModel {
         };
         record_moe_gemv(enc, &m.k_b, &gemv(&q_nope, &q_abs, shape.rank))?;
         let lat = enc.scratch(bytes(slots * shape.rank));
-        let splits = attn_splits(inp.max_keys, n, h, self.attn_split_min_keys);
+        // One workgroup per group of heads (they share the latent loads).
+        let groups = h.div_ceil(MLA_HEADS_PER_GROUP);
+        let splits = attn_splits(inp.max_keys, n, groups, self.attn_split_min_keys);
         let part = (splits > 1).then(|| enc.scratch(bytes(mla_partial_len(&shape, splits))));
         let io = MlaAttnIo {
             q_abs: &q_abs,
