@@ -59,7 +59,7 @@ pub use ops::attention_split::{
 };
 pub use ops::attn_mla::{
     mla_partial_len, record_attn_mla, record_mla_latent, MlaAttnIo, MlaLatentIo, MlaShape,
-    MLA_MAX_RANK, MLA_MAX_WIDTH,
+    MLA_HEADS_PER_GROUP, MLA_MAX_RANK, MLA_MAX_WIDTH,
 };
 pub use ops::elementwise::{record_add, record_gate_mul, GateAct};
 pub use ops::embed::record_embed;
