@@ -4,6 +4,7 @@
 
 mod fill;
 mod moe;
+mod trellis;
 mod vocab;
 
 pub use fill::{random_tensor, TARGET_RMS};
@@ -229,9 +230,13 @@ impl SyntheticSpec {
 
 /// The format a `[_, cols]` weight gets: `format`, or llama.cpp's usual fallback when `cols`
 /// is not a whole number of its blocks (K-quants on 576-wide SmolLM2), else F16.
+/// Trellis needs `cols` (and rows) to be multiples of 16, else F16.
 pub fn format_for(format: QuantFormat, cols: usize) -> QuantFormat {
     use QuantFormat as F;
-    let fits = |f: QuantFormat| cols.is_multiple_of(f.block_elems());
+    let fits = |f: QuantFormat| match f {
+        F::Trellis(_) => cols.is_multiple_of(16),
+        _ => cols.is_multiple_of(f.block_elems()),
+    };
     if fits(format) {
         return format;
     }
@@ -277,6 +282,16 @@ fn layer(cfg: &ModelConfig, format: QuantFormat, l: usize) -> Result<LayerWeight
     })
 }
 
+/// The format of a weight read by rows (token embeddings, MLA's sliced `kv_b`): `format`,
+/// or Q8_0 for trellis (whose tiles span 16 rows).
+pub fn row_format(format: QuantFormat) -> QuantFormat {
+    if format.is_trellis() {
+        QuantFormat::Q8_0
+    } else {
+        format
+    }
+}
+
 /// Build the model a `synthetic:PRESET:FORMAT` spec names; `progress(done, total)` counts
 /// the embedding table, every layer and the LM head.
 pub fn build(spec: &str, progress: &mut dyn FnMut(usize, usize)) -> Result<Model> {
@@ -294,7 +309,7 @@ pub fn build_preset(
     let cfg = preset.config();
     let total = cfg.n_layers + 2;
     progress(0, total);
-    let emb_format = format_for(format, cfg.hidden);
+    let emb_format = format_for(row_format(format), cfg.hidden);
     let embed = random_tensor(emb_format, cfg.vocab, cfg.hidden, fill::mix(1))?;
     progress(1, total);
     let mut layers = Vec::with_capacity(cfg.n_layers);

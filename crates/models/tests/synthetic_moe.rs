@@ -101,6 +101,11 @@ fn glm47_tiny_q8_0_builds_and_runs() {
 }
 
 #[test]
+fn glm47_tiny_trellis3_builds_and_runs() {
+    run_tiny("trellis3");
+}
+
+#[test]
 fn glm47_tiny_f16_builds_and_runs() {
     run_tiny("f16");
 }

@@ -88,6 +88,12 @@ impl Src<'_> {
 /// Rows `start..start + count` of a 2-D (or stacked 3-D) tensor as a `[count, cols]` tensor,
 /// sharing the memory map when there is one.
 pub(crate) fn row_slice(t: &QTensor, start: usize, count: usize) -> Result<QTensor> {
+    if t.format.is_trellis() {
+        return Err(Error::Unsupported(format!(
+            "{}: row slices of a trellis tensor (its tiles span 16 rows); store this weight in a row format",
+            t.format
+        )));
+    }
     let rb = t.row_bytes();
     if start + count > t.rows() {
         return Err(Error::Config(format!(

@@ -213,10 +213,8 @@ fn fill_float(format: QuantFormat, chunk: &mut [u8], table: &[f32], rng: &mut Rn
 
 /// A `[rows, cols]` tensor of random valid weights in `format`, deterministic in `seed`.
 pub fn random_tensor(format: QuantFormat, rows: usize, cols: usize, seed: u64) -> Result<QTensor> {
-    if format.is_trellis() {
-        return Err(crate::Error::Unsupported(format!(
-            "{format}: synthetic weights not supported on this path yet"
-        )));
+    if let QuantFormat::Trellis(t) = format {
+        return super::trellis::random_trellis(t, rows, cols, seed);
     }
     let shape = vec![rows, cols];
     let n = QTensor::nbytes_for(format, &shape)?;

@@ -74,6 +74,13 @@ impl Gen {
         random_tensor(format_for(self.format, cols), rows, cols, seed)
     }
 
+    fn sliceable(&mut self, rows: usize, cols: usize) -> Result<marlin_core::QTensor> {
+        self.next += 1;
+        let seed = mix(((self.layer as u64 + 1) << 20) | self.next);
+        let f = format_for(super::row_format(self.format), cols);
+        random_tensor(f, rows, cols, seed)
+    }
+
     fn linear(&mut self, rows: usize, cols: usize) -> Result<Linear> {
         Ok(Linear {
             weight: self.tensor(rows, cols)?,
@@ -99,7 +106,8 @@ fn mla(g: &mut Gen, cfg: &ModelConfig, m: &MlaConfig) -> Result<MlaWeights> {
         m.v_head_dim,
     );
     let ql = m.q_lora_rank.unwrap_or(d);
-    let kv_b = g.tensor(hn * (nope + vd), r)?;
+    // Sliced per head below: a row-addressable format even when the model is trellis.
+    let kv_b = g.sliceable(hn * (nope + vd), r)?;
     let (mut k_b, mut k_up, mut v_b) = (Vec::new(), Vec::new(), Vec::new());
     for h in 0..hn {
         let uk = row_slice(&kv_b, h * (nope + vd), nope)?;
