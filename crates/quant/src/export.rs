@@ -12,31 +12,7 @@ use serde_json::{json, Value};
 
 use crate::{Error, Result};
 
-/// What a tensor is, for format choice (presets, overrides).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Embed,
-    LmHead,
-    Q,
-    K,
-    V,
-    O,
-    Gate,
-    Up,
-    Down,
-    /// Norm weights and biases: always written as F32.
-    Vector,
-}
-
-impl Role {
-    /// Whether this is a linear layer of a block.
-    pub fn is_block_linear(self) -> bool {
-        matches!(
-            self,
-            Role::Q | Role::K | Role::V | Role::O | Role::Gate | Role::Up | Role::Down
-        )
-    }
-}
+pub use crate::role::{Proj, Role};
 
 /// Where a tensor's values come from.
 pub enum Source<'a> {
@@ -47,6 +23,11 @@ pub enum Source<'a> {
     },
     /// A vector, already in HF convention.
     Vector(Vec<f32>),
+    /// MLA `kv_b_proj` `[H·(nope+v), kv_lora]`, rebuilt per head from W_UK and W_UV.
+    KvB {
+        k_up: &'a [QTensor],
+        v_b: &'a [QTensor],
+    },
 }
 
 /// One tensor of the exported folder.
@@ -63,6 +44,10 @@ impl Entry<'_> {
         match &self.src {
             Source::Matrix { tensor, .. } => vec![tensor.rows(), tensor.cols()],
             Source::Vector(v) => vec![v.len()],
+            Source::KvB { k_up, v_b } => {
+                let rows = k_up.iter().chain(v_b.iter()).map(QTensor::rows).sum();
+                vec![rows, k_up.first().map_or(0, QTensor::cols)]
+            }
         }
     }
 
@@ -76,6 +61,14 @@ impl Entry<'_> {
                     Some(heads) => unpermute_rows(&v, *heads, tensor.rows(), tensor.cols()),
                     None => v,
                 })
+            }
+            Source::KvB { k_up, v_b } => {
+                let mut out = Vec::new();
+                for (k, v) in k_up.iter().zip(v_b.iter()) {
+                    out.extend(k.to_f32()?);
+                    out.extend(v.to_f32()?);
+                }
+                Ok(out)
             }
         }
     }
@@ -106,12 +99,13 @@ pub fn tied(model: &Model) -> bool {
 /// Every tensor of `model` under its HF name, in a stable order.
 pub fn entries(model: &Model) -> Result<Vec<Entry<'_>>> {
     let c = &model.config;
-    if !model.weights.blocks.is_empty()
-        || !matches!(
-            c.arch,
-            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 | Arch::Gemma3
-        )
-    {
+    if !model.weights.blocks.is_empty() {
+        return crate::export_moe::entries(model);
+    }
+    if !matches!(
+        c.arch,
+        Arch::Llama | Arch::Qwen2 | Arch::Qwen3 | Arch::Gemma3
+    ) {
         return Err(Error::Unsupported(format!(
             "exporting {} models (llama, qwen2, qwen3, gemma3 only)",
             c.arch.name()
@@ -280,7 +274,7 @@ pub fn config_json(model: &Model, dtype: &str) -> Result<Value> {
         Arch::Qwen2 => ("qwen2", "Qwen2ForCausalLM"),
         Arch::Qwen3 => ("qwen3", "Qwen3ForCausalLM"),
         Arch::Gemma3 => ("gemma3_text", "Gemma3ForCausalLM"),
-        other => return Err(Error::Unsupported(format!("config for {}", other.name()))),
+        Arch::Deepseek2 | Arch::Qwen3Moe => return crate::export_moe::config_json(model, dtype),
     };
     let tok = &model.tokenizer;
     let mut v = json!({

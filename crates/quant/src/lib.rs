@@ -6,10 +6,13 @@ pub mod calib;
 pub mod convert;
 pub mod error;
 pub mod export;
+pub mod export_moe;
 pub mod gptq;
+pub mod layerwise;
 pub mod linalg;
 pub mod plan;
 pub mod quantize;
+pub mod role;
 pub mod st_writer;
 pub mod trellis;
 

@@ -42,7 +42,8 @@ impl Method {
 pub enum Preset {
     /// Block linears at FORMAT, embeddings/LM head int8 g128.
     Dense,
-    /// As `dense` for dense models (routers/shared experts are not exported yet).
+    /// As `dense`, plus attention (GQA or MLA) and the shared expert at int8 g128: only the
+    /// routed experts (and dense MLPs) at FORMAT. Routers always stay F32.
     Moe,
     /// As `dense`, plus v/o/down (the most sensitive projections) at int8 g128.
     Quality,
@@ -178,14 +179,26 @@ fn fit_rotation(want: usize, cols: usize) -> usize {
 /// Choose the target of tensor `name` (`role`, `[rows, cols]`).
 pub fn choose(o: &PlanOptions, name: &str, role: Role, cols: usize) -> TensorChoice {
     let mut target = match (role, o.preset) {
-        (Role::Vector, _) => None,
+        (Role::Vector | Role::Router, _) => None,
         (Role::Embed | Role::LmHead, Some(Preset::Speed)) => Some(o.format),
         (Role::Embed | Role::LmHead, Some(_)) => Some(int8_g128()),
         (Role::Embed | Role::LmHead, None) => None,
         (Role::V | Role::O | Role::Down, Some(Preset::Quality)) => Some(int8_g128()),
+        (
+            Role::Q
+            | Role::K
+            | Role::V
+            | Role::O
+            | Role::QA
+            | Role::QB
+            | Role::KvA
+            | Role::KvB
+            | Role::Shared(_),
+            Some(Preset::Moe),
+        ) => Some(int8_g128()),
         _ => Some(o.format),
     };
-    if role != Role::Vector {
+    if !role.is_f32() {
         for ov in &o.overrides {
             if ov.re.is_match(name) {
                 target = ov.target;
@@ -207,7 +220,10 @@ pub fn choose(o: &PlanOptions, name: &str, role: Role, cols: usize) -> TensorCho
             .clamp(0, 128),
         (h, _) => h,
     };
-    let hadamard = if target.is_some() && role.is_block_linear() && want > 0 {
+    // The loader cuts `kv_b_proj` into per-head W_UK / W_UV slices and transposes W_UK,
+    // neither of which keeps a rotation: MLA's kv_b is never rotated.
+    let rotatable = role.is_block_linear() && role != Role::KvB;
+    let hadamard = if target.is_some() && rotatable && want > 0 {
         fit_rotation(want, cols)
     } else {
         0

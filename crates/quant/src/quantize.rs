@@ -1,22 +1,25 @@
 //! The quantizer driver: plan every tensor, then quantize and write them one at a time
-//! (one tensor in f32 at a time; a layer's Hessians are freed once the layer is done) into
-//! an atomically written metal-marlin checkpoint.
+//! (one tensor in f32 at a time) into an atomically written metal-marlin checkpoint. With
+//! calibration, layers are calibrated in turn ([`crate::layerwise`]): only the current
+//! layer's Hessians are held, and each layer's inputs come through the quantized layers
+//! before it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use marlin_core::{formats, hadamard, QuantFormat};
-use marlin_models::forward::CaptureSite;
+use std::sync::Arc;
+
+use marlin_core::{formats, hadamard, QTensor, QuantFormat, TensorData};
 use marlin_models::load::checkpoint::{
     code_bits, QuantConfig, TensorQuant, CHECKPOINT_VERSION, QUANT_CONFIG,
 };
 use marlin_models::model::Model;
 use rayon::prelude::*;
 
-use crate::calib::Hessians;
 use crate::convert::{float_bytes, FloatDtype};
 use crate::export::{self, Entry, Role};
 use crate::gptq::{gptq, output_error, GptqConfig};
+use crate::layerwise::Calibrator;
 use crate::plan::{choose, Method, PlanOptions, TensorChoice};
 use crate::st_writer::{FolderWriter, PlannedTensor, DEFAULT_SHARD_BYTES};
 use crate::{Error, Result};
@@ -34,16 +37,6 @@ pub struct TensorReport {
     pub bytes: usize,
     /// Relative output error (with calibration) or weight error.
     pub rel_error: Option<f64>,
-}
-
-fn site_of(role: Role) -> Option<CaptureSite> {
-    match role {
-        Role::Q | Role::K | Role::V => Some(CaptureSite::AttnIn),
-        Role::O => Some(CaptureSite::AttnOut),
-        Role::Gate | Role::Up => Some(CaptureSite::MlpIn),
-        Role::Down => Some(CaptureSite::MlpDown),
-        _ => None,
-    }
 }
 
 /// Rotate every row of `m` (`rows × cols`) by the block Hadamard.
@@ -123,7 +116,8 @@ pub struct QuantizeJob<'a> {
     pub source: &'a Path,
     pub out: &'a Path,
     pub plan: PlanOptions,
-    pub hessians: Option<Hessians>,
+    /// Layer-by-layer calibration (GPTQ methods).
+    pub calibration: Option<Calibrator<'a>>,
 }
 
 /// Quantize and write the checkpoint; `progress(done, total, name)` after each tensor.
@@ -145,21 +139,31 @@ pub fn quantize(
     let mut w = FolderWriter::create(job.out, plan, DEFAULT_SHARD_BYTES)?;
     let mut reports = Vec::with_capacity(entries.len());
     let mut tensors = BTreeMap::new();
-    let mut last_layer = None;
     for (i, (e, c)) in entries.iter().zip(&choices).enumerate() {
-        if let (Some(h), Some(prev)) = (job.hessians.as_mut(), last_layer) {
-            if e.layer != Some(prev) {
-                h.drop_layer(prev);
+        let mut c = *c;
+        if let Some(cal) = job.calibration.as_mut() {
+            if e.layer != cal.layer() {
+                cal.end_layer()?;
+                if let Some(l) = e.layer {
+                    cal.begin_layer(l, &entries)?;
+                }
             }
         }
-        last_layer = e.layer;
         let shape = e.shape();
         let values = e.values()?;
         let (bytes, format, err) = match c.target {
             Some(f) => {
                 let (rows, cols) = (shape[0], shape[1]);
-                let hess = match (e.layer, site_of(e.role), job.hessians.as_ref()) {
-                    (Some(l), Some(s), Some(h)) if c.method != Method::Rtn => h.get(l, s),
+                let hess = match job.calibration.as_mut() {
+                    Some(cal) if c.method != Method::Rtn => {
+                        let h = cal.hessian(e.role);
+                        // An expert no calibration token was routed to: RTN, counted.
+                        if h.is_none() && matches!(e.role, Role::Expert(..)) {
+                            cal.note_rtn_fallback(&e.name);
+                            c.method = Method::Rtn;
+                        }
+                        h
+                    }
                     _ => None,
                 };
                 if hess.is_none() && c.method != Method::Rtn {
@@ -169,7 +173,12 @@ pub fn quantize(
                         e.name
                     )));
                 }
-                let (b, err) = quantize_matrix(f, c, values, rows, cols, hess)?;
+                let (b, err) = quantize_matrix(f, &c, values, rows, cols, hess)?;
+                if let Some(cal) = job.calibration.as_mut() {
+                    let data = TensorData::Owned(Arc::new(b.clone()));
+                    let t = QTensor::new(f, vec![rows, cols], data)?.with_hadamard(c.hadamard)?;
+                    cal.replace(&e.name, t);
+                }
                 tensors.insert(
                     e.name.clone(),
                     TensorQuant {
@@ -185,9 +194,7 @@ pub fn quantize(
                 );
                 (b, f.name().to_string(), Some(err))
             }
-            None if e.role == Role::Vector => {
-                (float_bytes(&values, FloatDtype::F32), "f32".into(), None)
-            }
+            None if e.role.is_f32() => (float_bytes(&values, FloatDtype::F32), "f32".into(), None),
             None => (float_bytes(&values, FloatDtype::F16), "f16".into(), None),
         };
         w.write_tensor(&e.name, &bytes)?;
@@ -207,14 +214,17 @@ pub fn quantize(
         });
         progress(i + 1, entries.len(), &e.name);
     }
+    if let Some(cal) = job.calibration.as_mut() {
+        cal.end_layer()?;
+    }
     let qc = QuantConfig {
         format_version: CHECKPOINT_VERSION,
         producer: format!("metal-marlin {}", env!("CARGO_PKG_VERSION")),
         method: job.plan.method.name().into(),
         calibration: job
-            .hessians
+            .calibration
             .as_ref()
-            .map(|h| h.summary.clone())
+            .map(Calibrator::summary)
             .unwrap_or_default(),
         tensors,
     };
@@ -246,10 +256,10 @@ fn planned(e: &Entry<'_>, target: Option<QuantFormat>) -> Result<PlannedTensor> 
                 nbytes: shape[0] * rb,
             }
         }
-        None if e.role == Role::Vector => PlannedTensor {
+        None if e.role.is_f32() => PlannedTensor {
             name: e.name.clone(),
             dtype: "F32",
-            nbytes: 4 * shape[0],
+            nbytes: 4 * shape.iter().product::<usize>(),
             shape,
         },
         None => PlannedTensor {

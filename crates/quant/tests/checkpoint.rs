@@ -73,7 +73,7 @@ fn quantized_checkpoint_loads_runs_and_rejects_bad_metadata() {
         source: &fixture(),
         out: &out,
         plan: plan(QuantFormat::Fp4(Group::G32)),
-        hessians: None,
+        calibration: None,
     };
     let (_, report) = quantize(job, &mut |_, _, _| {}).unwrap();
     assert!(report
@@ -179,9 +179,14 @@ fn gptq_with_calibration_writes_a_loadable_checkpoint() {
     let src = Arc::new(load(&fixture()));
     let text = std::fs::read_to_string(fixture().join("../../text/english.txt")).unwrap();
     let ids = src.tokenizer.encode(&text[..4000], false).unwrap();
-    let hess = marlin_quant::calib::collect(&src, &ids, None, 4, 32, "english.txt", &mut |_, _| {})
-        .unwrap();
-    assert_eq!(hess.summary["tokens"], 128);
+    let text = marlin_quant::layerwise::CalibrationText {
+        tokens: ids,
+        bos: None,
+        samples: 4,
+        seq_len: 32,
+        source: "english.txt".into(),
+    };
+    let cal = marlin_quant::layerwise::Calibrator::new(&src, &text).unwrap();
     let dir = scratch("gptq");
     let out = dir.join("llama-int4");
     let mut p = plan(QuantFormat::from_name("int4_g32").unwrap());
@@ -192,7 +197,7 @@ fn gptq_with_calibration_writes_a_loadable_checkpoint() {
         source: &fixture(),
         out: &out,
         plan: p,
-        hessians: Some(hess),
+        calibration: Some(cal),
     };
     let (_, report) = quantize(job, &mut |_, _, _| {}).unwrap();
     let down = report

@@ -74,7 +74,7 @@ fn quantized_smollm2_runs_on_cpu_and_gpu() {
                 preset: None,
                 overrides: vec![],
             },
-            hessians: None,
+            calibration: None,
         };
         quantize(job, &mut |_, _, _| {}).expect("quantize");
         let q = Arc::new(Model::load(&out, &mut |_, _| {}).expect("load checkpoint"));

@@ -1,11 +1,13 @@
-//! `metal-marlin quantize`: plan, calibrate (GPTQ methods), quantize tensor by tensor with a
-//! progress bar, write the checkpoint atomically, print a summary table.
+//! `metal-marlin quantize`: plan, quantize tensor by tensor (GPTQ methods calibrate layer by
+//! layer as they go) with a progress bar, write the checkpoint atomically, print a summary
+//! table.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use marlin_models::Model;
+use marlin_quant::layerwise::{CalibrationText, Calibrator};
 use marlin_quant::plan::{parse_format, Method, Override, PlanOptions, Preset};
 use marlin_quant::quantize::{quantize, QuantizeJob, TensorReport};
 
@@ -39,7 +41,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         pb.set_length(t as u64);
         pb.set_position(d as u64);
     })?);
-    let hessians = match &a.calibration {
+    let calibration = match &a.calibration {
         Some(file) if method != Method::Rtn => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("reading {}", file.display()))?;
@@ -49,20 +51,14 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
                 .add_bos()
                 .then(|| model.tokenizer.bos_id())
                 .flatten();
-            pb.set_message("calibrating");
-            let h = marlin_quant::calib::collect(
-                &model,
-                &ids,
+            let text = CalibrationText {
+                tokens: ids,
                 bos,
-                a.samples,
-                a.seq_len,
-                &file.display().to_string(),
-                &mut |d, t| {
-                    pb.set_length(t as u64);
-                    pb.set_position(d as u64);
-                },
-            )?;
-            Some(h)
+                samples: a.samples,
+                seq_len: a.seq_len,
+                source: file.display().to_string(),
+            };
+            Some(Calibrator::new(&model, &text)?)
         }
         _ => None,
     };
@@ -84,7 +80,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
             preset,
             overrides,
         },
-        hessians,
+        calibration,
     };
     let (out, reports) = quantize(job, &mut |d, t, name| {
         pb.set_length(t as u64);
@@ -92,12 +88,24 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         pb.set_prefix(name.to_string());
     })?;
     pb.finish_and_clear();
-    summary(&out, &reports, t0.elapsed().as_secs_f64(), a.json);
+    let qc = out.join(marlin_models::load::checkpoint::QUANT_CONFIG);
+    let calibration = std::fs::read_to_string(&qc)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .map(|v| v["calibration"].clone())
+        .unwrap_or_default();
+    summary(
+        &out,
+        &reports,
+        &calibration,
+        t0.elapsed().as_secs_f64(),
+        a.json,
+    );
     Ok(())
 }
 
 /// Per-layer rows, then totals: bits per weight of the quantized linears and of all weights.
-fn summary(out: &Path, r: &[TensorReport], secs: f64, json: bool) {
+fn summary(out: &Path, r: &[TensorReport], calibration: &serde_json::Value, secs: f64, json: bool) {
     let q: Vec<&TensorReport> = r.iter().filter(|t| t.rel_error.is_some()).collect();
     let bits = |ts: &[&TensorReport]| {
         let p: usize = ts.iter().map(|t| t.params).sum();
@@ -118,7 +126,7 @@ fn summary(out: &Path, r: &[TensorReport], secs: f64, json: bool) {
             "{}",
             serde_json::json!({"out": out.display().to_string(), "seconds": secs,
             "bytes": bytes, "bpw_quantized": bits(&q), "bpw_all": bits(&all),
-            "mean_rel_error": mean_err, "tensors": tensors})
+            "mean_rel_error": mean_err, "calibration": calibration, "tensors": tensors})
         );
         return;
     }
@@ -137,4 +145,12 @@ fn summary(out: &Path, r: &[TensorReport], secs: f64, json: bool) {
         "\n{}: {:.1} MB, {:.3} bits/weight (quantized linears), {:.3} bits/weight (all), mean rel. error {:.3e}, {:.1} s",
         out.display(), bytes as f64 / 1e6, bits(&q), bits(&all), mean_err, secs
     );
+    if let Some(peak) = calibration["peak_hessian_bytes"].as_u64() {
+        let fallback = calibration["rtn_fallback"].as_array().map_or(0, Vec::len);
+        println!(
+            "calibration: {} order, peak Hessians {:.1} MB, {fallback} expert tensors without routed tokens (RTN)",
+            calibration["order"].as_str().unwrap_or("?"),
+            peak as f64 / 1e6
+        );
+    }
 }
