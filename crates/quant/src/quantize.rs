@@ -148,6 +148,12 @@ pub fn quantize(
                     cal.begin_layer(l, &entries)?;
                 }
             }
+            // An expert no calibration token was routed to: RTN, counted.
+            let unrouted = matches!(e.role, Role::Expert(..)) && cal.rows(e.role) == 0;
+            if unrouted && c.target.is_some() && c.method != Method::Rtn {
+                cal.note_rtn_fallback(&e.name);
+                c.method = Method::Rtn;
+            }
         }
         let shape = e.shape();
         let values = e.values()?;
@@ -155,15 +161,7 @@ pub fn quantize(
             Some(f) => {
                 let (rows, cols) = (shape[0], shape[1]);
                 let hess = match job.calibration.as_mut() {
-                    Some(cal) if c.method != Method::Rtn => {
-                        let h = cal.hessian(e.role);
-                        // An expert no calibration token was routed to: RTN, counted.
-                        if h.is_none() && matches!(e.role, Role::Expert(..)) {
-                            cal.note_rtn_fallback(&e.name);
-                            c.method = Method::Rtn;
-                        }
-                        h
-                    }
+                    Some(cal) if c.method != Method::Rtn => cal.hessian(e.role),
                     _ => None,
                 };
                 if hess.is_none() && c.method != Method::Rtn {
