@@ -5,19 +5,14 @@
 //! matrices (`moe_gemv` with the head as the "expert"), `attn_mla` over the latent cache,
 //! `W_UV` per head the same way, then `o_proj` (recorded by the layer).
 
-use marlin_core::rope::RopeMode;
-use marlin_core::QTensor;
-use marlin_gpu::wgpu::Buffer;
-use marlin_gpu::{
-    attn_splits, mla_partial_len, record_attn_mla, record_matmul, record_mla_latent,
-    record_moe_gemv, GpuContext, GpuWeight, MatmulIo, MlaAttnIo, MlaLatentIo, MlaShape, MoeGemvIo,
-    Span, StepEncoder, MLA_HEADS_PER_GROUP,
-};
+mod step;
 
-use super::inputs::StepInputs;
-use super::step::Scratch;
+use std::sync::Mutex;
+
+use marlin_core::QTensor;
+use marlin_gpu::{GpuContext, GpuWeight, PooledBuffer};
+
 use super::upload::{upload_proj, GpuProj, Vectors};
-use super::{GpuKvCache, GpuModel};
 use crate::blocks::MlaWeights;
 use crate::config::ModelConfig;
 use crate::{Error, Result};
@@ -38,6 +33,9 @@ pub(crate) struct GpuMla {
     pub(crate) k_b: GpuWeight,
     /// Every head's `W_UV` stacked, `[H·v, rank]`.
     pub(crate) v_b: GpuWeight,
+    /// The head of every (token, head) slot of the per-head GEMVs (`slot % H`), u32, for
+    /// the most slots a step has needed so far.
+    pub(crate) head_ids: Mutex<Option<(usize, PooledBuffer)>>,
 }
 
 fn gpu_err(name: &str, e: marlin_gpu::Error) -> Error {
@@ -170,6 +168,7 @@ impl GpuMla {
             )?,
             k_b: stack_heads(ctx, &w.k_b, &name("attn_k_b"))?,
             v_b: stack_heads(ctx, &w.v_b, &name("attn_v_b"))?,
+            head_ids: Mutex::new(None),
         })
     }
 
@@ -177,95 +176,5 @@ impl GpuMla {
     pub(crate) fn weights(&self) -> impl Iterator<Item = &GpuWeight> {
         let rest = [&self.q_nope, &self.q_pe, &self.k_b, &self.v_b];
         self.a.parts.iter().chain(rest)
-    }
-}
-
-impl GpuModel {
-    /// Record layer `l`'s MLA over the step's tokens (normed input in `s.xn`); returns the
-    /// buffer holding the per-head outputs (`n × H·v`, the input of `o_proj`).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn record_mla(
-        &self,
-        enc: &mut StepEncoder<'_>,
-        l: usize,
-        m: &GpuMla,
-        inp: &StepInputs,
-        kv: &GpuKvCache,
-        words: &Buffer,
-        cs: &Buffer,
-        s: &Scratch,
-    ) -> Result<Buffer> {
-        let c = &self.config;
-        let mc = c
-            .mla
-            .as_ref()
-            .ok_or_else(|| Error::Config("MLA layer without an MLA config".into()))?;
-        let cache = kv.latent.get(l).ok_or_else(|| {
-            Error::Config("GPU KV cache has no latent rows for this model".into())
-        })?;
-        let (n, h) = (inp.n, c.n_heads);
-        let shape = MlaShape {
-            n_tokens: n,
-            n_heads: h,
-            q_lora: m.q_lora,
-            rank: mc.kv_lora_rank,
-            rope_dim: mc.qk_rope_head_dim,
-            neox: self.rope.mode == RopeMode::Neox,
-            scale: c.attn_scale,
-            eps: mc.lora_norm_eps,
-        };
-        let bytes = |floats: usize| (floats.max(1) * 4) as u64;
-        let a = enc.scratch(bytes(n * m.a.width));
-        self.proj(enc, &m.a, &s.xn, &a, n)?;
-        let cq = enc.scratch(bytes(n * m.q_lora));
-        let io = MlaLatentIo {
-            norms: Span::new(&self.vectors, m.norms),
-            x: &a,
-            cs: Span::whole(cs),
-            slots: Span::new(words, inp.slots_off),
-            cache,
-            cq: &cq,
-        };
-        record_mla_latent(enc, &shape, &io)?;
-        let qx: &Buffer = if m.q_lora > 0 { &cq } else { &s.xn };
-        let q_nope = enc.scratch(bytes(n * m.q_nope.rows));
-        let q_pe = enc.scratch(bytes(n * m.q_pe.rows));
-        record_matmul(enc, &m.q_nope, &MatmulIo::new(qx, &q_nope, n))?;
-        record_matmul(enc, &m.q_pe, &MatmulIo::new(qx, &q_pe, n))?;
-        // Slot t·H + j of the per-head GEMVs uses head j's matrix.
-        let slots = n * h;
-        let ids = enc.scratch(bytes(slots));
-        let head_ids: Vec<u32> = (0..slots).map(|i| (i % h) as u32).collect();
-        self.ctx
-            .queue
-            .write_buffer(&ids, 0, bytemuck::cast_slice(&head_ids));
-        let q_abs = enc.scratch(bytes(slots * shape.rank));
-        let gemv = |x, out, rows| MoeGemvIo {
-            x,
-            x_per_slot: 1,
-            ids: &ids,
-            out,
-            slots,
-            rows_per_expert: rows,
-        };
-        record_moe_gemv(enc, &m.k_b, &gemv(&q_nope, &q_abs, shape.rank))?;
-        let lat = enc.scratch(bytes(slots * shape.rank));
-        // One workgroup per group of heads (they share the latent loads).
-        let groups = h.div_ceil(MLA_HEADS_PER_GROUP);
-        let splits = attn_splits(inp.max_keys, n, groups, self.attn_split_min_keys);
-        let part = (splits > 1).then(|| enc.scratch(bytes(mla_partial_len(&shape, splits))));
-        let io = MlaAttnIo {
-            q_abs: &q_abs,
-            q_pe: &q_pe,
-            cs: Span::whole(cs),
-            cache,
-            meta: Span::new(words, inp.meta_off),
-            part: part.as_ref(),
-            out: Span::whole(&lat),
-        };
-        record_attn_mla(enc, &shape, splits, inp.max_keys.max(1), &io)?;
-        let att = enc.scratch(bytes(slots * mc.v_head_dim));
-        record_moe_gemv(enc, &m.v_b, &gemv(&lat, &att, mc.v_head_dim))?;
-        Ok(att)
     }
 }

@@ -1,0 +1,122 @@
+//! Recording one MLA layer of a GPU step (see the parent module for the dispatches).
+
+use marlin_core::rope::RopeMode;
+use marlin_gpu::wgpu::Buffer;
+use marlin_gpu::{
+    attn_splits, mla_partial_len, record_attn_mla, record_matmul, record_mla_latent,
+    record_moe_gemv, upload_f32, GpuContext, MatmulIo, MlaAttnIo, MlaLatentIo, MlaShape, MoeGemvIo,
+    Span, StepEncoder, MLA_HEADS_PER_GROUP,
+};
+
+use super::super::inputs::StepInputs;
+use super::super::step::Scratch;
+use super::super::{GpuKvCache, GpuModel};
+use super::GpuMla;
+use crate::{Error, Result};
+
+impl GpuMla {
+    /// A buffer of at least `slots` head ids (`i % h`), uploaded once and grown when a
+    /// step needs more (decode steps then upload nothing).
+    fn head_ids(&self, ctx: &GpuContext, slots: usize, h: usize) -> Result<Buffer> {
+        let mut kept = self.head_ids.lock().ok();
+        if let Some(Some((cap, b))) = kept.as_deref() {
+            if *cap >= slots {
+                return Ok(b.buffer().clone());
+            }
+        }
+        let cap = slots.next_power_of_two();
+        let ids: Vec<u32> = (0..cap).map(|i| (i % h.max(1)) as u32).collect();
+        let b = upload_f32(ctx, bytemuck::cast_slice(&ids))?;
+        let out = b.buffer().clone();
+        if let Some(slot) = kept.as_deref_mut() {
+            *slot = Some((cap, b));
+        }
+        Ok(out)
+    }
+}
+
+impl GpuModel {
+    /// Record layer `l`'s MLA over the step's tokens (normed input in `s.xn`); returns the
+    /// buffer holding the per-head outputs (`n × H·v`, the input of `o_proj`).
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::gpu_forward) fn record_mla(
+        &self,
+        enc: &mut StepEncoder<'_>,
+        l: usize,
+        m: &GpuMla,
+        inp: &StepInputs,
+        kv: &GpuKvCache,
+        words: &Buffer,
+        cs: &Buffer,
+        s: &Scratch,
+    ) -> Result<Buffer> {
+        let c = &self.config;
+        let mc = c
+            .mla
+            .as_ref()
+            .ok_or_else(|| Error::Config("MLA layer without an MLA config".into()))?;
+        let cache = kv.latent.get(l).ok_or_else(|| {
+            Error::Config("GPU KV cache has no latent rows for this model".into())
+        })?;
+        let (n, h) = (inp.n, c.n_heads);
+        let shape = MlaShape {
+            n_tokens: n,
+            n_heads: h,
+            q_lora: m.q_lora,
+            rank: mc.kv_lora_rank,
+            rope_dim: mc.qk_rope_head_dim,
+            neox: self.rope.mode == RopeMode::Neox,
+            scale: c.attn_scale,
+            eps: mc.lora_norm_eps,
+        };
+        let bytes = |floats: usize| (floats.max(1) * 4) as u64;
+        let a = enc.scratch(bytes(n * m.a.width));
+        self.proj(enc, &m.a, &s.xn, &a, n)?;
+        let cq = enc.scratch(bytes(n * m.q_lora));
+        let io = MlaLatentIo {
+            norms: Span::new(&self.vectors, m.norms),
+            x: &a,
+            cs: Span::whole(cs),
+            slots: Span::new(words, inp.slots_off),
+            cache,
+            cq: &cq,
+        };
+        record_mla_latent(enc, &shape, &io)?;
+        let qx: &Buffer = if m.q_lora > 0 { &cq } else { &s.xn };
+        let q_nope = enc.scratch(bytes(n * m.q_nope.rows));
+        let q_pe = enc.scratch(bytes(n * m.q_pe.rows));
+        record_matmul(enc, &m.q_nope, &MatmulIo::new(qx, &q_nope, n))?;
+        record_matmul(enc, &m.q_pe, &MatmulIo::new(qx, &q_pe, n))?;
+        // Slot t·H + j of the per-head GEMVs uses head j's matrix.
+        let slots = n * h;
+        let ids = m.head_ids(&self.ctx, slots, h)?;
+        let q_abs = enc.scratch(bytes(slots * shape.rank));
+        let gemv = |x, out, rows| MoeGemvIo {
+            x,
+            x_per_slot: 1,
+            ids: &ids,
+            out,
+            slots,
+            rows_per_expert: rows,
+        };
+        record_moe_gemv(enc, &m.k_b, &gemv(&q_nope, &q_abs, shape.rank))?;
+        let lat = enc.scratch(bytes(slots * shape.rank));
+        // One workgroup per group of heads (they share the latent loads).
+        let groups = h.div_ceil(MLA_HEADS_PER_GROUP);
+        let splits = attn_splits(inp.max_keys, n, groups, self.attn_split_min_keys);
+        let part = (splits > 1).then(|| enc.scratch(bytes(mla_partial_len(&shape, splits))));
+        let io = MlaAttnIo {
+            q_abs: &q_abs,
+            q_pe: &q_pe,
+            cs: Span::whole(cs),
+            cache,
+            meta: Span::new(words, inp.meta_off),
+            part: part.as_ref(),
+            out: Span::whole(&lat),
+        };
+        record_attn_mla(enc, &shape, splits, inp.max_keys.max(1), &io)?;
+        let att = enc.scratch(bytes(slots * mc.v_head_dim));
+        record_moe_gemv(enc, &m.v_b, &gemv(&lat, &att, mc.v_head_dim))?;
+        Ok(att)
+    }
+}
