@@ -35,9 +35,38 @@ fn head(model: &Model, h: &[f32]) -> Vec<f32> {
     out
 }
 
+/// Runs every layer of `m` unquantized over two windows and compares the logits with
+/// `Model::forward` on the same windows: max |Δ| within `rel` of the largest logit, and the
+/// logits NMSE.
+fn check_forward(name: &str, m: &Model, rel: f32, max_nmse: f64) {
+    let (windows, seq) = (2, 12);
+    let t = text(m, windows, seq);
+    let es = entries(m).unwrap();
+    let mut cal = Calibrator::new(m, &t).unwrap().one_pass(true);
+    for l in 0..m.config.n_layers {
+        cal.begin_layer(l, &es).unwrap();
+        cal.end_layer().unwrap();
+    }
+    let got = head(m, cal.hidden());
+    let mut want = Vec::new();
+    for w in 0..windows {
+        want.extend(logits(m, &t.tokens[w * seq..(w + 1) * seq]));
+    }
+    assert_eq!(got.len(), want.len(), "{name}");
+    let scale = want.iter().fold(1f32, |a, x| a.max(x.abs()));
+    let worst = got
+        .iter()
+        .zip(&want)
+        .fold(0f32, |a, (g, w)| a.max((g - w).abs()));
+    let e = nmse(&want, &got);
+    eprintln!("{name}: max |Δ logit| {worst:e} (scale {scale}), NMSE {e:e}");
+    assert!(worst <= rel * scale, "{name}: max |Δ| {worst}");
+    assert!(e <= max_nmse, "{name}: NMSE {e}");
+}
+
 #[test]
 fn calibration_forward_matches_the_model_forward() {
-    for name in [
+    let names = [
         "llama",
         "qwen2",
         "qwen3",
@@ -45,30 +74,21 @@ fn calibration_forward_matches_the_model_forward() {
         "glm4_moe_lite",
         "deepseek_v3",
         "qwen3_moe",
-    ] {
-        let m = load(&tiny(name));
-        let (windows, seq) = (2, 12);
-        let t = text(&m, windows, seq);
-        let es = entries(&m).unwrap();
-        let mut cal = Calibrator::new(&m, &t).unwrap().one_pass(true);
-        for l in 0..m.config.n_layers {
-            cal.begin_layer(l, &es).unwrap();
-            cal.end_layer().unwrap();
-        }
-        let got = head(&m, cal.hidden());
-        let mut want = Vec::new();
-        for w in 0..windows {
-            want.extend(logits(&m, &t.tokens[w * seq..(w + 1) * seq]));
-        }
-        assert_eq!(got.len(), want.len(), "{name}");
-        let scale = want.iter().fold(1f32, |a, x| a.max(x.abs()));
-        let worst = got
-            .iter()
-            .zip(&want)
-            .fold(0f32, |a, (g, w)| a.max((g - w).abs()));
-        eprintln!("{name}: max |Δ logit| {worst:e} (scale {scale})");
-        assert!(worst <= 2e-3 * scale, "{name}: max |Δ| {worst}");
+    ];
+    for name in names {
+        check_forward(name, &load(&tiny(name)), 2e-3, 1e-6);
     }
+}
+
+/// A GGUF llama keeps llama.cpp's interleaved Q/K rows; the calibration forward runs on the
+/// exported (HF half-split) rows with NEOX rotary, and must agree. Those Q/K rows run as F32
+/// with f32 activations where the model runs Q4_1 against 8-bit activations: measured max
+/// |Δ| 1.1 of 32 (3.5%), NMSE 7.4e-4 (wrong rotary pairing would be NMSE ~1).
+#[test]
+fn calibration_forward_matches_on_a_gguf_llama() {
+    let path = marlin_models::source::resolve_model("default")
+        .unwrap_or_else(|e| panic!("{e} (run scripts/fetch-models.sh)"));
+    check_forward("smollm2 gguf", &load(&path), 0.06, 3e-3);
 }
 
 fn job_plan(format: &str, method: Method) -> PlanOptions {
