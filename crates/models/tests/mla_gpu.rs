@@ -304,3 +304,13 @@ fn copied_latent_block_decodes_like_the_original() {
         "block outside the cache"
     );
 }
+
+/// MLA dims the kernels cannot take are refused when the model is uploaded, not mid-step.
+#[test]
+fn unsupported_mla_dims_are_refused_at_upload() {
+    let Some(ctx) = gpu_ctx() else { return };
+    let mut model = load(&tiny("glm4_moe_lite"));
+    model.config.mla.as_mut().unwrap().kv_lora_rank = 33;
+    let err = GpuModel::new(ctx, &model).err().expect("odd rank refused");
+    assert!(err.to_string().contains("kv_lora_rank"), "{err}");
+}

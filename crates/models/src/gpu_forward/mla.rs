@@ -10,7 +10,7 @@ mod step;
 use std::sync::Mutex;
 
 use marlin_core::QTensor;
-use marlin_gpu::{GpuContext, GpuWeight, PooledBuffer};
+use marlin_gpu::{GpuContext, GpuWeight, PooledBuffer, MLA_MAX_RANK, MLA_MAX_WIDTH};
 
 use super::upload::{upload_proj, GpuProj, Vectors};
 use crate::blocks::MlaWeights;
@@ -112,6 +112,13 @@ impl GpuMla {
             .ok_or_else(|| Error::Config(format!("layer {i} is MLA but the config is not")))?;
         let name = |s: &str| format!("blk.{i}.{s}");
         let (h, nope, rd) = (cfg.n_heads, m.qk_nope_head_dim, m.qk_rope_head_dim);
+        let r = m.kv_lora_rank;
+        if !r.is_multiple_of(2) || r > MLA_MAX_RANK || r + rd > MLA_MAX_WIDTH {
+            return Err(Error::Unsupported(format!(
+                "GPU MLA needs an even kv_lora_rank ≤ {MLA_MAX_RANK} and kv_lora_rank + rope ≤ \
+                 {MLA_MAX_WIDTH}, got {r} + {rd}"
+            )));
+        }
         if w.q_b.bias.is_some()
             || w.kv_a.bias.is_some()
             || w.q_a.as_ref().is_some_and(|l| l.bias.is_some())
