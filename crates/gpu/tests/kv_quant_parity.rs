@@ -289,3 +289,34 @@ fn quantized_kv_attention_matches_the_cpu_and_f32_kv() {
         }
     }
 }
+
+#[test]
+fn bad_quantized_writes_are_errors() {
+    let Some(ctx) = testkit::ctx() else { return };
+    let (n_kv, hd) = (2, 8);
+    // Room for one slot of codes without the two scale words.
+    let small = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 16,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let big = upload_f32(ctx, &[0.0; 64]).expect("big");
+    let io = |cache| KvWriteIo {
+        k: Span::whole(&big),
+        v: Span::whole(&big),
+        src_stride: n_kv * hd,
+        slots: Span::whole(&big),
+        k_cache: cache,
+        v_cache: cache,
+    };
+    let mut enc = StepEncoder::new(ctx, "t");
+    for (dt, _) in DTYPES {
+        assert_eq!(dt.slot_words(n_kv, hd), 6, "{dt:?}");
+        assert!(record_kv_write_heads(&mut enc, &io(&big), dt, 1, n_kv, hd).is_ok());
+        let r = record_kv_write_heads(&mut enc, &io(&small), dt, 1, n_kv, hd);
+        assert!(r.is_err(), "{dt:?}: cache without scale room");
+        let r = record_kv_write_heads(&mut enc, &io(&big), dt, 1, 4, 5);
+        assert!(r.is_err(), "{dt:?}: odd head_dim");
+    }
+}
