@@ -80,6 +80,18 @@ fn bad_shapes_are_errors() {
 #[ignore]
 fn bench_gemv_4096() {
     let (n, k) = (4096, 4096);
+    for base in ["q4_0", "fp4_g128"] {
+        let f = QuantFormat::from_name(base).unwrap();
+        let w = quantized(f, n, k, 9);
+        let x = gaussian(k, 3);
+        let mut out = vec![0f32; n];
+        let t = std::time::Instant::now();
+        for _ in 0..20 {
+            matmul(&w, &x, 1, &mut out).unwrap();
+        }
+        let s = t.elapsed().as_secs_f64() / 20.0;
+        println!("{base}: {:.2} ms", s * 1e3);
+    }
     for f in TrellisFormat::all() {
         let w = random_trellis(f, n, k, 9);
         let x = gaussian(k, 3);

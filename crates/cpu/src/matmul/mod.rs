@@ -101,7 +101,8 @@ pub fn matmul_with(
     }
 }
 
-/// Whether `format` has a dedicated kernel on `isa` (otherwise it runs the slow fallback).
+/// Whether `format` has a dedicated int8/float tile kernel on `isa` (otherwise it runs the
+/// dequantize-row fallback). Trellis answers false: it has its own f32-activation path.
 pub fn has_fast_kernel(isa: Isa, format: QuantFormat) -> bool {
     kernel_for(isa, format).is_some()
 }

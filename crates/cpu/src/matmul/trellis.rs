@@ -7,7 +7,7 @@ use marlin_core::hadamard::rotate;
 use marlin_core::TrellisFormat;
 use rayon::prelude::*;
 
-use super::trellis_decode::{strip, Job, Scratch};
+use super::trellis_decode::{strip, x_order, Job, Scratch};
 use super::Isa;
 use crate::{Error, Result};
 
@@ -55,6 +55,12 @@ pub(super) fn run(
         }
     }
     rotate(&mut xs, had_block(k))?;
+    if let Some(order) = x_order(isa, format.codebook) {
+        for c in xs.chunks_exact_mut(8) {
+            let v: [f32; 8] = std::array::from_fn(|i| c[order[i]]);
+            c.copy_from_slice(&v);
+        }
+    }
     let job = Job {
         bytes: &bytes[..lay.suh_at],
         tiles_k: lay.tiles_k,

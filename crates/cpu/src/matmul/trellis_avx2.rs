@@ -1,6 +1,8 @@
-//! AVX2 trellis strip: eight states per u64 window (two variable 64-bit shifts, a blend and
-//! a permute), eight codebook values per vector, FMA against the prepared activations.
-//! Bit-exact values with the scalar decode (same integer ops; MUL1 as sub then mul).
+//! AVX2 trellis strip: eight states per u64 window (two variable 64-bit shifts and a blend),
+//! eight codebook values per vector (F16C for the f16 halves), FMA against the prepared
+//! activations. Lanes hold the group's positions in the order [`lane_order`]; the caller
+//! permutes every 8 activations the same way, so no shuffle runs per weight. Values are
+//! bit-exact with the scalar decode (same integer ops; MUL1 as sub then mul).
 
 use std::arch::x86_64::*;
 
@@ -8,28 +10,21 @@ use marlin_core::formats::trellis_code::{
     HALVES_MASK, HALVES_XOR, INST3_ADD, INST3_MUL, MCG_MUL, MUL1_MUL, MUL1_SCALE, TILE,
 };
 
-use super::trellis_decode::{fill_be, window, Job, BE, INST3, MCG, TOKEN_CHUNK};
+use super::trellis_decode::{fill_be, window, Job, BE, INST3, MCG, MUL1, TOKEN_CHUNK};
 
-/// f32 of the two f16 halves of each lane (normal f16s, see the scalar `f16_bits`), summed.
+/// Sum of the two f16 halves of each lane, by F16C; lanes come out in the order
+/// `[0, 1, 4, 5, 2, 3, 6, 7]` (`hadd` of the low and high 128-bit halves).
 #[inline]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn f16_pair(h: __m256i) -> __m256 {
-    let m = _mm256_set1_epi32(0x7FFF);
-    let bias = _mm256_set1_epi32(0x3800_0000);
-    let sign = _mm256_set1_epi32(i32::MIN);
-    let hi_mag = _mm256_slli_epi32::<13>(_mm256_and_si256(_mm256_srli_epi32::<16>(h), m));
-    let hi = _mm256_or_si256(_mm256_and_si256(h, sign), _mm256_add_epi32(hi_mag, bias));
-    let lo_mag = _mm256_slli_epi32::<13>(_mm256_and_si256(h, m));
-    let lo = _mm256_or_si256(
-        _mm256_and_si256(_mm256_slli_epi32::<16>(h), sign),
-        _mm256_add_epi32(lo_mag, bias),
-    );
-    _mm256_add_ps(_mm256_castsi256_ps(hi), _mm256_castsi256_ps(lo))
+    let a = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
+    let b = _mm256_cvtph_ps(_mm256_extracti128_si256::<1>(h));
+    _mm256_hadd_ps(a, b)
 }
 
 /// Codebook `CB` values of eight states.
 #[inline]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn values8<const CB: u8>(s: __m256i) -> __m256 {
     let halves = |p: __m256i| {
         let h = _mm256_xor_si256(
@@ -61,9 +56,19 @@ fn values8<const CB: u8>(s: __m256i) -> __m256 {
     }
 }
 
-/// The eight states of window `w` (positions 8j..8j+8) in lane order.
+/// Positions (within a group of 8) held by the value lanes of codebook `CB`: states come
+/// as `[0, 4, 1, 5, 2, 6, 3, 7]`, and 3INST/MCG's `hadd` reorders lanes once more.
+pub(super) fn lane_order(cb: u8) -> [usize; 8] {
+    if cb == MUL1 {
+        [0, 4, 1, 5, 2, 6, 3, 7]
+    } else {
+        [0, 4, 2, 6, 1, 5, 3, 7]
+    }
+}
+
+/// The eight states of window `w` (positions 8j..8j+8), lanes `[0, 4, 1, 5, 2, 6, 3, 7]`.
 #[inline]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn states8<const K: usize>(w: u64) -> __m256i {
     let k = K as i64;
     let wv = _mm256_set1_epi64x(w as i64);
@@ -75,15 +80,14 @@ fn states8<const K: usize>(w: u64) -> __m256i {
         wv,
         _mm256_setr_epi64x(48 - 5 * k, 48 - 6 * k, 48 - 7 * k, 48 - 8 * k),
     );
-    // [s0, s4, s1, s5, s2, s6, s3, s7] in the low 32 bits of each pair, then in order.
+    // [s0, s4, s1, s5, s2, s6, s3, s7]: lo's lanes in the low halves, hi's in the high.
     let mixed = _mm256_blend_epi32::<0b1010_1010>(lo, _mm256_slli_epi64::<32>(hi));
-    let ord = _mm256_permutevar8x32_epi32(mixed, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
-    _mm256_and_si256(ord, _mm256_set1_epi32(0xFFFF))
+    _mm256_and_si256(mixed, _mm256_set1_epi32(0xFFFF))
 }
 
 /// Horizontal sum of eight lanes.
 #[inline]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn hsum(v: __m256) -> f32 {
     let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -94,8 +98,9 @@ fn hsum(v: __m256) -> f32 {
 /// Rows `16·tn..16·tn+16` of `Q · xs` for every token into `out` (`n_tokens × 16`).
 ///
 /// # Safety
-/// The CPU has AVX2 and FMA; `job` was validated (tiles and activations in bounds).
-#[target_feature(enable = "avx2,fma")]
+/// The CPU has AVX2, FMA and F16C; `job` was validated (tiles and activations in bounds)
+/// and its activations are permuted by [`lane_order`] within every 8.
+#[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn strip<const K: usize, const CB: u8>(job: &Job, tn: usize, out: &mut [f32]) {
     let mut be = [0u8; BE];
     let mut q = [_mm256_setzero_ps(); TILE / 8];
@@ -134,5 +139,45 @@ pub(super) unsafe fn strip<const K: usize, const CB: u8>(job: &Job, tn: usize, o
             }
         }
         t0 += nt;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use marlin_core::formats::trellis::decode_value;
+    use marlin_core::Codebook;
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn check_values<const CB: u8>(cb: Codebook) {
+        // Value lane j holds input lane HADD[j] (3INST/MCG) or lane j (MUL1).
+        const HADD: [usize; 8] = [0, 1, 4, 5, 2, 3, 6, 7];
+        for base in (0..=u16::MAX as i32).step_by(8) {
+            let lanes: [i32; 8] = std::array::from_fn(|i| base + i as i32);
+            let s = _mm256_setr_epi32(
+                lanes[0], lanes[1], lanes[2], lanes[3], lanes[4], lanes[5], lanes[6], lanes[7],
+            );
+            let mut got = [0f32; 8];
+            // SAFETY: `got` holds 8 floats.
+            unsafe { _mm256_storeu_ps(got.as_mut_ptr(), values8::<CB>(s)) };
+            for (j, v) in got.iter().enumerate() {
+                let lane = if CB == MUL1 { j } else { HADD[j] };
+                let want = decode_value(cb, lanes[lane] as u16);
+                assert_eq!(v.to_bits(), want.to_bits(), "{cb} state {}", lanes[lane]);
+            }
+        }
+    }
+
+    #[test]
+    fn avx2_values_are_bit_exact_for_every_state() {
+        if !crate::matmul::Isa::Avx2.is_available() {
+            return;
+        }
+        // SAFETY: AVX2, FMA and F16C are present (checked above).
+        unsafe {
+            check_values::<INST3>(Codebook::Inst3);
+            check_values::<MCG>(Codebook::Mcg);
+            check_values::<MUL1>(Codebook::Mul1);
+        }
     }
 }

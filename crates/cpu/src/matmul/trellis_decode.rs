@@ -180,7 +180,8 @@ fn strip_k<const K: usize, const CB: u8>(
 ) {
     #[cfg(target_arch = "x86_64")]
     if isa != Isa::Scalar {
-        // SAFETY: non-scalar families are only selectable where AVX2 and FMA exist.
+        // SAFETY: non-scalar families are only selectable where AVX2, FMA and F16C exist;
+        // the caller permuted the activations for this path (`x_order`).
         unsafe { super::trellis_avx2::strip::<K, CB>(job, tn, out) };
         return;
     }
@@ -201,6 +202,20 @@ fn strip_cb<const K: usize>(
         Codebook::Mcg => strip_k::<K, MCG>(isa, job, tn, out, scr),
         Codebook::Mul1 => strip_k::<K, MUL1>(isa, job, tn, out, scr),
     }
+}
+
+/// The order activations must be in, within every 8, for `isa` and `cb` (`None`: as is).
+pub(super) fn x_order(isa: Isa, cb: Codebook) -> Option<[usize; 8]> {
+    #[cfg(target_arch = "x86_64")]
+    if isa != Isa::Scalar {
+        let id = match cb {
+            Codebook::Mul1 => MUL1,
+            _ => INST3,
+        };
+        return Some(super::trellis_avx2::lane_order(id));
+    }
+    let _ = (isa, cb);
+    None
 }
 
 /// Compute strip `tn` (16 output rows, every token) with `bits` ∈ {2, 3, 4} (checked by the
