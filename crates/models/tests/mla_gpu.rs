@@ -314,3 +314,44 @@ fn unsupported_mla_dims_are_refused_at_upload() {
     let err = GpuModel::new(ctx, &model).err().expect("odd rank refused");
     assert!(err.to_string().contains("kv_lora_rank"), "{err}");
 }
+
+/// A step of `a` (table `ta`) and `b` (table `tb`) from positions `pa` / `pb`, every row.
+fn pair<'a>(
+    a: &'a [u32],
+    pa: usize,
+    ta: &'a [u32],
+    b: &'a [u32],
+    pb: usize,
+    tb: &'a [u32],
+) -> [SeqInput<'a>; 2] {
+    let seq = |tokens, start_pos, block_table| SeqInput {
+        tokens,
+        start_pos,
+        block_table,
+        logits: LogitsRequest::All,
+    };
+    [seq(a, pa, ta), seq(b, pb, tb)]
+}
+
+/// Two sequences of different lengths in one step (own block tables), prompt then a joint
+/// decode step, against the CPU on the same batch.
+#[test]
+fn batched_sequences_in_one_gpu_step_match_cpu() {
+    let Some(ctx) = gpu_ctx() else { return };
+    let model = load(&tiny("glm4_moe_lite"));
+    let gpu = GpuModel::new(ctx, &model).unwrap();
+    let a: Vec<u32> = (0..21).map(|i| (i * 31 + 5) % 320).collect();
+    let b: Vec<u32> = (0..9).map(|i| (i * 17 + 2) % 320).collect();
+    let (ta, tb) = ([3u32, 0], [2u32]);
+    let gkv = GpuKvCache::new(&gpu, 4).unwrap();
+    let mut kv = KvCache::new(&model.config, 4);
+    let v = model.config.vocab;
+    for (at, bt) in [((0, 20), (0, 8)), ((20, 21), (8, 9))] {
+        let step = pair(&a[at.0..at.1], at.0, &ta, &b[bt.0..bt.1], bt.0, &tb);
+        let want = model.forward(&step, &mut kv).unwrap().data;
+        let got = gpu.forward(&step, &gkv).unwrap().data;
+        assert_eq!(got.len(), want.len());
+        let e = nmse(&rows(&got, v), &rows(&want, v));
+        assert!(e < 1e-8, "batched step from {at:?} / {bt:?}: nmse {e:e}");
+    }
+}
