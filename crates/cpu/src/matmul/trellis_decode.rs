@@ -30,22 +30,16 @@ pub(super) struct Job<'a> {
     pub tile_bytes: usize,
     /// Inputs per token.
     pub k: usize,
-    /// Prepared activations `H_k(suh ⊙ x)`, `n_tokens × k`.
+    /// Prepared activations `H_k(suh ⊙ x)`, `n_tokens × k`, permuted within every 8 by
+    /// [`x_order`].
     pub xs: &'a [f32],
     pub n_tokens: usize,
 }
 
-/// Per-task scratch (accumulators for a token chunk).
+/// Per-task scratch of the scalar path (accumulators for a token chunk, sized on first use).
+#[derive(Default)]
 pub(super) struct Scratch {
-    pub(super) acc: Vec<f32>,
-}
-
-impl Default for Scratch {
-    fn default() -> Self {
-        Self {
-            acc: vec![0.0; TOKEN_CHUNK * TILE],
-        }
-    }
+    acc: Vec<f32>,
 }
 
 /// f32 bits of the normal f16 `h` (low 16 bits; exponent known to be non-zero, non-max).
@@ -140,6 +134,7 @@ fn strip_scalar<const K: usize, const CB: u8>(
     scr: &mut Scratch,
 ) {
     let mut q = [0f32; TILE];
+    scr.acc.resize(TOKEN_CHUNK * TILE, 0.0);
     let mut t0 = 0;
     while t0 < job.n_tokens {
         let nt = (job.n_tokens - t0).min(TOKEN_CHUNK);
