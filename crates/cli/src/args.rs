@@ -301,10 +301,17 @@ pub struct QuantizeArgs {
     /// New output folder.
     #[arg(long)]
     pub out: PathBuf,
-    /// fp4, mxfp4, nvfp4, int8, int4, int3, int2 (add `z` for zero points: int4z), fp8, or a
-    /// full format name such as fp4_g64.
+    /// fp4, mxfp4, nvfp4, int8, int4, int3, int2 (add `z` for zero points: int4z), fp8,
+    /// trellis (with --bits, --codebook), or a full format name such as fp4_g64 or
+    /// trellis3_mcg.
     #[arg(long, default_value = "fp4")]
     pub format: String,
+    /// Trellis bits per weight: 2, 3 or 4 (with --format trellis; default 3).
+    #[arg(long)]
+    pub bits: Option<u32>,
+    /// Trellis codebook: inst3, mcg or mul1 (default: the format name's, else the default).
+    #[arg(long)]
+    pub codebook: Option<String>,
     /// rtn, gptq or mr-gptq (GPTQ methods need --calibration).
     #[arg(long, default_value = "rtn")]
     pub method: String,

@@ -77,7 +77,7 @@ pub fn parse_format(s: &str, group: usize) -> Result<Target> {
     let g = Group::from_size(group)
         .ok_or_else(|| Error::Invalid(format!("group size {group} (32, 64, 128, 256)")))?;
     let s = s.to_ascii_lowercase();
-    if let Some(f) = QuantFormat::from_name(&s).filter(|f| f.is_marlin()) {
+    if let Some(f) = QuantFormat::from_name(&s).filter(|f| f.is_marlin() || f.is_trellis()) {
         return Ok(Some(f));
     }
     Ok(Some(match s.as_str() {
@@ -206,7 +206,8 @@ pub fn choose(o: &PlanOptions, name: &str, role: Role, cols: usize) -> TensorCho
         }
     }
     // A format that cannot tile the row stays float.
-    let target = target.filter(|f| f.row_bytes(cols).is_ok());
+    // (Trellis needs whole 16×16 tiles: checked with the shape by `trellis::hook::fit`.)
+    let target = target.filter(|f| f.is_trellis() || f.row_bytes(cols).is_ok());
     // Embeddings have no calibration inputs: RTN.
     let method = if role.is_block_linear() {
         o.method

@@ -22,6 +22,7 @@ use crate::gptq::{gptq, output_error, GptqConfig};
 use crate::layerwise::Calibrator;
 use crate::plan::{choose, Method, PlanOptions, TensorChoice};
 use crate::st_writer::{FolderWriter, PlannedTensor, DEFAULT_SHARD_BYTES};
+use crate::trellis;
 use crate::{Error, Result};
 
 /// One written tensor, for the summary table.
@@ -37,6 +38,8 @@ pub struct TensorReport {
     pub bytes: usize,
     /// Relative output error (with calibration) or weight error.
     pub rel_error: Option<f64>,
+    /// Why the tensor did not get the planned format (e.g. a trellis fallback).
+    pub note: Option<String>,
 }
 
 /// Rotate every row of `m` (`rows × cols`) by the block Hadamard.
@@ -127,9 +130,15 @@ pub fn quantize(
 ) -> Result<(PathBuf, Vec<TensorReport>)> {
     let model = job.model;
     let entries = export::entries(model)?;
+    let mut notes = Vec::with_capacity(entries.len());
     let choices: Vec<TensorChoice> = entries
         .iter()
-        .map(|e| choose(&job.plan, &e.name, e.role, *e.shape().last().unwrap_or(&0)))
+        .map(|e| {
+            let c = choose(&job.plan, &e.name, e.role, *e.shape().last().unwrap_or(&0));
+            let (c, note) = trellis::hook::fit(c, e.role, &e.shape());
+            notes.push(note);
+            c
+        })
         .collect();
     let plan = entries
         .iter()
@@ -157,21 +166,35 @@ pub fn quantize(
         }
         let shape = e.shape();
         let values = e.values()?;
+        let mut method = if c.target.is_some() {
+            c.method.name()
+        } else {
+            "-"
+        };
         let (bytes, format, err) = match c.target {
             Some(f) => {
                 let (rows, cols) = (shape[0], shape[1]);
                 let hess = match job.calibration.as_mut() {
-                    Some(cal) if c.method != Method::Rtn => cal.hessian(e.role),
+                    Some(cal) if c.method != Method::Rtn || f.is_trellis() => cal.hessian(e.role),
                     _ => None,
                 };
-                if hess.is_none() && c.method != Method::Rtn {
+                if hess.is_none() && c.method != Method::Rtn && !f.is_trellis() {
                     return Err(Error::Invalid(format!(
                         "{} needs calibration Hessians for `{}` (pass --calibration)",
                         c.method.name(),
                         e.name
                     )));
                 }
-                let (b, err) = quantize_matrix(f, &c, values, rows, cols, hess)?;
+                let (b, err) = match f {
+                    QuantFormat::Trellis(t) => {
+                        let h = hess.as_deref();
+                        let (b, err, m) =
+                            trellis::hook::quantize_tensor(t, &e.name, &values, rows, cols, h)?;
+                        method = m;
+                        (b, err)
+                    }
+                    _ => quantize_matrix(f, &c, values, rows, cols, hess)?,
+                };
                 if let Some(cal) = job.calibration.as_mut() {
                     let data = TensorData::Owned(Arc::new(b.clone()));
                     let t = QTensor::new(f, vec![rows, cols], data)?.with_hadamard(c.hadamard)?;
@@ -186,7 +209,7 @@ pub fn quantize(
                         zeros: matches!(f, QuantFormat::Int(i) if i.zeros),
                         hadamard: c.hadamard,
                         shape: [rows, cols],
-                        method: c.method.name().into(),
+                        method: method.into(),
                         rel_error: Some(err),
                     },
                 );
@@ -200,15 +223,12 @@ pub fn quantize(
             name: e.name.clone(),
             layer: e.layer,
             format,
-            method: if c.target.is_some() {
-                c.method.name()
-            } else {
-                "-"
-            },
+            method,
             hadamard: c.hadamard,
             params: shape.iter().product(),
             bytes: bytes.len(),
             rel_error: err,
+            note: notes[i].take(),
         });
         progress(i + 1, entries.len(), &e.name);
     }
@@ -245,6 +265,16 @@ pub fn quantize(
 fn planned(e: &Entry<'_>, target: Option<QuantFormat>) -> Result<PlannedTensor> {
     let shape = e.shape();
     Ok(match target {
+        // Trellis tiles span 16 rows: the whole matrix as one byte vector.
+        Some(f) if f.is_trellis() => {
+            let nbytes = marlin_core::QTensor::nbytes_for(f, &shape)?;
+            PlannedTensor {
+                name: e.name.clone(),
+                dtype: "U8",
+                shape: vec![nbytes],
+                nbytes,
+            }
+        }
         Some(f) => {
             let rb = f.row_bytes(shape[1])?;
             PlannedTensor {

@@ -10,6 +10,7 @@ use marlin_models::Model;
 use marlin_quant::layerwise::{CalibrationText, Calibrator};
 use marlin_quant::plan::{parse_format, Method, Override, PlanOptions, Preset};
 use marlin_quant::quantize::{quantize, QuantizeJob, TensorReport};
+use marlin_quant::trellis::hook::parse_trellis;
 
 use crate::args::QuantizeArgs;
 use crate::common::{init_threads, progress_bar};
@@ -19,8 +20,14 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     if a.device != "cpu" {
         bail!("--device {}: calibration runs on the cpu only", a.device);
     }
-    let format = parse_format(&a.format, a.group_size)?
-        .with_context(|| format!("--format {} keeps weights in float", a.format))?;
+    let format = match parse_trellis(&a.format, a.bits, a.codebook.as_deref())? {
+        Some(f) => f,
+        None if a.bits.is_some() || a.codebook.is_some() => {
+            bail!("--bits and --codebook go with --format trellis")
+        }
+        None => parse_format(&a.format, a.group_size)?
+            .with_context(|| format!("--format {} keeps weights in float", a.format))?,
+    };
     let method = Method::parse(&a.method)?;
     let preset = a
         .mixed_precision
@@ -42,7 +49,8 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         pb.set_position(d as u64);
     })?);
     let calibration = match &a.calibration {
-        Some(file) if method != Method::Rtn => {
+        // Trellis uses the Hessians whenever there is calibration (LDLQ; else plain Viterbi).
+        Some(file) if method != Method::Rtn || format.is_trellis() => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let ids = model.tokenizer.encode(&text, false)?;
@@ -119,7 +127,8 @@ fn summary(out: &Path, r: &[TensorReport], calibration: &serde_json::Value, secs
             .iter()
             .map(|t| {
                 serde_json::json!({"name": t.name, "format": t.format, "method": t.method,
-                "hadamard": t.hadamard, "bytes": t.bytes, "rel_error": t.rel_error})
+                "hadamard": t.hadamard, "bytes": t.bytes, "rel_error": t.rel_error,
+                "note": t.note})
             })
             .collect();
         println!(
@@ -145,6 +154,13 @@ fn summary(out: &Path, r: &[TensorReport], calibration: &serde_json::Value, secs
         "\n{}: {:.1} MB, {:.3} bits/weight (quantized linears), {:.3} bits/weight (all), mean rel. error {:.3e}, {:.1} s",
         out.display(), bytes as f64 / 1e6, bits(&q), bits(&all), mean_err, secs
     );
+    for t in r.iter().filter(|t| t.note.is_some()) {
+        println!(
+            "note: {}: {}",
+            t.name,
+            t.note.as_deref().unwrap_or_default()
+        );
+    }
     if let Some(peak) = calibration["peak_hessian_bytes"].as_u64() {
         let fallback = calibration["rtn_fallback"].as_array().map_or(0, Vec::len);
         println!(

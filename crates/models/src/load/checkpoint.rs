@@ -2,8 +2,10 @@
 //! index, tokenizer files) plus `quantization_config.json`. A quantized tensor is stored
 //! under its usual name as `U8 [rows, row_bytes]` holding the packed rows of its format; the
 //! config names every quantized tensor's format, bits, group, zero points, rotation and
-//! method. Unlisted tensors are plain F32/F16/BF16. The reader checks every entry against
-//! the format's geometry and the stored bytes and refuses inconsistent files.
+//! method. Trellis tensors are whole matrices (tiles span 16 rows): `U8 [nbytes]` in the
+//! layout of `formats::trellis`. Unlisted tensors are plain F32/F16/BF16. The reader checks
+//! every entry against the format's geometry and the stored bytes and refuses inconsistent
+//! files.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -37,7 +39,7 @@ pub struct TensorQuant {
     pub hadamard: usize,
     /// Logical shape `[out, in]`.
     pub shape: [usize; 2],
-    /// `rtn`, `gptq` or `mr-gptq`.
+    /// `rtn`, `gptq` or `mr-gptq`; trellis: `ldlq` or `viterbi`.
     pub method: String,
     /// Relative output error measured by the quantizer (‖ΔW·X‖² / ‖W·X‖², or weight error
     /// without calibration).
@@ -104,7 +106,11 @@ impl TensorQuant {
         if rows == 0 || cols == 0 {
             return Err(bad(name, format!("empty shape {:?}", self.shape)));
         }
-        f.row_bytes(cols).map_err(|e| bad(name, e))?;
+        match f {
+            QuantFormat::Trellis(t) => formats::trellis::layout(t, rows, cols).map(|_| 0),
+            _ => f.row_bytes(cols),
+        }
+        .map_err(|e| bad(name, e))?;
         if self.hadamard != 0
             && (!hadamard::valid_block(self.hadamard) || !cols.is_multiple_of(self.hadamard))
         {
@@ -116,7 +122,12 @@ impl TensorQuant {
                 ),
             ));
         }
-        if !["rtn", "gptq", "mr-gptq"].contains(&self.method.as_str()) {
+        let methods: &[&str] = if f.is_trellis() {
+            &["ldlq", "viterbi"]
+        } else {
+            &["rtn", "gptq", "mr-gptq"]
+        };
+        if !methods.contains(&self.method.as_str()) {
             return Err(bad(name, format!("unknown method `{}`", self.method)));
         }
         Ok(f)
@@ -176,12 +187,15 @@ impl Checkpoint {
         }
         let raw = self.hf.raw_tensor(name)?;
         let [rows, cols] = q.shape;
-        let rb = f.row_bytes(cols)?;
-        if raw.dtype != Dtype::U8 || raw.shape != [rows, rb] {
+        let want = match f {
+            QuantFormat::Trellis(_) => vec![QTensor::nbytes_for(f, &q.shape)?],
+            _ => vec![rows, f.row_bytes(cols)?],
+        };
+        if raw.dtype != Dtype::U8 || raw.shape != want {
             return Err(bad(
                 name,
                 format!(
-                    "{f} {:?} must be stored as U8 [{rows}, {rb}], found {:?} {:?}",
+                    "{f} {:?} must be stored as U8 {want:?}, found {:?} {:?}",
                     q.shape, raw.dtype, raw.shape
                 ),
             ));

@@ -7,6 +7,7 @@ use marlin_core::formats::trellis::{dequantize, layout};
 use marlin_core::{Codebook, Group, IntBits, IntFormat, QuantFormat, TrellisFormat};
 
 use super::{quantize_matrix, TrellisOptions};
+use crate::export::Role;
 use crate::gptq::output_error;
 use crate::plan::TensorChoice;
 use crate::{Error, Result};
@@ -60,12 +61,21 @@ fn fallback(cols: usize) -> Option<QuantFormat> {
 }
 
 /// Adjust a planned choice for trellis: no extra rotation (the format has its own), and
-/// the fallback (with a note for the summary) where the shape does not tile.
-pub fn fit(choice: TensorChoice, rows: usize, cols: usize) -> (TensorChoice, Option<String>) {
+/// the fallback (with a note for the summary) where the tensor cannot be trellis: a shape
+/// that is not 16×16 tiles, or an embedding (looked up by row; trellis has no rows).
+pub fn fit(choice: TensorChoice, role: Role, shape: &[usize]) -> (TensorChoice, Option<String>) {
     let Some(QuantFormat::Trellis(t)) = choice.target else {
         return (choice, None);
     };
-    if layout(t, rows, cols).is_ok() {
+    let (rows, cols) = match shape {
+        [r, c] => (*r, *c),
+        _ => (0, 0),
+    };
+    let why = if role == Role::Embed {
+        "embeddings need row access".to_string()
+    } else if layout(t, rows, cols).is_err() {
+        format!("{shape:?} is not 16×16 tiles")
+    } else {
         return (
             TensorChoice {
                 hadamard: 0,
@@ -73,19 +83,17 @@ pub fn fit(choice: TensorChoice, rows: usize, cols: usize) -> (TensorChoice, Opt
             },
             None,
         );
-    }
+    };
     let target = fallback(cols);
     let name = target.map_or("f16", QuantFormat::name);
+    let note = format!("{why}: {name} instead of {}", t.name());
     (
         TensorChoice {
             target,
             hadamard: 0,
             ..choice
         },
-        Some(format!(
-            "[{rows}, {cols}] is not 16×16 tiles: {name} instead of {}",
-            t.name()
-        )),
+        Some(note),
     )
 }
 
@@ -173,13 +181,18 @@ mod tests {
             method: Method::Gptq,
             hadamard: 64,
         };
-        let (ok, note) = fit(c, 64, 576);
+        let (ok, note) = fit(c, Role::Q, &[64, 576]);
         assert_eq!((ok.target, ok.hadamard, note), (t, 0, None));
-        let (fb, note) = fit(c, 49, 576);
+        let (fb, note) = fit(c, Role::Down, &[49, 576]);
         assert_eq!(fb.target.map(QuantFormat::name), Some("int8_g128"));
         assert!(note.unwrap_or_default().contains("[49, 576]"));
-        let (fb, _) = fit(c, 64, 40);
+        let (fb, _) = fit(c, Role::Up, &[64, 40]);
         assert_eq!(fb.target, None);
+        let (fb, note) = fit(c, Role::Embed, &[320, 64]);
+        assert_eq!(fb.target.map(QuantFormat::name), Some("int8_g128"));
+        assert!(note.unwrap_or_default().contains("row access"));
+        let (lm, _) = fit(c, Role::LmHead, &[320, 64]);
+        assert_eq!(lm.target, t);
         assert_ne!(tensor_seed(1, "a.weight"), tensor_seed(1, "b.weight"));
     }
 }

@@ -252,3 +252,35 @@ fn codebook_mse_on_gaussian_tiles() {
     }
     // MUL1 is the measured best: core's `Codebook::DEFAULT` should be it (core's call).
 }
+
+/// Tiles per second of the whole-matrix quantizer on a SmolLM2 MLP shape (`cargo test
+/// --release -p marlin-quant bench_tiles -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn bench_tiles_per_second() {
+    let (n, k) = (1536, 576);
+    let w: Vec<f32> = gauss(n * k, 41).iter().map(|v| 0.02 * v).collect();
+    let h: Vec<f64> = (0..k * k)
+        .map(|i| {
+            if i / k == i % k {
+                1.0
+            } else {
+                0.1 / (1.0 + (i / k).abs_diff(i % k) as f64)
+            }
+        })
+        .collect();
+    for bits in [2u32, 3, 4] {
+        for hess in [None, Some(&h[..])] {
+            let f = fmt(bits, Codebook::DEFAULT);
+            let t0 = std::time::Instant::now();
+            quantize_matrix(f, &w, n, k, hess, TrellisOptions::default(), &|_| {}).unwrap();
+            let s = t0.elapsed().as_secs_f64();
+            eprintln!(
+                "K={bits} hessian={}: {:.0} tiles/s ({} threads)",
+                hess.is_some(),
+                (n * k / TILE) as f64 / s,
+                rayon::current_num_threads()
+            );
+        }
+    }
+}
