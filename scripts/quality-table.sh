@@ -9,6 +9,8 @@
 #
 # Embeddings and the tied LM head stay F16 unless PRESET is set (PRESET=dense: int8 g128,
 # which roughly doubles CPU decode speed). ONLY="fp4-rtn int4-gptq" runs some rows.
+# Trellis rows calibrate too (LDLQ on the same Hessians); their Viterbi search is the slow
+# part (about 200-300 tiles/s on 2 cores: ~30 min a row for SmolLM2's 415k tiles).
 #
 # Usage: scripts/quality-table.sh [OUTDIR]   (needs a release build: cargo build --release)
 set -euo pipefail
@@ -43,6 +45,9 @@ ROWS=(
   "int2-gptq|--format int2z --group-size 64 --method gptq"
   "int8-rtn|--format int8 --group-size 128 --method rtn"
   "fp8-rtn|--format fp8 --method rtn"
+  "trellis2|--format trellis --bits 2"
+  "trellis3|--format trellis --bits 3"
+  "trellis4|--format trellis --bits 4"
 )
 ONLY=${ONLY:-}
 printf '| %-13s | %-11s | %7s | %7s | %8s | %10s | %8s | %8s | %8s |\n' \
