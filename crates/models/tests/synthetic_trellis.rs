@@ -84,3 +84,23 @@ fn trellis_formats_fall_back_where_rows_are_read() {
     let m = Model::load_spec("synthetic:smollm2-135m:trellis4_mul1", &mut |_, _| {});
     assert_eq!(m.unwrap().config.n_layers, 30);
 }
+
+/// Build time of GLM-4.7-Flash-shaped trellis3 weights (4 of 47 layers, ~1 GB): random
+/// tiles, no Viterbi. Run with `--ignored --nocapture`.
+#[test]
+#[ignore = "allocates ~1 GB"]
+fn glm47_flash_trellis3_builds_fast() {
+    let p = Preset {
+        n_layers: 4,
+        ..*Preset::by_name("glm47-flash").unwrap()
+    };
+    for name in ["trellis3", "q4_0"] {
+        let t = std::time::Instant::now();
+        let f = QuantFormat::from_name(name).unwrap();
+        let m = build_preset(&p, f, &mut |_, _| {}).unwrap();
+        let s = t.elapsed().as_secs_f64();
+        let gb = m.weight_bytes() as f64 / 1e9;
+        println!("{name}, 4 layers: {s:.2} s, {gb:.2} GB of weights read per token");
+        assert!(s < 60.0);
+    }
+}
