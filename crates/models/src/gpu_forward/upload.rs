@@ -16,7 +16,7 @@ pub(crate) struct GpuLinear {
 }
 
 /// Linears over one input whose outputs sit side by side in each token's row of `width`
-/// floats: one fused weight when the formats agree, else one weight per linear.
+/// floats: one fused weight when the formats and rotations agree, else one weight per linear.
 pub(crate) struct GpuProj {
     pub(crate) parts: Vec<GpuWeight>,
     /// Offset of the concatenated biases (zeros for linears without one).
@@ -79,13 +79,21 @@ pub(crate) fn upload_proj(
         )));
     }
     let width: usize = ls.iter().map(|l| l.out_features()).sum();
-    let parts = if ls.iter().all(|l| l.weight.format == format) {
+    // Row-wise concatenation fuses formats whose bytes are whole rows and weights rotated
+    // alike; trellis tensors carry per-tensor sides (suh, svh) and stay separate.
+    let hadamard = first.weight.hadamard();
+    let fusable = !format.is_trellis()
+        && ls
+            .iter()
+            .all(|l| l.weight.format == format && l.weight.hadamard() == hadamard);
+    let parts = if fusable {
         let mut bytes = Vec::with_capacity(ls.iter().map(|l| l.weight.bytes().len()).sum());
         for l in ls {
             bytes.extend_from_slice(l.weight.bytes());
         }
-        let w = GpuWeight::from_bytes(ctx, format, width, cols, &bytes, ctx.max_binding())
+        let mut w = GpuWeight::from_bytes(ctx, format, width, cols, &bytes, ctx.max_binding())
             .map_err(|e| gpu_err(name, e))?;
+        w.hadamard = hadamard;
         vec![w]
     } else {
         ls.iter()
