@@ -112,3 +112,26 @@ fn bench_gemv_4096() {
         );
     }
 }
+
+/// GEMM (prefill) speed, 64 tokens × 2048×2048 (run with `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn bench_gemm_64_tokens() {
+    let (n, k, nt) = (2048, 2048, 64);
+    let x = gaussian(nt * k, 3);
+    let mut out = vec![0f32; n * nt];
+    let mut time = |w: &QTensor| {
+        matmul(w, &x, nt, &mut out).unwrap();
+        let t = std::time::Instant::now();
+        for _ in 0..5 {
+            matmul(w, &x, nt, &mut out).unwrap();
+        }
+        t.elapsed().as_secs_f64() / 5.0 * 1e3
+    };
+    let fp4 = quantized(QuantFormat::from_name("fp4_g128").unwrap(), n, k, 9);
+    println!("fp4_g128: {:.2} ms", time(&fp4));
+    for f in TrellisFormat::all().into_iter().step_by(4) {
+        let w = random_trellis(f, n, k, 9);
+        println!("{}: {:.2} ms", f.name(), time(&w));
+    }
+}
