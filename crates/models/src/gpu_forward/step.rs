@@ -3,8 +3,8 @@
 
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    record_add, record_add_rms_norm, record_embed, record_matmul, record_rms_norm, storage_f32,
-    MatmulIo, PooledBuffer, Span, StepEncoder,
+    record_add, record_add_rms_norm, record_embed, record_matmul, record_matmul_op,
+    record_rms_norm, storage_f32, MatmulIo, PooledBuffer, Span, StepEncoder,
 };
 
 use super::inputs::StepInputs;
@@ -193,6 +193,10 @@ impl GpuModel {
             .max(1);
         let mut pages: Vec<PooledBuffer> = Vec::new();
         let mut row = 0;
+        // One kernel for every piece (the op of all m rows): a row's logits do not depend on
+        // how the rows are split over pages and sequences.
+        let op = self.ctx.matmul_op(m);
+        let variant = self.ctx.matmul_variant(op, head.format);
         for r in inp.picks.iter().filter(|r| !r.is_empty()) {
             let mut t = r.start;
             while t < r.end {
@@ -214,7 +218,7 @@ impl GpuModel {
                     out_stride: None,
                     n_tokens: take,
                 };
-                record_matmul(enc, head, &io)?;
+                record_matmul_op(enc, head, &io, op, variant)?;
                 t += take;
                 row += take;
             }
