@@ -5,7 +5,8 @@
 // rounds to nearest even and saturates at ±448 (0x7E), INT8 rounds half away from zero
 // and clamps to ±127. A quantized row is 1 + ceil(head_dim / 4) u32 words: the f32 scale,
 // then the codes, dim d in byte d % 4 of word 1 + d / 4. Cache dtype codes (`KV_*`) are
-// CacheDtype::code() in src/ops/kv.rs.
+// CacheDtype::code() in src/ops/kv.rs. Not the CPU's: NaN inputs (the CPU writes E4M3 0x7F,
+// INT8 0) and rows whose amax is below 2^-117 (subnormal scales flush to 0 here).
 const KV_F32: u32 = 0u;
 const KV_F16: u32 = 1u;
 const KV_INT8: u32 = 2u;
