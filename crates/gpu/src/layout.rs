@@ -39,6 +39,7 @@ impl WeightLayout {
             F::Q5_1 => split(4..24, 0..4),
             F::Q8_0 => split(2..34, 0..2),
             F::Q6_K => split(0..208, 208..210),
+            F::MXFP4 => split(1..17, 0..1),
             F::Trellis(_) => Some(WeightLayout::Tiles),
             f => crate::layout_marlin::unit_geom(f).map(|_| WeightLayout::Units),
         }

@@ -169,6 +169,7 @@ pub static MATMUL_FORMATS: LazyLock<Vec<QuantFormat>> = LazyLock::new(|| {
         QuantFormat::Q4_K,
         QuantFormat::Q5_K,
         QuantFormat::Q6_K,
+        QuantFormat::MXFP4,
     ];
     v.extend(QuantFormat::marlin_all());
     v.extend(QuantFormat::trellis_all());

@@ -40,6 +40,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/embed/embed_f32.wgsl"),
     ),
     (
+        "embed/embed_mxfp4.wgsl",
+        include_str!("shaders/embed/embed_mxfp4.wgsl"),
+    ),
+    (
         "embed/embed_q4_0.wgsl",
         include_str!("shaders/embed/embed_q4_0.wgsl"),
     ),
@@ -102,6 +106,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     (
         "formats/marlin_common.wgsl",
         include_str!("shaders/formats/marlin_common.wgsl"),
+    ),
+    (
+        "formats/mxfp4.wgsl",
+        include_str!("shaders/formats/mxfp4.wgsl"),
     ),
     (
         "formats/nvfp4.wgsl",
@@ -172,6 +180,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/gemm/gemm_f32.wgsl"),
     ),
     (
+        "gemm/gemm_mxfp4.wgsl",
+        include_str!("shaders/gemm/gemm_mxfp4.wgsl"),
+    ),
+    (
         "gemm/gemm_q4_0.wgsl",
         include_str!("shaders/gemm/gemm_q4_0.wgsl"),
     ),
@@ -234,6 +246,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     (
         "gemv/gemv_multi_reduce.wgsl",
         include_str!("shaders/gemv/gemv_multi_reduce.wgsl"),
+    ),
+    (
+        "gemv/gemv_mxfp4.wgsl",
+        include_str!("shaders/gemv/gemv_mxfp4.wgsl"),
     ),
     (
         "gemv/gemv_q4_0.wgsl",

@@ -187,6 +187,7 @@ parity_tests! {
     gemv_q4_k => Op::Gemv, QuantFormat::Q4_K;
     gemv_q5_k => Op::Gemv, QuantFormat::Q5_K;
     gemv_q6_k => Op::Gemv, QuantFormat::Q6_K;
+    gemv_mxfp4 => Op::Gemv, QuantFormat::MXFP4;
     gemm_f32 => Op::Gemm, QuantFormat::F32;
     gemm_f16 => Op::Gemm, QuantFormat::F16;
     gemm_bf16 => Op::Gemm, QuantFormat::BF16;
@@ -198,6 +199,7 @@ parity_tests! {
     gemm_q4_k => Op::Gemm, QuantFormat::Q4_K;
     gemm_q5_k => Op::Gemm, QuantFormat::Q5_K;
     gemm_q6_k => Op::Gemm, QuantFormat::Q6_K;
+    gemm_mxfp4 => Op::Gemm, QuantFormat::MXFP4;
     gemv_multi_f32 => Op::GemvMulti, QuantFormat::F32;
     gemv_multi_f16 => Op::GemvMulti, QuantFormat::F16;
     gemv_multi_bf16 => Op::GemvMulti, QuantFormat::BF16;
@@ -209,6 +211,7 @@ parity_tests! {
     gemv_multi_q4_k => Op::GemvMulti, QuantFormat::Q4_K;
     gemv_multi_q5_k => Op::GemvMulti, QuantFormat::Q5_K;
     gemv_multi_q6_k => Op::GemvMulti, QuantFormat::Q6_K;
+    gemv_multi_mxfp4 => Op::GemvMulti, QuantFormat::MXFP4;
 }
 
 /// The metal-marlin formats parity-tested on lavapipe: every fp4 group, nvfp4, fp8, every
