@@ -167,12 +167,12 @@ fn nmse(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
 /// Q8_0 GGUF (quantized q_a|kv_a, W_UV through `moe_gemv`, experts) and its dequantized
 /// twin against the CPU, token by token. The twin runs the CPU's f32 weights (only summation
 /// order differs); Q8_0 runs quantized kernels on both sides whose activation rounding
-/// differs (measured nmse 1.4e-4 at the first token, 1.8e-3 over 40), so it gets a looser
+/// differs (measured nmse 1.4e-4 at the first token, 2.9e-3 over 20), so it gets a looser
 /// bound; near-tied logits of the random model may then swap their order.
 #[test]
 fn q8_0_glm4_moe_lite_gguf_on_gpu_matches_cpu() {
     let Some(ctx) = gpu_ctx() else { return };
-    let ids: Vec<u32> = (0..40).map(|i| (i * 37 + 11) % 320).collect();
+    let ids: Vec<u32> = (0..20).map(|i| (i * 37 + 11) % 320).collect();
     for (quant, tol) in [(Quant::Q8_0Twin, 1e-8), (Quant::Q8_0, 1e-2)] {
         let dir = temp_dir(&format!("q8-{}", quant as u8));
         let opts = Opts {
@@ -198,14 +198,14 @@ fn q8_0_glm4_moe_lite_gguf_on_gpu_matches_cpu() {
     }
 }
 
-/// A 300-token prompt, then decode steps whose attention over the latent cache is split
+/// A 257-token prompt, then decode steps whose attention over the latent cache is split
 /// (split-K + combine: one more dispatch per layer) or not; both match the CPU.
 #[test]
 fn split_k_mla_decode_after_a_long_prompt_matches_cpu() {
     let Some(ctx) = gpu_ctx() else { return };
     let model = load(&tiny("glm4_moe_lite"));
-    let ids: Vec<u32> = (0..303).map(|i| (i * 53 + 7) % 320).collect();
-    let (prompt, rest) = ids.split_at(300);
+    let ids: Vec<u32> = (0..260).map(|i| (i * 53 + 7) % 320).collect();
+    let (prompt, rest) = ids.split_at(257);
     let blocks = ids.len().div_ceil(16);
     let table: Vec<u32> = (0..blocks as u32).rev().collect();
     let seq = |tokens, start_pos| SeqInput {
@@ -217,7 +217,7 @@ fn split_k_mla_decode_after_a_long_prompt_matches_cpu() {
     let mut kv = KvCache::for_tokens(&model.config, ids.len());
     let mut want = vec![model.forward(&[seq(prompt, 0)], &mut kv).unwrap().data];
     for (i, t) in rest.iter().enumerate() {
-        let s = seq(std::slice::from_ref(t), 300 + i);
+        let s = seq(std::slice::from_ref(t), 257 + i);
         want.push(model.forward(&[s], &mut kv).unwrap().data);
     }
     let mut counts = Vec::new();
@@ -228,7 +228,7 @@ fn split_k_mla_decode_after_a_long_prompt_matches_cpu() {
         let gkv = GpuKvCache::new(&gpu, blocks).unwrap();
         let mut got = vec![gpu.forward(&[seq(prompt, 0)], &gkv).unwrap().data];
         for (i, t) in rest.iter().enumerate() {
-            let s = seq(std::slice::from_ref(t), 300 + i);
+            let s = seq(std::slice::from_ref(t), 257 + i);
             got.push(gpu.forward(&[s], &gkv).unwrap().data);
         }
         counts.push(gpu.dispatch_count());
@@ -354,4 +354,26 @@ fn batched_sequences_in_one_gpu_step_match_cpu() {
         let e = nmse(&rows(&got, v), &rows(&want, v));
         assert!(e < 1e-8, "batched step from {at:?} / {bt:?}: nmse {e:e}");
     }
+}
+
+/// Trellis MLA projections: q_b cannot be cut by rows (tiles span 16), so its nope / rope
+/// halves go up in F16; q_a and kv_a in different formats take two matmuls. One dense layer
+/// of `synthetic:glm47-tiny:trellis3` against the CPU (measured nmse 5.9e-5: F16 q_b and
+/// the trellis kernels' own rounding on each side).
+#[test]
+fn trellis_mla_layer_on_gpu_matches_cpu() {
+    let Some(ctx) = gpu_ctx() else { return };
+    let spec = "synthetic:glm47-tiny:trellis3";
+    let mut model = marlin_models::synthetic::build(spec, &mut |_, _| {}).unwrap();
+    model.weights.blocks.truncate(1);
+    model.config.n_layers = 1;
+    if let Some(m) = model.config.moe.as_mut() {
+        m.sparse_layers.truncate(1);
+    }
+    let gpu = GpuModel::new(ctx, &model).unwrap();
+    let ids: Vec<u32> = (0..6).map(|i| (i * 37 + 11) % 1000).collect();
+    let (on_gpu, on_cpu) = decode(&gpu, Some(&model), &ids);
+    let e = nmse(&on_gpu, &on_cpu);
+    eprintln!("trellis3 MLA layer: GPU vs CPU nmse {e:e}");
+    assert!(e < 1e-3, "nmse {e:e}");
 }

@@ -9,7 +9,7 @@ mod step;
 
 use std::sync::Mutex;
 
-use marlin_core::QTensor;
+use marlin_core::{QTensor, QuantFormat};
 use marlin_gpu::{GpuContext, GpuWeight, PooledBuffer, MLA_MAX_RANK, MLA_MAX_WIDTH};
 
 use super::upload::{upload_proj, GpuProj, Vectors};
@@ -42,7 +42,15 @@ fn gpu_err(name: &str, e: marlin_gpu::Error) -> Error {
     Error::Unsupported(format!("GPU upload of {name}: {e}"))
 }
 
-/// The rows `ranges` of `t` (rows are independent in every format) as one weight.
+/// `values` (`[rows, cols]`) as an F16 weight: the fallback for tensors whose bytes cannot
+/// be cut by rows or concatenated (trellis tiles span 16 rows; rotated heads).
+fn upload_f16(ctx: &GpuContext, rows: usize, cols: usize, values: &[f32]) -> Result<GpuWeight> {
+    let t = marlin_core::formats::quantize_tensor(QuantFormat::F16, &[rows, cols], values)?;
+    Ok(GpuWeight::upload(ctx, &t)?)
+}
+
+/// The rows `ranges` of `t` as one weight: their bytes (rows are independent in every row
+/// format), or their values in F16 for a trellis tensor.
 fn select_rows(
     ctx: &GpuContext,
     t: &QTensor,
@@ -50,25 +58,36 @@ fn select_rows(
     name: &str,
 ) -> Result<GpuWeight> {
     let (rows, cols) = (t.rows(), t.cols());
-    let row_bytes = t.bytes().len() / rows.max(1);
-    let mut bytes = Vec::new();
-    let mut n = 0;
-    for r in ranges {
-        let b = t
-            .bytes()
-            .get(r.start * row_bytes..r.end * row_bytes)
-            .ok_or_else(|| Error::Config(format!("{name}: rows {r:?} of {rows}")))?;
-        bytes.extend_from_slice(b);
-        n += r.len();
+    let ranges: Vec<_> = ranges.collect();
+    if ranges.iter().any(|r| r.end > rows) {
+        return Err(Error::Config(format!("{name}: rows {ranges:?} of {rows}")));
     }
+    let n: usize = ranges.iter().map(|r| r.len()).sum();
+    if t.format.is_trellis() {
+        let v = t.to_f32()?;
+        let picked: Vec<f32> = ranges
+            .iter()
+            .flat_map(|r| v[r.start * cols..r.end * cols].iter().copied())
+            .collect();
+        return upload_f16(ctx, n, cols, &picked).map_err(|e| with_name(name, e));
+    }
+    let rb = t.row_bytes();
+    let bytes: Vec<u8> = ranges
+        .iter()
+        .flat_map(|r| t.bytes()[r.start * rb..r.end * rb].iter().copied())
+        .collect();
     let mut w = GpuWeight::from_bytes(ctx, t.format, n, cols, &bytes, ctx.max_binding())
         .map_err(|e| gpu_err(name, e))?;
     w.hadamard = t.hadamard();
     Ok(w)
 }
 
+fn with_name(name: &str, e: Error) -> Error {
+    Error::Unsupported(format!("GPU upload of {name}: {e}"))
+}
+
 /// Per-head matrices stacked into one weight: their bytes when every head shares an
-/// unrotated format, else their f32 values.
+/// unrotated row format, else their values in F16.
 fn stack_heads(ctx: &GpuContext, heads: &[QTensor], name: &str) -> Result<GpuWeight> {
     let first = heads
         .first()
@@ -80,21 +99,20 @@ fn stack_heads(ctx: &GpuContext, heads: &[QTensor], name: &str) -> Result<GpuWei
     let total = rows * heads.len();
     let same = heads
         .iter()
-        .all(|t| t.format == first.format && t.hadamard() == 0);
-    let w = if same {
-        let bytes: Vec<u8> = heads
-            .iter()
-            .flat_map(|t| t.bytes().iter().copied())
-            .collect();
-        GpuWeight::from_bytes(ctx, first.format, total, cols, &bytes, ctx.max_binding())
-    } else {
+        .all(|t| t.format == first.format && t.hadamard() == 0 && !t.format.is_trellis());
+    if !same {
         let mut v = Vec::with_capacity(total * cols);
         for t in heads {
             v.extend(t.to_f32()?);
         }
-        GpuWeight::upload(ctx, &QTensor::from_f32(vec![total, cols], &v)?)
-    };
-    w.map_err(|e| gpu_err(name, e))
+        return upload_f16(ctx, total, cols, &v).map_err(|e| with_name(name, e));
+    }
+    let bytes: Vec<u8> = heads
+        .iter()
+        .flat_map(|t| t.bytes().iter().copied())
+        .collect();
+    GpuWeight::from_bytes(ctx, first.format, total, cols, &bytes, ctx.max_binding())
+        .map_err(|e| gpu_err(name, e))
 }
 
 impl GpuMla {
@@ -140,12 +158,6 @@ impl GpuMla {
                 &[][..],
             ),
         };
-        if a.parts.len() != 1 {
-            return Err(Error::Unsupported(format!(
-                "{}: q_a and kv_a in different formats on the GPU",
-                name("attn")
-            )));
-        }
         let mut norms = q_norm.to_vec();
         norms.extend_from_slice(&w.kv_a_norm);
         let qk = nope + rd;
