@@ -30,7 +30,7 @@ pub struct GpuWeight {
     /// their input first.
     pub hadamard: usize,
     /// A trellis weight's scaled rotations around its tiles (`None` for other formats).
-    pub trellis: Option<TrellisSides>,
+    pub trellis: Option<Box<TrellisSides>>,
 }
 
 impl GpuWeight {

@@ -114,6 +114,6 @@ pub(crate) fn upload_trellis(
         layout: WeightLayout::Tiles,
         chunks,
         hadamard: 0,
-        trellis: Some(sides),
+        trellis: Some(Box::new(sides)),
     })
 }

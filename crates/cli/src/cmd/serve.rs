@@ -5,7 +5,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use anyhow::{anyhow, bail, Context, Result};
 use marlin_engine::serve::{EngineConfig, EngineHandle};
 use marlin_models::kv_cache::{KvCache, KvDtype, BLOCK_SIZE};
-use marlin_models::Device;
+use marlin_models::{Device, GpuKvCache};
 use marlin_server::ServerOptions;
 
 use crate::args::ServeArgs;
@@ -30,15 +30,12 @@ pub fn run(a: ServeArgs) -> Result<()> {
         .next()
         .with_context(|| format!("--host {} resolves to no address", a.host))?;
     let (model, device) = load_model(&a.model)?;
-    if kv_dtype != KvDtype::F16 && !matches!(device.device, Device::Cpu) {
-        bail!(
-            "--kv-cache-dtype {}: quantized KV is only implemented on the CPU (use --device cpu \
-             or --kv-cache-dtype f16)",
-            a.kv_cache_dtype
-        );
-    }
-    let per_block =
-        (KvCache::bytes_per_token_dtype(&model.config, kv_dtype) * BLOCK_SIZE).max(1) as u64;
+    // The GPU pads each quantized head row to whole words: count its own bytes there.
+    let per_token = match device.device {
+        Device::Cpu => KvCache::bytes_per_token_dtype(&model.config, kv_dtype),
+        _ => GpuKvCache::bytes_per_token(&model.config, kv_dtype),
+    };
+    let per_block = (per_token * BLOCK_SIZE).max(1) as u64;
     let num_blocks = match (a.num_kv_blocks, &a.kv_memory) {
         (Some(n), _) => n,
         (None, Some(m)) => (parse_bytes(m)? / per_block) as usize,
