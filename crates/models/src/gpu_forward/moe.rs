@@ -40,6 +40,12 @@ fn stack(ctx: &GpuContext, parts: &[&QTensor], name: &str) -> Result<GpuWeight> 
         .first()
         .ok_or_else(|| Error::Config(format!("{name}: no experts")))?;
     let (format, cols) = (first.format, first.cols());
+    if format.is_trellis() {
+        // Each expert carries its own suh/svh: the slot kernels would need them per slot.
+        return Err(Error::Unsupported(format!(
+            "GPU MoE {name}: trellis experts have no GPU kernel yet (use --device cpu)"
+        )));
+    }
     if parts
         .iter()
         .any(|t| t.format != format || t.cols() != cols || t.hadamard() > 0)
