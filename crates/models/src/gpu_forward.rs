@@ -53,9 +53,16 @@ impl Device {
     /// chosen adapter. A bad value or an adapter that fails is an error.
     pub fn open(selector: &str, model: &Model) -> Result<Device> {
         let sel: marlin_gpu::DeviceSelector = selector.parse()?;
-        Ok(match GpuModel::open(sel, model)? {
-            Some(g) => Device::Gpu(Arc::new(g)),
-            None => Device::Cpu,
+        Ok(match GpuModel::open(sel, model) {
+            Ok(Some(g)) => Device::Gpu(Arc::new(g)),
+            Ok(None) => Device::Cpu,
+            // `auto` means the best device that runs this model: one with parts the GPU
+            // has no kernels for runs on the CPU (an explicit `gpu` keeps the error).
+            Err(Error::Unsupported(why)) if sel == marlin_gpu::DeviceSelector::Auto => {
+                tracing::warn!("running on the CPU: {why}");
+                Device::Cpu
+            }
+            Err(e) => return Err(e),
         })
     }
 
