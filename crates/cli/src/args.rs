@@ -330,6 +330,11 @@ pub struct QuantizeArgs {
     /// Tokens per calibration window.
     #[arg(long, default_value_t = 256)]
     pub seq_len: usize,
+    /// GPTQ calibration order: `sequential` (each layer's inputs come through the already
+    /// quantized layers) or `one-pass` (inputs from the unquantized model). Both hold one
+    /// layer's Hessians at a time.
+    #[arg(long, default_value = "sequential")]
+    pub calibration_order: String,
     /// dense, moe, quality or speed.
     #[arg(long)]
     pub mixed_precision: Option<String>,

@@ -66,7 +66,12 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
                 seq_len: a.seq_len,
                 source: file.display().to_string(),
             };
-            Some(Calibrator::new(&model, &text)?)
+            let one_pass = match a.calibration_order.as_str() {
+                "sequential" => false,
+                "one-pass" => true,
+                o => bail!("--calibration-order {o} (sequential, one-pass)"),
+            };
+            Some(Calibrator::new(&model, &text)?.one_pass(one_pass))
         }
         _ => None,
     };
