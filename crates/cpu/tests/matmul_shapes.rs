@@ -84,7 +84,7 @@ fn non_finite_activations_do_not_panic() {
 fn fast_kernel_table() {
     use QuantFormat::*;
     for f in [
-        F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K,
+        F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, MXFP4,
     ] {
         assert!(has_fast_kernel(Isa::Scalar, f), "{f}");
         assert_eq!(
@@ -93,7 +93,7 @@ fn fast_kernel_table() {
             "{f}"
         );
     }
-    for f in [Q2_K, Q3_K, IQ4_NL, IQ4_XS, MXFP4, Q8_1, Q8_K] {
+    for f in [Q2_K, Q3_K, IQ4_NL, IQ4_XS, Q8_1, Q8_K] {
         assert!(!has_fast_kernel(Isa::Scalar, f), "{f}");
     }
 }

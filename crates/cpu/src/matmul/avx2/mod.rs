@@ -11,6 +11,7 @@ pub(crate) mod float;
 mod kquant;
 pub(crate) mod marlin;
 mod marlin4;
+mod mxfp4;
 mod q32;
 mod q32_gemm;
 mod q6k;
@@ -23,6 +24,7 @@ use super::kernel::{kernel, ActKind, Kernel};
 use float::float;
 use kquant::q45k;
 use marlin4::{marlin4, marlin4_vnni};
+use mxfp4::{mxfp4, mxfp4_vnni, mxfp4g, mxfp4g_vnni};
 use q32::{q32, q32_vnni, q8_0, q8_0_vnni};
 use q32_gemm::{q32g, q32g_vnni, q8_0g, q8_0g_vnni};
 use q6k::q6k;
@@ -40,6 +42,8 @@ static Q4_1_VNNI: Kernel = kernel!(ActKind::Q8B32, 4, 2, q32_vnni, 1; g4 = q32g_
 static Q5_0_VNNI: Kernel = kernel!(ActKind::Q8B32, 4, 2, q32_vnni, 2; g4 = q32g_vnni);
 static Q5_1_VNNI: Kernel = kernel!(ActKind::Q8B32, 4, 2, q32_vnni, 3; g4 = q32g_vnni);
 static Q8_0_VNNI: Kernel = kernel!(ActKind::Q8B32, 4, 2, q8_0_vnni; g4 = q8_0g_vnni);
+static MXFP4: Kernel = kernel!(ActKind::Q8B32, 4, 2, mxfp4; g4 = mxfp4g);
+static MXFP4_VNNI: Kernel = kernel!(ActKind::Q8B32, 4, 2, mxfp4_vnni; g4 = mxfp4g_vnni);
 static Q4_K: Kernel = kernel!(ActKind::Q8B256, 2, 1, q45k, false);
 static Q5_K: Kernel = kernel!(ActKind::Q8B256, 2, 1, q45k, true);
 static Q6_K: Kernel = kernel!(ActKind::Q8B256, 2, 1, q6k);
@@ -113,6 +117,7 @@ pub(super) fn kernel_for(format: QuantFormat, vnni: bool) -> Option<&'static Ker
         QuantFormat::Q5_0 if vnni => &Q5_0_VNNI,
         QuantFormat::Q5_1 if vnni => &Q5_1_VNNI,
         QuantFormat::Q8_0 if vnni => &Q8_0_VNNI,
+        QuantFormat::MXFP4 if vnni => &MXFP4_VNNI,
         QuantFormat::F32 => &F32,
         QuantFormat::F16 => &F16,
         QuantFormat::BF16 => &BF16,
@@ -121,6 +126,7 @@ pub(super) fn kernel_for(format: QuantFormat, vnni: bool) -> Option<&'static Ker
         QuantFormat::Q5_0 => &Q5_0,
         QuantFormat::Q5_1 => &Q5_1,
         QuantFormat::Q8_0 => &Q8_0,
+        QuantFormat::MXFP4 => &MXFP4,
         QuantFormat::Q4_K => &Q4_K,
         QuantFormat::Q5_K => &Q5_K,
         QuantFormat::Q6_K => &Q6_K,

@@ -11,7 +11,7 @@ use crate::matmul::kernel::Ctx;
 
 /// Four tokens' activation codes of block `b`, and the group's `[d × 2]`, `[d·Σq]` vectors.
 #[inline(always)]
-unsafe fn group_acts(ctx: &Ctx, tok: usize, b: usize) -> ([__m256i; 4], __m256, __m128) {
+pub(super) unsafe fn group_acts(ctx: &Ctx, tok: usize, b: usize) -> ([__m256i; 4], __m256, __m128) {
     let nb = ctx.cols / 32;
     let qa = ctx.acts.qs.as_ptr();
     let mut a = [_mm256_setzero_si256(); 4];
@@ -25,7 +25,7 @@ unsafe fn group_acts(ctx: &Ctx, tok: usize, b: usize) -> ([__m256i; 4], __m256, 
 
 /// Sum each of four 8-lane vectors into lanes j and j+4 (halves added at the end).
 #[inline(always)]
-unsafe fn fold4(p: [__m256i; 4]) -> __m256 {
+pub(super) unsafe fn fold4(p: [__m256i; 4]) -> __m256 {
     let h01 = _mm256_hadd_epi32(p[0], p[1]);
     let h23 = _mm256_hadd_epi32(p[2], p[3]);
     _mm256_cvtepi32_ps(_mm256_hadd_epi32(h01, h23))
@@ -33,7 +33,14 @@ unsafe fn fold4(p: [__m256i; 4]) -> __m256 {
 
 /// Write the four tokens of row `r`: both halves of `acc` plus `factor ×` the offset sums.
 #[inline(always)]
-unsafe fn finish(ctx: &Ctx, tok: usize, r: usize, acc: __m256, macc: __m128, factor: f32) {
+pub(super) unsafe fn finish(
+    ctx: &Ctx,
+    tok: usize,
+    r: usize,
+    acc: __m256,
+    macc: __m128,
+    factor: f32,
+) {
     let v = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
     let v = _mm_fmadd_ps(macc, _mm_set1_ps(factor), v);
     let mut o = [0f32; 4];

@@ -3,6 +3,7 @@
 
 mod float;
 mod kquant;
+mod mxfp4;
 mod q32;
 
 use marlin_core::QuantFormat;
@@ -31,6 +32,7 @@ unsafe fn tile<D: RowDot, const R: usize, const T: usize>(ctx: &Ctx, row: usize,
 // Single-token names for the `kernel!` macro.
 use float::{BF16 as BF16W, F16 as F16W, F32 as F32W};
 use kquant::Q6K;
+use mxfp4::Mxfp4 as Mxfp4W;
 use q32::Q8_0 as Q80;
 type Q40 = q32::Q32<0>;
 type Q41 = q32::Q32<1>;
@@ -47,6 +49,7 @@ static Q4_1: Kernel = kernel!(ActKind::Q8B32, 1, 1, tile, Q41);
 static Q5_0: Kernel = kernel!(ActKind::Q8B32, 1, 1, tile, Q50);
 static Q5_1: Kernel = kernel!(ActKind::Q8B32, 1, 1, tile, Q51);
 static Q8_0: Kernel = kernel!(ActKind::Q8B32, 1, 1, tile, Q80);
+static MXFP4: Kernel = kernel!(ActKind::Q8B32, 1, 1, tile, Mxfp4W);
 static Q4_K: Kernel = kernel!(ActKind::Q8B256, 1, 1, tile, Q4K);
 static Q5_K: Kernel = kernel!(ActKind::Q8B256, 1, 1, tile, Q5K);
 static Q6_K: Kernel = kernel!(ActKind::Q8B256, 1, 1, tile, Q6K);
@@ -62,6 +65,7 @@ pub(super) fn kernel_for(format: QuantFormat) -> Option<&'static Kernel> {
         QuantFormat::Q5_0 => &Q5_0,
         QuantFormat::Q5_1 => &Q5_1,
         QuantFormat::Q8_0 => &Q8_0,
+        QuantFormat::MXFP4 => &MXFP4,
         QuantFormat::Q4_K => &Q4_K,
         QuantFormat::Q5_K => &Q5_K,
         QuantFormat::Q6_K => &Q6_K,
