@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use marlin_gpu::registry::{
-    gemv_rows, BindLayout, DP4A_FORMATS, GEMM_COOP_TOKENS, GEMM_COOP_WG, GEMM_ROWS, GEMM_TOKENS,
-    GEMM_WG, GEMV_MULTI_ROWS, GEMV_MULTI_TOKENS, GEMV_WG,
+    gemv_multi_tokens, gemv_rows, BindLayout, DP4A_FORMATS, GEMM_COOP_TOKENS, GEMM_COOP_WG,
+    GEMM_ROWS, GEMM_TOKENS, GEMM_WG, GEMV_MULTI_ROWS, GEMV_WG,
 };
 use marlin_gpu::shaders::SHADER_FILES;
 use marlin_gpu::{all_specs, KernelSpec, Op, Variant, MATMUL_FORMATS};
@@ -138,7 +138,7 @@ fn geometry_and_bindings_match_the_launcher() {
         let multi = [
             ("WG", GEMV_WG),
             ("NR", GEMV_MULTI_ROWS),
-            ("MT", GEMV_MULTI_TOKENS),
+            ("MT", gemv_multi_tokens()),
         ];
         let coop = [
             ("WG", GEMM_COOP_WG),
@@ -163,7 +163,7 @@ fn geometry_and_bindings_match_the_launcher() {
         if Op::MATMUL.contains(&spec.key.op) {
             assert_eq!(spec.rows_per_group, expect[1].1, "{}", spec.name);
             if spec.key.op == Op::GemvMulti {
-                assert_eq!(spec.tokens_per_group, GEMV_MULTI_TOKENS, "{}", spec.name);
+                assert_eq!(spec.tokens_per_group, gemv_multi_tokens(), "{}", spec.name);
             }
             assert_eq!(spec.layout, BindLayout::Matmul, "{}", spec.name);
         }

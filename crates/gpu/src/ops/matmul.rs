@@ -6,7 +6,7 @@ use crate::op::Op;
 use crate::ops::hadamard::{record_hadamard, record_hadamard_scale, ScaleSide};
 use crate::ops::Span;
 use crate::registry::{
-    gemm_tile, gemv_rows, KernelKey, Variant, GEMV_MULTI_ROWS, GEMV_MULTI_TOKENS,
+    gemm_tile, gemv_multi_tokens, gemv_rows, KernelKey, Variant, GEMV_MULTI_ROWS,
 };
 use crate::upload::{read_f32, upload_f32, zeroed_f32};
 use crate::weight_trellis::TrellisSides;
@@ -225,7 +225,7 @@ fn record_matmul_plain(
             Op::Gemv | Op::GemvMulti => {
                 let (per, passes) = match op {
                     Op::Gemv => (gemv_rows(w.format), 1),
-                    _ => (GEMV_MULTI_ROWS, n.div_ceil(GEMV_MULTI_TOKENS as usize)),
+                    _ => (GEMV_MULTI_ROWS, n.div_ceil(gemv_multi_tokens() as usize)),
                 };
                 let g = to_u32(rows.div_ceil(per as usize), "workgroups")?;
                 let gx = g.min(max_dim);

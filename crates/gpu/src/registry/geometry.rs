@@ -61,8 +61,20 @@ pub fn gemv_rows(format: QuantFormat) -> u32 {
 
 /// Output rows one `gemv_multi` workgroup covers (`NR`: 16 row pairs of 16 threads).
 pub const GEMV_MULTI_ROWS: u32 = 32;
-/// Tokens one `gemv_multi` workgroup covers (`MT`); more tokens run as more passes (grid z).
+/// Tokens one `gemv_multi` workgroup covers by default (`MT`); more tokens run as more
+/// passes (grid z).
 pub const GEMV_MULTI_TOKENS: u32 = 8;
+
+/// Tokens per `gemv_multi` pass: [`GEMV_MULTI_TOKENS`], or `MARLIN_GEMV_MULTI_MT` (2, 4 or
+/// 8) for tuning (fewer tokens per pass: a smaller x tile in workgroup memory and more
+/// passes). Unmeasured on hardware so far.
+pub fn gemv_multi_tokens() -> u32 {
+    std::env::var("MARLIN_GEMV_MULTI_MT")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|mt| matches!(mt, 2 | 4 | 8))
+        .unwrap_or(GEMV_MULTI_TOKENS)
+}
 /// Default largest token count [`crate::GpuContext::matmul_op`] sends to `gemv_multi`.
 pub const GEMV_MULTI_MAX: usize = 8;
 

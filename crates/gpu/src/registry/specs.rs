@@ -276,7 +276,8 @@ fn gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
     parts.push("gemv/gemv_multi_reduce.wgsl".into());
     parts.extend(body.iter().map(|s| s.to_string()));
     let mut defines = format_defines(key.format);
-    defines.extend([("NR", GEMV_MULTI_ROWS), ("MT", GEMV_MULTI_TOKENS)]);
+    let tokens = gemv_multi_tokens();
+    defines.extend([("NR", GEMV_MULTI_ROWS), ("MT", tokens)]);
     Some(KernelSpec {
         key,
         entry: format!(
@@ -286,7 +287,7 @@ fn gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
         parts,
         workgroup_size: GEMV_WG,
         rows_per_group: GEMV_MULTI_ROWS,
-        tokens_per_group: GEMV_MULTI_TOKENS,
+        tokens_per_group: tokens,
         layout: BindLayout::Matmul,
         features: wgpu::Features::empty(),
         defines,
