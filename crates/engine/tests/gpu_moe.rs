@@ -1,7 +1,7 @@
 //! Mixture-of-experts models on the GPU (lavapipe in CI; `MARLIN_SKIP_GPU=1` skips when no
 //! adapter): the tiny Qwen3-MoE fixture (transformers golden, first layer dense) through the
-//! GPU forward, prompt logits and greedy decode against the golden and against the CPU;
-//! MLA architectures are refused with a clear error.
+//! GPU forward, prompt logits and greedy decode against the golden and against the CPU; the
+//! tiny GLM-4.7-Flash (`glm4_moe_lite`: MLA + MoE) through the engine the same way.
 
 mod gpu_common;
 
@@ -31,8 +31,19 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn qwen3_moe_on_gpu_matches_transformers_and_cpu() {
+    moe_on_gpu_matches_transformers_and_cpu("qwen3_moe");
+}
+
+#[test]
+fn glm4_moe_lite_on_gpu_matches_transformers_and_cpu() {
+    moe_on_gpu_matches_transformers_and_cpu("glm4_moe_lite");
+}
+
+/// The engine on the GPU against the fixture's golden logits and greedy tokens, and
+/// against the same engine on the CPU.
+fn moe_on_gpu_matches_transformers_and_cpu(name: &str) {
     let Some(ctx) = gpu_ctx() else { return };
-    let dir = tiny("qwen3_moe");
+    let dir = tiny(name);
     let text = std::fs::read_to_string(dir.join("golden.json")).expect("golden");
     let golden: serde_json::Value = serde_json::from_str(&text).expect("json");
     let model = Arc::new(Model::load(&dir, &mut |_, _| {}).expect("load"));
@@ -57,7 +68,7 @@ fn qwen3_moe_on_gpu_matches_transformers_and_cpu() {
             max_diff(&got.data, &on_cpu.data),
         );
         eprintln!(
-            "qwen3_moe/{}: max |Δ| {worst}, vs CPU {vs_cpu} (tol {tol})",
+            "{name}/{}: max |Δ| {worst}, vs CPU {vs_cpu} (tol {tol})",
             p["name"]
         );
         assert!(worst <= tol, "{}: max |Δ| {worst} > {tol}", p["name"]);
@@ -78,12 +89,4 @@ fn qwen3_moe_on_gpu_matches_transformers_and_cpu() {
     assert_eq!(out.token_ids, cpu_out.token_ids, "GPU vs CPU greedy");
     // A fixed number of dispatches per MoE layer: the MoE step is no longer per expert.
     assert!(gpu.matmul_dispatches() > 0);
-}
-
-#[test]
-fn mla_models_are_refused_on_gpu() {
-    let Some(ctx) = gpu_ctx() else { return };
-    let model = Model::load(&tiny("glm4_moe_lite"), &mut |_, _| {}).expect("load");
-    let err = GpuModel::new(ctx, &model).err().expect("MLA is CPU-only");
-    assert!(err.to_string().contains("MLA"), "{err}");
 }
