@@ -133,6 +133,27 @@ fn moe_fixtures_quantize_with_rtn_and_gptq_and_run_close_to_base() {
                 .flat_map(|v| v.as_array().unwrap().clone())
                 .filter(|x| x == 0)
                 .count();
+            if name == "glm4_moe_lite" {
+                // Hessians held at once = the largest layer's sites, never the model's: MLA
+                // inputs (hidden 64, q_lora 24, kv_lora 32, o 4×12), then a dense MLP (64,
+                // 96) or the router/shared input (64), shared down (16) and each routed
+                // expert that got tokens (64 + 16).
+                let sq = |d: u64| 4 * d * d;
+                let attn = sq(64) + sq(24) + sq(32) + sq(48);
+                let mut per_layer = vec![attn + sq(64) + sq(96)];
+                for l in ["1", "2"] {
+                    let used = c["expert_tokens"][l]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter(|x| x.as_u64() != Some(0))
+                        .count() as u64;
+                    per_layer.push(attn + sq(64) + sq(16) + used * (sq(64) + sq(16)));
+                }
+                let peak = c["peak_hessian_bytes"].as_u64().unwrap();
+                assert_eq!(peak, *per_layer.iter().max().unwrap());
+                assert!(peak < per_layer.iter().sum::<u64>());
+            }
             // gate and up of each unrouted expert (down_proj, 16 inputs, stays F16).
             assert_eq!(c["rtn_fallback"].as_array().unwrap().len(), 2 * zeros);
         }
