@@ -3,9 +3,9 @@
 
 pub mod argmax;
 pub mod attention;
-pub mod attn_mla;
 pub mod attention_prefill;
 pub mod attention_split;
+pub mod attn_mla;
 pub mod elementwise;
 pub mod embed;
 pub mod hadamard;
