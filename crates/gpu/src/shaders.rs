@@ -343,6 +343,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/ops/hadamard.wgsl"),
     ),
     (
+        "ops/hadamard_body.wgsl",
+        include_str!("shaders/ops/hadamard_body.wgsl"),
+    ),
+    (
         "ops/hadamard_scale.wgsl",
         include_str!("shaders/ops/hadamard_scale.wgsl"),
     ),

@@ -67,12 +67,16 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
         Op::MoeRoute => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write2),
         Op::AttnMla => (vec![format!("ops/{name}.wgsl")], BindLayout::Read5Write),
         Op::MlaLatent => (vec![format!("ops/{name}.wgsl")], BindLayout::Read4Write2),
-        Op::MoeCombine | Op::HadamardScale => {
-            (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write)
-        }
-        Op::Add | Op::Argmax | Op::Hadamard => {
-            (vec![format!("ops/{name}.wgsl")], BindLayout::ReadWrite)
-        }
+        Op::MoeCombine => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write),
+        Op::HadamardScale => (
+            vec!["ops/hadamard_body.wgsl".into(), format!("ops/{name}.wgsl")],
+            BindLayout::Read2Write,
+        ),
+        Op::Hadamard => (
+            vec!["ops/hadamard_body.wgsl".into(), format!("ops/{name}.wgsl")],
+            BindLayout::ReadWrite,
+        ),
+        Op::Add | Op::Argmax => (vec![format!("ops/{name}.wgsl")], BindLayout::ReadWrite),
         Op::SampleCands | Op::SamplePick => (
             vec!["ops/sample_body.wgsl".into(), format!("ops/{name}.wgsl")],
             BindLayout::Read2Write,

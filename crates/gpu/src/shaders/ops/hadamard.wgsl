@@ -1,10 +1,8 @@
 // hadamard: out = blocks of `block` consecutive values of x, each times H_block / sqrt(block)
 // (normalized Sylvester Hadamard, as marlin_core::hadamard::rotate), for activations of
 // weights stored rotated (W' = W H, so W x = W' (H x)). Workgroup b (folded into x/y)
-// transforms block b in workgroup memory: log2(block) butterfly stages. Bindings
+// transforms block b in workgroup memory (hadamard_body.wgsl). Bindings
 // (ReadWrite layout): 1 x (read, f32), 2 out (read_write, f32). Launcher: ops/hadamard.rs.
-const WG: u32 = 64u;
-const MAX_BLOCK: u32 = 1024u;
 
 struct Params {
     blocks: u32,   // blocks in total (n_tokens * cols / block)
@@ -20,7 +18,6 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
-var<workgroup> v: array<f32, MAX_BLOCK>;
 
 @compute @workgroup_size(WG)
 fn hadamard(
@@ -37,17 +34,7 @@ fn hadamard(
     for (var i = lid; i < p.block; i += WG) {
         v[i] = x[p.x_offset + base + i];
     }
-    workgroupBarrier();
-    for (var h = 1u; h < p.block; h <<= 1u) {
-        for (var k = lid; k < p.block / 2u; k += WG) {
-            let i = (k / h) * 2u * h + k % h;
-            let a = v[i];
-            let c = v[i + h];
-            v[i] = a + c;
-            v[i + h] = a - c;
-        }
-        workgroupBarrier();
-    }
+    hadamard_butterfly(lid, p.block);
     for (var i = lid; i < p.block; i += WG) {
         out[base + i] = v[i] * p.scale;
     }

@@ -4,11 +4,9 @@
 // mode 1 (output side): out[t, c] = s[c] * H_block(x[t])[c], written at
 //                       out_offset + t * out_stride + c.
 // Workgroup b (folded into x/y) transforms block b of the [tokens, cols] input in
-// workgroup memory: log2(block) butterfly stages, as hadamard.wgsl. Bindings (Read2Write
+// workgroup memory (hadamard_body.wgsl). Bindings (Read2Write
 // layout): 1 x (f32), 2 s (f32, cols values), 3 out (read_write, f32).
 // Launcher: ops/hadamard.rs (record_hadamard_scale).
-const WG: u32 = 64u;
-const MAX_BLOCK: u32 = 1024u;
 
 struct Params {
     blocks: u32,     // blocks in total (n_tokens * cols / block)
@@ -25,7 +23,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> s: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
-var<workgroup> v: array<f32, MAX_BLOCK>;
 
 @compute @workgroup_size(WG)
 fn hadamard_scale(
@@ -44,17 +41,7 @@ fn hadamard_scale(
         let xi = x[p.x_offset + base + i];
         v[i] = select(xi, xi * s[c0 + i], p.mode == 0u);
     }
-    workgroupBarrier();
-    for (var h = 1u; h < p.block; h <<= 1u) {
-        for (var k = lid; k < p.block / 2u; k += WG) {
-            let i = (k / h) * 2u * h + k % h;
-            let a = v[i];
-            let c = v[i + h];
-            v[i] = a + c;
-            v[i + h] = a - c;
-        }
-        workgroupBarrier();
-    }
+    hadamard_butterfly(lid, p.block);
     let t = base / p.cols;
     for (var i = lid; i < p.block; i += WG) {
         let r = v[i] * p.norm;
