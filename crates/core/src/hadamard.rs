@@ -14,13 +14,24 @@ pub fn valid_block(block: usize) -> bool {
 /// Rotate `x` in place, every `block` consecutive values by `H_block / √block`.
 /// Errors when `block` is not a power of two or does not divide `x.len()`.
 pub fn rotate(x: &mut [f32], block: usize) -> Result<()> {
+    rotate_any(x, block, 1.0 / (block as f32).sqrt())
+}
+
+/// [`rotate`] in f64 (the quantizer's Hessian transforms).
+pub fn rotate_f64(x: &mut [f64], block: usize) -> Result<()> {
+    rotate_any(x, block, 1.0 / (block as f64).sqrt())
+}
+
+fn rotate_any<T>(x: &mut [T], block: usize, norm: T) -> Result<()>
+where
+    T: Copy + std::ops::Add<Output = T> + std::ops::Sub<Output = T> + std::ops::MulAssign,
+{
     if !valid_block(block) || !x.len().is_multiple_of(block) {
         return Err(Error::Shape(format!(
             "hadamard block {block} does not tile {} values",
             x.len()
         )));
     }
-    let norm = 1.0 / (block as f32).sqrt();
     for chunk in x.chunks_exact_mut(block) {
         let mut h = 1;
         while h < block {

@@ -8,7 +8,7 @@
 //! loss is `tr(ΔW·H·ΔWᵀ) = g²·tr(ΔW̃·H̃·ΔW̃ᵀ)` with `H̃ = H_k·diag(su)·H·diag(su)·H_k`.
 
 use marlin_core::formats::trellis::had_block;
-use marlin_core::hadamard::rotate;
+use marlin_core::hadamard::{rotate, rotate_f64};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -114,14 +114,16 @@ impl Incoherence {
             })
             .collect();
         // Rows, then columns (= rows of the transpose; the result is symmetric).
-        m.par_chunks_mut(k).for_each(|r| fwht64(r, self.had_k));
+        m.par_chunks_mut(k)
+            .try_for_each(|r| rotate_f64(r, self.had_k))?;
         let mut t = vec![0f64; k * k];
         for i in 0..k {
             for j in 0..k {
                 t[j * k + i] = m[i * k + j];
             }
         }
-        t.par_chunks_mut(k).for_each(|r| fwht64(r, self.had_k));
+        t.par_chunks_mut(k)
+            .try_for_each(|r| rotate_f64(r, self.had_k))?;
         Ok(t)
     }
 
@@ -129,27 +131,6 @@ impl Incoherence {
     pub fn fold(&self) -> (Vec<f32>, Vec<f32>) {
         let svh = self.sv.iter().map(|&s| s * self.scale).collect();
         (self.su.clone(), svh)
-    }
-}
-
-/// Normalized block Walsh–Hadamard in f64 (`block` a power of two dividing `x.len()`).
-fn fwht64(x: &mut [f64], block: usize) {
-    let norm = 1.0 / (block as f64).sqrt();
-    for chunk in x.chunks_exact_mut(block) {
-        let mut h = 1;
-        while h < block {
-            for i in (0..block).step_by(2 * h) {
-                for j in i..i + h {
-                    let (a, b) = (chunk[j], chunk[j + h]);
-                    chunk[j] = a + b;
-                    chunk[j + h] = a - b;
-                }
-            }
-            h *= 2;
-        }
-        for v in chunk.iter_mut() {
-            *v *= norm;
-        }
     }
 }
 
