@@ -212,11 +212,11 @@ impl SyntheticSpec {
                 presets()
             ))
         })?;
-        let format = QuantFormat::from_name(format).ok_or_else(|| {
-            let names: Vec<&str> = QuantFormat::ALL.iter().map(|f| f.name()).collect();
+        let format = format_by_name(format).ok_or_else(|| {
             Error::Config(format!(
-                "unknown weight format `{format}` (formats: {})",
-                names.join(", ")
+                "unknown weight format `{format}` (GGML types such as q4_0, q4_k, q8_0, f16; \
+                 metal-marlin formats such as fp4 (= fp4_g128), mxfp4, nvfp4, int4 \
+                 (= int4_g128), int8, fp8, trellis3)"
             ))
         })?;
         Ok(Self { preset, format })
@@ -226,6 +226,17 @@ impl SyntheticSpec {
     pub fn name(&self) -> String {
         format!("{PREFIX}{}:{}", self.preset.name, self.format)
     }
+}
+
+/// A format by its name, where a bare `fp4`/`intN` means group 128 (the issues' and the
+/// quantizer's default), so `synthetic:llama3-8b:fp4` works as written.
+fn format_by_name(name: &str) -> Option<QuantFormat> {
+    QuantFormat::from_name(name).or_else(|| {
+        let bare = ["fp4", "int8", "int4", "int3", "int2"];
+        bare.contains(&name)
+            .then(|| QuantFormat::from_name(&format!("{name}_g128")))
+            .flatten()
+    })
 }
 
 /// The format a `[_, cols]` weight gets: `format`, or llama.cpp's usual fallback when `cols`

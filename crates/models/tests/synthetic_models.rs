@@ -150,3 +150,13 @@ fn llama3_8b_q4_0_builds() {
         "untied LM head"
     );
 }
+
+#[test]
+fn bare_fp4_and_int_names_mean_group_128() {
+    let fp4 = SyntheticSpec::parse("synthetic:llama3-8b:fp4").unwrap();
+    assert_eq!(fp4.name(), "synthetic:llama3-8b:fp4_g128");
+    let int4 = SyntheticSpec::parse("synthetic:glm47-flash:int4").unwrap();
+    assert_eq!(int4.name(), "synthetic:glm47-flash:int4_g128");
+    let err = SyntheticSpec::parse("synthetic:llama3-8b:fp5").unwrap_err();
+    assert!(err.to_string().contains("unknown weight format `fp5`"), "{err}");
+}
