@@ -37,6 +37,7 @@ pub mod selector;
 pub mod shaders;
 pub mod upload;
 pub mod weight;
+pub mod weight_experts;
 pub mod weight_trellis;
 
 pub use bench::{
@@ -70,6 +71,8 @@ pub use ops::moe::{
     record_moe_combine, record_moe_gemv, record_moe_route, MoeGemvIo, MoeRouting, MOE_MAX_EXPERTS,
     MOE_MAX_GROUPS, MOE_MAX_TOP_K,
 };
+pub use ops::moe_experts::{record_moe_experts, MoeExpertsIo};
+pub use ops::moe_hadamard_scale::{record_moe_hadamard_scale, MoeScaleIo, SlotSide};
 pub use ops::norm::{record_add_rms_norm, record_rms_norm, record_rms_norm_grouped};
 pub use ops::rope::record_rope;
 pub use ops::rope_kv::{record_rope_kv, RopeKvIo, RopeKvShape};
@@ -83,6 +86,7 @@ pub use registry::{all_specs, spec, KernelKey, KernelSpec, Variant};
 pub use selector::{list_adapters, AdapterSummary, DeviceSelector, GpuFeatures};
 pub use upload::{read_bytes, read_f32, storage_f32, upload_f32, zeroed_f32};
 pub use weight::{GpuWeight, WeightChunk};
+pub use weight_experts::{ExpertSides, GpuExperts};
 pub use weight_trellis::TrellisSides;
 /// The wgpu version this crate is built on (buffers cross the API).
 pub use wgpu;

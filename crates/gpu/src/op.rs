@@ -54,6 +54,9 @@ pub enum Op {
     Hadamard,
     /// Block-Hadamard rotation with a per-column scale (the two sides of a trellis matmul).
     HadamardScale,
+    /// `hadamard_scale` per MoE token slot, each slot with the scale of its routed expert
+    /// (the two sides of a stacked trellis expert matmul).
+    MoeHadamardScale,
     /// GEMV of each token slot with the rows of its routed expert (stacked expert weights).
     MoeGemv,
     /// MoE routing: router logits → expert ids and weights per token slot.
@@ -68,7 +71,7 @@ pub enum Op {
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 28] = [
+    pub const ALL: [Op; 29] = [
         Op::Gemv,
         Op::Gemm,
         Op::GemvMulti,
@@ -92,6 +95,7 @@ impl Op {
         Op::SamplePick,
         Op::Hadamard,
         Op::HadamardScale,
+        Op::MoeHadamardScale,
         Op::MoeGemv,
         Op::MoeRoute,
         Op::MoeCombine,
@@ -127,6 +131,7 @@ impl Op {
             Op::SamplePick => "sample_pick",
             Op::Hadamard => "hadamard",
             Op::HadamardScale => "hadamard_scale",
+            Op::MoeHadamardScale => "moe_hadamard_scale",
             Op::MoeGemv => "moe_gemv",
             Op::MoeRoute => "moe_route",
             Op::MoeCombine => "moe_combine",

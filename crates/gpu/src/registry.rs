@@ -69,6 +69,8 @@ pub enum BindLayout {
     ReadWrite,
     /// 0: params, 1: read, 2: read, 3: read_write (rms_norm).
     Read2Write,
+    /// 0: params, 1-3: read, 4: read_write (moe_hadamard_scale).
+    Read3Write,
     /// 0: params, 1-4: read, 5: read_write (attn_paged).
     Read4Write,
     /// 0: params, 1-2: read, 3-4: read_write (add_rms_norm).
@@ -96,6 +98,7 @@ impl BindLayout {
         match self {
             BindLayout::Matmul | BindLayout::Read2Write => &[true, true, false],
             BindLayout::ReadWrite => &[true, false],
+            BindLayout::Read3Write => &[true, true, true, false],
             BindLayout::Read4Write => &[true, true, true, true, false],
             BindLayout::Read2Write2 => &[true, true, false, false],
             BindLayout::Read3Write2 => &[true, true, true, false, false],

@@ -351,6 +351,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/ops/hadamard_scale.wgsl"),
     ),
     (
+        "ops/moe_hadamard_scale.wgsl",
+        include_str!("shaders/ops/moe_hadamard_scale.wgsl"),
+    ),
+    (
         "ops/moe_combine.wgsl",
         include_str!("shaders/ops/moe_combine.wgsl"),
     ),

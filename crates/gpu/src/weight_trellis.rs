@@ -24,7 +24,11 @@ pub struct TrellisSides {
 }
 
 /// A storage buffer holding `bytes` (padded to whole 16-byte vec4s).
-fn storage_with(ctx: &GpuContext, what: &'static str, bytes: &[u8]) -> Result<wgpu::Buffer> {
+pub(crate) fn storage_with(
+    ctx: &GpuContext,
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<wgpu::Buffer> {
     let size = (bytes.len() as u64).div_ceil(16).max(1) * 16;
     let buffer = ctx.scoped(what, || {
         ctx.device.create_buffer(&wgpu::BufferDescriptor {
@@ -73,6 +77,45 @@ pub(crate) fn upload_trellis(
             ),
         ));
     }
+    let mut w = upload_tiles(ctx, format, n, k, &bytes[..lay.suh_at], limit)?;
+    w.trellis = Some(Box::new(TrellisSides {
+        suh: storage_with(ctx, OP, &bytes[lay.suh_at..lay.svh_at])?,
+        svh: storage_with(ctx, OP, &bytes[lay.svh_at..lay.bytes])?,
+        had_k: had_block(k),
+        had_n: had_block(n),
+    }));
+    Ok(w)
+}
+
+/// Upload only the tiles of Q of an `[n, k]` trellis weight (`tiles`: the bytes before
+/// `suh`) in chunks of whole tile rows of at most `limit` bytes; no sides (`trellis: None`):
+/// stacked experts keep theirs per matrix.
+pub(crate) fn upload_tiles(
+    ctx: &GpuContext,
+    format: QuantFormat,
+    n: usize,
+    k: usize,
+    tiles: &[u8],
+    limit: u64,
+) -> Result<GpuWeight> {
+    const OP: &str = "weight upload";
+    let QuantFormat::Trellis(f) = format else {
+        return Err(Error::shape(
+            OP,
+            format!("{format} is not a trellis format"),
+        ));
+    };
+    let lay = layout(f, n, k)?;
+    if tiles.len() != lay.suh_at {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "{format} [{n}, {k}] has {} bytes of tiles, got {}",
+                lay.suh_at,
+                tiles.len()
+            ),
+        ));
+    }
     if u32::try_from(lay.suh_at / 4).is_err() {
         return Err(Error::shape(OP, format!("[{n}, {k}] exceeds u32 words")));
     }
@@ -93,7 +136,7 @@ pub(crate) fn upload_trellis(
     let mut tr = 0;
     while tr < n / 16 {
         let end = (tr + per_chunk).min(n / 16);
-        let piece = &bytes[tr * tile_row as usize..end * tile_row as usize];
+        let piece = &tiles[tr * tile_row as usize..end * tile_row as usize];
         chunks.push(WeightChunk {
             buffer: storage_with(ctx, OP, piece)?,
             rows: 16 * tr..16 * end,
@@ -101,12 +144,6 @@ pub(crate) fn upload_trellis(
         });
         tr = end;
     }
-    let sides = TrellisSides {
-        suh: storage_with(ctx, OP, &bytes[lay.suh_at..lay.svh_at])?,
-        svh: storage_with(ctx, OP, &bytes[lay.svh_at..lay.bytes])?,
-        had_k: had_block(k),
-        had_n: had_block(n),
-    };
     Ok(GpuWeight {
         format,
         rows: n,
@@ -114,6 +151,6 @@ pub(crate) fn upload_trellis(
         layout: WeightLayout::Tiles,
         chunks,
         hadamard: 0,
-        trellis: Some(Box::new(sides)),
+        trellis: None,
     })
 }

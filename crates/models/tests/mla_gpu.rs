@@ -377,20 +377,3 @@ fn trellis_mla_layer_on_gpu_matches_cpu() {
     eprintln!("trellis3 MLA layer: GPU vs CPU nmse {e:e}");
     assert!(e < 1e-3, "nmse {e:e}");
 }
-
-/// Trellis routed experts (per-expert suh/svh) have no GPU slot kernels yet: the whole
-/// `synthetic:glm47-tiny:trellis3` is refused at upload with an error that says so.
-#[test]
-fn trellis_experts_are_refused_on_the_gpu_with_a_clear_error() {
-    let Some(ctx) = gpu_ctx() else { return };
-    let model =
-        marlin_models::synthetic::build("synthetic:glm47-tiny:trellis3", &mut |_, _| {}).unwrap();
-    let e = GpuModel::new(ctx, &model)
-        .err()
-        .expect("trellis experts refused");
-    let msg = e.to_string();
-    assert!(
-        msg.contains("trellis experts") && msg.contains("--device cpu"),
-        "{msg}"
-    );
-}

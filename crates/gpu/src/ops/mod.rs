@@ -12,6 +12,8 @@ pub mod hadamard;
 pub mod kv;
 pub mod matmul;
 pub mod moe;
+pub mod moe_experts;
+pub mod moe_hadamard_scale;
 pub mod norm;
 pub mod rope;
 pub mod rope_kv;

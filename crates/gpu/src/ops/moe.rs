@@ -2,6 +2,7 @@
 //! stacked expert weights (`moe_gemv`) and the weighted combine (`moe_combine`). A MoE MLP
 //! is a fixed number of dispatches whatever `top_k` is: no per-expert dispatch.
 
+use super::hadamard::record_hadamard;
 use super::{dispatch_op, grid, to_u32, wg, Span};
 use crate::op::Op;
 use crate::registry::{gemv_rows, KernelKey, Variant};
@@ -109,27 +110,55 @@ pub struct MoeGemvIo<'a> {
 }
 
 /// Record `out[s] = W_{ids[s]} · x[s / x_per_slot]` for every slot, `w` holding every
-/// expert's `[rows_per_expert, cols]` matrix stacked (one buffer chunk).
+/// expert's `[rows_per_expert, cols]` matrix stacked (one buffer chunk). A weight stored
+/// rotated gets its x rows rotated into scratch first; trellis weights go through
+/// [`record_moe_experts`](crate::record_moe_experts) (their sides are per matrix).
 pub fn record_moe_gemv(enc: &mut StepEncoder<'_>, w: &GpuWeight, io: &MoeGemvIo<'_>) -> Result<()> {
-    const OP: &str = "moe_gemv";
-    let er = io.rows_per_expert;
-    if w.chunks.len() != 1 || w.hadamard > 0 {
+    if w.trellis.is_some() {
         return Err(Error::Unsupported {
-            op: OP,
-            format: "stacked experts over several buffers or stored rotated",
+            op: "moe_gemv (one trellis weight with its sides)",
+            format: w.format.name(),
         });
     }
-    if io.slots == 0 || er == 0 || !w.rows.is_multiple_of(er) || io.x_per_slot == 0 {
+    if w.hadamard == 0 {
+        return moe_gemv(enc, w, io, 1);
+    }
+    let n = io.slots.div_ceil(io.x_per_slot.max(1)) * w.cols;
+    let rotated = enc.scratch(n as u64 * 4);
+    record_hadamard(enc, io.x, 0, &rotated, n, w.hadamard)?;
+    moe_gemv(enc, w, &MoeGemvIo { x: &rotated, ..*io }, 1)
+}
+
+/// The `moe_gemv` dispatch: slot `s` multiplies stacked matrix
+/// `ids[s / parts] · parts + s % parts` (`parts` matrices per expert, `io.slots` counting
+/// every matrix slot) with x row `s / x_per_slot`.
+pub(crate) fn moe_gemv(
+    enc: &mut StepEncoder<'_>,
+    w: &GpuWeight,
+    io: &MoeGemvIo<'_>,
+    parts: usize,
+) -> Result<()> {
+    const OP: &str = "moe_gemv";
+    let er = io.rows_per_expert;
+    if w.chunks.len() != 1 {
+        return Err(Error::Unsupported {
+            op: OP,
+            format: "stacked experts over several buffers",
+        });
+    }
+    let shape_ok = io.slots > 0 && er > 0 && w.rows.is_multiple_of(er) && io.x_per_slot > 0;
+    if !shape_ok || parts == 0 || !io.slots.is_multiple_of(parts) {
         return Err(Error::shape(
             OP,
             format!(
-                "{} slots, {er} rows per expert of {} stacked rows, {} slots per x row",
+                "{} slots of {parts} matrices, {er} rows per matrix of {} stacked rows, {} \
+                 slots per x row",
                 io.slots, w.rows, io.x_per_slot
             ),
         ));
     }
     Span::whole(io.x).check(OP, "x", io.slots.div_ceil(io.x_per_slot) * w.cols)?;
-    Span::whole(io.ids).check(OP, "ids", io.slots)?;
+    Span::whole(io.ids).check(OP, "ids", io.slots / parts)?;
     Span::whole(io.out).check(OP, "out", io.slots * er)?;
     let chunk = &w.chunks[0];
     let params = [
@@ -140,7 +169,7 @@ pub fn record_moe_gemv(enc: &mut StepEncoder<'_>, w: &GpuWeight, io: &MoeGemvIo<
         to_u32(OP, "out stride", er)?,
         chunk.meta_offset_words,
         0,
-        0,
+        to_u32(OP, "parts", parts)?,
     ];
     let max = enc.ctx().limits.max_compute_workgroups_per_dimension;
     let groups = [

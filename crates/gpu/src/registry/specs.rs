@@ -72,6 +72,10 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
             vec!["ops/hadamard_body.wgsl".into(), format!("ops/{name}.wgsl")],
             BindLayout::Read2Write,
         ),
+        Op::MoeHadamardScale => (
+            vec!["ops/hadamard_body.wgsl".into(), format!("ops/{name}.wgsl")],
+            BindLayout::Read3Write,
+        ),
         Op::Hadamard => (
             vec!["ops/hadamard_body.wgsl".into(), format!("ops/{name}.wgsl")],
             BindLayout::ReadWrite,
@@ -106,8 +110,8 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
 /// The spec for `key`, or `None` when no such kernel exists.
 pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     // Trellis weights need their scaled rotations around the kernel, which only the matmul
-    // launcher records: no embedding or MoE kernels for them.
-    if key.format.is_trellis() && !matches!(key.op, Op::Gemv | Op::Gemm | Op::GemvMulti) {
+    // and MoE expert launchers record: no embedding kernels for them.
+    if key.format.is_trellis() && key.op == Op::Embed {
         return None;
     }
     if key.op == Op::MoeGemv {

@@ -1,13 +1,15 @@
 //! A mixture-of-experts MLP on the GPU: every expert's gate|up and down stacked into one
-//! weight each, so a step runs router GEMV → `moe_route` → gate|up `moe_gemv` over all token
-//! slots → gated activation → down `moe_gemv` → shared expert → `moe_combine`: a fixed
-//! number of dispatches whatever `top_k` is. Prefill runs the same slot kernels over every
-//! token's slots (no grouping of tokens by expert yet).
+//! weight each ([`GpuExperts`]), so a step runs router GEMV → `moe_route` → gate|up
+//! `moe_gemv` over all token slots → gated activation → down `moe_gemv` → shared expert →
+//! `moe_combine`: a fixed number of dispatches whatever `top_k` is. Trellis experts add a
+//! `moe_hadamard_scale` on each side of both expert GEMVs (every matrix has its own
+//! suh/svh); rotated experts a `hadamard` of the GEMV input. Prefill runs the same slot
+//! kernels over every token's slots (no grouping of tokens by expert yet).
 
 use marlin_core::QTensor;
 use marlin_gpu::{
-    record_gate_mul, record_matmul, record_moe_combine, record_moe_gemv, record_moe_route,
-    GpuContext, GpuWeight, MatmulIo, MoeGemvIo, MoeRouting, Span, StepEncoder,
+    record_gate_mul, record_matmul, record_moe_combine, record_moe_experts, record_moe_route,
+    GpuContext, GpuExperts, GpuWeight, MatmulIo, MoeExpertsIo, MoeRouting, Span, StepEncoder,
 };
 
 use super::step::Scratch;
@@ -24,9 +26,9 @@ pub(crate) struct GpuMoe {
     /// Float offset of the correction bias in the vector buffer.
     bias: Option<usize>,
     /// Every expert's gate rows then up rows: `[n_experts · 2F, d]`.
-    gate_up: GpuWeight,
+    gate_up: GpuExperts,
     /// Every expert's down: `[n_experts · d, F]`.
-    down: GpuWeight,
+    down: GpuExperts,
     /// The shared expert (gate|up, down).
     shared: Option<(GpuProj, GpuLinear)>,
     routing: MoeRouting,
@@ -34,39 +36,10 @@ pub(crate) struct GpuMoe {
     ffn: usize,
 }
 
-/// One buffer of `parts` (all `[rows, cols]` in one format) stacked row-wise.
-fn stack(ctx: &GpuContext, parts: &[&QTensor], name: &str) -> Result<GpuWeight> {
-    let first = parts
-        .first()
-        .ok_or_else(|| Error::Config(format!("{name}: no experts")))?;
-    let (format, cols) = (first.format, first.cols());
-    if format.is_trellis() {
-        // Each expert carries its own suh/svh: the slot kernels would need them per slot.
-        return Err(Error::Unsupported(format!(
-            "GPU MoE {name}: trellis experts have no GPU kernel yet (use --device cpu)"
-        )));
-    }
-    if parts
-        .iter()
-        .any(|t| t.format != format || t.cols() != cols || t.hadamard() > 0)
-    {
-        return Err(Error::Unsupported(format!(
-            "GPU MoE {name}: experts of mixed formats or widths, or rotated weights"
-        )));
-    }
-    let rows: usize = parts.iter().map(|t| t.rows()).sum();
-    let mut bytes = Vec::with_capacity(parts.iter().map(|t| t.bytes().len()).sum());
-    for t in parts {
-        bytes.extend_from_slice(t.bytes());
-    }
-    let w = GpuWeight::from_bytes(ctx, format, rows, cols, &bytes, ctx.max_binding())
-        .map_err(|e| Error::Unsupported(format!("GPU upload of {name}: {e}")))?;
-    if w.chunks.len() != 1 {
-        return Err(Error::Unsupported(format!(
-            "GPU MoE {name}: stacked experts exceed one buffer binding"
-        )));
-    }
-    Ok(w)
+/// Upload `mats` (expert-major, `per_expert` each) as one stacked [`GpuExperts`].
+fn stack(ctx: &GpuContext, mats: &[&QTensor], per_expert: usize, name: &str) -> Result<GpuExperts> {
+    GpuExperts::upload(ctx, mats, per_expert)
+        .map_err(|e| Error::Unsupported(format!("GPU MoE {name}: {e}")))
 }
 
 impl GpuMoe {
@@ -107,8 +80,8 @@ impl GpuMoe {
         Ok(GpuMoe {
             router: upload_weight(ctx, &w.router, &name("ffn_gate_inp"))?,
             bias: w.correction_bias.as_deref().map(|b| vecs.push(b)),
-            gate_up: stack(ctx, &gu, &name("ffn_gate_up_exps"))?,
-            down: stack(ctx, &downs, &name("ffn_down_exps"))?,
+            gate_up: stack(ctx, &gu, 2, &name("ffn_gate_up_exps"))?,
+            down: stack(ctx, &downs, 1, &name("ffn_down_exps"))?,
             shared,
             routing: MoeRouting {
                 n_experts: e_n,
@@ -129,7 +102,7 @@ impl GpuMoe {
             .shared
             .iter()
             .flat_map(|(gu, d)| gu.parts.iter().chain([&d.w]));
-        [&self.router, &self.gate_up, &self.down]
+        [&self.router, &self.gate_up.w, &self.down.w]
             .into_iter()
             .chain(shared)
     }
@@ -154,15 +127,14 @@ impl GpuModel {
         let bias = m.bias.map(|b| Span::new(&self.vectors, b));
         record_moe_route(enc, r, n, &logits, bias, &ids, &wts)?;
         let gu = enc.scratch(bytes(slots * 2 * f));
-        let io = MoeGemvIo {
+        let io = MoeExpertsIo {
             x: &s.xn,
             x_per_slot: k,
             ids: &ids,
             out: &gu,
             slots,
-            rows_per_expert: 2 * f,
         };
-        record_moe_gemv(enc, &m.gate_up, &io)?;
+        record_moe_experts(enc, &m.gate_up, &io)?;
         let act = enc.scratch(bytes(slots * f));
         let act_kind = self.gate_act();
         record_gate_mul(
@@ -175,15 +147,14 @@ impl GpuModel {
             2 * f,
         )?;
         let y = enc.scratch(bytes(slots * d));
-        let io = MoeGemvIo {
+        let io = MoeExpertsIo {
             x: &act,
             x_per_slot: 1,
             ids: &ids,
             out: &y,
             slots,
-            rows_per_expert: d,
         };
-        record_moe_gemv(enc, &m.down, &io)?;
+        record_moe_experts(enc, &m.down, &io)?;
         if let Some((sgu, sdown)) = &m.shared {
             self.dense_mlp(enc, sgu, sdown, &s.xn, &s.tmp, n, None)?;
         }

@@ -4,7 +4,9 @@
 // memory reduction of reduce_shared.wgsl. Params (common/matmul_io.wgsl) are read as: rows = all stacked rows (the
 // decode helpers locate scales with it), n_tokens = R (rows per expert), row_offset = slots
 // per x row (top_k when every slot of a token reads the token's x, 1 when slot s reads row
-// s), out_stride = floats between slots in out. Binding 4: the expert id of every slot.
+// s), out_stride = floats between slots in out, out_offset = parts (matrices per expert:
+// slot s multiplies stacked matrix ids[s / parts] * parts + s % parts; 2 for trellis gate
+// and up, each with its own sides). Binding 4: the expert id of every slot.
 // Grid: x = ceil(R / NR) row blocks, y = slots. Launcher: src/ops/moe.rs.
 @group(0) @binding(4) var<storage, read> moe_ids: array<u32>;
 
@@ -41,8 +43,9 @@ fn moe_gemv_run(ids: Ids) {
         return;
     }
     let slot = ids.wid.y;
-    let experts = max(p.rows / er, 1u);
-    let base = min(moe_ids[slot], experts - 1u) * er;
+    let mats = max(p.rows / er, 1u);
+    let parts = max(p.out_offset, 1u);
+    let base = min(moe_ids[slot / parts] * parts + slot % parts, mats - 1u) * er;
     let g = ids.lid / GW;
     let lg = ids.lid % GW;
     let local = min(vec4<u32>(lr0 + 4u * g) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(er - 1u));
@@ -70,6 +73,6 @@ fn moe_gemv_run(ids: Ids) {
     let t = reduce_sum(ids, acc);
     let row = lr0 + ids.lid;
     if (ids.lid < NR && row < er) {
-        out[p.out_offset + slot * p.out_stride + row] = t;
+        out[slot * p.out_stride + row] = t;
     }
 }

@@ -1,0 +1,175 @@
+//! Stacked experts with per-matrix sides or rotations: `moe_hadamard_scale` on both sides
+//! against core's rotation, and `record_moe_experts` over trellis experts (gate and up with
+//! their own suh/svh, and down) and Hadamard-rotated Q8_0 experts against each slot's
+//! dequantized expert times the f64 reference. Runs on lavapipe (testkit's skip rule).
+
+mod testkit;
+
+use std::sync::Arc;
+
+use marlin_core::formats::trellis::layout;
+use marlin_core::{hadamard, reference, QTensor, QuantFormat, TensorData};
+use marlin_gpu::{
+    read_f32, record_moe_experts, record_moe_hadamard_scale, upload_f32, GpuExperts, MoeExpertsIo,
+    MoeScaleIo, SlotSide, StepEncoder,
+};
+use rand::Rng;
+use testkit::{nmse, random_vec, random_weight, rng};
+
+fn as_words(v: &[u32]) -> Vec<f32> {
+    v.iter().map(|&x| f32::from_bits(x)).collect()
+}
+
+/// A random `[n, k]` trellis weight: uniform stream words, side scales ±[0.5, 1.5).
+fn random_trellis(format: QuantFormat, n: usize, k: usize, seed: u64) -> QTensor {
+    let QuantFormat::Trellis(f) = format else {
+        panic!("{format} is not trellis");
+    };
+    let lay = layout(f, n, k).expect("layout");
+    let mut r = rng(seed);
+    let mut bytes: Vec<u8> = (0..lay.suh_at / 4)
+        .flat_map(|_| r.random::<u32>().to_le_bytes())
+        .collect();
+    for _ in 0..k + n {
+        let v = r.random_range(0.5f32..1.5) * if r.random::<bool>() { 1.0 } else { -1.0 };
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    QTensor::new(format, vec![n, k], TensorData::Owned(Arc::new(bytes))).expect("tensor")
+}
+
+#[test]
+fn moe_hadamard_scale_uses_each_slots_matrix() {
+    let Some(ctx) = testkit::ctx() else { return };
+    // 2 tokens x top 2 = 4 slots, 2 matrices per expert of 3 experts.
+    let (cols, block, parts, mats, top_k) = (96, 32, 2, 6, 2);
+    let ids: Vec<u32> = vec![2, 0, 1, 2];
+    let rows = ids.len() * parts;
+    let mut r = rng(11);
+    let x = random_vec(&mut r, rows * cols);
+    let s = random_vec(&mut r, mats * cols);
+    let (xb, sb) = (upload_f32(ctx, &x).unwrap(), upload_f32(ctx, &s).unwrap());
+    let ib = upload_f32(ctx, &as_words(&ids)).unwrap();
+    let mat = |j: usize| ids[j / parts] as usize * parts + j % parts;
+    let mut want_in = Vec::new();
+    let mut want_out = Vec::new();
+    for j in 0..rows {
+        let (m, t) = (mat(j), j / parts / top_k);
+        let sm = &s[m * cols..(m + 1) * cols];
+        let mut v: Vec<f32> = (0..cols).map(|c| x[t * cols + c] * sm[c]).collect();
+        hadamard::rotate(&mut v, block).unwrap();
+        want_in.extend(v);
+        let mut v = x[j * cols..(j + 1) * cols].to_vec();
+        hadamard::rotate(&mut v, block).unwrap();
+        want_out.extend(v.iter().zip(sm).map(|(a, b)| a * b));
+    }
+    for (side, want) in [
+        (SlotSide::Input { slots_per_x: top_k }, want_in),
+        (SlotSide::Output, want_out),
+    ] {
+        let ob = upload_f32(ctx, &vec![7.0; rows * cols]).unwrap();
+        let io = MoeScaleIo {
+            x: &xb,
+            s: &sb,
+            ids: &ib,
+            out: &ob,
+            slots: ids.len(),
+            parts,
+            mats,
+            cols,
+            block,
+        };
+        let mut enc = StepEncoder::new(ctx, "moe_hadamard_scale");
+        record_moe_hadamard_scale(&mut enc, &io, side).expect("record");
+        enc.submit().unwrap();
+        let got = read_f32(ctx, &ob, 0, rows * cols).unwrap();
+        let e = nmse(&got, &want);
+        assert!(e < 1e-12, "{side:?}: nmse {e:e}");
+        // A block that does not divide the rows, or matrices not whole experts: refused.
+        let mut enc = StepEncoder::new(ctx, "moe_hadamard_scale");
+        let bad = MoeScaleIo { block: 64, ..io };
+        assert!(record_moe_hadamard_scale(&mut enc, &bad, side).is_err());
+        let bad = MoeScaleIo { mats: 5, ..io };
+        assert!(record_moe_hadamard_scale(&mut enc, &bad, side).is_err());
+    }
+}
+
+/// `record_moe_experts` on `mats` (`per_expert` per expert) against the reference: slot s
+/// of `ids` reads x row `s / x_per_slot` (rotated by `rot` first when > 0).
+fn check_experts(mats: &[QTensor], per_expert: usize, x_per_slot: usize, rot: usize) -> f64 {
+    let ctx = testkit::ctx().expect("ctx");
+    let refs: Vec<&QTensor> = mats.iter().collect();
+    let e = GpuExperts::upload(ctx, &refs, per_expert).expect("upload");
+    let (rows, cols) = (mats[0].rows(), mats[0].cols());
+    let ids: Vec<u32> = vec![3, 1, 1, 0, 2, 3];
+    let x = random_vec(&mut rng(5), ids.len().div_ceil(x_per_slot) * cols);
+    let dense: Vec<Vec<f32>> = mats.iter().map(|t| t.to_f32().unwrap()).collect();
+    let mut want = Vec::new();
+    for (s, &id) in ids.iter().enumerate() {
+        let mut xt = x[(s / x_per_slot) * cols..(s / x_per_slot + 1) * cols].to_vec();
+        if rot > 0 {
+            hadamard::rotate(&mut xt, rot).unwrap();
+        }
+        for p in 0..per_expert {
+            let w = &dense[id as usize * per_expert + p];
+            want.extend(reference::matmul(w, &xt, rows, cols, 1));
+        }
+    }
+    assert_eq!(e.slot_rows(), per_expert * rows);
+    let (xb, ib) = (
+        upload_f32(ctx, &x).unwrap(),
+        upload_f32(ctx, &as_words(&ids)).unwrap(),
+    );
+    let ob = upload_f32(ctx, &vec![7.0; want.len()]).unwrap();
+    let mut enc = StepEncoder::new(ctx, "moe_experts");
+    let io = MoeExpertsIo {
+        x: &xb,
+        x_per_slot,
+        ids: &ib,
+        out: &ob,
+        slots: ids.len(),
+    };
+    record_moe_experts(&mut enc, &e, &io).expect("record");
+    enc.submit().unwrap();
+    nmse(&read_f32(ctx, &ob, 0, want.len()).unwrap(), &want)
+}
+
+#[test]
+fn trellis_experts_use_their_own_sides() {
+    if testkit::ctx().is_none() {
+        return;
+    }
+    // 4 experts; gate|up = 2 matrices [32, 128] each (top 2), down = 1 matrix [128, 32].
+    for name in ["trellis2", "trellis3_mcg", "trellis4_mul1"] {
+        let f = QuantFormat::from_name(name).unwrap();
+        let gu: Vec<QTensor> = (0..8).map(|i| random_trellis(f, 32, 128, i)).collect();
+        let e = check_experts(&gu, 2, 2, 0);
+        eprintln!("{name} gate|up: nmse {e:e}");
+        assert!(e < 1e-9, "{name} gate|up: {e:e}");
+        let down: Vec<QTensor> = (0..4).map(|i| random_trellis(f, 128, 32, 9 + i)).collect();
+        let e = check_experts(&down, 1, 1, 0);
+        eprintln!("{name} down: nmse {e:e}");
+        assert!(e < 1e-9, "{name} down: {e:e}");
+    }
+}
+
+#[test]
+fn rotated_experts_rotate_their_input() {
+    if testkit::ctx().is_none() {
+        return;
+    }
+    let rotated = |rows, cols, seed| {
+        random_weight(QuantFormat::Q8_0, rows, cols, seed)
+            .with_hadamard(64)
+            .unwrap()
+    };
+    let gu: Vec<QTensor> = (0..8).map(|i| rotated(32, 128, i)).collect();
+    let e = check_experts(&gu, 2, 2, 64);
+    eprintln!("q8_0 rotated gate|up: nmse {e:e}");
+    assert!(e < 1e-9, "gate|up: {e:e}");
+    let down: Vec<QTensor> = (0..4).map(|i| rotated(128, 64, 9 + i)).collect();
+    assert!(check_experts(&down, 1, 1, 64) < 1e-9);
+    // Mixed rotations are refused.
+    let ctx = testkit::ctx().unwrap();
+    let plain = random_weight(QuantFormat::Q8_0, 32, 128, 1);
+    assert!(GpuExperts::upload(ctx, &[&gu[0], &plain], 1).is_err());
+}
