@@ -83,7 +83,9 @@ pub fn record_moe_route(
         r.scale.to_bits(),
         bias_off,
     ];
-    let groups = grid(enc, OP, n_tokens, wg(Op::MoeRoute))?;
+    // One workgroup per token.
+    let per = wg(Op::MoeRoute);
+    let groups = grid(enc, OP, n_tokens * per as usize, per)?;
     dispatch_op(
         enc,
         Op::MoeRoute,

@@ -36,6 +36,8 @@ pub fn op_workgroup_size(op: Op) -> u32 {
         // One workgroup per row or head: wider groups keep more loads in flight (decode).
         Op::Argmax | Op::RmsNorm | Op::AddRmsNorm => 256,
         Op::SampleCands | Op::SamplePick => 256,
+        // One workgroup per token, one thread per expert.
+        Op::MoeRoute => 256,
         Op::AttnPaged | Op::AttnSplit | Op::AttnPrefill => 128,
         Op::AttnMla | Op::MlaLatent => 128,
         _ => 64,

@@ -1,6 +1,10 @@
 // attention body, shared by attn_paged and attn_split: one (query head, query token) per
 // workgroup against a paged K/V cache, with an online softmax over tiles of WG keys
 // (`attend` over a range of key positions leaves the unnormalised output in `acc`).
+// Threads split a tile as (key group g, dim chunk c): LANES threads share a key row, each
+// loading 8 consecutive dims, so a row is read coalesced and every thread keeps several
+// keys' loads in flight (a thread walking a whole row alone was latency-bound: ~30 µs per
+// layer on an H200 for a few dozen keys).
 // seqs[meta_offset + 2j] = the query's absolute position, seqs[.. + 1] = the word index in
 // meta of its sequence's block table; the key at position t lives in slot
 // table[t / 16] · 16 + t % 16, head row slot · n_kv_heads + kv_head of kc/vc (u32 words
@@ -32,40 +36,93 @@ const WG: u32 = 128u;
 const BLOCK: u32 = 16u;
 const MAX_HD: u32 = 256u;
 const DPT: u32 = MAX_HD / WG;
+// Most dims per key row a thread loads (8 per chunk).
+const CHUNK: u32 = 8u;
 
 var<workgroup> qs: array<f32, MAX_HD>;
+// Per key of the tile: its score, then its softmax weight.
 var<workgroup> sc: array<f32, WG>;
-// First K/V value of each key in the tile: the V pass reads it here instead of chasing the
-// block table again (two dependent DRAM loads per key made decode attention latency-bound).
+// First K/V value of each key in the tile (the block table is read once per key).
 var<workgroup> kbase: array<u32, WG>;
+// Partial dot products [key][lane] (lane index skewed by key: conflict-free sums), the
+// tile max, then the key groups' output partials [group][dim] (≤ 8 WG floats).
+const RED: u32 = 2048u;
+var<workgroup> red: array<f32, RED>;
+// exp(score − max) per key of the tile, then the groups' running sums.
+var<workgroup> pe: array<f32, WG>;
 
 fn kv_dtype() -> u32 {
     return p.window >> 30u;
 }
 
-// A head row starts at `base` (float caches: its first value's index; quantized: its
-// scale word). Values d and d + 1 (d even) of a K row, unscaled.
-fn pair_k(base: u32, d: u32) -> vec2<f32> {
+// Dims d .. d + 7 (d + 8 ≤ head_dim) of the row at `base` of cache `which` (0 = K, 1 = V),
+// unscaled.
+fn row8(which: u32, base: u32, d: u32) -> array<f32, 8> {
+    var r: array<f32, 8>;
     let dt = kv_dtype();
     if (dt == KV_F16) {
-        return unpack2x16float(kc[(base + d) / 2u]);
+        let w = (base + d) / 2u;
+        var a: vec4<u32>;
+        if (which == 0u) {
+            a = vec4<u32>(kc[w], kc[w + 1u], kc[w + 2u], kc[w + 3u]);
+        } else {
+            a = vec4<u32>(vc[w], vc[w + 1u], vc[w + 2u], vc[w + 3u]);
+        }
+        for (var i = 0u; i < 4u; i++) {
+            let v = unpack2x16float(a[i]);
+            r[2u * i] = v.x;
+            r[2u * i + 1u] = v.y;
+        }
+    } else if (dt == KV_F32) {
+        for (var i = 0u; i < 8u; i++) {
+            r[i] = bitcast<f32>(select(vc[base + d + i], kc[base + d + i], which == 0u));
+        }
+    } else {
+        let w = base + 1u + d / 4u;
+        var a: vec2<u32>;
+        if (which == 0u) {
+            a = vec2<u32>(kc[w], kc[w + 1u]);
+        } else {
+            a = vec2<u32>(vc[w], vc[w + 1u]);
+        }
+        for (var i = 0u; i < 8u; i++) {
+            r[i] = kvq_decode((a[i / 4u] >> (8u * (i % 4u))) & 0xFFu, dt);
+        }
     }
-    if (dt == KV_F32) {
-        return vec2<f32>(bitcast<f32>(kc[base + d]), bitcast<f32>(kc[base + d + 1u]));
-    }
-    return kvq_decode2(kc[base + 1u + d / 4u] >> (8u * (d & 3u)), dt);
+    return r;
 }
 
-// Value d of a V row, unscaled.
-fn val_v(base: u32, d: u32) -> f32 {
+// Dims d, d + 1 (d even, d + 2 ≤ head_dim) of a row, unscaled: the tail of a chunk.
+fn row2(which: u32, base: u32, d: u32) -> vec2<f32> {
     let dt = kv_dtype();
     if (dt == KV_F16) {
-        return unpack2x16float(vc[(base + d) / 2u])[(base + d) & 1u];
+        let w = (base + d) / 2u;
+        return unpack2x16float(select(vc[w], kc[w], which == 0u));
     }
     if (dt == KV_F32) {
-        return bitcast<f32>(vc[base + d]);
+        let a = select(vc[base + d], kc[base + d], which == 0u);
+        let b = select(vc[base + d + 1u], kc[base + d + 1u], which == 0u);
+        return vec2<f32>(bitcast<f32>(a), bitcast<f32>(b));
     }
-    return kvq_decode((vc[base + 1u + d / 4u] >> (8u * (d & 3u))) & 0xFFu, dt);
+    let w = select(vc[base + 1u + d / 4u], kc[base + 1u + d / 4u], which == 0u);
+    return kvq_decode2(w >> (8u * (d & 3u)), dt);
+}
+
+// Dims of chunk c (CHUNK · c ..) of a row, zero past head_dim.
+fn chunk(which: u32, base: u32, c: u32) -> array<f32, 8> {
+    let d0 = c * CHUNK;
+    if (d0 + CHUNK <= p.head_dim) {
+        return row8(which, base, d0);
+    }
+    var r: array<f32, 8>;
+    for (var i = 0u; i < CHUNK; i += 2u) {
+        if (d0 + i < p.head_dim) {
+            let v = row2(which, base, d0 + i);
+            r[i] = v.x;
+            r[i + 1u] = v.y;
+        }
+    }
+    return r;
 }
 
 // The row scales (1 for float caches).
@@ -106,6 +163,36 @@ fn key_range(j: u32) -> vec2<u32> {
     return vec2<u32>(lo, pos + 1u);
 }
 
+// Threads per key row: the power of two ≥ the row's chunks.
+fn lanes() -> u32 {
+    let n = (p.head_dim + CHUNK - 1u) / CHUNK;
+    var l = 1u;
+    while (l < n) {
+        l *= 2u;
+    }
+    return l;
+}
+
+fn dot8(a: array<f32, 8>, b: array<f32, 8>) -> f32 {
+    return dot(vec4<f32>(a[0], a[1], a[2], a[3]), vec4<f32>(b[0], b[1], b[2], b[3]))
+        + dot(vec4<f32>(a[4], a[5], a[6], a[7]), vec4<f32>(b[4], b[5], b[6], b[7]));
+}
+
+// Largest value of sc[0 .. WG) (all threads, uniform).
+fn tile_max(lid: u32, s: f32) -> f32 {
+    red[lid] = s;
+    workgroupBarrier();
+    for (var w = WG / 2u; w > 0u; w /= 2u) {
+        if (lid < w) {
+            red[lid] = max(red[lid], red[lid + w]);
+        }
+        workgroupBarrier();
+    }
+    let m = red[0];
+    workgroupBarrier();
+    return m;
+}
+
 // Online softmax of head h of query token j over key positions [k0, k1): returns (max
 // score, Σ exp(score − max)) and leaves Σ exp(score − max) · v in `acc` (dims lid + k · WG).
 fn attend(lid: u32, h: u32, j: u32, k0: u32, k1: u32) -> vec2<f32> {
@@ -117,95 +204,127 @@ fn attend(lid: u32, h: u32, j: u32, k0: u32, k1: u32) -> vec2<f32> {
     for (var d = lid; d < hd; d += WG) {
         qs[d] = q[qb + d];
     }
+    let nl = lanes();
+    let groups = WG / nl;
+    // Keys per tile: their partial dots must fit in `red`.
+    let tk = min(WG, RED / nl);
+    let g = lid / nl;
+    let c = lid % nl;
+    let live = c * CHUNK < hd;
     workgroupBarrier();
-    var m = -3.0e38;
-    var l = 0.0;
-    for (var k = 0u; k < DPT; k++) {
-        acc[k] = 0.0;
+    var qc: array<f32, 8>;
+    for (var i = 0u; i < CHUNK; i++) {
+        qc[i] = select(0.0, qs[min(c * CHUNK + i, hd - 1u)], c * CHUNK + i < hd);
     }
-    for (var t0 = k0; t0 < k1; t0 += WG) {
-        var s = -3.0e38;
-        var kb = 0u;
-        if (t0 + lid < k1) {
-            kb = key_base(table, t0 + lid, kvh);
-            // Eight dims per step in four independent chains: the key row's loads issue
-            // together instead of one latency-bound load per step.
-            var c0 = 0.0;
-            var c1 = 0.0;
-            var c2 = 0.0;
-            var c3 = 0.0;
-            var d = 0u;
-            for (; d + 8u <= hd; d += 8u) {
-                let k0 = pair_k(kb, d);
-                let k1 = pair_k(kb, d + 2u);
-                let k2 = pair_k(kb, d + 4u);
-                let k3 = pair_k(kb, d + 6u);
-                c0 = fma(qs[d], k0.x, fma(qs[d + 1u], k0.y, c0));
-                c1 = fma(qs[d + 2u], k1.x, fma(qs[d + 3u], k1.y, c1));
-                c2 = fma(qs[d + 4u], k2.x, fma(qs[d + 5u], k2.y, c2));
-                c3 = fma(qs[d + 6u], k3.x, fma(qs[d + 7u], k3.y, c3));
-            }
-            for (; d < hd; d += 2u) {
-                let kv = pair_k(kb, d);
-                c0 = fma(qs[d], kv.x, fma(qs[d + 1u], kv.y, c0));
-            }
-            s = ((c0 + c1) + (c2 + c3)) * (p.scale * scale_k(kb));
+    var m = -3.0e38;
+    // Σ exp of this thread's keys (kept by the c = 0 thread of each group).
+    var l = 0.0;
+    var o: array<f32, 8>;
+    for (var t0 = k0; t0 < k1; t0 += tk) {
+        let cnt = min(tk, k1 - t0);
+        if (lid < cnt) {
+            kbase[lid] = key_base(table, t0 + lid, kvh);
         }
-        sc[lid] = s;
-        kbase[lid] = kb;
         workgroupBarrier();
-        let cnt = min(WG, k1 - t0);
-        var mt = m;
-        for (var i = 0u; i < cnt; i++) {
-            mt = max(mt, sc[i]);
+        // Scores: group g takes keys g, g + groups, ...; four keys per step keep four rows'
+        // loads in flight per thread.
+        if (live) {
+            var i = g;
+            for (; i + 3u * groups < cnt; i += 4u * groups) {
+                let a0 = dot8(qc, chunk(0u, kbase[i], c));
+                let a1 = dot8(qc, chunk(0u, kbase[i + groups], c));
+                let a2 = dot8(qc, chunk(0u, kbase[i + 2u * groups], c));
+                let a3 = dot8(qc, chunk(0u, kbase[i + 3u * groups], c));
+                red[i * nl + (c + i) % nl] = a0;
+                red[(i + groups) * nl + (c + i + groups) % nl] = a1;
+                red[(i + 2u * groups) * nl + (c + i + 2u * groups) % nl] = a2;
+                red[(i + 3u * groups) * nl + (c + i + 3u * groups) % nl] = a3;
+            }
+            for (; i < cnt; i += groups) {
+                red[i * nl + (c + i) % nl] = dot8(qc, chunk(0u, kbase[i], c));
+            }
+        }
+        workgroupBarrier();
+        var s = -3.0e38;
+        if (lid < cnt) {
+            var dsum = 0.0;
+            let nc = (hd + CHUNK - 1u) / CHUNK;
+            for (var k = 0u; k < nc; k++) {
+                dsum += red[lid * nl + (k + lid) % nl];
+            }
+            s = dsum * (p.scale * scale_k(kbase[lid]));
+        }
+        workgroupBarrier();
+        let mt = max(m, tile_max(lid, s));
+        if (lid < cnt) {
+            let e = exp(s - mt);
+            // Quantized V: the row scale rides on the softmax weight.
+            sc[lid] = e * scale_v(kbase[lid]);
+            pe[lid] = e;
         }
         let alpha = exp(m - mt);
         l *= alpha;
-        for (var k = 0u; k < DPT; k++) {
-            acc[k] *= alpha;
+        for (var i = 0u; i < CHUNK; i++) {
+            o[i] *= alpha;
         }
-        // Four keys per iteration: their V loads are independent and issue together.
-        var i = 0u;
-        for (; i + 4u <= cnt; i += 4u) {
-            let p0 = exp(sc[i] - mt);
-            let p1 = exp(sc[i + 1u] - mt);
-            let p2 = exp(sc[i + 2u] - mt);
-            let p3 = exp(sc[i + 3u] - mt);
-            l += (p0 + p1) + (p2 + p3);
-            let b0 = kbase[i];
-            let b1 = kbase[i + 1u];
-            let b2 = kbase[i + 2u];
-            let b3 = kbase[i + 3u];
-            // Quantized V: the row scale rides on the softmax weight.
-            let w0 = p0 * scale_v(b0);
-            let w1 = p1 * scale_v(b1);
-            let w2 = p2 * scale_v(b2);
-            let w3 = p3 * scale_v(b3);
-            for (var k = 0u; k < DPT; k++) {
-                let d = lid + k * WG;
-                if (d < hd) {
-                    let v0 = val_v(b0, d);
-                    let v1 = val_v(b1, d);
-                    let v2 = val_v(b2, d);
-                    let v3 = val_v(b3, d);
-                    acc[k] = fma(w3, v3, fma(w2, v2, fma(w1, v1, fma(w0, v0, acc[k]))));
+        workgroupBarrier();
+        if (live) {
+            var i = g;
+            for (; i + 3u * groups < cnt; i += 4u * groups) {
+                let v0 = chunk(1u, kbase[i], c);
+                let v1 = chunk(1u, kbase[i + groups], c);
+                let v2 = chunk(1u, kbase[i + 2u * groups], c);
+                let v3 = chunk(1u, kbase[i + 3u * groups], c);
+                let w0 = sc[i];
+                let w1 = sc[i + groups];
+                let w2 = sc[i + 2u * groups];
+                let w3 = sc[i + 3u * groups];
+                for (var d = 0u; d < CHUNK; d++) {
+                    o[d] = fma(w3, v3[d], fma(w2, v2[d], fma(w1, v1[d], fma(w0, v0[d], o[d]))));
+                }
+            }
+            for (; i < cnt; i += groups) {
+                let v = chunk(1u, kbase[i], c);
+                let w = sc[i];
+                for (var d = 0u; d < CHUNK; d++) {
+                    o[d] = fma(w, v[d], o[d]);
                 }
             }
         }
-        for (; i < cnt; i++) {
-            let pw = exp(sc[i] - mt);
-            l += pw;
-            let vb = kbase[i];
-            let wv = pw * scale_v(vb);
-            for (var k = 0u; k < DPT; k++) {
-                let d = lid + k * WG;
-                if (d < hd) {
-                    acc[k] = fma(wv, val_v(vb, d), acc[k]);
-                }
+        if (c == 0u) {
+            for (var i = g; i < cnt; i += groups) {
+                l += pe[i];
             }
         }
         m = mt;
         workgroupBarrier();
     }
-    return vec2<f32>(m, l);
+    // Sum the key groups' partial outputs (red[g · head_dim + d]) and running sums.
+    if (live) {
+        for (var i = 0u; i < CHUNK; i++) {
+            let d = c * CHUNK + i;
+            if (d < hd) {
+                red[g * hd + d] = o[i];
+            }
+        }
+    }
+    if (c == 0u) {
+        pe[g] = l;
+    }
+    workgroupBarrier();
+    var lt = 0.0;
+    for (var gi = 0u; gi < groups; gi++) {
+        lt += pe[gi];
+    }
+    for (var k = 0u; k < DPT; k++) {
+        let d = lid + k * WG;
+        acc[k] = 0.0;
+        if (d < hd) {
+            for (var gi = 0u; gi < groups; gi++) {
+                acc[k] += red[gi * hd + d];
+            }
+        }
+    }
+    workgroupBarrier();
+    return vec2<f32>(m, lt);
 }
