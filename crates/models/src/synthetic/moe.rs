@@ -3,6 +3,7 @@
 //! ones (`kv_b` cut per head, W_UKᵀ by transposition, a F32 router, one shared expert).
 
 use marlin_core::QuantFormat;
+use rayon::prelude::*;
 
 use super::fill::{mix, random_tensor};
 use super::format_for;
@@ -68,10 +69,14 @@ struct Gen {
 }
 
 impl Gen {
+    /// The seed of this layer's `n`-th tensor.
+    fn seed(&self, n: u64) -> u64 {
+        mix(((self.layer as u64 + 1) << 20) | n)
+    }
+
     fn tensor(&mut self, rows: usize, cols: usize) -> Result<marlin_core::QTensor> {
         self.next += 1;
-        let seed = mix(((self.layer as u64 + 1) << 20) | self.next);
-        random_tensor(format_for(self.format, cols), rows, cols, seed)
+        random_tensor(format_for(self.format, cols), rows, cols, self.seed(self.next))
     }
 
     fn sliceable(&mut self, rows: usize, cols: usize) -> Result<marlin_core::QTensor> {
@@ -129,16 +134,25 @@ fn mla(g: &mut Gen, cfg: &ModelConfig, m: &MlaConfig) -> Result<MlaWeights> {
 }
 
 fn moe(g: &mut Gen, cfg: &ModelConfig, e: &MoeConfig) -> Result<MoeWeights> {
-    let d = cfg.hidden;
-    let experts = (0..e.n_experts)
-        .map(|_| {
+    let (d, f) = (cfg.hidden, e.expert_ffn);
+    // Experts in parallel (a trellis tensor alone fills only a few tasks), with the seeds a
+    // sequential build would give: expert i's gate, up, down are tensors 3i + 1, + 2, + 3.
+    let first = g.next;
+    let gen = &*g;
+    let tensor = |n: u64, rows, cols| {
+        random_tensor(format_for(gen.format, cols), rows, cols, gen.seed(first + n))
+    };
+    let experts = (0..e.n_experts as u64)
+        .into_par_iter()
+        .map(|i| {
             Ok(Expert {
-                gate: g.tensor(e.expert_ffn, d)?,
-                up: g.tensor(e.expert_ffn, d)?,
-                down: g.tensor(d, e.expert_ffn)?,
+                gate: tensor(3 * i + 1, f, d)?,
+                up: tensor(3 * i + 2, f, d)?,
+                down: tensor(3 * i + 3, d, f)?,
             })
         })
         .collect::<Result<_>>()?;
+    g.next = first + 3 * e.n_experts as u64;
     g.next += 1;
     let router = random_tensor(QuantFormat::F32, e.n_experts, d, mix(g.next))?;
     let shared = if e.shared_ffn > 0 {
