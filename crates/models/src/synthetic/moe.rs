@@ -76,7 +76,12 @@ impl Gen {
 
     fn tensor(&mut self, rows: usize, cols: usize) -> Result<marlin_core::QTensor> {
         self.next += 1;
-        random_tensor(format_for(self.format, cols), rows, cols, self.seed(self.next))
+        random_tensor(
+            format_for(self.format, cols),
+            rows,
+            cols,
+            self.seed(self.next),
+        )
     }
 
     fn sliceable(&mut self, rows: usize, cols: usize) -> Result<marlin_core::QTensor> {
@@ -140,7 +145,12 @@ fn moe(g: &mut Gen, cfg: &ModelConfig, e: &MoeConfig) -> Result<MoeWeights> {
     let first = g.next;
     let gen = &*g;
     let tensor = |n: u64, rows, cols| {
-        random_tensor(format_for(gen.format, cols), rows, cols, gen.seed(first + n))
+        random_tensor(
+            format_for(gen.format, cols),
+            rows,
+            cols,
+            gen.seed(first + n),
+        )
     };
     let experts = (0..e.n_experts as u64)
         .into_par_iter()
