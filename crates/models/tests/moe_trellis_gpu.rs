@@ -138,3 +138,21 @@ fn rotated_q8_0_glm_experts_on_gpu_match_cpu() {
     assert!(n > 0, "no experts rotated");
     check("glm47-tiny q8_0, rotated experts", ctx, &model, 1e-3);
 }
+
+/// Trellis experts add a fixed number of dispatches per MoE layer (a `moe_hadamard_scale`
+/// on each side of both expert GEMVs): a decode step's count does not grow with `top_k`.
+#[test]
+fn trellis_moe_dispatches_do_not_grow_with_top_k() {
+    let Some(ctx) = gpu_ctx() else { return };
+    let mut model = Model::load_spec("synthetic:glm47-tiny:trellis3", &mut |_, _| {}).unwrap();
+    let mut counts = Vec::new();
+    for top_k in [1, 2, 4] {
+        model.config.moe.as_mut().unwrap().top_k = top_k;
+        let gpu = GpuModel::new(ctx.clone(), &model).unwrap();
+        let got = run(&model, Some(&gpu), &[5, 17, 42], 2);
+        assert!(got.decode.iter().all(|v| v.is_finite()));
+        counts.push(gpu.dispatch_count());
+    }
+    eprintln!("trellis3 decode step dispatches for top_k 1, 2, 4: {counts:?}");
+    assert!(counts.iter().all(|&c| c == counts[0]), "{counts:?}");
+}
