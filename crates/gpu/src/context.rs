@@ -217,7 +217,7 @@ impl GpuContext {
     /// Whether this device can run the kernel `key` (it exists and the device has what its
     /// variant needs).
     pub fn runs(&self, key: KernelKey) -> bool {
-        let coop_ok = key.variant != Variant::Coop || self.summary.coop_gemm();
+        let coop_ok = !key.variant.is_coop() || self.summary.coop_gemm();
         coop_ok && spec(key).is_some_and(|s| self.device.features().contains(s.features))
     }
 

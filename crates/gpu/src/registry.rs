@@ -3,9 +3,11 @@
 
 use marlin_core::QuantFormat;
 
+mod coop;
 mod geometry;
 mod specs;
 
+pub use coop::{coop_legacy, coop_legacy_spec, coop_tt, gemm_variant_for, GEMM_COOP_LEGACY_TOKENS};
 pub use geometry::*;
 pub use specs::spec;
 
@@ -23,8 +25,14 @@ pub enum Variant {
     /// f16 workgroup tiles and products, f32 accumulation (device feature `SHADER_F16`).
     F16,
     /// Cooperative-matrix (tensor core) GEMM: f16 tiles, f32 accumulators
-    /// (`EXPERIMENTAL_COOPERATIVE_MATRIX`, 16x16x16 f16 configs, subgroups of 32).
+    /// (`EXPERIMENTAL_COOPERATIVE_MATRIX`, 16x16x16 f16 configs, subgroups of 32); 64-token
+    /// tiles, and the launcher runs [`Variant::CoopT16`] / [`Variant::CoopT32`] in its place
+    /// for fewer tokens ([`gemm_variant_for`]).
     Coop,
+    /// [`Variant::Coop`] with 32-token tiles (and 64-row tiles).
+    CoopT32,
+    /// [`Variant::Coop`] with 16-token tiles (and 32-row tiles).
+    CoopT16,
     /// GEMV with 8-bit activations and packed integer dot products (formats with integer
     /// codes: [`DP4A_FORMATS`]), subgroup reduction.
     Dp4a,
@@ -32,11 +40,13 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 5] = [
+    pub const ALL: [Variant; 7] = [
         Variant::Plain,
         Variant::Subgroup,
         Variant::F16,
         Variant::Coop,
+        Variant::CoopT32,
+        Variant::CoopT16,
         Variant::Dp4a,
     ];
 
@@ -47,8 +57,15 @@ impl Variant {
             Variant::Subgroup => "subgroup",
             Variant::F16 => "f16",
             Variant::Coop => "coop",
+            Variant::CoopT32 => "coop_t32",
+            Variant::CoopT16 => "coop_t16",
             Variant::Dp4a => "dp4a",
         }
+    }
+
+    /// Whether this is a cooperative-matrix GEMM (any token tile).
+    pub fn is_coop(self) -> bool {
+        matches!(self, Variant::Coop | Variant::CoopT32 | Variant::CoopT16)
     }
 }
 

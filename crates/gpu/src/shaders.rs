@@ -168,6 +168,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/gemm/gemm_body_coop.wgsl"),
     ),
     (
+        "gemm/gemm_body_coop_chunk.wgsl",
+        include_str!("shaders/gemm/gemm_body_coop_chunk.wgsl"),
+    ),
+    (
         "gemm/gemm_body_f16.wgsl",
         include_str!("shaders/gemm/gemm_body_f16.wgsl"),
     ),

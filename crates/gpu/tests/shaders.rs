@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use marlin_gpu::registry::{
-    gemv_multi_tokens, gemv_rows, BindLayout, DP4A_FORMATS, GEMM_COOP_TOKENS, GEMM_COOP_WG,
-    GEMM_ROWS, GEMM_TOKENS, GEMM_WG, GEMV_MULTI_ROWS, GEMV_WG,
+    coop_legacy, coop_legacy_spec, gemm_tile, gemv_multi_tokens, gemv_rows, BindLayout,
+    DP4A_FORMATS, GEMM_COOP_WG, GEMM_ROWS, GEMM_TOKENS, GEMM_WG, GEMV_MULTI_ROWS, GEMV_WG,
 };
 use marlin_gpu::shaders::SHADER_FILES;
 use marlin_gpu::{all_specs, KernelSpec, Op, Variant, MATMUL_FORMATS};
@@ -17,7 +17,7 @@ fn validate(spec: &KernelSpec) -> (naga::Module, naga::valid::ModuleInfo) {
     let src = spec.source().expect("source");
     let module = naga::front::wgsl::parse_str(&src)
         .unwrap_or_else(|e| panic!("{}: parse\n{}", spec.name, e.emit_to_string(&src)));
-    let coop = spec.key.variant == Variant::Coop;
+    let coop = spec.key.variant.is_coop();
     let subgroup = matches!(spec.key.variant, Variant::Subgroup | Variant::Dp4a) || coop;
     // unpack2x16float needs SHADER_FLOAT16_IN_FLOAT32: wgpu grants it on every adapter with
     // the SHADER_F16_IN_F32 downlevel flag (all Vulkan, Metal and DX12 devices).
@@ -45,7 +45,8 @@ fn validate(spec: &KernelSpec) -> (naga::Module, naga::valid::ModuleInfo) {
 #[test]
 fn every_kernel_validates_and_translates_to_msl() {
     let specs = all_specs();
-    // Plain and subgroup GEMV, plain, f16 and coop GEMM, plain gemv_multi, embed and MoE
+    // Plain and subgroup GEMV, plain, f16 and coop GEMM (three token tiles), plain
+    // gemv_multi, embed and MoE
     // GEMV for every format (trellis: no embed), dp4a GEMV and gemv_multi for
     // some; one kernel per format-less op.
     let single = Op::ALL.iter().filter(|op| !op.per_format()).count();
@@ -53,7 +54,7 @@ fn every_kernel_validates_and_translates_to_msl() {
     assert_eq!(trellis, 9);
     assert_eq!(
         specs.len(),
-        MATMUL_FORMATS.len() * 8 - trellis + DP4A_FORMATS.len() * 2 + single
+        MATMUL_FORMATS.len() * 10 - trellis + DP4A_FORMATS.len() * 2 + single
     );
     for name in [
         "rms_norm",
@@ -76,7 +77,7 @@ fn every_kernel_validates_and_translates_to_msl() {
     }
     for spec in &specs {
         let (module, info) = validate(spec);
-        if spec.key.variant == Variant::Coop {
+        if spec.key.variant.is_coop() {
             // Vulkan only (16x16 tiles; Metal's simdgroup matrices are 8x8): check SPIR-V.
             let words = naga::back::spv::write_vec(
                 &module,
@@ -140,15 +141,12 @@ fn geometry_and_bindings_match_the_launcher() {
             ("NR", GEMV_MULTI_ROWS),
             ("MT", gemv_multi_tokens()),
         ];
-        let coop = [
-            ("WG", GEMM_COOP_WG),
-            ("TM", GEMM_ROWS),
-            ("TN", GEMM_COOP_TOKENS),
-        ];
+        let (tm, tn) = gemm_tile(spec.key.variant);
+        let coop = [("WG", GEMM_COOP_WG), ("TM", tm), ("TN", tn)];
         let expect: &[(&str, u32)] = match spec.key.op {
             Op::Gemv => &gemv,
             Op::GemvMulti => &multi,
-            Op::Gemm if spec.key.variant == Variant::Coop => &coop,
+            Op::Gemm if spec.key.variant.is_coop() => &coop,
             Op::Gemm => &[("WG", GEMM_WG), ("TM", GEMM_ROWS), ("TN", GEMM_TOKENS)],
             _ => &op_wg,
         };
@@ -162,6 +160,9 @@ fn geometry_and_bindings_match_the_launcher() {
         }
         if Op::MATMUL.contains(&spec.key.op) {
             assert_eq!(spec.rows_per_group, expect[1].1, "{}", spec.name);
+            if spec.key.op == Op::Gemm {
+                assert_eq!(spec.tokens_per_group, expect[2].1, "{}", spec.name);
+            }
             if spec.key.op == Op::GemvMulti {
                 assert_eq!(spec.tokens_per_group, gemv_multi_tokens(), "{}", spec.name);
             }
@@ -223,8 +224,51 @@ fn shader_table_matches_disk_and_every_file_is_used() {
         let on_disk = std::fs::read_to_string(root.join(path)).expect("read shader");
         assert_eq!(&on_disk, src, "{path}: embedded copy is stale");
     }
-    let used: BTreeSet<String> = all_specs().into_iter().flat_map(|s| s.parts).collect();
+    // The first coop body is reachable through MARLIN_GPU_COOP=1 only.
+    let legacy = MATMUL_FORMATS.iter().filter_map(|&f| coop_legacy_spec(f));
+    let used: BTreeSet<String> = all_specs()
+        .into_iter()
+        .chain(legacy)
+        .flat_map(|s| s.parts)
+        .collect();
     for path in &table {
         assert!(used.contains(path), "{path} is used by no kernel");
+    }
+}
+
+/// The first coop body (`MARLIN_GPU_COOP=1`, kept for A/B on hardware) still validates
+/// and emits SPIR-V for every format, with its 64 x 64 tile; the default coop kernels are
+/// the chunked body.
+#[test]
+fn legacy_coop_body_validates_for_every_format() {
+    for &format in MATMUL_FORMATS.iter() {
+        let spec = coop_legacy_spec(format).expect("legacy coop spec");
+        assert!(spec.parts.iter().any(|p| p == "gemm/gemm_body_coop.wgsl"));
+        let (module, info) = validate(&spec);
+        assert_eq!(
+            u32_constant(&module, "TM"),
+            Some(GEMM_ROWS),
+            "{}",
+            spec.name
+        );
+        assert_eq!(u32_constant(&module, "TN"), Some(64), "{}", spec.name);
+        let words =
+            naga::back::spv::write_vec(&module, &info, &naga::back::spv::Options::default(), None)
+                .unwrap_or_else(|e| panic!("{}: SPIR-V: {e}", spec.name));
+        assert!(words.len() > 100, "{}: empty SPIR-V", spec.name);
+    }
+    if !coop_legacy() {
+        let chunked = all_specs()
+            .into_iter()
+            .filter(|s| s.key.variant.is_coop())
+            .all(|s| {
+                s.parts
+                    .iter()
+                    .any(|p| p == "gemm/gemm_body_coop_chunk.wgsl")
+            });
+        assert!(
+            chunked,
+            "every coop kernel runs the chunked body by default"
+        );
     }
 }

@@ -117,7 +117,7 @@ fn trellis_matmuls_match_the_reference() {
                 for &n in tokens {
                     let e = run(ctx, &t, &w, op, variant, n);
                     // The f16 GEMM rounds weights and activations to f16.
-                    let limit = if variant == Variant::F16 || variant == Variant::Coop {
+                    let limit = if variant == Variant::F16 || variant.is_coop() {
                         1e-5
                     } else {
                         1e-10

@@ -7,8 +7,9 @@ use marlin_core::QuantFormat;
 use marlin_gpu::bench::{
     bench_gemm, bench_gemv, bench_tokens, copy_bandwidth, stream_bandwidth, TokensCase,
 };
-use marlin_gpu::Op;
+use marlin_gpu::registry::{coop_legacy, gemm_tile, gemm_variant_for};
 use marlin_gpu::{DeviceSelector, GpuContext};
+use marlin_gpu::{Op, Variant};
 use serde_json::{json, Value};
 
 use crate::args::BenchKernelsArgs;
@@ -73,6 +74,7 @@ fn measure(
             Ok(g) => json!({
                 "kernel": g.name,
                 "variant": g.variant.name(),
+                "ran": gemm_ran(g.variant, g.tokens),
                 "tokens": g.tokens,
                 "us": g.us,
                 "tflop_s": g.tflop_s,
@@ -82,6 +84,20 @@ fn measure(
         };
     }
     out
+}
+
+/// What a GEMM of `variant` on `tokens` tokens actually runs: the launcher's variant (the
+/// coop GEMM picks its token tile by count), its (rows, tokens) tile and, for coop, which
+/// body (`MARLIN_GPU_COOP=1` selects the first one).
+fn gemm_ran(variant: Variant, tokens: usize) -> Value {
+    let ran = gemm_variant_for(variant, tokens);
+    let (rows, tile_tokens) = gemm_tile(ran);
+    let body = match (ran.is_coop(), ran == Variant::Coop && coop_legacy()) {
+        (false, _) => "tiled",
+        (true, true) => "coop_first",
+        (true, false) => "coop_chunked",
+    };
+    json!({ "variant": ran.name(), "tile": [rows, tile_tokens], "body": body })
 }
 
 /// The cases of `--gemv-tokens`: each count with the device's op, then the GEMM for
@@ -113,7 +129,7 @@ fn tokens_curve(
         Ok(v) => v
             .iter()
             .map(|b| {
-                json!({
+                let mut e = json!({
                     "tokens": b.tokens,
                     "kernel": b.name,
                     "variant": b.variant.name(),
@@ -122,7 +138,11 @@ fn tokens_curve(
                     "gb_s": b.gb_s,
                     "pct_of_stream_read": 100.0 * b.gb_s / stream_read_gb_s,
                     "timer": format!("{:?}", b.timer).to_lowercase(),
-                })
+                });
+                if b.op == Op::Gemm {
+                    e["ran"] = gemm_ran(b.variant, b.tokens);
+                }
+                e
             })
             .collect(),
         Err(e) => json!({ "error": e.to_string() }),
@@ -237,7 +257,29 @@ mod tests {
             ["gemv_q8_0", "gemv_multi_q8_0", "gemm_q8_0", "gemm_q8_0"]
         );
         assert_eq!(v[1]["tokens"], 4);
+        // The GEMMs say which kernel flavour and tile ran (plain on lavapipe).
+        assert_eq!(v[2]["ran"]["tile"], json!([64, 16]));
+        assert!(v[1].get("ran").is_none());
         assert!(v[1]["gb_s"].as_f64().unwrap() > 0.0);
+    }
+
+    /// The coop GEMM reports its token tile by count; other variants run as asked.
+    #[test]
+    fn gemm_ran_names_the_coop_tile() {
+        if coop_legacy() {
+            return;
+        }
+        let small = gemm_ran(Variant::Coop, 16);
+        assert_eq!(small["variant"], "coop_t16");
+        assert_eq!(small["tile"], json!([32, 16]));
+        assert_eq!(small["body"], "coop_chunked");
+        assert_eq!(gemm_ran(Variant::Coop, 32)["variant"], "coop_t32");
+        let big = gemm_ran(Variant::Coop, 512);
+        assert_eq!(big["variant"], "coop");
+        assert_eq!(big["tile"], json!([128, 64]));
+        let plain = gemm_ran(Variant::Plain, 512);
+        assert_eq!(plain["body"], "tiled");
+        assert_eq!(plain["tile"], json!([64, 16]));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::op::Op;
 use crate::ops::hadamard::{record_hadamard, record_hadamard_scale, ScaleSide};
 use crate::ops::Span;
 use crate::registry::{
-    gemm_tile, gemv_multi_tokens, gemv_rows, KernelKey, Variant, GEMV_MULTI_ROWS,
+    gemm_tile, gemm_variant_for, gemv_multi_tokens, gemv_rows, KernelKey, Variant, GEMV_MULTI_ROWS,
 };
 use crate::upload::{read_f32, upload_f32, zeroed_f32};
 use crate::weight_trellis::TrellisSides;
@@ -203,6 +203,12 @@ fn record_matmul_plain(
         io.out_offset + (n - 1) * stride + w.rows,
         "last output index",
     )?;
+    // The coop GEMM's token tile follows the token count (a 20-token step runs 32-token
+    // tiles, not 64).
+    let variant = match op {
+        Op::Gemm => gemm_variant_for(variant, n),
+        _ => variant,
+    };
     let key = KernelKey {
         op,
         format: w.format,

@@ -3,6 +3,7 @@
 
 use marlin_core::QuantFormat;
 
+use super::coop::{coop_legacy, coop_tt, GEMM_COOP_LEGACY_TOKENS};
 use super::Variant;
 use crate::op::Op;
 
@@ -14,16 +15,18 @@ pub const GEMM_WG: u32 = 64;
 pub const GEMM_ROWS: u32 = 64;
 /// Tokens per GEMM workgroup (`TN`).
 pub const GEMM_TOKENS: u32 = 16;
-/// Threads per workgroup of the cooperative-matrix GEMM.
+/// Threads per workgroup of the cooperative-matrix GEMMs (4 subgroups of 32).
 pub const GEMM_COOP_WG: u32 = 128;
-/// Tokens per cooperative-matrix GEMM workgroup (rows: `GEMM_ROWS`).
-pub const GEMM_COOP_TOKENS: u32 = 64;
 
-/// (rows, tokens) one GEMM workgroup of `variant` covers.
+/// (rows, tokens) one GEMM workgroup of `variant` covers: coop tiles of 32 TT x 16 TT
+/// (`coop_tt`), or 64 x 64 for the first coop body (`MARLIN_GPU_COOP=1`).
 pub fn gemm_tile(variant: Variant) -> (u32, u32) {
-    match variant {
-        Variant::Coop => (GEMM_ROWS, GEMM_COOP_TOKENS),
-        _ => (GEMM_ROWS, GEMM_TOKENS),
+    match coop_tt(variant) {
+        Some(_) if variant == Variant::Coop && coop_legacy() => {
+            (GEMM_ROWS, GEMM_COOP_LEGACY_TOKENS)
+        }
+        Some(tt) => (32 * tt, 16 * tt),
+        None => (GEMM_ROWS, GEMM_TOKENS),
     }
 }
 

@@ -120,6 +120,9 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     if key.op == Op::GemvMulti {
         return gemv_multi_spec(key);
     }
+    if key.op == Op::Gemm && key.variant.is_coop() {
+        return super::coop::coop_spec(key);
+    }
     if !matches!(key.op, Op::Gemv | Op::Gemm) {
         return op_spec(key);
     }
@@ -184,19 +187,6 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
                 GEMM_TOKENS,
                 "plain",
                 vec!["gemm/gemm_body_f16.wgsl"],
-            )
-        }
-        (Op::Gemm, Variant::Coop) => {
-            parts.push("common/enable_coop.wgsl".into());
-            (
-                wgpu::Features::SHADER_F16
-                    | wgpu::Features::SUBGROUP
-                    | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX,
-                GEMM_COOP_WG,
-                GEMM_ROWS,
-                GEMM_COOP_TOKENS,
-                "subgroup",
-                vec!["gemm/gemm_body_coop.wgsl"],
             )
         }
         _ => return None,

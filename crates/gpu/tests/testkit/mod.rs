@@ -20,7 +20,7 @@ pub const SENTINEL: u32 = 0x7FBA_DB0B;
 pub fn nmse_threshold(op: Op, format: QuantFormat, variant: Variant) -> f64 {
     use QuantFormat as F;
     match (op, format, variant) {
-        (_, _, Variant::F16 | Variant::Coop) => 2e-6,
+        (_, _, Variant::F16 | Variant::Coop | Variant::CoopT32 | Variant::CoopT16) => 2e-6,
         // Activations quantized to 8 bits per 32 (max |x| / 127 steps): measured on
         // lavapipe 1e-5..5e-5 against the f64 reference.
         (_, _, Variant::Dp4a) => 1e-4,

@@ -1,0 +1,167 @@
+//! The cooperative-matrix (tensor core) GEMM kernels: their token tiles, the tile the
+//! launcher picks per token count, and their specs — the chunked body
+//! (`gemm_body_coop_chunk.wgsl`) by default, the first body (`gemm_body_coop.wgsl`) when
+//! `MARLIN_GPU_COOP=1` (A/B on hardware; `MARLIN_GPU_COOP=0` turns coop off altogether).
+
+use marlin_core::QuantFormat;
+
+use super::{BindLayout, KernelKey, KernelSpec, Variant, GEMM_COOP_WG};
+use crate::format_parts::{format_defines, format_parts, has_entry_file};
+use crate::op::{kernel_name, Op};
+
+/// Tokens of the first body's tiles (its rows: `GEMM_ROWS`).
+pub const GEMM_COOP_LEGACY_TOKENS: u32 = 64;
+
+/// Whether `MARLIN_GPU_COOP=1` asks for the first coop body in place of the chunked one.
+pub fn coop_legacy() -> bool {
+    std::env::var("MARLIN_GPU_COOP").as_deref() == Ok("1")
+}
+
+/// The chunked body's tile parameter `TT` (tiles of 32 TT rows x 16 TT tokens) for a coop
+/// variant; `None` for other variants.
+pub fn coop_tt(variant: Variant) -> Option<u32> {
+    match variant {
+        Variant::Coop => Some(4),
+        Variant::CoopT32 => Some(2),
+        Variant::CoopT16 => Some(1),
+        _ => None,
+    }
+}
+
+/// The variant the launcher runs for `variant` on `n_tokens` tokens: [`Variant::Coop`]
+/// becomes the smallest token tile that holds them (16, 32, else 64), so a 9..32-token step
+/// pays for 16 or 32 tokens, not 64. Every other variant (an explicit tile included), and
+/// `Coop` under `MARLIN_GPU_COOP=1` (the first body has 64-token tiles only), runs as given.
+pub fn gemm_variant_for(variant: Variant, n_tokens: usize) -> Variant {
+    match (variant, n_tokens) {
+        (Variant::Coop, _) if coop_legacy() => Variant::Coop,
+        (Variant::Coop, 0..=16) => Variant::CoopT16,
+        (Variant::Coop, 17..=32) => Variant::CoopT32,
+        (v, _) => v,
+    }
+}
+
+/// The spec of a coop GEMM `key` (`Op::Gemm`, a coop variant): the chunked body with its
+/// `TT`, or for `Variant::Coop` under `MARLIN_GPU_COOP=1` the first body.
+pub(super) fn coop_spec(key: KernelKey) -> Option<KernelSpec> {
+    let tt = coop_tt(key.variant)?;
+    if key.op != Op::Gemm {
+        return None;
+    }
+    if key.variant == Variant::Coop && coop_legacy() {
+        return coop_legacy_spec(key.format);
+    }
+    build(
+        key,
+        "gemm/gemm_body_coop_chunk.wgsl",
+        (32 * tt, 16 * tt),
+        &[("TT", tt)],
+    )
+}
+
+/// The first coop body's kernel for `format` (64 x 64 tiles, one unit per barrier pair):
+/// what `Variant::Coop` runs under `MARLIN_GPU_COOP=1`.
+pub fn coop_legacy_spec(format: QuantFormat) -> Option<KernelSpec> {
+    let key = KernelKey {
+        op: Op::Gemm,
+        format,
+        variant: Variant::Coop,
+    };
+    build(
+        key,
+        "gemm/gemm_body_coop.wgsl",
+        (super::GEMM_ROWS, GEMM_COOP_LEGACY_TOKENS),
+        &[],
+    )
+}
+
+fn build(
+    key: KernelKey,
+    body: &str,
+    (rows, tokens): (u32, u32),
+    extra: &[(&'static str, u32)],
+) -> Option<KernelSpec> {
+    let name = kernel_name(key.op, key.format);
+    let mut parts = vec![
+        "common/enable_coop.wgsl".to_string(),
+        "common/matmul_io.wgsl".to_string(),
+        "common/ids_subgroup.wgsl".to_string(),
+    ];
+    parts.extend(format_parts(key.format)?);
+    parts.push(body.to_string());
+    let mut entry = String::new();
+    if has_entry_file(key.format) {
+        parts.push(format!("gemm/{name}.wgsl"));
+    } else {
+        entry = format!(
+            "@compute @workgroup_size(WG)\nfn {name}(ids: Ids) {{\n    gemm_run(ids);\n}}\n"
+        );
+    }
+    let mut defines = format_defines(key.format);
+    defines.extend_from_slice(extra);
+    Some(KernelSpec {
+        key,
+        name,
+        parts,
+        workgroup_size: GEMM_COOP_WG,
+        rows_per_group: rows,
+        tokens_per_group: tokens,
+        layout: BindLayout::Matmul,
+        features: wgpu::Features::SHADER_F16
+            | wgpu::Features::SUBGROUP
+            | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX,
+        defines,
+        entry,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coop_picks_the_smallest_token_tile() {
+        if coop_legacy() {
+            return;
+        }
+        let pick = |n| gemm_variant_for(Variant::Coop, n);
+        assert_eq!(pick(1), Variant::CoopT16);
+        assert_eq!(pick(16), Variant::CoopT16);
+        assert_eq!(pick(17), Variant::CoopT32);
+        assert_eq!(pick(32), Variant::CoopT32);
+        assert_eq!(pick(33), Variant::Coop);
+        assert_eq!(pick(512), Variant::Coop);
+        assert_eq!(gemm_variant_for(Variant::CoopT16, 100), Variant::CoopT16);
+        assert_eq!(gemm_variant_for(Variant::Plain, 5), Variant::Plain);
+    }
+
+    #[test]
+    fn tiles_follow_tt() {
+        for (v, tile) in [
+            (Variant::CoopT16, (32, 16)),
+            (Variant::CoopT32, (64, 32)),
+            (Variant::Coop, (128, 64)),
+        ] {
+            let key = KernelKey {
+                op: Op::Gemm,
+                format: QuantFormat::Q4_0,
+                variant: v,
+            };
+            let s = coop_spec(key).expect("coop spec");
+            if v == Variant::Coop && coop_legacy() {
+                continue;
+            }
+            assert_eq!((s.rows_per_group, s.tokens_per_group), tile, "{v:?}");
+            assert_eq!(s.workgroup_size, 128);
+            assert!(s.defines.contains(&("TT", tile.1 / 16)));
+        }
+        let gemv = KernelKey {
+            op: Op::Gemv,
+            format: QuantFormat::Q4_0,
+            variant: Variant::Coop,
+        };
+        assert!(coop_spec(gemv).is_none());
+        let legacy = coop_legacy_spec(QuantFormat::Q4_0).expect("legacy spec");
+        assert_eq!((legacy.rows_per_group, legacy.tokens_per_group), (64, 64));
+    }
+}

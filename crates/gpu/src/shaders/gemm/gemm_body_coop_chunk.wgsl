@@ -1,0 +1,152 @@
+// GEMM body on cooperative matrices, K in chunks of several units (variant Coop and its
+// token tiles CoopT32 / CoopT16: tensor cores through VK_KHR_cooperative_matrix; needs
+// subgroups of exactly 32, i.e. 4 per workgroup, and 16x16x16 f16 -> f32 configs).
+//
+// TT (1, 2 or 4; a define) sets the tile: workgroup (gx, gy) computes rows TM*gx .. + TM and
+// tokens TN*gy .. + TN with TM = 32 TT, TN = 16 TT, over K chunks of KC = 256 / TT
+// elements (KU = 8 / TT units). Every tile thus stages TM * KC = 8192 weight and
+// TN * KC = 4096 activation halves per chunk: each of the 128 threads dequantizes 2 weight
+// units into cw (f16, row major) and converts 8 vec4 of activations into cx (f16, token
+// major), then one barrier, the products, and a second barrier before the next chunk.
+//
+// Subgroup s owns rows 32 (s / SK) .. + 32 (2 row tiles) x all TN tokens (TT token tiles):
+// 2 TT accumulators of 16x16 in f32. SK = 4 / TT subgroups share those rows, each taking
+// one K slice (4 of the chunk's KC / 16 k-steps); their partial sums meet in cc at the end.
+// Grid: (ceil(rows / TM), ceil(n_tokens / TN), 1).
+const WG: u32 = 128u;
+const TM: u32 = 32u * TT;
+const TN: u32 = 16u * TT;
+const KU: u32 = 8u / TT;
+const KC: u32 = 32u * KU;
+const SK: u32 = 4u / TT;
+// Row pitch of cw and cx in halves: 8 more than KC keeps rows 16-byte aligned (as coopLoad
+// wants) and shifts each row 4 banks, so the 8 rows of a fragment load hit distinct banks.
+const LD: u32 = KC + 8u;
+// One 16x16 f32 tile per subgroup, column major (element (row i, token t) at t * 16 + i).
+const CT: u32 = 256u;
+var<workgroup> cw: array<f16, TM * LD>;
+var<workgroup> cx: array<f16, TN * LD>;
+var<workgroup> cc: array<f32, 4u * CT>;
+
+// Chunk slot s (0 .. TM * KU) of the weights: row s / KU, unit u0 + s % KU, dequantized into
+// cw; zero for rows and units past the end (their reads are clamped in range).
+fn coop_stage_w(row0: u32, u0: u32, units: u32, s: u32) {
+    let rl = s / KU;
+    let ku = s % KU;
+    let row = row0 + rl;
+    let u = u0 + ku;
+    let wu = load_unit(min(row, p.rows - 1u), min(u, units - 1u));
+    let ok = row < p.rows && u < units;
+    let b = rl * LD + ku * UNIT;
+    for (var i = 0u; i < 8u; i++) {
+        let v = vec4<f16>(select(vec4<f32>(0.0), wu[i], ok));
+        cw[b + i * 4u] = v.x;
+        cw[b + i * 4u + 1u] = v.y;
+        cw[b + i * 4u + 2u] = v.z;
+        cw[b + i * 4u + 3u] = v.w;
+    }
+}
+
+// Chunk slot s (0 .. TN * KC / 4) of the activations: token s / (KC / 4), vec4
+// u0 * 8 + s % (KC / 4) of its row, as f16 into cx; zero past the tokens or the row.
+fn coop_stage_x(t0: u32, u0: u32, s: u32) {
+    let c4 = p.cols / 4u;
+    let tl = s / (KC / 4u);
+    let part = s % (KC / 4u);
+    let t = t0 + tl;
+    let k = u0 * 8u + part;
+    let src = p.x_offset + min(t, p.n_tokens - 1u) * c4 + min(k, c4 - 1u);
+    let v = vec4<f16>(select(vec4<f32>(0.0), x[src], t < p.n_tokens && k < c4));
+    let b = tl * LD + part * 4u;
+    cx[b] = v.x;
+    cx[b + 1u] = v.y;
+    cx[b + 2u] = v.z;
+    cx[b + 3u] = v.w;
+}
+
+// Write accumulator tile (row tile r, token tile j) of every subgroup: each stores its tile
+// in its slot of cc; then the TT row groups' SK partial tiles are summed and stored with
+// bounds checks (consecutive threads: consecutive rows of one token). Called by every
+// thread with the same r, j (uniform: it holds barriers).
+fn coop_emit(c: coop_mat16x16<f32, C>, r: u32, j: u32, row0: u32, t0: u32, lid: u32, sg: u32) {
+    coopStore(c, &cc[sg * CT], 16u);
+    workgroupBarrier();
+    for (var e = lid; e < TT * CT; e += WG) {
+        let g = e / CT;
+        let o = e % CT;
+        var sum = 0.0;
+        for (var k = 0u; k < SK; k++) {
+            sum += cc[(g * SK + k) * CT + o];
+        }
+        let row = row0 + g * 32u + r * 16u + o % 16u;
+        let t = t0 + j * 16u + o / 16u;
+        if (row < p.rows && t < p.n_tokens) {
+            store_out(t, row, sum);
+        }
+    }
+    workgroupBarrier();
+}
+
+fn gemm_run(ids: Ids) {
+    let row0 = ids.wid.x * TM;
+    let t0 = ids.wid.y * TN;
+    let units = units_per_row();
+    // This subgroup's first row in cw and first K element of its slice of a chunk.
+    let rs = (ids.sg / SK) * 32u;
+    let ks = (ids.sg % SK) * 64u;
+    // c<r><j>: row tile r, token tile j; only j < TT are used.
+    var c00 = coop_mat16x16<f32, C>();
+    var c10 = coop_mat16x16<f32, C>();
+    var c01 = coop_mat16x16<f32, C>();
+    var c11 = coop_mat16x16<f32, C>();
+    var c02 = coop_mat16x16<f32, C>();
+    var c12 = coop_mat16x16<f32, C>();
+    var c03 = coop_mat16x16<f32, C>();
+    var c13 = coop_mat16x16<f32, C>();
+    for (var u0 = 0u; u0 < units; u0 += KU) {
+        coop_stage_w(row0, u0, units, ids.lid);
+        coop_stage_w(row0, u0, units, ids.lid + WG);
+        for (var m = 0u; m < 8u; m++) {
+            coop_stage_x(t0, u0, ids.lid + m * WG);
+        }
+        workgroupBarrier();
+        // Fixed trip count (the slice offset only moves the pointers): control flow stays
+        // uniform around the cooperative operations.
+        for (var q = 0u; q < 4u; q++) {
+            let kk = ks + q * 16u;
+            // coopLoadT: row major (A: rows x k at cw[row * LD + k]); coopLoad: column major
+            // (B: element (k, t) at cx[t * LD + k]).
+            let a0 = coopLoadT<coop_mat16x16<f16, A>>(&cw[rs * LD + kk], LD);
+            let a1 = coopLoadT<coop_mat16x16<f16, A>>(&cw[(rs + 16u) * LD + kk], LD);
+            let b0 = coopLoad<coop_mat16x16<f16, B>>(&cx[kk], LD);
+            c00 = coopMultiplyAdd(a0, b0, c00);
+            c10 = coopMultiplyAdd(a1, b0, c10);
+            if (TT >= 2u) {
+                let b1 = coopLoad<coop_mat16x16<f16, B>>(&cx[16u * LD + kk], LD);
+                c01 = coopMultiplyAdd(a0, b1, c01);
+                c11 = coopMultiplyAdd(a1, b1, c11);
+            }
+            if (TT >= 4u) {
+                let b2 = coopLoad<coop_mat16x16<f16, B>>(&cx[32u * LD + kk], LD);
+                let b3 = coopLoad<coop_mat16x16<f16, B>>(&cx[48u * LD + kk], LD);
+                c02 = coopMultiplyAdd(a0, b2, c02);
+                c12 = coopMultiplyAdd(a1, b2, c12);
+                c03 = coopMultiplyAdd(a0, b3, c03);
+                c13 = coopMultiplyAdd(a1, b3, c13);
+            }
+        }
+        workgroupBarrier();
+    }
+    coop_emit(c00, 0u, 0u, row0, t0, ids.lid, ids.sg);
+    coop_emit(c10, 1u, 0u, row0, t0, ids.lid, ids.sg);
+    if (TT >= 2u) {
+        coop_emit(c01, 0u, 1u, row0, t0, ids.lid, ids.sg);
+        coop_emit(c11, 1u, 1u, row0, t0, ids.lid, ids.sg);
+    }
+    if (TT >= 4u) {
+        coop_emit(c02, 0u, 2u, row0, t0, ids.lid, ids.sg);
+        coop_emit(c12, 1u, 2u, row0, t0, ids.lid, ids.sg);
+        coop_emit(c03, 0u, 3u, row0, t0, ids.lid, ids.sg);
+        coop_emit(c13, 1u, 3u, row0, t0, ids.lid, ids.sg);
+    }
+}
