@@ -1,7 +1,10 @@
 //! The cooperative-matrix (tensor core) GEMM kernels: their token tiles, the tile the
 //! launcher picks per token count, and their specs — the chunked body
 //! (`gemm_body_coop_chunk.wgsl`) by default, the first body (`gemm_body_coop.wgsl`) when
-//! `MARLIN_GPU_COOP=1` (A/B on hardware; `MARLIN_GPU_COOP=0` turns coop off altogether).
+//! `MARLIN_GPU_COOP=1` (A/B on hardware; `MARLIN_GPU_COOP=0` turns coop off altogether;
+//! `MARLIN_GPU_COOP_TILE=16|32|64` fixes the token tile).
+
+use std::sync::OnceLock;
 
 use marlin_core::QuantFormat;
 
@@ -12,9 +15,25 @@ use crate::op::{kernel_name, Op};
 /// Tokens of the first body's tiles (its rows: `GEMM_ROWS`).
 pub const GEMM_COOP_LEGACY_TOKENS: u32 = 64;
 
-/// Whether `MARLIN_GPU_COOP=1` asks for the first coop body in place of the chunked one.
+/// Whether `MARLIN_GPU_COOP=1` asks for the first coop body in place of the chunked one
+/// (read once per process: the launcher asks on every GEMM).
 pub fn coop_legacy() -> bool {
-    std::env::var("MARLIN_GPU_COOP").as_deref() == Ok("1")
+    static LEGACY: OnceLock<bool> = OnceLock::new();
+    *LEGACY.get_or_init(|| std::env::var("MARLIN_GPU_COOP").as_deref() == Ok("1"))
+}
+
+/// `MARLIN_GPU_COOP_TILE` = 16, 32 or 64: that token tile for every token count (A/B of
+/// the tile choice on hardware); read once per process.
+fn forced_tile() -> Option<Variant> {
+    static TILE: OnceLock<Option<Variant>> = OnceLock::new();
+    *TILE.get_or_init(
+        || match std::env::var("MARLIN_GPU_COOP_TILE").ok()?.trim() {
+            "16" => Some(Variant::CoopT16),
+            "32" => Some(Variant::CoopT32),
+            "64" => Some(Variant::Coop),
+            _ => None,
+        },
+    )
 }
 
 /// The chunked body's tile parameter `TT` (tiles of 32 TT rows x 16 TT tokens) for a coop
@@ -30,11 +49,13 @@ pub fn coop_tt(variant: Variant) -> Option<u32> {
 
 /// The variant the launcher runs for `variant` on `n_tokens` tokens: [`Variant::Coop`]
 /// becomes the smallest token tile that holds them (16, 32, else 64), so a 9..32-token step
-/// pays for 16 or 32 tokens, not 64. Every other variant (an explicit tile included), and
-/// `Coop` under `MARLIN_GPU_COOP=1` (the first body has 64-token tiles only), runs as given.
+/// pays for 16 or 32 tokens, not 64 (`MARLIN_GPU_COOP_TILE` forces one tile). Every other
+/// variant (an explicit tile included), and `Coop` under `MARLIN_GPU_COOP=1` (the first body
+/// has 64-token tiles only), runs as given.
 pub fn gemm_variant_for(variant: Variant, n_tokens: usize) -> Variant {
     match (variant, n_tokens) {
         (Variant::Coop, _) if coop_legacy() => Variant::Coop,
+        (Variant::Coop, _) if forced_tile().is_some() => forced_tile().unwrap_or(variant),
         (Variant::Coop, 0..=16) => Variant::CoopT16,
         (Variant::Coop, 17..=32) => Variant::CoopT32,
         (v, _) => v,
@@ -125,6 +146,10 @@ mod tests {
             return;
         }
         let pick = |n| gemm_variant_for(Variant::Coop, n);
+        if let Some(tile) = forced_tile() {
+            assert_eq!((pick(1), pick(512)), (tile, tile));
+            return;
+        }
         assert_eq!(pick(1), Variant::CoopT16);
         assert_eq!(pick(16), Variant::CoopT16);
         assert_eq!(pick(17), Variant::CoopT32);
