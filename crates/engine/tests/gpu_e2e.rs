@@ -34,7 +34,9 @@ const PROMPT: &str = "The capital of France is";
 /// next norm), + 2 for sandwich norms, + 2 for q/k norms, + 1 bias add.
 fn expected_dispatches(model: &Model, gpu: &GpuModel) -> u32 {
     let c = &model.config;
-    let mut per_layer = 5;
+    // rope_kv, attention and the gated activation; two norm/adds unless the decode step
+    // folds them into the GEMVs (gemv_norm / gemv_add).
+    let mut per_layer = if gpu.fused_decode() { 3 } else { 5 };
     if c.sandwich_norms {
         per_layer += 2;
     }

@@ -66,7 +66,10 @@ pub use ops::elementwise::{record_add, record_gate_mul, GateAct};
 pub use ops::embed::record_embed;
 pub use ops::hadamard::{record_hadamard_scale, ScaleSide};
 pub use ops::kv::{record_kv_write, record_kv_write_heads, CacheDtype, KvWriteIo};
-pub use ops::matmul::{matmul, record_matmul, record_matmul_op, record_matmul_variant, MatmulIo};
+pub use ops::matmul::{
+    matmul, norm_with_eps, record_gemv_fused, record_matmul, record_matmul_op,
+    record_matmul_variant, GemvFuse, MatmulIo,
+};
 pub use ops::moe::{
     record_moe_combine, record_moe_gemv, record_moe_route, MoeGemvIo, MoeRouting, MOE_MAX_EXPERTS,
     MOE_MAX_GROUPS, MOE_MAX_TOP_K,

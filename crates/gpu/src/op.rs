@@ -9,6 +9,10 @@ use marlin_core::QuantFormat;
 pub enum Op {
     /// Quantized matrix × vector, one token (decode).
     Gemv,
+    /// `gemv` of `rms_norm(x) · w` (x the residual stream): the norm folded into the GEMV.
+    GemvNorm,
+    /// `gemv` added into its output (the residual stream): the add folded into the GEMV.
+    GemvAdd,
     /// Quantized matrix × matrix, several tokens (prefill, batched decode).
     Gemm,
     /// Quantized matrix × a few vectors (small-batch decode): each weight unit decoded once
@@ -71,8 +75,10 @@ pub enum Op {
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 29] = [
+    pub const ALL: [Op; 31] = [
         Op::Gemv,
+        Op::GemvNorm,
+        Op::GemvAdd,
         Op::Gemm,
         Op::GemvMulti,
         Op::Embed,
@@ -109,6 +115,8 @@ impl Op {
     pub fn name(self) -> &'static str {
         match self {
             Op::Gemv => "gemv",
+            Op::GemvNorm => "gemv_norm",
+            Op::GemvAdd => "gemv_add",
             Op::Gemm => "gemm",
             Op::GemvMulti => "gemv_multi",
             Op::Embed => "embed",
@@ -145,7 +153,13 @@ impl Op {
     pub fn per_format(self) -> bool {
         matches!(
             self,
-            Op::Gemv | Op::Gemm | Op::GemvMulti | Op::Embed | Op::MoeGemv
+            Op::Gemv
+                | Op::GemvNorm
+                | Op::GemvAdd
+                | Op::Gemm
+                | Op::GemvMulti
+                | Op::Embed
+                | Op::MoeGemv
         )
     }
 

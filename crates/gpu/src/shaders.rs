@@ -297,6 +297,19 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/gemv/reduce_shared.wgsl"),
     ),
     (
+        "gemv/out_add.wgsl",
+        include_str!("shaders/gemv/out_add.wgsl"),
+    ),
+    (
+        "gemv/out_store.wgsl",
+        include_str!("shaders/gemv/out_store.wgsl"),
+    ),
+    ("gemv/x_norm.wgsl", include_str!("shaders/gemv/x_norm.wgsl")),
+    (
+        "gemv/x_plain.wgsl",
+        include_str!("shaders/gemv/x_plain.wgsl"),
+    ),
+    (
         "gemv/reduce_subgroup.wgsl",
         include_str!("shaders/gemv/reduce_subgroup.wgsl"),
     ),

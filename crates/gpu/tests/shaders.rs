@@ -46,15 +46,16 @@ fn validate(spec: &KernelSpec) -> (naga::Module, naga::valid::ModuleInfo) {
 fn every_kernel_validates_and_translates_to_msl() {
     let specs = all_specs();
     // Plain and subgroup GEMV, plain, f16 and coop GEMM (three token tiles), plain
-    // gemv_multi, embed and MoE
-    // GEMV for every format (trellis: no embed), dp4a GEMV and gemv_multi for
-    // some; one kernel per format-less op.
+    // gemv_multi, embed and MoE GEMV for every format (trellis: no embed), dp4a GEMV and
+    // gemv_multi for some; one kernel per format-less op.
     let single = Op::ALL.iter().filter(|op| !op.per_format()).count();
     let trellis = MATMUL_FORMATS.iter().filter(|f| f.is_trellis()).count();
     assert_eq!(trellis, 9);
+    // gemv_norm and gemv_add: plain, subgroup and (some) dp4a, no trellis.
+    let fused = 2 * (2 * (MATMUL_FORMATS.len() - trellis) + DP4A_FORMATS.len());
     assert_eq!(
         specs.len(),
-        MATMUL_FORMATS.len() * 10 - trellis + DP4A_FORMATS.len() * 2 + single
+        MATMUL_FORMATS.len() * 10 - trellis + DP4A_FORMATS.len() * 2 + single + fused
     );
     for name in [
         "rms_norm",
@@ -144,7 +145,7 @@ fn geometry_and_bindings_match_the_launcher() {
         let (tm, tn) = gemm_tile(spec.key.variant);
         let coop = [("WG", GEMM_COOP_WG), ("TM", tm), ("TN", tn)];
         let expect: &[(&str, u32)] = match spec.key.op {
-            Op::Gemv => &gemv,
+            Op::Gemv | Op::GemvNorm | Op::GemvAdd => &gemv,
             Op::GemvMulti => &multi,
             Op::Gemm if spec.key.variant.is_coop() => &coop,
             Op::Gemm => &[("WG", GEMM_WG), ("TM", GEMM_ROWS), ("TN", GEMM_TOKENS)],

@@ -6,6 +6,7 @@ mod attn;
 mod block_layer;
 mod bufs;
 mod ffn;
+mod fused;
 mod inputs;
 mod kv_latent;
 mod kv_quant;
@@ -90,6 +91,8 @@ pub(crate) struct GpuLayer {
     pub(crate) post_ffn_norm: Option<usize>,
     /// MLA attention (then `qkv` is empty and `o` is `o_proj`).
     pub(crate) mla: Option<Box<mla::GpuMla>>,
+    /// Norms for decode steps that fold them into the GEMVs (`None`: not fusable).
+    pub(crate) fused: Option<fused::FusedNorms>,
 }
 
 /// A model's weights on a GPU.
@@ -103,6 +106,8 @@ pub struct GpuModel {
     /// Every norm weight and bias, back to back.
     pub(crate) vectors: PooledBuffer,
     pub(crate) output_norm: usize,
+    /// Decode steps fold norms and residual adds into the GEMVs ([`fused`]).
+    pub(crate) fused_decode: bool,
     pub(crate) rope: RopeConfig,
     pub(crate) rope_local: Option<RopeConfig>,
     /// Dispatches of the last step.
@@ -164,12 +169,20 @@ impl GpuModel {
                 },
                 post_ffn_norm: vecs.opt(&l.post_ffn_norm),
                 mla: None,
+                fused: None,
             });
         }
         for (i, b) in w.blocks.iter().enumerate() {
             layers.push(block_layer::block_layer(&ctx, &cfg, b, &mut vecs, i)?);
         }
         let output_norm = vecs.push(&w.output_norm);
+        if fused::fuse_enabled() {
+            for l in &mut layers {
+                l.fused = fused::FusedNorms::for_layer(&ctx, l, &vecs.0, cfg.hidden, cfg.rms_eps)?;
+            }
+        }
+        // All or nothing: a fused layer leaves no normed input for an unfused one.
+        let fused_decode = !layers.is_empty() && layers.iter().all(|l| l.fused.is_some());
         let vectors = upload_f32(&ctx, &vecs.0)?;
         let logits_page_bytes = ctx.max_binding();
         let model = GpuModel {
@@ -182,6 +195,7 @@ impl GpuModel {
             layers,
             vectors,
             output_norm,
+            fused_decode,
             last_dispatches: AtomicU32::new(0),
             logits_page_bytes,
             bind_cache: BindCache::new(),
@@ -210,6 +224,25 @@ impl GpuModel {
                 }
             }
         }
+        if self.fused_decode {
+            let formats = self
+                .layers
+                .iter()
+                .flat_map(GpuLayer::weights)
+                .map(|w| w.format);
+            for format in formats {
+                for op in [Op::GemvNorm, Op::GemvAdd] {
+                    let k = KernelKey {
+                        op,
+                        format,
+                        variant: self.ctx.matmul_variant(Op::Gemv, format),
+                    };
+                    if !keys.contains(&k) {
+                        keys.push(k);
+                    }
+                }
+            }
+        }
         keys.extend(
             Op::ALL
                 .into_iter()
@@ -227,6 +260,12 @@ impl GpuModel {
             Some(ctx) => Self::new(Arc::new(ctx), model).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Whether one-token steps fold the norms and residual adds into their GEMVs
+    /// (`gemv_norm` / `gemv_add`; `MARLIN_GPU_FUSE_NORM=0` turns it off).
+    pub fn fused_decode(&self) -> bool {
+        self.fused_decode
     }
 
     /// Use split-K attention from `keys` keys on (default

@@ -162,6 +162,70 @@ fn record_trellis(
     )
 }
 
+/// How a [`record_gemv_fused`] GEMV folds in its neighbouring op.
+#[derive(Debug, Clone, Copy)]
+pub enum GemvFuse<'a> {
+    /// `gemv_norm`: the input is the residual stream; the kernel multiplies
+    /// `rms_norm(x) · w`. The buffer holds the norm weight (`cols` floats) and then its
+    /// epsilon at float `cols` (`cols + 4` floats; see [`norm_with_eps`]).
+    Norm(&'a wgpu::Buffer),
+    /// `gemv_add`: the product is added into `io.out` (the residual stream).
+    Add,
+}
+
+/// The buffer contents [`GemvFuse::Norm`] reads: `w`, then `eps`, padded to a vec4.
+pub fn norm_with_eps(w: &[f32], eps: f32) -> Vec<f32> {
+    let mut v = w.to_vec();
+    v.extend([eps, 0.0, 0.0, 0.0]);
+    v
+}
+
+/// Record one token's `W · rms_norm(x)` or `out += W · x` as one GEMV dispatch per weight
+/// chunk (decode: the norm or residual add needs no dispatch of its own). Rotated and
+/// trellis weights transform x around their kernel, so they are `Error::Unsupported`
+/// here: callers keep the separate norm/add for them.
+pub fn record_gemv_fused(
+    enc: &mut StepEncoder<'_>,
+    w: &GpuWeight,
+    io: &MatmulIo<'_>,
+    fuse: GemvFuse<'_>,
+) -> Result<()> {
+    let op = match fuse {
+        GemvFuse::Norm(_) => Op::GemvNorm,
+        GemvFuse::Add => Op::GemvAdd,
+    };
+    if w.trellis.is_some() || w.hadamard > 0 {
+        return Err(Error::Unsupported {
+            op: op.name(),
+            format: w.format.name(),
+        });
+    }
+    if io.n_tokens != 1 || !w.cols.is_multiple_of(4) {
+        return Err(Error::shape(
+            op.name(),
+            format!(
+                "one token and cols % 4 == 0, got {} x {}",
+                io.n_tokens, w.cols
+            ),
+        ));
+    }
+    let extra = match fuse {
+        GemvFuse::Norm(b) => {
+            let need = (w.cols as u64 + 4) * 4;
+            if b.size() < need {
+                return Err(Error::shape(
+                    op.name(),
+                    format!("norm buffer holds {} bytes, needs {need}", b.size()),
+                ));
+            }
+            Some(b)
+        }
+        GemvFuse::Add => None,
+    };
+    let variant = enc.ctx().matmul_variant(Op::Gemv, w.format);
+    record_matmul_kernel(enc, w, io, op, variant, extra)
+}
+
 /// [`record_matmul_variant`] on an input that needs no rotation.
 fn record_matmul_plain(
     enc: &mut StepEncoder<'_>,
@@ -169,6 +233,18 @@ fn record_matmul_plain(
     io: &MatmulIo<'_>,
     op: Op,
     variant: Variant,
+) -> Result<()> {
+    record_matmul_kernel(enc, w, io, op, variant, None)
+}
+
+/// Dispatch `op` per weight chunk; `extra` is bound at binding 4 (gemv_norm's weight).
+fn record_matmul_kernel(
+    enc: &mut StepEncoder<'_>,
+    w: &GpuWeight,
+    io: &MatmulIo<'_>,
+    op: Op,
+    variant: Variant,
+    extra: Option<&wgpu::Buffer>,
 ) -> Result<()> {
     let ctx = enc.ctx();
     let stride = io.out_stride.unwrap_or(w.rows);
@@ -228,10 +304,10 @@ fn record_matmul_plain(
             out_offset: to_u32(io.out_offset, "out_offset")?,
         };
         let groups = match op {
-            Op::Gemv | Op::GemvMulti => {
+            Op::Gemv | Op::GemvNorm | Op::GemvAdd | Op::GemvMulti => {
                 let (per, passes) = match op {
-                    Op::Gemv => (gemv_rows(w.format), 1),
-                    _ => (GEMV_MULTI_ROWS, n.div_ceil(gemv_multi_tokens() as usize)),
+                    Op::GemvMulti => (GEMV_MULTI_ROWS, n.div_ceil(gemv_multi_tokens() as usize)),
+                    _ => (gemv_rows(w.format), 1),
                 };
                 let g = to_u32(rows.div_ceil(per as usize), "workgroups")?;
                 let gx = g.min(max_dim);
@@ -256,7 +332,10 @@ fn record_matmul_plain(
         enc.dispatch(
             key,
             bytemuck::bytes_of(&params),
-            &[&chunk.buffer, io.x, io.out],
+            &[&chunk.buffer, io.x, io.out]
+                .into_iter()
+                .chain(extra)
+                .collect::<Vec<_>>(),
             groups,
         )?;
     }

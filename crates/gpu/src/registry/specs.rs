@@ -18,7 +18,9 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
     }
     let name = kernel_name(key.op, key.format);
     let (parts, layout) = match key.op {
-        Op::Gemv | Op::Gemm | Op::GemvMulti | Op::MoeGemv => return None,
+        Op::Gemv | Op::GemvNorm | Op::GemvAdd | Op::Gemm | Op::GemvMulti | Op::MoeGemv => {
+            return None
+        }
         Op::Embed => {
             let mut parts = vec!["common/matmul_io.wgsl".to_string()];
             parts.extend(format_parts(key.format)?);
@@ -123,9 +125,16 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     if key.op == Op::Gemm && key.variant.is_coop() {
         return super::coop::coop_spec(key);
     }
-    if !matches!(key.op, Op::Gemv | Op::Gemm) {
+    if !matches!(key.op, Op::Gemv | Op::GemvNorm | Op::GemvAdd | Op::Gemm) {
         return op_spec(key);
     }
+    // gemv_norm / gemv_add are the GEMV with other input/output hooks: plain weights only
+    // (rotated and trellis weights transform x or the output around the kernel).
+    let fused = matches!(key.op, Op::GemvNorm | Op::GemvAdd);
+    if fused && key.format.is_trellis() {
+        return None;
+    }
+    let gemv_op = if fused { Op::Gemv } else { key.op };
     let name = kernel_name(key.op, key.format);
     let op = key.op.name();
     let mut parts: Vec<String> = Vec::new();
@@ -141,7 +150,7 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     } else {
         "gemv/reduce_shared.wgsl"
     };
-    let (features, wg, rows, tokens, ids, body) = match (key.op, key.variant) {
+    let (features, wg, rows, tokens, ids, body) = match (gemv_op, key.variant) {
         (Op::Gemv, Variant::Subgroup) => (
             wgpu::Features::SUBGROUP,
             GEMV_WG,
@@ -194,17 +203,26 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     parts.push("common/matmul_io.wgsl".into());
     parts.push(format!("common/ids_{ids}.wgsl"));
     parts.extend(format_parts(key.format)?);
+    if gemv_op == Op::Gemv {
+        let (x_hook, out_hook) = match key.op {
+            Op::GemvNorm => ("gemv/x_norm.wgsl", "gemv/out_store.wgsl"),
+            Op::GemvAdd => ("gemv/x_plain.wgsl", "gemv/out_add.wgsl"),
+            _ => ("gemv/x_plain.wgsl", "gemv/out_store.wgsl"),
+        };
+        parts.extend([x_hook.to_string(), out_hook.to_string()]);
+    }
     parts.extend(body.into_iter().map(String::from));
     let mut entry = String::new();
-    if has_entry_file(key.format) {
+    if has_entry_file(key.format) && !fused {
         parts.push(format!("{op}/{name}.wgsl"));
     } else {
+        let run = gemv_op.name();
         entry = format!(
-            "@compute @workgroup_size(WG)\nfn {name}(ids: Ids) {{\n    {op}_run(ids);\n}}\n"
+            "@compute @workgroup_size(WG)\nfn {name}(ids: Ids) {{\n    {run}_run(ids);\n}}\n"
         );
     }
     let mut defines = format_defines(key.format);
-    if key.op == Op::Gemv {
+    if gemv_op == Op::Gemv {
         defines.extend([("GW", gw), ("NR", rows)]);
     }
     Some(KernelSpec {
@@ -214,7 +232,12 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
         workgroup_size: wg,
         rows_per_group: rows,
         tokens_per_group: tokens,
-        layout: BindLayout::Matmul,
+        // gemv_norm's norm weight sits at binding 4.
+        layout: if key.op == Op::GemvNorm {
+            BindLayout::MatmulIds
+        } else {
+            BindLayout::Matmul
+        },
         features,
         defines,
         entry,
@@ -233,6 +256,7 @@ fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
         "common/ids_plain.wgsl".to_string(),
     ];
     parts.extend(format_parts(key.format)?);
+    parts.push("gemv/out_store.wgsl".into());
     parts.push("gemv/reduce_shared.wgsl".into());
     parts.push("gemv/moe_gemv_body.wgsl".into());
     let rows = gemv_rows(key.format);
@@ -272,6 +296,7 @@ fn gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
     ];
     parts.extend(format_parts(key.format)?);
     parts.push("gemv/gemv_multi_reduce.wgsl".into());
+    parts.push("gemv/x_plain.wgsl".into());
     parts.extend(body.iter().map(|s| s.to_string()));
     let mut defines = format_defines(key.format);
     let tokens = gemv_multi_tokens();

@@ -64,5 +64,6 @@ pub(crate) fn block_layer(
         ffn,
         post_ffn_norm: None,
         mla,
+        fused: None,
     })
 }

@@ -43,6 +43,8 @@ impl GpuModel {
 
     /// Record layer `l` over the step's `inp.n` tokens: reads its normed input from `s.xn`,
     /// updates `s.h`, and leaves `rms_norm(s.h) · next` in `s.xn` when `next` is given.
+    /// `fused` (a one-token step of a fusable model): reads and updates `s.h` only, its
+    /// norms folded into the GEMVs.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn record_layer(
         &self,
@@ -54,6 +56,7 @@ impl GpuModel {
         cs: &Buffer,
         s: &Scratch,
         next: Option<usize>,
+        fused: bool,
     ) -> Result<()> {
         let c = &self.config;
         let lw = &self.layers[l];
@@ -67,7 +70,11 @@ impl GpuModel {
         }
         let (hd, qd, kvd) = (c.head_dim, c.q_dim(), c.kv_dim());
         let stride = qd + 2 * kvd;
-        self.proj(enc, &lw.qkv, &s.xn, &s.qkv, n)?;
+        let fused = if fused { lw.fused.as_ref() } else { None };
+        match fused {
+            Some(f) => self.fused_qkv(enc, lw, f, s)?,
+            None => self.proj(enc, &lw.qkv, &s.xn, &s.qkv, n)?,
+        }
         // q and k after their head norms; v stays where the projection put it.
         let qk: &Buffer = match (&s.qk_normed, lw.q_norm, lw.k_norm) {
             (Some(out), Some(qn), Some(kn)) => {
@@ -114,6 +121,9 @@ impl GpuModel {
             dtype: kv.dtype,
         };
         self.record_attn(enc, &shape, inp, &s.qr, kc, vc, words, s)?;
+        if let Some(f) = fused {
+            return self.fused_tail(enc, lw, f, s);
+        }
         self.linear(enc, &lw.o, &s.att, &s.tmp, n)?;
         self.residual(enc, lw.post_attn_norm, &s.tmp, s, n, Some(lw.ffn_norm))?;
         self.record_ffn(enc, &lw.ffn, s, n)?;

@@ -170,7 +170,10 @@ impl GpuModel {
         let m: usize = inp.picks.iter().map(|r| r.len()).sum();
         // Each layer's last residual add also applies the norm that follows it: the next
         // layer's attention norm, or the output norm when logits are wanted.
-        if let Some(first) = self.layers.first() {
+        // A decode step of a fusable model reads the residual stream directly (gemv_norm)
+        // and adds into it (gemv_add): no norm or add dispatches.
+        let fused = n == 1 && self.fused_decode;
+        if let (Some(first), false) = (self.layers.first(), fused) {
             self.norm(enc, first.attn_norm, &s.h, &s.xn, n, d)?;
         }
         for l in 0..self.layers.len() {
@@ -179,10 +182,13 @@ impl GpuModel {
                 None if m > 0 => Some(self.output_norm),
                 None => None,
             };
-            self.record_layer(enc, l, inp, kv, words, cs, s, next)?;
+            self.record_layer(enc, l, inp, kv, words, cs, s, next, fused)?;
         }
         if m == 0 {
             return Ok(None);
+        }
+        if fused {
+            self.norm(enc, self.output_norm, &s.h, &s.xn, n, d)?;
         }
         let head = self.lm_head.as_ref().unwrap_or(&self.embed);
         // Pages of rows that each fit one storage binding (256 rows of a 262k vocabulary

@@ -7,7 +7,9 @@
 // fill and each thread's reads of its own unit bank-conflict free. Loading x per thread from
 // global memory instead (each lane a different 128-byte line) capped q4_0 at ~40% of the
 // read bandwidth. Units are registers only (XUnit, dot_unit): indexed arrays would spill.
-// reduce_rows (reduce_subgroup or reduce_shared) then sums each group's threads.
+// reduce_rows (reduce_subgroup or reduce_shared) then sums each group's threads. The hooks
+// x_in/x_end (x_plain, x_norm) and put_out (out_store, out_add) make the same body the
+// gemv, gemv_norm and gemv_add kernels.
 // Grid: ceil(rows / NR) workgroups, folded into x/y when above the per-dimension limit.
 const WG: u32 = 256u;
 const GROUPS: u32 = WG / GW;
@@ -55,7 +57,7 @@ fn gemv_run(ids: Ids) {
         for (var i = ids.lid; i < TU * 8u; i += WG) {
             let ul = i / 8u;
             let j = i % 8u;
-            xs[j * TU + (ul ^ j)] = x_group(xb, t0 * 8u + i, c4);
+            xs[j * TU + (ul ^ j)] = x_in(xb, t0 * 8u + i, c4);
         }
         workgroupBarrier();
         if (t0 < full) {
@@ -74,5 +76,5 @@ fn gemv_run(ids: Ids) {
         }
         workgroupBarrier();
     }
-    reduce_rows(ids, acc, wg_row0);
+    reduce_rows(ids, acc * x_end(ids), wg_row0);
 }

@@ -56,5 +56,5 @@ fn gemv_run(ids: Ids) {
         }
         workgroupBarrier();
     }
-    reduce_rows(ids, acc, wg_row0);
+    reduce_rows(ids, acc * x_end(ids), wg_row0);
 }

@@ -17,12 +17,13 @@ fn q8_sum(v: vec4<f32>, inv: f32) -> i32 {
     return (q.x + q.y) + (q.z + q.w);
 }
 
-// The unit whose first vec4 is x group k of the token at vec4 index xb (zero past c4).
+// The unit whose first vec4 is x group k of the token at vec4 index xb (zero past c4), as
+// the kernel's input hook (x_plain / x_norm) reads it.
 fn quant_unit(xb: u32, k: u32, c4: u32) -> XQ8 {
     var v: array<vec4<f32>, 8>;
     var m = vec4<f32>(0.0);
     for (var i = 0u; i < 8u; i++) {
-        v[i] = x_group(xb, k + i, c4);
+        v[i] = x_in(xb, k + i, c4);
         m = max(m, abs(v[i]));
     }
     let amax = max(max(m.x, m.y), max(m.z, m.w));

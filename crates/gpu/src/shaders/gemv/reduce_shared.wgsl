@@ -31,6 +31,6 @@ fn reduce_rows(ids: Ids, acc: vec4<f32>, row0: u32) {
     let t = reduce_sum(ids, acc);
     let row = row0 + ids.lid;
     if (ids.lid < NR && row < p.rows) {
-        store_out(0u, row, t);
+        put_out(row, t);
     }
 }

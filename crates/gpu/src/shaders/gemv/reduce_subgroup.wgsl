@@ -18,7 +18,7 @@ fn reduce_rows(ids: Ids, acc: vec4<f32>, row0: u32) {
         }
         let row = row0 + ids.lid;
         if (row < p.rows) {
-            store_out(0u, row, t);
+            put_out(row, t);
         }
     }
 }

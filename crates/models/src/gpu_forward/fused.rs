@@ -1,0 +1,145 @@
+//! Decode steps (one token) with each RMSNorm folded into the GEMVs that read it
+//! (`gemv_norm`) and each residual add folded into the GEMV that produces it (`gemv_add`):
+//! a Llama-family layer then records no norm or add dispatch of its own (64 fewer
+//! dispatches per token on Llama-3-8B). Layers with post-norms (Gemma), MLA or experts,
+//! biases on o/down, and rotated or trellis weights keep the separate ops.
+//! `MARLIN_GPU_FUSE_NORM=0` turns it off (A/B runs).
+
+use marlin_gpu::wgpu::Buffer;
+use marlin_gpu::{
+    norm_with_eps, record_gate_mul, record_gemv_fused, upload_f32, GemvFuse, GpuContext, GpuWeight,
+    MatmulIo, PooledBuffer, Span, StepEncoder,
+};
+
+use super::ffn::GpuFfn;
+use super::step::Scratch;
+use super::upload::{GpuLinear, GpuProj};
+use super::{GpuLayer, GpuModel};
+use crate::Result;
+
+/// Whether decode steps may fuse norms and adds (`MARLIN_GPU_FUSE_NORM`, default on).
+pub(super) fn fuse_enabled() -> bool {
+    std::env::var("MARLIN_GPU_FUSE_NORM").map_or(true, |v| v != "0")
+}
+
+/// A layer's norms as `gemv_norm` reads them (weight, then epsilon).
+pub(crate) struct FusedNorms {
+    attn: PooledBuffer,
+    ffn: PooledBuffer,
+}
+
+fn plain(w: &GpuWeight) -> bool {
+    w.trellis.is_none() && w.hadamard == 0 && w.cols.is_multiple_of(4)
+}
+
+impl FusedNorms {
+    /// The norms of `l` when every op of its decode step can fuse, else `None`.
+    pub(crate) fn for_layer(
+        ctx: &GpuContext,
+        l: &GpuLayer,
+        vecs: &[f32],
+        hidden: usize,
+        eps: f32,
+    ) -> Result<Option<FusedNorms>> {
+        let GpuFfn::Dense { gu, down } = &l.ffn else {
+            return Ok(None);
+        };
+        let fusable = l.mla.is_none()
+            && l.post_attn_norm.is_none()
+            && l.post_ffn_norm.is_none()
+            && l.o.bias.is_none()
+            && down.bias.is_none()
+            && l.qkv.parts.iter().chain(&gu.parts).all(plain)
+            && plain(&l.o.w)
+            && plain(&down.w);
+        if !fusable {
+            return Ok(None);
+        }
+        let buf = |at: usize| upload_f32(ctx, &norm_with_eps(&vecs[at..at + hidden], eps));
+        Ok(Some(FusedNorms {
+            attn: buf(l.attn_norm)?,
+            ffn: buf(l.ffn_norm)?,
+        }))
+    }
+}
+
+impl GpuModel {
+    /// `out = [W_1 n(x) | W_2 n(x) | …] (+ bias)` for one token, n = the norm in `norm`.
+    fn proj_norm(
+        &self,
+        enc: &mut StepEncoder<'_>,
+        p: &GpuProj,
+        x: &Buffer,
+        norm: &Buffer,
+        out: &Buffer,
+    ) -> Result<()> {
+        let mut offset = 0;
+        for w in &p.parts {
+            let io = MatmulIo {
+                x,
+                x_offset: 0,
+                out,
+                out_offset: offset,
+                out_stride: Some(p.width),
+                n_tokens: 1,
+            };
+            record_gemv_fused(enc, w, &io, GemvFuse::Norm(norm))?;
+            offset += w.rows;
+        }
+        if let Some(b) = p.bias {
+            let bias = Span::new(&self.vectors, b);
+            marlin_gpu::record_add(enc, Span::whole(out), bias, p.width, p.width)?;
+        }
+        Ok(())
+    }
+
+    /// `h += W x` for one token.
+    fn linear_add(
+        &self,
+        enc: &mut StepEncoder<'_>,
+        l: &GpuLinear,
+        x: &Buffer,
+        h: &Buffer,
+    ) -> Result<()> {
+        record_gemv_fused(enc, &l.w, &MatmulIo::new(x, h, 1), GemvFuse::Add)?;
+        Ok(())
+    }
+
+    /// The q|k|v projection of the residual stream `s.h` (attention norm folded in).
+    pub(super) fn fused_qkv(
+        &self,
+        enc: &mut StepEncoder<'_>,
+        l: &GpuLayer,
+        f: &FusedNorms,
+        s: &Scratch,
+    ) -> Result<()> {
+        self.proj_norm(enc, &l.qkv, &s.h, &f.attn, &s.qkv)
+    }
+
+    /// `h += o(att)`, then `h += down(act(gate n(h)) · up n(h))` (ffn norm folded in).
+    pub(super) fn fused_tail(
+        &self,
+        enc: &mut StepEncoder<'_>,
+        l: &GpuLayer,
+        f: &FusedNorms,
+        s: &Scratch,
+    ) -> Result<()> {
+        self.linear_add(enc, &l.o, &s.att, &s.h)?;
+        let GpuFfn::Dense { gu, down } = &l.ffn else {
+            return Ok(());
+        };
+        self.proj_norm(enc, gu, &s.h, &f.ffn, &s.gu)?;
+        let ffn = gu.width / 2;
+        let act = self.gate_act();
+        record_gate_mul(
+            enc,
+            act,
+            Span::whole(&s.gu),
+            Span::whole(&s.act),
+            1,
+            ffn,
+            2 * ffn,
+        )?;
+        self.linear_add(enc, down, &s.act, &s.h)
+    }
+}
