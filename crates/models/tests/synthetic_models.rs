@@ -158,5 +158,8 @@ fn bare_fp4_and_int_names_mean_group_128() {
     let int4 = SyntheticSpec::parse("synthetic:glm47-flash:int4").unwrap();
     assert_eq!(int4.name(), "synthetic:glm47-flash:int4_g128");
     let err = SyntheticSpec::parse("synthetic:llama3-8b:fp5").unwrap_err();
-    assert!(err.to_string().contains("unknown weight format `fp5`"), "{err}");
+    assert!(
+        err.to_string().contains("unknown weight format `fp5`"),
+        "{err}"
+    );
 }
