@@ -2,12 +2,15 @@
 //! random-sign Hadamard incoherence ([`incoherence`]), Viterbi per 16×16 tile
 //! ([`viterbi`]) and LDLQ error feedback through the block-LDL of the Hessian ([`ldlq`]).
 
+pub mod balance;
 pub mod hook;
 pub mod incoherence;
 pub mod ldlq;
 pub mod viterbi;
 mod viterbi_simd;
 
+#[cfg(test)]
+mod experiment;
 #[cfg(test)]
 mod tests;
 
@@ -17,6 +20,7 @@ use marlin_core::formats::trellis::{decode_value, layout, pack_states, tile_word
 use marlin_core::{Codebook, TrellisFormat};
 
 use crate::{Error, Result};
+pub use balance::Balance;
 pub use incoherence::Incoherence;
 pub use ldlq::{block_upper_factor, Codes};
 pub use viterbi::Search;
@@ -26,18 +30,27 @@ pub use viterbi::Search;
 pub struct TrellisOptions {
     /// Seed of the random sign vectors (the signs end up in `suh`/`svh`).
     pub seed: u64,
-    /// Hessian damping, as a fraction of its mean diagonal.
+    /// Hessian damping, as a fraction of its mean diagonal. 0.2, not GPTQ's 0.01: on
+    /// SmolLM2 (16×256 calibration tokens) the proxy loss on held-out text fell ~17% from
+    /// 0.01 to 0.1–0.3 (flat there) while the calibration text's rose (over-fitting).
     pub damp: f64,
     /// Viterbi knobs.
     pub search: Search,
+    /// Rounds of row/column balancing ([`Balance`]); 0 = off (1: ~10% lower proxy loss).
+    pub balance: usize,
+    /// RMS of the incoherent weights relative to the codebook's (0.95 measured ~1–2%
+    /// lower held-out proxy loss at K=3 than 1.0).
+    pub rms_ratio: f32,
 }
 
 impl Default for TrellisOptions {
     fn default() -> Self {
         Self {
             seed: 0x6d61_726c_696e,
-            damp: 0.01,
+            damp: 0.2,
             search: Search::default(),
+            balance: 1,
+            rms_ratio: 0.95,
         }
     }
 }
@@ -77,11 +90,22 @@ pub fn quantize_matrix(
             w.len()
         )));
     }
+    if let Some(h) = hessian.filter(|h| h.len() != k * k) {
+        return Err(Error::Invalid(format!(
+            "trellis: Hessian of {} entries for k = {k}",
+            h.len()
+        )));
+    }
     let tab = table(format.codebook);
     let mut wt = w.to_vec();
-    let inc = Incoherence::apply(&mut wt, n, k, opts.seed, table_rms(tab))?;
+    let bal = Balance::apply(&mut wt, n, k, opts.balance);
+    let inc = Incoherence::apply(&mut wt, n, k, opts.seed, table_rms(tab) * opts.rms_ratio)?;
     let u = match hessian {
-        Some(h) => Some(block_upper_factor(&inc.hessian(h)?, k, opts.damp)?),
+        Some(h) => Some(block_upper_factor(
+            &inc.hessian(&bal.hessian(h))?,
+            k,
+            opts.damp,
+        )?),
         None => None,
     };
     let codes = Codes {
@@ -96,7 +120,9 @@ pub fn quantize_matrix(
         pack_states(p, format.k(), &mut words)?;
         out.extend(words.iter().flat_map(|x| x.to_le_bytes()));
     }
-    let (suh, svh) = inc.fold();
+    let (mut suh, mut svh) = inc.fold();
+    suh.iter_mut().zip(&bal.col).for_each(|(a, c)| *a *= c);
+    svh.iter_mut().zip(&bal.row).for_each(|(a, r)| *a *= r);
     out.extend(suh.iter().chain(&svh).flat_map(|x| x.to_le_bytes()));
     if out.len() != lay.bytes {
         return Err(Error::Invalid(format!(

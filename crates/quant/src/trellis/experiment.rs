@@ -1,0 +1,100 @@
+//! Proxy-loss experiments on real SmolLM2 weights and Hessians (ignored; needs a dump in
+//! `Q_DATA`: `<name>.w` f32 `[n, k]`; `<name>.{cal,val,eval}.h` f64 `[k, k]` Hessians of the
+//! calibration text, a held-out text and the perplexity text). Prints the relative proxy
+//! loss `tr(ΔW·H·ΔWᵀ)/tr(W·H·Wᵀ)` averaged over the matrices, per option set
+//! (`Q_VARIANTS=label:b=1:d=0.2:r=0.95:cb=mul1:h=0,...`, `Q_BITS`, `Q_NAMES`).
+
+use marlin_core::formats::trellis::dequantize;
+use marlin_core::{Codebook, TrellisFormat};
+use rayon::prelude::*;
+
+use super::*;
+
+fn read<T: Copy>(path: &str, f: fn([u8; 8]) -> T, width: usize) -> Vec<T> {
+    let b = std::fs::read(path).unwrap();
+    b.chunks_exact(width)
+        .map(|c| {
+            let mut a = [0u8; 8];
+            a[..width].copy_from_slice(c);
+            f(a)
+        })
+        .collect()
+}
+
+/// `tr(Δ·H·Δᵀ) / tr(W·H·Wᵀ)`.
+fn rel_proxy(w: &[f32], d: &[f32], k: usize, h: &[f64]) -> f64 {
+    let q = |x: &[f64]| -> f64 {
+        (0..k)
+            .map(|i| x[i] * (0..k).map(|j| h[i * k + j] * x[j]).sum::<f64>())
+            .sum()
+    };
+    let (num, den) = w
+        .par_chunks_exact(k)
+        .zip(d.par_chunks_exact(k))
+        .map(|(a, b)| {
+            let e: Vec<f64> = a.iter().zip(b).map(|(p, q)| f64::from(p - q)).collect();
+            let x: Vec<f64> = a.iter().map(|&p| f64::from(p)).collect();
+            (q(&e), q(&x))
+        })
+        .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+    num / den
+}
+
+#[test]
+#[ignore]
+fn real_weights_proxy_loss() {
+    let dir = std::env::var("Q_DATA").unwrap_or_else(|_| "/work/q-data".into());
+    let names = std::env::var("Q_NAMES").unwrap_or_else(|_| "3.q,15.o,15.down,29.up,0.v".into());
+    let variants = std::env::var("Q_VARIANTS").unwrap_or_else(|_| "base".into());
+    let bits: u32 = std::env::var("Q_BITS")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(3);
+    for v in variants.split(',') {
+        // name[:key=value]... e.g. bal:b=4:a=1:r=1.05:d=0.01:cb=mul1
+        let mut o = TrellisOptions::default();
+        let mut cb = Codebook::DEFAULT;
+        let mut use_h = true;
+        for kv in v.split(':').skip(1) {
+            let (key, val) = kv.split_once('=').unwrap();
+            match key {
+                "b" => o.balance = val.parse().unwrap(),
+                "r" => o.rms_ratio = val.parse().unwrap(),
+                "d" => o.damp = val.parse().unwrap(),
+                "h" => use_h = val == "1",
+                "cb" => cb = Codebook::from_name(val).unwrap(),
+                _ => panic!("{key}"),
+            }
+        }
+        let f = TrellisFormat::new(bits, cb).unwrap();
+        let (mut sc, mut se, mut sv) = (0.0, 0.0, 0.0);
+        let mut line = String::new();
+        let names: Vec<&str> = names.split(',').collect();
+        for name in &names {
+            let w: Vec<f32> = read(
+                &format!("{dir}/{name}.w"),
+                |a| f32::from_le_bytes([a[0], a[1], a[2], a[3]]),
+                4,
+            );
+            let hc: Vec<f64> = read(&format!("{dir}/{name}.cal.h"), f64::from_le_bytes, 8);
+            let he: Vec<f64> = read(&format!("{dir}/{name}.eval.h"), f64::from_le_bytes, 8);
+            let hv: Vec<f64> = read(&format!("{dir}/{name}.val.h"), f64::from_le_bytes, 8);
+            let k = (hc.len() as f64).sqrt() as usize;
+            let n = w.len() / k;
+            let b = quantize_matrix(f, &w, n, k, use_h.then_some(&hc[..]), o, &|_| {}).unwrap();
+            let d = dequantize(f, &b, n, k).unwrap();
+            let (c, e) = (rel_proxy(&w, &d, k, &hc), rel_proxy(&w, &d, k, &he));
+            sv += rel_proxy(&w, &d, k, &hv);
+            sc += c;
+            se += e;
+            line += &format!(" {name} {c:.5}/{e:.5}");
+        }
+        let m = names.len() as f64;
+        eprintln!(
+            "K={bits} {v:<28} cal {:.5} val {:.5} eval {:.5} |{line}",
+            sc / m,
+            sv / m,
+            se / m
+        );
+    }
+}
