@@ -1,6 +1,6 @@
 //! The coop GEMM bodies on lavapipe, which lacks cooperative matrices: each kernel's WGSL
-//! with its cooperative-matrix operations rewritten into plain per-thread emulation (every
-//! lane of a 32-thread "subgroup" computes whole 16x16 tiles), run against the f64
+//! with its cooperative-matrix operations rewritten into plain per-thread emulation (each
+//! lane of a 32-thread "subgroup" computes 8 elements of every 16x16 tile), run against the f64
 //! reference. This checks everything but the tensor-core instructions themselves: tiling,
 //! K chunks and slices, staging, barriers, bounds and the partial-sum reduction. The
 //! emulation follows naga's conventions (`coopLoadT` row major, `coopLoad` / `coopStore`
@@ -10,26 +10,28 @@
 mod testkit;
 
 use marlin_core::{reference, QuantFormat};
-use marlin_gpu::registry::{coop_legacy_spec, gemm_tile};
+use marlin_gpu::registry::{coop_chunk_spec, coop_legacy_spec};
 use marlin_gpu::wgpu;
-use marlin_gpu::{read_f32, spec, upload_f32, GpuContext, GpuWeight, KernelKey, Op, Variant};
+use marlin_gpu::{read_f32, upload_f32, GpuContext, GpuWeight, Variant};
 use testkit::{assert_sentinels, guarded, nmse, random_vec, random_weight, rng, GUARD};
 
 /// Emulated accumulators: lane l of a 32-thread "subgroup" holds elements l * 8 .. + 8 of
 /// the 16x16 tile (element (i, j) = index i * 16 + j). A and B fragments are kept as
-/// (offset, stride) into their workgroup arrays and read when multiplied: both bodies
-/// multiply them before the next barrier, while the arrays still hold what was loaded.
+/// (offset, stride, row major?) into their workgroup arrays (`a`, `b`) and read when
+/// multiplied: both bodies multiply them before the next barrier, while the arrays still
+/// hold what was loaded. A is rows x k, B k x tokens; row major: (i, j) at off + i ld + j,
+/// column major: at off + j ld + i.
 fn emu_common(a: &str, b: &str) -> String {
     format!(
         "
 alias EmuM = array<f32, 8>;
-struct EmuF {{ off: u32, ld: u32 }}
+struct EmuF {{ off: u32, ld: u32, rm: u32 }}
 var<private> emu_lane: u32;
-fn emu_ldr_{a}(off: u32, ld: u32) -> EmuF {{
-    return EmuF(off, ld);
-}}
-fn emu_ldc_{b}(off: u32, ld: u32) -> EmuF {{
-    return EmuF(off, ld);
+fn emu_at(f: EmuF, i: u32, j: u32) -> u32 {{
+    if (f.rm == 1u) {{
+        return f.off + i * f.ld + j;
+    }}
+    return f.off + j * f.ld + i;
 }}
 fn emu_mma(fa: EmuF, fb: EmuF, c: EmuM) -> EmuM {{
     var r = c;
@@ -39,11 +41,23 @@ fn emu_mma(fa: EmuF, fb: EmuF, c: EmuM) -> EmuM {{
         let j = e % 16u;
         var s = 0.0;
         for (var k = 0u; k < 16u; k++) {{
-            s += f32({a}[fa.off + i * fa.ld + k]) * f32({b}[fb.off + j * fb.ld + k]);
+            s += f32({a}[emu_at(fa, i, k)]) * f32({b}[emu_at(fb, k, j)]);
         }}
         r[q] += s;
     }}
     return r;
+}}
+"
+    )
+}
+
+/// The fragment load `tag` (`ar`, `ac`, `br`, `bc`: role, row or column major) from `name`.
+fn emu_load(tag: &str, name: &str) -> String {
+    let rm = u32::from(tag.ends_with('r'));
+    format!(
+        "
+fn emu_{tag}_{name}(off: u32, ld: u32) -> EmuF {{
+    return EmuF(off, ld, {rm}u);
 }}
 "
     )
@@ -134,37 +148,47 @@ fn emulate(spec_src: &str) -> String {
         .replace("@builtin(subgroup_id) sg: u32,", "")
         .replace("@builtin(num_subgroups) nsg: u32,", "");
     let mut arrays = Vec::new();
-    src = rewrite(
-        &src,
-        "coopLoadT<coop_mat16x16<f16, A>>(",
-        "ldr",
-        false,
-        &mut arrays,
-    );
-    src = rewrite(
-        &src,
-        "coopLoad<coop_mat16x16<f16, B>>(",
-        "ldc",
-        false,
-        &mut arrays,
-    );
+    for (prefix, tag) in [
+        ("coopLoadT<coop_mat16x16<f16, A>>(", "ar"),
+        ("coopLoad<coop_mat16x16<f16, A>>(", "ac"),
+        ("coopLoadT<coop_mat16x16<f16, B>>(", "br"),
+        ("coopLoad<coop_mat16x16<f16, B>>(", "bc"),
+    ] {
+        src = rewrite(&src, prefix, tag, false, &mut arrays);
+    }
     src = rewrite(&src, "coopStore(", "st", true, &mut arrays);
+    // Fragment variables declared before their (conditional) loads.
+    src = src
+        .replace("coop_mat16x16<f16, A>", "EmuF")
+        .replace("coop_mat16x16<f16, B>", "EmuF");
     for left in ["coop_mat", "coopLoad", "coopStore", "coopMultiply"] {
         assert!(!src.contains(left), "unemulated {left} left");
     }
-    let of = |tag: &str| -> String {
-        let mut names: Vec<&str> = arrays.iter().filter_map(|a| a.strip_prefix(tag)).collect();
+    // One array per role: A fragments from the weight tile, B from the activations.
+    let of = |tags: &[&str]| -> String {
+        let mut names: Vec<&str> = arrays
+            .iter()
+            .filter_map(|a| a.split_once(':'))
+            .filter(|(t, _)| tags.contains(t))
+            .map(|(_, n)| n)
+            .collect();
+        names.sort();
         names.dedup();
-        assert_eq!(names.len(), 1, "{tag} arrays: {names:?}");
+        assert_eq!(names.len(), 1, "{tags:?} arrays: {names:?}");
         names[0].to_string()
     };
-    let (a, b, c) = (of("ldr:"), of("ldc:"), of("st:"));
+    let (a, b, c) = (of(&["ar", "ac"]), of(&["br", "bc"]), of(&["st"]));
     src = src.replace(
         "fn gemm_run(ids: Ids) {",
         "fn gemm_run(ids: Ids) {\n    emu_lane = ids.lid % 32u;",
     );
     src.push_str(&emu_common(&a, &b));
     src.push_str(&emu_store(&c));
+    for (tag, name) in arrays.iter().filter_map(|a| a.split_once(':')) {
+        if tag != "st" {
+            src.push_str(&emu_load(tag, name));
+        }
+    }
     src
 }
 
@@ -290,34 +314,30 @@ fn ctx_f16() -> Option<&'static GpuContext> {
     Some(ctx)
 }
 
-/// The chunked body, each token tile, against edge shapes: rows past the tile, K slices of
-/// whole and partial chunks, token counts below, at and past the tile.
+/// The chunked body, each token tile and both weight layouts, against edge shapes: rows
+/// past the tile, whole and partial chunks, token counts below, at and past the tile.
 #[test]
 fn chunked_coop_body_matches_emulated() {
     let Some(ctx) = ctx_f16() else { return };
+    let fp4 = QuantFormat::Fp4(marlin_core::Group::G32);
     let cases = [
         (QuantFormat::Q4_0, 37, 160, 5),
         (QuantFormat::Q4_0, 131, 256, 17),
         (QuantFormat::Q4_K, 70, 512, 33),
         (QuantFormat::Q6_K, 33, 256, 1),
         (QuantFormat::F16, 9, 100, 3),
+        (QuantFormat::Q8_0, 40, 96, 100),
+        (fp4, 20, 96, 64),
     ];
-    for variant in [Variant::CoopT16, Variant::CoopT32, Variant::Coop] {
-        for &(format, rows, cols, n) in &cases {
-            let key = KernelKey {
-                op: Op::Gemm,
-                format,
-                variant,
-            };
-            let s = spec(key).expect("coop spec");
-            let src = emulate(&s.source().expect("source"));
-            run(
-                ctx,
-                &src,
-                &s.name,
-                gemm_tile(variant),
-                (format, rows, cols, n),
-            );
+    // The K-major layout only changes the weight staging and A loads: three of the cases.
+    for (kmajor, cases) in [(false, &cases[..]), (true, &cases[1..4])] {
+        for variant in [Variant::CoopT16, Variant::CoopT32, Variant::Coop] {
+            for &(format, rows, cols, n) in cases {
+                let s = coop_chunk_spec(format, variant, kmajor).expect("coop spec");
+                let src = emulate(&s.source().expect("source"));
+                let tile = (s.rows_per_group, s.tokens_per_group);
+                run(ctx, &src, &s.name, tile, (format, rows, cols, n));
+            }
         }
     }
 }

@@ -6,8 +6,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use marlin_gpu::registry::{
-    coop_legacy, coop_legacy_spec, gemm_tile, gemv_multi_tokens, gemv_rows, BindLayout,
-    DP4A_FORMATS, GEMM_COOP_WG, GEMM_ROWS, GEMM_TOKENS, GEMM_WG, GEMV_MULTI_ROWS, GEMV_WG,
+    coop_chunk_spec, coop_legacy, coop_legacy_spec, gemm_tile, gemv_multi_tokens, gemv_rows,
+    BindLayout, DP4A_FORMATS, GEMM_COOP_WG, GEMM_ROWS, GEMM_TOKENS, GEMM_WG, GEMV_MULTI_ROWS,
+    GEMV_WG,
 };
 use marlin_gpu::shaders::SHADER_FILES;
 use marlin_gpu::{all_specs, KernelSpec, Op, Variant, MATMUL_FORMATS};
@@ -237,11 +238,11 @@ fn shader_table_matches_disk_and_every_file_is_used() {
     }
 }
 
-/// The first coop body (`MARLIN_GPU_COOP=1`, kept for A/B on hardware) still validates
-/// and emits SPIR-V for every format, with its 64 x 64 tile; the default coop kernels are
-/// the chunked body.
+/// The first coop body (`MARLIN_GPU_COOP=1`, kept for A/B on hardware) and the chunked
+/// body's K-major weight tile (`MARLIN_GPU_COOP_KMAJOR=1`) validate and emit SPIR-V for
+/// every format; the default coop kernels are the chunked body.
 #[test]
-fn legacy_coop_body_validates_for_every_format() {
+fn coop_alternatives_validate_for_every_format() {
     for &format in MATMUL_FORMATS.iter() {
         let spec = coop_legacy_spec(format).expect("legacy coop spec");
         assert!(spec.parts.iter().any(|p| p == "gemm/gemm_body_coop.wgsl"));
@@ -257,6 +258,18 @@ fn legacy_coop_body_validates_for_every_format() {
             naga::back::spv::write_vec(&module, &info, &naga::back::spv::Options::default(), None)
                 .unwrap_or_else(|e| panic!("{}: SPIR-V: {e}", spec.name));
         assert!(words.len() > 100, "{}: empty SPIR-V", spec.name);
+    }
+    // The K-major weight tile (MARLIN_GPU_COOP_KMAJOR=1) of every tile and format.
+    for &format in MATMUL_FORMATS.iter() {
+        for variant in [Variant::CoopT16, Variant::CoopT32, Variant::Coop] {
+            let spec = coop_chunk_spec(format, variant, true).expect("k-major coop spec");
+            let (module, info) = validate(&spec);
+            assert_eq!(u32_constant(&module, "WKM"), Some(1), "{}", spec.name);
+            let opts = naga::back::spv::Options::default();
+            let words = naga::back::spv::write_vec(&module, &info, &opts, None)
+                .unwrap_or_else(|e| panic!("{} k-major: SPIR-V: {e}", spec.name));
+            assert!(words.len() > 100, "{}: empty SPIR-V", spec.name);
+        }
     }
     if !coop_legacy() {
         let chunked = all_specs()

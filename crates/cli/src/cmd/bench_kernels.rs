@@ -7,7 +7,7 @@ use marlin_core::QuantFormat;
 use marlin_gpu::bench::{
     bench_gemm, bench_gemv, bench_tokens, copy_bandwidth, stream_bandwidth, TokensCase,
 };
-use marlin_gpu::registry::{coop_legacy, gemm_tile, gemm_variant_for};
+use marlin_gpu::registry::{coop_kmajor, coop_legacy, gemm_tile, gemm_variant_for};
 use marlin_gpu::{DeviceSelector, GpuContext};
 use marlin_gpu::{Op, Variant};
 use serde_json::{json, Value};
@@ -88,13 +88,15 @@ fn measure(
 
 /// What a GEMM of `variant` on `tokens` tokens actually runs: the launcher's variant (the
 /// coop GEMM picks its token tile by count), its (rows, tokens) tile and, for coop, which
-/// body (`MARLIN_GPU_COOP=1` selects the first one).
+/// body (`MARLIN_GPU_COOP=1` selects the first one, `MARLIN_GPU_COOP_KMAJOR=1` the chunked
+/// one's K-major weight tile).
 fn gemm_ran(variant: Variant, tokens: usize) -> Value {
     let ran = gemm_variant_for(variant, tokens);
     let (rows, tile_tokens) = gemm_tile(ran);
     let body = match (ran.is_coop(), ran == Variant::Coop && coop_legacy()) {
         (false, _) => "tiled",
         (true, true) => "coop_first",
+        (true, false) if coop_kmajor() => "coop_chunked_kmajor",
         (true, false) => "coop_chunked",
     };
     json!({ "variant": ran.name(), "tile": [rows, tile_tokens], "body": body })
@@ -272,7 +274,12 @@ mod tests {
         let small = gemm_ran(Variant::Coop, 16);
         assert_eq!(small["variant"], "coop_t16");
         assert_eq!(small["tile"], json!([32, 16]));
-        assert_eq!(small["body"], "coop_chunked");
+        let chunked = if coop_kmajor() {
+            "coop_chunked_kmajor"
+        } else {
+            "coop_chunked"
+        };
+        assert_eq!(small["body"], chunked);
         assert_eq!(gemm_ran(Variant::Coop, 32)["variant"], "coop_t32");
         let big = gemm_ran(Variant::Coop, 512);
         assert_eq!(big["variant"], "coop");

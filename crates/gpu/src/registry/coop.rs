@@ -2,7 +2,8 @@
 //! launcher picks per token count, and their specs — the chunked body
 //! (`gemm_body_coop_chunk.wgsl`) by default, the first body (`gemm_body_coop.wgsl`) when
 //! `MARLIN_GPU_COOP=1` (A/B on hardware; `MARLIN_GPU_COOP=0` turns coop off altogether;
-//! `MARLIN_GPU_COOP_TILE=16|32|64` fixes the token tile).
+//! `MARLIN_GPU_COOP_TILE=16|32|64` fixes the token tile; `MARLIN_GPU_COOP_KMAJOR=1` stages
+//! the chunked body's weight tile K-major).
 
 use std::sync::OnceLock;
 
@@ -20,6 +21,14 @@ pub const GEMM_COOP_LEGACY_TOKENS: u32 = 64;
 pub fn coop_legacy() -> bool {
     static LEGACY: OnceLock<bool> = OnceLock::new();
     *LEGACY.get_or_init(|| std::env::var("MARLIN_GPU_COOP").as_deref() == Ok("1"))
+}
+
+/// Whether `MARLIN_GPU_COOP_KMAJOR=1` asks for the chunked body's K-major weight tile
+/// (`WKM` 1: conflict-free stores, column-major A loads) in place of the row-major one;
+/// read once per process.
+pub fn coop_kmajor() -> bool {
+    static KMAJOR: OnceLock<bool> = OnceLock::new();
+    *KMAJOR.get_or_init(|| std::env::var("MARLIN_GPU_COOP_KMAJOR").as_deref() == Ok("1"))
 }
 
 /// `MARLIN_GPU_COOP_TILE` = 16, 32 or 64: that token tile for every token count (A/B of
@@ -63,20 +72,32 @@ pub fn gemm_variant_for(variant: Variant, n_tokens: usize) -> Variant {
 }
 
 /// The spec of a coop GEMM `key` (`Op::Gemm`, a coop variant): the chunked body with its
-/// `TT`, or for `Variant::Coop` under `MARLIN_GPU_COOP=1` the first body.
+/// `TT` and the weight layout `MARLIN_GPU_COOP_KMAJOR` picks, or for `Variant::Coop` under
+/// `MARLIN_GPU_COOP=1` the first body.
 pub(super) fn coop_spec(key: KernelKey) -> Option<KernelSpec> {
-    let tt = coop_tt(key.variant)?;
     if key.op != Op::Gemm {
         return None;
     }
     if key.variant == Variant::Coop && coop_legacy() {
         return coop_legacy_spec(key.format);
     }
+    coop_chunk_spec(key.format, key.variant, coop_kmajor())
+}
+
+/// The chunked body's kernel for `format` and coop `variant` (its token tile), with the
+/// weight tile K-major (`kmajor`) or row major; `None` for other variants.
+pub fn coop_chunk_spec(format: QuantFormat, variant: Variant, kmajor: bool) -> Option<KernelSpec> {
+    let tt = coop_tt(variant)?;
+    let key = KernelKey {
+        op: Op::Gemm,
+        format,
+        variant,
+    };
     build(
         key,
         "gemm/gemm_body_coop_chunk.wgsl",
         (32 * tt, 16 * tt),
-        &[("TT", tt)],
+        &[("TT", tt), ("WKM", u32::from(kmajor))],
     )
 }
 
@@ -179,6 +200,9 @@ mod tests {
             assert_eq!((s.rows_per_group, s.tokens_per_group), tile, "{v:?}");
             assert_eq!(s.workgroup_size, 128);
             assert!(s.defines.contains(&("TT", tile.1 / 16)));
+            let km = coop_chunk_spec(QuantFormat::Q4_0, v, true).expect("k-major spec");
+            assert!(km.defines.contains(&("WKM", 1)));
+            assert_eq!((km.rows_per_group, km.tokens_per_group), tile);
         }
         let gemv = KernelKey {
             op: Op::Gemv,

@@ -9,6 +9,11 @@
 // units into cw (f16, row major) and converts 8 vec4 of activations into cx (f16, token
 // major), then one barrier, the products, and a second barrier before the next chunk.
 //
+// WKM (a define) picks cw's layout: 0 row major (element (row, k) at row * LDW + k; slots
+// walk a row's units, so loads coalesce, but the 32 lanes' scalar stores land in 8 banks);
+// 1 K major (element (row, k) at k * LDW + row; slots walk rows, so each store instruction
+// writes 64 contiguous bytes, and the A fragments load column major).
+//
 // Subgroup s owns rows 32 (s / SK) .. + 32 (2 row tiles) x all TN tokens (TT token tiles):
 // 2 TT accumulators of 16x16 in f32. SK = 4 / TT subgroups share those rows, each taking
 // one K slice (4 of the chunk's KC / 16 k-steps); their partial sums meet in cc at the end.
@@ -19,31 +24,46 @@ const TN: u32 = 16u * TT;
 const KU: u32 = 8u / TT;
 const KC: u32 = 32u * KU;
 const SK: u32 = 4u / TT;
-// Row pitch of cw and cx in halves: 8 more than KC keeps rows 16-byte aligned (as coopLoad
-// wants) and shifts each row 4 banks, so the 8 rows of a fragment load hit distinct banks.
+// Row pitch of cx (and of cw's rows or K rows) in halves: 8 more than the row keeps rows
+// 16-byte aligned (as coopLoad wants) and shifts each row 4 banks, so the 8 rows of a
+// fragment load hit distinct banks.
 const LD: u32 = KC + 8u;
+const LDW: u32 = (1u - WKM) * KC + WKM * TM + 8u;
 // One 16x16 f32 tile per subgroup, column major (element (row i, token t) at t * 16 + i).
 const CT: u32 = 256u;
-var<workgroup> cw: array<f16, TM * LD>;
+var<workgroup> cw: array<f16, (1u - WKM) * TM * LDW + WKM * KC * LDW>;
 var<workgroup> cx: array<f16, TN * LD>;
 var<workgroup> cc: array<f32, 4u * CT>;
 
-// Chunk slot s (0 .. TM * KU) of the weights: row s / KU, unit u0 + s % KU, dequantized into
-// cw; zero for rows and units past the end (their reads are clamped in range).
+// Index in cw of (row rl, chunk element k).
+fn cw_at(rl: u32, k: u32) -> u32 {
+    if (WKM == 1u) {
+        return k * LDW + rl;
+    }
+    return rl * LDW + k;
+}
+
+// Chunk slot s (0 .. TM * KU) of the weights: row rl, unit u0 + ku (WKM 0: rl = s / KU,
+// ku = s % KU; WKM 1: rl = s % TM, ku = s / TM), dequantized into cw; zero for rows and
+// units past the end (their reads are clamped in range).
 fn coop_stage_w(row0: u32, u0: u32, units: u32, s: u32) {
-    let rl = s / KU;
-    let ku = s % KU;
+    var rl = s / KU;
+    var ku = s % KU;
+    if (WKM == 1u) {
+        rl = s % TM;
+        ku = s / TM;
+    }
     let row = row0 + rl;
     let u = u0 + ku;
     let wu = load_unit(min(row, p.rows - 1u), min(u, units - 1u));
     let ok = row < p.rows && u < units;
-    let b = rl * LD + ku * UNIT;
     for (var i = 0u; i < 8u; i++) {
         let v = vec4<f16>(select(vec4<f32>(0.0), wu[i], ok));
-        cw[b + i * 4u] = v.x;
-        cw[b + i * 4u + 1u] = v.y;
-        cw[b + i * 4u + 2u] = v.z;
-        cw[b + i * 4u + 3u] = v.w;
+        let k = ku * UNIT + i * 4u;
+        cw[cw_at(rl, k)] = v.x;
+        cw[cw_at(rl, k + 1u)] = v.y;
+        cw[cw_at(rl, k + 2u)] = v.z;
+        cw[cw_at(rl, k + 3u)] = v.w;
     }
 }
 
@@ -114,10 +134,17 @@ fn gemm_run(ids: Ids) {
         // uniform around the cooperative operations.
         for (var q = 0u; q < 4u; q++) {
             let kk = ks + q * 16u;
-            // coopLoadT: row major (A: rows x k at cw[row * LD + k]); coopLoad: column major
-            // (B: element (k, t) at cx[t * LD + k]).
-            let a0 = coopLoadT<coop_mat16x16<f16, A>>(&cw[rs * LD + kk], LD);
-            let a1 = coopLoadT<coop_mat16x16<f16, A>>(&cw[(rs + 16u) * LD + kk], LD);
+            // coopLoadT: row major (A: element (row, k) at cw[row * LDW + k]); coopLoad:
+            // column major (A with WKM 1: at cw[k * LDW + row]; B: (k, t) at cx[t * LD + k]).
+            var a0: coop_mat16x16<f16, A>;
+            var a1: coop_mat16x16<f16, A>;
+            if (WKM == 1u) {
+                a0 = coopLoad<coop_mat16x16<f16, A>>(&cw[kk * LDW + rs], LDW);
+                a1 = coopLoad<coop_mat16x16<f16, A>>(&cw[kk * LDW + rs + 16u], LDW);
+            } else {
+                a0 = coopLoadT<coop_mat16x16<f16, A>>(&cw[rs * LDW + kk], LDW);
+                a1 = coopLoadT<coop_mat16x16<f16, A>>(&cw[(rs + 16u) * LDW + kk], LDW);
+            }
             let b0 = coopLoad<coop_mat16x16<f16, B>>(&cx[kk], LD);
             c00 = coopMultiplyAdd(a0, b0, c00);
             c10 = coopMultiplyAdd(a1, b0, c10);
