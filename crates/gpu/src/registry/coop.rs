@@ -62,12 +62,16 @@ pub fn coop_tt(variant: Variant) -> Option<u32> {
 /// variant (an explicit tile included), and `Coop` under `MARLIN_GPU_COOP=1` (the first body
 /// has 64-token tiles only), runs as given.
 pub fn gemm_variant_for(variant: Variant, n_tokens: usize) -> Variant {
-    match (variant, n_tokens) {
-        (Variant::Coop, _) if coop_legacy() => Variant::Coop,
-        (Variant::Coop, _) if forced_tile().is_some() => forced_tile().unwrap_or(variant),
-        (Variant::Coop, 0..=16) => Variant::CoopT16,
-        (Variant::Coop, 17..=32) => Variant::CoopT32,
-        (v, _) => v,
+    if variant != Variant::Coop || coop_legacy() {
+        return variant;
+    }
+    if let Some(tile) = forced_tile() {
+        return tile;
+    }
+    match n_tokens {
+        0..=16 => Variant::CoopT16,
+        17..=32 => Variant::CoopT32,
+        _ => Variant::Coop,
     }
 }
 
