@@ -61,7 +61,7 @@ fn run(
     (rows, cols): (usize, usize),
     n: usize,
 ) -> f64 {
-    let ran = gemm_variant_for(variant, n);
+    let ran = gemm_variant_for(variant, rows, n);
     let what = format!(
         "gemm_{format} {} (ran {}) [{rows}x{cols}] n={n}",
         variant.name(),

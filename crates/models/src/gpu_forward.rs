@@ -223,6 +223,19 @@ impl GpuModel {
                     keys.push(key(op, format));
                 }
             }
+            // The coop GEMM also runs its 16- and 32-token tiles (small batches).
+            if key(Op::Gemm, format).variant == marlin_gpu::Variant::Coop {
+                for variant in [marlin_gpu::Variant::CoopT16, marlin_gpu::Variant::CoopT32] {
+                    let k = KernelKey {
+                        op: Op::Gemm,
+                        format,
+                        variant,
+                    };
+                    if !keys.contains(&k) {
+                        keys.push(k);
+                    }
+                }
+            }
         }
         if self.fused_decode {
             let formats = self

@@ -74,7 +74,7 @@ fn measure(
             Ok(g) => json!({
                 "kernel": g.name,
                 "variant": g.variant.name(),
-                "ran": gemm_ran(g.variant, g.tokens),
+                "ran": gemm_ran(g.variant, rows, g.tokens),
                 "tokens": g.tokens,
                 "us": g.us,
                 "tflop_s": g.tflop_s,
@@ -90,8 +90,8 @@ fn measure(
 /// coop GEMM picks its token tile by count), its (rows, tokens) tile and, for coop, which
 /// body (`MARLIN_GPU_COOP=1` selects the first one, `MARLIN_GPU_COOP_KMAJOR=1` the chunked
 /// one's K-major weight tile).
-fn gemm_ran(variant: Variant, tokens: usize) -> Value {
-    let ran = gemm_variant_for(variant, tokens);
+fn gemm_ran(variant: Variant, weight_rows: usize, tokens: usize) -> Value {
+    let ran = gemm_variant_for(variant, weight_rows, tokens);
     let (rows, tile_tokens) = gemm_tile(ran);
     let body = match (ran.is_coop(), ran == Variant::Coop && coop_legacy()) {
         (false, _) => "tiled",
@@ -142,7 +142,7 @@ fn tokens_curve(
                     "timer": format!("{:?}", b.timer).to_lowercase(),
                 });
                 if b.op == Op::Gemm {
-                    e["ran"] = gemm_ran(b.variant, b.tokens);
+                    e["ran"] = gemm_ran(b.variant, shape.0, b.tokens);
                 }
                 e
             })
@@ -271,7 +271,7 @@ mod tests {
         if coop_legacy() || std::env::var_os("MARLIN_GPU_COOP_TILE").is_some() {
             return;
         }
-        let small = gemm_ran(Variant::Coop, 16);
+        let small = gemm_ran(Variant::Coop, 4096, 16);
         assert_eq!(small["variant"], "coop_t16");
         assert_eq!(small["tile"], json!([32, 16]));
         let chunked = if coop_kmajor() {
@@ -280,11 +280,11 @@ mod tests {
             "coop_chunked"
         };
         assert_eq!(small["body"], chunked);
-        assert_eq!(gemm_ran(Variant::Coop, 32)["variant"], "coop_t32");
-        let big = gemm_ran(Variant::Coop, 512);
+        assert_eq!(gemm_ran(Variant::Coop, 28672, 32)["variant"], "coop_t32");
+        let big = gemm_ran(Variant::Coop, 28672, 512);
         assert_eq!(big["variant"], "coop");
         assert_eq!(big["tile"], json!([128, 64]));
-        let plain = gemm_ran(Variant::Plain, 512);
+        let plain = gemm_ran(Variant::Plain, 4096, 512);
         assert_eq!(plain["body"], "tiled");
         assert_eq!(plain["tile"], json!([64, 16]));
     }

@@ -282,7 +282,7 @@ fn record_matmul_kernel(
     // The coop GEMM's token tile follows the token count (a 20-token step runs 32-token
     // tiles, not 64).
     let variant = match op {
-        Op::Gemm => gemm_variant_for(variant, n),
+        Op::Gemm => gemm_variant_for(variant, w.rows, n),
         _ => variant,
     };
     let key = KernelKey {

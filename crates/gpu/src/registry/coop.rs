@@ -56,23 +56,49 @@ pub fn coop_tt(variant: Variant) -> Option<u32> {
     }
 }
 
-/// The variant the launcher runs for `variant` on `n_tokens` tokens: [`Variant::Coop`]
-/// becomes the smallest token tile that holds them (16, 32, else 64), so a 9..32-token step
-/// pays for 16 or 32 tokens, not 64 (`MARLIN_GPU_COOP_TILE` forces one tile). Every other
-/// variant (an explicit tile included), and `Coop` under `MARLIN_GPU_COOP=1` (the first body
-/// has 64-token tiles only), runs as given.
-pub fn gemm_variant_for(variant: Variant, n_tokens: usize) -> Variant {
+/// Workgroups of the chunked coop GEMM that run at once on the device: about one per
+/// SM on an H200 (132 SMs), measured from how the time of one tile grows with the grid.
+const COOP_CONCURRENT_WGS: f64 = 132.0;
+
+/// Time of one workgroup of each tile (TT = 1, 2, 4) relative to TT = 1, at equal K
+/// (H200, q4_0: 112 / 232 / 493 µs on a 4096 × 14336 weight).
+const COOP_TILE_COST: [(Variant, usize, f64); 3] = [
+    (Variant::CoopT16, 1, 1.0),
+    (Variant::CoopT32, 2, 2.07),
+    (Variant::Coop, 4, 4.4),
+];
+
+/// The variant the launcher runs for `variant` on a `rows`-row weight and `n_tokens`
+/// tokens: [`Variant::Coop`] becomes the token tile (16, 32 or 64) with the least
+/// estimated time, waves of [`COOP_CONCURRENT_WGS`] workgroups times one workgroup's cost.
+/// Small grids favour small tiles (more workgroups in flight), large ones big tiles (less
+/// dequantization per token): on an H200 a 32-token step of a 4096-row weight runs 16-token
+/// tiles, of a 28672-row weight 32-token tiles. `MARLIN_GPU_COOP_TILE` forces one tile.
+/// Every other variant (an explicit tile included), and `Coop` under `MARLIN_GPU_COOP=1`
+/// (the first body has 64-token tiles only), runs as given.
+pub fn gemm_variant_for(variant: Variant, rows: usize, n_tokens: usize) -> Variant {
     if variant != Variant::Coop || coop_legacy() {
         return variant;
     }
     if let Some(tile) = forced_tile() {
         return tile;
     }
-    match n_tokens {
-        0..=16 => Variant::CoopT16,
-        17..=32 => Variant::CoopT32,
-        _ => Variant::Coop,
-    }
+    let cost = |(_, tt, unit): (Variant, usize, f64)| {
+        let wgs = rows.div_ceil(32 * tt) * n_tokens.max(1).div_ceil(16 * tt);
+        (wgs as f64 / COOP_CONCURRENT_WGS).max(1.0) * unit
+    };
+    // Ties go to the smaller tile (listed first).
+    COOP_TILE_COST
+        .into_iter()
+        .fold((Variant::CoopT16, f64::INFINITY), |best, c| {
+            let t = cost(c);
+            if t < best.1 {
+                (c.0, t)
+            } else {
+                best
+            }
+        })
+        .0
 }
 
 /// The spec of a coop GEMM `key` (`Op::Gemm`, a coop variant): the chunked body with its
@@ -166,23 +192,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn coop_picks_the_smallest_token_tile() {
+    fn coop_tiles_follow_the_measured_cost_model() {
         if coop_legacy() {
             return;
         }
-        let pick = |n| gemm_variant_for(Variant::Coop, n);
+        let pick = |rows, n| gemm_variant_for(Variant::Coop, rows, n);
         if let Some(tile) = forced_tile() {
-            assert_eq!((pick(1), pick(512)), (tile, tile));
+            assert_eq!((pick(64, 1), pick(4096, 512)), (tile, tile));
             return;
         }
-        assert_eq!(pick(1), Variant::CoopT16);
-        assert_eq!(pick(16), Variant::CoopT16);
-        assert_eq!(pick(17), Variant::CoopT32);
-        assert_eq!(pick(32), Variant::CoopT32);
-        assert_eq!(pick(33), Variant::Coop);
-        assert_eq!(pick(512), Variant::Coop);
-        assert_eq!(gemm_variant_for(Variant::CoopT16, 100), Variant::CoopT16);
-        assert_eq!(gemm_variant_for(Variant::Plain, 5), Variant::Plain);
+        // The H200 measurements the model was fitted to: the fastest tile of each case.
+        assert_eq!(pick(4096, 16), Variant::CoopT16);
+        assert_eq!(pick(4096, 32), Variant::CoopT16);
+        assert_eq!(pick(4096, 64), Variant::CoopT32);
+        assert_eq!(pick(4096, 128), Variant::CoopT32);
+        assert_eq!(pick(6144, 32), Variant::CoopT32);
+        assert_eq!(pick(6144, 128), Variant::Coop);
+        assert_eq!(pick(28672, 16), Variant::CoopT16);
+        assert_eq!(pick(28672, 32), Variant::CoopT32);
+        assert_eq!(pick(28672, 64), Variant::Coop);
+        assert_eq!(pick(28672, 512), Variant::Coop);
+        assert_eq!(
+            gemm_variant_for(Variant::CoopT16, 4096, 100),
+            Variant::CoopT16
+        );
+        assert_eq!(gemm_variant_for(Variant::Plain, 4096, 5), Variant::Plain);
     }
 
     #[test]
