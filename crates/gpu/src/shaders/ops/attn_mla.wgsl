@@ -9,8 +9,11 @@
 // attn_combine merges. q̃ of (j, h) is q_abs[(j · H + h) · r ..], its
 // unrotated q_pe is q_pe[(j · H + h) · rd ..], its RoPE row cs[cs_offset + j · rd ..] (cos ‖
 // sin of the half angles). seqs as in attn_body: per token (position, word index of its
-// block table); slot of position t = table[t / 16] · 16 + t % 16. Launcher:
-// src/ops/attn_mla.rs.
+// block table); slot of position t = table[t / 16] · 16 + t % 16. Keys go in tiles of TK:
+// for the scores, LN lanes share each key row (coalesced loads, a fixed trip count so
+// every lane's loads of a row issue together) and their partial dots meet in workgroup
+// memory; the value pass keeps eight keys' loads in flight per thread. (One thread walking a
+// whole 576-value row took ~38 µs per layer on an H200.) Launcher: src/ops/attn_mla.rs.
 struct Params {
     n_heads: u32,
     r: u32,
@@ -38,11 +41,20 @@ const MAX_W: u32 = 640u;
 const MAX_R: u32 = 512u;
 // Value words (two latent values each) per thread and head.
 const WPT: u32 = MAX_R / 2u / WG;
+// Keys per tile, lanes per key row in the score pass, key groups (WG / LN).
+const TK: u32 = 32u;
+const LN: u32 = 32u;
+const KG: u32 = WG / LN;
+// Row words per lane, at most (MAX_W / 2 / LN).
+const WPL: u32 = 10u;
 
-var<workgroup> qs: array<f32, 2560>; // HG · MAX_W
-var<workgroup> sc: array<f32, 512>; // HG · WG
-// First cache word of each key in the tile, so the value pass skips the block table.
-var<workgroup> kbase: array<u32, WG>;
+// q of the HG heads per dim, interleaved: qv[d] = (head 0, 1, 2, 3).
+var<workgroup> qv: array<vec4<f32>, MAX_W>;
+// Partial dots [key][lane] (lane skewed by key), then per key its HG scores.
+var<workgroup> red: array<vec4<f32>, 1024>; // TK · LN
+var<workgroup> pw: array<vec4<f32>, TK>;
+// First cache word of each key in the tile.
+var<workgroup> kbase: array<u32, TK>;
 
 // Rotated value i of the rope part whose unrotated values start at q_pe[qb], angles at cs[cb].
 fn rope_q(qb: u32, cb: u32, i: u32) -> f32 {
@@ -67,6 +79,19 @@ fn rope_q(qb: u32, cb: u32, i: u32) -> f32 {
     return a * c - b * s;
 }
 
+// HG heads' partial dot of the key row at `kb` over lane c's words.
+fn lane_dot(kb: u32, c: u32, row_words: u32) -> vec4<f32> {
+    var s = vec4<f32>(0.0);
+    for (var k = 0u; k < WPL; k++) {
+        let wi = c + k * LN;
+        if (wi < row_words) {
+            let a = unpack2x16float(cache[kb + wi]);
+            s = fma(qv[2u * wi], vec4<f32>(a.x), fma(qv[2u * wi + 1u], vec4<f32>(a.y), s));
+        }
+    }
+    return s;
+}
+
 @compute @workgroup_size(WG)
 fn attn_mla(
     @builtin(local_invocation_index) lid: u32,
@@ -82,83 +107,104 @@ fn attn_mla(
     let w = r + rd;
     let row_words = w / 2u;
     let q0 = j * p.n_heads + h0;
-    for (var e = lid; e < HG * w; e += WG) {
-        let g = e / w;
-        let d = e % w;
-        var v = 0.0;
-        if (g < nh && d < r) {
-            v = q_abs[(q0 + g) * r + d];
-        } else if (g < nh) {
-            v = rope_q((q0 + g) * rd, p.cs_offset + j * rd, d - r);
+    for (var d = lid; d < w; d += WG) {
+        var v = vec4<f32>(0.0);
+        for (var g = 0u; g < nh; g++) {
+            if (d < r) {
+                v[g] = q_abs[(q0 + g) * r + d];
+            } else {
+                v[g] = rope_q((q0 + g) * rd, p.cs_offset + j * rd, d - r);
+            }
         }
-        qs[g * MAX_W + d] = v;
+        qv[d] = v;
     }
-    workgroupBarrier();
     let pos = seqs[p.meta_offset + 2u * j];
     let table = seqs[p.meta_offset + 2u * j + 1u];
     let k0 = min(s * p.keys_per_split, pos + 1u);
     let k1 = min(k0 + p.keys_per_split, pos + 1u);
-    var m: array<f32, HG>;
-    var l: array<f32, HG>;
+    let kg = lid / LN;
+    let c = lid % LN;
+    var m = vec4<f32>(-3.0e38);
+    var l = vec4<f32>(0.0);
     var acc: array<vec2<f32>, 8>; // HG · WPT
-    for (var g = 0u; g < HG; g++) {
-        m[g] = -3.0e38;
-    }
-    for (var t0 = k0; t0 < k1; t0 += WG) {
-        var c = vec4<f32>(-3.0e38);
-        var kb = 0u;
-        let t = t0 + lid;
-        if (t < k1) {
-            kb = (seqs[table + t / BLOCK] * BLOCK + t % BLOCK) * row_words;
-            // One pass over the key row for the HG heads: four independent chains.
-            var c0 = 0.0;
-            var c1 = 0.0;
-            var c2 = 0.0;
-            var c3 = 0.0;
-            for (var d = 0u; d < w; d += 2u) {
-                let a = unpack2x16float(cache[kb + d / 2u]);
-                c0 = fma(qs[d], a.x, fma(qs[d + 1u], a.y, c0));
-                c1 = fma(qs[MAX_W + d], a.x, fma(qs[MAX_W + d + 1u], a.y, c1));
-                c2 = fma(qs[2u * MAX_W + d], a.x, fma(qs[2u * MAX_W + d + 1u], a.y, c2));
-                c3 = fma(qs[3u * MAX_W + d], a.x, fma(qs[3u * MAX_W + d + 1u], a.y, c3));
-            }
-            c = vec4<f32>(c0, c1, c2, c3) * p.scale;
+    for (var t0 = k0; t0 < k1; t0 += TK) {
+        let cnt = min(TK, k1 - t0);
+        if (lid < cnt) {
+            let t = t0 + lid;
+            kbase[lid] = (seqs[table + t / BLOCK] * BLOCK + t % BLOCK) * row_words;
         }
-        for (var g = 0u; g < HG; g++) {
-            sc[g * WG + lid] = c[g];
-        }
-        kbase[lid] = kb;
         workgroupBarrier();
-        let cnt = min(WG, k1 - t0);
-        for (var g = 0u; g < HG; g++) {
-            var mt = m[g];
-            for (var i = 0u; i < cnt; i++) {
-                mt = max(mt, sc[g * WG + i]);
+        // Scores: key group kg takes keys kg, kg + KG, ..., two at a time.
+        for (var i = kg; i < cnt; i += 2u * KG) {
+            let i2 = i + KG;
+            let a = lane_dot(kbase[i], c, row_words);
+            let b = lane_dot(kbase[min(i2, cnt - 1u)], c, row_words);
+            red[i * LN + (c + i) % LN] = a;
+            if (i2 < cnt) {
+                red[i2 * LN + (c + i2) % LN] = b;
             }
-            let alpha = exp(m[g] - mt);
-            l[g] *= alpha;
-            for (var k = 0u; k < WPT; k++) {
-                acc[g * WPT + k] *= alpha;
-            }
-            m[g] = mt;
         }
-        for (var i = 0u; i < cnt; i++) {
-            var pw = vec4<f32>(
-                exp(sc[i] - m[0]),
-                exp(sc[WG + i] - m[1]),
-                exp(sc[2u * WG + i] - m[2]),
-                exp(sc[3u * WG + i] - m[3]),
-            );
-            for (var g = 0u; g < HG; g++) {
-                l[g] += pw[g];
+        workgroupBarrier();
+        var sk = vec4<f32>(-3.0e38);
+        if (lid < cnt) {
+            var t = vec4<f32>(0.0);
+            for (var k = 0u; k < LN; k++) {
+                t += red[lid * LN + (k + lid) % LN];
             }
+            sk = t * p.scale;
+        }
+        if (lid < TK) {
+            pw[lid] = sk;
+        }
+        workgroupBarrier();
+        var mt = m;
+        for (var i = 0u; i < cnt; i++) {
+            mt = max(mt, pw[i]);
+        }
+        workgroupBarrier();
+        if (lid < cnt) {
+            pw[lid] = exp(sk - mt);
+        }
+        let alpha = exp(m - mt);
+        l *= alpha;
+        for (var g = 0u; g < HG; g++) {
+            for (var k = 0u; k < WPT; k++) {
+                acc[g * WPT + k] *= alpha[g];
+            }
+        }
+        m = mt;
+        workgroupBarrier();
+        for (var i = 0u; i < cnt; i++) {
+            l += pw[i];
+        }
+        // Values: eight keys per step, their loads in flight together.
+        var i = 0u;
+        for (; i + 8u <= cnt; i += 8u) {
+            for (var k = 0u; k < WPT; k++) {
+                let wi = lid + k * WG;
+                if (2u * wi < r) {
+                    var v: array<vec2<f32>, 8>;
+                    for (var e = 0u; e < 8u; e++) {
+                        v[e] = unpack2x16float(cache[kbase[i + e] + wi]);
+                    }
+                    for (var e = 0u; e < 8u; e++) {
+                        let pe = pw[i + e];
+                        for (var g = 0u; g < HG; g++) {
+                            acc[g * WPT + k] = fma(vec2<f32>(pe[g]), v[e], acc[g * WPT + k]);
+                        }
+                    }
+                }
+            }
+        }
+        for (; i < cnt; i++) {
+            let pe = pw[i];
             let b = kbase[i];
             for (var k = 0u; k < WPT; k++) {
                 let wi = lid + k * WG;
                 if (2u * wi < r) {
                     let v = unpack2x16float(cache[b + wi]);
                     for (var g = 0u; g < HG; g++) {
-                        acc[g * WPT + k] = fma(vec2<f32>(pw[g]), v, acc[g * WPT + k]);
+                        acc[g * WPT + k] = fma(vec2<f32>(pe[g]), v, acc[g * WPT + k]);
                     }
                 }
             }
