@@ -249,8 +249,9 @@ pub fn random_tensor(format: QuantFormat, rows: usize, cols: usize, seed: u64) -
 }
 
 /// Elements from which metal-marlin tensors get random codes instead of RTN (which takes
-/// minutes for a Llama-3-8B on 16 cores).
-const MARLIN_RTN_MAX: usize = 1 << 22;
+/// minutes for a Llama-3-8B on 16 cores, and longer for GLM-4.7-Flash's 8,800 expert
+/// matrices of 3.1M elements each).
+const MARLIN_RTN_MAX: usize = 1 << 20;
 
 /// A metal-marlin tensor: uniform random values of RMS [`TARGET_RMS`], RTN-quantized; large
 /// ones from random codes directly ([`marlin_random_codes`]).
