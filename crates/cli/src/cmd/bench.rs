@@ -56,6 +56,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         "device": device.name(),
         "threads": threads,
         "prompt_len": a.prompt_len,
+        "git_sha": env!("MARLIN_GIT_SHA"),
         "gen_len": a.gen_len,
         "repeats": a.repeats,
         "prefill_tok_s": mean(&pp),

@@ -151,14 +151,9 @@ fn tokens_curve(
     }
 }
 
-fn git_sha() -> Option<String> {
-    let out = std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+/// The commit this binary was built from (build.rs).
+fn git_sha() -> &'static str {
+    env!("MARLIN_GIT_SHA")
 }
 
 pub fn run(a: BenchKernelsArgs) -> Result<()> {
