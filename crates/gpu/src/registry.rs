@@ -39,11 +39,16 @@ pub enum Variant {
     /// GEMV with 8-bit activations and packed integer dot products (formats with integer
     /// codes: [`DP4A_FORMATS`]), subgroup reduction.
     Dp4a,
+    /// [`Variant::Subgroup`] GEMV with 64 rows per workgroup (16 threads per row quad), for
+    /// tall weights: the x tile each workgroup loads serves 4× the rows.
+    SubgroupWide,
+    /// [`Variant::Dp4a`] GEMV with 64 rows per workgroup (x quantized once per 64 rows).
+    Dp4aWide,
 }
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 7] = [
+    pub const ALL: [Variant; 9] = [
         Variant::Plain,
         Variant::Subgroup,
         Variant::F16,
@@ -51,6 +56,8 @@ impl Variant {
         Variant::CoopT32,
         Variant::CoopT16,
         Variant::Dp4a,
+        Variant::SubgroupWide,
+        Variant::Dp4aWide,
     ];
 
     /// Stable name for logs and bench lines.
@@ -63,6 +70,8 @@ impl Variant {
             Variant::CoopT32 => "coop_t32",
             Variant::CoopT16 => "coop_t16",
             Variant::Dp4a => "dp4a",
+            Variant::SubgroupWide => "subgroup_wide",
+            Variant::Dp4aWide => "dp4a_wide",
         }
     }
 

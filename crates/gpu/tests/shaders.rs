@@ -19,7 +19,10 @@ fn validate(spec: &KernelSpec) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(&src)
         .unwrap_or_else(|e| panic!("{}: parse\n{}", spec.name, e.emit_to_string(&src)));
     let coop = spec.key.variant.is_coop();
-    let subgroup = matches!(spec.key.variant, Variant::Subgroup | Variant::Dp4a) || coop;
+    let subgroup = matches!(
+        spec.key.variant,
+        Variant::Subgroup | Variant::Dp4a | Variant::SubgroupWide | Variant::Dp4aWide
+    ) || coop;
     // unpack2x16float needs SHADER_FLOAT16_IN_FLOAT32: wgpu grants it on every adapter with
     // the SHADER_F16_IN_F32 downlevel flag (all Vulkan, Metal and DX12 devices).
     let mut caps = Capabilities::SHADER_FLOAT16_IN_FLOAT32;
@@ -54,9 +57,12 @@ fn every_kernel_validates_and_translates_to_msl() {
     assert_eq!(trellis, 9);
     // gemv_norm and gemv_add: plain, subgroup and (some) dp4a, no trellis.
     let fused = 2 * (2 * (MATMUL_FORMATS.len() - trellis) + DP4A_FORMATS.len());
+    // The wide GEMVs: subgroup_wide for every gemv (trellis too) and gemv_norm/gemv_add,
+    // dp4a_wide for the dp4a formats of all three.
+    let wide = MATMUL_FORMATS.len() + 2 * (MATMUL_FORMATS.len() - trellis) + 3 * DP4A_FORMATS.len();
     assert_eq!(
         specs.len(),
-        MATMUL_FORMATS.len() * 10 - trellis + DP4A_FORMATS.len() * 2 + single + fused
+        MATMUL_FORMATS.len() * 10 - trellis + DP4A_FORMATS.len() * 2 + single + fused + wide
     );
     for name in [
         "rms_norm",
@@ -137,7 +143,10 @@ fn geometry_and_bindings_match_the_launcher() {
             spec.name
         );
         let op_wg = [("WG", spec.workgroup_size)];
-        let gemv = [("WG", GEMV_WG), ("NR", gemv_rows(spec.key.format))];
+        let gemv = [
+            ("WG", GEMV_WG),
+            ("NR", gemv_rows(spec.key.format, spec.key.variant)),
+        ];
         let multi = [
             ("WG", GEMV_WG),
             ("NR", GEMV_MULTI_ROWS),

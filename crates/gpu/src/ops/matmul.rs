@@ -6,7 +6,8 @@ use crate::op::Op;
 use crate::ops::hadamard::{record_hadamard, record_hadamard_scale, ScaleSide};
 use crate::ops::Span;
 use crate::registry::{
-    gemm_tile, gemm_variant_for, gemv_multi_tokens, gemv_rows, KernelKey, Variant, GEMV_MULTI_ROWS,
+    gemm_tile, gemm_variant_for, gemv_multi_tokens, gemv_rows, gemv_wide, KernelKey, Variant,
+    GEMV_MULTI_ROWS,
 };
 use crate::upload::{read_f32, upload_f32, zeroed_f32};
 use crate::weight_trellis::TrellisSides;
@@ -283,6 +284,7 @@ fn record_matmul_kernel(
     // tiles, not 64).
     let variant = match op {
         Op::Gemm => gemm_variant_for(variant, w.rows, n),
+        Op::Gemv | Op::GemvNorm | Op::GemvAdd => gemv_wide(variant, w.format, w.rows),
         _ => variant,
     };
     let key = KernelKey {
@@ -307,7 +309,7 @@ fn record_matmul_kernel(
             Op::Gemv | Op::GemvNorm | Op::GemvAdd | Op::GemvMulti => {
                 let (per, passes) = match op {
                     Op::GemvMulti => (GEMV_MULTI_ROWS, n.div_ceil(gemv_multi_tokens() as usize)),
-                    _ => (gemv_rows(w.format), 1),
+                    _ => (gemv_rows(w.format, variant), 1),
                 };
                 let g = to_u32(rows.div_ceil(per as usize), "workgroups")?;
                 let gx = g.min(max_dim);

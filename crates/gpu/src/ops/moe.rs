@@ -175,7 +175,11 @@ pub(crate) fn moe_gemv(
     ];
     let max = enc.ctx().limits.max_compute_workgroups_per_dimension;
     let groups = [
-        to_u32(OP, "row blocks", er.div_ceil(gemv_rows(w.format) as usize))?,
+        to_u32(
+            OP,
+            "row blocks",
+            er.div_ceil(gemv_rows(w.format, Variant::Plain) as usize),
+        )?,
         to_u32(OP, "slots", io.slots)?,
         1,
     ];

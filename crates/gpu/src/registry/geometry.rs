@@ -48,10 +48,13 @@ pub fn op_workgroup_size(op: Op) -> u32 {
 }
 
 /// Threads that share one GEMV row quad (`GW`); each streams 4 rows × 128 / GW units per x
-/// tile. 64 measured best for every format on the H200 (q4_0 14336×4096: 1712 GB/s at 64,
-/// 1590 at 32, 1551 at 16): the GEMV is bound by instructions per byte, not bytes in flight.
-/// `MARLIN_GEMV_GW` (16, 32 or 64) overrides it, for tuning on other GPUs.
-pub fn gemv_group_threads(_format: QuantFormat) -> u32 {
+/// tile. 64 for the default variants (most workgroups, best for 4096-row weights), 16 for
+/// the wide ones ([`gemv_wide`]). `MARLIN_GEMV_GW` (16, 32 or 64) overrides the default
+/// variants, for tuning on other GPUs.
+pub fn gemv_group_threads(_format: QuantFormat, variant: Variant) -> u32 {
+    if matches!(variant, Variant::SubgroupWide | Variant::Dp4aWide) {
+        return 16;
+    }
     std::env::var("MARLIN_GEMV_GW")
         .ok()
         .and_then(|v| v.parse::<u32>().ok())
@@ -59,9 +62,32 @@ pub fn gemv_group_threads(_format: QuantFormat) -> u32 {
         .unwrap_or(64)
 }
 
-/// Output rows one GEMV workgroup of `format` covers (`NR` = 4 rows per thread group).
-pub fn gemv_rows(format: QuantFormat) -> u32 {
-    4 * GEMV_WG / gemv_group_threads(format)
+/// Output rows one GEMV workgroup of `format` and `variant` covers (`NR` = 4 rows per thread
+/// group).
+pub fn gemv_rows(format: QuantFormat, variant: Variant) -> u32 {
+    4 * GEMV_WG / gemv_group_threads(format, variant)
+}
+
+/// Weight rows from which the GEMV runs its wide variant.
+pub const GEMV_WIDE_MIN_ROWS: usize = 8192;
+
+/// The GEMV variant for a `rows`-row weight: the wide form of `variant` for tall weights of
+/// the formats where it measured faster (H200, 14336×4096: f16 3,195 → 3,458 GB/s, q8_0
+/// 2,781 → 3,103, q4_0 2,059 → 2,363; fp4_g128 lost 4%, 4096-row weights lose up to half:
+/// too few workgroups), else `variant`.
+pub fn gemv_wide(variant: Variant, format: QuantFormat, rows: usize) -> Variant {
+    let measured = matches!(
+        format,
+        QuantFormat::F16 | QuantFormat::Q8_0 | QuantFormat::Q4_0
+    );
+    if rows < GEMV_WIDE_MIN_ROWS || !measured || std::env::var_os("MARLIN_GEMV_GW").is_some() {
+        return variant;
+    }
+    match variant {
+        Variant::Subgroup => Variant::SubgroupWide,
+        Variant::Dp4a => Variant::Dp4aWide,
+        v => v,
+    }
 }
 
 /// Output rows one `gemv_multi` workgroup covers (`NR`: 16 row pairs of 16 threads).
@@ -99,5 +125,31 @@ pub fn matmul_op_for(n_tokens: usize, multi_max: usize) -> Op {
         0 | 1 => Op::Gemv,
         n if n <= multi_max => Op::GemvMulti,
         _ => Op::Gemm,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tall_weights_of_the_measured_formats_run_the_wide_gemv() {
+        if std::env::var_os("MARLIN_GEMV_GW").is_some() {
+            return;
+        }
+        let q4 = QuantFormat::Q4_0;
+        assert_eq!(gemv_wide(Variant::Dp4a, q4, 14336), Variant::Dp4aWide);
+        assert_eq!(
+            gemv_wide(Variant::Subgroup, QuantFormat::F16, 8192),
+            Variant::SubgroupWide
+        );
+        assert_eq!(gemv_wide(Variant::Dp4a, q4, 4096), Variant::Dp4a);
+        assert_eq!(gemv_wide(Variant::Plain, q4, 14336), Variant::Plain);
+        assert_eq!(
+            gemv_wide(Variant::Subgroup, QuantFormat::Q4_K, 14336),
+            Variant::Subgroup
+        );
+        assert_eq!(gemv_rows(q4, Variant::Dp4aWide), 64);
+        assert_eq!(gemv_rows(q4, Variant::Dp4a), 16);
     }
 }

@@ -138,7 +138,8 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     let name = kernel_name(key.op, key.format);
     let op = key.op.name();
     let mut parts: Vec<String> = Vec::new();
-    let gw = gemv_group_threads(key.format);
+    let gw = gemv_group_threads(key.format, key.variant);
+    let gemv_nr = gemv_rows(key.format, key.variant);
     // subgroupAdd sums whole subgroups: only valid when no subgroup straddles two thread
     // groups, which GW = 64 guarantees for every subgroup size up to 64.
     let gemv_reduce = match key.variant {
@@ -151,18 +152,18 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
         "gemv/reduce_shared.wgsl"
     };
     let (features, wg, rows, tokens, ids, body) = match (gemv_op, key.variant) {
-        (Op::Gemv, Variant::Subgroup) => (
+        (Op::Gemv, Variant::Subgroup | Variant::SubgroupWide) => (
             wgpu::Features::SUBGROUP,
             GEMV_WG,
-            gemv_rows(key.format),
+            gemv_nr,
             1,
             "subgroup",
             vec![gemv_reduce, "gemv/gemv_body.wgsl"],
         ),
-        (Op::Gemv, Variant::Dp4a) if DP4A_FORMATS.contains(&key.format) => (
+        (Op::Gemv, Variant::Dp4a | Variant::Dp4aWide) if DP4A_FORMATS.contains(&key.format) => (
             wgpu::Features::SUBGROUP,
             GEMV_WG,
-            gemv_rows(key.format),
+            gemv_nr,
             1,
             "subgroup",
             vec![
@@ -174,7 +175,7 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
         (Op::Gemv, Variant::Plain) => (
             wgpu::Features::empty(),
             GEMV_WG,
-            gemv_rows(key.format),
+            gemv_nr,
             1,
             "plain",
             vec![gemv_reduce, "gemv/gemv_body.wgsl"],
@@ -259,9 +260,12 @@ fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
     parts.push("gemv/out_store.wgsl".into());
     parts.push("gemv/reduce_shared.wgsl".into());
     parts.push("gemv/moe_gemv_body.wgsl".into());
-    let rows = gemv_rows(key.format);
+    let rows = gemv_rows(key.format, Variant::Plain);
     let mut defines = format_defines(key.format);
-    defines.extend([("GW", gemv_group_threads(key.format)), ("NR", rows)]);
+    defines.extend([
+        ("GW", gemv_group_threads(key.format, Variant::Plain)),
+        ("NR", rows),
+    ]);
     Some(KernelSpec {
         key,
         entry: format!(

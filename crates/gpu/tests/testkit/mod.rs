@@ -23,7 +23,7 @@ pub fn nmse_threshold(op: Op, format: QuantFormat, variant: Variant) -> f64 {
         (_, _, Variant::F16 | Variant::Coop | Variant::CoopT32 | Variant::CoopT16) => 2e-6,
         // Activations quantized to 8 bits per 32 (max |x| / 127 steps): measured on
         // lavapipe 1e-5..5e-5 against the f64 reference.
-        (_, _, Variant::Dp4a) => 1e-4,
+        (_, _, Variant::Dp4a | Variant::Dp4aWide) => 1e-4,
         // The latent cache rounds to f16: a value whose f32 bits differ from the CPU's (its
         // rsqrt, RoPE products) may round to the neighbouring f16 (2^-11 relative).
         (Op::MlaLatent, _, _) => 1e-6,

@@ -13,8 +13,8 @@ const UPT: u32 = TU / GW;
 // Unit ul's codes: xq[2 ul] (elements 0..15), xq[2 ul + 1] (16..31); its (d, d sum q).
 var<workgroup> xq: array<vec4<u32>, 256>;
 var<workgroup> xd: array<vec2<f32>, 128>;
-// Row partial sums for reduce_rows.
-var<workgroup> xs: array<vec4<f32>, 320>;
+// Row partial sums for reduce_rows (reduce_shared needs WG + 4 NR).
+var<workgroup> xs: array<vec4<f32>, WG + 4u * NR>;
 
 fn fill_unit(xb: u32, c4: u32, t0: u32, ul: u32) {
     let q = quant_unit(xb, (t0 + ul) * 8u, c4);
