@@ -13,7 +13,7 @@ use marlin_gpu::{
 
 use super::ffn::GpuFfn;
 use super::step::Scratch;
-use super::upload::{GpuLinear, GpuProj};
+use super::upload::GpuLinear;
 use super::{GpuLayer, GpuModel};
 use crate::Result;
 
@@ -64,35 +64,6 @@ impl FusedNorms {
 }
 
 impl GpuModel {
-    /// `out = [W_1 n(x) | W_2 n(x) | …] (+ bias)` for one token, n = the norm in `norm`.
-    fn proj_norm(
-        &self,
-        enc: &mut StepEncoder<'_>,
-        p: &GpuProj,
-        x: &Buffer,
-        norm: &Buffer,
-        out: &Buffer,
-    ) -> Result<()> {
-        let mut offset = 0;
-        for w in &p.parts {
-            let io = MatmulIo {
-                x,
-                x_offset: 0,
-                out,
-                out_offset: offset,
-                out_stride: Some(p.width),
-                n_tokens: 1,
-            };
-            record_gemv_fused(enc, w, &io, GemvFuse::Norm(norm))?;
-            offset += w.rows;
-        }
-        if let Some(b) = p.bias {
-            let bias = Span::new(&self.vectors, b);
-            marlin_gpu::record_add(enc, Span::whole(out), bias, p.width, p.width)?;
-        }
-        Ok(())
-    }
-
     /// `h += W x` for one token.
     fn linear_add(
         &self,
@@ -113,7 +84,7 @@ impl GpuModel {
         f: &FusedNorms,
         s: &Scratch,
     ) -> Result<()> {
-        self.proj_norm(enc, &l.qkv, &s.h, &f.attn, &s.qkv)
+        self.proj_with(enc, &l.qkv, &s.h, &s.qkv, 1, Some(&f.attn))
     }
 
     /// `h += o(att)`, then `h += down(act(gate n(h)) · up n(h))` (ffn norm folded in).
@@ -128,7 +99,7 @@ impl GpuModel {
         let GpuFfn::Dense { gu, down } = &l.ffn else {
             return Ok(());
         };
-        self.proj_norm(enc, gu, &s.h, &f.ffn, &s.gu)?;
+        self.proj_with(enc, gu, &s.h, &s.gu, 1, Some(&f.ffn))?;
         let ffn = gu.width / 2;
         let act = self.gate_act();
         record_gate_mul(

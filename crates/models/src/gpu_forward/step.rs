@@ -3,8 +3,9 @@
 
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    record_add, record_add_rms_norm, record_embed, record_matmul, record_matmul_op,
-    record_rms_norm, storage_f32, MatmulIo, PooledBuffer, Span, StepEncoder,
+    record_add, record_add_rms_norm, record_embed, record_gemv_fused, record_matmul,
+    record_matmul_op, record_rms_norm, storage_f32, GemvFuse, MatmulIo, PooledBuffer, Span,
+    StepEncoder,
 };
 
 use super::inputs::StepInputs;
@@ -103,6 +104,20 @@ impl GpuModel {
         out: &Buffer,
         n: usize,
     ) -> Result<()> {
+        self.proj_with(enc, p, x, out, n, None)
+    }
+
+    /// [`GpuModel::proj`], or with `norm` (one token) each part's GEMV reads
+    /// `rms_norm(x) · w` (`gemv_norm`, the norm's weight and epsilon in `norm`).
+    pub(super) fn proj_with(
+        &self,
+        enc: &mut StepEncoder<'_>,
+        p: &GpuProj,
+        x: &Buffer,
+        out: &Buffer,
+        n: usize,
+        norm: Option<&Buffer>,
+    ) -> Result<()> {
         let mut offset = 0;
         for w in &p.parts {
             let io = MatmulIo {
@@ -113,7 +128,10 @@ impl GpuModel {
                 out_stride: Some(p.width),
                 n_tokens: n,
             };
-            record_matmul(enc, w, &io)?;
+            match norm {
+                Some(b) => record_gemv_fused(enc, w, &io, GemvFuse::Norm(b))?,
+                None => record_matmul(enc, w, &io)?,
+            }
             offset += w.rows;
         }
         if let Some(b) = p.bias {
