@@ -5,36 +5,15 @@
 
 mod testkit;
 
-use std::sync::Arc;
-
-use marlin_core::formats::trellis::layout;
-use marlin_core::{hadamard, reference, QTensor, QuantFormat, TensorData};
+use marlin_core::{hadamard, reference, QTensor, QuantFormat};
 use marlin_gpu::{
     read_f32, record_moe_experts, record_moe_hadamard_scale, upload_f32, GpuExperts, MoeExpertsIo,
     MoeScaleIo, SlotSide, StepEncoder,
 };
-use rand::Rng;
-use testkit::{nmse, random_vec, random_weight, rng};
+use testkit::{nmse, random_trellis, random_vec, random_weight, rng};
 
 fn as_words(v: &[u32]) -> Vec<f32> {
     v.iter().map(|&x| f32::from_bits(x)).collect()
-}
-
-/// A random `[n, k]` trellis weight: uniform stream words, side scales ±[0.5, 1.5).
-fn random_trellis(format: QuantFormat, n: usize, k: usize, seed: u64) -> QTensor {
-    let QuantFormat::Trellis(f) = format else {
-        panic!("{format} is not trellis");
-    };
-    let lay = layout(f, n, k).expect("layout");
-    let mut r = rng(seed);
-    let mut bytes: Vec<u8> = (0..lay.suh_at / 4)
-        .flat_map(|_| r.random::<u32>().to_le_bytes())
-        .collect();
-    for _ in 0..k + n {
-        let v = r.random_range(0.5f32..1.5) * if r.random::<bool>() { 1.0 } else { -1.0 };
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    QTensor::new(format, vec![n, k], TensorData::Owned(Arc::new(bytes))).expect("tensor")
 }
 
 #[test]

@@ -7,31 +7,12 @@ mod testkit;
 
 use std::sync::Arc;
 
-use marlin_core::formats::trellis::layout;
 use marlin_core::{reference, QTensor, QuantFormat, TensorData};
 use marlin_gpu::{
     read_f32, record_matmul_op, upload_f32, Error, GpuContext, GpuWeight, MatmulIo, Op,
     StepEncoder, Variant,
 };
-use rand::Rng;
-use testkit::{assert_sentinels, guarded, nmse, random_vec, rng, GUARD};
-
-/// A random `[n, k]` trellis weight: uniform stream words, side scales ±[0.5, 1.5).
-fn random_trellis(format: QuantFormat, n: usize, k: usize, seed: u64) -> QTensor {
-    let QuantFormat::Trellis(f) = format else {
-        panic!("{format} is not trellis");
-    };
-    let lay = layout(f, n, k).expect("layout");
-    let mut r = rng(seed);
-    let mut bytes: Vec<u8> = (0..lay.suh_at / 4)
-        .flat_map(|_| r.random::<u32>().to_le_bytes())
-        .collect();
-    for _ in 0..k + n {
-        let v = r.random_range(0.5f32..1.5) * if r.random::<bool>() { 1.0 } else { -1.0 };
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    QTensor::new(format, vec![n, k], TensorData::Owned(Arc::new(bytes))).expect("tensor")
-}
+use testkit::{assert_sentinels, guarded, nmse, random_trellis, random_vec, rng, GUARD};
 
 fn variants(ctx: &GpuContext, op: Op, format: QuantFormat) -> Vec<Variant> {
     Variant::ALL

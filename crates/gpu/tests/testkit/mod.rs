@@ -90,6 +90,24 @@ pub fn random_weight(format: QuantFormat, rows: usize, cols: usize, seed: u64) -
     formats::quantize_tensor(format, &[rows, cols], &vals).expect("quantize")
 }
 
+/// A random `[n, k]` trellis weight: uniform stream words, side scales ±[0.5, 1.5).
+pub fn random_trellis(format: QuantFormat, n: usize, k: usize, seed: u64) -> QTensor {
+    let QuantFormat::Trellis(f) = format else {
+        panic!("{format} is not trellis");
+    };
+    let lay = formats::trellis::layout(f, n, k).expect("layout");
+    let mut r = rng(seed);
+    let mut bytes: Vec<u8> = (0..lay.suh_at / 4)
+        .flat_map(|_| r.random::<u32>().to_le_bytes())
+        .collect();
+    for _ in 0..k + n {
+        let v = r.random_range(0.5f32..1.5) * if r.random::<bool>() { 1.0 } else { -1.0 };
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    let data = marlin_core::TensorData::Owned(std::sync::Arc::new(bytes));
+    QTensor::new(format, vec![n, k], data).expect("tensor")
+}
+
 /// Normalized mean squared error of `got` against `want`.
 pub fn nmse(got: &[f32], want: &[f32]) -> f64 {
     assert_eq!(got.len(), want.len());
