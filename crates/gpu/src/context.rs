@@ -150,7 +150,7 @@ impl GpuContext {
         matmul_op_for(n_tokens, self.gemv_multi_max())
     }
 
-    /// Largest token count `gemv_multi` runs (default 8, `MARLIN_GPU_GEMV_MULTI_MAX`).
+    /// Largest token count `gemv_multi` runs (default [`GEMV_MULTI_MAX`](crate::registry::GEMV_MULTI_MAX), `MARLIN_GPU_GEMV_MULTI_MAX`).
     pub fn gemv_multi_max(&self) -> usize {
         self.gemv_multi_max.load(Ordering::Relaxed)
     }

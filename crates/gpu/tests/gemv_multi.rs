@@ -14,7 +14,7 @@ use testkit::{nmse, random_vec, random_weight, rng};
 
 #[test]
 fn token_counts_pick_gemv_multi_up_to_the_threshold() {
-    assert_eq!(GEMV_MULTI_MAX, 8);
+    assert_eq!(GEMV_MULTI_MAX, 64);
     assert_eq!(matmul_op_for(1, 8), Op::Gemv);
     for n in 2..=8 {
         assert_eq!(matmul_op_for(n, 8), Op::GemvMulti, "n = {n}");
