@@ -120,6 +120,8 @@ pub struct GpuModel {
     step_bufs: Mutex<Option<bufs::StepBufs>>,
     /// Key ranges longer than this use split-K attention (decode over long contexts).
     pub(crate) attn_split_min_keys: usize,
+    /// The same for MLA attention (its decode grid is a few head groups: it splits early).
+    pub(crate) mla_split_min_keys: usize,
     /// Whether prompt chunks use the flash-style `attn_prefill` kernel.
     pub(crate) prefill_attn: bool,
 }
@@ -201,6 +203,7 @@ impl GpuModel {
             bind_cache: BindCache::new(),
             step_bufs: Mutex::new(None),
             attn_split_min_keys: attn::default_split_min_keys(),
+            mla_split_min_keys: marlin_gpu::MLA_SPLIT_MIN_KEYS,
             prefill_attn: attn::prefill_attn_enabled(),
         };
         model.prewarm()?;
@@ -281,10 +284,12 @@ impl GpuModel {
         self.fused_decode
     }
 
-    /// Use split-K attention from `keys` keys on (default
-    /// [`ATTN_SPLIT_MIN_KEYS`](marlin_gpu::ATTN_SPLIT_MIN_KEYS)); `usize::MAX` turns it off.
+    /// Use split-K attention from `keys` keys on, GQA and MLA alike (defaults
+    /// [`ATTN_SPLIT_MIN_KEYS`](marlin_gpu::ATTN_SPLIT_MIN_KEYS) and
+    /// [`MLA_SPLIT_MIN_KEYS`](marlin_gpu::MLA_SPLIT_MIN_KEYS)); `usize::MAX` turns it off.
     pub fn with_attn_split_min_keys(mut self, keys: usize) -> Self {
         self.attn_split_min_keys = keys;
+        self.mla_split_min_keys = keys;
         self
     }
 

@@ -147,6 +147,28 @@ pub struct MlaAttnIo<'a> {
     pub out: Span<'a>,
 }
 
+/// Keys per `attn_mla` split: one key tile (`TK`), so a split is a single pass over it.
+pub const MLA_SPLIT_KEYS: usize = 32;
+/// Contexts up to this many keys keep the single pass (the combine costs a dispatch).
+pub const MLA_SPLIT_MIN_KEYS: usize = 64;
+
+/// Splits of `attn_mla` for `n_tokens` queries of `groups` head groups over at most
+/// `max_keys` keys: one per [`MLA_SPLIT_KEYS`] keys above `min_keys` (normally
+/// [`MLA_SPLIT_MIN_KEYS`]), while the grid stays under ~512 workgroups. With the few head groups of decode (GLM-4.7-Flash:
+/// 5) a single pass leaves almost every SM idle, and each workgroup walks its keys tile
+/// after tile.
+pub fn mla_splits(max_keys: usize, n_tokens: usize, groups: usize, min_keys: usize) -> usize {
+    let wgs = (n_tokens * groups).max(1);
+    if max_keys <= min_keys || wgs >= 256 {
+        return 1;
+    }
+    max_keys
+        .div_ceil(MLA_SPLIT_KEYS)
+        .min(512 / wgs)
+        .min(super::attention_split::ATTN_MAX_SPLITS)
+        .max(1)
+}
+
 /// Floats of partial state [`record_attn_mla`] needs for `splits` splits.
 pub fn mla_partial_len(s: &MlaShape, splits: usize) -> usize {
     s.n_tokens * s.n_heads * splits * (s.rank + 2)
@@ -223,4 +245,20 @@ pub fn record_attn_mla(
         &[part, io.out.buffer],
         [heads, tokens, 1],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_splits_mla_into_key_tiles() {
+        // GLM-4.7-Flash decode: 5 head groups, one token.
+        assert_eq!(mla_splits(64, 1, 5, MLA_SPLIT_MIN_KEYS), 1);
+        assert_eq!(mla_splits(80, 1, 5, MLA_SPLIT_MIN_KEYS), 3);
+        assert_eq!(mla_splits(4096, 1, 5, MLA_SPLIT_MIN_KEYS), 64);
+        assert_eq!(mla_splits(4096, 1, 5, usize::MAX), 1);
+        // Prefill chunks fill the GPU already.
+        assert_eq!(mla_splits(4096, 64, 5, MLA_SPLIT_MIN_KEYS), 1);
+    }
 }

@@ -3,7 +3,7 @@
 use marlin_core::rope::RopeMode;
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    attn_splits, mla_partial_len, record_attn_mla, record_matmul, record_mla_latent,
+    mla_partial_len, mla_splits, record_attn_mla, record_matmul, record_mla_latent,
     record_moe_gemv, upload_f32, GpuContext, MatmulIo, MlaAttnIo, MlaLatentIo, MlaShape, MoeGemvIo,
     Span, StepEncoder, MLA_HEADS_PER_GROUP,
 };
@@ -103,7 +103,7 @@ impl GpuModel {
         let lat = enc.scratch(bytes(slots * shape.rank));
         // One workgroup per group of heads (they share the latent loads).
         let groups = h.div_ceil(MLA_HEADS_PER_GROUP);
-        let splits = attn_splits(inp.max_keys, n, groups, self.attn_split_min_keys);
+        let splits = mla_splits(inp.max_keys, n, groups, self.mla_split_min_keys);
         let part = (splits > 1).then(|| enc.scratch(bytes(mla_partial_len(&shape, splits))));
         let io = MlaAttnIo {
             q_abs: &q_abs,
