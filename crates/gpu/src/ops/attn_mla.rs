@@ -162,11 +162,9 @@ pub fn mla_splits(max_keys: usize, n_tokens: usize, groups: usize, min_keys: usi
     if max_keys <= min_keys || wgs >= 256 {
         return 1;
     }
-    max_keys
-        .div_ceil(MLA_SPLIT_KEYS)
-        .min(512 / wgs)
-        .min(super::attention_split::ATTN_MAX_SPLITS)
-        .max(1)
+    // wgs < 256, so the cap is at least 2.
+    let cap = (512 / wgs).min(super::attention_split::ATTN_MAX_SPLITS);
+    max_keys.div_ceil(MLA_SPLIT_KEYS).clamp(1, cap)
 }
 
 /// Floats of partial state [`record_attn_mla`] needs for `splits` splits.
