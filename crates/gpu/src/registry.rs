@@ -7,10 +7,7 @@ mod coop;
 mod geometry;
 mod specs;
 
-pub use coop::{
-    coop_chunk_spec, coop_kmajor, coop_legacy, coop_legacy_spec, coop_tt, gemm_variant_for,
-    GEMM_COOP_LEGACY_TOKENS,
-};
+pub use coop::{coop_chunk_spec, coop_kmajor, coop_tt, gemm_variant_for};
 pub use geometry::*;
 pub use specs::spec;
 

@@ -164,10 +164,6 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/gemm/gemm_body.wgsl"),
     ),
     (
-        "gemm/gemm_body_coop.wgsl",
-        include_str!("shaders/gemm/gemm_body_coop.wgsl"),
-    ),
-    (
         "gemm/gemm_body_coop_chunk.wgsl",
         include_str!("shaders/gemm/gemm_body_coop_chunk.wgsl"),
     ),

@@ -6,9 +6,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use marlin_gpu::registry::{
-    coop_chunk_spec, coop_legacy, coop_legacy_spec, gemm_tile, gemv_multi_tokens, gemv_rows,
-    BindLayout, DP4A_FORMATS, GEMM_COOP_WG, GEMM_ROWS, GEMM_TOKENS, GEMM_WG, GEMV_MULTI_ROWS,
-    GEMV_WG,
+    coop_chunk_spec, gemm_tile, gemv_multi_tokens, gemv_rows, BindLayout, DP4A_FORMATS,
+    GEMM_COOP_WG, GEMM_ROWS, GEMM_TOKENS, GEMM_WG, GEMV_MULTI_ROWS, GEMV_WG,
 };
 use marlin_gpu::shaders::SHADER_FILES;
 use marlin_gpu::{all_specs, KernelSpec, Op, Variant, MATMUL_FORMATS};
@@ -235,39 +234,16 @@ fn shader_table_matches_disk_and_every_file_is_used() {
         let on_disk = std::fs::read_to_string(root.join(path)).expect("read shader");
         assert_eq!(&on_disk, src, "{path}: embedded copy is stale");
     }
-    // The first coop body is reachable through MARLIN_GPU_COOP=1 only.
-    let legacy = MATMUL_FORMATS.iter().filter_map(|&f| coop_legacy_spec(f));
-    let used: BTreeSet<String> = all_specs()
-        .into_iter()
-        .chain(legacy)
-        .flat_map(|s| s.parts)
-        .collect();
+    let used: BTreeSet<String> = all_specs().into_iter().flat_map(|s| s.parts).collect();
     for path in &table {
         assert!(used.contains(path), "{path} is used by no kernel");
     }
 }
 
-/// The first coop body (`MARLIN_GPU_COOP=1`, kept for A/B on hardware) and the chunked
-/// body's K-major weight tile (`MARLIN_GPU_COOP_KMAJOR=1`) validate and emit SPIR-V for
-/// every format; the default coop kernels are the chunked body.
+/// The chunked coop body's K-major weight tile (`MARLIN_GPU_COOP_KMAJOR=1`) validates and
+/// emits SPIR-V for every format and tile; the default coop kernels are the row-major one.
 #[test]
 fn coop_alternatives_validate_for_every_format() {
-    for &format in MATMUL_FORMATS.iter() {
-        let spec = coop_legacy_spec(format).expect("legacy coop spec");
-        assert!(spec.parts.iter().any(|p| p == "gemm/gemm_body_coop.wgsl"));
-        let (module, info) = validate(&spec);
-        assert_eq!(
-            u32_constant(&module, "TM"),
-            Some(GEMM_ROWS),
-            "{}",
-            spec.name
-        );
-        assert_eq!(u32_constant(&module, "TN"), Some(64), "{}", spec.name);
-        let words =
-            naga::back::spv::write_vec(&module, &info, &naga::back::spv::Options::default(), None)
-                .unwrap_or_else(|e| panic!("{}: SPIR-V: {e}", spec.name));
-        assert!(words.len() > 100, "{}: empty SPIR-V", spec.name);
-    }
     // The K-major weight tile (MARLIN_GPU_COOP_KMAJOR=1) of every tile and format.
     for &format in MATMUL_FORMATS.iter() {
         for variant in [Variant::CoopT16, Variant::CoopT32, Variant::Coop] {
@@ -280,7 +256,7 @@ fn coop_alternatives_validate_for_every_format() {
             assert!(words.len() > 100, "{}: empty SPIR-V", spec.name);
         }
     }
-    if !coop_legacy() {
+    {
         let chunked = all_specs()
             .into_iter()
             .filter(|s| s.key.variant.is_coop())

@@ -7,7 +7,7 @@ use marlin_core::QuantFormat;
 use marlin_gpu::bench::{
     bench_gemm, bench_gemv, bench_tokens, copy_bandwidth, stream_bandwidth, TokensCase,
 };
-use marlin_gpu::registry::{coop_kmajor, coop_legacy, gemm_tile, gemm_variant_for};
+use marlin_gpu::registry::{coop_kmajor, gemm_tile, gemm_variant_for};
 use marlin_gpu::{DeviceSelector, GpuContext};
 use marlin_gpu::{Op, Variant};
 use serde_json::{json, Value};
@@ -87,16 +87,14 @@ fn measure(
 }
 
 /// What a GEMM of `variant` on `tokens` tokens actually runs: the launcher's variant (the
-/// coop GEMM picks its token tile by count), its (rows, tokens) tile and, for coop, which
-/// body (`MARLIN_GPU_COOP=1` selects the first one, `MARLIN_GPU_COOP_KMAJOR=1` the chunked
-/// one's K-major weight tile).
+/// coop GEMM picks its token tile by count), its (rows, tokens) tile and, for coop, the
+/// weight tile layout (`MARLIN_GPU_COOP_KMAJOR=1`: K-major).
 fn gemm_ran(variant: Variant, weight_rows: usize, tokens: usize) -> Value {
     let ran = gemm_variant_for(variant, weight_rows, tokens);
     let (rows, tile_tokens) = gemm_tile(ran);
-    let body = match (ran.is_coop(), ran == Variant::Coop && coop_legacy()) {
+    let body = match (ran.is_coop(), coop_kmajor()) {
         (false, _) => "tiled",
-        (true, true) => "coop_first",
-        (true, false) if coop_kmajor() => "coop_chunked_kmajor",
+        (true, true) => "coop_chunked_kmajor",
         (true, false) => "coop_chunked",
     };
     json!({ "variant": ran.name(), "tile": [rows, tile_tokens], "body": body })
@@ -263,7 +261,7 @@ mod tests {
     /// The coop GEMM reports its token tile by count; other variants run as asked.
     #[test]
     fn gemm_ran_names_the_coop_tile() {
-        if coop_legacy() || std::env::var_os("MARLIN_GPU_COOP_TILE").is_some() {
+        if std::env::var_os("MARLIN_GPU_COOP_TILE").is_some() {
             return;
         }
         let small = gemm_ran(Variant::Coop, 4096, 16);

@@ -1,9 +1,8 @@
-//! The cooperative-matrix (tensor core) GEMM kernels: their token tiles, the tile the
-//! launcher picks per token count, and their specs — the chunked body
-//! (`gemm_body_coop_chunk.wgsl`) by default, the first body (`gemm_body_coop.wgsl`) when
-//! `MARLIN_GPU_COOP=1` (A/B on hardware; `MARLIN_GPU_COOP=0` turns coop off altogether;
-//! `MARLIN_GPU_COOP_TILE=16|32|64` fixes the token tile; `MARLIN_GPU_COOP_KMAJOR=1` stages
-//! the chunked body's weight tile K-major).
+//! The cooperative-matrix (tensor core) GEMM kernels (`gemm_body_coop_chunk.wgsl`): their
+//! token tiles, the tile the launcher picks per token count, and their specs
+//! (`MARLIN_GPU_COOP=0` turns coop off; `MARLIN_GPU_COOP_TILE=16|32|64` fixes the token tile;
+//! `MARLIN_GPU_COOP_KMAJOR=1` stages the weight tile K-major). The first coop body (one
+//! unit per barrier pair, 64 x 64 tiles, 41.5 TFLOP/s against 65.6 on an H200) is gone.
 
 use std::sync::OnceLock;
 
@@ -12,16 +11,6 @@ use marlin_core::QuantFormat;
 use super::{BindLayout, KernelKey, KernelSpec, Variant, GEMM_COOP_WG};
 use crate::format_parts::{format_defines, format_parts, has_entry_file};
 use crate::op::{kernel_name, Op};
-
-/// Tokens of the first body's tiles (its rows: `GEMM_ROWS`).
-pub const GEMM_COOP_LEGACY_TOKENS: u32 = 64;
-
-/// Whether `MARLIN_GPU_COOP=1` asks for the first coop body in place of the chunked one
-/// (read once per process: the launcher asks on every GEMM).
-pub fn coop_legacy() -> bool {
-    static LEGACY: OnceLock<bool> = OnceLock::new();
-    *LEGACY.get_or_init(|| std::env::var("MARLIN_GPU_COOP").as_deref() == Ok("1"))
-}
 
 /// Whether `MARLIN_GPU_COOP_KMAJOR=1` asks for the chunked body's K-major weight tile
 /// (`WKM` 1: conflict-free stores, column-major A loads) in place of the row-major one;
@@ -74,10 +63,9 @@ const COOP_TILE_COST: [(Variant, usize, f64); 3] = [
 /// Small grids favour small tiles (more workgroups in flight), large ones big tiles (less
 /// dequantization per token): on an H200 a 32-token step of a 4096-row weight runs 16-token
 /// tiles, of a 28672-row weight 32-token tiles. `MARLIN_GPU_COOP_TILE` forces one tile.
-/// Every other variant (an explicit tile included), and `Coop` under `MARLIN_GPU_COOP=1`
-/// (the first body has 64-token tiles only), runs as given.
+/// Every other variant (an explicit tile included) runs as given.
 pub fn gemm_variant_for(variant: Variant, rows: usize, n_tokens: usize) -> Variant {
-    if variant != Variant::Coop || coop_legacy() {
+    if variant != Variant::Coop {
         return variant;
     }
     if let Some(tile) = forced_tile() {
@@ -102,14 +90,10 @@ pub fn gemm_variant_for(variant: Variant, rows: usize, n_tokens: usize) -> Varia
 }
 
 /// The spec of a coop GEMM `key` (`Op::Gemm`, a coop variant): the chunked body with its
-/// `TT` and the weight layout `MARLIN_GPU_COOP_KMAJOR` picks, or for `Variant::Coop` under
-/// `MARLIN_GPU_COOP=1` the first body.
+/// `TT` and the weight layout `MARLIN_GPU_COOP_KMAJOR` picks.
 pub(super) fn coop_spec(key: KernelKey) -> Option<KernelSpec> {
     if key.op != Op::Gemm {
         return None;
-    }
-    if key.variant == Variant::Coop && coop_legacy() {
-        return coop_legacy_spec(key.format);
     }
     coop_chunk_spec(key.format, key.variant, coop_kmajor())
 }
@@ -128,22 +112,6 @@ pub fn coop_chunk_spec(format: QuantFormat, variant: Variant, kmajor: bool) -> O
         "gemm/gemm_body_coop_chunk.wgsl",
         (32 * tt, 16 * tt),
         &[("TT", tt), ("WKM", u32::from(kmajor))],
-    )
-}
-
-/// The first coop body's kernel for `format` (64 x 64 tiles, one unit per barrier pair):
-/// what `Variant::Coop` runs under `MARLIN_GPU_COOP=1`.
-pub fn coop_legacy_spec(format: QuantFormat) -> Option<KernelSpec> {
-    let key = KernelKey {
-        op: Op::Gemm,
-        format,
-        variant: Variant::Coop,
-    };
-    build(
-        key,
-        "gemm/gemm_body_coop.wgsl",
-        (super::GEMM_ROWS, GEMM_COOP_LEGACY_TOKENS),
-        &[],
     )
 }
 
@@ -193,9 +161,6 @@ mod tests {
 
     #[test]
     fn coop_tiles_follow_the_measured_cost_model() {
-        if coop_legacy() {
-            return;
-        }
         let pick = |rows, n| gemm_variant_for(Variant::Coop, rows, n);
         if let Some(tile) = forced_tile() {
             assert_eq!((pick(64, 1), pick(4096, 512)), (tile, tile));
@@ -232,9 +197,6 @@ mod tests {
                 variant: v,
             };
             let s = coop_spec(key).expect("coop spec");
-            if v == Variant::Coop && coop_legacy() {
-                continue;
-            }
             assert_eq!((s.rows_per_group, s.tokens_per_group), tile, "{v:?}");
             assert_eq!(s.workgroup_size, 128);
             assert!(s.defines.contains(&("TT", tile.1 / 16)));
@@ -248,7 +210,5 @@ mod tests {
             variant: Variant::Coop,
         };
         assert!(coop_spec(gemv).is_none());
-        let legacy = coop_legacy_spec(QuantFormat::Q4_0).expect("legacy spec");
-        assert_eq!((legacy.rows_per_group, legacy.tokens_per_group), (64, 64));
     }
 }

@@ -3,7 +3,7 @@
 
 use marlin_core::QuantFormat;
 
-use super::coop::{coop_legacy, coop_tt, GEMM_COOP_LEGACY_TOKENS};
+use super::coop::coop_tt;
 use super::Variant;
 use crate::op::Op;
 
@@ -19,12 +19,9 @@ pub const GEMM_TOKENS: u32 = 16;
 pub const GEMM_COOP_WG: u32 = 128;
 
 /// (rows, tokens) one GEMM workgroup of `variant` covers: coop tiles of 32 TT x 16 TT
-/// (`coop_tt`), or 64 x 64 for the first coop body (`MARLIN_GPU_COOP=1`).
+/// (`coop_tt`).
 pub fn gemm_tile(variant: Variant) -> (u32, u32) {
     match coop_tt(variant) {
-        Some(_) if variant == Variant::Coop && coop_legacy() => {
-            (GEMM_ROWS, GEMM_COOP_LEGACY_TOKENS)
-        }
         Some(tt) => (32 * tt, 16 * tt),
         None => (GEMM_ROWS, GEMM_TOKENS),
     }
