@@ -39,7 +39,8 @@ pub enum Command {
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
     /// A GGUF file, a Hugging Face folder, a cached name (`default`, `gemma3`), or a
-    /// random-weight model `synthetic:PRESET:FORMAT` (llama3-8b, llama3-1b, smollm2-135m).
+    /// random-weight model `synthetic:PRESET:FORMAT` (llama3-8b, llama3-1b, smollm2-135m,
+    /// glm47-flash, glm47-tiny).
     #[arg(long, short = 'm', default_value = "default")]
     pub model: String,
     /// `auto` (a hardware GPU if present, else the CPU) or `cpu`.
