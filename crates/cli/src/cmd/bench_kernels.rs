@@ -222,13 +222,13 @@ mod tests {
         assert!(err.contains("unknown format `q9_9`"), "{err}");
     }
 
-    /// `--gemv-tokens 1,4,12`: the device's kernel per count, the GEMM beside gemv_multi,
-    /// one JSON entry per case (on lavapipe where present).
+    /// `--gemv-tokens 1,4,80`: the device's kernel per count (80 is past gemv_multi's 64),
+    /// the GEMM beside gemv_multi, one JSON entry per case (on lavapipe where present).
     #[test]
     fn gemv_tokens_curve_names_each_kernel() {
         let Ok(ctx) = open("gpu") else { return };
-        let cases = token_cases(&ctx, &[1, 4, 12]);
-        let want = [(1, None), (4, None), (4, Some(Op::Gemm)), (12, None)];
+        let cases = token_cases(&ctx, &[1, 4, 80]);
+        let want = [(1, None), (4, None), (4, Some(Op::Gemm)), (80, None)];
         let got: Vec<(usize, Option<Op>)> = cases.iter().map(|c| (c.tokens, c.op)).collect();
         assert_eq!(got, want);
         let a = BenchKernelsArgs {
@@ -238,7 +238,7 @@ mod tests {
             formats: vec![],
             iters: 1,
             gemm_tokens: 0,
-            gemv_tokens: vec![1, 4, 12],
+            gemv_tokens: vec![1, 4, 80],
         };
         let v = tokens_curve(&ctx, &a, QuantFormat::Q8_0, (40, 256), 100.0);
         let kernels: Vec<&str> = v
