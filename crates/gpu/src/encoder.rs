@@ -61,6 +61,8 @@ pub struct StepEncoder<'c> {
     /// Pooled buffers for intermediate results, held until submit.
     scratch: Vec<PooledBuffer>,
     submit_every: u32,
+    /// Cap on the `gemv_multi` threshold for this recording (prompt steps).
+    gemv_multi_cap: Option<usize>,
     since_submit: u32,
     submits: u32,
     dispatches: u32,
@@ -84,6 +86,7 @@ impl<'c> StepEncoder<'c> {
             names: Vec::new(),
             scratch: Vec::new(),
             submit_every: default_submit_every(),
+            gemv_multi_cap: None,
             since_submit: 0,
             submits: 0,
             dispatches: 0,
@@ -127,6 +130,21 @@ impl<'c> StepEncoder<'c> {
     pub fn with_timestamps(mut self, set: &wgpu::QuerySet) -> Self {
         self.timestamps = Some(set.clone());
         self
+    }
+
+    /// Run `gemv_multi` for at most `max` tokens in this recording (the context's threshold
+    /// still applies): prompt steps keep the f32-activation GEMM above a few tokens.
+    pub fn with_gemv_multi_cap(mut self, max: usize) -> Self {
+        self.gemv_multi_cap = Some(max);
+        self
+    }
+
+    /// The matmul op for `n_tokens` in this recording: the context's choice
+    /// ([`GpuContext::matmul_op`]) under this encoder's cap.
+    pub fn matmul_op(&self, n_tokens: usize) -> crate::Op {
+        let max = self.ctx.gemv_multi_max();
+        let max = self.gemv_multi_cap.map_or(max, |c| c.min(max));
+        crate::registry::matmul_op_for(n_tokens, max)
     }
 
     /// The context this encoder records for.

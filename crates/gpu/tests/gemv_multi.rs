@@ -122,3 +122,20 @@ fn bench_tokens_times_each_case() {
     };
     assert!(bench_tokens(&ctx, QuantFormat::Q4_0, (64, 256), &[empty], 1, 0).is_err());
 }
+
+/// A recording capped for prompt chunks keeps the GEMM above the cap; decode steps use the
+/// context's threshold.
+#[test]
+fn prompt_steps_cap_gemv_multi() {
+    let Some(ctx) = testkit::private_ctx() else {
+        return;
+    };
+    ctx.set_gemv_multi_max(64);
+    let decode = StepEncoder::new(&ctx, "decode");
+    assert_eq!(decode.matmul_op(32), Op::GemvMulti);
+    let prompt = StepEncoder::new(&ctx, "prompt").with_gemv_multi_cap(8);
+    assert_eq!(prompt.matmul_op(8), Op::GemvMulti);
+    assert_eq!(prompt.matmul_op(32), Op::Gemm);
+    ctx.set_gemv_multi_max(0);
+    assert_eq!(prompt.matmul_op(4), Op::Gemm, "the context's 0 still turns it off");
+}

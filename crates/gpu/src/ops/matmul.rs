@@ -63,7 +63,7 @@ fn to_u32(v: usize, what: &str) -> Result<u32> {
 /// Record `W · x` with the device's choice of op ([`GpuContext::matmul_op`]: GEMV,
 /// `gemv_multi` or GEMM by token count) and its default variant.
 pub fn record_matmul(enc: &mut StepEncoder<'_>, w: &GpuWeight, io: &MatmulIo<'_>) -> Result<()> {
-    let op = enc.ctx().matmul_op(io.n_tokens);
+    let op = enc.matmul_op(io.n_tokens);
     let v = enc.ctx().matmul_variant(op, w.format);
     record_matmul_op(enc, w, io, op, v)
 }
@@ -76,7 +76,7 @@ pub fn record_matmul_variant(
     io: &MatmulIo<'_>,
     variant: Variant,
 ) -> Result<()> {
-    let op = enc.ctx().matmul_op(io.n_tokens);
+    let op = enc.matmul_op(io.n_tokens);
     record_matmul_op(enc, w, io, op, variant)
 }
 

@@ -26,6 +26,8 @@ pub(super) struct StepInputs {
     /// Word index in `words` of the prefill attention's query blocks, and their count.
     pub(super) blocks_off: usize,
     pub(super) n_blocks: usize,
+    /// Whether some sequence brings more than one token (a prompt chunk).
+    pub(super) prompt: bool,
 }
 
 /// `cos ‖ sin` of every position's half angles, as the CPU table computes them (f64).
@@ -121,6 +123,7 @@ impl GpuModel {
             max_keys,
             blocks_off,
             n_blocks: blocks.len() / 2,
+            prompt: lens.iter().any(|&l| l > 1),
             n,
             words,
             slots_off,

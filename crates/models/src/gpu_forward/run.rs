@@ -40,6 +40,9 @@ impl GpuModel {
             p.mark("prepare");
         }
         let mut enc = StepEncoder::new(ctx, "forward").with_bind_cache(&self.bind_cache);
+        if inp.prompt {
+            enc = enc.with_gemv_multi_cap(marlin_gpu::registry::GEMV_MULTI_PROMPT_MAX);
+        }
         if let Some(p) = &prof {
             enc = p.attach(enc);
         }

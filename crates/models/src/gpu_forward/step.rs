@@ -219,7 +219,7 @@ impl GpuModel {
         let mut row = 0;
         // One kernel for every piece (the op of all m rows): a row's logits do not depend on
         // how the rows are split over pages and sequences.
-        let op = self.ctx.matmul_op(m);
+        let op = enc.matmul_op(m);
         let variant = self.ctx.matmul_variant(op, head.format);
         for r in inp.picks.iter().filter(|r| !r.is_empty()) {
             let mut t = r.start;
