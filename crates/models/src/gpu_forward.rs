@@ -212,59 +212,51 @@ impl GpuModel {
 
     /// Compile every kernel a step uses now, at load, rather than during the first step.
     fn prewarm(&self) -> Result<()> {
-        let key = |op, format| KernelKey {
+        use marlin_gpu::registry::gemv_wide;
+        use marlin_gpu::Variant;
+        let ctx = &self.ctx;
+        let key = |op, format, variant| KernelKey {
             op,
             format,
-            variant: self.ctx.matmul_variant(op, format),
+            variant,
         };
+        let mut keys = vec![key(
+            Op::Embed,
+            self.embed.format,
+            ctx.matmul_variant(Op::Embed, self.embed.format),
+        )];
         let head = self.lm_head.as_ref().unwrap_or(&self.embed);
-        let mut keys = vec![key(Op::Embed, self.embed.format)];
         let weights = self.layers.iter().flat_map(GpuLayer::weights);
-        for format in weights.map(|w| w.format).chain([head.format]) {
-            for op in Op::MATMUL {
-                if !keys.contains(&key(op, format)) {
-                    keys.push(key(op, format));
-                }
+        for w in weights.chain([head]) {
+            let f = w.format;
+            let gemv = ctx.matmul_variant(Op::Gemv, f);
+            // The launchers' own choices: the wide GEMV of tall weights, the coop GEMM's
+            // 16- and 32-token tiles, the fused GEMVs of decode steps.
+            keys.push(key(Op::Gemv, f, gemv));
+            keys.push(key(Op::Gemv, f, gemv_wide(gemv, f, w.rows)));
+            keys.push(key(Op::GemvMulti, f, ctx.matmul_variant(Op::GemvMulti, f)));
+            let gemm = ctx.matmul_variant(Op::Gemm, f);
+            keys.push(key(Op::Gemm, f, gemm));
+            if gemm == Variant::Coop {
+                keys.push(key(Op::Gemm, f, Variant::CoopT16));
+                keys.push(key(Op::Gemm, f, Variant::CoopT32));
             }
-            // The coop GEMM also runs its 16- and 32-token tiles (small batches).
-            if key(Op::Gemm, format).variant == marlin_gpu::Variant::Coop {
-                for variant in [marlin_gpu::Variant::CoopT16, marlin_gpu::Variant::CoopT32] {
-                    let k = KernelKey {
-                        op: Op::Gemm,
-                        format,
-                        variant,
-                    };
-                    if !keys.contains(&k) {
-                        keys.push(k);
-                    }
-                }
-            }
-        }
-        if self.fused_decode {
-            let formats = self
-                .layers
-                .iter()
-                .flat_map(GpuLayer::weights)
-                .map(|w| w.format);
-            for format in formats {
+            if self.fused_decode && w.trellis.is_none() && w.hadamard == 0 {
                 for op in [Op::GemvNorm, Op::GemvAdd] {
-                    let k = KernelKey {
-                        op,
-                        format,
-                        variant: self.ctx.matmul_variant(Op::Gemv, format),
-                    };
-                    if !keys.contains(&k) {
-                        keys.push(k);
-                    }
+                    keys.push(key(op, f, gemv));
+                    keys.push(key(op, f, gemv_wide(gemv, f, w.rows)));
                 }
             }
         }
-        keys.extend(
-            Op::ALL
-                .into_iter()
-                .filter(|op| !op.per_format())
-                .map(|op| key(op, QuantFormat::F32)),
-        );
+        keys.extend(Op::ALL.into_iter().filter(|op| !op.per_format()).map(|op| {
+            key(
+                op,
+                QuantFormat::F32,
+                ctx.matmul_variant(op, QuantFormat::F32),
+            )
+        }));
+        let mut seen = std::collections::HashSet::new();
+        keys.retain(|k| seen.insert(*k));
         self.ctx.prewarm(&keys)?;
         Ok(())
     }
