@@ -137,5 +137,9 @@ fn prompt_steps_cap_gemv_multi() {
     assert_eq!(prompt.matmul_op(8), Op::GemvMulti);
     assert_eq!(prompt.matmul_op(32), Op::Gemm);
     ctx.set_gemv_multi_max(0);
-    assert_eq!(prompt.matmul_op(4), Op::Gemm, "the context's 0 still turns it off");
+    assert_eq!(
+        prompt.matmul_op(4),
+        Op::Gemm,
+        "the context's 0 still turns it off"
+    );
 }
