@@ -331,15 +331,10 @@ fn record_matmul_kernel(
                 limit: u64::from(max_dim),
             });
         }
-        enc.dispatch(
-            key,
-            bytemuck::bytes_of(&params),
-            &[&chunk.buffer, io.x, io.out]
-                .into_iter()
-                .chain(extra)
-                .collect::<Vec<_>>(),
-            groups,
-        )?;
+        // No allocation per dispatch: `extra` (binding 4) only where the kernel has it.
+        let bufs = [&chunk.buffer, io.x, io.out, extra.unwrap_or(io.out)];
+        let n_bufs = if extra.is_some() { 4 } else { 3 };
+        enc.dispatch(key, bytemuck::bytes_of(&params), &bufs[..n_bufs], groups)?;
     }
     Ok(())
 }
