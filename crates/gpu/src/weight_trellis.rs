@@ -3,7 +3,7 @@
 //! words directly); `suh` and `svh` go to buffers of their own for the launcher's
 //! `hadamard_scale` passes on both sides of the matmul.
 
-use marlin_core::formats::trellis::{had_block, layout};
+use marlin_core::formats::trellis::{had_block, layout, TrellisLayout};
 use marlin_core::QuantFormat;
 
 use crate::layout::WeightLayout;
@@ -49,6 +49,33 @@ pub(crate) fn storage_with(
     Ok(buffer)
 }
 
+/// The layout of an `[n, k]` weight in trellis `format`, checking that the part of it that
+/// `want` measures (`what`) holds `got` bytes.
+fn checked_layout(
+    format: QuantFormat,
+    n: usize,
+    k: usize,
+    what: &str,
+    want: impl Fn(&TrellisLayout) -> usize,
+    got: usize,
+) -> Result<TrellisLayout> {
+    const OP: &str = "weight upload";
+    let QuantFormat::Trellis(f) = format else {
+        return Err(Error::shape(
+            OP,
+            format!("{format} is not a trellis format"),
+        ));
+    };
+    let lay = layout(f, n, k)?;
+    if want(&lay) != got {
+        return Err(Error::shape(
+            OP,
+            format!("{format} [{n}, {k}] has {} {what}, got {got}", want(&lay)),
+        ));
+    }
+    Ok(lay)
+}
+
 /// Upload the bytes of an `[n, k]` trellis weight in `format` with chunks of at most
 /// `limit` bytes.
 pub(crate) fn upload_trellis(
@@ -60,23 +87,7 @@ pub(crate) fn upload_trellis(
     limit: u64,
 ) -> Result<GpuWeight> {
     const OP: &str = "weight upload";
-    let QuantFormat::Trellis(f) = format else {
-        return Err(Error::shape(
-            OP,
-            format!("{format} is not a trellis format"),
-        ));
-    };
-    let lay = layout(f, n, k)?;
-    if bytes.len() != lay.bytes {
-        return Err(Error::shape(
-            OP,
-            format!(
-                "{format} [{n}, {k}] needs {} bytes, got {}",
-                lay.bytes,
-                bytes.len()
-            ),
-        ));
-    }
+    let lay = checked_layout(format, n, k, "bytes", |l| l.bytes, bytes.len())?;
     let mut w = upload_tiles(ctx, format, n, k, &bytes[..lay.suh_at], limit)?;
     w.trellis = Some(Box::new(TrellisSides {
         suh: storage_with(ctx, OP, &bytes[lay.suh_at..lay.svh_at])?,
@@ -99,23 +110,7 @@ pub(crate) fn upload_tiles(
     limit: u64,
 ) -> Result<GpuWeight> {
     const OP: &str = "weight upload";
-    let QuantFormat::Trellis(f) = format else {
-        return Err(Error::shape(
-            OP,
-            format!("{format} is not a trellis format"),
-        ));
-    };
-    let lay = layout(f, n, k)?;
-    if tiles.len() != lay.suh_at {
-        return Err(Error::shape(
-            OP,
-            format!(
-                "{format} [{n}, {k}] has {} bytes of tiles, got {}",
-                lay.suh_at,
-                tiles.len()
-            ),
-        ));
-    }
+    let lay = checked_layout(format, n, k, "bytes of tiles", |l| l.suh_at, tiles.len())?;
     if u32::try_from(lay.suh_at / 4).is_err() {
         return Err(Error::shape(OP, format!("[{n}, {k}] exceeds u32 words")));
     }
