@@ -70,7 +70,7 @@ fn checked_layout(
     if want(&lay) != got {
         return Err(Error::shape(
             OP,
-            format!("{format} [{n}, {k}] has {} {what}, got {got}", want(&lay)),
+            format!("{format} [{n}, {k}] needs {} {what}, got {got}", want(&lay)),
         ));
     }
     Ok(lay)
