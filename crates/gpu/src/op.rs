@@ -18,6 +18,9 @@ pub enum Op {
     /// Quantized matrix × a few vectors (small-batch decode): each weight unit decoded once
     /// and applied to up to 8 tokens per pass.
     GemvMulti,
+    /// Activations quantized to 8 bits per 32-element unit, once per matmul input (the
+    /// Dp4a `gemv_multi` reads them instead of quantizing per workgroup).
+    ActQ8,
     /// Rows of a (quantized) embedding table for a batch of token ids.
     Embed,
     /// RMSNorm of rows.
@@ -75,12 +78,13 @@ pub enum Op {
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 31] = [
+    pub const ALL: [Op; 32] = [
         Op::Gemv,
         Op::GemvNorm,
         Op::GemvAdd,
         Op::Gemm,
         Op::GemvMulti,
+        Op::ActQ8,
         Op::Embed,
         Op::RmsNorm,
         Op::AddRmsNorm,
@@ -119,6 +123,7 @@ impl Op {
             Op::GemvAdd => "gemv_add",
             Op::Gemm => "gemm",
             Op::GemvMulti => "gemv_multi",
+            Op::ActQ8 => "act_q8",
             Op::Embed => "embed",
             Op::RmsNorm => "rms_norm",
             Op::AddRmsNorm => "add_rms_norm",

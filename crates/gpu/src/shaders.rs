@@ -287,6 +287,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         "gemv/moe_gemv_body.wgsl",
         include_str!("shaders/gemv/moe_gemv_body.wgsl"),
     ),
+    (
+        "gemv/multi_tile.wgsl",
+        include_str!("shaders/gemv/multi_tile.wgsl"),
+    ),
     ("gemv/q8_act.wgsl", include_str!("shaders/gemv/q8_act.wgsl")),
     (
         "gemv/reduce_shared.wgsl",
@@ -309,6 +313,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         "gemv/reduce_subgroup.wgsl",
         include_str!("shaders/gemv/reduce_subgroup.wgsl"),
     ),
+    ("ops/act_q8.wgsl", include_str!("shaders/ops/act_q8.wgsl")),
     ("ops/add.wgsl", include_str!("shaders/ops/add.wgsl")),
     (
         "ops/add_rms_norm.wgsl",

@@ -18,8 +18,8 @@ const SHAPES: &[(usize, usize)] = &[(37, 256), (5, 512), (67, 2816)];
 /// Extra shapes for float formats, whose rows need not be whole 32-element units.
 const FLOAT_SHAPES: &[(usize, usize)] = &[(9, 100), (3, 4)];
 const GEMM_TOKENS: &[usize] = &[2, 7, 33];
-/// gemv_multi token counts: 8 per pass, so 11 runs a second, partial pass.
-const MULTI_TOKENS: &[usize] = &[2, 3, 5, 8, 11];
+/// gemv_multi token counts: 8 per pass, so 11 and 17 run partial second and third passes.
+const MULTI_TOKENS: &[usize] = &[2, 3, 5, 8, 11, 17];
 
 struct Case {
     op: Op,
@@ -80,9 +80,11 @@ fn run(ctx: &GpuContext, c: &Case) {
     };
     let mut enc = StepEncoder::new(ctx, "parity");
     record_matmul_op(&mut enc, &w, &io, c.op, c.variant).expect("record");
+    // The Dp4a gemv_multi quantizes x first (act_q8), once for all chunks.
+    let act_q8 = usize::from(c.op == Op::GemvMulti && c.variant == Variant::Dp4a);
     assert_eq!(
         enc.dispatch_count() as usize,
-        w.chunks.len(),
+        w.chunks.len() + act_q8,
         "{what}: one dispatch per chunk"
     );
     enc.submit().expect("submit");

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use marlin_gpu::registry::{
-    coop_chunk_spec, gemm_tile, gemv_multi_tokens, gemv_rows, BindLayout, DP4A_FORMATS,
-    GEMM_COOP_WG, GEMM_ROWS, GEMM_TOKENS, GEMM_WG, GEMV_MULTI_ROWS, GEMV_WG,
+    coop_chunk_spec, gemm_tile, gemv_multi_rows, gemv_multi_tokens, gemv_rows, BindLayout,
+    DP4A_FORMATS, GEMM_COOP_WG, GEMM_ROWS, GEMM_TOKENS, GEMM_WG, GEMV_WG,
 };
 use marlin_gpu::shaders::SHADER_FILES;
 use marlin_gpu::{all_specs, KernelSpec, Op, Variant, MATMUL_FORMATS};
@@ -148,7 +148,7 @@ fn geometry_and_bindings_match_the_launcher() {
         ];
         let multi = [
             ("WG", GEMV_WG),
-            ("NR", GEMV_MULTI_ROWS),
+            ("NR", gemv_multi_rows(spec.key.variant)),
             ("MT", gemv_multi_tokens()),
         ];
         let (tm, tn) = gemm_tile(spec.key.variant);

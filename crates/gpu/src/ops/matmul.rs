@@ -3,11 +3,12 @@
 //! more, one dispatch per weight chunk.
 
 use crate::op::Op;
+use crate::ops::act_q8::record_act_q8;
 use crate::ops::hadamard::{record_hadamard, record_hadamard_scale, ScaleSide};
 use crate::ops::Span;
 use crate::registry::{
-    gemm_tile, gemm_variant_for, gemv_multi_tokens, gemv_rows, gemv_wide, KernelKey, Variant,
-    GEMV_MULTI_ROWS,
+    gemm_tile, gemm_variant_for, gemv_multi_rows, gemv_multi_tokens, gemv_rows, gemv_wide,
+    KernelKey, Variant,
 };
 use crate::upload::{read_f32, upload_f32, zeroed_f32};
 use crate::weight_trellis::TrellisSides;
@@ -292,6 +293,14 @@ fn record_matmul_kernel(
         format: w.format,
         variant,
     };
+    // The Dp4a gemv_multi reads x quantized once, here, not in each of its workgroups.
+    let q8;
+    let (x, x_offset) = if op == Op::GemvMulti && variant == Variant::Dp4a {
+        q8 = record_act_q8(enc, io.x, io.x_offset, n, w.cols)?;
+        (&q8, 0)
+    } else {
+        (io.x, io.x_offset / 4)
+    };
     let max_dim = ctx.limits.max_compute_workgroups_per_dimension.max(1);
     for chunk in &w.chunks {
         let rows = chunk.rows.len();
@@ -302,18 +311,22 @@ fn record_matmul_kernel(
             row_offset: to_u32(chunk.rows.start, "row offset")?,
             out_stride: to_u32(stride, "out_stride")?,
             meta_offset: chunk.meta_offset_words,
-            x_offset: to_u32(io.x_offset / 4, "x_offset")?,
+            x_offset: to_u32(x_offset, "x_offset")?,
             out_offset: to_u32(io.out_offset, "out_offset")?,
         };
         let groups = match op {
             Op::Gemv | Op::GemvNorm | Op::GemvAdd | Op::GemvMulti => {
+                // gemv_multi: every (row group, pass) pair in x/y (multi_tile.wgsl).
                 let (per, passes) = match op {
-                    Op::GemvMulti => (GEMV_MULTI_ROWS, n.div_ceil(gemv_multi_tokens() as usize)),
+                    Op::GemvMulti => (
+                        gemv_multi_rows(variant),
+                        n.div_ceil(gemv_multi_tokens() as usize),
+                    ),
                     _ => (gemv_rows(w.format, variant), 1),
                 };
-                let g = to_u32(rows.div_ceil(per as usize), "workgroups")?;
+                let g = to_u32(rows.div_ceil(per as usize) * passes, "workgroups")?;
                 let gx = g.min(max_dim);
-                [gx, g.div_ceil(gx), to_u32(passes, "passes")?]
+                [gx, g.div_ceil(gx), 1]
             }
             _ => {
                 let (tm, tn) = gemm_tile(variant);
@@ -332,7 +345,7 @@ fn record_matmul_kernel(
             });
         }
         // No allocation per dispatch: `extra` (binding 4) only where the kernel has it.
-        let bufs = [&chunk.buffer, io.x, io.out, extra.unwrap_or(io.out)];
+        let bufs = [&chunk.buffer, x, io.out, extra.unwrap_or(io.out)];
         let n_bufs = if extra.is_some() { 4 } else { 3 };
         enc.dispatch(key, bytemuck::bytes_of(&params), &bufs[..n_bufs], groups)?;
     }

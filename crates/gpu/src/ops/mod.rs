@@ -1,6 +1,7 @@
 //! Op launchers: validate shapes, fill the kernel's params, record dispatches into a
 //! [`StepEncoder`]. One file per op family.
 
+pub mod act_q8;
 pub mod argmax;
 pub mod attention;
 pub mod attention_prefill;

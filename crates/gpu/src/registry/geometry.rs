@@ -87,8 +87,15 @@ pub fn gemv_wide(variant: Variant, format: QuantFormat, rows: usize) -> Variant 
     }
 }
 
-/// Output rows one `gemv_multi` workgroup covers (`NR`: 16 row pairs of 16 threads).
-pub const GEMV_MULTI_ROWS: u32 = 32;
+/// Output rows one `gemv_multi` workgroup covers (`NR`): 16 row pairs of 16 threads for
+/// the f32-activation body, 16 row quads for the Dp4a body (its 8-bit activations come
+/// ready from `act_q8`, so a thread has registers for four rows).
+pub fn gemv_multi_rows(variant: Variant) -> u32 {
+    match variant {
+        Variant::Dp4a => 64,
+        _ => 32,
+    }
+}
 /// Tokens one `gemv_multi` workgroup covers by default (`MT`); more tokens run as more
 /// passes (grid z).
 pub const GEMV_MULTI_TOKENS: u32 = 8;

@@ -32,6 +32,10 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
         }
         _ if key.format != QuantFormat::F32 => return None,
         Op::RmsNorm => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write),
+        Op::ActQ8 => (
+            vec!["gemv/q8_act.wgsl".into(), format!("ops/{name}.wgsl")],
+            BindLayout::ReadWrite,
+        ),
         Op::KvWrite => (
             vec![KV_CODES.into(), format!("ops/{name}.wgsl")],
             BindLayout::Read3Write2,
@@ -287,10 +291,8 @@ fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
 /// row pairs would straddle subgroups, so neither variant needs a device feature.
 fn gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
     let body: &[&str] = match key.variant {
-        Variant::Plain => &["gemv/gemv_multi_body.wgsl"],
-        Variant::Dp4a if DP4A_FORMATS.contains(&key.format) => {
-            &["gemv/q8_act.wgsl", "gemv/gemv_multi_body_q8.wgsl"]
-        }
+        Variant::Plain => &["gemv/gemv_multi_reduce.wgsl", "gemv/gemv_multi_body.wgsl"],
+        Variant::Dp4a if DP4A_FORMATS.contains(&key.format) => &["gemv/gemv_multi_body_q8.wgsl"],
         _ => return None,
     };
     let name = kernel_name(key.op, key.format);
@@ -299,12 +301,12 @@ fn gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
         "common/ids_plain.wgsl".to_string(),
     ];
     parts.extend(format_parts(key.format)?);
-    parts.push("gemv/gemv_multi_reduce.wgsl".into());
-    parts.push("gemv/x_plain.wgsl".into());
+    parts.push("gemv/multi_tile.wgsl".into());
     parts.extend(body.iter().map(|s| s.to_string()));
     let mut defines = format_defines(key.format);
     let tokens = gemv_multi_tokens();
-    defines.extend([("NR", GEMV_MULTI_ROWS), ("MT", tokens)]);
+    let rows = gemv_multi_rows(key.variant);
+    defines.extend([("NR", rows), ("MT", tokens)]);
     Some(KernelSpec {
         key,
         entry: format!(
@@ -313,7 +315,7 @@ fn gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
         name,
         parts,
         workgroup_size: GEMV_WG,
-        rows_per_group: GEMV_MULTI_ROWS,
+        rows_per_group: rows,
         tokens_per_group: tokens,
         layout: BindLayout::Matmul,
         features: wgpu::Features::empty(),

@@ -9,7 +9,7 @@
 // Accumulators are named per token pair (never dynamically indexed, so they stay in
 // registers); pairs past the pass's token count m are skipped, and the odd token of the
 // last pair reads stale x but is never stored.
-// Grid: x/y fold ceil(rows / NR) workgroups, z = ceil(n_tokens / MT) passes.
+// Grid: multi_tile.wgsl.
 const WG: u32 = 256u;
 const TU: u32 = 16u;
 const PAIRS: u32 = WG / TU;
@@ -38,11 +38,12 @@ fn tok2(a: Unit, b: Unit, t: u32, ul: u32) -> vec2<f32> {
 }
 
 fn gemv_multi_run(ids: Ids) {
-    let row0 = (ids.wid.x + ids.wid.y * ids.nwg.x) * NR;
+    let tile = multi_tile(ids);
+    let row0 = tile.x;
+    let tok0 = tile.y;
     if (row0 >= p.rows) {
         return;
     }
-    let tok0 = ids.wid.z * MT;
     let m = min(MT, p.n_tokens - tok0);
     let pr = ids.lid / TU;
     let ul = ids.lid % TU;

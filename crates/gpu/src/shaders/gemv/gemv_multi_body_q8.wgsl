@@ -1,72 +1,112 @@
-// gemv_multi body with 8-bit activations (variant Dp4a, formats with integer codes): as
-// gemv_multi_body.wgsl, but each token's x tile is quantized per unit while it is loaded
-// (q8_act.wgsl), and each thread reads its two rows' codes once (unit_q8) and multiplies
-// them with every token's codes by dot4I8Packed (dot_q8).
-// Grid: x/y fold ceil(rows / NR) workgroups, z = ceil(n_tokens / MT) passes.
+// gemv_multi body with 8-bit activations (variant Dp4a, formats with integer codes): x is
+// the act_q8 form of the input (ops/act_q8.wgsl: codes of unit s = t * units + u at vec4
+// 2 s, 2 s + 1; its (d, d sum q) in the scale region from vec4 2 n units, two units per
+// vec4), quantized once per input rather than once per workgroup.
+// A workgroup of WG threads covers NR = 4 * QUADS rows and MT tokens: thread (g, ul) owns
+// rows 4 g .. 4 g + 3 and walks units ul, ul + TU, ...; per unit it decodes its four rows'
+// codes once (unit_q8) and multiplies them with every token's codes by dot4I8Packed, the
+// activations read straight from memory (16 lanes read 16 consecutive units: coalesced, and
+// every thread of the workgroup reads the same ones, so they come from L1). No workgroup
+// memory or barrier until the reduction.
+// Accumulators are named per token (vec4: the four rows), never dynamically indexed.
 const WG: u32 = 256u;
 const TU: u32 = 16u;
-const PAIRS: u32 = WG / TU;
-// Token t's unit ul: codes xq[2 s], xq[2 s + 1] and (d, d sum q) xd[s], s = t * TU + ul.
-var<workgroup> xq: array<vec4<u32>, MT * TU * 2u>;
-var<workgroup> xd: array<vec2<f32>, MT * TU>;
-// Partial sums for reduce_multi.
-var<workgroup> xs: array<vec4<f32>, TU * PAIRS>;
+const QUADS: u32 = WG / TU;
+// Two tokens' partial sums per reduction round.
+var<workgroup> xs: array<vec4<f32>, 2u * WG>;
 
-// Rows a and b's codes times token t's unit ul.
-fn tok2_q8(a: WQ8, b: WQ8, t: u32, ul: u32) -> vec2<f32> {
-    let s = t * TU + ul;
-    let lo = xq[2u * s];
-    let hi = xq[2u * s + 1u];
-    let d = xd[s];
-    return vec2<f32>(dot_q8(a, lo, hi, d), dot_q8(b, lo, hi, d));
+// Token s's unit (s = t * units + u) times the four rows' codes.
+fn tok4(w0: WQ8, w1: WQ8, w2: WQ8, w3: WQ8, s: u32, sbase: u32) -> vec4<f32> {
+    let lo = bitcast<vec4<u32>>(x[2u * s]);
+    let hi = bitcast<vec4<u32>>(x[2u * s + 1u]);
+    let dv = x[sbase + s / 2u];
+    let d = select(dv.xy, dv.zw, (s & 1u) == 1u);
+    return vec4<f32>(dot_q8(w0, lo, hi, d), dot_q8(w1, lo, hi, d), dot_q8(w2, lo, hi, d),
+        dot_q8(w3, lo, hi, d));
+}
+
+// Sum the TU lanes of tokens 2k and 2k + 1 (a, b: this thread's four rows each) and store.
+fn reduce_tok2(ids: Ids, a: vec4<f32>, b: vec4<f32>, k: u32, row0: u32, tok0: u32, m: u32) {
+    let g = ids.lid / TU;
+    let ul = ids.lid % TU;
+    xs[ul * QUADS + (g ^ ul)] = a;
+    xs[WG + ul * QUADS + (g ^ ul)] = b;
+    workgroupBarrier();
+    if (ids.lid < 2u * NR) {
+        let tt = ids.lid / NR;
+        let rl = ids.lid % NR;
+        let g2 = rl / 4u;
+        var s = 0.0;
+        for (var q = 0u; q < TU; q++) {
+            s += xs[tt * WG + q * QUADS + (g2 ^ q)][rl % 4u];
+        }
+        let t = 2u * k + tt;
+        let row = row0 + rl;
+        if (t < m && row < p.rows) {
+            store_out(tok0 + t, row, s);
+        }
+    }
+    workgroupBarrier();
 }
 
 fn gemv_multi_run(ids: Ids) {
-    let row0 = (ids.wid.x + ids.wid.y * ids.nwg.x) * NR;
+    let tile = multi_tile(ids);
+    let row0 = tile.x;
+    let tok0 = tile.y;
     if (row0 >= p.rows) {
         return;
     }
-    let tok0 = ids.wid.z * MT;
     let m = min(MT, p.n_tokens - tok0);
-    let pr = ids.lid / TU;
+    let g = ids.lid / TU;
     let ul = ids.lid % TU;
-    let ra = min(row0 + 2u * pr, p.rows - 1u);
-    let rb = min(row0 + 2u * pr + 1u, p.rows - 1u);
+    let r = min(vec4<u32>(row0 + 4u * g) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.rows - 1u));
     let units = units_per_row();
-    let c4 = p.cols / 4u;
+    let sbase = 2u * p.n_tokens * units;
     var a0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0);
     var a2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0);
-    for (var t0 = 0u; t0 < units; t0 += TU) {
-        // This tile's weights first, so their loads are in flight while x is staged (no
-        // compiler moves loads across the barrier); the last tile's idle lanes load a
-        // clamped unit they never use.
-        let u = t0 + ul;
-        let wa = unit_q8(ra, min(u, units - 1u));
-        let wb = unit_q8(rb, min(u, units - 1u));
-        if (ids.lid < m * TU) {
-            let t = ids.lid / TU;
-            let l = ids.lid % TU;
-            let q = quant_unit(p.x_offset + (tok0 + t) * c4, (t0 + l) * 8u, c4);
-            xq[2u * ids.lid] = q.lo;
-            xq[2u * ids.lid + 1u] = q.hi;
-            xd[ids.lid] = q.d;
+    var a4 = vec4<f32>(0.0);
+    var a5 = vec4<f32>(0.0);
+    var a6 = vec4<f32>(0.0);
+    var a7 = vec4<f32>(0.0);
+    for (var u = ul; u < units; u += TU) {
+        let w0 = unit_q8(r.x, u);
+        let w1 = unit_q8(r.y, u);
+        let w2 = unit_q8(r.z, u);
+        let w3 = unit_q8(r.w, u);
+        let s = tok0 * units + u;
+        a0 += tok4(w0, w1, w2, w3, s, sbase);
+        if (m > 1u) {
+            a1 += tok4(w0, w1, w2, w3, s + units, sbase);
         }
-        workgroupBarrier();
-        if (u < units) {
-            a0 += vec4<f32>(tok2_q8(wa, wb, 0u, ul), tok2_q8(wa, wb, 1u, ul));
-            if (m > 2u) {
-                a1 += vec4<f32>(tok2_q8(wa, wb, 2u, ul), tok2_q8(wa, wb, 3u, ul));
-            }
-            if (m > 4u) {
-                a2 += vec4<f32>(tok2_q8(wa, wb, 4u, ul), tok2_q8(wa, wb, 5u, ul));
-            }
-            if (m > 6u) {
-                a3 += vec4<f32>(tok2_q8(wa, wb, 6u, ul), tok2_q8(wa, wb, 7u, ul));
-            }
+        if (m > 2u) {
+            a2 += tok4(w0, w1, w2, w3, s + 2u * units, sbase);
         }
-        workgroupBarrier();
+        if (m > 3u) {
+            a3 += tok4(w0, w1, w2, w3, s + 3u * units, sbase);
+        }
+        if (m > 4u) {
+            a4 += tok4(w0, w1, w2, w3, s + 4u * units, sbase);
+        }
+        if (m > 5u) {
+            a5 += tok4(w0, w1, w2, w3, s + 5u * units, sbase);
+        }
+        if (m > 6u) {
+            a6 += tok4(w0, w1, w2, w3, s + 6u * units, sbase);
+        }
+        if (m > 7u) {
+            a7 += tok4(w0, w1, w2, w3, s + 7u * units, sbase);
+        }
     }
-    reduce_multi(ids, array<vec4<f32>, 4>(a0, a1, a2, a3), row0, tok0, m);
+    reduce_tok2(ids, a0, a1, 0u, row0, tok0, m);
+    if (m > 2u) {
+        reduce_tok2(ids, a2, a3, 1u, row0, tok0, m);
+    }
+    if (m > 4u) {
+        reduce_tok2(ids, a4, a5, 2u, row0, tok0, m);
+    }
+    if (m > 6u) {
+        reduce_tok2(ids, a6, a7, 3u, row0, tok0, m);
+    }
 }
