@@ -62,6 +62,7 @@ pub use ops::attn_mla::{
     mla_partial_len, mla_splits, record_attn_mla, record_mla_latent, MlaAttnIo, MlaLatentIo,
     MlaShape, MLA_HEADS_PER_GROUP, MLA_MAX_RANK, MLA_MAX_WIDTH, MLA_SPLIT_KEYS, MLA_SPLIT_MIN_KEYS,
 };
+pub use ops::act_q8::{act_q8_bytes, record_act_q8};
 pub use ops::elementwise::{record_add, record_gate_mul, GateAct};
 pub use ops::embed::record_embed;
 pub use ops::hadamard::{record_hadamard_scale, ScaleSide};
