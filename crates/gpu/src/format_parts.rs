@@ -9,18 +9,16 @@ use crate::layout_marlin::unit_geom;
 pub fn format_parts(format: QuantFormat) -> Option<Vec<String>> {
     use QuantFormat as F;
     let mut v: Vec<String> = match format {
-        F::F32
-        | F::F16
-        | F::BF16
-        | F::Q4_0
-        | F::Q4_1
-        | F::Q5_0
-        | F::Q5_1
-        | F::Q8_0
-        | F::Q6_K
-        | F::MXFP4 => vec![],
+        F::F32 | F::F16 | F::BF16 | F::Q4_0 | F::Q4_1 | F::Q5_0 | F::Q5_1 | F::Q8_0 | F::Q6_K => {
+            vec![]
+        }
+        F::MXFP4 => vec!["formats/e2m1_i8.wgsl".into()],
         F::Q4_K | F::Q5_K => vec!["formats/k_scales.wgsl".into()],
-        F::Fp4(_) | F::Nvfp4 | F::Fp8 => vec!["formats/marlin_common.wgsl".into()],
+        F::Fp4(_) => vec![
+            "formats/marlin_common.wgsl".into(),
+            "formats/e2m1_i8.wgsl".into(),
+        ],
+        F::Nvfp4 | F::Fp8 => vec!["formats/marlin_common.wgsl".into()],
         F::Int(_) => vec![
             "formats/marlin_common.wgsl".into(),
             "formats/int_common.wgsl".into(),

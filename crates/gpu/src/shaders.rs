@@ -79,6 +79,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         "formats/bf16.wgsl",
         include_str!("shaders/formats/bf16.wgsl"),
     ),
+    (
+        "formats/e2m1_i8.wgsl",
+        include_str!("shaders/formats/e2m1_i8.wgsl"),
+    ),
     ("formats/f16.wgsl", include_str!("shaders/formats/f16.wgsl")),
     ("formats/f32.wgsl", include_str!("shaders/formats/f32.wgsl")),
     ("formats/fp4.wgsl", include_str!("shaders/formats/fp4.wgsl")),

@@ -1,6 +1,6 @@
 //! Parity of `act_q8` (the Dp4a `gemv_multi`'s input quantization) against a host
-//! quantization of the same 32-element units: codes, scales and code sums, with the
-//! layout the kernel documents; and its shape errors.
+//! quantization of the same 32-element units: codes (natural and even/odd order), scales
+//! and code sums, with the layout the kernel documents; and its shape errors.
 
 mod testkit;
 
@@ -29,7 +29,12 @@ fn act_q8_matches_host_quantization() {
     let Some(ctx) = testkit::private_ctx() else {
         return;
     };
-    for (n, cols) in [(1, 32), (3, 96), (5, 256)] {
+    for (n, cols, perm) in [
+        (1, 32, false),
+        (3, 96, false),
+        (5, 256, false),
+        (3, 96, true),
+    ] {
         let mut r = rng(n as u64 * 7 + cols as u64);
         let mut x = random_vec(&mut r, n * cols);
         // A zero unit (d = 0) and one with a single large outlier.
@@ -42,7 +47,7 @@ fn act_q8_matches_host_quantization() {
         xh.extend_from_slice(&x);
         let xb = upload_f32(&ctx, &xh).expect("upload x");
         let mut enc = StepEncoder::new(&ctx, "act_q8");
-        let q = record_act_q8(&mut enc, &xb, 8, n, cols).expect("record");
+        let q = record_act_q8(&mut enc, &xb, 8, n, cols, perm).expect("record");
         enc.submit().expect("submit");
         let bytes = read_bytes(&ctx, &q, 0, act_q8_bytes(n, cols)).expect("read");
         let units = n * cols / 32;
@@ -50,7 +55,13 @@ fn act_q8_matches_host_quantization() {
         let scales = &bytes[32 * units..];
         for (s, (codes, d, dsum)) in want.iter().enumerate() {
             let got = &bytes[32 * s..32 * s + 32];
-            for (j, (&g, &w)) in got.iter().zip(codes.iter()).enumerate() {
+            // perm: each 8 codes stored as elements 0, 2, 4, 6, 1, 3, 5, 7.
+            let order = |j: usize| match perm {
+                true => j / 8 * 8 + [0, 2, 4, 6, 1, 3, 5, 7][j % 8],
+                false => j,
+            };
+            for (j, &g) in got.iter().enumerate() {
+                let w = codes[order(j)];
                 // Ties may round either way (the kernel multiplies by 1 / d).
                 let diff = (i32::from(g as i8) - i32::from(w)).abs();
                 assert!(
@@ -83,7 +94,7 @@ fn act_q8_rejects_bad_shapes() {
     let xb = upload_f32(&ctx, &[0.0; 64]).expect("upload");
     let mut enc = StepEncoder::new(&ctx, "act_q8");
     for (off, n, cols) in [(0, 1, 48), (2, 1, 32), (0, 0, 32), (0, 3, 32)] {
-        let r = record_act_q8(&mut enc, &xb, off, n, cols);
+        let r = record_act_q8(&mut enc, &xb, off, n, cols, false);
         assert!(
             matches!(r, Err(Error::Shape { .. })),
             "offset {off}, [{n}, {cols}]: {r:?}"

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use marlin_gpu::registry::{
-    coop_chunk_spec, gemm_tile, gemv_multi_rows, gemv_multi_tokens, gemv_rows, BindLayout,
-    DP4A_FORMATS, GEMM_COOP_WG, GEMM_ROWS, GEMM_TOKENS, GEMM_WG, GEMV_WG,
+    coop_chunk_spec, dp4a_multi, gemm_tile, gemv_multi_rows, gemv_multi_tokens, gemv_rows,
+    BindLayout, DP4A_FORMATS, GEMM_COOP_WG, GEMM_ROWS, GEMM_TOKENS, GEMM_WG, GEMV_WG,
 };
 use marlin_gpu::shaders::SHADER_FILES;
 use marlin_gpu::{all_specs, KernelSpec, Op, Variant, MATMUL_FORMATS};
@@ -59,9 +59,12 @@ fn every_kernel_validates_and_translates_to_msl() {
     // The wide GEMVs: subgroup_wide for every gemv (trellis too) and gemv_norm/gemv_add,
     // dp4a_wide for the dp4a formats of all three.
     let wide = MATMUL_FORMATS.len() + 2 * (MATMUL_FORMATS.len() - trellis) + 3 * DP4A_FORMATS.len();
+    // dp4a gemv_multi beyond the dp4a GEMV formats: E2M1 and 4-bit integer codes.
+    let multi = MATMUL_FORMATS.iter().filter(|&&f| dp4a_multi(f)).count();
+    assert_eq!(multi, DP4A_FORMATS.len() + 13);
     assert_eq!(
         specs.len(),
-        MATMUL_FORMATS.len() * 10 - trellis + DP4A_FORMATS.len() * 2 + single + fused + wide
+        MATMUL_FORMATS.len() * 10 - trellis + DP4A_FORMATS.len() + multi + single + fused + wide
     );
     for name in [
         "rms_norm",

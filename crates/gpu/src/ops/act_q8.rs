@@ -13,13 +13,15 @@ pub fn act_q8_bytes(n_tokens: usize, cols: usize) -> u64 {
 
 /// Record the quantization of `x` (`[n_tokens, cols]` f32 from float `x_offset`, a
 /// multiple of 4) into a scratch buffer of this recording and return it. `cols` must be a
-/// multiple of 32 (the unit).
+/// multiple of 32 (the unit). `perm`: each 8 elements stored as 0, 2, 4, 6, 1, 3, 5, 7
+/// (for the weight formats of [`crate::registry::act_q8_perm`]).
 pub fn record_act_q8(
     enc: &mut StepEncoder<'_>,
     x: &wgpu::Buffer,
     x_offset: usize,
     n_tokens: usize,
     cols: usize,
+    perm: bool,
 ) -> Result<wgpu::Buffer> {
     const OP: &str = "act_q8";
     if n_tokens == 0 || cols == 0 || !cols.is_multiple_of(32) || !x_offset.is_multiple_of(4) {
@@ -43,7 +45,7 @@ pub fn record_act_q8(
         to_u32(OP, "n_tokens", n_tokens)?,
         to_u32(OP, "cols", cols)?,
         to_u32(OP, "x_offset", x_offset / 4)?,
-        0,
+        u32::from(perm),
         0,
         0,
         0,

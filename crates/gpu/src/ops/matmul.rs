@@ -7,8 +7,8 @@ use crate::ops::act_q8::record_act_q8;
 use crate::ops::hadamard::{record_hadamard, record_hadamard_scale, ScaleSide};
 use crate::ops::Span;
 use crate::registry::{
-    gemm_tile, gemm_variant_for, gemv_multi_rows, gemv_multi_tokens, gemv_rows, gemv_wide,
-    KernelKey, Variant,
+    act_q8_perm, gemm_tile, gemm_variant_for, gemv_multi_rows, gemv_multi_tokens, gemv_rows,
+    gemv_wide, KernelKey, Variant,
 };
 use crate::upload::{read_f32, upload_f32, zeroed_f32};
 use crate::weight_trellis::TrellisSides;
@@ -296,7 +296,8 @@ fn record_matmul_kernel(
     // The Dp4a gemv_multi reads x quantized once, here, not in each of its workgroups.
     let q8;
     let (x, x_offset) = if op == Op::GemvMulti && variant == Variant::Dp4a {
-        q8 = record_act_q8(enc, io.x, io.x_offset, n, w.cols)?;
+        let perm = act_q8_perm(w.format);
+        q8 = record_act_q8(enc, io.x, io.x_offset, n, w.cols, perm)?;
         (&q8, 0)
     } else {
         (io.x, io.x_offset / 4)

@@ -30,6 +30,27 @@ pub fn gemm_tile(variant: Variant) -> (u32, u32) {
 /// Formats with a Dp4a GEMV (`dot_unit_q8` in their decode file).
 pub const DP4A_FORMATS: &[QuantFormat] = &[QuantFormat::Q4_0, QuantFormat::Q8_0, QuantFormat::Q4_K];
 
+/// Formats with a Dp4a `gemv_multi` (`unit_q8` in their decode file): [`DP4A_FORMATS`],
+/// and the E2M1 and 4-bit integer codes, whose conversion to i8 costs more than one
+/// token's products (so their single-token GEMV stays on f32) but is shared by a pass's
+/// tokens.
+pub fn dp4a_multi(format: QuantFormat) -> bool {
+    DP4A_FORMATS.contains(&format)
+        || matches!(format, QuantFormat::MXFP4 | QuantFormat::Fp4(_))
+        || act_q8_perm(format)
+}
+
+/// Whether `act_q8` stores a matmul input on `format` with each 8 elements reordered as
+/// 0, 2, 4, 6, 1, 3, 5, 7: the formats whose code words hold 8 consecutive elements in
+/// nibbles, which `unit_q8` splits into even and odd bytes.
+pub fn act_q8_perm(format: QuantFormat) -> bool {
+    match format {
+        QuantFormat::Fp4(_) => true,
+        QuantFormat::Int(i) => i.bits.bits() == 4,
+        _ => false,
+    }
+}
+
 /// Workgroup size of the format-less kernels (`WG` in their files).
 pub fn op_workgroup_size(op: Op) -> u32 {
     match op {

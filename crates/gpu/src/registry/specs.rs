@@ -287,12 +287,12 @@ fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
 }
 
 /// The small-batch GEMV of `key.format`: plain (f32 activations) for every format, Dp4a
-/// (8-bit activations) for [`DP4A_FORMATS`]. Shared-memory reduction only: its 16-thread
+/// (8-bit activations) for [`dp4a_multi`] formats. Shared-memory reduction only: its 16-thread
 /// row pairs would straddle subgroups, so neither variant needs a device feature.
 fn gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
     let body: &[&str] = match key.variant {
         Variant::Plain => &["gemv/gemv_multi_reduce.wgsl", "gemv/gemv_multi_body.wgsl"],
-        Variant::Dp4a if DP4A_FORMATS.contains(&key.format) => &["gemv/gemv_multi_body_q8.wgsl"],
+        Variant::Dp4a if dp4a_multi(key.format) => &["gemv/gemv_multi_body_q8.wgsl"],
         _ => return None,
     };
     let name = kernel_name(key.op, key.format);

@@ -24,3 +24,15 @@ fn dot_unit(row: u32, u: u32, xu: XUnit) -> f32 {
     let sz = int_scale_zero(row, u);
     return sz.x * (16.0 * (f - xu.sum) - sz.y * xu.sum);
 }
+
+// Dp4a gemv_multi: the unit's codes (0..15) as bytes, each word's even elements, then its
+// odd ones (act_q8 orders x the same way for this format); y = s code - s z.
+fn unit_q8(row: u32, u: u32) -> WQ8 {
+    let q = w[row * (p.cols / 32u) + u];
+    let m = vec4<u32>(0x0F0F0F0Fu);
+    let e = q & m;
+    let o = (q >> vec4<u32>(4u)) & m;
+    let sz = int_scale_zero(row, u);
+    return WQ8(vec4<u32>(e.x, o.x, e.y, o.y), vec4<u32>(e.z, o.z, e.w, o.w),
+        vec2<f32>(sz.x, sz.x * sz.y));
+}

@@ -42,3 +42,16 @@ fn dot_unit(row: u32, u: u32, xu: XUnit) -> f32 {
     let hi = dot_hi(xu, mx4(q.x >> 4u), mx4(q.y >> 4u), mx4(q.z >> 4u), mx4(q.w >> 4u));
     return mx_scale(blk) * (lo + hi);
 }
+
+// Dp4a gemv_multi: the block's codes as i8 2 E2M1 (low nibbles: elements 0..15, high:
+// 16..31, natural order); y = 2^(e - 128) code.
+fn unit_q8(row: u32, u: u32) -> WQ8 {
+    let blk = row * (p.cols / 32u) + u;
+    let q = w[blk];
+    let a = e2m1_i8(q.x);
+    let b = e2m1_i8(q.y);
+    let c = e2m1_i8(q.z);
+    let d = e2m1_i8(q.w);
+    let s = mx_scale(blk) * (1.0 / 32768.0);
+    return WQ8(vec4<u32>(a.x, b.x, c.x, d.x), vec4<u32>(a.y, b.y, c.y, d.y), vec2<f32>(s, 0.0));
+}
