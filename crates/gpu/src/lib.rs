@@ -49,6 +49,7 @@ pub use encoder::StepEncoder;
 pub use error::{Error, Result};
 pub use layout::WeightLayout;
 pub use op::{kernel_name, Op, MATMUL_FORMATS};
+pub use ops::act_q8::{act_q8_bytes, record_act_q8};
 pub use ops::argmax::record_argmax;
 pub use ops::attention::{record_attention, AttnShape, ATTN_MAX_HEAD_DIM};
 pub use ops::attention_prefill::{
@@ -62,9 +63,9 @@ pub use ops::attn_mla::{
     mla_partial_len, mla_splits, record_attn_mla, record_mla_latent, MlaAttnIo, MlaLatentIo,
     MlaShape, MLA_HEADS_PER_GROUP, MLA_MAX_RANK, MLA_MAX_WIDTH, MLA_SPLIT_KEYS, MLA_SPLIT_MIN_KEYS,
 };
-pub use ops::act_q8::{act_q8_bytes, record_act_q8};
 pub use ops::elementwise::{record_add, record_gate_mul, GateAct};
 pub use ops::embed::record_embed;
+pub use ops::gemm_splitk::{record_gemm_splitk_reduce, SplitkReduceIo};
 pub use ops::hadamard::{record_hadamard_scale, ScaleSide};
 pub use ops::kv::{record_kv_write, record_kv_write_heads, CacheDtype, KvWriteIo};
 pub use ops::matmul::{

@@ -74,11 +74,13 @@ pub enum Op {
     AttnMla,
     /// MLA latent: q_a / kv_a RMSNorms, RoPE of k_pe and the latent cache write.
     MlaLatent,
+    /// Sum of a split-K coop GEMM's partial outputs into the real output.
+    GemmSplitkReduce,
 }
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 32] = [
+    pub const ALL: [Op; 33] = [
         Op::Gemv,
         Op::GemvNorm,
         Op::GemvAdd,
@@ -111,6 +113,7 @@ impl Op {
         Op::MoeCombine,
         Op::AttnMla,
         Op::MlaLatent,
+        Op::GemmSplitkReduce,
     ];
     /// The op families that read quantized weights (one kernel per weight format).
     pub const MATMUL: [Op; 3] = [Op::Gemv, Op::Gemm, Op::GemvMulti];
@@ -150,6 +153,7 @@ impl Op {
             Op::MoeCombine => "moe_combine",
             Op::AttnMla => "attn_mla",
             Op::MlaLatent => "mla_latent",
+            Op::GemmSplitkReduce => "gemm_splitk_reduce",
         }
     }
 

@@ -7,7 +7,7 @@ mod coop;
 mod geometry;
 mod specs;
 
-pub use coop::{coop_chunk_spec, coop_kmajor, coop_tt, gemm_variant_for};
+pub use coop::{coop_chunk_spec, coop_kmajor, coop_splits, coop_tt, gemm_variant_for};
 pub use geometry::*;
 pub use specs::spec;
 

@@ -220,6 +220,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/gemm/gemm_q8_0.wgsl"),
     ),
     (
+        "gemm/gemm_splitk_reduce.wgsl",
+        include_str!("shaders/gemm/gemm_splitk_reduce.wgsl"),
+    ),
+    (
         "gemv/gemv_body_q8.wgsl",
         include_str!("shaders/gemv/gemv_body_q8.wgsl"),
     ),

@@ -1,247 +1,72 @@
 //! The coop GEMM bodies on lavapipe, which lacks cooperative matrices: each kernel's WGSL
-//! with its cooperative-matrix operations rewritten into plain per-thread emulation (each
-//! lane of a 32-thread "subgroup" computes 8 elements of every 16x16 tile), run against the f64
+//! with its cooperative-matrix operations emulated (coop_emu/mod.rs), run against the f64
 //! reference. This checks everything but the tensor-core instructions themselves: tiling,
-//! K chunks and slices, staging, barriers, bounds and the partial-sum reduction. The
-//! emulation follows naga's conventions (`coopLoadT` row major, `coopLoad` / `coopStore`
-//! column major). The same kernels pass `coop_parity` on an H200's tensor cores.
+//! K chunks and slices, K splits (grid z) with `gemm_splitk_reduce`, staging, barriers,
+//! bounds and the partial-sum reduction. The same kernels pass `coop_parity` on an H200's
+//! tensor cores.
 
+mod coop_emu;
 mod testkit;
 
 use marlin_core::{reference, QuantFormat};
 use marlin_gpu::registry::coop_chunk_spec;
 use marlin_gpu::wgpu;
-use marlin_gpu::{read_f32, upload_f32, GpuContext, GpuWeight, Variant};
+use marlin_gpu::{
+    read_f32, record_gemm_splitk_reduce, upload_f32, GpuContext, GpuWeight, KernelSpec, Span,
+    SplitkReduceIo, StepEncoder, Variant,
+};
 use testkit::{assert_sentinels, guarded, nmse, random_vec, random_weight, rng, GUARD};
 
-/// Emulated accumulators: lane l of a 32-thread "subgroup" holds elements l * 8 .. + 8 of
-/// the 16x16 tile (element (i, j) = index i * 16 + j). A and B fragments are kept as
-/// (offset, stride, row major?) into their workgroup arrays (`a`, `b`) and read when
-/// multiplied: both bodies multiply them before the next barrier, while the arrays still
-/// hold what was loaded. A is rows x k, B k x tokens; row major: (i, j) at off + i ld + j,
-/// column major: at off + j ld + i.
-fn emu_common(a: &str, b: &str) -> String {
-    format!(
-        "
-alias EmuM = array<f32, 8>;
-struct EmuF {{ off: u32, ld: u32, rm: u32 }}
-var<private> emu_lane: u32;
-fn emu_at(f: EmuF, i: u32, j: u32) -> u32 {{
-    if (f.rm == 1u) {{
-        return f.off + i * f.ld + j;
-    }}
-    return f.off + j * f.ld + i;
-}}
-fn emu_mma(fa: EmuF, fb: EmuF, c: EmuM) -> EmuM {{
-    var r = c;
-    for (var q = 0u; q < 8u; q++) {{
-        let e = emu_lane * 8u + q;
-        let i = e / 16u;
-        let j = e % 16u;
-        var s = 0.0;
-        for (var k = 0u; k < 16u; k++) {{
-            s += f32({a}[emu_at(fa, i, k)]) * f32({b}[emu_at(fb, k, j)]);
-        }}
-        r[q] += s;
-    }}
-    return r;
-}}
-"
-    )
-}
-
-/// The fragment load `tag` (`ar`, `ac`, `br`, `bc`: role, row or column major) from `name`.
-fn emu_load(tag: &str, name: &str) -> String {
-    let rm = u32::from(tag.ends_with('r'));
-    format!(
-        "
-fn emu_{tag}_{name}(off: u32, ld: u32) -> EmuF {{
-    return EmuF(off, ld, {rm}u);
-}}
-"
-    )
-}
-
-/// Column-major store (`coopStore`) into the f32 array `a`: each lane its own elements.
-fn emu_store(a: &str) -> String {
-    format!(
-        "
-fn emu_st_{a}(c: EmuM, off: u32, ld: u32) {{
-    for (var q = 0u; q < 8u; q++) {{
-        let e = emu_lane * 8u + q;
-        {a}[off + (e % 16u) * ld + e / 16u] = c[q];
-    }}
-}}
-"
-    )
-}
-
-/// Index of the bracket or parenthesis closing the one opened just before `from`.
-fn closing(s: &str, from: usize, open: u8, close: u8) -> usize {
-    let mut depth = 1;
-    for (i, &b) in s.as_bytes()[from..].iter().enumerate() {
-        if b == open {
-            depth += 1;
-        } else if b == close {
-            depth -= 1;
-            if depth == 0 {
-                return from + i;
-            }
-        }
-    }
-    panic!("unbalanced {} in shader", open as char);
-}
-
-/// Rewrite every `PREFIX&name[offset], stride)` into `emu_<tag>_name(offset, stride)`;
-/// for stores the prefix is `coopStore(` and the matrix argument comes first.
-fn rewrite(src: &str, prefix: &str, tag: &str, store: bool, arrays: &mut Vec<String>) -> String {
-    let mut out = String::new();
-    let mut rest = src;
-    while let Some(at) = rest.find(prefix) {
-        out.push_str(&rest[..at]);
-        let args = at + prefix.len();
-        let end = closing(rest, args, b'(', b')');
-        let inner = &rest[args..end];
-        let (mat, ptr) = match store {
-            true => {
-                let comma = inner
-                    .find(", &")
-                    .expect("coopStore(matrix, &array[..], stride)");
-                (format!("{}, ", &inner[..comma]), &inner[comma + 2..])
-            }
-            false => (String::new(), inner),
-        };
-        let ptr = ptr.strip_prefix('&').expect("pointer argument");
-        let lb = ptr.find('[').expect("indexed array");
-        let name = &ptr[..lb];
-        let rb = closing(ptr, lb + 1, b'[', b']');
-        let stride = ptr[rb + 1..].trim_start_matches(',').trim();
-        out.push_str(&format!(
-            "emu_{tag}_{name}({mat}{}, {stride})",
-            &ptr[lb + 1..rb]
-        ));
-        if !arrays.iter().any(|a| a == &format!("{tag}:{name}")) {
-            arrays.push(format!("{tag}:{name}"));
-        }
-        rest = &rest[end + 1..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// `spec_src` (a coop kernel's module) with its cooperative-matrix code emulated.
-fn emulate(spec_src: &str) -> String {
-    // Comments out first: they mention the operations by name.
-    let bare: String = spec_src
-        .lines()
-        .map(|l| l.split("//").next().unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let mut src = bare
-        .replace("enable wgpu_cooperative_matrix;", "")
-        .replace("coop_mat16x16<f32, C>()", "EmuM()")
-        .replace("coop_mat16x16<f32, C>", "EmuM")
-        .replace("coopMultiplyAdd(", "emu_mma(")
-        .replace("ids.sg", "(ids.lid / 32u)")
-        .replace("@builtin(subgroup_invocation_id) lane: u32,", "")
-        .replace("@builtin(subgroup_id) sg: u32,", "")
-        .replace("@builtin(num_subgroups) nsg: u32,", "");
-    let mut arrays = Vec::new();
-    for (prefix, tag) in [
-        ("coopLoadT<coop_mat16x16<f16, A>>(", "ar"),
-        ("coopLoad<coop_mat16x16<f16, A>>(", "ac"),
-        ("coopLoadT<coop_mat16x16<f16, B>>(", "br"),
-        ("coopLoad<coop_mat16x16<f16, B>>(", "bc"),
-    ] {
-        src = rewrite(&src, prefix, tag, false, &mut arrays);
-    }
-    src = rewrite(&src, "coopStore(", "st", true, &mut arrays);
-    // Fragment variables declared before their (conditional) loads.
-    src = src
-        .replace("coop_mat16x16<f16, A>", "EmuF")
-        .replace("coop_mat16x16<f16, B>", "EmuF");
-    for left in ["coop_mat", "coopLoad", "coopStore", "coopMultiply"] {
-        assert!(!src.contains(left), "unemulated {left} left");
-    }
-    // One array per role: A fragments from the weight tile, B from the activations.
-    let of = |tags: &[&str]| -> String {
-        let mut names: Vec<&str> = arrays
-            .iter()
-            .filter_map(|a| a.split_once(':'))
-            .filter(|(t, _)| tags.contains(t))
-            .map(|(_, n)| n)
-            .collect();
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), 1, "{tags:?} arrays: {names:?}");
-        names[0].to_string()
-    };
-    let (a, b, c) = (of(&["ar", "ac"]), of(&["br", "bc"]), of(&["st"]));
-    src = src.replace(
-        "fn gemm_run(ids: Ids) {",
-        "fn gemm_run(ids: Ids) {\n    emu_lane = ids.lid % 32u;",
-    );
-    src.push_str(&emu_common(&a, &b));
-    src.push_str(&emu_store(&c));
-    for (tag, name) in arrays.iter().filter_map(|a| a.split_once(':')) {
-        if tag != "st" {
-            src.push_str(&emu_load(tag, name));
-        }
-    }
-    src
-}
-
-/// Run the emulated kernel of `spec_src` (tile `tile`) on a random weight and compare.
-fn run(
-    ctx: &GpuContext,
-    src: &str,
-    name: &str,
+/// An emulated coop kernel, compiled for the test adapter.
+struct Emulated {
+    name: String,
+    /// (rows, tokens) per workgroup.
     tile: (u32, u32),
-    c: (QuantFormat, usize, usize, usize),
-) {
-    let (format, rows, cols, n) = c;
-    let what = format!("{name} emulated tile {tile:?} [{rows}x{cols}] n={n}");
-    let seed = (rows * 31 + cols * 3 + n) as u64;
-    let t = random_weight(format, rows, cols, seed);
-    let x = random_vec(&mut rng(seed ^ 0x5EED), n * cols);
-    let want = reference::matmul(&t.to_f32().expect("dequantize"), &x, rows, cols, n);
-    let w = GpuWeight::upload(ctx, &t).expect("upload");
-    assert_eq!(w.chunks.len(), 1, "{what}: one chunk");
-    let chunk = &w.chunks[0];
-    let xb = upload_f32(ctx, &x).expect("x");
-    let stride = rows + 3;
-    let out_len = (n - 1) * stride + rows;
-    let ob = upload_f32(ctx, &guarded(out_len)).expect("out");
-    let params: [u32; 8] = [
-        rows as u32,
-        cols as u32,
-        n as u32,
-        0,
-        stride as u32,
-        chunk.meta_offset_words,
-        0,
-        GUARD as u32,
-    ];
-    let pb = upload_u32(ctx, &params);
-    let tc = std::time::Instant::now();
+    pipe: wgpu::ComputePipeline,
+}
+
+fn compile(ctx: &GpuContext, spec: &KernelSpec) -> Emulated {
+    let src = coop_emu::emulate(&spec.source().expect("source"));
+    let name = spec.name.clone();
     let module = ctx
         .device
         .create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(name),
+            label: Some(&name),
             source: wgpu::ShaderSource::Wgsl(src.into()),
         });
     let pipe = ctx
         .device
         .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(name),
+            label: Some(&name),
             layout: None,
             module: &module,
-            entry_point: Some(name),
+            entry_point: Some(&name),
             compilation_options: Default::default(),
             cache: None,
         });
-    eprintln!("{what}: compiled in {:?}", tc.elapsed());
-    let bufs = [&pb, &chunk.buffer, &*xb, &*ob];
+    Emulated {
+        name,
+        tile: (spec.rows_per_group, spec.tokens_per_group),
+        pipe,
+    }
+}
+
+/// (format, rows, cols, n_tokens).
+type Shape = (QuantFormat, usize, usize, usize);
+
+/// Run `k` on `w` over a grid of `splits` in z, with matmul params `params`, into `out`.
+fn dispatch(
+    ctx: &GpuContext,
+    k: &Emulated,
+    w: &GpuWeight,
+    x: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    params: [u32; 8],
+    splits: u32,
+) {
+    let (rows, n) = (params[0] as usize, params[2] as usize);
+    let pb = upload_u32(ctx, &params);
+    let bufs = [&pb, &w.chunks[0].buffer, x, out];
     let entries: Vec<wgpu::BindGroupEntry> = bufs
         .iter()
         .enumerate()
@@ -252,46 +77,117 @@ fn run(
         .collect();
     let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: None,
-        layout: &pipe.get_bind_group_layout(0),
+        layout: &k.pipe.get_bind_group_layout(0),
         entries: &entries,
     });
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     {
         let mut pass = enc.begin_compute_pass(&Default::default());
-        pass.set_pipeline(&pipe);
+        pass.set_pipeline(&k.pipe);
         pass.set_bind_group(0, &bg, &[]);
-        let gx = rows.div_ceil(tile.0 as usize) as u32;
-        let gy = n.div_ceil(tile.1 as usize) as u32;
-        pass.dispatch_workgroups(gx, gy, 1);
+        let gx = rows.div_ceil(k.tile.0 as usize) as u32;
+        let gy = n.div_ceil(k.tile.1 as usize) as u32;
+        pass.dispatch_workgroups(gx, gy, splits);
     }
-    let t0 = std::time::Instant::now();
     ctx.queue.submit([enc.finish()]);
-    let all = read_f32(ctx, &ob, 0, out_len + 2 * GUARD).expect("read");
-    assert_sentinels(&all, (0..GUARD).chain(GUARD + out_len..all.len()), &what);
+}
+
+/// `n` runs of `rows` floats, `stride` apart from float `GUARD + lead` of `buf`, with every
+/// other float of the guarded buffer still a sentinel; the runs must all be written.
+fn read_strided(
+    ctx: &GpuContext,
+    buf: &wgpu::Buffer,
+    (n, rows, stride, lead): (usize, usize, usize, usize),
+    what: &str,
+) -> Vec<f32> {
+    let len = lead + (n - 1) * stride + rows;
+    let all = read_f32(ctx, buf, 0, len + 2 * GUARD).expect("read");
+    let mut data = vec![false; all.len()];
     let mut got = Vec::with_capacity(n * rows);
-    for tok in 0..n {
-        let base = GUARD + tok * stride;
+    for t in 0..n {
+        let base = GUARD + lead + t * stride;
         got.extend_from_slice(&all[base..base + rows]);
-        if tok + 1 < n {
-            assert_sentinels(&all, base + rows..base + stride, &what);
-        }
+        data[base..base + rows].fill(true);
     }
-    let bad: Vec<(usize, usize)> = got
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| !v.is_finite())
-        .map(|(i, _)| (i / rows, i % rows))
+    assert_sentinels(&all, (0..all.len()).filter(|&i| !data[i]), what);
+    let bad: Vec<(usize, usize)> = (0..got.len())
+        .filter(|&i| !got[i].is_finite())
+        .map(|i| (i / rows, i % rows))
         .collect();
     assert!(
         bad.is_empty(),
-        "{what}: {} unwritten (token, row), first {:?}",
+        "{what}: {} unwritten (run, row), first {:?}",
         bad.len(),
         &bad[..bad.len().min(8)]
     );
+    got
+}
+
+/// Run kernel `k` on a random weight of shape `c` in `splits` K splits and compare with
+/// the reference. One split writes the output directly (tokens `rows + 3` apart); more
+/// write guarded partials (`[splits][n][rows]`) that `gemm_splitk_reduce` sums into an
+/// output at row offset 2, tokens `rows + 5` apart.
+fn run(ctx: &GpuContext, k: &Emulated, c: Shape, splits: usize) {
+    let (format, rows, cols, n) = c;
+    let what = format!(
+        "{} emulated tile {:?} [{rows}x{cols}] n={n} splits={splits}",
+        k.name, k.tile
+    );
+    let seed = (rows * 31 + cols * 3 + n) as u64;
+    let t = random_weight(format, rows, cols, seed);
+    let x = random_vec(&mut rng(seed ^ 0x5EED), n * cols);
+    let want = reference::matmul(&t.to_f32().expect("dequantize"), &x, rows, cols, n);
+    let w = GpuWeight::upload(ctx, &t).expect("upload");
+    assert_eq!(w.chunks.len(), 1, "{what}: one chunk");
+    let meta = w.chunks[0].meta_offset_words;
+    let xb = upload_f32(ctx, &x).expect("x");
+    let (r, c, nt, g) = (rows as u32, cols as u32, n as u32, GUARD as u32);
+    let t0 = std::time::Instant::now();
+    let got = if splits == 1 {
+        let stride = rows + 3;
+        let ob = upload_f32(ctx, &guarded((n - 1) * stride + rows)).expect("out");
+        let params = [r, c, nt, 0, stride as u32, meta, 0, g];
+        dispatch(ctx, k, &w, &xb, &ob, params, 1);
+        read_strided(ctx, &ob, (n, rows, stride, 0), &what)
+    } else {
+        let pb = upload_f32(ctx, &guarded(splits * n * rows)).expect("partials");
+        let params = [r, c, nt, 0, r, meta, 0, g];
+        dispatch(ctx, k, &w, &xb, &pb, params, splits as u32);
+        let parts = read_strided(ctx, &pb, (splits * n, rows, rows, 0), &what);
+        let (stride, row_offset) = (rows + 5, 2);
+        let ob = upload_f32(ctx, &guarded((n - 1) * stride + row_offset + rows)).expect("out");
+        let mut enc = StepEncoder::new(ctx, "splitk-reduce");
+        let io = SplitkReduceIo {
+            partials: Span::new(&pb, GUARD),
+            out: Span::new(&ob, GUARD),
+            out_stride: stride,
+            row_offset,
+            rows,
+            n_tokens: n,
+            splits,
+        };
+        record_gemm_splitk_reduce(&mut enc, &io).expect("reduce");
+        enc.submit().expect("submit");
+        let got = read_strided(ctx, &ob, (n, rows, stride, row_offset), &what);
+        assert_eq!(
+            got,
+            sum_splits(&parts, splits),
+            "{what}: reduce of the partials"
+        );
+        got
+    };
     let e = nmse(&got, &want);
     eprintln!("{what}: nmse {e:e} ({:?})", t0.elapsed());
     // f16 weights and activations, f32 sums: as the F16 / Coop rows of the NMSE table.
     assert!(e <= 2e-6, "{what}: NMSE {e:e}");
+}
+
+/// `[splits][len / splits]` summed over splits, in split order (as the reduce kernel).
+fn sum_splits(parts: &[f32], splits: usize) -> Vec<f32> {
+    let len = parts.len() / splits;
+    (0..len)
+        .map(|i| (0..splits).fold(0.0f32, |s, z| s + parts[z * len + i]))
+        .collect()
 }
 
 fn upload_u32(ctx: &GpuContext, v: &[u32]) -> wgpu::Buffer {
@@ -313,6 +209,8 @@ fn ctx_f16() -> Option<&'static GpuContext> {
     Some(ctx)
 }
 
+const TILES: [Variant; 3] = [Variant::CoopT16, Variant::CoopT32, Variant::Coop];
+
 /// The chunked body, each token tile and both weight layouts, against edge shapes: rows
 /// past the tile, whole and partial chunks, token counts below, at and past the tile.
 #[test]
@@ -330,13 +228,101 @@ fn chunked_coop_body_matches_emulated() {
     ];
     // The K-major layout only changes the weight staging and A loads: three of the cases.
     for (kmajor, cases) in [(false, &cases[..]), (true, &cases[1..4])] {
-        for variant in [Variant::CoopT16, Variant::CoopT32, Variant::Coop] {
-            for &(format, rows, cols, n) in cases {
-                let s = coop_chunk_spec(format, variant, kmajor).expect("coop spec");
-                let src = emulate(&s.source().expect("source"));
-                let tile = (s.rows_per_group, s.tokens_per_group);
-                run(ctx, &src, &s.name, tile, (format, rows, cols, n));
+        for variant in TILES {
+            for &c in cases {
+                let s = coop_chunk_spec(c.0, variant, kmajor).expect("coop spec");
+                run(ctx, &compile(ctx, &s), c, 1);
             }
         }
     }
+}
+
+/// Split K (grid z) with the reduce: every tile, token counts 1 .. 64, rows past the tile,
+/// several chunks per split, uneven splits, a split with no chunk (5 splits of 4 chunks:
+/// it writes zeros), and a partial last chunk.
+#[test]
+fn chunked_coop_body_splitk_matches_emulated() {
+    let Some(ctx) = ctx_f16() else { return };
+    // Q4_0 37 x 1024: 4, 8 and 16 chunks for the 16-, 32- and 64-token tiles.
+    let q40 = [(1, 2), (5, 3), (17, 2), (33, 5), (64, 4)];
+    for variant in TILES {
+        let s = coop_chunk_spec(QuantFormat::Q4_0, variant, false).expect("coop spec");
+        let k = compile(ctx, &s);
+        for (n, splits) in q40 {
+            run(ctx, &k, (QuantFormat::Q4_0, 37, 1024, n), splits);
+        }
+        for (format, rows, cols, n, splits) in [
+            // 16 units: 2 .. 8 chunks.
+            (QuantFormat::Q4_K, 70, 512, 33, 2),
+            // 4 units, the last partial: 1 or 2 chunks, so one split or more is empty.
+            (QuantFormat::F16, 9, 100, 3, 3),
+        ] {
+            let s = coop_chunk_spec(format, variant, false).expect("coop spec");
+            run(ctx, &compile(ctx, &s), (format, rows, cols, n), splits);
+        }
+    }
+    // The K-major weight tile splits the same way.
+    let s = coop_chunk_spec(QuantFormat::Q4_0, Variant::CoopT32, true).expect("coop spec");
+    run(ctx, &compile(ctx, &s), (QuantFormat::Q4_0, 37, 1024, 17), 3);
+}
+
+/// The reduce alone: splits summed in order into a strided, offset output between guards,
+/// bit-exact with the same sum on the CPU; bad shapes are errors, not panics.
+#[test]
+fn gemm_splitk_reduce_sums_partials_in_order() {
+    let Some(ctx) = testkit::ctx() else { return };
+    for (rows, n, splits) in [(70, 1, 1), (70, 3, 2), (5, 2, 5), (130, 4, 16)] {
+        let what = format!("gemm_splitk_reduce rows {rows} n {n} splits {splits}");
+        let parts = random_vec(&mut rng((rows * n + splits) as u64), splits * n * rows);
+        let mut held = vec![9.0f32; 3];
+        held.extend_from_slice(&parts);
+        let pb = upload_f32(ctx, &held).expect("partials");
+        let (stride, row_offset) = (rows + 7, 4);
+        let ob = upload_f32(ctx, &guarded((n - 1) * stride + row_offset + rows)).expect("out");
+        let io = SplitkReduceIo {
+            partials: Span::new(&pb, 3),
+            out: Span::new(&ob, GUARD),
+            out_stride: stride,
+            row_offset,
+            rows,
+            n_tokens: n,
+            splits,
+        };
+        let mut enc = StepEncoder::new(ctx, "splitk-reduce");
+        record_gemm_splitk_reduce(&mut enc, &io).expect("reduce");
+        enc.submit().expect("submit");
+        let got = read_strided(ctx, &ob, (n, rows, stride, row_offset), &what);
+        assert_eq!(got, sum_splits(&parts, splits), "{what}");
+    }
+    let pb = upload_f32(ctx, &[0.0; 64]).expect("partials");
+    let ob = upload_f32(ctx, &[0.0; 64]).expect("out");
+    let ok = SplitkReduceIo {
+        partials: Span::whole(&pb),
+        out: Span::whole(&ob),
+        out_stride: 8,
+        row_offset: 0,
+        rows: 8,
+        n_tokens: 4,
+        splits: 2,
+    };
+    let mut enc = StepEncoder::new(ctx, "splitk-reduce-bad");
+    record_gemm_splitk_reduce(&mut enc, &ok).expect("fits exactly");
+    for bad in [
+        SplitkReduceIo { splits: 3, ..ok },
+        SplitkReduceIo { splits: 0, ..ok },
+        SplitkReduceIo {
+            row_offset: 1,
+            ..ok
+        },
+        SplitkReduceIo {
+            n_tokens: 9,
+            splits: 1,
+            ..ok
+        },
+        SplitkReduceIo { rows: 0, ..ok },
+    ] {
+        let e = record_gemm_splitk_reduce(&mut enc, &bad).expect_err("bad shape");
+        assert!(e.to_string().contains("gemm_splitk_reduce"), "{e}");
+    }
+    assert_eq!(enc.dispatch_count(), 1);
 }

@@ -4,16 +4,19 @@
 //! weights with guarded, strided outputs. Opens the first adapter that can run the coop
 //! GEMM (16x16x16 f16 -> f32, subgroups of 32); without one (lavapipe) every test here
 //! reports itself skipped and passes. coop_emulated.rs checks the same bodies on lavapipe.
+//! Split K: the launcher's own splits on long-K shapes, explicit split counts through the
+//! kernel and `gemm_splitk_reduce`, and (with `MARLIN_GPU_COOP_SPLITK=N`) every case here.
 
 mod testkit;
 
 use std::sync::OnceLock;
 
 use marlin_core::{reference, QuantFormat};
-use marlin_gpu::registry::gemm_variant_for;
+use marlin_gpu::registry::{coop_splits, gemm_tile, gemm_variant_for};
 use marlin_gpu::{
-    list_adapters, read_f32, record_matmul_op, upload_f32, DeviceSelector, GpuContext, GpuWeight,
-    KernelKey, MatmulIo, Op, StepEncoder, Variant, MATMUL_FORMATS,
+    list_adapters, read_f32, record_gemm_splitk_reduce, record_matmul_op, upload_f32,
+    DeviceSelector, GpuContext, GpuWeight, KernelKey, MatmulIo, Op, Span, SplitkReduceIo,
+    StepEncoder, Variant, MATMUL_FORMATS,
 };
 use testkit::{assert_sentinels, guarded, nmse, random_vec, random_weight, rng, GUARD};
 
@@ -62,8 +65,9 @@ fn run(
     n: usize,
 ) -> f64 {
     let ran = gemm_variant_for(variant, rows, n);
+    let splits = coop_splits(ran, rows, cols, n);
     let what = format!(
-        "gemm_{format} {} (ran {}) [{rows}x{cols}] n={n}",
+        "gemm_{format} {} (ran {}, {splits} splits) [{rows}x{cols}] n={n}",
         variant.name(),
         ran.name()
     );
@@ -88,7 +92,13 @@ fn run(
     };
     let mut enc = StepEncoder::new(ctx, "coop-parity");
     record_matmul_op(&mut enc, &w, &io, Op::Gemm, variant).expect("record");
-    assert_eq!(enc.dispatch_count() as usize, w.chunks.len(), "{what}");
+    // Split K adds the reduce.
+    let per_chunk = if splits > 1 { 2 } else { 1 };
+    assert_eq!(
+        enc.dispatch_count() as usize,
+        w.chunks.len() * per_chunk,
+        "{what}"
+    );
     enc.submit().expect("submit");
     let all = read_f32(ctx, &ob, 0, out_len + 2 * GUARD).expect("read");
     assert_sentinels(&all, (0..GUARD).chain(GUARD + out_len..all.len()), &what);
@@ -170,4 +180,146 @@ fn coop_gemm_chunked_weights_match() {
     let got = read_f32(ctx, &ob, 0, n * rows).expect("read");
     let e = nmse(&got, &want);
     assert!(e <= 2e-6, "chunked coop gemm: NMSE {e:e}");
+}
+
+/// Long K (4096: 16, 32 or 64 chunks by tile) on few rows: the launcher splits K (asserted
+/// through the dispatch count in `run`) for every tile and token count.
+#[test]
+fn coop_gemm_splitk_launcher_matches() {
+    let Some(ctx) = coop_ctx("coop_gemm_splitk_launcher_matches") else {
+        return;
+    };
+    let fp4 = QuantFormat::Fp4(marlin_core::Group::G128);
+    let mut split = 0;
+    for format in [
+        QuantFormat::Q4_0,
+        QuantFormat::Q4_K,
+        QuantFormat::Q6_K,
+        QuantFormat::F16,
+        fp4,
+    ] {
+        for variant in VARIANTS {
+            for n in TOKENS {
+                run(ctx, format, variant, (37, 4096), n);
+                split +=
+                    usize::from(coop_splits(gemm_variant_for(variant, 37, n), 37, 4096, n) > 1);
+            }
+        }
+    }
+    assert!(split > 0, "no case split K");
+}
+
+/// The kernel run with explicit split counts (grid z = S, uneven and empty splits among
+/// them) into guarded scratch, then `gemm_splitk_reduce` into a strided output at a row
+/// offset, as the launcher records them.
+#[test]
+fn coop_gemm_explicit_splits_match() {
+    let Some(ctx) = coop_ctx("coop_gemm_explicit_splits_match") else {
+        return;
+    };
+    let (format, rows, cols) = (QuantFormat::Q4_0, 131, 1024);
+    let t = random_weight(format, rows, cols, 77);
+    let w = GpuWeight::upload(ctx, &t).expect("upload");
+    let dense = t.to_f32().expect("dequantize");
+    for variant in [Variant::CoopT16, Variant::CoopT32, Variant::Coop] {
+        for (n, splits) in [(1, 2), (5, 3), (17, 7), (33, 4), (64, 16)] {
+            let what = format!("gemm_{format} {} n={n} splits={splits}", variant.name());
+            let x = random_vec(&mut rng((n * 11 + splits) as u64), n * cols);
+            let want = reference::matmul(&dense, &x, rows, cols, n);
+            let xb = upload_f32(ctx, &x).expect("x");
+            let pb = upload_f32(ctx, &guarded(splits * n * rows)).expect("partials");
+            let (stride, row_offset) = (rows + 5, 3);
+            let out_len = (n - 1) * stride + row_offset + rows;
+            let ob = upload_f32(ctx, &guarded(out_len)).expect("out");
+            let key = KernelKey {
+                op: Op::Gemm,
+                format,
+                variant,
+            };
+            let chunk = &w.chunks[0];
+            let params: [u32; 8] = [
+                rows as u32,
+                cols as u32,
+                n as u32,
+                0,
+                rows as u32,
+                chunk.meta_offset_words,
+                0,
+                GUARD as u32,
+            ];
+            let (tm, tn) = gemm_tile(variant);
+            let groups = [
+                rows.div_ceil(tm as usize) as u32,
+                n.div_ceil(tn as usize) as u32,
+                splits as u32,
+            ];
+            let mut enc = StepEncoder::new(ctx, "coop-splits");
+            let bufs = [&chunk.buffer, &*xb, &*pb];
+            enc.dispatch(key, bytemuck::cast_slice(&params), &bufs, groups)
+                .expect("gemm");
+            let io = SplitkReduceIo {
+                partials: Span::new(&pb, GUARD),
+                out: Span::new(&ob, GUARD),
+                out_stride: stride,
+                row_offset,
+                rows,
+                n_tokens: n,
+                splits,
+            };
+            record_gemm_splitk_reduce(&mut enc, &io).expect("reduce");
+            enc.submit().expect("submit");
+            let parts = read_f32(ctx, &pb, 0, splits * n * rows + 2 * GUARD).expect("read");
+            let tail = GUARD + splits * n * rows..parts.len();
+            assert_sentinels(&parts, (0..GUARD).chain(tail), &what);
+            let all = read_f32(ctx, &ob, 0, out_len + 2 * GUARD).expect("read");
+            let mut got = Vec::with_capacity(n * rows);
+            let mut data = vec![false; all.len()];
+            for tok in 0..n {
+                let base = GUARD + row_offset + tok * stride;
+                got.extend_from_slice(&all[base..base + rows]);
+                data[base..base + rows].fill(true);
+            }
+            assert_sentinels(&all, (0..all.len()).filter(|&i| !data[i]), &what);
+            let e = nmse(&got, &want);
+            eprintln!("{what}: nmse {e:e}");
+            assert!(e <= 2e-6, "{what}: NMSE {e:e} > 2e-6");
+        }
+    }
+}
+
+/// A row-chunked weight with long K: every chunk splits and its reduce writes the chunk's
+/// rows (row offset) of the shared output.
+#[test]
+fn coop_gemm_chunked_weights_split_match() {
+    let Some(ctx) = coop_ctx("coop_gemm_chunked_weights_split_match") else {
+        return;
+    };
+    let format = QuantFormat::Q4_0;
+    let (rows, cols, n) = (300, 4096, 24);
+    let t = random_weight(format, rows, cols, 19);
+    let limit = (format.row_bytes(cols).expect("row bytes") * 96) as u64;
+    let w = GpuWeight::upload_chunked(ctx, &t, limit).expect("upload");
+    assert!(w.chunks.len() >= 3, "{} chunks", w.chunks.len());
+    let x = random_vec(&mut rng(20), n * cols);
+    let want = reference::matmul(&t.to_f32().expect("dequantize"), &x, rows, cols, n);
+    let xb = upload_f32(ctx, &x).expect("x");
+    let ob = upload_f32(ctx, &vec![0.0; n * rows]).expect("out");
+    let mut enc = StepEncoder::new(ctx, "coop-chunk-splits");
+    let io = MatmulIo::new(&xb, &ob, n);
+    record_matmul_op(&mut enc, &w, &io, Op::Gemm, Variant::Coop).expect("record");
+    let splits: Vec<usize> = w
+        .chunks
+        .iter()
+        .map(|c| {
+            let r = c.rows.len();
+            coop_splits(gemm_variant_for(Variant::Coop, rows, n), r, cols, n)
+        })
+        .collect();
+    let want_dispatches: usize = splits.iter().map(|&s| if s > 1 { 2 } else { 1 }).sum();
+    assert_eq!(enc.dispatch_count() as usize, want_dispatches, "{splits:?}");
+    assert!(splits.iter().all(|&s| s > 1), "{splits:?}");
+    enc.submit().expect("submit");
+    let got = read_f32(ctx, &ob, 0, n * rows).expect("read");
+    let e = nmse(&got, &want);
+    assert!(e <= 2e-6, "chunked split-K coop gemm: NMSE {e:e}");
 }

@@ -1,11 +1,14 @@
 //! Quantized matmul launcher: `out[t, r] = Σ_c W[r, c] · x[t, c]` for every weight format,
 //! GEMV for one token, `gemv_multi` for a few (small-batch decode) and tiled GEMM for
-//! more, one dispatch per weight chunk.
+//! more, one dispatch per weight chunk (two for a coop GEMM that splits K: the splits into
+//! scratch, then `gemm_splitk_reduce`).
 
 use crate::op::Op;
 use crate::ops::act_q8::record_act_q8;
+use crate::ops::gemm_splitk::{record_gemm_splitk_reduce, splits_within, SplitkReduceIo};
 use crate::ops::hadamard::{record_hadamard, record_hadamard_scale, ScaleSide};
 use crate::ops::Span;
+use crate::registry::coop_splits;
 use crate::registry::{
     act_q8_perm, gemm_tile, gemm_variant_for, gemv_multi_rows, gemv_multi_tokens, gemv_rows,
     gemv_wide, KernelKey, Variant,
@@ -344,6 +347,45 @@ fn record_matmul_kernel(
                 bytes: u64::from(groups[0].max(groups[1])),
                 limit: u64::from(max_dim),
             });
+        }
+        let splits = match op {
+            Op::Gemm => splits_within(
+                coop_splits(variant, rows, w.cols, n).min(max_dim as usize),
+                rows,
+                n,
+                ctx.limits.max_storage_buffer_binding_size,
+            ),
+            _ => 1,
+        };
+        if splits > 1 {
+            // Split-K: the splits' partial tiles go to scratch as tokens of their own
+            // (dense, from row 0), then one reduce sums them into the real output.
+            let part = enc.scratch((splits * n * rows) as u64 * 4);
+            let local = MatmulParams {
+                row_offset: 0,
+                out_stride: params.rows,
+                out_offset: 0,
+                ..params
+            };
+            let z = to_u32(splits, "splits")?;
+            let bufs = [&chunk.buffer, x, &part];
+            enc.dispatch(
+                key,
+                bytemuck::bytes_of(&local),
+                &bufs,
+                [groups[0], groups[1], z],
+            )?;
+            let reduce = SplitkReduceIo {
+                partials: Span::whole(&part),
+                out: Span::new(io.out, io.out_offset),
+                out_stride: stride,
+                row_offset: chunk.rows.start,
+                rows,
+                n_tokens: n,
+                splits,
+            };
+            record_gemm_splitk_reduce(enc, &reduce)?;
+            continue;
         }
         // No allocation per dispatch: `extra` (binding 4) only where the kernel has it.
         let bufs = [&chunk.buffer, x, io.out, extra.unwrap_or(io.out)];

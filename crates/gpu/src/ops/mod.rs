@@ -9,6 +9,7 @@ pub mod attention_split;
 pub mod attn_mla;
 pub mod elementwise;
 pub mod embed;
+pub mod gemm_splitk;
 pub mod hadamard;
 pub mod kv;
 pub mod matmul;

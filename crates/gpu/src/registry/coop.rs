@@ -1,8 +1,10 @@
 //! The cooperative-matrix (tensor core) GEMM kernels (`gemm_body_coop_chunk.wgsl`): their
 //! token tiles, the tile the launcher picks per token count, and their specs
 //! (`MARLIN_GPU_COOP=0` turns coop off; `MARLIN_GPU_COOP_TILE=16|32|64` fixes the token tile;
-//! `MARLIN_GPU_COOP_KMAJOR=1` stages the weight tile K-major). The first coop body (one
-//! unit per barrier pair, 64 x 64 tiles, 41.5 TFLOP/s against 65.6 on an H200) is gone.
+//! `MARLIN_GPU_COOP_KMAJOR=1` stages the weight tile K-major), and the K splits of small
+//! grids ([`coop_splits`]; `MARLIN_GPU_COOP_SPLITK=N` runs N splits wherever K has N
+//! chunks, 1 = never split). The first coop body (one unit per barrier pair, 64 x 64 tiles,
+//! 41.5 TFLOP/s against 65.6 on an H200) is gone.
 
 use std::sync::OnceLock;
 
@@ -87,6 +89,55 @@ pub fn gemm_variant_for(variant: Variant, rows: usize, n_tokens: usize) -> Varia
             }
         })
         .0
+}
+
+/// `MARLIN_GPU_COOP_SPLITK=N` (N >= 1): that many K splits for every coop GEMM (A/B of
+/// split-K on hardware; 1 turns it off); read once per process.
+fn forced_splits() -> Option<usize> {
+    static SPLITS: OnceLock<Option<usize>> = OnceLock::new();
+    *SPLITS.get_or_init(|| {
+        let v = std::env::var("MARLIN_GPU_COOP_SPLITK").ok()?;
+        v.trim().parse::<usize>().ok().filter(|&n| n >= 1)
+    })
+}
+
+/// Workgroups split-K aims for: at least 4 waves of [`COOP_CONCURRENT_WGS`]. A 448-workgroup
+/// grid (14336 rows, 8 tokens: 3.4 waves) still runs at the small-token floor, so fewer is
+/// not enough.
+const SPLITK_TARGET_WGS: usize = 4 * COOP_CONCURRENT_WGS as usize;
+/// Fewest K chunks per split: each split pays its own prologue, epilogue and partial tile.
+const SPLITK_MIN_CHUNKS: usize = 4;
+/// Most splits (each adds a partial output to write and read back).
+const SPLITK_MAX: usize = 16;
+/// Largest token count split by default: larger steps (prefill) fill the device with token
+/// tiles, and their partials would cost more traffic than the weight itself.
+const SPLITK_MAX_TOKENS: usize = 128;
+
+/// K splits (grid z) of coop GEMM tile `variant` on a `rows` x `cols` weight chunk for
+/// `n_tokens` tokens: 1 (no split) for other variants, at large token counts and for grids
+/// of at least [`SPLITK_TARGET_WGS`] workgroups; else the fewest splits that reach it, each
+/// of at least [`SPLITK_MIN_CHUNKS`] chunks of the tile's K (256 / TT elements), at most
+/// [`SPLITK_MAX`]. `MARLIN_GPU_COOP_SPLITK=N` forces N (at most one split per chunk) at
+/// every token count. On a 14336 x 4096 weight: 8 or 16 tokens (16-token tiles, 448
+/// workgroups of 16 chunks) run 2 splits; 32 (32-token tiles, 224 of 32) 3; 64 (64-token
+/// tiles, 112 of 64) 5; 512 tokens none.
+pub fn coop_splits(variant: Variant, rows: usize, cols: usize, n_tokens: usize) -> usize {
+    let Some(tt) = coop_tt(variant).map(|t| t as usize) else {
+        return 1;
+    };
+    let chunks = cols.div_ceil(32).div_ceil(8 / tt);
+    if let Some(n) = forced_splits() {
+        return n.min(chunks).max(1);
+    }
+    let wgs = rows.div_ceil(32 * tt) * n_tokens.max(1).div_ceil(16 * tt);
+    if n_tokens > SPLITK_MAX_TOKENS || wgs == 0 || wgs >= SPLITK_TARGET_WGS {
+        return 1;
+    }
+    let by_chunks = (chunks / SPLITK_MIN_CHUNKS).max(1);
+    SPLITK_TARGET_WGS
+        .div_ceil(wgs)
+        .min(by_chunks)
+        .min(SPLITK_MAX)
 }
 
 /// The spec of a coop GEMM `key` (`Op::Gemm`, a coop variant): the chunked body with its
@@ -182,6 +233,40 @@ mod tests {
             Variant::CoopT16
         );
         assert_eq!(gemm_variant_for(Variant::Plain, 4096, 5), Variant::Plain);
+    }
+
+    #[test]
+    fn splits_fill_small_grids_only() {
+        let split = |v, rows, cols, n| coop_splits(v, rows, cols, n);
+        if let Some(s) = forced_splits() {
+            // Forced: that many, at most one per chunk (K 256: 1, 2 or 4 chunks).
+            assert_eq!(split(Variant::CoopT16, 64, 4096, 512), s.min(16));
+            assert_eq!(split(Variant::CoopT16, 64, 256, 8), 1);
+            assert_eq!(split(Variant::Coop, 64, 256, 8), s.min(4));
+            return;
+        }
+        // The measured small-token floor, 14336 x 4096, with the tile each count runs.
+        let pick = |n| gemm_variant_for(Variant::Coop, 14336, n);
+        assert_eq!(split(pick(8), 14336, 4096, 8), 2);
+        assert_eq!(split(pick(16), 14336, 4096, 16), 2);
+        assert_eq!(split(pick(32), 14336, 4096, 32), 3);
+        assert_eq!(split(pick(64), 14336, 4096, 64), 5);
+        // Prefill: unchanged, on tall and short weights alike.
+        assert_eq!(split(pick(512), 14336, 4096, 512), 1);
+        assert_eq!(split(Variant::Coop, 4096, 14336, 512), 1);
+        // 4096 x 14336 (down projection), 16-token tiles: 128 workgroups of 56 chunks; then
+        // tiny grids, where the 4-chunk floor (56 / 4) and the cap bind.
+        assert_eq!(split(Variant::CoopT16, 4096, 14336, 16), 5);
+        assert_eq!(split(Variant::CoopT16, 64, 14336, 1), 14);
+        assert_eq!(split(Variant::CoopT16, 32, 1 << 20, 1), SPLITK_MAX);
+        // Short K: no split shorter than 4 chunks (K 1024 = 4 chunks of 256).
+        assert_eq!(split(Variant::CoopT16, 64, 1024, 8), 1);
+        assert_eq!(split(Variant::CoopT16, 64, 2048, 8), 2);
+        // A grid of 4 waves or more: no split.
+        assert_eq!(split(Variant::CoopT16, 32 * 528, 4096, 8), 1);
+        assert_eq!(split(Variant::CoopT16, 32 * 527, 4096, 8), 2);
+        // Not a coop tile.
+        assert_eq!(split(Variant::Plain, 64, 4096, 8), 1);
     }
 
     #[test]

@@ -74,6 +74,7 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
         Op::AttnMla => (vec![format!("ops/{name}.wgsl")], BindLayout::Read5Write),
         Op::MlaLatent => (vec![format!("ops/{name}.wgsl")], BindLayout::Read4Write2),
         Op::MoeCombine => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write),
+        Op::GemmSplitkReduce => (vec![format!("gemm/{name}.wgsl")], BindLayout::ReadWrite),
         Op::HadamardScale => (
             vec!["ops/hadamard_body.wgsl".into(), format!("ops/{name}.wgsl")],
             BindLayout::Read2Write,

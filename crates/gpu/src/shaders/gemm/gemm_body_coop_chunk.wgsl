@@ -17,7 +17,11 @@
 // Subgroup s owns rows 32 (s / SK) .. + 32 (2 row tiles) x all TN tokens (TT token tiles):
 // 2 TT accumulators of 16x16 in f32. SK = 4 / TT subgroups share those rows, each taking
 // one K slice (4 of the chunk's KC / 16 k-steps); their partial sums meet in cc at the end.
-// Grid: (ceil(rows / TM), ceil(n_tokens / TN), 1).
+// Grid: (ceil(rows / TM), ceil(n_tokens / TN), S). S > 1 splits K: of the C = ceil(units /
+// KU) chunks, workgroup z walks [z C / S, (z + 1) C / S) (chunk aligned) and stores its
+// partial tile as tokens z n_tokens .. of out (the launcher binds step scratch there, laid
+// out [S][n_tokens][rows], and gemm_splitk_reduce.wgsl sums the splits into the real
+// output). S = 1 is the whole K straight into out.
 const WG: u32 = 128u;
 const TM: u32 = 32u * TT;
 const TN: u32 = 16u * TT;
@@ -86,9 +90,19 @@ fn coop_stage_x(t0: u32, u0: u32, s: u32) {
 
 // Write accumulator tile (row tile r, token tile j) of every subgroup: each stores its tile
 // in its slot of cc; then the TT row groups' SK partial tiles are summed and stored with
-// bounds checks (consecutive threads: consecutive rows of one token). Called by every
-// thread with the same r, j (uniform: it holds barriers).
-fn coop_emit(c: coop_mat16x16<f32, C>, r: u32, j: u32, row0: u32, t0: u32, lid: u32, sg: u32) {
+// bounds checks (consecutive threads: consecutive rows of one token) at output token
+// zt + t (zt: the split's first token slot). Called by every thread with the same r, j
+// (uniform: it holds barriers).
+fn coop_emit(
+    c: coop_mat16x16<f32, C>,
+    r: u32,
+    j: u32,
+    row0: u32,
+    t0: u32,
+    zt: u32,
+    lid: u32,
+    sg: u32,
+) {
     coopStore(c, &cc[sg * CT], 16u);
     workgroupBarrier();
     for (var e = lid; e < TT * CT; e += WG) {
@@ -101,7 +115,7 @@ fn coop_emit(c: coop_mat16x16<f32, C>, r: u32, j: u32, row0: u32, t0: u32, lid: 
         let row = row0 + g * 32u + r * 16u + o % 16u;
         let t = t0 + j * 16u + o / 16u;
         if (row < p.rows && t < p.n_tokens) {
-            store_out(t, row, sum);
+            store_out(zt + t, row, sum);
         }
     }
     workgroupBarrier();
@@ -123,7 +137,13 @@ fn gemm_run(ids: Ids) {
     var c12 = coop_mat16x16<f32, C>();
     var c03 = coop_mat16x16<f32, C>();
     var c13 = coop_mat16x16<f32, C>();
-    for (var u0 = 0u; u0 < units; u0 += KU) {
+    // This split's units (workgroup uniform: the loop holds barriers).
+    let chunks = (units + KU - 1u) / KU;
+    let z = ids.wid.z;
+    let u_begin = (z * chunks / ids.nwg.z) * KU;
+    let u_end = min(((z + 1u) * chunks / ids.nwg.z) * KU, units);
+    let zt = z * p.n_tokens;
+    for (var u0 = u_begin; u0 < u_end; u0 += KU) {
         coop_stage_w(row0, u0, units, ids.lid);
         coop_stage_w(row0, u0, units, ids.lid + WG);
         for (var m = 0u; m < 8u; m++) {
@@ -164,16 +184,16 @@ fn gemm_run(ids: Ids) {
         }
         workgroupBarrier();
     }
-    coop_emit(c00, 0u, 0u, row0, t0, ids.lid, ids.sg);
-    coop_emit(c10, 1u, 0u, row0, t0, ids.lid, ids.sg);
+    coop_emit(c00, 0u, 0u, row0, t0, zt, ids.lid, ids.sg);
+    coop_emit(c10, 1u, 0u, row0, t0, zt, ids.lid, ids.sg);
     if (TT >= 2u) {
-        coop_emit(c01, 0u, 1u, row0, t0, ids.lid, ids.sg);
-        coop_emit(c11, 1u, 1u, row0, t0, ids.lid, ids.sg);
+        coop_emit(c01, 0u, 1u, row0, t0, zt, ids.lid, ids.sg);
+        coop_emit(c11, 1u, 1u, row0, t0, zt, ids.lid, ids.sg);
     }
     if (TT >= 4u) {
-        coop_emit(c02, 0u, 2u, row0, t0, ids.lid, ids.sg);
-        coop_emit(c12, 1u, 2u, row0, t0, ids.lid, ids.sg);
-        coop_emit(c03, 0u, 3u, row0, t0, ids.lid, ids.sg);
-        coop_emit(c13, 1u, 3u, row0, t0, ids.lid, ids.sg);
+        coop_emit(c02, 0u, 2u, row0, t0, zt, ids.lid, ids.sg);
+        coop_emit(c12, 1u, 2u, row0, t0, zt, ids.lid, ids.sg);
+        coop_emit(c03, 0u, 3u, row0, t0, zt, ids.lid, ids.sg);
+        coop_emit(c13, 1u, 3u, row0, t0, zt, ids.lid, ids.sg);
     }
 }
