@@ -77,6 +77,7 @@ fn every_kernel_validates_and_translates_to_msl() {
         "kv_write",
         "attn_paged",
         "argmax",
+        "gemm_splitk_reduce",
         "embed_q8_0",
         "embed_q6_k",
     ] {
