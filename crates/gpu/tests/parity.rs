@@ -5,6 +5,7 @@
 mod testkit;
 
 use marlin_core::{reference, QuantFormat};
+use marlin_gpu::registry::{coop_splits, gemm_variant_for};
 use marlin_gpu::{
     read_f32, record_matmul_op, upload_f32, GpuContext, GpuWeight, MatmulIo, Op, StepEncoder,
     Variant, MATMUL_FORMATS,
@@ -80,11 +81,18 @@ fn run(ctx: &GpuContext, c: &Case) {
     };
     let mut enc = StepEncoder::new(ctx, "parity");
     record_matmul_op(&mut enc, &w, &io, c.op, c.variant).expect("record");
-    // The Dp4a gemv_multi quantizes x first (act_q8), once for all chunks.
-    let act_q8 = usize::from(c.op == Op::GemvMulti && c.variant == Variant::Dp4a);
+    // The Dp4a gemv_multi quantizes x first (act_q8), once for all chunks; a coop GEMM that
+    // splits K adds a reduce per chunk.
+    let dp4a = matches!(c.variant, Variant::Dp4a | Variant::Dp4aWide);
+    let act_q8 = usize::from(c.op == Op::GemvMulti && dp4a);
+    let split = |rows: usize| {
+        let v = gemm_variant_for(c.variant, rows, c.n_tokens);
+        usize::from(c.op == Op::Gemm && coop_splits(v, rows, c.cols, c.n_tokens) > 1)
+    };
+    let reduces: usize = w.chunks.iter().map(|ch| split(ch.rows.len())).sum();
     assert_eq!(
         enc.dispatch_count() as usize,
-        w.chunks.len() + act_q8,
+        w.chunks.len() + act_q8 + reduces,
         "{what}: one dispatch per chunk"
     );
     enc.submit().expect("submit");

@@ -59,12 +59,18 @@ fn every_kernel_validates_and_translates_to_msl() {
     // The wide GEMVs: subgroup_wide for every gemv (trellis too) and gemv_norm/gemv_add,
     // dp4a_wide for the dp4a formats of all three.
     let wide = MATMUL_FORMATS.len() + 2 * (MATMUL_FORMATS.len() - trellis) + 3 * DP4A_FORMATS.len();
-    // dp4a gemv_multi beyond the dp4a GEMV formats: E2M1 and 4-bit integer codes.
+    // dp4a gemv_multi (and its wide form) for the dp4a GEMV formats and the E2M1 and 4-bit
+    // integer codes.
     let multi = MATMUL_FORMATS.iter().filter(|&&f| dp4a_multi(f)).count();
     assert_eq!(multi, DP4A_FORMATS.len() + 13);
     assert_eq!(
         specs.len(),
-        MATMUL_FORMATS.len() * 10 - trellis + DP4A_FORMATS.len() + multi + single + fused + wide
+        MATMUL_FORMATS.len() * 10 - trellis
+            + DP4A_FORMATS.len()
+            + 2 * multi
+            + single
+            + fused
+            + wide
     );
     for name in [
         "rms_norm",

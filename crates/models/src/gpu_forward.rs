@@ -234,7 +234,11 @@ impl GpuModel {
             // 16- and 32-token tiles, the fused GEMVs of decode steps.
             keys.push(key(Op::Gemv, f, gemv));
             keys.push(key(Op::Gemv, f, gemv_wide(gemv, f, w.rows)));
-            keys.push(key(Op::GemvMulti, f, ctx.matmul_variant(Op::GemvMulti, f)));
+            let multi = ctx.matmul_variant(Op::GemvMulti, f);
+            keys.push(key(Op::GemvMulti, f, multi));
+            if multi == Variant::Dp4a {
+                keys.push(key(Op::GemvMulti, f, Variant::Dp4aWide));
+            }
             let gemm = ctx.matmul_variant(Op::Gemm, f);
             keys.push(key(Op::Gemm, f, gemm));
             if gemm == Variant::Coop {

@@ -10,8 +10,8 @@ use crate::ops::hadamard::{record_hadamard, record_hadamard_scale, ScaleSide};
 use crate::ops::Span;
 use crate::registry::coop_splits;
 use crate::registry::{
-    act_q8_perm, gemm_tile, gemm_variant_for, gemv_multi_rows, gemv_multi_tokens, gemv_rows,
-    gemv_wide, KernelKey, Variant,
+    act_q8_perm, gemm_tile, gemm_variant_for, gemv_multi_rows, gemv_multi_tokens, gemv_multi_wide,
+    gemv_rows, gemv_wide, KernelKey, Variant,
 };
 use crate::upload::{read_f32, upload_f32, zeroed_f32};
 use crate::weight_trellis::TrellisSides;
@@ -289,6 +289,7 @@ fn record_matmul_kernel(
     let variant = match op {
         Op::Gemm => gemm_variant_for(variant, w.rows, n),
         Op::Gemv | Op::GemvNorm | Op::GemvAdd => gemv_wide(variant, w.format, w.rows),
+        Op::GemvMulti => gemv_multi_wide(variant, w.rows, n),
         _ => variant,
     };
     let key = KernelKey {
@@ -298,7 +299,8 @@ fn record_matmul_kernel(
     };
     // The Dp4a gemv_multi reads x quantized once, here, not in each of its workgroups.
     let q8;
-    let (x, x_offset) = if op == Op::GemvMulti && variant == Variant::Dp4a {
+    let dp4a_multi = matches!(variant, Variant::Dp4a | Variant::Dp4aWide);
+    let (x, x_offset) = if op == Op::GemvMulti && dp4a_multi {
         let perm = act_q8_perm(w.format);
         q8 = record_act_q8(enc, io.x, io.x_offset, n, w.cols, perm)?;
         (&q8, 0)

@@ -108,15 +108,54 @@ pub fn gemv_wide(variant: Variant, format: QuantFormat, rows: usize) -> Variant 
     }
 }
 
+/// Threads that share one Dp4a `gemv_multi` row quad (`TU`, across K), as in the GEMV: 64
+/// for [`Variant::Dp4a`] (16 rows per workgroup: short weights and long rows still fill
+/// the GPU), 16 for [`Variant::Dp4aWide`] (64 rows per workgroup).
+pub fn gemv_multi_lanes(variant: Variant) -> u32 {
+    match variant {
+        Variant::Dp4aWide => 16,
+        _ => 64,
+    }
+}
+
 /// Output rows one `gemv_multi` workgroup covers (`NR`): 16 row pairs of 16 threads for
-/// the f32-activation body, 16 row quads for the Dp4a body (its 8-bit activations come
-/// ready from `act_q8`, so a thread has registers for four rows).
+/// the f32-activation body; 4 rows per row quad of [`gemv_multi_lanes`] threads for the
+/// Dp4a body (its 8-bit activations come ready from `act_q8`, so a thread has registers
+/// for four rows).
 pub fn gemv_multi_rows(variant: Variant) -> u32 {
     match variant {
-        Variant::Dp4a => 64,
+        Variant::Dp4a | Variant::Dp4aWide => 4 * GEMV_WG / gemv_multi_lanes(variant),
         _ => 32,
     }
 }
+
+/// Workgroups from which the Dp4a `gemv_multi` runs its wide variant: two waves of an
+/// H100/H200's 132 SMs. Below that, 64 lanes per row quad spread a weight's K over 4x
+/// the workgroups (H100, q4_0 4096x14336 at 8 tokens: 64 wide workgroups took 112 µs
+/// against 21 µs for one token's GEMV).
+pub const GEMV_MULTI_WIDE_MIN_WGS: usize = 264;
+
+/// The Dp4a `gemv_multi` variant for a `rows`-row weight and `n_tokens` tokens: wide once
+/// its grid fills the GPU ([`GEMV_MULTI_WIDE_MIN_WGS`]); `MARLIN_GEMV_MULTI_WIDE=0|1` forces
+/// either (A/B on hardware). Other variants run as given.
+pub fn gemv_multi_wide(variant: Variant, rows: usize, n_tokens: usize) -> Variant {
+    if variant != Variant::Dp4a {
+        return variant;
+    }
+    let passes = n_tokens.div_ceil(gemv_multi_tokens() as usize);
+    let wide_wgs = rows.div_ceil(gemv_multi_rows(Variant::Dp4aWide) as usize) * passes;
+    let wide = match std::env::var("MARLIN_GEMV_MULTI_WIDE").as_deref() {
+        Ok("0") => false,
+        Ok("1") => true,
+        _ => wide_wgs >= GEMV_MULTI_WIDE_MIN_WGS,
+    };
+    if wide {
+        Variant::Dp4aWide
+    } else {
+        variant
+    }
+}
+
 /// Tokens one `gemv_multi` workgroup covers by default (`MT`); more tokens run as more
 /// passes (grid z).
 pub const GEMV_MULTI_TOKENS: u32 = 8;
@@ -164,6 +203,27 @@ pub fn matmul_op_for(n_tokens: usize, multi_max: usize) -> Op {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gemv_multi_goes_wide_once_its_grid_fills_the_gpu() {
+        if std::env::var_os("MARLIN_GEMV_MULTI_WIDE").is_some()
+            || std::env::var_os("MARLIN_GEMV_MULTI_MT").is_some()
+        {
+            return;
+        }
+        assert_eq!(
+            (gemv_multi_rows(Variant::Dp4a), gemv_multi_rows(Variant::Dp4aWide)),
+            (16, 64)
+        );
+        assert_eq!(gemv_multi_rows(Variant::Plain), 32);
+        // 14336 rows: 224 wide workgroups per 8-token pass.
+        assert_eq!(gemv_multi_wide(Variant::Dp4a, 14336, 8), Variant::Dp4a);
+        assert_eq!(gemv_multi_wide(Variant::Dp4a, 14336, 16), Variant::Dp4aWide);
+        // 4096 rows: 64 per pass, wide from 5 passes (33 tokens).
+        assert_eq!(gemv_multi_wide(Variant::Dp4a, 4096, 32), Variant::Dp4a);
+        assert_eq!(gemv_multi_wide(Variant::Dp4a, 4096, 33), Variant::Dp4aWide);
+        assert_eq!(gemv_multi_wide(Variant::Plain, 14336, 64), Variant::Plain);
+    }
 
     #[test]
     fn tall_weights_of_the_measured_formats_run_the_wide_gemv() {

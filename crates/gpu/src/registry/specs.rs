@@ -293,7 +293,9 @@ fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
 fn gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
     let body: &[&str] = match key.variant {
         Variant::Plain => &["gemv/gemv_multi_reduce.wgsl", "gemv/gemv_multi_body.wgsl"],
-        Variant::Dp4a if dp4a_multi(key.format) => &["gemv/gemv_multi_body_q8.wgsl"],
+        Variant::Dp4a | Variant::Dp4aWide if dp4a_multi(key.format) => {
+            &["gemv/gemv_multi_body_q8.wgsl"]
+        }
         _ => return None,
     };
     let name = kernel_name(key.op, key.format);
@@ -308,6 +310,9 @@ fn gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
     let tokens = gemv_multi_tokens();
     let rows = gemv_multi_rows(key.variant);
     defines.extend([("NR", rows), ("MT", tokens)]);
+    if key.variant != Variant::Plain {
+        defines.push(("TU", gemv_multi_lanes(key.variant)));
+    }
     Some(KernelSpec {
         key,
         entry: format!(

@@ -3,14 +3,14 @@
 // 2 s, 2 s + 1; its (d, d sum q) in the scale region from vec4 2 n units, two units per
 // vec4), quantized once per input rather than once per workgroup.
 // A workgroup of WG threads covers NR = 4 * QUADS rows and MT tokens: thread (g, ul) owns
-// rows 4 g .. 4 g + 3 and walks units ul, ul + TU, ...; per unit it decodes its four rows'
+// rows 4 g .. 4 g + 3 and walks units ul, ul + TU, ... (TU, a define: 16 for the wide
+// variant, 64 to spread short weights over more workgroups); per unit it decodes its four rows'
 // codes once (unit_q8) and multiplies them with every token's codes by dot4I8Packed, the
-// activations read straight from memory (16 lanes read 16 consecutive units: coalesced, and
+// activations read straight from memory (TU lanes read TU consecutive units: coalesced, and
 // every thread of the workgroup reads the same ones, so they come from L1). No workgroup
 // memory or barrier until the reduction.
 // Accumulators are named per token (vec4: the four rows), never dynamically indexed.
 const WG: u32 = 256u;
-const TU: u32 = 16u;
 const QUADS: u32 = WG / TU;
 // Two tokens' partial sums per reduction round.
 var<workgroup> xs: array<vec4<f32>, 2u * WG>;
@@ -29,8 +29,10 @@ fn tok4(w0: WQ8, w1: WQ8, w2: WQ8, w3: WQ8, s: u32, sbase: u32) -> vec4<f32> {
 fn reduce_tok2(ids: Ids, a: vec4<f32>, b: vec4<f32>, k: u32, row0: u32, tok0: u32, m: u32) {
     let g = ids.lid / TU;
     let ul = ids.lid % TU;
-    xs[ul * QUADS + (g ^ ul)] = a;
-    xs[WG + ul * QUADS + (g ^ ul)] = b;
+    // Slot ul * QUADS + (g ^ (ul % QUADS)): conflict-free stores and column reads.
+    let slot = ul * QUADS + (g ^ (ul % QUADS));
+    xs[slot] = a;
+    xs[WG + slot] = b;
     workgroupBarrier();
     if (ids.lid < 2u * NR) {
         let tt = ids.lid / NR;
@@ -38,7 +40,7 @@ fn reduce_tok2(ids: Ids, a: vec4<f32>, b: vec4<f32>, k: u32, row0: u32, tok0: u3
         let g2 = rl / 4u;
         var s = 0.0;
         for (var q = 0u; q < TU; q++) {
-            s += xs[tt * WG + q * QUADS + (g2 ^ q)][rl % 4u];
+            s += xs[tt * WG + q * QUADS + (g2 ^ (q % QUADS))][rl % 4u];
         }
         let t = 2u * k + tt;
         let row = row0 + rl;
