@@ -2,8 +2,8 @@
 //! token tiles, the tile the launcher picks per token count, and their specs
 //! (`MARLIN_GPU_COOP=0` turns coop off; `MARLIN_GPU_COOP_TILE=16|32|64` fixes the token tile;
 //! `MARLIN_GPU_COOP_KMAJOR=1` stages the weight tile K-major), and the K splits of small
-//! grids ([`coop_splits`]; `MARLIN_GPU_COOP_SPLITK=N` runs N splits wherever K has N
-//! chunks, 1 = never split). The first coop body (one unit per barrier pair, 64 x 64 tiles,
+//! grids ([`coop_splits`]: off by default; `MARLIN_GPU_COOP_SPLITK=auto` picks them by a
+//! wave model, `=N` runs N wherever K has N chunks). The first coop body (one unit per barrier pair, 64 x 64 tiles,
 //! 41.5 TFLOP/s against 65.6 on an H200) is gone.
 
 use std::sync::OnceLock;
@@ -91,13 +91,20 @@ pub fn gemm_variant_for(variant: Variant, rows: usize, n_tokens: usize) -> Varia
         .0
 }
 
-/// `MARLIN_GPU_COOP_SPLITK=N` (N >= 1): that many K splits for every coop GEMM (A/B of
-/// split-K on hardware; 1 turns it off); read once per process.
+/// `MARLIN_GPU_COOP_SPLITK`: unset (or unparsable) `Some(1)`, no split; `N` (N >= 1) that
+/// many K splits for every coop GEMM; `auto` `None`, the wave model. Read once per process.
 fn forced_splits() -> Option<usize> {
     static SPLITS: OnceLock<Option<usize>> = OnceLock::new();
-    *SPLITS.get_or_init(|| {
-        let v = std::env::var("MARLIN_GPU_COOP_SPLITK").ok()?;
-        v.trim().parse::<usize>().ok().filter(|&n| n >= 1)
+    *SPLITS.get_or_init(|| match std::env::var("MARLIN_GPU_COOP_SPLITK") {
+        Ok(v) if v.trim() == "auto" => None,
+        Ok(v) => Some(
+            v.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n >= 1)
+                .unwrap_or(1),
+        ),
+        Err(_) => Some(1),
     })
 }
 
@@ -114,11 +121,15 @@ const SPLITK_MAX: usize = 16;
 const SPLITK_MAX_TOKENS: usize = 128;
 
 /// K splits (grid z) of coop GEMM tile `variant` on a `rows` x `cols` weight chunk for
-/// `n_tokens` tokens: 1 (no split) for other variants, at large token counts and for grids
+/// `n_tokens` tokens. Off by default: on an H100 splitting did not pay (q4_0 14336 x 4096:
+/// 8 tokens 123 -> 111 µs with 2 splits, but 32 tokens 131 -> 143 with 3 and 64 tokens 140
+/// -> 171 with 5), as the small-token floor is about one workgroup per SM at a time, whose
+/// total chunk count a split does not change. `MARLIN_GPU_COOP_SPLITK=N` forces N (at most
+/// one split per chunk); `=auto` runs the wave model: 1 (no split) for other variants, at
+/// large token counts and for grids
 /// of at least [`SPLITK_TARGET_WGS`] workgroups; else the fewest splits that reach it, each
 /// of at least [`SPLITK_MIN_CHUNKS`] chunks of the tile's K (256 / TT elements), at most
-/// [`SPLITK_MAX`]. `MARLIN_GPU_COOP_SPLITK=N` forces N (at most one split per chunk) at
-/// every token count. On a 14336 x 4096 weight: 8 or 16 tokens (16-token tiles, 448
+/// [`SPLITK_MAX`]. On a 14336 x 4096 weight: 8 or 16 tokens (16-token tiles, 448
 /// workgroups of 16 chunks) run 2 splits; 32 (32-token tiles, 224 of 32) 3; 64 (64-token
 /// tiles, 112 of 64) 5; 512 tokens none.
 pub fn coop_splits(variant: Variant, rows: usize, cols: usize, n_tokens: usize) -> usize {
@@ -129,6 +140,12 @@ pub fn coop_splits(variant: Variant, rows: usize, cols: usize, n_tokens: usize) 
     if let Some(n) = forced_splits() {
         return n.min(chunks).max(1);
     }
+    wave_splits(tt, rows, chunks, n_tokens)
+}
+
+/// The wave model of [`coop_splits`] (`MARLIN_GPU_COOP_SPLITK=auto`) for token tile `tt`
+/// and `chunks` K chunks.
+fn wave_splits(tt: usize, rows: usize, chunks: usize, n_tokens: usize) -> usize {
     let wgs = rows.div_ceil(32 * tt) * n_tokens.max(1).div_ceil(16 * tt);
     if n_tokens > SPLITK_MAX_TOKENS || wgs == 0 || wgs >= SPLITK_TARGET_WGS {
         return 1;
@@ -237,15 +254,23 @@ mod tests {
 
     #[test]
     fn splits_fill_small_grids_only() {
-        let split = |v, rows, cols, n| coop_splits(v, rows, cols, n);
         if let Some(s) = forced_splits() {
-            // Forced: that many, at most one per chunk (K 256: 1, 2 or 4 chunks).
+            // Forced (1 by default): that many, at most one per chunk (K 256: 1, 2 or 4).
+            let split = |v, rows, cols, n| coop_splits(v, rows, cols, n);
             assert_eq!(split(Variant::CoopT16, 64, 4096, 512), s.min(16));
             assert_eq!(split(Variant::CoopT16, 64, 256, 8), 1);
             assert_eq!(split(Variant::Coop, 64, 256, 8), s.min(4));
-            return;
+            assert_eq!(split(Variant::Plain, 64, 4096, 8), 1);
         }
-        // The measured small-token floor, 14336 x 4096, with the tile each count runs.
+        // The wave model (`auto`), measured small-token floor, 14336 x 4096, with the tile
+        // each count runs.
+        let split = |v, rows, cols: usize, n| {
+            let tt = coop_tt(v).map_or(0, |t| t as usize);
+            match tt {
+                0 => 1,
+                _ => wave_splits(tt, rows, cols.div_ceil(32).div_ceil(8 / tt), n),
+            }
+        };
         let pick = |n| gemm_variant_for(Variant::Coop, 14336, n);
         assert_eq!(split(pick(8), 14336, 4096, 8), 2);
         assert_eq!(split(pick(16), 14336, 4096, 16), 2);

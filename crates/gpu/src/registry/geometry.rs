@@ -212,7 +212,10 @@ mod tests {
             return;
         }
         assert_eq!(
-            (gemv_multi_rows(Variant::Dp4a), gemv_multi_rows(Variant::Dp4aWide)),
+            (
+                gemv_multi_rows(Variant::Dp4a),
+                gemv_multi_rows(Variant::Dp4aWide)
+            ),
             (16, 64)
         );
         assert_eq!(gemv_multi_rows(Variant::Plain), 32);
