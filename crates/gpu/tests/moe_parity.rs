@@ -127,13 +127,14 @@ fn moe_route_matches_the_router_rules() {
         .iter()
         .map(|b| b * 0.5)
         .collect();
+    // The last field: a shared expert as one more slot per token.
     let cases = [
-        (false, true, 1, 1, 1.0, false),
-        (true, true, 4, 2, 2.5, true),
-        (true, false, 1, 1, 1.0, true),
-        (false, false, 2, 1, 1.0, false),
+        (false, true, 1, 1, 1.0, false, false),
+        (true, true, 4, 2, 2.5, true, true),
+        (true, false, 1, 1, 1.0, true, false),
+        (false, false, 2, 1, 1.0, false, true),
     ];
-    for (sigmoid, normalize, n_group, topk_group, scale, with_bias) in cases {
+    for (sigmoid, normalize, n_group, topk_group, scale, with_bias, shared_slot) in cases {
         let r = MoeRouting {
             n_experts: e,
             top_k: 3,
@@ -142,23 +143,26 @@ fn moe_route_matches_the_router_rules() {
             n_group,
             topk_group,
             scale,
+            shared_slot,
         };
+        let per = r.slots_per_token();
+        assert_eq!(per, 3 + usize::from(shared_slot));
         let lb = upload_f32(ctx, &logits).unwrap();
         let bb = upload_f32(ctx, &[vec![9.0; 4], bias.clone()].concat()).unwrap();
         let (ib, wb) = (
-            zeroed_f32(ctx, n * 3).unwrap(),
-            zeroed_f32(ctx, n * 3).unwrap(),
+            zeroed_f32(ctx, n * per).unwrap(),
+            zeroed_f32(ctx, n * per).unwrap(),
         );
         let mut enc = StepEncoder::new(ctx, "moe_route");
         let b = with_bias.then(|| Span::new(&bb, 4));
         record_moe_route(&mut enc, &r, n, &lb, b, &ib, &wb).expect("record");
         enc.submit().unwrap();
-        let ids: Vec<u32> = read_f32(ctx, &ib, 0, n * 3)
+        let ids: Vec<u32> = read_f32(ctx, &ib, 0, n * per)
             .unwrap()
             .iter()
             .map(|x| x.to_bits())
             .collect();
-        let wts = read_f32(ctx, &wb, 0, n * 3).unwrap();
+        let wts = read_f32(ctx, &wb, 0, n * per).unwrap();
         for t in 0..n {
             let want = route_ref(
                 &r,
@@ -166,11 +170,15 @@ fn moe_route_matches_the_router_rules() {
                 with_bias.then_some(&bias[..]),
             );
             for (j, (we, ww)) in want.into_iter().enumerate() {
-                assert_eq!(ids[t * 3 + j], we, "{r:?} token {t} slot {j}");
+                assert_eq!(ids[t * per + j], we, "{r:?} token {t} slot {j}");
                 assert!(
-                    (wts[t * 3 + j] - ww).abs() < 1e-5,
+                    (wts[t * per + j] - ww).abs() < 1e-5,
                     "{r:?} token {t} slot {j}"
                 );
+            }
+            if shared_slot {
+                assert_eq!(ids[t * per + 3], e as u32, "token {t}: the shared expert");
+                assert_eq!(wts[t * per + 3], 1.0, "token {t}: unscaled");
             }
         }
     }
@@ -182,6 +190,7 @@ fn moe_route_matches_the_router_rules() {
         n_group: 1,
         topk_group: 1,
         scale: 1.0,
+        shared_slot: false,
     };
     let lb = zeroed_f32(ctx, 300).unwrap();
     let mut enc = StepEncoder::new(ctx, "moe_route");

@@ -29,11 +29,21 @@ pub struct MoeRouting {
     pub topk_group: usize,
     /// Multiplies every routed weight.
     pub scale: f32,
+    /// A shared expert stacked after the routed ones (index `n_experts`): every token gets
+    /// one more slot, that expert at weight 1, so it runs in the routed experts' kernels.
+    pub shared_slot: bool,
+}
+
+impl MoeRouting {
+    /// Slots per token: `top_k`, plus the shared expert's.
+    pub fn slots_per_token(&self) -> usize {
+        self.top_k + usize::from(self.shared_slot)
+    }
 }
 
 /// Record routing of `n_tokens` tokens: `logits` (`n_tokens × n_experts`), the optional
 /// correction `bias` (`n_experts`, selection only) → `ids` (u32) and `weights` (f32), both
-/// `n_tokens × top_k`, slot `t · top_k + j`.
+/// `n_tokens × S`, slot `t · S + j` (S = [`MoeRouting::slots_per_token`]).
 pub fn record_moe_route(
     enc: &mut StepEncoder<'_>,
     r: &MoeRouting,
@@ -52,7 +62,8 @@ pub fn record_moe_route(
         || r.n_experts == 0
         || r.n_experts > MOE_MAX_EXPERTS
         || r.top_k == 0
-        || r.top_k > MOE_MAX_TOP_K.min(r.n_experts)
+        || r.top_k > r.n_experts
+        || r.slots_per_token() > MOE_MAX_TOP_K
         || !groups_ok
     {
         return Err(Error::shape(
@@ -65,14 +76,17 @@ pub fn record_moe_route(
         ));
     }
     Span::whole(logits).check(OP, "logits", n_tokens * r.n_experts)?;
-    let slots = n_tokens * r.top_k;
+    let slots = n_tokens * r.slots_per_token();
     Span::whole(ids).check(OP, "ids", slots)?;
     Span::whole(weights).check(OP, "weights", slots)?;
     let (bias_buf, bias_off) = match bias {
         Some(b) => (b.buffer, b.check(OP, "bias", r.n_experts)?),
         None => (logits, 0),
     };
-    let flags = u32::from(r.sigmoid) | u32::from(r.normalize) << 1 | u32::from(bias.is_some()) << 2;
+    let flags = u32::from(r.sigmoid)
+        | u32::from(r.normalize) << 1
+        | u32::from(bias.is_some()) << 2
+        | u32::from(r.shared_slot) << 3;
     let params = [
         to_u32(OP, "n_tokens", n_tokens)?,
         r.n_experts as u32,

@@ -1,7 +1,9 @@
 //! A mixture-of-experts MLP on the GPU: every expert's gate|up and down stacked into one
 //! weight each ([`GpuExperts`]), so a step runs router GEMV → `moe_route` → gate|up
-//! `moe_gemv` over all token slots → gated activation → down `moe_gemv` → shared expert →
-//! `moe_combine`: a fixed number of dispatches whatever `top_k` is. Trellis experts add a
+//! `moe_gemv` over all token slots → gated activation → down `moe_gemv` → `moe_combine`:
+//! a fixed number of dispatches whatever `top_k` is. A shared expert of the routed
+//! experts' shape and formats is stacked after them and runs as one more slot per token;
+//! any other runs as a dense MLP before the combine. Trellis experts add a
 //! `moe_hadamard_scale` on each side of both expert GEMVs (every matrix has its own
 //! suh/svh); rotated experts a `hadamard` of the GEMV input. Prefill runs the same slot
 //! kernels over every token's slots (no grouping of tokens by expert yet).
@@ -69,8 +71,28 @@ impl GpuMoe {
             }
             gu.extend([&e.gate, &e.up]);
         }
-        let downs: Vec<&QTensor> = w.experts.iter().map(|e| &e.down).collect();
-        let shared = match &w.shared {
+        let mut downs: Vec<&QTensor> = w.experts.iter().map(|e| &e.down).collect();
+        // A shared expert of the routed experts' shapes, formats and rotations runs as one more slot of
+        // their kernels (3 dispatches fewer per layer); any other runs as a dense MLP.
+        let slot = w.shared.as_ref().filter(|m| {
+            let no_bias = [&m.gate, &m.up, &m.down].iter().all(|l| l.bias.is_none());
+            no_bias
+                && w.experts.first().is_some_and(|e| {
+                    [(&m.gate, &e.gate), (&m.up, &e.up), (&m.down, &e.down)]
+                        .iter()
+                        .all(|(a, b)| {
+                            let a = &a.weight;
+                            a.format == b.format
+                                && a.shape == b.shape
+                                && a.hadamard() == b.hadamard()
+                        })
+                })
+        });
+        if let Some(m) = slot {
+            gu.extend([&m.gate.weight, &m.up.weight]);
+            downs.push(&m.down.weight);
+        }
+        let shared = match w.shared.as_ref().filter(|_| slot.is_none()) {
             Some(m) => Some((
                 upload_proj(ctx, &[&m.gate, &m.up], vecs, &name("ffn_gate_up_shexp"))?,
                 upload_linear(ctx, &m.down, vecs, &name("ffn_down_shexp"))?,
@@ -91,6 +113,7 @@ impl GpuMoe {
                 n_group: cfg.n_group.max(1),
                 topk_group: cfg.topk_group.max(1),
                 scale: cfg.routed_scale,
+                shared_slot: slot.is_some(),
             },
             ffn,
         })
@@ -118,7 +141,7 @@ impl GpuModel {
         n: usize,
     ) -> Result<()> {
         let r = &m.routing;
-        let (d, f, k) = (self.config.hidden, m.ffn, r.top_k);
+        let (d, f, k) = (self.config.hidden, m.ffn, r.slots_per_token());
         let slots = n * k;
         let bytes = |floats: usize| (floats * 4) as u64;
         let logits = enc.scratch(bytes(n * r.n_experts));

@@ -2,7 +2,9 @@
 // + correction bias for selection only, group-limited choice (groups ranked by the sum of
 // their two best choices), top-k (ties: lower expert first), weights = scores of the picked
 // experts, renormalised when asked (sigmoid: + 1e-20 in the denominator), times the routed
-// scale. Writes expert ids and weights of token t's slots at t * top_k + j.
+// scale. Writes expert ids and weights of token t's slots at t * S + j, S = top_k; with
+// flag bit 3 (a shared expert stacked after the routed ones) S = top_k + 1 and slot
+// t * S + top_k is (n_experts, 1): the shared expert runs as one more slot.
 // Maxima, sums and each top-k pick are workgroup tree reductions (a single thread walking
 // all experts k times took ~47 µs per decode step on an H200).
 // Launcher: src/ops/moe.rs (at most MAX_E experts, 32 groups, 16 slots per token).
@@ -10,7 +12,7 @@ struct Params {
     n_tokens: u32,
     n_experts: u32,
     top_k: u32,
-    flags: u32,      // bit 0 sigmoid, bit 1 renormalise, bit 2 correction bias
+    flags: u32,      // bit 0 sigmoid, bit 1 renormalise, bit 2 correction bias, bit 3 shared slot
     n_group: u32,
     topk_group: u32,
     scale: u32,      // f32 bits
@@ -163,8 +165,14 @@ fn moe_route(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) w
     if ((p.flags & 2u) != 0u) {
         denom = sum + select(0.0, 1e-20, (p.flags & 1u) != 0u);
     }
+    let has_shared = (p.flags >> 3u) & 1u;
+    let per = p.top_k + has_shared;
     if (mine != NONE) {
-        ids[t * p.top_k + mine] = e;
-        wts[t * p.top_k + mine] = score(x, mx, z) / denom * bitcast<f32>(p.scale);
+        ids[t * per + mine] = e;
+        wts[t * per + mine] = score(x, mx, z) / denom * bitcast<f32>(p.scale);
+    }
+    if (has_shared == 1u && lid == 0u) {
+        ids[t * per + p.top_k] = p.n_experts;
+        wts[t * per + p.top_k] = 1.0;
     }
 }
