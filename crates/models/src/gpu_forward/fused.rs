@@ -1,8 +1,12 @@
 //! Decode steps (one token) with each RMSNorm folded into the GEMVs that read it
 //! (`gemv_norm`) and each residual add folded into the GEMV that produces it (`gemv_add`):
 //! a Llama-family layer then records no norm or add dispatch of its own (64 fewer
-//! dispatches per token on Llama-3-8B). Layers with post-norms (Gemma), MLA or experts,
-//! biases on o/down, and rotated or trellis weights keep the separate ops.
+//! dispatches per token on Llama-3-8B). An MLA layer (with q_lora) folds its attention
+//! norm into the latent projection and adds o_proj and its MLP into the residual stream;
+//! a MoE MLP keeps one norm dispatch for its router and experts and its combine adds into
+//! the stream (one dispatch fewer per layer than the add + norm pairs). Layers with
+//! post-norms (Gemma), biases on o/down, a dense shared expert, and rotated or trellis
+//! weights where a fused GEMV would read them keep the separate ops.
 //! `MARLIN_GPU_FUSE_NORM=0` turns it off (A/B runs).
 
 use marlin_gpu::wgpu::Buffer;
@@ -41,17 +45,22 @@ impl FusedNorms {
         hidden: usize,
         eps: f32,
     ) -> Result<Option<FusedNorms>> {
-        let GpuFfn::Dense { gu, down } = &l.ffn else {
-            return Ok(None);
+        let ffn_ok = match &l.ffn {
+            GpuFfn::Dense { gu, down } => {
+                down.bias.is_none() && gu.parts.iter().all(plain) && plain(&down.w)
+            }
+            GpuFfn::Moe(m) => !m.has_dense_shared(),
         };
-        let fusable = l.mla.is_none()
+        let attn_ok = match &l.mla {
+            Some(m) => m.q_lora > 0 && m.a.parts.iter().all(plain),
+            None => l.qkv.parts.iter().all(plain),
+        };
+        let fusable = ffn_ok
+            && attn_ok
             && l.post_attn_norm.is_none()
             && l.post_ffn_norm.is_none()
             && l.o.bias.is_none()
-            && down.bias.is_none()
-            && l.qkv.parts.iter().chain(&gu.parts).all(plain)
-            && plain(&l.o.w)
-            && plain(&down.w);
+            && plain(&l.o.w);
         if !fusable {
             return Ok(None);
         }
@@ -60,6 +69,13 @@ impl FusedNorms {
             attn: buf(l.attn_norm)?,
             ffn: buf(l.ffn_norm)?,
         }))
+    }
+}
+
+impl FusedNorms {
+    /// The attention norm as `gemv_norm` reads it.
+    pub(super) fn attn(&self) -> &Buffer {
+        &self.attn
     }
 }
 
@@ -87,17 +103,25 @@ impl GpuModel {
         self.proj_with(enc, &l.qkv, &s.h, &s.qkv, 1, Some(&f.attn))
     }
 
-    /// `h += o(att)`, then `h += down(act(gate n(h)) · up n(h))` (ffn norm folded in).
+    /// `h += o(att)`, then the MLP added into `h`: dense, `h += down(act(gate n(h)) ·
+    /// up n(h))` (ffn norm folded in); MoE, `n(h)` into `s.xn` for the router and experts,
+    /// whose combine adds into `h`.
     pub(super) fn fused_tail(
         &self,
         enc: &mut StepEncoder<'_>,
         l: &GpuLayer,
         f: &FusedNorms,
+        att: &Buffer,
         s: &Scratch,
     ) -> Result<()> {
-        self.linear_add(enc, &l.o, &s.att, &s.h)?;
-        let GpuFfn::Dense { gu, down } = &l.ffn else {
-            return Ok(());
+        self.linear_add(enc, &l.o, att, &s.h)?;
+        let (gu, down) = match &l.ffn {
+            GpuFfn::Dense { gu, down } => (gu, down),
+            GpuFfn::Moe(m) => {
+                let d = self.config.hidden;
+                self.norm(enc, l.ffn_norm, &s.h, &s.xn, 1, d)?;
+                return self.record_moe(enc, m, s, 1, &s.h, true);
+            }
         };
         self.proj_with(enc, gu, &s.h, &s.gu, 1, Some(&f.ffn))?;
         let ffn = gu.width / 2;

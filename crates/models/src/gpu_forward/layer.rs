@@ -61,8 +61,13 @@ impl GpuModel {
         let c = &self.config;
         let lw = &self.layers[l];
         let n = inp.n;
+        let fused = if fused { lw.fused.as_ref() } else { None };
         if let Some(m) = &lw.mla {
-            let att = self.record_mla(enc, l, m, inp, kv, words, cs, s)?;
+            if let Some(f) = fused {
+                let att = self.record_mla(enc, l, m, inp, kv, words, cs, s, Some(f.attn()))?;
+                return self.fused_tail(enc, lw, f, &att, s);
+            }
+            let att = self.record_mla(enc, l, m, inp, kv, words, cs, s, None)?;
             self.linear(enc, &lw.o, &att, &s.tmp, n)?;
             self.residual(enc, lw.post_attn_norm, &s.tmp, s, n, Some(lw.ffn_norm))?;
             self.record_ffn(enc, &lw.ffn, s, n)?;
@@ -70,7 +75,6 @@ impl GpuModel {
         }
         let (hd, qd, kvd) = (c.head_dim, c.q_dim(), c.kv_dim());
         let stride = qd + 2 * kvd;
-        let fused = if fused { lw.fused.as_ref() } else { None };
         match fused {
             Some(f) => self.fused_qkv(enc, lw, f, s)?,
             None => self.proj(enc, &lw.qkv, &s.xn, &s.qkv, n)?,
@@ -122,7 +126,7 @@ impl GpuModel {
         };
         self.record_attn(enc, &shape, inp, &s.qr, kc, vc, words, s)?;
         if let Some(f) = fused {
-            return self.fused_tail(enc, lw, f, s);
+            return self.fused_tail(enc, lw, f, &s.att, s);
         }
         self.linear(enc, &lw.o, &s.att, &s.tmp, n)?;
         self.residual(enc, lw.post_attn_norm, &s.tmp, s, n, Some(lw.ffn_norm))?;

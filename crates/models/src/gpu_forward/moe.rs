@@ -9,6 +9,7 @@
 //! kernels over every token's slots (no grouping of tokens by expert yet).
 
 use marlin_core::QTensor;
+use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
     record_gate_mul, record_matmul, record_moe_combine, record_moe_experts, record_moe_route,
     GpuContext, GpuExperts, GpuWeight, MatmulIo, MoeExpertsIo, MoeRouting, Span, StepEncoder,
@@ -119,6 +120,11 @@ impl GpuMoe {
         })
     }
 
+    /// Whether a dense shared expert runs beside the routed slots.
+    pub(crate) fn has_dense_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
     /// Every weight matrix (router, stacked experts, shared expert).
     pub(crate) fn weights(&self) -> impl Iterator<Item = &GpuWeight> {
         let shared = self
@@ -132,14 +138,23 @@ impl GpuMoe {
 }
 
 impl GpuModel {
-    /// Record the MoE MLP `m` over `n` tokens: `s.xn` in, `s.tmp` out.
+    /// Record the MoE MLP `m` over `n` tokens: `s.xn` in, `out` written (`add`: added into,
+    /// for a fused decode step adding straight into the residual stream; needs no dense
+    /// shared expert, which writes `out` first).
     pub(super) fn record_moe(
         &self,
         enc: &mut StepEncoder<'_>,
         m: &GpuMoe,
         s: &Scratch,
         n: usize,
+        out: &Buffer,
+        add: bool,
     ) -> Result<()> {
+        if add && m.shared.is_some() {
+            return Err(Error::Unsupported(
+                "MoE added into its output with a dense shared expert".into(),
+            ));
+        }
         let r = &m.routing;
         let (d, f, k) = (self.config.hidden, m.ffn, r.slots_per_token());
         let slots = n * k;
@@ -179,9 +194,9 @@ impl GpuModel {
         };
         record_moe_experts(enc, &m.down, &io)?;
         if let Some((sgu, sdown)) = &m.shared {
-            self.dense_mlp(enc, sgu, sdown, &s.xn, &s.tmp, n, None)?;
+            self.dense_mlp(enc, sgu, sdown, &s.xn, out, n, None)?;
         }
-        record_moe_combine(enc, &y, &wts, &s.tmp, n, d, k, m.shared.is_some())?;
+        record_moe_combine(enc, &y, &wts, out, n, d, k, add || m.shared.is_some())?;
         Ok(())
     }
 }

@@ -36,8 +36,10 @@ impl GpuMla {
 }
 
 impl GpuModel {
-    /// Record layer `l`'s MLA over the step's tokens (normed input in `s.xn`); returns the
-    /// buffer holding the per-head outputs (`n × H·v`, the input of `o_proj`).
+    /// Record layer `l`'s MLA over the step's tokens (normed input in `s.xn`; with `norm`, a
+    /// fused decode step: the residual stream `s.h`, the attention norm folded into the
+    /// first projection's GEMVs); returns the buffer holding the per-head outputs
+    /// (`n × H·v`, the input of `o_proj`).
     #[allow(clippy::too_many_arguments)]
     pub(in crate::gpu_forward) fn record_mla(
         &self,
@@ -49,6 +51,7 @@ impl GpuModel {
         words: &Buffer,
         cs: &Buffer,
         s: &Scratch,
+        norm: Option<&Buffer>,
     ) -> Result<Buffer> {
         let c = &self.config;
         let mc = c
@@ -71,7 +74,12 @@ impl GpuModel {
         };
         let bytes = |floats: usize| (floats.max(1) * 4) as u64;
         let a = enc.scratch(bytes(n * m.a.width));
-        self.proj(enc, &m.a, &s.xn, &a, n)?;
+        if norm.is_some() && m.q_lora == 0 {
+            // Without q_lora the q projection reads the normed input itself.
+            return Err(Error::Unsupported("fused MLA decode without q_lora".into()));
+        }
+        let x = if norm.is_some() { &s.h } else { &s.xn };
+        self.proj_with(enc, &m.a, x, &a, n, norm)?;
         let cq = enc.scratch(bytes(n * m.q_lora));
         let io = MlaLatentIo {
             norms: Span::new(&self.vectors, m.norms),
