@@ -49,7 +49,7 @@ impl FusedNorms {
             GpuFfn::Dense { gu, down } => {
                 down.bias.is_none() && gu.parts.iter().all(plain) && plain(&down.w)
             }
-            GpuFfn::Moe(m) => !m.has_dense_shared(),
+            GpuFfn::Moe(m) => !m.decode_has_dense_shared(),
         };
         let attn_ok = match &l.mla {
             Some(m) => m.q_lora > 0 && m.a.parts.iter().all(plain),

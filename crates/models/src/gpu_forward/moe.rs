@@ -2,8 +2,9 @@
 //! weight each ([`GpuExperts`]), so a step runs router GEMV → `moe_route` → gate|up
 //! `moe_gemv` over all token slots → gated activation → down `moe_gemv` → `moe_combine`:
 //! a fixed number of dispatches whatever `top_k` is. A shared expert of the routed
-//! experts' shape and formats is stacked after them and runs as one more slot per token;
-//! any other runs as a dense MLP before the combine. Trellis experts add a
+//! experts' shape and formats is also stacked after them and runs as one more slot in
+//! one-token steps; longer steps (and any other shared expert) run it as a dense MLP
+//! before the combine. Trellis experts add a
 //! `moe_hadamard_scale` on each side of both expert GEMVs (every matrix has its own
 //! suh/svh); rotated experts a `hadamard` of the GEMV input. Prefill runs the same slot
 //! kernels over every token's slots (no grouping of tokens by expert yet).
@@ -34,6 +35,10 @@ pub(crate) struct GpuMoe {
     down: GpuExperts,
     /// The shared expert (gate|up, down).
     shared: Option<(GpuProj, GpuLinear)>,
+    /// The shared expert is also stacked after the routed experts (index `n_experts`):
+    /// one-token steps run it as one more routed slot (3 dispatches fewer per layer);
+    /// longer steps keep the dense MLP, whose GEMM beats a GEMV per token slot.
+    slot: bool,
     routing: MoeRouting,
     /// Inner size F of one routed expert.
     ffn: usize,
@@ -73,11 +78,13 @@ impl GpuMoe {
             gu.extend([&e.gate, &e.up]);
         }
         let mut downs: Vec<&QTensor> = w.experts.iter().map(|e| &e.down).collect();
-        // A shared expert of the routed experts' shapes, formats and rotations runs as one more slot of
-        // their kernels (3 dispatches fewer per layer); any other runs as a dense MLP.
+        // A shared expert of the routed experts' shapes, formats and rotations is stacked
+        // with them too (`MARLIN_GPU_MOE_SHARED_SLOT=0`: never, for A/B runs).
+        let slot_on = std::env::var("MARLIN_GPU_MOE_SHARED_SLOT").map_or(true, |v| v != "0");
         let slot = w.shared.as_ref().filter(|m| {
             let no_bias = [&m.gate, &m.up, &m.down].iter().all(|l| l.bias.is_none());
-            no_bias
+            slot_on
+                && no_bias
                 && w.experts.first().is_some_and(|e| {
                     [(&m.gate, &e.gate), (&m.up, &e.up), (&m.down, &e.down)]
                         .iter()
@@ -93,7 +100,7 @@ impl GpuMoe {
             gu.extend([&m.gate.weight, &m.up.weight]);
             downs.push(&m.down.weight);
         }
-        let shared = match w.shared.as_ref().filter(|_| slot.is_none()) {
+        let shared = match w.shared.as_ref() {
             Some(m) => Some((
                 upload_proj(ctx, &[&m.gate, &m.up], vecs, &name("ffn_gate_up_shexp"))?,
                 upload_linear(ctx, &m.down, vecs, &name("ffn_down_shexp"))?,
@@ -106,6 +113,7 @@ impl GpuMoe {
             gate_up: stack(ctx, &gu, 2, &name("ffn_gate_up_exps"))?,
             down: stack(ctx, &downs, 1, &name("ffn_down_exps"))?,
             shared,
+            slot: slot.is_some(),
             routing: MoeRouting {
                 n_experts: e_n,
                 top_k: cfg.top_k,
@@ -114,15 +122,15 @@ impl GpuMoe {
                 n_group: cfg.n_group.max(1),
                 topk_group: cfg.topk_group.max(1),
                 scale: cfg.routed_scale,
-                shared_slot: slot.is_some(),
+                shared_slot: false,
             },
             ffn,
         })
     }
 
-    /// Whether a dense shared expert runs beside the routed slots.
-    pub(crate) fn has_dense_shared(&self) -> bool {
-        self.shared.is_some()
+    /// Whether a one-token step runs a dense shared expert beside the routed slots.
+    pub(crate) fn decode_has_dense_shared(&self) -> bool {
+        self.shared.is_some() && !self.slot
     }
 
     /// Every weight matrix (router, stacked experts, shared expert).
@@ -150,12 +158,17 @@ impl GpuModel {
         out: &Buffer,
         add: bool,
     ) -> Result<()> {
-        if add && m.shared.is_some() {
+        let slot = m.slot && n == 1;
+        let dense_shared = m.shared.as_ref().filter(|_| !slot);
+        if add && dense_shared.is_some() {
             return Err(Error::Unsupported(
                 "MoE added into its output with a dense shared expert".into(),
             ));
         }
-        let r = &m.routing;
+        let r = &MoeRouting {
+            shared_slot: slot,
+            ..m.routing
+        };
         let (d, f, k) = (self.config.hidden, m.ffn, r.slots_per_token());
         let slots = n * k;
         let bytes = |floats: usize| (floats * 4) as u64;
@@ -193,10 +206,10 @@ impl GpuModel {
             slots,
         };
         record_moe_experts(enc, &m.down, &io)?;
-        if let Some((sgu, sdown)) = &m.shared {
+        if let Some((sgu, sdown)) = dense_shared {
             self.dense_mlp(enc, sgu, sdown, &s.xn, out, n, None)?;
         }
-        record_moe_combine(enc, &y, &wts, out, n, d, k, add || m.shared.is_some())?;
+        record_moe_combine(enc, &y, &wts, out, n, d, k, add || dense_shared.is_some())?;
         Ok(())
     }
 }
