@@ -7,7 +7,9 @@ use marlin_core::QuantFormat;
 use marlin_gpu::bench::{
     bench_gemm, bench_gemv, bench_tokens, copy_bandwidth, stream_bandwidth, TokensCase,
 };
-use marlin_gpu::registry::{coop_kmajor, gemm_tile, gemm_variant_for};
+use marlin_gpu::registry::{
+    coop_kmajor, coop_splits, gemm_tile, gemm_variant_for, gemv_multi_rows, gemv_multi_wide,
+};
 use marlin_gpu::{DeviceSelector, GpuContext};
 use marlin_gpu::{Op, Variant};
 use serde_json::{json, Value};
@@ -74,7 +76,7 @@ fn measure(
             Ok(g) => json!({
                 "kernel": g.name,
                 "variant": g.variant.name(),
-                "ran": gemm_ran(g.variant, rows, g.tokens),
+                "ran": gemm_ran(g.variant, (rows, cols), g.tokens),
                 "tokens": g.tokens,
                 "us": g.us,
                 "tflop_s": g.tflop_s,
@@ -86,10 +88,11 @@ fn measure(
     out
 }
 
-/// What a GEMM of `variant` on `tokens` tokens actually runs: the launcher's variant (the
-/// coop GEMM picks its token tile by count), its (rows, tokens) tile and, for coop, the
-/// weight tile layout (`MARLIN_GPU_COOP_KMAJOR=1`: K-major).
-fn gemm_ran(variant: Variant, weight_rows: usize, tokens: usize) -> Value {
+/// What a GEMM of `variant` on `tokens` tokens of a (rows, cols) weight actually runs: the
+/// launcher's variant (the coop GEMM picks its token tile by count), its (rows, tokens)
+/// tile, its K splits and, for coop, the weight tile layout (`MARLIN_GPU_COOP_KMAJOR=1`:
+/// K-major).
+fn gemm_ran(variant: Variant, (weight_rows, cols): (usize, usize), tokens: usize) -> Value {
     let ran = gemm_variant_for(variant, weight_rows, tokens);
     let (rows, tile_tokens) = gemm_tile(ran);
     let body = match (ran.is_coop(), coop_kmajor()) {
@@ -97,7 +100,15 @@ fn gemm_ran(variant: Variant, weight_rows: usize, tokens: usize) -> Value {
         (true, true) => "coop_chunked_kmajor",
         (true, false) => "coop_chunked",
     };
-    json!({ "variant": ran.name(), "tile": [rows, tile_tokens], "body": body })
+    let splits = coop_splits(ran, weight_rows, cols, tokens);
+    json!({ "variant": ran.name(), "tile": [rows, tile_tokens], "body": body, "splits": splits })
+}
+
+/// What a `gemv_multi` of `variant` runs on a `rows`-row weight: the launcher's width and
+/// its rows per workgroup.
+fn multi_ran(variant: Variant, rows: usize, tokens: usize) -> Value {
+    let ran = gemv_multi_wide(variant, rows, tokens);
+    json!({ "variant": ran.name(), "rows_per_workgroup": gemv_multi_rows(ran) })
 }
 
 /// The cases of `--gemv-tokens`: each count with the device's op, then the GEMM for
@@ -139,8 +150,10 @@ fn tokens_curve(
                     "pct_of_stream_read": 100.0 * b.gb_s / stream_read_gb_s,
                     "timer": format!("{:?}", b.timer).to_lowercase(),
                 });
-                if b.op == Op::Gemm {
-                    e["ran"] = gemm_ran(b.variant, shape.0, b.tokens);
+                match b.op {
+                    Op::Gemm => e["ran"] = gemm_ran(b.variant, shape, b.tokens),
+                    Op::GemvMulti => e["ran"] = multi_ran(b.variant, shape.0, b.tokens),
+                    _ => {}
                 }
                 e
             })
@@ -252,9 +265,15 @@ mod tests {
             ["gemv_q8_0", "gemv_multi_q8_0", "gemm_q8_0", "gemm_q8_0"]
         );
         assert_eq!(v[1]["tokens"], 4);
-        // The GEMMs say which kernel flavour and tile ran (plain on lavapipe).
+        // The GEMMs say which kernel flavour, tile and splits ran (plain on lavapipe), the
+        // gemv_multi which width; a GEMV says nothing more.
         assert_eq!(v[2]["ran"]["tile"], json!([64, 16]));
-        assert!(v[1].get("ran").is_none());
+        assert_eq!(v[2]["ran"]["splits"], 1);
+        assert_eq!(
+            v[1]["ran"]["rows_per_workgroup"], 16,
+            "40 rows: the narrow form"
+        );
+        assert!(v[0].get("ran").is_none());
         assert!(v[1]["gb_s"].as_f64().unwrap() > 0.0);
     }
 
@@ -264,7 +283,7 @@ mod tests {
         if std::env::var_os("MARLIN_GPU_COOP_TILE").is_some() {
             return;
         }
-        let small = gemm_ran(Variant::Coop, 4096, 16);
+        let small = gemm_ran(Variant::Coop, (4096, 4096), 16);
         assert_eq!(small["variant"], "coop_t16");
         assert_eq!(small["tile"], json!([32, 16]));
         let chunked = if coop_kmajor() {
@@ -273,11 +292,14 @@ mod tests {
             "coop_chunked"
         };
         assert_eq!(small["body"], chunked);
-        assert_eq!(gemm_ran(Variant::Coop, 28672, 32)["variant"], "coop_t32");
-        let big = gemm_ran(Variant::Coop, 28672, 512);
+        assert_eq!(
+            gemm_ran(Variant::Coop, (28672, 4096), 32)["variant"],
+            "coop_t32"
+        );
+        let big = gemm_ran(Variant::Coop, (28672, 4096), 512);
         assert_eq!(big["variant"], "coop");
         assert_eq!(big["tile"], json!([128, 64]));
-        let plain = gemm_ran(Variant::Plain, 4096, 512);
+        let plain = gemm_ran(Variant::Plain, (4096, 4096), 512);
         assert_eq!(plain["body"], "tiled");
         assert_eq!(plain["tile"], json!([64, 16]));
     }
