@@ -8,10 +8,9 @@ use crate::ops::act_q8::record_act_q8;
 use crate::ops::gemm_splitk::{record_gemm_splitk_reduce, splits_within, SplitkReduceIo};
 use crate::ops::hadamard::{record_hadamard, record_hadamard_scale, ScaleSide};
 use crate::ops::Span;
-use crate::registry::coop_splits;
 use crate::registry::{
-    act_q8_perm, gemm_tile, gemm_variant_for, gemv_multi_rows, gemv_multi_tokens, gemv_multi_wide,
-    gemv_rows, gemv_wide, KernelKey, Variant,
+    act_q8_perm, coop_splits, gemm_tile, gemm_variant_for, gemv_multi_rows, gemv_multi_tokens,
+    gemv_multi_wide, gemv_rows, gemv_wide, KernelKey, Variant,
 };
 use crate::upload::{read_f32, upload_f32, zeroed_f32};
 use crate::weight_trellis::TrellisSides;
