@@ -209,6 +209,35 @@ fn check_batch(arch: &str, model: &Model, gpu: &GpuModel, prompts: &[Vec<u32>]) 
         ids,
         "{arch}"
     );
+    // Decode steps, one row per sequence: the rows are adjacent, so the LM head runs once
+    // for all of them (the step's dispatch count does not grow with the batch), also when
+    // the rows span logits pages.
+    let tables: [&[u32]; 4] = [&ta, &tb, &[1], &[4]];
+    let starts = [a.len(), b.len(), 0, 0];
+    let toks = [[3u32], [4], [5], [6]];
+    let decode = |k: usize| -> Vec<SeqInput<'_>> {
+        (0..k)
+            .map(|i| SeqInput {
+                tokens: &toks[i],
+                start_pos: starts[i],
+                block_table: tables[i],
+                logits: LogitsRequest::Last,
+            })
+            .collect()
+    };
+    gpu.forward(&decode(2), &kv).expect("decode 2");
+    let two = gpu.dispatch_count();
+    let four = gpu.forward(&decode(4), &kv).expect("decode 4");
+    assert_eq!(
+        gpu.dispatch_count(),
+        two,
+        "{arch}: one LM head dispatch per step"
+    );
+    let four_paged = paged.forward(&decode(4), &kv2).expect("paged decode");
+    assert_eq!(
+        four_paged.data, four.data,
+        "{arch}: decode rows across logits pages"
+    );
     // A block id past the cache and a token past the vocabulary are errors.
     let bad_block = [SeqInput {
         tokens: a,

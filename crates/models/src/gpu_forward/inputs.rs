@@ -30,6 +30,22 @@ pub(super) struct StepInputs {
     pub(super) prompt: bool,
 }
 
+impl StepInputs {
+    /// The logits rows as runs of adjacent token rows, in pick order: a decode step's
+    /// sequences (one row each, consecutive) make one run, so the LM head runs once for
+    /// all of them instead of once per sequence.
+    pub(super) fn pick_runs(&self) -> Vec<Range<usize>> {
+        let mut runs: Vec<Range<usize>> = Vec::new();
+        for r in self.picks.iter().filter(|r| !r.is_empty()) {
+            match runs.last_mut() {
+                Some(last) if last.end == r.start => last.end = r.end,
+                _ => runs.push(r.clone()),
+            }
+        }
+        runs
+    }
+}
+
 /// `cos ‖ sin` of every position's half angles, as the CPU table computes them (f64).
 fn push_cs(cfg: &RopeConfig, positions: &[usize], out: &mut Vec<f32>) {
     let f = cfg.inv_freqs();
@@ -132,5 +148,38 @@ impl GpuModel {
             cs_local_off,
             picks,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_picks(picks: Vec<Range<usize>>) -> StepInputs {
+        StepInputs {
+            n: 0,
+            words: Vec::new(),
+            slots_off: 0,
+            meta_off: 0,
+            cs: Vec::new(),
+            cs_local_off: 0,
+            picks,
+            max_keys: 0,
+            blocks_off: 0,
+            n_blocks: 0,
+            prompt: false,
+        }
+    }
+
+    #[test]
+    fn adjacent_picks_share_a_run_in_pick_order() {
+        // A decode step: one row per sequence, consecutive.
+        assert_eq!(with_picks(vec![0..1, 1..2, 2..3]).pick_runs(), vec![0..3]);
+        // A prompt chunk's last row between decode rows, empty picks skipped.
+        let runs = with_picks(vec![0..1, 5..6, 6..7, 7..7, 9..10]).pick_runs();
+        assert_eq!(runs, vec![0..1, 5..7, 9..10]);
+        // Output rows follow pick order: a later pick before an earlier row stays apart.
+        assert_eq!(with_picks(vec![4..5, 0..1]).pick_runs(), vec![4..5, 0..1]);
+        assert!(with_picks(Vec::new()).pick_runs().is_empty());
     }
 }

@@ -1,10 +1,11 @@
 //! Recording one forward step of a [`GpuModel`]: embed, every layer's ops and the LM head
 //! of the requested rows, all into one [`StepEncoder`] (one compute pass).
 
+use marlin_gpu::registry::gemv_multi_wide;
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
     record_add, record_add_rms_norm, record_embed, record_gemv_fused, record_matmul,
-    record_matmul_op, record_rms_norm, storage_f32, GemvFuse, MatmulIo, PooledBuffer, Span,
+    record_matmul_op, record_rms_norm, storage_f32, GemvFuse, MatmulIo, Op, PooledBuffer, Span,
     StepEncoder,
 };
 
@@ -217,11 +218,16 @@ impl GpuModel {
             .max(1);
         let mut pages: Vec<PooledBuffer> = Vec::new();
         let mut row = 0;
-        // One kernel for every piece (the op of all m rows): a row's logits do not depend on
-        // how the rows are split over pages and sequences.
+        // One kernel for every piece (the op and width of all m rows): a row's logits do not
+        // depend on how the rows are split over pages and sequences. Adjacent rows of
+        // different sequences share a dispatch (a decode step's head runs once, not once
+        // per sequence).
         let op = enc.matmul_op(m);
-        let variant = self.ctx.matmul_variant(op, head.format);
-        for r in inp.picks.iter().filter(|r| !r.is_empty()) {
+        let variant = match self.ctx.matmul_variant(op, head.format) {
+            v if op == Op::GemvMulti => gemv_multi_wide(v, head.rows, m),
+            v => v,
+        };
+        for r in inp.pick_runs() {
             let mut t = r.start;
             while t < r.end {
                 let (page, in_page) = (row / per, row % per);
