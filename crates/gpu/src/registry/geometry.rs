@@ -172,8 +172,9 @@ pub fn gemv_multi_tokens() -> u32 {
 }
 /// Default largest token count [`crate::GpuContext::matmul_op`] sends to `gemv_multi`
 /// (several 8-token passes in one dispatch). 64: serving Llama-3-8B q4_0 on an H200 went from
-/// 602 to 1,002 tok/s at 32 streams and from 723 to 1,153 at 64 against the coop GEMM
-/// (whose small-token tiles leave most SMs idle inside a step), same run for both.
+/// 602 to 1,002 tok/s at 32 streams and from 723 to 1,153 at 64 against the coop GEMM, same
+/// run for both. That run still dispatched the LM head once per sequence, which weighs far
+/// more on the coop GEMM (one-row GEMMs over the whole vocabulary); re-measure tall weights.
 pub const GEMV_MULTI_MAX: usize = 64;
 
 /// The `gemv_multi` cap of steps that hold a prompt chunk: the Dp4a formats' `gemv_multi`
