@@ -1,6 +1,8 @@
 //! Workgroup geometry of the kernels: threads, rows and tokens per workgroup, per variant
 //! and format, with the launchers' side of the constants the shaders define.
 
+use std::sync::OnceLock;
+
 use marlin_core::QuantFormat;
 
 use super::coop::coop_tt;
@@ -73,11 +75,19 @@ pub fn gemv_group_threads(_format: QuantFormat, variant: Variant) -> u32 {
     if matches!(variant, Variant::SubgroupWide | Variant::Dp4aWide) {
         return 16;
     }
-    std::env::var("MARLIN_GEMV_GW")
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok())
-        .filter(|gw| matches!(gw, 16 | 32 | 64))
-        .unwrap_or(64)
+    gw_override().unwrap_or(64)
+}
+
+/// `MARLIN_GEMV_GW` when it is 16, 32 or 64; read once per process (the launchers ask on
+/// every dispatch).
+fn gw_override() -> Option<u32> {
+    static GW: OnceLock<Option<u32>> = OnceLock::new();
+    *GW.get_or_init(|| {
+        std::env::var("MARLIN_GEMV_GW")
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|gw| matches!(gw, 16 | 32 | 64))
+    })
 }
 
 /// Output rows one GEMV workgroup of `format` and `variant` covers (`NR` = 4 rows per thread
@@ -98,7 +108,7 @@ pub fn gemv_wide(variant: Variant, format: QuantFormat, rows: usize) -> Variant 
         format,
         QuantFormat::F16 | QuantFormat::Q8_0 | QuantFormat::Q4_0
     );
-    if rows < GEMV_WIDE_MIN_ROWS || !measured || std::env::var_os("MARLIN_GEMV_GW").is_some() {
+    if rows < GEMV_WIDE_MIN_ROWS || !measured || gw_override().is_some() {
         return variant;
     }
     match variant {
@@ -144,11 +154,15 @@ pub fn gemv_multi_wide(variant: Variant, rows: usize, n_tokens: usize) -> Varian
     }
     let passes = n_tokens.div_ceil(gemv_multi_tokens() as usize);
     let wide_wgs = rows.div_ceil(gemv_multi_rows(Variant::Dp4aWide) as usize) * passes;
-    let wide = match std::env::var("MARLIN_GEMV_MULTI_WIDE").as_deref() {
-        Ok("0") => false,
-        Ok("1") => true,
-        _ => wide_wgs >= GEMV_MULTI_WIDE_MIN_WGS,
-    };
+    static FORCED: OnceLock<Option<bool>> = OnceLock::new();
+    let forced = FORCED.get_or_init(
+        || match std::env::var("MARLIN_GEMV_MULTI_WIDE").as_deref() {
+            Ok("0") => Some(false),
+            Ok("1") => Some(true),
+            _ => None,
+        },
+    );
+    let wide = forced.unwrap_or(wide_wgs >= GEMV_MULTI_WIDE_MIN_WGS);
     if wide {
         Variant::Dp4aWide
     } else {
@@ -157,18 +171,21 @@ pub fn gemv_multi_wide(variant: Variant, rows: usize, n_tokens: usize) -> Varian
 }
 
 /// Tokens one `gemv_multi` workgroup covers by default (`MT`); more tokens run as more
-/// passes (grid z).
+/// passes (workgroups of their own, multi_tile.wgsl).
 pub const GEMV_MULTI_TOKENS: u32 = 8;
 
 /// Tokens per `gemv_multi` pass: [`GEMV_MULTI_TOKENS`], or `MARLIN_GEMV_MULTI_MT` (2, 4 or
-/// 8) for tuning (fewer tokens per pass: a smaller x tile in workgroup memory and more
-/// passes). Unmeasured on hardware so far.
+/// 8) for tuning (fewer tokens per pass: fewer accumulators and more passes; on an H100,
+/// q4_0 14336x4096 at 32 tokens took 100 µs at 4 against 98 at 8). Read once per process.
 pub fn gemv_multi_tokens() -> u32 {
-    std::env::var("MARLIN_GEMV_MULTI_MT")
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok())
-        .filter(|mt| matches!(mt, 2 | 4 | 8))
-        .unwrap_or(GEMV_MULTI_TOKENS)
+    static MT: OnceLock<u32> = OnceLock::new();
+    *MT.get_or_init(|| {
+        std::env::var("MARLIN_GEMV_MULTI_MT")
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|mt| matches!(mt, 2 | 4 | 8))
+            .unwrap_or(GEMV_MULTI_TOKENS)
+    })
 }
 /// Default largest token count [`crate::GpuContext::matmul_op`] sends to `gemv_multi`
 /// (several 8-token passes in one dispatch). 64: serving Llama-3-8B q4_0 on an H200 went from
