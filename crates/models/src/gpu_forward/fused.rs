@@ -29,7 +29,9 @@ pub(super) fn fuse_enabled() -> bool {
 /// A layer's norms as `gemv_norm` reads them (weight, then epsilon).
 pub(crate) struct FusedNorms {
     attn: PooledBuffer,
-    ffn: PooledBuffer,
+    /// The MLP norm of a dense MLP (a MoE MLP runs its norm as a dispatch: its router and
+    /// experts read the normed input).
+    ffn: Option<PooledBuffer>,
 }
 
 fn plain(w: &GpuWeight) -> bool {
@@ -67,7 +69,10 @@ impl FusedNorms {
         let buf = |at: usize| upload_f32(ctx, &norm_with_eps(&vecs[at..at + hidden], eps));
         Ok(Some(FusedNorms {
             attn: buf(l.attn_norm)?,
-            ffn: buf(l.ffn_norm)?,
+            ffn: match l.ffn {
+                GpuFfn::Dense { .. } => Some(buf(l.ffn_norm)?),
+                GpuFfn::Moe(_) => None,
+            },
         }))
     }
 }
@@ -123,7 +128,7 @@ impl GpuModel {
                 return self.record_moe(enc, m, s, 1, &s.h, true);
             }
         };
-        self.proj_with(enc, gu, &s.h, &s.gu, 1, Some(&f.ffn))?;
+        self.proj_with(enc, gu, &s.h, &s.gu, 1, f.ffn.as_deref())?;
         let ffn = gu.width / 2;
         let act = self.gate_act();
         record_gate_mul(
