@@ -147,6 +147,12 @@ impl<'c> StepEncoder<'c> {
         crate::registry::matmul_op_for(n_tokens, max)
     }
 
+    /// The matmul op for `n_tokens` tokens through a weight of `rows` rows: [`Self::matmul_op`],
+    /// except that tall weights may take the GEMM earlier ([`crate::registry::tall_gemm_op`]).
+    pub fn matmul_op_rows(&self, n_tokens: usize, rows: usize) -> crate::Op {
+        crate::registry::tall_gemm_op(self.matmul_op(n_tokens), n_tokens, rows)
+    }
+
     /// The context this encoder records for.
     pub fn ctx(&self) -> &'c GpuContext {
         self.ctx

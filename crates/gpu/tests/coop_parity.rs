@@ -322,7 +322,10 @@ fn coop_gemm_chunked_weights_split_match() {
         .collect();
     let want_dispatches: usize = splits.iter().map(|&s| if s > 1 { 2 } else { 1 }).sum();
     assert_eq!(enc.dispatch_count() as usize, want_dispatches, "{splits:?}");
-    assert!(splits.iter().all(|&s| s > 1), "{splits:?}");
+    // Split-K is off by default; `MARLIN_GPU_COOP_SPLITK=auto` (or N > 1) splits every chunk.
+    if std::env::var("MARLIN_GPU_COOP_SPLITK").is_ok_and(|v| v.trim() != "1") {
+        assert!(splits.iter().all(|&s| s > 1), "{splits:?}");
+    }
     enc.submit().expect("submit");
     let got = read_f32(ctx, &ob, 0, n * rows).expect("read");
     let e = nmse(&got, &want);

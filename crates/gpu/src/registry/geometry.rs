@@ -190,8 +190,7 @@ pub fn gemv_multi_tokens() -> u32 {
 /// Default largest token count [`crate::GpuContext::matmul_op`] sends to `gemv_multi`
 /// (several 8-token passes in one dispatch). 64: serving Llama-3-8B q4_0 on an H200 went from
 /// 602 to 1,002 tok/s at 32 streams and from 723 to 1,153 at 64 against the coop GEMM, same
-/// run for both. That run still dispatched the LM head once per sequence, which weighs far
-/// more on the coop GEMM (one-row GEMMs over the whole vocabulary); re-measure tall weights.
+/// run for both (an older `gemv_multi`; tall weights now switch earlier, [`tall_gemm_op`]).
 pub const GEMV_MULTI_MAX: usize = 64;
 
 /// The `gemv_multi` cap of steps that hold a prompt chunk: the Dp4a formats' `gemv_multi`
@@ -208,6 +207,34 @@ pub fn gemv_multi_max_from_env() -> usize {
         .unwrap_or(GEMV_MULTI_MAX)
 }
 
+/// Rows from which a weight counts as tall for [`tall_gemm_op`].
+pub const TALL_ROWS: usize = 8192;
+
+/// Token count from which tall weights take the coop GEMM in place of `gemv_multi`. Serving
+/// Llama-3-8B on an H200 (run "AA", one server per setting, 64 streams = 64-token steps):
+/// q4_0 2,241 → 2,435 tok/s and fp4 1,869 → 2,170 with tall weights (the fused gate/up and
+/// the LM head) on the GEMM above 32 tokens; 32 streams unchanged (1,892 / 1,897). From 16
+/// tokens, 32 streams fell to 1,585.
+pub const TALL_GEMM_MIN: usize = 33;
+
+/// `op` for a weight of `rows` rows at `n_tokens` tokens: a `gemv_multi` of a tall weight
+/// (≥ [`TALL_ROWS`]) becomes the GEMM from [`TALL_GEMM_MIN`] tokens, or from
+/// `MARLIN_GPU_TALL_GEMM_MIN` (read once per process; a count above every `gemv_multi`
+/// step turns it off).
+pub fn tall_gemm_op(op: Op, n_tokens: usize, rows: usize) -> Op {
+    static MIN: OnceLock<usize> = OnceLock::new();
+    let min = *MIN.get_or_init(|| {
+        std::env::var("MARLIN_GPU_TALL_GEMM_MIN")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(TALL_GEMM_MIN)
+    });
+    match op {
+        Op::GemvMulti if rows >= TALL_ROWS && n_tokens >= min => Op::Gemm,
+        op => op,
+    }
+}
+
 /// The matmul op for `n_tokens` tokens when `gemv_multi` takes `2..=multi_max` of them:
 /// GEMV for one token, GEMV-multi up to the threshold, GEMM above.
 pub fn matmul_op_for(n_tokens: usize, multi_max: usize) -> Op {
@@ -221,6 +248,20 @@ pub fn matmul_op_for(n_tokens: usize, multi_max: usize) -> Op {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tall_weights_take_the_gemm_above_32_tokens() {
+        if std::env::var_os("MARLIN_GPU_TALL_GEMM_MIN").is_some() {
+            return;
+        }
+        let multi = Op::GemvMulti;
+        assert_eq!(tall_gemm_op(multi, 32, 28672), Op::GemvMulti);
+        assert_eq!(tall_gemm_op(multi, 33, 28672), Op::Gemm);
+        assert_eq!(tall_gemm_op(multi, 64, 128256), Op::Gemm);
+        assert_eq!(tall_gemm_op(multi, 64, 4096), Op::GemvMulti);
+        assert_eq!(tall_gemm_op(Op::Gemv, 1, 128256), Op::Gemv);
+        assert_eq!(tall_gemm_op(Op::Gemm, 100, 4096), Op::Gemm);
+    }
 
     #[test]
     fn gemv_multi_goes_wide_once_its_grid_fills_the_gpu() {
