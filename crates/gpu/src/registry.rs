@@ -41,11 +41,14 @@ pub enum Variant {
     SubgroupWide,
     /// [`Variant::Dp4a`] GEMV with 64 rows per workgroup (x quantized once per 64 rows).
     Dp4aWide,
+    /// Attention with one workgroup per (kv head, query token) serving all its query heads
+    /// (`attn_paged` only, at most 8 query heads per kv head).
+    Gqa,
 }
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 9] = [
+    pub const ALL: [Variant; 10] = [
         Variant::Plain,
         Variant::Subgroup,
         Variant::F16,
@@ -55,6 +58,7 @@ impl Variant {
         Variant::Dp4a,
         Variant::SubgroupWide,
         Variant::Dp4aWide,
+        Variant::Gqa,
     ];
 
     /// Stable name for logs and bench lines.
@@ -69,6 +73,7 @@ impl Variant {
             Variant::Dp4a => "dp4a",
             Variant::SubgroupWide => "subgroup_wide",
             Variant::Dp4aWide => "dp4a_wide",
+            Variant::Gqa => "gqa",
         }
     }
 

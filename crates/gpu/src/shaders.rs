@@ -349,6 +349,14 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/ops/attn_paged.wgsl"),
     ),
     (
+        "ops/attn_gqa_body.wgsl",
+        include_str!("shaders/ops/attn_gqa_body.wgsl"),
+    ),
+    (
+        "ops/attn_paged_gqa.wgsl",
+        include_str!("shaders/ops/attn_paged_gqa.wgsl"),
+    ),
+    (
         "ops/attn_prefill.wgsl",
         include_str!("shaders/ops/attn_prefill.wgsl"),
     ),

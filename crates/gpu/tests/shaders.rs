@@ -69,6 +69,7 @@ fn every_kernel_validates_and_translates_to_msl() {
             + DP4A_FORMATS.len()
             + 2 * multi
             + single
+            + 1 // attn_paged_gqa
             + fused
             + wide
     );

@@ -1,13 +1,21 @@
 //! `attn_paged` launcher: causal GQA of a batch of query tokens against a paged KV cache
 //! (any [`CacheDtype`]: quantized rows are dequantized as the kernel loads them).
 
-use super::{dispatch_op, to_u32, Span};
+use std::sync::OnceLock;
+
+use marlin_core::QuantFormat;
+
+use super::{to_u32, Span};
 use crate::op::Op;
 use crate::ops::kv::CacheDtype;
+use crate::registry::{KernelKey, Variant};
 use crate::{Error, Result, StepEncoder};
 
 /// Largest head size the kernel handles (`MAX_HD`).
 pub const ATTN_MAX_HEAD_DIM: usize = 256;
+
+/// Most query heads per kv head the [`Variant::Gqa`] kernel serves.
+pub const ATTN_GQA_MAX_GROUP: usize = 8;
 
 /// Shape and options of one attention dispatch.
 #[derive(Debug, Clone, Copy)]
@@ -27,7 +35,7 @@ pub struct AttnShape {
 /// Record attention: query token `j`'s heads start at `q + j · q_stride`; `out` receives
 /// `n_tokens × n_heads × head_dim` contiguous floats; `meta` holds 2 words per query token
 /// (absolute position, word index in `meta` of its sequence's block table). Every key up
-/// to each query's position must be written.
+/// to each query's position must be written. Runs the kernel [`attn_paged_variant`] picks.
 pub fn record_attention(
     enc: &mut StepEncoder<'_>,
     s: &AttnShape,
@@ -37,8 +45,54 @@ pub fn record_attention(
     meta: Span<'_>,
     out: Span<'_>,
 ) -> Result<()> {
+    let variant = attn_paged_variant(s);
+    record_attention_variant(enc, s, variant, q, k_cache, v_cache, meta, out)
+}
+
+/// The `attn_paged` kernel [`record_attention`] runs for `s`: [`Variant::Gqa`] (one
+/// workgroup per kv head and token) for 2 or more tokens with 2 to [`ATTN_GQA_MAX_GROUP`]
+/// query heads per kv head, unless `MARLIN_GPU_ATTN_GQA=0`; else [`Variant::Plain`] (one
+/// workgroup per query head and token).
+pub fn attn_paged_variant(s: &AttnShape) -> Variant {
+    let group = s.n_heads / s.n_kv_heads.max(1);
+    if s.n_tokens >= 2 && (2..=ATTN_GQA_MAX_GROUP).contains(&group) && gqa_enabled() {
+        Variant::Gqa
+    } else {
+        Variant::Plain
+    }
+}
+
+/// `MARLIN_GPU_ATTN_GQA` is not "0"; read once per process.
+fn gqa_enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("MARLIN_GPU_ATTN_GQA").as_deref() != Ok("0"))
+}
+
+/// [`record_attention`] with the kernel chosen by the caller: [`Variant::Plain`] for any
+/// shape, [`Variant::Gqa`] for up to [`ATTN_GQA_MAX_GROUP`] query heads per kv head.
+#[allow(clippy::too_many_arguments)]
+pub fn record_attention_variant(
+    enc: &mut StepEncoder<'_>,
+    s: &AttnShape,
+    variant: Variant,
+    q: Span<'_>,
+    k_cache: &wgpu::Buffer,
+    v_cache: &wgpu::Buffer,
+    meta: Span<'_>,
+    out: Span<'_>,
+) -> Result<()> {
     const OP: &str = "attn_paged";
     check_shape(s)?;
+    let heads = match variant {
+        Variant::Plain => s.n_heads,
+        Variant::Gqa if s.n_heads / s.n_kv_heads <= ATTN_GQA_MAX_GROUP => s.n_kv_heads,
+        _ => {
+            return Err(Error::shape(
+                OP,
+                format!("no {} kernel for {s:?}", variant.name()),
+            ))
+        }
+    };
     let hd = s.head_dim;
     let len = s.n_tokens * s.n_heads * hd;
     let qo = q.check(OP, "q", (s.n_tokens - 1) * s.q_stride + s.n_heads * hd)?;
@@ -46,7 +100,7 @@ pub fn record_attention(
     let mo = meta.check(OP, "meta", 2 * s.n_tokens)?;
     let max = enc.ctx().limits.max_compute_workgroups_per_dimension;
     let groups = [
-        to_u32(OP, "heads", s.n_heads)?,
+        to_u32(OP, "heads", heads)?,
         to_u32(OP, "tokens", s.n_tokens)?,
         1,
     ];
@@ -55,10 +109,14 @@ pub fn record_attention(
     }
     let mut params = attn_params(s, qo, mo)?;
     params[6] = oo;
-    dispatch_op(
-        enc,
-        Op::AttnPaged,
-        params,
+    let key = KernelKey {
+        op: Op::AttnPaged,
+        format: QuantFormat::F32,
+        variant,
+    };
+    enc.dispatch(
+        key,
+        bytemuck::bytes_of(&params),
         &[q.buffer, k_cache, v_cache, meta.buffer, out.buffer],
         groups,
     )

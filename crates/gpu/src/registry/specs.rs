@@ -127,6 +127,9 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     if key.op == Op::GemvMulti {
         return gemv_multi_spec(key);
     }
+    if key.op == Op::AttnPaged && key.variant == Variant::Gqa {
+        return attn_gqa_spec(key);
+    }
     if key.op == Op::Gemm && key.variant.is_coop() {
         return super::coop::coop_spec(key);
     }
@@ -326,5 +329,31 @@ fn gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
         layout: BindLayout::Matmul,
         features: wgpu::Features::empty(),
         defines,
+    })
+}
+
+/// `attn_paged` with one workgroup per (kv head, query token) for all its query heads.
+fn attn_gqa_spec(key: KernelKey) -> Option<KernelSpec> {
+    if key.format != QuantFormat::F32 {
+        return None;
+    }
+    Some(KernelSpec {
+        key,
+        name: format!("{}_gqa", kernel_name(key.op, key.format)),
+        parts: [
+            KV_CODES,
+            "ops/attn_body.wgsl",
+            "ops/attn_gqa_body.wgsl",
+            "ops/attn_paged_gqa.wgsl",
+        ]
+        .map(String::from)
+        .to_vec(),
+        workgroup_size: op_workgroup_size(key.op),
+        rows_per_group: 1,
+        tokens_per_group: 1,
+        layout: BindLayout::Read4Write,
+        features: wgpu::Features::empty(),
+        defines: Vec::new(),
+        entry: String::new(),
     })
 }
