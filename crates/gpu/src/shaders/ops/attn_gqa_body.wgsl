@@ -5,13 +5,14 @@
 // workgroup memory): an online softmax over tiles of keys.
 // Threads are (head set s, key group g, lane c): a head set holds HT heads per thread
 // (two sets for G > 4), NL lanes share a key row, each loading 8 consecutive dims, so a row
-// is read coalesced; every thread keeps four rows' loads in flight and, for each row, does
-// the dot products (then the V updates) of its HT heads from registers.
-// Per tile of tk keys, three barriers and no reduction trees:
+// is read coalesced. A tile gives each key group at most 4 keys: a thread loads the K and V
+// chunks (and scales) of its 4 keys at once, then does the dot products and, later, the V
+// updates of its HT heads from registers. Per tile, three barriers and no reduction trees:
 //   1. partial dots [head][key][lane] (rows padded to NL + 1: conflict-free sums),
 //   2. scores: one thread per (head, key) sums its row of partials,
 //   3. weights exp(score − tile max) per (head, key), the tile max per head,
-//   then the V pass merges each head's tile into its running max / sum / output.
+//   then every thread merges its keys into its heads' running max / sum / output (the
+//   max is the workgroup's, so the key groups' partial outputs add up at the end).
 // The next tile's writes only touch arrays whose readers passed a later barrier.
 // Output: `gqa_store(j, head, d, value)` of the entry file.
 
@@ -37,8 +38,8 @@ fn gqa_tile_max(base: u32, cnt: u32) -> f32 {
     var m4 = vec4<f32>(-3.0e38);
     var k = 0u;
     for (; k + 4u <= cnt; k += 4u) {
-        let s = vec4<f32>(g_sc[base + k], g_sc[base + k + 1u], g_sc[base + k + 2u], g_sc[base + k + 3u]);
-        m4 = max(m4, s);
+        let b = base + k;
+        m4 = max(m4, vec4<f32>(g_sc[b], g_sc[b + 1u], g_sc[b + 2u], g_sc[b + 3u]));
     }
     var m = max(max(m4.x, m4.y), max(m4.z, m4.w));
     for (; k < cnt; k++) {
@@ -55,8 +56,9 @@ fn gqa_attend(lid: u32, kvh: u32, j: u32) {
     let sets = (gh + HT - 1u) / HT;
     let kg = WG / (nl * sets);
     let stride = nl + 1u;
-    // Keys per tile: the partial dots must fit in g_red; whole rounds per key group.
-    var tk = min(GTK, GRED / (gh * stride));
+    // Keys per tile: at most 4 per key group, partial dots that fit in g_red, a multiple
+    // of the key groups.
+    var tk = min(min(GTK, 4u * kg), GRED / (gh * stride));
     if (tk >= kg) {
         tk -= tk % kg;
     }
@@ -84,30 +86,36 @@ fn gqa_attend(lid: u32, kvh: u32, j: u32) {
     let r = key_range(j);
     for (var t0 = r.x; t0 < r.y; t0 += tk) {
         let cnt = min(tk, r.y - t0);
+        // This thread's keys g + n · kg (n < 4, those below cnt): K and V rows and scales
+        // load together, so V is in registers when the weights are.
+        var kb: array<u32, 4>;
+        var ok: array<bool, 4>;
+        for (var n = 0u; n < 4u; n++) {
+            let i = g + n * kg;
+            ok[n] = i < cnt;
+            kb[n] = key_base(table, t0 + min(i, cnt - 1u), kvh);
+        }
+        var kr: array<array<f32, CHUNK>, 4>;
+        var vr: array<array<f32, CHUNK>, 4>;
+        var sk = vec4<f32>(1.0);
+        var sv = vec4<f32>(1.0);
         if (live) {
-            var i = g;
-            for (; i + 3u * kg < cnt; i += 4u * kg) {
-                let k0 = chunk(0u, key_base(table, t0 + i, kvh), c);
-                let k1 = chunk(0u, key_base(table, t0 + i + kg, kvh), c);
-                let k2 = chunk(0u, key_base(table, t0 + i + 2u * kg, kvh), c);
-                let k3 = chunk(0u, key_base(table, t0 + i + 3u * kg, kvh), c);
-                for (var hh = 0u; hh < HT; hh++) {
-                    let h = hs * HT + hh;
-                    if (h < gh) {
-                        let row = (h * tk + i) * stride + c;
-                        g_red[row] = dot8(qv[hh], k0);
-                        g_red[row + kg * stride] = dot8(qv[hh], k1);
-                        g_red[row + 2u * kg * stride] = dot8(qv[hh], k2);
-                        g_red[row + 3u * kg * stride] = dot8(qv[hh], k3);
-                    }
+            for (var n = 0u; n < 4u; n++) {
+                if (ok[n]) {
+                    kr[n] = chunk(0u, kb[n], c);
+                    vr[n] = chunk(1u, kb[n], c);
                 }
             }
-            for (; i < cnt; i += kg) {
-                let k0 = chunk(0u, key_base(table, t0 + i, kvh), c);
-                for (var hh = 0u; hh < HT; hh++) {
-                    let h = hs * HT + hh;
-                    if (h < gh) {
-                        g_red[(h * tk + i) * stride + c] = dot8(qv[hh], k0);
+            if (kv_dtype() >= KV_INT8) {
+                sk = vec4<f32>(scale_k(kb[0]), scale_k(kb[1]), scale_k(kb[2]), scale_k(kb[3]));
+                // Quantized V: the row scale rides on the softmax weight.
+                sv = vec4<f32>(scale_v(kb[0]), scale_v(kb[1]), scale_v(kb[2]), scale_v(kb[3]));
+            }
+            for (var hh = 0u; hh < HT; hh++) {
+                let h = hs * HT + hh;
+                for (var n = 0u; n < 4u; n++) {
+                    if (h < gh && ok[n]) {
+                        g_red[(h * tk + g + n * kg) * stride + c] = dot8(qv[hh], kr[n]) * sk[n];
                     }
                 }
             }
@@ -121,11 +129,7 @@ fn gqa_attend(lid: u32, kvh: u32, j: u32) {
             for (var k = 0u; k < nc; k++) {
                 s += g_red[row + k];
             }
-            var ks = p.scale;
-            if (kv_dtype() >= KV_INT8) {
-                ks *= scale_k(key_base(table, t0 + i, kvh));
-            }
-            g_sc[h * GTK + i] = s * ks;
+            g_sc[h * GTK + i] = s * p.scale;
         }
         workgroupBarrier();
         for (var x = lid; x < gh * cnt; x += WG) {
@@ -139,60 +143,23 @@ fn gqa_attend(lid: u32, kvh: u32, j: u32) {
         }
         workgroupBarrier();
         // Merge the tile: old terms scale by exp(m − m'), the tile's by exp(tile max − m').
-        var beta: array<f32, HT>;
         for (var hh = 0u; hh < HT; hh++) {
             let h = hs * HT + hh;
             if (h < gh) {
                 let tm = g_tmx[h];
                 let mt = max(m[hh], tm);
                 let alpha = exp(m[hh] - mt);
-                beta[hh] = exp(tm - mt);
+                let beta = exp(tm - mt);
                 m[hh] = mt;
-                l[hh] *= alpha;
+                var e: vec4<f32>;
+                for (var n = 0u; n < 4u; n++) {
+                    e[n] = select(0.0, beta * g_pe[h * GTK + min(g + n * kg, GTK - 1u)], ok[n]);
+                }
+                l[hh] = l[hh] * alpha + ((e.x + e.y) + (e.z + e.w));
+                let w = e * sv;
                 for (var d = 0u; d < CHUNK; d++) {
-                    o[hh][d] *= alpha;
-                }
-            }
-        }
-        if (live) {
-            var i = g;
-            for (; i + 3u * kg < cnt; i += 4u * kg) {
-                let b0 = key_base(table, t0 + i, kvh);
-                let b1 = key_base(table, t0 + i + kg, kvh);
-                let b2 = key_base(table, t0 + i + 2u * kg, kvh);
-                let b3 = key_base(table, t0 + i + 3u * kg, kvh);
-                let v0 = chunk(1u, b0, c);
-                let v1 = chunk(1u, b1, c);
-                let v2 = chunk(1u, b2, c);
-                let v3 = chunk(1u, b3, c);
-                // Quantized V: the row scale rides on the softmax weight.
-                let sv = vec4<f32>(scale_v(b0), scale_v(b1), scale_v(b2), scale_v(b3));
-                for (var hh = 0u; hh < HT; hh++) {
-                    let h = hs * HT + hh;
-                    if (h < gh) {
-                        let pb = h * GTK + i;
-                        let e = beta[hh] * vec4<f32>(g_pe[pb], g_pe[pb + kg], g_pe[pb + 2u * kg], g_pe[pb + 3u * kg]);
-                        l[hh] += (e.x + e.y) + (e.z + e.w);
-                        let w = e * sv;
-                        for (var d = 0u; d < CHUNK; d++) {
-                            o[hh][d] = fma(w.w, v3[d], fma(w.z, v2[d], fma(w.y, v1[d], fma(w.x, v0[d], o[hh][d]))));
-                        }
-                    }
-                }
-            }
-            for (; i < cnt; i += kg) {
-                let b0 = key_base(table, t0 + i, kvh);
-                let v0 = chunk(1u, b0, c);
-                let sv = scale_v(b0);
-                for (var hh = 0u; hh < HT; hh++) {
-                    let h = hs * HT + hh;
-                    if (h < gh) {
-                        let e = beta[hh] * g_pe[h * GTK + i];
-                        l[hh] += e;
-                        for (var d = 0u; d < CHUNK; d++) {
-                            o[hh][d] = fma(e * sv, v0[d], o[hh][d]);
-                        }
-                    }
+                    let pv = fma(w.z, vr[2][d], fma(w.y, vr[1][d], w.x * vr[0][d]));
+                    o[hh][d] = fma(alpha, o[hh][d], fma(w.w, vr[3][d], pv));
                 }
             }
         }
