@@ -166,36 +166,40 @@ fn gqa_attend(lid: u32, kvh: u32, j: u32) {
     }
     // Per head: sum the key groups' outputs (g_red[slot · head_dim + d]) and running sums.
     let slot = lid / nl;
-    for (var hh = 0u; hh < min(HT, gh); hh++) {
-        let h = hs * HT + hh;
-        if (h < gh) {
-            if (live) {
-                for (var i = 0u; i < CHUNK; i++) {
-                    let d = c * CHUNK + i;
-                    if (d < hd) {
-                        g_red[slot * hd + d] = o[hh][i];
+    // Constant trip counts wherever o, qv, kr, vr are indexed: they stay in registers.
+    for (var hh = 0u; hh < HT; hh++) {
+        // Uniform: every thread sees the same gh.
+        if (hh < gh) {
+            let h = hs * HT + hh;
+            if (h < gh) {
+                if (live) {
+                    for (var i = 0u; i < CHUNK; i++) {
+                        let d = c * CHUNK + i;
+                        if (d < hd) {
+                            g_red[slot * hd + d] = o[hh][i];
+                        }
                     }
                 }
-            }
-            if (c == 0u) {
-                g_l[slot] = l[hh];
-            }
-        }
-        workgroupBarrier();
-        for (var x = lid; x < sets * hd; x += WG) {
-            let s2 = x / hd;
-            let d = x % hd;
-            let h2 = s2 * HT + hh;
-            if (h2 < gh) {
-                var lt = 0.0;
-                var acc_d = 0.0;
-                for (var gi = s2 * kg; gi < (s2 + 1u) * kg; gi++) {
-                    lt += g_l[gi];
-                    acc_d += g_red[gi * hd + d];
+                if (c == 0u) {
+                    g_l[slot] = l[hh];
                 }
-                gqa_store(j, kvh * gh + h2, d, acc_d / lt);
             }
+            workgroupBarrier();
+            for (var x = lid; x < sets * hd; x += WG) {
+                let s2 = x / hd;
+                let d = x % hd;
+                let h2 = s2 * HT + hh;
+                if (h2 < gh) {
+                    var lt = 0.0;
+                    var acc_d = 0.0;
+                    for (var gi = s2 * kg; gi < (s2 + 1u) * kg; gi++) {
+                        lt += g_l[gi];
+                        acc_d += g_red[gi * hd + d];
+                    }
+                    gqa_store(j, kvh * gh + h2, d, acc_d / lt);
+                }
+            }
+            workgroupBarrier();
         }
-        workgroupBarrier();
     }
 }
