@@ -48,6 +48,15 @@ fn gqa_tile_max(base: u32, cnt: u32) -> f32 {
     return m;
 }
 
+// Row starts of keys t0 + g + n · kg (n < 4; past cnt: the last key).
+fn gqa_bases(table: u32, kvh: u32, t0: u32, cnt: u32, g: u32, kg: u32) -> array<u32, 4> {
+    var kb: array<u32, 4>;
+    for (var n = 0u; n < 4u; n++) {
+        kb[n] = key_base(table, t0 + min(g + n * kg, cnt - 1u), kvh);
+    }
+    return kb;
+}
+
 // Attention of the G query heads of kv head kvh for query token j.
 fn gqa_attend(lid: u32, kvh: u32, j: u32) {
     let hd = p.head_dim;
@@ -84,16 +93,15 @@ fn gqa_attend(lid: u32, kvh: u32, j: u32) {
         }
     }
     let r = key_range(j);
+    var next = gqa_bases(table, kvh, r.x, min(tk, r.y - r.x), g, kg);
     for (var t0 = r.x; t0 < r.y; t0 += tk) {
         let cnt = min(tk, r.y - t0);
         // This thread's keys g + n · kg (n < 4, those below cnt): K and V rows and scales
         // load together, so V is in registers when the weights are.
-        var kb: array<u32, 4>;
+        let kb = next;
         var ok: array<bool, 4>;
         for (var n = 0u; n < 4u; n++) {
-            let i = g + n * kg;
-            ok[n] = i < cnt;
-            kb[n] = key_base(table, t0 + min(i, cnt - 1u), kvh);
+            ok[n] = g + n * kg < cnt;
         }
         var kr: array<array<f32, CHUNK>, 4>;
         var vr: array<array<f32, CHUNK>, 4>;
@@ -105,6 +113,10 @@ fn gqa_attend(lid: u32, kvh: u32, j: u32) {
                     kr[n] = chunk(0u, kb[n], c);
                     vr[n] = chunk(1u, kb[n], c);
                 }
+            }
+            // The next tile's rows, while these load (one dependent load less per tile).
+            if (t0 + tk < r.y) {
+                next = gqa_bases(table, kvh, t0 + tk, min(tk, r.y - t0 - tk), g, kg);
             }
             if (kv_dtype() >= KV_INT8) {
                 sk = vec4<f32>(scale_k(kb[0]), scale_k(kb[1]), scale_k(kb[2]), scale_k(kb[3]));
