@@ -41,6 +41,11 @@ fn default_submit_every() -> u32 {
 /// first layers while the host records the rest (H200, 8B decode: 105 -> 112 tok/s).
 const DEFAULT_SUBMIT_EVERY: u32 = 64;
 
+/// Dispatches of a step's first chunk (at most the cadence): the GPU idles until it comes,
+/// so it goes out early. Recording takes about 4 µs a dispatch on an H200 host, so 16
+/// instead of 64 starts the GPU about 0.2 ms sooner in every step.
+const FIRST_SUBMIT: u32 = 16;
+
 /// Whether bind groups may be cached (`MARLIN_GPU_BIND_CACHE=0` turns it off for A/B).
 fn bind_cache_enabled() -> bool {
     static V: OnceLock<bool> = OnceLock::new();
@@ -113,7 +118,8 @@ impl<'c> StepEncoder<'c> {
         &self.names
     }
 
-    /// Submit what is recorded every `n` dispatches (0: only at [`StepEncoder::submit`]).
+    /// Submit what is recorded every `n` dispatches, the first chunk sooner (at most 16
+    /// dispatches); 0: only at [`StepEncoder::submit`].
     pub fn with_submit_every(mut self, n: u32) -> Self {
         self.submit_every = n;
         self
@@ -285,7 +291,11 @@ impl<'c> StepEncoder<'c> {
         }
         self.dispatches += 1;
         self.since_submit += 1;
-        if self.submit_every > 0 && self.since_submit >= self.submit_every {
+        let every = match self.submits {
+            0 => self.submit_every.min(FIRST_SUBMIT),
+            _ => self.submit_every,
+        };
+        if every > 0 && self.since_submit >= every {
             self.flush()?;
         }
         Ok(())

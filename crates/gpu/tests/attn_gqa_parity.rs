@@ -208,7 +208,7 @@ fn check(ctx: &GpuContext, c: &Case) {
 }
 
 fn gqa_on() -> bool {
-    std::env::var("MARLIN_GPU_ATTN_GQA").as_deref() != Ok("0")
+    std::env::var("MARLIN_GPU_ATTN_GQA").as_deref() == Ok("1")
 }
 
 fn bits_equal(a: &[f32], b: &[f32]) -> bool {

@@ -49,10 +49,12 @@ pub fn record_attention(
     record_attention_variant(enc, s, variant, q, k_cache, v_cache, meta, out)
 }
 
-/// The `attn_paged` kernel [`record_attention`] runs for `s`: [`Variant::Gqa`] (one
-/// workgroup per kv head and token) for 2 or more tokens with 2 to [`ATTN_GQA_MAX_GROUP`]
-/// query heads per kv head, unless `MARLIN_GPU_ATTN_GQA=0`; else [`Variant::Plain`] (one
-/// workgroup per query head and token).
+/// The `attn_paged` kernel [`record_attention`] runs for `s`: with `MARLIN_GPU_ATTN_GQA=1`,
+/// [`Variant::Gqa`] (one workgroup per kv head and token) for 2 or more tokens with 2 to
+/// [`ATTN_GQA_MAX_GROUP`] query heads per kv head; else [`Variant::Plain`] (one workgroup per
+/// query head and token). Opt-in: serving Llama-3-8B at 32 streams on an H200 (run "AH",
+/// contexts under 100 keys) it took 1.88 ms of attention per step against 1.66 ms
+/// (dispatch-serialized profile), and 1,825 against 1,836 tok/s.
 pub fn attn_paged_variant(s: &AttnShape) -> Variant {
     let group = s.n_heads / s.n_kv_heads.max(1);
     if s.n_tokens >= 2 && (2..=ATTN_GQA_MAX_GROUP).contains(&group) && gqa_enabled() {
@@ -62,10 +64,10 @@ pub fn attn_paged_variant(s: &AttnShape) -> Variant {
     }
 }
 
-/// `MARLIN_GPU_ATTN_GQA` is not "0"; read once per process.
+/// `MARLIN_GPU_ATTN_GQA` is "1"; read once per process.
 fn gqa_enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var("MARLIN_GPU_ATTN_GQA").as_deref() != Ok("0"))
+    *ON.get_or_init(|| std::env::var("MARLIN_GPU_ATTN_GQA").as_deref() == Ok("1"))
 }
 
 /// [`record_attention`] with the kernel chosen by the caller: [`Variant::Plain`] for any
