@@ -27,10 +27,13 @@ pub enum Variant {
     /// Cooperative-matrix (tensor core) GEMM: f16 tiles, f32 accumulators
     /// (`EXPERIMENTAL_COOPERATIVE_MATRIX`, 16x16x16 f16 configs, subgroups of 32); 64-token
     /// tiles, and the launcher runs [`Variant::CoopT16`] / [`Variant::CoopT32`] in its place
-    /// for fewer tokens ([`gemm_variant_for`]).
+    /// for fewer tokens, [`Variant::CoopT128`] for more ([`gemm_variant_for`]).
     Coop,
     /// [`Variant::Coop`] with 32-token tiles (and 64-row tiles).
     CoopT32,
+    /// The coop GEMM with 128 x 128 tiles (one weight unit per K chunk): half the weight
+    /// staging per product of the 64-token tile, for long prompts.
+    CoopT128,
     /// [`Variant::Coop`] with 16-token tiles (and 32-row tiles).
     CoopT16,
     /// GEMV with 8-bit activations and packed integer dot products (formats with integer
@@ -48,12 +51,13 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 10] = [
+    pub const ALL: [Variant; 11] = [
         Variant::Plain,
         Variant::Subgroup,
         Variant::F16,
         Variant::Coop,
         Variant::CoopT32,
+        Variant::CoopT128,
         Variant::CoopT16,
         Variant::Dp4a,
         Variant::SubgroupWide,
@@ -69,6 +73,7 @@ impl Variant {
             Variant::F16 => "f16",
             Variant::Coop => "coop",
             Variant::CoopT32 => "coop_t32",
+            Variant::CoopT128 => "coop_t128",
             Variant::CoopT16 => "coop_t16",
             Variant::Dp4a => "dp4a",
             Variant::SubgroupWide => "subgroup_wide",
@@ -79,7 +84,10 @@ impl Variant {
 
     /// Whether this is a cooperative-matrix GEMM (any token tile).
     pub fn is_coop(self) -> bool {
-        matches!(self, Variant::Coop | Variant::CoopT32 | Variant::CoopT16)
+        matches!(
+            self,
+            Variant::Coop | Variant::CoopT32 | Variant::CoopT16 | Variant::CoopT128
+        )
     }
 }
 

@@ -209,7 +209,12 @@ fn ctx_f16() -> Option<&'static GpuContext> {
     Some(ctx)
 }
 
-const TILES: [Variant; 3] = [Variant::CoopT16, Variant::CoopT32, Variant::Coop];
+const TILES: [Variant; 4] = [
+    Variant::CoopT16,
+    Variant::CoopT32,
+    Variant::Coop,
+    Variant::CoopT128,
+];
 
 /// The chunked body, each token tile and both weight layouts, against edge shapes: rows
 /// past the tile, whole and partial chunks, token counts below, at and past the tile.

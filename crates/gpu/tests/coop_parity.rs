@@ -24,7 +24,12 @@ use testkit::{assert_sentinels, guarded, nmse, random_vec, random_weight, rng, G
 /// 64-token tile.
 const TOKENS: [usize; 6] = [1, 5, 17, 33, 64, 100];
 /// The explicit tiles, then the launcher's choice.
-const VARIANTS: [Variant; 3] = [Variant::CoopT16, Variant::CoopT32, Variant::Coop];
+const VARIANTS: [Variant; 4] = [
+    Variant::CoopT16,
+    Variant::CoopT32,
+    Variant::CoopT128,
+    Variant::Coop,
+];
 
 /// The first adapter that runs the coop GEMM, opened once per test binary.
 fn coop_ctx(test: &str) -> Option<&'static GpuContext> {

@@ -48,7 +48,7 @@ fn validate(spec: &KernelSpec) -> (naga::Module, naga::valid::ModuleInfo) {
 #[test]
 fn every_kernel_validates_and_translates_to_msl() {
     let specs = all_specs();
-    // Plain and subgroup GEMV, plain, f16 and coop GEMM (three token tiles), plain
+    // Plain and subgroup GEMV, plain, f16 and coop GEMM (four token tiles), plain
     // gemv_multi, embed and MoE GEMV for every format (trellis: no embed), dp4a GEMV and
     // gemv_multi for some; one kernel per format-less op.
     let single = Op::ALL.iter().filter(|op| !op.per_format()).count();
@@ -65,7 +65,7 @@ fn every_kernel_validates_and_translates_to_msl() {
     assert_eq!(multi, DP4A_FORMATS.len() + 13);
     assert_eq!(
         specs.len(),
-        MATMUL_FORMATS.len() * 10 - trellis
+        MATMUL_FORMATS.len() * 11 - trellis
             + DP4A_FORMATS.len()
             + 2 * multi
             + single

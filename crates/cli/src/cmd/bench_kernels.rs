@@ -297,8 +297,11 @@ mod tests {
             "coop_t32"
         );
         let big = gemm_ran(Variant::Coop, (28672, 4096), 512);
-        assert_eq!(big["variant"], "coop");
-        assert_eq!(big["tile"], json!([128, 64]));
+        assert_eq!(big["variant"], "coop_t128");
+        assert_eq!(big["tile"], json!([128, 128]));
+        let mid = gemm_ran(Variant::Coop, (28672, 4096), 64);
+        assert_eq!(mid["variant"], "coop");
+        assert_eq!(mid["tile"], json!([128, 64]));
         let plain = gemm_ran(Variant::Plain, (4096, 4096), 512);
         assert_eq!(plain["body"], "tiled");
         assert_eq!(plain["tile"], json!([64, 16]));

@@ -30,6 +30,7 @@ fn forced_tile() -> Option<Variant> {
         || match std::env::var("MARLIN_GPU_COOP_TILE").ok()?.trim() {
             "16" => Some(Variant::CoopT16),
             "32" => Some(Variant::CoopT32),
+            "128" => Some(Variant::CoopT128),
             "64" => Some(Variant::Coop),
             _ => None,
         },
@@ -42,6 +43,7 @@ pub fn coop_tt(variant: Variant) -> Option<u32> {
     match variant {
         Variant::Coop => Some(4),
         Variant::CoopT32 => Some(2),
+        Variant::CoopT128 => Some(8),
         Variant::CoopT16 => Some(1),
         _ => None,
     }
@@ -51,16 +53,19 @@ pub fn coop_tt(variant: Variant) -> Option<u32> {
 /// SM on an H200 (132 SMs), measured from how the time of one tile grows with the grid.
 const COOP_CONCURRENT_WGS: f64 = 132.0;
 
-/// Time of one workgroup of each tile (TT = 1, 2, 4) relative to TT = 1, at equal K
-/// (H200, q4_0: 112 / 232 / 493 µs on a 4096 × 14336 weight).
-const COOP_TILE_COST: [(Variant, usize, f64); 3] = [
+/// Time of one workgroup of each tile (TT = 1, 2, 4, 8) relative to TT = 1, at equal K
+/// (H200, q4_0: 112 / 232 / 493 µs on a 4096 × 14336 weight). The 128 x 128 tile costs what
+/// the 64-token one does (run "AL", q4_0 14336 x 4096 at 2048 tokens: 146 against 147 µs a
+/// wave), for twice the tokens: its weight staging, which bounds the body, is the same.
+const COOP_TILE_COST: [(Variant, usize, f64); 4] = [
     (Variant::CoopT16, 1, 1.0),
     (Variant::CoopT32, 2, 2.07),
     (Variant::Coop, 4, 4.4),
+    (Variant::CoopT128, 8, 4.4),
 ];
 
 /// The variant the launcher runs for `variant` on a `rows`-row weight and `n_tokens`
-/// tokens: [`Variant::Coop`] becomes the token tile (16, 32 or 64) with the least
+/// tokens: [`Variant::Coop`] becomes the token tile (16, 32, 64 or 128) with the least
 /// estimated time, waves of [`COOP_CONCURRENT_WGS`] workgroups times one workgroup's cost.
 /// Small grids favour small tiles (more workgroups in flight), large ones big tiles (less
 /// dequantization per token): on an H200 a 32-token step of a 4096-row weight runs 16-token
@@ -74,7 +79,7 @@ pub fn gemm_variant_for(variant: Variant, rows: usize, n_tokens: usize) -> Varia
         return tile;
     }
     let cost = |(_, tt, unit): (Variant, usize, f64)| {
-        let wgs = rows.div_ceil(32 * tt) * n_tokens.max(1).div_ceil(16 * tt);
+        let wgs = rows.div_ceil(32 * tt.min(4)) * n_tokens.max(1).div_ceil(16 * tt);
         (wgs as f64 / COOP_CONCURRENT_WGS).max(1.0) * unit
     };
     // Ties go to the smaller tile (listed first).
@@ -146,7 +151,7 @@ pub fn coop_splits(variant: Variant, rows: usize, cols: usize, n_tokens: usize) 
 /// The wave model of [`coop_splits`] (`MARLIN_GPU_COOP_SPLITK=auto`) for token tile `tt`
 /// and `chunks` K chunks.
 fn wave_splits(tt: usize, rows: usize, chunks: usize, n_tokens: usize) -> usize {
-    let wgs = rows.div_ceil(32 * tt) * n_tokens.max(1).div_ceil(16 * tt);
+    let wgs = rows.div_ceil(32 * tt.min(4)) * n_tokens.max(1).div_ceil(16 * tt);
     if n_tokens > SPLITK_MAX_TOKENS || wgs == 0 || wgs >= SPLITK_TARGET_WGS {
         return 1;
     }
@@ -178,7 +183,7 @@ pub fn coop_chunk_spec(format: QuantFormat, variant: Variant, kmajor: bool) -> O
     build(
         key,
         "gemm/gemm_body_coop_chunk.wgsl",
-        (32 * tt, 16 * tt),
+        (32 * tt.min(4), 16 * tt),
         &[("TT", tt), ("WKM", u32::from(kmajor))],
     )
 }
@@ -244,7 +249,12 @@ mod tests {
         assert_eq!(pick(28672, 16), Variant::CoopT16);
         assert_eq!(pick(28672, 32), Variant::CoopT32);
         assert_eq!(pick(28672, 64), Variant::Coop);
-        assert_eq!(pick(28672, 512), Variant::Coop);
+        assert_eq!(pick(28672, 512), Variant::CoopT128);
+        // Run "AL": 128 x 128 tiles from 256 tokens on 14336 rows (288 against 597 µs) and
+        // at 512 on 4096 (196 against 267), not at 256 on 4096 (198 against 137).
+        assert_eq!(pick(14336, 256), Variant::CoopT128);
+        assert_eq!(pick(4096, 512), Variant::CoopT128);
+        assert_eq!(pick(4096, 256), Variant::Coop);
         assert_eq!(
             gemm_variant_for(Variant::CoopT16, 4096, 100),
             Variant::CoopT16

@@ -24,7 +24,7 @@ pub const GEMM_COOP_WG: u32 = 128;
 /// (`coop_tt`).
 pub fn gemm_tile(variant: Variant) -> (u32, u32) {
     match coop_tt(variant) {
-        Some(tt) => (32 * tt, 16 * tt),
+        Some(tt) => (32 * tt.min(4), 16 * tt),
         None => (GEMM_ROWS, GEMM_TOKENS),
     }
 }

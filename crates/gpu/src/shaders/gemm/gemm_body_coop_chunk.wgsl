@@ -1,13 +1,16 @@
 // GEMM body on cooperative matrices, K in chunks of several units (variant Coop and its
-// token tiles CoopT32 / CoopT16: tensor cores through VK_KHR_cooperative_matrix; needs
-// subgroups of exactly 32, i.e. 4 per workgroup, and 16x16x16 f16 -> f32 configs).
+// token tiles CoopT32 / CoopT16 / CoopT128: tensor cores through VK_KHR_cooperative_matrix;
+// needs subgroups of exactly 32, i.e. 4 per workgroup, and 16x16x16 f16 -> f32 configs).
 //
-// TT (1, 2 or 4; a define) sets the tile: workgroup (gx, gy) computes rows TM*gx .. + TM and
-// tokens TN*gy .. + TN with TM = 32 TT, TN = 16 TT, over K chunks of KC = 256 / TT
-// elements (KU = 8 / TT units). Every tile thus stages TM * KC = 8192 weight and
-// TN * KC = 4096 activation halves per chunk: each of the 128 threads dequantizes 2 weight
-// units into cw (f16, row major) and converts 8 vec4 of activations into cx (f16, token
-// major), then one barrier, the products, and a second barrier before the next chunk.
+// TT (1, 2, 4 or 8; a define) sets the tile: workgroup (gx, gy) computes rows TM*gx .. + TM
+// and tokens TN*gy .. + TN with TM = 32 min(TT, 4), TN = 16 TT, over K chunks of KC =
+// 256 / TT elements (KU = 8 / TT units). Each of the 128 threads dequantizes TM * KU / 128
+// weight units into cw (f16, row major) and converts 8 vec4 of activations into cx (f16,
+// token major), then one barrier, the products, and a second barrier before the next
+// chunk. Staging (scalar f16 stores into workgroup memory) bounds the body, not the tensor
+// cores (H200, q4_0 14336 x 4096 at 512 tokens with 64-token tiles: 922 µs, 719 without
+// the products, 213 without the staging); TT 8 stages each weight element once per 128
+// tokens instead of 64 (576 against 1,035 µs in run "AL").
 //
 // WKM (a define) picks cw's layout: 0 row major (element (row, k) at row * LDW + k; slots
 // walk a row's units, so loads coalesce, but the 32 lanes' scalar stores land in 8 banks);
@@ -15,19 +18,24 @@
 // writes 64 contiguous bytes, and the A fragments load column major).
 //
 // Subgroup s owns rows 32 (s / SK) .. + 32 (2 row tiles) x all TN tokens (TT token tiles):
-// 2 TT accumulators of 16x16 in f32. SK = 4 / TT subgroups share those rows, each taking
-// one K slice (4 of the chunk's KC / 16 k-steps); their partial sums meet in cc at the end.
+// 2 TT accumulators of 16x16 in f32. SK = 4 / min(TT, 4) subgroups share those rows, each
+// taking one K slice (KS of the chunk's KC / 16 k-steps); their partial sums meet in cc at
+// the end.
 // Grid: (ceil(rows / TM), ceil(n_tokens / TN), S). S > 1 splits K: of the C = ceil(units /
 // KU) chunks, workgroup z walks [z C / S, (z + 1) C / S) (chunk aligned) and stores its
 // partial tile as tokens z n_tokens .. of out (the launcher binds step scratch there, laid
 // out [S][n_tokens][rows], and gemm_splitk_reduce.wgsl sums the splits into the real
 // output). S = 1 is the whole K straight into out.
 const WG: u32 = 128u;
-const TM: u32 = 32u * TT;
+// Row groups of 32 (TT 8: 128 x 128 tiles, one unit per chunk).
+const RG: u32 = min(TT, 4u);
+const TM: u32 = 32u * RG;
 const TN: u32 = 16u * TT;
 const KU: u32 = 8u / TT;
 const KC: u32 = 32u * KU;
-const SK: u32 = 4u / TT;
+const SK: u32 = 4u / RG;
+// k-steps of 16 in a subgroup's K slice of a chunk.
+const KS: u32 = KC / (16u * SK);
 // Row pitch of cx (and of cw's rows or K rows) in halves: 8 more than the row keeps rows
 // 16-byte aligned (as coopLoad wants) and shifts each row 4 banks, so the 8 rows of a
 // fragment load hit distinct banks.
@@ -105,7 +113,7 @@ fn coop_emit(
 ) {
     coopStore(c, &cc[sg * CT], 16u);
     workgroupBarrier();
-    for (var e = lid; e < TT * CT; e += WG) {
+    for (var e = lid; e < RG * CT; e += WG) {
         let g = e / CT;
         let o = e % CT;
         var sum = 0.0;
@@ -127,7 +135,7 @@ fn gemm_run(ids: Ids) {
     let units = units_per_row();
     // This subgroup's first row in cw and first K element of its slice of a chunk.
     let rs = (ids.sg / SK) * 32u;
-    let ks = (ids.sg % SK) * 64u;
+    let ks = (ids.sg % SK) * KS * 16u;
     // c<r><j>: row tile r, token tile j; only j < TT are used.
     var c00 = coop_mat16x16<f32, C>();
     var c10 = coop_mat16x16<f32, C>();
@@ -137,6 +145,14 @@ fn gemm_run(ids: Ids) {
     var c12 = coop_mat16x16<f32, C>();
     var c03 = coop_mat16x16<f32, C>();
     var c13 = coop_mat16x16<f32, C>();
+    var c04 = coop_mat16x16<f32, C>();
+    var c14 = coop_mat16x16<f32, C>();
+    var c05 = coop_mat16x16<f32, C>();
+    var c15 = coop_mat16x16<f32, C>();
+    var c06 = coop_mat16x16<f32, C>();
+    var c16 = coop_mat16x16<f32, C>();
+    var c07 = coop_mat16x16<f32, C>();
+    var c17 = coop_mat16x16<f32, C>();
     // This split's units (workgroup uniform: the loop holds barriers).
     let chunks = (units + KU - 1u) / KU;
     let z = ids.wid.z;
@@ -144,15 +160,16 @@ fn gemm_run(ids: Ids) {
     let u_end = min(((z + 1u) * chunks / ids.nwg.z) * KU, units);
     let zt = z * p.n_tokens;
     for (var u0 = u_begin; u0 < u_end; u0 += KU) {
-        coop_stage_w(row0, u0, units, ids.lid);
-        coop_stage_w(row0, u0, units, ids.lid + WG);
+        for (var s = ids.lid; s < TM * KU; s += WG) {
+            coop_stage_w(row0, u0, units, s);
+        }
         for (var m = 0u; m < 8u; m++) {
             coop_stage_x(t0, u0, ids.lid + m * WG);
         }
         workgroupBarrier();
         // Fixed trip count (the slice offset only moves the pointers): control flow stays
         // uniform around the cooperative operations.
-        for (var q = 0u; q < 4u; q++) {
+        for (var q = 0u; q < KS; q++) {
             let kk = ks + q * 16u;
             // coopLoadT: row major (A: element (row, k) at cw[row * LDW + k]); coopLoad:
             // column major (A with WKM 1: at cw[k * LDW + row]; B: (k, t) at cx[t * LD + k]).
@@ -181,6 +198,20 @@ fn gemm_run(ids: Ids) {
                 c03 = coopMultiplyAdd(a0, b3, c03);
                 c13 = coopMultiplyAdd(a1, b3, c13);
             }
+            if (TT >= 8u) {
+                let b4 = coopLoad<coop_mat16x16<f16, B>>(&cx[64u * LD + kk], LD);
+                let b5 = coopLoad<coop_mat16x16<f16, B>>(&cx[80u * LD + kk], LD);
+                c04 = coopMultiplyAdd(a0, b4, c04);
+                c14 = coopMultiplyAdd(a1, b4, c14);
+                c05 = coopMultiplyAdd(a0, b5, c05);
+                c15 = coopMultiplyAdd(a1, b5, c15);
+                let b6 = coopLoad<coop_mat16x16<f16, B>>(&cx[96u * LD + kk], LD);
+                let b7 = coopLoad<coop_mat16x16<f16, B>>(&cx[112u * LD + kk], LD);
+                c06 = coopMultiplyAdd(a0, b6, c06);
+                c16 = coopMultiplyAdd(a1, b6, c16);
+                c07 = coopMultiplyAdd(a0, b7, c07);
+                c17 = coopMultiplyAdd(a1, b7, c17);
+            }
         }
         workgroupBarrier();
     }
@@ -195,5 +226,15 @@ fn gemm_run(ids: Ids) {
         coop_emit(c12, 1u, 2u, row0, t0, zt, ids.lid, ids.sg);
         coop_emit(c03, 0u, 3u, row0, t0, zt, ids.lid, ids.sg);
         coop_emit(c13, 1u, 3u, row0, t0, zt, ids.lid, ids.sg);
+    }
+    if (TT >= 8u) {
+        coop_emit(c04, 0u, 4u, row0, t0, zt, ids.lid, ids.sg);
+        coop_emit(c14, 1u, 4u, row0, t0, zt, ids.lid, ids.sg);
+        coop_emit(c05, 0u, 5u, row0, t0, zt, ids.lid, ids.sg);
+        coop_emit(c15, 1u, 5u, row0, t0, zt, ids.lid, ids.sg);
+        coop_emit(c06, 0u, 6u, row0, t0, zt, ids.lid, ids.sg);
+        coop_emit(c16, 1u, 6u, row0, t0, zt, ids.lid, ids.sg);
+        coop_emit(c07, 0u, 7u, row0, t0, zt, ids.lid, ids.sg);
+        coop_emit(c17, 1u, 7u, row0, t0, zt, ids.lid, ids.sg);
     }
 }
