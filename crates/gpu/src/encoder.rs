@@ -11,6 +11,8 @@
 
 use std::sync::OnceLock;
 
+use marlin_core::QuantFormat;
+
 use crate::bind_cache::{self, BindCache};
 use crate::pool::PooledBuffer;
 use crate::registry::KernelKey;
@@ -153,10 +155,16 @@ impl<'c> StepEncoder<'c> {
         crate::registry::matmul_op_for(n_tokens, max)
     }
 
-    /// The matmul op for `n_tokens` tokens through a weight of `rows` rows: [`Self::matmul_op`],
-    /// except that tall weights may take the GEMM earlier ([`crate::registry::tall_gemm_op`]).
-    pub fn matmul_op_rows(&self, n_tokens: usize, rows: usize) -> crate::Op {
-        crate::registry::tall_gemm_op(self.matmul_op(n_tokens), n_tokens, rows)
+    /// The matmul op for `n_tokens` tokens through a `format` weight of `rows` rows:
+    /// [`Self::matmul_op`], except that tall weights take the GEMM earlier
+    /// ([`crate::registry::tall_gemm_op`]) where it runs on cooperative matrices (the tiled
+    /// GEMM is no faster than `gemv_multi` at these token counts).
+    pub fn matmul_op_rows(&self, n_tokens: usize, rows: usize, format: QuantFormat) -> crate::Op {
+        let op = self.matmul_op(n_tokens);
+        match self.ctx.matmul_variant(crate::Op::Gemm, format).is_coop() {
+            true => crate::registry::tall_gemm_op(op, n_tokens, rows),
+            false => op,
+        }
     }
 
     /// The context this encoder records for.

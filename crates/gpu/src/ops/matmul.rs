@@ -66,7 +66,7 @@ fn to_u32(v: usize, what: &str) -> Result<u32> {
 /// Record `W · x` with the device's choice of op ([`GpuContext::matmul_op`]: GEMV,
 /// `gemv_multi` or GEMM by token count) and its default variant.
 pub fn record_matmul(enc: &mut StepEncoder<'_>, w: &GpuWeight, io: &MatmulIo<'_>) -> Result<()> {
-    let op = enc.matmul_op_rows(io.n_tokens, w.rows);
+    let op = enc.matmul_op_rows(io.n_tokens, w.rows, w.format);
     let v = enc.ctx().matmul_variant(op, w.format);
     record_matmul_op(enc, w, io, op, v)
 }
@@ -79,7 +79,7 @@ pub fn record_matmul_variant(
     io: &MatmulIo<'_>,
     variant: Variant,
 ) -> Result<()> {
-    let op = enc.matmul_op_rows(io.n_tokens, w.rows);
+    let op = enc.matmul_op_rows(io.n_tokens, w.rows, w.format);
     record_matmul_op(enc, w, io, op, variant)
 }
 

@@ -222,7 +222,7 @@ impl GpuModel {
         // depend on how the rows are split over pages and sequences. Adjacent rows of
         // different sequences share a dispatch (a decode step's head runs once, not once
         // per sequence).
-        let op = enc.matmul_op_rows(m, head.rows);
+        let op = enc.matmul_op_rows(m, head.rows, head.format);
         let variant = match self.ctx.matmul_variant(op, head.format) {
             v if op == Op::GemvMulti => gemv_multi_wide(v, head.rows, m),
             v => v,
