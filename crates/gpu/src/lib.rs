@@ -51,7 +51,7 @@ pub use layout::WeightLayout;
 pub use op::{kernel_name, Op, MATMUL_FORMATS};
 pub use ops::act_q8::{act_q8_bytes, record_act_q8};
 pub use ops::argmax::record_argmax;
-pub use ops::attention::{record_attention, AttnShape, ATTN_MAX_HEAD_DIM};
+pub use ops::attention::{attn_paged_variant, record_attention, AttnShape, ATTN_MAX_HEAD_DIM};
 pub use ops::attention_prefill::{
     attn_prefill_blocks, record_attention_prefill, ATTN_PREFILL_BLOCK,
 };

@@ -231,7 +231,7 @@ impl GpuModel {
             let f = w.format;
             let gemv = ctx.matmul_variant(Op::Gemv, f);
             // The launchers' own choices: the wide GEMV of tall weights, the coop GEMM's
-            // 16- and 32-token tiles, the fused GEMVs of decode steps.
+            // 16-, 32- and 128-token tiles, the fused GEMVs of decode steps.
             keys.push(key(Op::Gemv, f, gemv));
             keys.push(key(Op::Gemv, f, gemv_wide(gemv, f, w.rows)));
             let multi = ctx.matmul_variant(Op::GemvMulti, f);
@@ -244,6 +244,7 @@ impl GpuModel {
             if gemm == Variant::Coop {
                 keys.push(key(Op::Gemm, f, Variant::CoopT16));
                 keys.push(key(Op::Gemm, f, Variant::CoopT32));
+                keys.push(key(Op::Gemm, f, Variant::CoopT128));
             }
             if self.fused_decode && w.trellis.is_none() && w.hadamard == 0 {
                 for op in [Op::GemvNorm, Op::GemvAdd] {
@@ -259,6 +260,20 @@ impl GpuModel {
                 ctx.matmul_variant(op, QuantFormat::F32),
             )
         }));
+        // The attention of multi-token steps (the gqa kernel when it is switched on).
+        let c = &self.config;
+        let shape = marlin_gpu::AttnShape {
+            n_tokens: 2,
+            n_heads: c.n_heads,
+            n_kv_heads: c.n_kv_heads,
+            head_dim: c.head_dim,
+            q_stride: c.q_dim(),
+            scale: c.attn_scale,
+            window: None,
+            dtype: marlin_gpu::CacheDtype::F32,
+        };
+        let attn = marlin_gpu::attn_paged_variant(&shape);
+        keys.push(key(Op::AttnPaged, QuantFormat::F32, attn));
         let mut seen = std::collections::HashSet::new();
         keys.retain(|k| seen.insert(*k));
         self.ctx.prewarm(&keys)?;
