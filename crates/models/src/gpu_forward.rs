@@ -261,17 +261,7 @@ impl GpuModel {
             )
         }));
         // The attention of multi-token steps (the gqa kernel when it is switched on).
-        let c = &self.config;
-        let shape = marlin_gpu::AttnShape {
-            n_tokens: 2,
-            n_heads: c.n_heads,
-            n_kv_heads: c.n_kv_heads,
-            head_dim: c.head_dim,
-            q_stride: c.q_dim(),
-            scale: c.attn_scale,
-            window: None,
-            dtype: marlin_gpu::CacheDtype::F32,
-        };
+        let shape = self.attn_shape(2, None, marlin_gpu::CacheDtype::F32);
         let attn = marlin_gpu::attn_paged_variant(&shape);
         keys.push(key(Op::AttnPaged, QuantFormat::F32, attn));
         let mut seen = std::collections::HashSet::new();

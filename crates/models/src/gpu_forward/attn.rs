@@ -36,23 +36,33 @@ impl GpuModel {
         attn_splits(keys, inp.n, c.n_heads, self.attn_split_min_keys)
     }
 
-    /// Make `s.part` hold the partials of the step's longest (global) attention.
-    pub(super) fn fit_attn_part(&self, s: &mut Scratch, inp: &StepInputs) -> Result<()> {
+    /// The model's attention over `n_tokens` query tokens with `window` and a `dtype` cache.
+    pub(super) fn attn_shape(
+        &self,
+        n_tokens: usize,
+        window: Option<usize>,
+        dtype: marlin_gpu::CacheDtype,
+    ) -> AttnShape {
         let c = &self.config;
-        let splits = self.splits(inp, inp.max_keys);
-        if splits <= 1 {
-            return Ok(());
-        }
-        let shape = AttnShape {
-            n_tokens: inp.n,
+        AttnShape {
+            n_tokens,
             n_heads: c.n_heads,
             n_kv_heads: c.n_kv_heads,
             head_dim: c.head_dim,
             q_stride: c.q_dim(),
             scale: c.attn_scale,
-            window: None,
-            dtype: marlin_gpu::CacheDtype::F32,
-        };
+            window,
+            dtype,
+        }
+    }
+
+    /// Make `s.part` hold the partials of the step's longest (global) attention.
+    pub(super) fn fit_attn_part(&self, s: &mut Scratch, inp: &StepInputs) -> Result<()> {
+        let splits = self.splits(inp, inp.max_keys);
+        if splits <= 1 {
+            return Ok(());
+        }
+        let shape = self.attn_shape(inp.n, None, marlin_gpu::CacheDtype::F32);
         let len = attn_partial_len(&shape, splits);
         if s.part.as_ref().is_none_or(|b| b.size() < len as u64 * 4) {
             s.part = Some(storage_f32(&self.ctx, len)?);

@@ -4,7 +4,7 @@
 
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    record_rms_norm_grouped, record_rope_kv, AttnShape, RopeKvIo, RopeKvShape, Span, StepEncoder,
+    record_rms_norm_grouped, record_rope_kv, RopeKvIo, RopeKvShape, Span, StepEncoder,
 };
 
 use super::inputs::StepInputs;
@@ -114,16 +114,8 @@ impl GpuModel {
             v_cache: vc,
         };
         record_rope_kv(enc, &rk, &io)?;
-        let shape = AttnShape {
-            n_tokens: n,
-            n_heads: c.n_heads,
-            n_kv_heads: c.n_kv_heads,
-            head_dim: hd,
-            q_stride: qd,
-            scale: c.attn_scale,
-            window: if local { c.sliding_window } else { None },
-            dtype: kv.dtype,
-        };
+        let window = if local { c.sliding_window } else { None };
+        let shape = self.attn_shape(n, window, kv.dtype);
         self.record_attn(enc, &shape, inp, &s.qr, kc, vc, words, s)?;
         if let Some(f) = fused {
             return self.fused_tail(enc, lw, f, &s.att, s);
