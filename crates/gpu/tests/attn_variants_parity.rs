@@ -1,7 +1,8 @@
-//! The grouped-query `attn_paged` kernel (variant gqa: one workgroup per kv head and query
-//! token) against the reference attention and the plain kernel, for every KV dtype, group
-//! sizes 1–8, several sequences of different lengths in one dispatch, windows and odd head
-//! sizes; and the launcher's choice between the two kernels. Lavapipe (see testkit).
+//! The `attn_paged` kernels — plain (one workgroup per query head and token) and gqa (one
+//! per kv head and token) — against the reference attention and each other, for every KV
+//! dtype, group sizes 1–8, several sequences of different lengths in one dispatch, windows
+//! and odd head sizes; the launcher's choice between them; and (ignored) their speed on
+//! decode-batch shapes. Lavapipe (see testkit).
 
 mod testkit;
 
@@ -14,8 +15,11 @@ use marlin_gpu::ops::attention::{
 };
 use marlin_gpu::{
     read_f32, record_attention, record_kv_write_heads, upload_f32, AttnShape, CacheDtype,
-    GpuContext, KvWriteIo, Span, StepEncoder, Variant,
+    GpuContext, KvWriteIo, PooledBuffer, Span, StepEncoder, Variant,
 };
+
+/// The kernels under test, in the order [`run`] returns their outputs.
+const VARIANTS: [Variant; 2] = [Variant::Gqa, Variant::Plain];
 use testkit::{assert_sentinels, guarded, nmse, random_vec, rng, GUARD};
 
 const DTYPES: [CacheDtype; 4] = [
@@ -71,18 +75,26 @@ fn sequences(c: &Case, dtype: CacheDtype, seed: u64) -> (Vec<Kv>, Vec<Vec<u32>>)
     (kv, tables)
 }
 
-/// Outputs of the gqa kernel, the plain kernel, `record_attention` (the launcher's choice)
-/// and the reference (f32 KV: the f64-summed reference; F16 KV: the same on f16-rounded
-/// K/V; quantized KV: the CPU attention over its quantized cache, whose codes the GPU's
-/// equal).
-fn run(ctx: &GpuContext, c: &Case, dtype: CacheDtype) -> [Vec<f32>; 4] {
+/// One problem on the GPU: the cache written, the queries after GUARD NaN floats, the meta
+/// words after 5 padding words.
+struct Problem {
+    kv: Vec<Kv>,
+    tables: Vec<Vec<u32>>,
+    n_blocks: usize,
+    q: Vec<f32>,
+    kc: PooledBuffer,
+    vc: PooledBuffer,
+    qb: PooledBuffer,
+    mb: PooledBuffer,
+    shape: AttnShape,
+}
+
+fn setup(ctx: &GpuContext, c: &Case, dtype: CacheDtype) -> Problem {
     let (n_q, row) = (c.lens.len(), c.n_kv * c.hd);
     let seed = (c.hd * 31 + c.n_heads * 7 + c.lens.iter().sum::<usize>()) as u64;
     let (kv, tables) = sequences(c, dtype, seed);
     let n_blocks = tables.iter().map(Vec::len).sum::<usize>() + 1;
     let q = random_vec(&mut rng(seed + 1), n_q * c.n_heads * c.hd);
-    let scale = 1.0 / (c.hd as f32).sqrt();
-
     // All sequences' K/V in one write, token rows in sequence order.
     let (mut k_all, mut v_all, mut slots) = (Vec::new(), Vec::new(), Vec::new());
     for (s, (k, v)) in kv.iter().enumerate() {
@@ -104,16 +116,13 @@ fn run(ctx: &GpuContext, c: &Case, dtype: CacheDtype) -> [Vec<f32>; 4] {
     let (kb, vb) = (up(&k_all), up(&v_all));
     let sb = up(bytemuck::cast_slice(&slots));
     let mb = up(bytemuck::cast_slice(&meta));
-    // Query rows 3 floats apart past their heads, after GUARD floats.
-    let q_stride = c.n_heads * c.hd + 3;
-    let mut qh = vec![f32::NAN; GUARD + n_q * q_stride];
+    let shape = shape_of(c, dtype);
+    let mut qh = vec![f32::NAN; GUARD + n_q * shape.q_stride];
     let w = c.n_heads * c.hd;
     for j in 0..n_q {
-        qh[GUARD + j * q_stride..][..w].copy_from_slice(&q[j * w..][..w]);
+        qh[GUARD + j * shape.q_stride..][..w].copy_from_slice(&q[j * w..][..w]);
     }
     let qb = up(&qh);
-    let len = q.len();
-    let outs = [up(&guarded(len)), up(&guarded(len)), up(&guarded(len))];
     let mut enc = StepEncoder::new(ctx, "t");
     let io = KvWriteIo {
         k: Span::whole(&kb),
@@ -124,34 +133,49 @@ fn run(ctx: &GpuContext, c: &Case, dtype: CacheDtype) -> [Vec<f32>; 4] {
         v_cache: &vc,
     };
     record_kv_write_heads(&mut enc, &io, dtype, slots.len(), c.n_kv, c.hd).expect("kv write");
-    let shape = AttnShape {
-        n_tokens: n_q,
-        n_heads: c.n_heads,
-        n_kv_heads: c.n_kv,
-        head_dim: c.hd,
-        q_stride,
-        scale,
-        window: c.window,
-        dtype,
-    };
-    let (qs, ms) = (Span::new(&qb, GUARD), Span::new(&mb, 5));
-    for (variant, ob) in [Variant::Gqa, Variant::Plain].into_iter().zip(&outs) {
+    enc.submit().expect("submit");
+    Problem {
+        kv,
+        tables,
+        n_blocks,
+        q,
+        kc,
+        vc,
+        qb,
+        mb,
+        shape,
+    }
+}
+
+/// Outputs of the [`VARIANTS`], `record_attention` (the launcher's choice) and the
+/// reference (f32 KV: the f64-summed reference; F16 KV: the same on f16-rounded K/V;
+/// quantized KV: the CPU attention over its quantized cache, whose codes the GPU's equal).
+fn run(ctx: &GpuContext, c: &Case, dtype: CacheDtype) -> [Vec<f32>; 4] {
+    let p = setup(ctx, c, dtype);
+    let len = p.q.len();
+    let up = |v: &[f32]| upload_f32(ctx, v).expect("upload");
+    let outs = [(); 3].map(|_| up(&guarded(len)));
+    let mut enc = StepEncoder::new(ctx, "t");
+    let (qs, ms) = (Span::new(&p.qb, GUARD), Span::new(&p.mb, 5));
+    for (variant, ob) in VARIANTS.into_iter().zip(&outs) {
         let os = Span::new(ob, GUARD);
-        record_attention_variant(&mut enc, &shape, variant, qs, &kc, &vc, ms, os)
+        record_attention_variant(&mut enc, &p.shape, variant, qs, &p.kc, &p.vc, ms, os)
             .expect("attention");
     }
     let os = Span::new(&outs[2], GUARD);
-    record_attention(&mut enc, &shape, qs, &kc, &vc, ms, os).expect("attention");
-    assert_eq!(enc.dispatch_count(), 4);
+    record_attention(&mut enc, &p.shape, qs, &p.kc, &p.vc, ms, os).expect("attention");
+    assert_eq!(enc.dispatch_count(), 3);
     enc.submit().expect("submit");
     let [gqa, plain, auto] = outs.map(|ob| {
         let all = read_f32(ctx, &ob, 0, len + 2 * GUARD).expect("read");
         assert_sentinels(&all, (0..GUARD).chain(GUARD + len..all.len()), "out guards");
         all[GUARD..GUARD + len].to_vec()
     });
+    let w = c.n_heads * c.hd;
+    let scale = p.shape.scale;
     let mut want = Vec::with_capacity(len);
-    for (j, (k, v)) in kv.iter().enumerate() {
-        let qj = &q[j * w..][..w];
+    for (j, (k, v)) in p.kv.iter().enumerate() {
+        let qj = &p.q[j * w..][..w];
         let pos = [c.lens[j] - 1];
         if dtype.is_quantized() {
             let kd = match dtype {
@@ -163,11 +187,18 @@ fn run(ctx: &GpuContext, c: &Case, dtype: CacheDtype) -> [Vec<f32>; 4] {
                 n_kv_heads: c.n_kv,
                 head_dim: c.hd,
             };
-            let mut cpu = PagedKv::with_dtype(layout, n_blocks, kd).expect("cpu kv");
-            cpu.write_tokens(&tables[j], 0, k, v).expect("cpu write");
+            let mut cpu = PagedKv::with_dtype(layout, p.n_blocks, kd).expect("cpu kv");
+            cpu.write_tokens(&p.tables[j], 0, k, v).expect("cpu write");
             let mut o = vec![0.0; w];
             attention(
-                qj, &pos, &cpu, &tables[j], c.n_heads, scale, c.window, &mut o,
+                qj,
+                &pos,
+                &cpu,
+                &p.tables[j],
+                c.n_heads,
+                scale,
+                c.window,
+                &mut o,
             )
             .expect("cpu attention");
             want.extend(o);
@@ -177,6 +208,52 @@ fn run(ctx: &GpuContext, c: &Case, dtype: CacheDtype) -> [Vec<f32>; 4] {
         }
     }
     [gqa, plain, auto, want]
+}
+
+/// Microseconds per dispatch of each kernel on Llama-3-8B heads (32 / 8, head_dim 128,
+/// f16 cache) for decode batches of `tokens` sequences of `len` keys: 50 back-to-back
+/// dispatches per kernel, timed from the host. For hardware A/B runs
+/// (`MARLIN_TEST_ADAPTER=nvidia ... --ignored --nocapture attn_speed`).
+#[test]
+#[ignore]
+fn attn_speed() {
+    let Some(ctx) = testkit::ctx() else { return };
+    for (tokens, len) in [
+        (32, 16),
+        (32, 80),
+        (32, 200),
+        (8, 80),
+        (1, 80),
+        (1, 250),
+        (64, 256),
+    ] {
+        let c = case(32, 8, 128, &vec![len; tokens], None);
+        let p = setup(ctx, &c, CacheDtype::F16);
+        let out = upload_f32(ctx, &vec![0.0; p.q.len()]).expect("out");
+        let (qs, ms, os) = (
+            Span::new(&p.qb, GUARD),
+            Span::new(&p.mb, 5),
+            Span::whole(&out),
+        );
+        let mut line = format!("attn_speed tokens {tokens} keys {len}:");
+        for variant in VARIANTS {
+            let mut times = Vec::new();
+            for _ in 0..3 {
+                let t = std::time::Instant::now();
+                let mut enc = StepEncoder::new(ctx, "t");
+                for _ in 0..50 {
+                    record_attention_variant(&mut enc, &p.shape, variant, qs, &p.kc, &p.vc, ms, os)
+                        .expect("attention");
+                }
+                enc.submit().expect("submit");
+                read_f32(ctx, &out, 0, 1).expect("read");
+                times.push(t.elapsed().as_secs_f64() * 1e6 / 50.0);
+            }
+            let best = times.iter().cloned().fold(f64::MAX, f64::min);
+            line += &format!(" {} {best:.1} µs", variant.name());
+        }
+        println!("{line}");
+    }
 }
 
 fn check(ctx: &GpuContext, c: &Case) {
@@ -189,21 +266,34 @@ fn check(ctx: &GpuContext, c: &Case) {
         // Float KV: f32 rounding only (the plain kernel's bound in ops_parity); quantized:
         // the CPU's bound in kv_quant_parity.
         let tol = if dtype.is_quantized() { 1e-10 } else { 1e-11 };
-        let e = nmse(&gqa, &want);
-        assert!(e < tol, "{what}: gqa nmse {e:e} vs reference");
-        let e = nmse(&plain, &want);
-        assert!(e < tol, "{what}: plain nmse {e:e} vs reference");
-        let e = nmse(&gqa, &plain);
-        assert!(e < 1e-11, "{what}: gqa vs plain nmse {e:e}");
-        let chosen = if c.lens.len() >= 2 && c.n_heads / c.n_kv >= 2 && gqa_on() {
-            &gqa
-        } else {
-            &plain
+        for (v, out) in VARIANTS.iter().zip([&gqa, &plain]) {
+            let e = nmse(out, &want);
+            assert!(e < tol, "{what}: {} nmse {e:e} vs reference", v.name());
+            let e = nmse(out, &plain);
+            assert!(e < 1e-11, "{what}: {} vs plain nmse {e:e}", v.name());
+        }
+        let chosen = match attn_paged_variant(&shape_of(c, dtype)) {
+            Variant::Gqa => &gqa,
+            _ => &plain,
         };
         assert!(
             bits_equal(&auto, chosen),
             "{what}: record_attention ran another kernel"
         );
+    }
+}
+
+/// The attention shape of `c` (query rows 3 floats apart past their heads).
+fn shape_of(c: &Case, dtype: CacheDtype) -> AttnShape {
+    AttnShape {
+        n_tokens: c.lens.len(),
+        n_heads: c.n_heads,
+        n_kv_heads: c.n_kv,
+        head_dim: c.hd,
+        q_stride: c.n_heads * c.hd + 3,
+        scale: 1.0 / (c.hd as f32).sqrt(),
+        window: c.window,
+        dtype,
     }
 }
 
@@ -226,7 +316,7 @@ fn case(n_heads: usize, n_kv: usize, hd: usize, lens: &[usize], window: Option<u
 }
 
 #[test]
-fn gqa_matches_reference_for_llama_shapes() {
+fn variants_match_reference_for_llama_shapes() {
     let Some(ctx) = testkit::ctx() else { return };
     // G = 4 (tiles of 32 keys at head_dim 128), G = 8 (16-key tiles, two head sets), G = 2;
     // lengths crossing 16-key blocks and tiles.
@@ -239,7 +329,7 @@ fn gqa_matches_reference_for_llama_shapes() {
 }
 
 #[test]
-fn gqa_matches_reference_for_other_heads_and_windows() {
+fn variants_match_reference_for_other_heads_and_windows() {
     let Some(ctx) = testkit::ctx() else { return };
     // head_dim 64 (64-key tiles), 80 (ten chunks of 16 lanes), 256, 20 and 6 (tails);
     // G = 1, 3, 5 (a partly used second head set), 8; sliding windows.
