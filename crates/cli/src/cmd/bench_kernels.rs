@@ -104,10 +104,10 @@ fn gemm_ran(variant: Variant, (weight_rows, cols): (usize, usize), tokens: usize
     json!({ "variant": ran.name(), "tile": [rows, tile_tokens], "body": body, "splits": splits })
 }
 
-/// What a `gemv_multi` of `variant` runs on a `rows`-row weight: the launcher's width and
-/// its rows per workgroup.
-fn multi_ran(variant: Variant, rows: usize, tokens: usize) -> Value {
-    let ran = gemv_multi_wide(variant, rows, tokens);
+/// What a `gemv_multi` of `variant` runs on a `(rows, cols)` weight: the launcher's width
+/// and its rows per workgroup.
+fn multi_ran(variant: Variant, (rows, cols): (usize, usize), tokens: usize) -> Value {
+    let ran = gemv_multi_wide(variant, rows, cols, tokens);
     json!({ "variant": ran.name(), "rows_per_workgroup": gemv_multi_rows(ran) })
 }
 
@@ -152,7 +152,7 @@ fn tokens_curve(
                 });
                 match b.op {
                     Op::Gemm => e["ran"] = gemm_ran(b.variant, shape, b.tokens),
-                    Op::GemvMulti => e["ran"] = multi_ran(b.variant, shape.0, b.tokens),
+                    Op::GemvMulti => e["ran"] = multi_ran(b.variant, shape, b.tokens),
                     _ => {}
                 }
                 e

@@ -288,7 +288,7 @@ fn record_matmul_kernel(
     let variant = match op {
         Op::Gemm => gemm_variant_for(variant, w.rows, n),
         Op::Gemv | Op::GemvNorm | Op::GemvAdd => gemv_wide(variant, w.format, w.rows),
-        Op::GemvMulti => gemv_multi_wide(variant, w.rows, n),
+        Op::GemvMulti => gemv_multi_wide(variant, w.rows, w.cols, n),
         _ => variant,
     };
     let key = KernelKey {

@@ -142,13 +142,26 @@ pub fn gemv_multi_rows(variant: Variant) -> u32 {
 /// Workgroups from which the Dp4a `gemv_multi` runs its wide variant: two waves of an
 /// H100/H200's 132 SMs. Below that, 64 lanes per row quad spread a weight's K over 4x
 /// the workgroups (H100, q4_0 4096x14336 at 8 tokens: 64 wide workgroups took 112 µs
-/// against 21 µs for one token's GEMV).
+/// against 21 µs for one token's GEMV). Rows of up to 4096 columns lower it to one wave
+/// from two passes on ([`GEMV_MULTI_WIDE_MIN_WGS_SHORT_K`]); longer rows raise it
+/// ([`GEMV_MULTI_WIDE_MIN_WGS_LONG_K`]).
 pub const GEMV_MULTI_WIDE_MIN_WGS: usize = 264;
 
-/// The Dp4a `gemv_multi` variant for a `rows`-row weight and `n_tokens` tokens: wide once
-/// its grid fills the GPU ([`GEMV_MULTI_WIDE_MIN_WGS`]); `MARLIN_GEMV_MULTI_WIDE=0|1` forces
-/// either (A/B on hardware). Other variants run as given.
-pub fn gemv_multi_wide(variant: Variant, rows: usize, n_tokens: usize) -> Variant {
+/// The wide threshold for rows of at most 4096 columns from two passes (9 tokens) on: the
+/// narrow kernel's 64 lanes then walk only two units each, and one wave of wide workgroups
+/// finishes sooner (H200, q4_0, µs narrow / wide: 4096x4096 at 24 tokens 30.6 / 28.4, at 32
+/// 39.0 / 28.4; 6144x4096 at 16 tokens 30.0 / 28.8; run "AP").
+pub const GEMV_MULTI_WIDE_MIN_WGS_SHORT_K: usize = 192;
+
+/// The wide threshold for rows longer than 4096 columns, where each narrow thread has
+/// several units to walk (H200, q4_0 4096x14336, µs narrow / wide: 48 tokens 142.1 / 163.1,
+/// 64 tokens 169.1 / 169.2; run "AP").
+pub const GEMV_MULTI_WIDE_MIN_WGS_LONG_K: usize = 512;
+
+/// The Dp4a `gemv_multi` variant for a `rows` x `cols` weight and `n_tokens` tokens: wide
+/// once its grid passes the thresholds above; `MARLIN_GEMV_MULTI_WIDE=0|1` forces either
+/// (A/B on hardware). Other variants run as given.
+pub fn gemv_multi_wide(variant: Variant, rows: usize, cols: usize, n_tokens: usize) -> Variant {
     if variant != Variant::Dp4a {
         return variant;
     }
@@ -162,7 +175,12 @@ pub fn gemv_multi_wide(variant: Variant, rows: usize, n_tokens: usize) -> Varian
             _ => None,
         },
     );
-    let wide = forced.unwrap_or(wide_wgs >= GEMV_MULTI_WIDE_MIN_WGS);
+    let min_wgs = match (cols <= 4096, passes >= 2) {
+        (false, _) => GEMV_MULTI_WIDE_MIN_WGS_LONG_K,
+        (true, true) => GEMV_MULTI_WIDE_MIN_WGS_SHORT_K,
+        (true, false) => GEMV_MULTI_WIDE_MIN_WGS,
+    };
+    let wide = forced.unwrap_or(wide_wgs >= min_wgs);
     if wide {
         Variant::Dp4aWide
     } else {
@@ -278,13 +296,36 @@ mod tests {
             (16, 64)
         );
         assert_eq!(gemv_multi_rows(Variant::Plain), 32);
-        // 14336 rows: 224 wide workgroups per 8-token pass.
-        assert_eq!(gemv_multi_wide(Variant::Dp4a, 14336, 8), Variant::Dp4a);
-        assert_eq!(gemv_multi_wide(Variant::Dp4a, 14336, 16), Variant::Dp4aWide);
-        // 4096 rows: 64 per pass, wide from 5 passes (33 tokens).
-        assert_eq!(gemv_multi_wide(Variant::Dp4a, 4096, 32), Variant::Dp4a);
-        assert_eq!(gemv_multi_wide(Variant::Dp4a, 4096, 33), Variant::Dp4aWide);
-        assert_eq!(gemv_multi_wide(Variant::Plain, 14336, 64), Variant::Plain);
+        // 14336 x 4096: 224 wide workgroups per 8-token pass.
+        assert_eq!(
+            gemv_multi_wide(Variant::Dp4a, 14336, 4096, 8),
+            Variant::Dp4a
+        );
+        assert_eq!(
+            gemv_multi_wide(Variant::Dp4a, 14336, 4096, 16),
+            Variant::Dp4aWide
+        );
+        // 4096 x 4096: 64 per pass, wide from 3 passes (192); 4096 x 14336 from 8 (512).
+        assert_eq!(
+            gemv_multi_wide(Variant::Dp4a, 4096, 4096, 16),
+            Variant::Dp4a
+        );
+        assert_eq!(
+            gemv_multi_wide(Variant::Dp4a, 4096, 4096, 17),
+            Variant::Dp4aWide
+        );
+        assert_eq!(
+            gemv_multi_wide(Variant::Dp4a, 4096, 14336, 56),
+            Variant::Dp4a
+        );
+        assert_eq!(
+            gemv_multi_wide(Variant::Dp4a, 4096, 14336, 57),
+            Variant::Dp4aWide
+        );
+        assert_eq!(
+            gemv_multi_wide(Variant::Plain, 14336, 4096, 64),
+            Variant::Plain
+        );
     }
 
     #[test]

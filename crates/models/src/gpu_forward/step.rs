@@ -224,7 +224,7 @@ impl GpuModel {
         // per sequence).
         let op = enc.matmul_op_rows(m, head.rows, head.format);
         let variant = match self.ctx.matmul_variant(op, head.format) {
-            v if op == Op::GemvMulti => gemv_multi_wide(v, head.rows, m),
+            v if op == Op::GemvMulti => gemv_multi_wide(v, head.rows, head.cols, m),
             v => v,
         };
         for r in inp.pick_runs() {
