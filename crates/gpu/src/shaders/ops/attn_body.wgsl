@@ -178,6 +178,29 @@ fn dot8(a: array<f32, 8>, b: array<f32, 8>) -> f32 {
         + dot(vec4<f32>(a[4], a[5], a[6], a[7]), vec4<f32>(b[4], b[5], b[6], b[7]));
 }
 
+// F16 rows, whole chunks (the fast path): the 4 words of chunk c of the K / V row at base.
+// Callers load several keys' words before decoding any: a load consumed before the next is
+// issued costs a memory round trip of its own.
+fn k_words(base: u32, c: u32) -> vec4<u32> {
+    let w = base / 2u + c * 4u;
+    return vec4<u32>(kc[w], kc[w + 1u], kc[w + 2u], kc[w + 3u]);
+}
+
+fn v_words(base: u32, c: u32) -> vec4<u32> {
+    let w = base / 2u + c * 4u;
+    return vec4<u32>(vc[w], vc[w + 1u], vc[w + 2u], vc[w + 3u]);
+}
+
+fn f16x8(a: vec4<u32>) -> array<f32, 8> {
+    var r: array<f32, 8>;
+    for (var i = 0u; i < 4u; i++) {
+        let v = unpack2x16float(a[i]);
+        r[2u * i] = v.x;
+        r[2u * i + 1u] = v.y;
+    }
+    return r;
+}
+
 // Largest value of sc[0 .. WG) (all threads, uniform).
 fn tile_max(lid: u32, s: f32) -> f32 {
     red[lid] = s;
@@ -211,6 +234,8 @@ fn attend(lid: u32, h: u32, j: u32, k0: u32, k1: u32) -> vec2<f32> {
     let g = lid / nl;
     let c = lid % nl;
     let live = c * CHUNK < hd;
+    // F16 rows of whole chunks take the batched-load path.
+    let fast = kv_dtype() == KV_F16 && hd % CHUNK == 0u;
     workgroupBarrier();
     var qc: array<f32, 8>;
     for (var i = 0u; i < CHUNK; i++) {
@@ -228,7 +253,28 @@ fn attend(lid: u32, h: u32, j: u32, k0: u32, k1: u32) -> vec2<f32> {
         workgroupBarrier();
         // Scores: group g takes keys g, g + groups, ...; four keys per step keep four rows'
         // loads in flight per thread.
-        if (live) {
+        if (live && fast) {
+            // Four keys per step (clamped past cnt, their dots dropped), loads first.
+            for (var i = g; i < cnt; i += 4u * groups) {
+                let i1 = min(i + groups, cnt - 1u);
+                let i2 = min(i + 2u * groups, cnt - 1u);
+                let i3 = min(i + 3u * groups, cnt - 1u);
+                let r0 = k_words(kbase[i], c);
+                let r1 = k_words(kbase[i1], c);
+                let r2 = k_words(kbase[i2], c);
+                let r3 = k_words(kbase[i3], c);
+                red[i * nl + (c + i) % nl] = dot8(qc, f16x8(r0));
+                if (i + groups < cnt) {
+                    red[i1 * nl + (c + i1) % nl] = dot8(qc, f16x8(r1));
+                }
+                if (i + 2u * groups < cnt) {
+                    red[i2 * nl + (c + i2) % nl] = dot8(qc, f16x8(r2));
+                }
+                if (i + 3u * groups < cnt) {
+                    red[i3 * nl + (c + i3) % nl] = dot8(qc, f16x8(r3));
+                }
+            }
+        } else if (live) {
             var i = g;
             for (; i + 3u * groups < cnt; i += 4u * groups) {
                 let a0 = dot8(qc, chunk(0u, kbase[i], c));
@@ -268,7 +314,28 @@ fn attend(lid: u32, h: u32, j: u32, k0: u32, k1: u32) -> vec2<f32> {
             o[i] *= alpha;
         }
         workgroupBarrier();
-        if (live) {
+        if (live && fast) {
+            for (var i = g; i < cnt; i += 4u * groups) {
+                let i1 = min(i + groups, cnt - 1u);
+                let i2 = min(i + 2u * groups, cnt - 1u);
+                let i3 = min(i + 3u * groups, cnt - 1u);
+                let r0 = v_words(kbase[i], c);
+                let r1 = v_words(kbase[i1], c);
+                let r2 = v_words(kbase[i2], c);
+                let r3 = v_words(kbase[i3], c);
+                let w0 = sc[i];
+                let w1 = select(0.0, sc[i1], i + groups < cnt);
+                let w2 = select(0.0, sc[i2], i + 2u * groups < cnt);
+                let w3 = select(0.0, sc[i3], i + 3u * groups < cnt);
+                let v0 = f16x8(r0);
+                let v1 = f16x8(r1);
+                let v2 = f16x8(r2);
+                let v3 = f16x8(r3);
+                for (var d = 0u; d < CHUNK; d++) {
+                    o[d] = fma(w3, v3[d], fma(w2, v2[d], fma(w1, v1[d], fma(w0, v0[d], o[d]))));
+                }
+            }
+        } else if (live) {
             var i = g;
             for (; i + 3u * groups < cnt; i += 4u * groups) {
                 let v0 = chunk(1u, kbase[i], c);
