@@ -48,10 +48,19 @@ fn gemv_run(ids: Ids) {
             fill_unit(p.x_offset, c4, t0, ids.lid);
         }
         workgroupBarrier();
-        for (var k = 0u; k < UPT; k++) {
-            let ul = lg + k * GW;
-            if (t0 + ul < units) {
+        if (t0 + TU <= units) {
+            // Whole tile: no bounds checks, so the loads of all UPT units can issue at once
+            // (as in gemv_body.wgsl).
+            for (var k = 0u; k < UPT; k++) {
+                let ul = lg + k * GW;
                 acc += dot_rows_q8(rows, t0 + ul, ul);
+            }
+        } else {
+            for (var k = 0u; k < UPT; k++) {
+                let ul = lg + k * GW;
+                if (t0 + ul < units) {
+                    acc += dot_rows_q8(rows, t0 + ul, ul);
+                }
             }
         }
         workgroupBarrier();

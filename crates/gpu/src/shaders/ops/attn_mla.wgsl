@@ -79,15 +79,27 @@ fn rope_q(qb: u32, cb: u32, i: u32) -> f32 {
     return a * c - b * s;
 }
 
-// HG heads' partial dot of the key row at `kb` over lane c's words.
-fn lane_dot(kb: u32, c: u32, row_words: u32) -> vec4<f32> {
-    var s = vec4<f32>(0.0);
+// HG heads' partial dots of the key rows at `ka` and `kb` over lane c's words. Every load
+// is issued before any is used (indices clamped into the row, words past it dropped): a
+// load consumed before the next one is issued costs a memory round trip of its own.
+fn lane_dot2(ka: u32, kb: u32, c: u32, row_words: u32) -> array<vec4<f32>, 2> {
+    var ra: array<u32, WPL>;
+    var rb: array<u32, WPL>;
+    for (var k = 0u; k < WPL; k++) {
+        let wi = min(c + k * LN, row_words - 1u);
+        ra[k] = cache[ka + wi];
+        rb[k] = cache[kb + wi];
+    }
+    var s: array<vec4<f32>, 2>;
     for (var k = 0u; k < WPL; k++) {
         let wi = c + k * LN;
-        if (wi < row_words) {
-            let a = unpack2x16float(cache[kb + wi]);
-            s = fma(qv[2u * wi], vec4<f32>(a.x), fma(qv[2u * wi + 1u], vec4<f32>(a.y), s));
-        }
+        let a = unpack2x16float(ra[k]);
+        let b = unpack2x16float(rb[k]);
+        let q0 = qv[min(2u * wi, MAX_W - 2u)];
+        let q1 = qv[min(2u * wi + 1u, MAX_W - 1u)];
+        let live = wi < row_words;
+        s[0] = select(s[0], fma(q0, vec4<f32>(a.x), fma(q1, vec4<f32>(a.y), s[0])), live);
+        s[1] = select(s[1], fma(q0, vec4<f32>(b.x), fma(q1, vec4<f32>(b.y), s[1])), live);
     }
     return s;
 }
@@ -137,11 +149,10 @@ fn attn_mla(
         // Scores: key group kg takes keys kg, kg + KG, ..., two at a time.
         for (var i = kg; i < cnt; i += 2u * KG) {
             let i2 = i + KG;
-            let a = lane_dot(kbase[i], c, row_words);
-            let b = lane_dot(kbase[min(i2, cnt - 1u)], c, row_words);
-            red[i * LN + (c + i) % LN] = a;
+            let ab = lane_dot2(kbase[i], kbase[min(i2, cnt - 1u)], c, row_words);
+            red[i * LN + (c + i) % LN] = ab[0];
             if (i2 < cnt) {
-                red[i2 * LN + (c + i2) % LN] = b;
+                red[i2 * LN + (c + i2) % LN] = ab[1];
             }
         }
         workgroupBarrier();
@@ -177,21 +188,23 @@ fn attn_mla(
         for (var i = 0u; i < cnt; i++) {
             l += pw[i];
         }
-        // Values: eight keys per step, their loads in flight together.
+        // Values: eight keys per step, all their loads in flight together (indices clamped
+        // into the row: the words past it accumulate into slots never stored).
         var i = 0u;
         for (; i + 8u <= cnt; i += 8u) {
+            var v: array<u32, 8u * WPT>;
             for (var k = 0u; k < WPT; k++) {
-                let wi = lid + k * WG;
-                if (2u * wi < r) {
-                    var v: array<vec2<f32>, 8>;
-                    for (var e = 0u; e < 8u; e++) {
-                        v[e] = unpack2x16float(cache[kbase[i + e] + wi]);
-                    }
-                    for (var e = 0u; e < 8u; e++) {
-                        let pe = pw[i + e];
-                        for (var g = 0u; g < HG; g++) {
-                            acc[g * WPT + k] = fma(vec2<f32>(pe[g]), v[e], acc[g * WPT + k]);
-                        }
+                let wi = min(lid + k * WG, r / 2u - 1u);
+                for (var e = 0u; e < 8u; e++) {
+                    v[k * 8u + e] = cache[kbase[i + e] + wi];
+                }
+            }
+            for (var k = 0u; k < WPT; k++) {
+                for (var e = 0u; e < 8u; e++) {
+                    let pe = pw[i + e];
+                    let x = unpack2x16float(v[k * 8u + e]);
+                    for (var g = 0u; g < HG; g++) {
+                        acc[g * WPT + k] = fma(vec2<f32>(pe[g]), x, acc[g * WPT + k]);
                     }
                 }
             }
@@ -199,13 +212,14 @@ fn attn_mla(
         for (; i < cnt; i++) {
             let pe = pw[i];
             let b = kbase[i];
+            var v: array<u32, WPT>;
             for (var k = 0u; k < WPT; k++) {
-                let wi = lid + k * WG;
-                if (2u * wi < r) {
-                    let v = unpack2x16float(cache[b + wi]);
-                    for (var g = 0u; g < HG; g++) {
-                        acc[g * WPT + k] = fma(vec2<f32>(pe[g]), v, acc[g * WPT + k]);
-                    }
+                v[k] = cache[b + min(lid + k * WG, r / 2u - 1u)];
+            }
+            for (var k = 0u; k < WPT; k++) {
+                let x = unpack2x16float(v[k]);
+                for (var g = 0u; g < HG; g++) {
+                    acc[g * WPT + k] = fma(vec2<f32>(pe[g]), x, acc[g * WPT + k]);
                 }
             }
         }
