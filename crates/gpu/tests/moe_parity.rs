@@ -18,15 +18,19 @@ fn as_words(v: &[u32]) -> Vec<f32> {
 #[test]
 fn moe_gemv_picks_each_slots_expert() {
     let Some(ctx) = testkit::ctx() else { return };
-    let (experts, er, cols, n, k) = (5, 24, 256, 3, 2);
+    let (experts, er, n, k) = (5, 24, 3, 2);
     let ids: Vec<u32> = vec![4, 1, 1, 0, 3, 4];
-    for format in [
-        QuantFormat::F32,
-        QuantFormat::F16,
-        QuantFormat::Q8_0,
-        QuantFormat::Q4_0,
-        QuantFormat::Q4_K,
-    ] {
+    // 8 units per row (a partial tile) and 72 (its whole first half, then checked units).
+    for (cols, format) in [256, 2304].into_iter().flat_map(|c| {
+        [
+            QuantFormat::F32,
+            QuantFormat::F16,
+            QuantFormat::Q8_0,
+            QuantFormat::Q4_0,
+            QuantFormat::Q4_K,
+        ]
+        .map(|f| (c, f))
+    }) {
         let t = random_weight(format, experts * er, cols, 3);
         let w = GpuWeight::upload(ctx, &t).expect("upload");
         let dense = t.to_f32().expect("dq");

@@ -52,26 +52,36 @@ fn gemv_run(ids: Ids) {
     let c4 = p.cols / 4u;
     let xb = p.x_offset;
     var acc = vec4<f32>(0.0);
-    let full = units - units % TU;
     for (var t0 = 0u; t0 < units; t0 += TU) {
-        for (var i = ids.lid; i < TU * 8u; i += WG) {
+        // Only the tile's units (a short row loads a fraction of the tile).
+        for (var i = ids.lid; i < min(TU, units - t0) * 8u; i += WG) {
             let ul = i / 8u;
             let j = i % 8u;
             xs[j * TU + (ul ^ j)] = x_in(xb, t0 * 8u + i, c4);
         }
         workgroupBarrier();
-        if (t0 < full) {
-            // Whole tile: no bounds checks, so the loads of all UPT units can issue at once.
+        // Whole tiles, and the whole first half of a partial one, run without bounds checks,
+        // so the loads of all their units issue at once (a load consumed before the next one
+        // is issued costs a memory round trip each).
+        let avail = units - t0;
+        var k0 = 0u;
+        if (avail >= TU) {
             for (var k = 0u; k < UPT; k++) {
                 let ul = lg + k * GW;
                 acc += dot_rows(rows, t0 + ul, ul);
             }
-        } else {
-            for (var k = 0u; k < UPT; k++) {
+            k0 = UPT;
+        } else if (avail >= TU / 2u) {
+            for (var k = 0u; k < UPT / 2u; k++) {
                 let ul = lg + k * GW;
-                if (t0 + ul < units) {
-                    acc += dot_rows(rows, t0 + ul, ul);
-                }
+                acc += dot_rows(rows, t0 + ul, ul);
+            }
+            k0 = UPT / 2u;
+        }
+        for (var k = k0; k < UPT; k++) {
+            let ul = lg + k * GW;
+            if (t0 + ul < units) {
+                acc += dot_rows(rows, t0 + ul, ul);
             }
         }
         workgroupBarrier();

@@ -48,19 +48,28 @@ fn gemv_run(ids: Ids) {
             fill_unit(p.x_offset, c4, t0, ids.lid);
         }
         workgroupBarrier();
-        if (t0 + TU <= units) {
-            // Whole tile: no bounds checks, so the loads of all UPT units can issue at once
-            // (as in gemv_body.wgsl).
+        // Whole tiles, and the whole first half of a partial one, run without bounds checks,
+        // so the loads of all their units issue at once (a load consumed before the next one
+        // is issued costs a memory round trip each).
+        let avail = units - t0;
+        var k0 = 0u;
+        if (avail >= TU) {
             for (var k = 0u; k < UPT; k++) {
                 let ul = lg + k * GW;
                 acc += dot_rows_q8(rows, t0 + ul, ul);
             }
-        } else {
-            for (var k = 0u; k < UPT; k++) {
+            k0 = UPT;
+        } else if (avail >= TU / 2u) {
+            for (var k = 0u; k < UPT / 2u; k++) {
                 let ul = lg + k * GW;
-                if (t0 + ul < units) {
-                    acc += dot_rows_q8(rows, t0 + ul, ul);
-                }
+                acc += dot_rows_q8(rows, t0 + ul, ul);
+            }
+            k0 = UPT / 2u;
+        }
+        for (var k = k0; k < UPT; k++) {
+            let ul = lg + k * GW;
+            if (t0 + ul < units) {
+                acc += dot_rows_q8(rows, t0 + ul, ul);
             }
         }
         workgroupBarrier();

@@ -55,13 +55,32 @@ fn moe_gemv_run(ids: Ids) {
     let xb = p.x_offset + (slot / max(p.row_offset, 1u)) * c4;
     var acc = vec4<f32>(0.0);
     for (var t0 = 0u; t0 < units; t0 += TU) {
-        for (var i = ids.lid; i < TU * 8u; i += WG) {
+        // Only the tile's units (a short row loads a fraction of the tile).
+        for (var i = ids.lid; i < min(TU, units - t0) * 8u; i += WG) {
             let ul = i / 8u;
             let j = i % 8u;
             xs[j * TU + (ul ^ j)] = x_group(xb, t0 * 8u + i, c4);
         }
         workgroupBarrier();
-        for (var k = 0u; k < UPT; k++) {
+        // Whole tiles, and the whole first half of a partial one, run without bounds checks,
+        // so the loads of all their units issue at once (a load consumed before the next one
+        // is issued costs a memory round trip each).
+        let avail = units - t0;
+        var k0 = 0u;
+        if (avail >= TU) {
+            for (var k = 0u; k < UPT; k++) {
+                let ul = lg + k * GW;
+                acc += dot_rows(rows, t0 + ul, ul);
+            }
+            k0 = UPT;
+        } else if (avail >= TU / 2u) {
+            for (var k = 0u; k < UPT / 2u; k++) {
+                let ul = lg + k * GW;
+                acc += dot_rows(rows, t0 + ul, ul);
+            }
+            k0 = UPT / 2u;
+        }
+        for (var k = k0; k < UPT; k++) {
             let ul = lg + k * GW;
             if (t0 + ul < units) {
                 acc += dot_rows(rows, t0 + ul, ul);

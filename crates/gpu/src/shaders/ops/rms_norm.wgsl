@@ -21,6 +21,7 @@ struct Params {
 
 // 256 threads: a decode row is latency-bound (see add_rms_norm.wgsl).
 const WG: u32 = 256u;
+const U: u32 = 4u;
 var<workgroup> red: array<f32, WG>;
 
 @compute @workgroup_size(WG)
@@ -33,8 +34,20 @@ fn rms_norm(
     let r = min(row, p.rows - 1u);
     let rel = (r / p.group) * p.stride + (r % p.group) * p.cols;
     let base = p.x_offset + rel;
+    // U independent loads per thread per step (a load consumed before the next one is
+    // issued costs a memory round trip each; a decode row is latency-bound).
     var s = 0.0;
-    for (var c = lid; c < p.cols; c += WG) {
+    var c = lid;
+    for (; c + (U - 1u) * WG < p.cols; c += U * WG) {
+        var v: array<f32, U>;
+        for (var u = 0u; u < U; u++) {
+            v[u] = x[base + c + u * WG];
+        }
+        for (var u = 0u; u < U; u++) {
+            s = fma(v[u], v[u], s);
+        }
+    }
+    for (; c < p.cols; c += WG) {
         let v = x[base + c];
         s = fma(v, v, s);
     }
@@ -51,7 +64,18 @@ fn rms_norm(
     }
     let inv = 1.0 / sqrt(red[0] / f32(p.cols) + p.eps);
     let ob = p.out_offset + rel;
-    for (var c = lid; c < p.cols; c += WG) {
+    c = lid;
+    for (; c + (U - 1u) * WG < p.cols; c += U * WG) {
+        var y: array<f32, U>;
+        for (var u = 0u; u < U; u++) {
+            let k = c + u * WG;
+            y[u] = x[base + k] * inv * w[p.w_offset + k];
+        }
+        for (var u = 0u; u < U; u++) {
+            out[ob + c + u * WG] = y[u];
+        }
+    }
+    for (; c < p.cols; c += WG) {
         out[ob + c] = x[base + c] * inv * w[p.w_offset + c];
     }
 }
