@@ -4,8 +4,11 @@
 # Base = the SmolLM2-135M-Instruct Q4_1 GGUF converted to an f16 HF folder. Every row is
 # quantized from that base, then compared with it on fixtures/text/english.txt (512-token
 # windows, second half scored): perplexity, mean KL(base ‖ quant), top-1 agreement; CPU
-# decode tok/s from `metal-marlin bench`. GPTQ/MR-GPTQ calibrate on a different text
-# (Debian's GPL-3 licence text, /usr/share/common-licenses/GPL-3), never on the eval text.
+# decode tok/s from `metal-marlin bench`. GPTQ/MR-GPTQ and trellis calibrate on other text,
+# never on the eval text: by default 256 windows of 256 tokens of $OUT/calib.txt, which
+# interleaves ~2 KB chunks of fixtures/text/smollm2-generated.txt (text sampled from the
+# model itself) with Debian's licence texts (/usr/share/common-licenses), 101k tokens in all.
+# CALIB=/usr/share/common-licenses/GPL-3 SAMPLES=16 is the older calibration (GPL-3 alone).
 #
 # Embeddings and the tied LM head stay F16 unless PRESET is set (PRESET=dense: int8 g128,
 # which roughly doubles CPU decode speed). ONLY="fp4-rtn int4-gptq" runs some rows.
@@ -18,14 +21,34 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/metal-marlin}
 GGUF=${GGUF:-$HOME/.cache/metal-marlin/models/SmolLM2-135M-Instruct.Q4_1.gguf}
 TEXT=fixtures/text/english.txt
-CALIB=${CALIB:-/usr/share/common-licenses/GPL-3}
 OUT=${1:-/tmp/mm-quality}
-SAMPLES=${SAMPLES:-16}
+CALIB=${CALIB:-$OUT/calib.txt}
+SAMPLES=${SAMPLES:-256}
 SEQ=${SEQ:-256}
 PRESET=${PRESET:-}
 EXTRA=()
 [ -n "$PRESET" ] && EXTRA=(--mixed-precision "$PRESET")
 mkdir -p "$OUT"
+if [ "$CALIB" = "$OUT/calib.txt" ] && [ ! -f "$CALIB" ]; then
+  python3 - fixtures/text/smollm2-generated.txt "$CALIB" <<'PY'
+import sys
+lic = '/usr/share/common-licenses/'
+names = ['Apache-2.0', 'Artistic', 'BSD', 'CC0-1.0', 'GFDL-1.2', 'GFDL-1.3', 'GPL-1', 'GPL-2',
+         'GPL-3', 'LGPL-2', 'LGPL-2.1', 'LGPL-3', 'MPL-1.1', 'MPL-2.0']
+def chunks(s, n=2000):
+    out, cur = [], ''
+    for p in s.split('\n\n'):
+        cur += p + '\n\n'
+        if len(cur) >= n:
+            out.append(cur)
+            cur = ''
+    return out + ([cur] if cur else [])
+gen = chunks(open(sys.argv[1]).read().split('\n\n', 1)[1])
+lics = chunks(''.join(open(lic + n).read() for n in names))
+mix = [c for i in range(max(len(gen), len(lics))) for c in (gen[i:i + 1] + lics[i:i + 1])]
+open(sys.argv[2], 'w').write(''.join(mix))
+PY
+fi
 BASE=$OUT/base-f16
 [ -d "$BASE" ] || "$BIN" convert --model "$GGUF" --out "$BASE" --dtype f16 >/dev/null
 

@@ -2,7 +2,8 @@
 //! `Q_DATA`: `<name>.w` f32 `[n, k]`; `<name>.{cal,val,eval}.h` f64 `[k, k]` Hessians of the
 //! calibration text, a held-out text and the perplexity text). Prints the relative proxy
 //! loss `tr(ΔW·H·ΔWᵀ)/tr(W·H·Wᵀ)` averaged over the matrices, per option set
-//! (`Q_VARIANTS=label:b=1:d=0.2:r=0.95:cb=mul1:h=0,...`, `Q_BITS`, `Q_NAMES`).
+//! (`Q_VARIANTS=label:b=1:d=0.2:r=0.95:cb=mul1:h=0,...`, `Q_BITS`, `Q_NAMES`; `Q_CAL=TAG`
+//! quantizes against `<name>.TAG.h` instead of `.cal.h`).
 //!
 //! Measured (release, layers 3.q 15.o 15.down 29.up 0.v; relative loss cal / val / eval):
 //! K=3 old defaults (no balance, damp 0.01, RMS 1.0) 0.00333 / – / 0.01034; + balance
@@ -14,6 +15,16 @@
 //! new defaults 0.00084 / 0.00159 / 0.00199, MUL1 0.00081 / 0.00152 / 0.00192. down_proj
 //! alone (k = 1536 for 4096 tokens) wants more damping: val 0.00850 / 0.00814 / 0.00805
 //! for damp 0.2 / 0.5 / 1.0.
+//!
+//! Calibration text (K=4, damp 0.1 unless noted; the cal column is each set's own Hessian,
+//! so compare val / eval). GPL-3 16×256 (damp 0.2): 0.00084 / 0.00159 / 0.00199. Debian's
+//! 14 distinct licences, 128×256: 0.00092 / 0.00146 / 0.00191 (damp 0.05–0.2 flat). Text
+//! sampled from the model (`calib_gen.py`), 128×256, no top-k: 0.00104 / 0.00160 / 0.00161
+//! (flat in damping); top-k 50: 0.00107 / 0.00167 / 0.00158. Both interleaved (`mix`, what
+//! scripts/quality-table.sh builds), 256×256: 0.00111 / 0.00148 / 0.00160 (with the no-top-k
+//! samples: damp 0.02 / 0.1 / 0.2 eval 0.00164 / 0.00163 / 0.00165, RMS 0.9 / 1.0 eval
+//! 0.00162 / 0.00170). K=3 mix 256×256: 0.00423 / 0.00561 / 0.00612 (damp 0.03 no better),
+//! against 0.00603 / 0.00750 on GPL-3 16×256.
 
 use marlin_core::formats::trellis::dequantize;
 use marlin_core::{Codebook, TrellisFormat};
@@ -57,6 +68,7 @@ fn real_weights_proxy_loss() {
     let dir = std::env::var("Q_DATA").unwrap_or_else(|_| "/work/q-data".into());
     let names = std::env::var("Q_NAMES").unwrap_or_else(|_| "3.q,15.o,15.down,29.up,0.v".into());
     let variants = std::env::var("Q_VARIANTS").unwrap_or_else(|_| "base".into());
+    let cal = std::env::var("Q_CAL").unwrap_or_else(|_| "cal".into());
     let bits: u32 = std::env::var("Q_BITS")
         .ok()
         .and_then(|b| b.parse().ok())
@@ -87,7 +99,7 @@ fn real_weights_proxy_loss() {
                 |a| f32::from_le_bytes([a[0], a[1], a[2], a[3]]),
                 4,
             );
-            let hc: Vec<f64> = read(&format!("{dir}/{name}.cal.h"), f64::from_le_bytes, 8);
+            let hc: Vec<f64> = read(&format!("{dir}/{name}.{cal}.h"), f64::from_le_bytes, 8);
             let he: Vec<f64> = read(&format!("{dir}/{name}.eval.h"), f64::from_le_bytes, 8);
             let hv: Vec<f64> = read(&format!("{dir}/{name}.val.h"), f64::from_le_bytes, 8);
             let k = (hc.len() as f64).sqrt() as usize;
