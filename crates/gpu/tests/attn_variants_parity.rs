@@ -211,7 +211,7 @@ fn run(ctx: &GpuContext, c: &Case, dtype: CacheDtype) -> [Vec<f32>; 4] {
 }
 
 /// Microseconds per dispatch of each kernel on Llama-3-8B heads (32 / 8, head_dim 128,
-/// f16 cache) for decode batches of `tokens` sequences of `len` keys: 50 back-to-back
+/// f16 and fp8 caches) for decode batches of `tokens` sequences of `len` keys: 50 back-to-back
 /// dispatches per kernel, timed from the host. For hardware A/B runs
 /// (`MARLIN_TEST_ADAPTER=nvidia ... --ignored --nocapture attn_speed`).
 #[test]
@@ -227,32 +227,36 @@ fn attn_speed() {
         (1, 250),
         (64, 256),
     ] {
-        let c = case(32, 8, 128, &vec![len; tokens], None);
-        let p = setup(ctx, &c, CacheDtype::F16);
-        let out = upload_f32(ctx, &vec![0.0; p.q.len()]).expect("out");
-        let (qs, ms, os) = (
-            Span::new(&p.qb, GUARD),
-            Span::new(&p.mb, 5),
-            Span::whole(&out),
-        );
-        let mut line = format!("attn_speed tokens {tokens} keys {len}:");
-        for variant in VARIANTS {
-            let mut times = Vec::new();
-            for _ in 0..3 {
-                let t = std::time::Instant::now();
-                let mut enc = StepEncoder::new(ctx, "t");
-                for _ in 0..50 {
-                    record_attention_variant(&mut enc, &p.shape, variant, qs, &p.kc, &p.vc, ms, os)
+        for dtype in [CacheDtype::F16, CacheDtype::Fp8E4M3] {
+            let c = case(32, 8, 128, &vec![len; tokens], None);
+            let p = setup(ctx, &c, dtype);
+            let out = upload_f32(ctx, &vec![0.0; p.q.len()]).expect("out");
+            let (qs, ms, os) = (
+                Span::new(&p.qb, GUARD),
+                Span::new(&p.mb, 5),
+                Span::whole(&out),
+            );
+            let mut line = format!("attn_speed {dtype:?} tokens {tokens} keys {len}:");
+            for variant in VARIANTS {
+                let mut times = Vec::new();
+                for _ in 0..3 {
+                    let t = std::time::Instant::now();
+                    let mut enc = StepEncoder::new(ctx, "t");
+                    for _ in 0..50 {
+                        record_attention_variant(
+                            &mut enc, &p.shape, variant, qs, &p.kc, &p.vc, ms, os,
+                        )
                         .expect("attention");
+                    }
+                    enc.submit().expect("submit");
+                    read_f32(ctx, &out, 0, 1).expect("read");
+                    times.push(t.elapsed().as_secs_f64() * 1e6 / 50.0);
                 }
-                enc.submit().expect("submit");
-                read_f32(ctx, &out, 0, 1).expect("read");
-                times.push(t.elapsed().as_secs_f64() * 1e6 / 50.0);
+                let best = times.iter().cloned().fold(f64::MAX, f64::min);
+                line += &format!(" {} {best:.1} µs", variant.name());
             }
-            let best = times.iter().cloned().fold(f64::MAX, f64::min);
-            line += &format!(" {} {best:.1} µs", variant.name());
+            println!("{line}");
         }
-        println!("{line}");
     }
 }
 
