@@ -333,6 +333,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/ops/attn_body.wgsl"),
     ),
     (
+        "ops/attn_rows.wgsl",
+        include_str!("shaders/ops/attn_rows.wgsl"),
+    ),
+    (
         "ops/attn_mla.wgsl",
         include_str!("shaders/ops/attn_mla.wgsl"),
     ),

@@ -43,6 +43,7 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
         Op::AttnPaged | Op::AttnSplit => (
             vec![
                 KV_CODES.into(),
+                "ops/attn_rows.wgsl".into(),
                 "ops/attn_body.wgsl".into(),
                 format!("ops/{name}.wgsl"),
             ],
@@ -342,6 +343,7 @@ fn attn_gqa_spec(key: KernelKey) -> Option<KernelSpec> {
         name: format!("{}_gqa", kernel_name(key.op, key.format)),
         parts: [
             KV_CODES,
+            "ops/attn_rows.wgsl",
             "ops/attn_body.wgsl",
             "ops/attn_gqa_body.wgsl",
             "ops/attn_paged_gqa.wgsl",
