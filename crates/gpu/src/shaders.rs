@@ -224,6 +224,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/gemm/gemm_splitk_reduce.wgsl"),
     ),
     (
+        "gemv/tile_acc.wgsl",
+        include_str!("shaders/gemv/tile_acc.wgsl"),
+    ),
+    (
         "gemv/gemv_body_q8.wgsl",
         include_str!("shaders/gemv/gemv_body_q8.wgsl"),
     ),

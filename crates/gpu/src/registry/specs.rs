@@ -167,7 +167,7 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
             gemv_nr,
             1,
             "subgroup",
-            vec![gemv_reduce, "gemv/gemv_body.wgsl"],
+            vec![gemv_reduce, "gemv/tile_acc.wgsl", "gemv/gemv_body.wgsl"],
         ),
         (Op::Gemv, Variant::Dp4a | Variant::Dp4aWide) if DP4A_FORMATS.contains(&key.format) => (
             wgpu::Features::SUBGROUP,
@@ -178,6 +178,7 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
             vec![
                 gemv_reduce_dp4a,
                 "gemv/q8_act.wgsl",
+                "gemv/tile_acc.wgsl",
                 "gemv/gemv_body_q8.wgsl",
             ],
         ),
@@ -187,7 +188,7 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
             gemv_nr,
             1,
             "plain",
-            vec![gemv_reduce, "gemv/gemv_body.wgsl"],
+            vec![gemv_reduce, "gemv/tile_acc.wgsl", "gemv/gemv_body.wgsl"],
         ),
         (Op::Gemm, Variant::Plain) => (
             wgpu::Features::empty(),
@@ -268,6 +269,7 @@ fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
     parts.extend(format_parts(key.format)?);
     parts.push("gemv/out_store.wgsl".into());
     parts.push("gemv/reduce_shared.wgsl".into());
+    parts.push("gemv/tile_acc.wgsl".into());
     parts.push("gemv/moe_gemv_body.wgsl".into());
     let rows = gemv_rows(key.format, Variant::Plain);
     let mut defines = format_defines(key.format);

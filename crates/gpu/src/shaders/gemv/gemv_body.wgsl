@@ -60,30 +60,7 @@ fn gemv_run(ids: Ids) {
             xs[j * TU + (ul ^ j)] = x_in(xb, t0 * 8u + i, c4);
         }
         workgroupBarrier();
-        // Whole tiles, and the whole first half of a partial one, run without bounds checks,
-        // so the loads of all their units issue at once (a load consumed before the next one
-        // is issued costs a memory round trip each).
-        let avail = units - t0;
-        var k0 = 0u;
-        if (avail >= TU) {
-            for (var k = 0u; k < UPT; k++) {
-                let ul = lg + k * GW;
-                acc += dot_rows(rows, t0 + ul, ul);
-            }
-            k0 = UPT;
-        } else if (avail >= TU / 2u) {
-            for (var k = 0u; k < UPT / 2u; k++) {
-                let ul = lg + k * GW;
-                acc += dot_rows(rows, t0 + ul, ul);
-            }
-            k0 = UPT / 2u;
-        }
-        for (var k = k0; k < UPT; k++) {
-            let ul = lg + k * GW;
-            if (t0 + ul < units) {
-                acc += dot_rows(rows, t0 + ul, ul);
-            }
-        }
+        acc += tile_acc(rows, t0, units, lg);
         workgroupBarrier();
     }
     reduce_rows(ids, acc * x_end(ids), wg_row0);

@@ -23,7 +23,7 @@ fn fill_unit(xb: u32, c4: u32, t0: u32, ul: u32) {
     xd[ul] = q.d;
 }
 
-fn dot_rows_q8(r: vec4<u32>, u: u32, ul: u32) -> vec4<f32> {
+fn dot_rows(r: vec4<u32>, u: u32, ul: u32) -> vec4<f32> {
     let lo = xq[2u * ul];
     let hi = xq[2u * ul + 1u];
     let d = xd[ul];
@@ -48,30 +48,7 @@ fn gemv_run(ids: Ids) {
             fill_unit(p.x_offset, c4, t0, ids.lid);
         }
         workgroupBarrier();
-        // Whole tiles, and the whole first half of a partial one, run without bounds checks,
-        // so the loads of all their units issue at once (a load consumed before the next one
-        // is issued costs a memory round trip each).
-        let avail = units - t0;
-        var k0 = 0u;
-        if (avail >= TU) {
-            for (var k = 0u; k < UPT; k++) {
-                let ul = lg + k * GW;
-                acc += dot_rows_q8(rows, t0 + ul, ul);
-            }
-            k0 = UPT;
-        } else if (avail >= TU / 2u) {
-            for (var k = 0u; k < UPT / 2u; k++) {
-                let ul = lg + k * GW;
-                acc += dot_rows_q8(rows, t0 + ul, ul);
-            }
-            k0 = UPT / 2u;
-        }
-        for (var k = k0; k < UPT; k++) {
-            let ul = lg + k * GW;
-            if (t0 + ul < units) {
-                acc += dot_rows_q8(rows, t0 + ul, ul);
-            }
-        }
+        acc += tile_acc(rows, t0, units, lg);
         workgroupBarrier();
     }
     reduce_rows(ids, acc * x_end(ids), wg_row0);

@@ -62,30 +62,7 @@ fn moe_gemv_run(ids: Ids) {
             xs[j * TU + (ul ^ j)] = x_group(xb, t0 * 8u + i, c4);
         }
         workgroupBarrier();
-        // Whole tiles, and the whole first half of a partial one, run without bounds checks,
-        // so the loads of all their units issue at once (a load consumed before the next one
-        // is issued costs a memory round trip each).
-        let avail = units - t0;
-        var k0 = 0u;
-        if (avail >= TU) {
-            for (var k = 0u; k < UPT; k++) {
-                let ul = lg + k * GW;
-                acc += dot_rows(rows, t0 + ul, ul);
-            }
-            k0 = UPT;
-        } else if (avail >= TU / 2u) {
-            for (var k = 0u; k < UPT / 2u; k++) {
-                let ul = lg + k * GW;
-                acc += dot_rows(rows, t0 + ul, ul);
-            }
-            k0 = UPT / 2u;
-        }
-        for (var k = k0; k < UPT; k++) {
-            let ul = lg + k * GW;
-            if (t0 + ul < units) {
-                acc += dot_rows(rows, t0 + ul, ul);
-            }
-        }
+        acc += tile_acc(rows, t0, units, lg);
         workgroupBarrier();
     }
     // Row sums (reduce_shared.wgsl) into the slot's output row.
