@@ -24,7 +24,8 @@
 //! scripts/quality-table.sh builds), 256×256: 0.00111 / 0.00148 / 0.00160 (with the no-top-k
 //! samples: damp 0.02 / 0.1 / 0.2 eval 0.00164 / 0.00163 / 0.00165, RMS 0.9 / 1.0 eval
 //! 0.00162 / 0.00170). K=3 mix 256×256: 0.00423 / 0.00561 / 0.00612 (damp 0.03 no better),
-//! against 0.00603 / 0.00750 on GPL-3 16×256.
+//! against 0.00603 / 0.00750 on GPL-3 16×256. Mix, K=4, no better: 128×512 windows 0.00109 /
+//! 0.00146 / 0.00160; 2 balancing rounds 0.00111 / 0.00147 / 0.00161 (none: 0.00189 eval).
 
 use marlin_core::formats::trellis::dequantize;
 use marlin_core::{Codebook, TrellisFormat};
