@@ -23,6 +23,12 @@ var<workgroup> pe: array<f32, WG>;
 
 var<private> acc: array<f32, DPT>;
 
+// The fast paths' other three keys of a step from key i (i + groups, i + 2 groups,
+// i + 3 groups), clamped into the tile: their loads stay in range, their results are dropped.
+fn next3(i: u32, groups: u32, cnt: u32) -> vec3<u32> {
+    return min(vec3<u32>(i) + vec3<u32>(1u, 2u, 3u) * groups, vec3<u32>(cnt - 1u));
+}
+
 // Largest value of sc[0 .. WG) (all threads, uniform).
 fn tile_max(lid: u32, s: f32) -> f32 {
     red[lid] = s;
@@ -78,9 +84,10 @@ fn attend(lid: u32, h: u32, j: u32, k0: u32, k1: u32) -> vec2<f32> {
         if (live && fast) {
             // Four keys per step (clamped past cnt, their dots dropped), loads first.
             for (var i = g; i < cnt; i += 4u * groups) {
-                let i1 = min(i + groups, cnt - 1u);
-                let i2 = min(i + 2u * groups, cnt - 1u);
-                let i3 = min(i + 3u * groups, cnt - 1u);
+                let n = next3(i, groups, cnt);
+                let i1 = n.x;
+                let i2 = n.y;
+                let i3 = n.z;
                 let r0 = k_words(kbase[i], c);
                 let r1 = k_words(kbase[i1], c);
                 let r2 = k_words(kbase[i2], c);
@@ -138,9 +145,10 @@ fn attend(lid: u32, h: u32, j: u32, k0: u32, k1: u32) -> vec2<f32> {
         workgroupBarrier();
         if (live && fast) {
             for (var i = g; i < cnt; i += 4u * groups) {
-                let i1 = min(i + groups, cnt - 1u);
-                let i2 = min(i + 2u * groups, cnt - 1u);
-                let i3 = min(i + 3u * groups, cnt - 1u);
+                let n = next3(i, groups, cnt);
+                let i1 = n.x;
+                let i2 = n.y;
+                let i3 = n.z;
                 let r0 = v_words(kbase[i], c);
                 let r1 = v_words(kbase[i1], c);
                 let r2 = v_words(kbase[i2], c);
