@@ -72,7 +72,33 @@ fn gemv_multi_run(ids: Ids) {
     var a5 = vec4<f32>(0.0);
     var a6 = vec4<f32>(0.0);
     var a7 = vec4<f32>(0.0);
-    for (var u = ul; u < units; u += TU) {
+    if (m == MT) {
+        // A full pass: no token branch between one token's activation loads and the next,
+        // so the loads of all MT tokens can be in flight together (MT is a define: the
+        // `MT > k` tests fold away).
+        for (var u = ul; u < units; u += TU) {
+            let w0 = unit_q8(r.x, u);
+            let w1 = unit_q8(r.y, u);
+            let w2 = unit_q8(r.z, u);
+            let w3 = unit_q8(r.w, u);
+            let s = tok0 * units + u;
+            a0 += tok4(w0, w1, w2, w3, s, sbase);
+            if (MT > 1u) {
+                a1 += tok4(w0, w1, w2, w3, s + units, sbase);
+            }
+            if (MT > 2u) {
+                a2 += tok4(w0, w1, w2, w3, s + 2u * units, sbase);
+                a3 += tok4(w0, w1, w2, w3, s + 3u * units, sbase);
+            }
+            if (MT > 4u) {
+                a4 += tok4(w0, w1, w2, w3, s + 4u * units, sbase);
+                a5 += tok4(w0, w1, w2, w3, s + 5u * units, sbase);
+                a6 += tok4(w0, w1, w2, w3, s + 6u * units, sbase);
+                a7 += tok4(w0, w1, w2, w3, s + 7u * units, sbase);
+            }
+        }
+    }
+    for (var u = select(ul, units, m == MT); u < units; u += TU) {
         let w0 = unit_q8(r.x, u);
         let w1 = unit_q8(r.y, u);
         let w2 = unit_q8(r.z, u);
