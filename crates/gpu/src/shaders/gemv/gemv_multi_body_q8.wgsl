@@ -74,8 +74,9 @@ fn gemv_multi_run(ids: Ids) {
     var a7 = vec4<f32>(0.0);
     if (m == MT) {
         // A full pass: no token branch between one token's activation loads and the next,
-        // so the loads of all MT tokens can be in flight together (MT is a define: the
-        // `MT > k` tests fold away).
+        // so the loads of all MT tokens can be in flight together. MT is a define: the
+        // `MT > k` tests here and below fold away, so a kernel holds (and allocates
+        // registers for) only its MT accumulators.
         for (var u = ul; u < units; u += TU) {
             let w0 = unit_q8(r.x, u);
             let w1 = unit_q8(r.y, u);
@@ -105,36 +106,36 @@ fn gemv_multi_run(ids: Ids) {
         let w3 = unit_q8(r.w, u);
         let s = tok0 * units + u;
         a0 += tok4(w0, w1, w2, w3, s, sbase);
-        if (m > 1u) {
+        if (MT > 1u && m > 1u) {
             a1 += tok4(w0, w1, w2, w3, s + units, sbase);
         }
-        if (m > 2u) {
+        if (MT > 2u && m > 2u) {
             a2 += tok4(w0, w1, w2, w3, s + 2u * units, sbase);
         }
-        if (m > 3u) {
+        if (MT > 3u && m > 3u) {
             a3 += tok4(w0, w1, w2, w3, s + 3u * units, sbase);
         }
-        if (m > 4u) {
+        if (MT > 4u && m > 4u) {
             a4 += tok4(w0, w1, w2, w3, s + 4u * units, sbase);
         }
-        if (m > 5u) {
+        if (MT > 5u && m > 5u) {
             a5 += tok4(w0, w1, w2, w3, s + 5u * units, sbase);
         }
-        if (m > 6u) {
+        if (MT > 6u && m > 6u) {
             a6 += tok4(w0, w1, w2, w3, s + 6u * units, sbase);
         }
-        if (m > 7u) {
+        if (MT > 7u && m > 7u) {
             a7 += tok4(w0, w1, w2, w3, s + 7u * units, sbase);
         }
     }
     reduce_tok2(ids, a0, a1, 0u, row0, tok0, m);
-    if (m > 2u) {
+    if (MT > 2u && m > 2u) {
         reduce_tok2(ids, a2, a3, 1u, row0, tok0, m);
     }
-    if (m > 4u) {
+    if (MT > 4u && m > 4u) {
         reduce_tok2(ids, a4, a5, 2u, row0, tok0, m);
     }
-    if (m > 6u) {
+    if (MT > 6u && m > 6u) {
         reduce_tok2(ids, a6, a7, 3u, row0, tok0, m);
     }
 }
