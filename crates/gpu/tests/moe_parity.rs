@@ -122,26 +122,21 @@ fn route_ref(r: &MoeRouting, logits: &[f32], bias: Option<&[f32]>) -> Vec<(u32, 
         .collect()
 }
 
-#[test]
-fn moe_route_matches_the_router_rules() {
-    let Some(ctx) = testkit::ctx() else { return };
-    let (n, e) = (5, 16);
-    let logits = random_vec(&mut rng(11), n * e);
-    let bias: Vec<f32> = random_vec(&mut rng(12), e)
-        .iter()
-        .map(|b| b * 0.5)
-        .collect();
-    // The last field: a shared expert as one more slot per token.
-    let cases = [
-        (false, true, 1, 1, 1.0, false, false),
-        (true, true, 4, 2, 2.5, true, true),
-        (true, false, 1, 1, 1.0, true, false),
-        (false, false, 2, 1, 1.0, false, true),
-    ];
-    for (sigmoid, normalize, n_group, topk_group, scale, with_bias, shared_slot) in cases {
+/// (sigmoid, normalize, n_group, topk_group, scale, with bias, shared slot) of a routing case.
+type RouteCase = (bool, bool, usize, usize, f32, bool, bool);
+
+/// `moe_route` over `n` tokens of `e` experts' `logits` against [`route_ref`], per case.
+fn check_routes(
+    ctx: &marlin_gpu::GpuContext,
+    (n, e, top_k): (usize, usize, usize),
+    logits: &[f32],
+    bias: &[f32],
+    cases: &[RouteCase],
+) {
+    for &(sigmoid, normalize, n_group, topk_group, scale, with_bias, shared_slot) in cases {
         let r = MoeRouting {
             n_experts: e,
-            top_k: 3,
+            top_k,
             sigmoid,
             normalize,
             n_group,
@@ -150,9 +145,9 @@ fn moe_route_matches_the_router_rules() {
             shared_slot,
         };
         let per = r.slots_per_token();
-        assert_eq!(per, 3 + usize::from(shared_slot));
-        let lb = upload_f32(ctx, &logits).unwrap();
-        let bb = upload_f32(ctx, &[vec![9.0; 4], bias.clone()].concat()).unwrap();
+        assert_eq!(per, top_k + usize::from(shared_slot));
+        let lb = upload_f32(ctx, logits).unwrap();
+        let bb = upload_f32(ctx, &[vec![9.0; 4], bias.to_vec()].concat()).unwrap();
         let (ib, wb) = (
             zeroed_f32(ctx, n * per).unwrap(),
             zeroed_f32(ctx, n * per).unwrap(),
@@ -168,11 +163,7 @@ fn moe_route_matches_the_router_rules() {
             .collect();
         let wts = read_f32(ctx, &wb, 0, n * per).unwrap();
         for t in 0..n {
-            let want = route_ref(
-                &r,
-                &logits[t * e..(t + 1) * e],
-                with_bias.then_some(&bias[..]),
-            );
+            let want = route_ref(&r, &logits[t * e..(t + 1) * e], with_bias.then_some(bias));
             for (j, (we, ww)) in want.into_iter().enumerate() {
                 assert_eq!(ids[t * per + j], we, "{r:?} token {t} slot {j}");
                 assert!(
@@ -181,11 +172,30 @@ fn moe_route_matches_the_router_rules() {
                 );
             }
             if shared_slot {
-                assert_eq!(ids[t * per + 3], e as u32, "token {t}: the shared expert");
-                assert_eq!(wts[t * per + 3], 1.0, "token {t}: unscaled");
+                let s = t * per + top_k;
+                assert_eq!(ids[s], e as u32, "token {t}: the shared expert");
+                assert_eq!(wts[s], 1.0, "token {t}: unscaled");
             }
         }
     }
+}
+
+#[test]
+fn moe_route_matches_the_router_rules() {
+    let Some(ctx) = testkit::ctx() else { return };
+    let (n, e) = (5, 16);
+    let logits = random_vec(&mut rng(11), n * e);
+    let bias: Vec<f32> = random_vec(&mut rng(12), e)
+        .iter()
+        .map(|b| b * 0.5)
+        .collect();
+    let cases = [
+        (false, true, 1, 1, 1.0, false, false),
+        (true, true, 4, 2, 2.5, true, true),
+        (true, false, 1, 1, 1.0, true, false),
+        (false, false, 2, 1, 1.0, false, true),
+    ];
+    check_routes(ctx, (n, e, 3), &logits, &bias, &cases);
     let bad = MoeRouting {
         n_experts: 300,
         top_k: 2,
@@ -199,6 +209,29 @@ fn moe_route_matches_the_router_rules() {
     let lb = zeroed_f32(ctx, 300).unwrap();
     let mut enc = StepEncoder::new(ctx, "moe_route");
     assert!(record_moe_route(&mut enc, &bad, 1, &lb, None, &lb, &lb).is_err());
+}
+
+/// GLM-4.7-Flash's 64 experts (top 4) and the 256-expert limit (top 8, eight groups), with
+/// logits and biases on a coarse grid so that choices tie (the lower expert wins).
+#[test]
+fn moe_route_ranks_ties_and_wide_expert_counts() {
+    let Some(ctx) = testkit::ctx() else { return };
+    let grid = |v: Vec<f32>| {
+        v.iter()
+            .map(|x| (x * 4.0).round() / 4.0)
+            .collect::<Vec<_>>()
+    };
+    for (n, e, top_k) in [(3, 64, 4), (2, 256, 8)] {
+        let logits = grid(random_vec(&mut rng(e as u64), n * e));
+        let bias = grid(random_vec(&mut rng(e as u64 + 1), e));
+        let cases = [
+            (true, true, 1, 1, 2.5, true, true),
+            (true, true, 1, 1, 1.0, false, false),
+            (false, true, 8, 4, 1.0, false, false),
+            (true, false, 8, 3, 1.0, true, false),
+        ];
+        check_routes(ctx, (n, e, top_k), &logits, &bias, &cases);
+    }
 }
 
 #[test]

@@ -5,8 +5,11 @@
 // scale. Writes expert ids and weights of token t's slots at t * S + j, S = top_k; with
 // flag bit 3 (a shared expert stacked after the routed ones) S = top_k + 1 and slot
 // t * S + top_k is (n_experts, 1): the shared expert runs as one more slot.
-// Maxima, sums and each top-k pick are workgroup tree reductions (a single thread walking
-// all experts k times took ~47 µs per decode step on an H200).
+// The softmax's max and sum are workgroup tree reductions (sigmoid skips them). The top-k
+// is one pass: each expert counts the choices that beat it (ties: lower expert first), its
+// rank, so the picks cost two barriers instead of a tree reduction per pick (k of them, ~10
+// barriers each; a single thread walking all experts k times took ~47 µs per decode step
+// on an H200).
 // Launcher: src/ops/moe.rs (at most MAX_E experts, 32 groups, 16 slots per token).
 struct Params {
     n_tokens: u32,
@@ -30,12 +33,12 @@ const MAX_E: u32 = 256u;
 const LOW: f32 = -3.0e38;
 const NONE: u32 = 0xFFFFFFFFu;
 
-// Selection values, then reduction scratch (value, index).
+// Selection values, reduction scratch, group sums, kept groups, and the expert of each pick.
 var<workgroup> choice: array<f32, MAX_E>;
 var<workgroup> rv: array<f32, WG>;
-var<workgroup> ri: array<u32, WG>;
 var<workgroup> gs: array<f32, 32>;
 var<workgroup> kept: u32;
+var<workgroup> picked: array<u32, 16>;
 
 fn score(x: f32, mx: f32, z: f32) -> f32 {
     if ((p.flags & 1u) != 0u) {
@@ -59,29 +62,6 @@ fn reduce(lid: u32, v: f32, op: u32) -> f32 {
     return r;
 }
 
-// Index of the largest v (ties: lower index; NONE loses to everything).
-fn argmax(lid: u32, v: f32, idx: u32) -> u32 {
-    rv[lid] = v;
-    ri[lid] = idx;
-    workgroupBarrier();
-    for (var w = WG / 2u; w > 0u; w /= 2u) {
-        if (lid < w) {
-            let a = ri[lid];
-            let b = ri[lid + w];
-            let take_b = b != NONE && (a == NONE || rv[lid + w] > rv[lid]
-                || (rv[lid + w] == rv[lid] && b < a));
-            if (take_b) {
-                rv[lid] = rv[lid + w];
-                ri[lid] = b;
-            }
-        }
-        workgroupBarrier();
-    }
-    let r = ri[0];
-    workgroupBarrier();
-    return r;
-}
-
 @compute @workgroup_size(WG)
 fn moe_route(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -98,8 +78,14 @@ fn moe_route(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) w
     if (live) {
         x = logits[row + e];
     }
-    let mx = reduce(lid, x, 0u);
-    let z = reduce(lid, select(0.0, exp(x - mx), live), 1u);
+    // Uniform: sigmoid scores need neither the max nor the sum.
+    let softmax = (p.flags & 1u) == 0u;
+    var mx = 0.0;
+    var z = 1.0;
+    if (softmax) {
+        mx = reduce(lid, x, 0u);
+        z = reduce(lid, select(0.0, exp(x - mx), live), 1u);
+    }
     var c = LOW;
     if (live) {
         c = score(x, mx, z);
@@ -142,24 +128,32 @@ fn moe_route(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) w
             kept = k;
         }
         workgroupBarrier();
+        // Experts of the other groups rank after every kept one (still by index).
         if (live && (kept & (1u << min(e / max(size, 1u), 31u))) == 0u) {
             c = LOW;
         }
+        choice[e] = c;
+        workgroupBarrier();
     }
-    let k = min(p.top_k, 16u);
-    var taken = false;
+    let k = min(min(p.top_k, 16u), ne);
+    // This expert's rank: the choices that beat it.
+    var rank = NONE;
+    if (live) {
+        rank = 0u;
+        for (var j = 0u; j < ne; j++) {
+            let cj = choice[j];
+            rank += u32(cj > c || (cj == c && j < e));
+        }
+    }
+    let mine = select(NONE, rank, rank < k);
+    if (mine != NONE) {
+        picked[mine] = e;
+    }
+    workgroupBarrier();
+    // The picks' scores summed in pick order.
     var sum = 0.0;
-    var mine = NONE;
     for (var j = 0u; j < k; j++) {
-        let bi = argmax(lid, c, select(NONE, e, live && !taken));
-        // Every thread learns the pick; its owner keeps its slot.
-        if (bi == e) {
-            taken = true;
-            mine = j;
-        }
-        if (bi != NONE) {
-            sum += score(logits[row + bi], mx, z);
-        }
+        sum += score(logits[row + picked[j]], mx, z);
     }
     var denom = 1.0;
     if ((p.flags & 2u) != 0u) {
