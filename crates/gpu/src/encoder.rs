@@ -162,7 +162,7 @@ impl<'c> StepEncoder<'c> {
     pub fn matmul_op_rows(&self, n_tokens: usize, rows: usize, format: QuantFormat) -> crate::Op {
         let op = self.matmul_op(n_tokens);
         match self.ctx.matmul_variant(crate::Op::Gemm, format).is_coop() {
-            true => crate::registry::tall_gemm_op(op, n_tokens, rows),
+            true => crate::registry::tall_gemm_op(op, n_tokens, rows, format),
             false => op,
         }
     }

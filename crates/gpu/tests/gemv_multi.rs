@@ -145,7 +145,8 @@ fn prompt_steps_cap_gemv_multi() {
 }
 
 /// Tall weights leave `gemv_multi` for the GEMM above 32 tokens only where the GEMM runs on
-/// cooperative matrices; on other devices (lavapipe) the tiled GEMM would be slower.
+/// cooperative matrices (on other devices, lavapipe, the tiled GEMM would be slower), and
+/// not for q4_0 and q8_0, whose `gemv_multi` stays faster up to 64 tokens.
 #[test]
 fn tall_weights_take_the_gemm_only_on_tensor_cores() {
     let Some(ctx) = testkit::private_ctx() else {
@@ -154,12 +155,16 @@ fn tall_weights_take_the_gemm_only_on_tensor_cores() {
     if std::env::var_os("MARLIN_GPU_TALL_GEMM_MIN").is_some() {
         return;
     }
-    let q4 = QuantFormat::Q4_0;
     let enc = StepEncoder::new(&ctx, "tall");
-    let coop = ctx.matmul_variant(Op::Gemm, q4).is_coop();
-    let tall = if coop { Op::Gemm } else { Op::GemvMulti };
-    assert_eq!(enc.matmul_op_rows(40, 14336, q4), tall);
-    assert_eq!(enc.matmul_op_rows(32, 14336, q4), Op::GemvMulti);
-    assert_eq!(enc.matmul_op_rows(40, 4096, q4), Op::GemvMulti);
-    assert_eq!(enc.matmul_op_rows(1, 128256, q4), Op::Gemv);
+    for format in [QuantFormat::Q4_K, QuantFormat::Q4_0, QuantFormat::Q8_0] {
+        let coop = ctx.matmul_variant(Op::Gemm, format).is_coop();
+        let tall = match coop && format == QuantFormat::Q4_K {
+            true => Op::Gemm,
+            false => Op::GemvMulti,
+        };
+        assert_eq!(enc.matmul_op_rows(40, 14336, format), tall, "{format:?}");
+        assert_eq!(enc.matmul_op_rows(32, 14336, format), Op::GemvMulti);
+        assert_eq!(enc.matmul_op_rows(40, 4096, format), Op::GemvMulti);
+        assert_eq!(enc.matmul_op_rows(1, 128256, format), Op::Gemv);
+    }
 }

@@ -235,18 +235,29 @@ pub const TALL_ROWS: usize = 8192;
 /// tokens, 32 streams fell to 1,585.
 pub const TALL_GEMM_MIN: usize = 33;
 
-/// `op` for a weight of `rows` rows at `n_tokens` tokens: a `gemv_multi` of a tall weight
-/// (≥ [`TALL_ROWS`]) becomes the GEMM from [`TALL_GEMM_MIN`] tokens, or from
+/// Formats whose tall weights stay on `gemv_multi` up to 64 tokens: since its branch-free
+/// full passes it beats the coop GEMM there for them (H200, run "BG", µs at 64 tokens,
+/// 14336×4096, `gemv_multi` / GEMM: q4_0 154.3 / 167.0, q8_0 141.0 / 184.6, against fp4_g128
+/// 178.4 / 163.4 and q4_k 255.9 / 179.8; serving q4_0 at 64 streams 2,462.6 → 2,539.8 tok/s
+/// with its tall weights kept on `gemv_multi`, fp4 2,364.3 → 2,248.8).
+const TALL_GEMV_MULTI_FORMATS: [QuantFormat; 2] = [QuantFormat::Q4_0, QuantFormat::Q8_0];
+
+/// `op` for a `format` weight of `rows` rows at `n_tokens` tokens: a `gemv_multi` of a tall
+/// weight (≥ [`TALL_ROWS`]) becomes the GEMM from [`TALL_GEMM_MIN`] tokens, or from
 /// `MARLIN_GPU_TALL_GEMM_MIN` (read once per process; a count above every `gemv_multi`
-/// step turns it off).
-pub fn tall_gemm_op(op: Op, n_tokens: usize, rows: usize) -> Op {
-    static MIN: OnceLock<usize> = OnceLock::new();
-    let min = *MIN.get_or_init(|| {
+/// step turns it off), except for [`TALL_GEMV_MULTI_FORMATS`] without that override.
+pub fn tall_gemm_op(op: Op, n_tokens: usize, rows: usize, format: QuantFormat) -> Op {
+    static MIN: OnceLock<Option<usize>> = OnceLock::new();
+    let forced = *MIN.get_or_init(|| {
         std::env::var("MARLIN_GPU_TALL_GEMM_MIN")
             .ok()
             .and_then(|v| v.trim().parse::<usize>().ok())
-            .unwrap_or(TALL_GEMM_MIN)
     });
+    let min = match forced {
+        Some(m) => m,
+        None if TALL_GEMV_MULTI_FORMATS.contains(&format) => usize::MAX,
+        None => TALL_GEMM_MIN,
+    };
     match op {
         Op::GemvMulti if rows >= TALL_ROWS && n_tokens >= min => Op::Gemm,
         op => op,
