@@ -283,13 +283,18 @@ mod tests {
         if std::env::var_os("MARLIN_GPU_TALL_GEMM_MIN").is_some() {
             return;
         }
-        let multi = Op::GemvMulti;
-        assert_eq!(tall_gemm_op(multi, 32, 28672), Op::GemvMulti);
-        assert_eq!(tall_gemm_op(multi, 33, 28672), Op::Gemm);
-        assert_eq!(tall_gemm_op(multi, 64, 128256), Op::Gemm);
-        assert_eq!(tall_gemm_op(multi, 64, 4096), Op::GemvMulti);
-        assert_eq!(tall_gemm_op(Op::Gemv, 1, 128256), Op::Gemv);
-        assert_eq!(tall_gemm_op(Op::Gemm, 100, 4096), Op::Gemm);
+        let (multi, fp4) = (Op::GemvMulti, QuantFormat::Fp4(marlin_core::Group::G128));
+        assert_eq!(tall_gemm_op(multi, 32, 28672, fp4), Op::GemvMulti);
+        assert_eq!(tall_gemm_op(multi, 33, 28672, fp4), Op::Gemm);
+        assert_eq!(tall_gemm_op(multi, 64, 128256, fp4), Op::Gemm);
+        assert_eq!(tall_gemm_op(multi, 64, 4096, fp4), Op::GemvMulti);
+        assert_eq!(tall_gemm_op(Op::Gemv, 1, 128256, fp4), Op::Gemv);
+        assert_eq!(tall_gemm_op(Op::Gemm, 100, 4096, fp4), Op::Gemm);
+        // q4_0 and q8_0 keep gemv_multi for every step it takes.
+        for f in [QuantFormat::Q4_0, QuantFormat::Q8_0] {
+            assert_eq!(tall_gemm_op(multi, 64, 128256, f), Op::GemvMulti);
+        }
+        assert_eq!(tall_gemm_op(multi, 33, 28672, QuantFormat::Q4_K), Op::Gemm);
     }
 
     #[test]
