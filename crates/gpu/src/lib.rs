@@ -64,7 +64,7 @@ pub use ops::attn_mla::{
     MlaShape, MLA_HEADS_PER_GROUP, MLA_MAX_RANK, MLA_MAX_WIDTH, MLA_SPLIT_KEYS, MLA_SPLIT_MIN_KEYS,
 };
 pub use ops::elementwise::{record_add, record_gate_mul, GateAct};
-pub use ops::embed::record_embed;
+pub use ops::embed::{record_embed, record_gather_rows};
 pub use ops::gemm_splitk::{record_gemm_splitk_reduce, SplitkReduceIo};
 pub use ops::hadamard::{record_hadamard_scale, ScaleSide};
 pub use ops::kv::{record_kv_write, record_kv_write_heads, CacheDtype, KvWriteIo};

@@ -1,4 +1,4 @@
-//! Parity of the forward-pass kernels (rms_norm, rope, gated activations, add, embed,
+//! Parity of the forward-pass kernels (rms_norm, rope, gated activations, add,
 //! kv_write + attn_paged, argmax) against `marlin_core::reference`, with guard regions
 //! around every output. Runs on lavapipe (see testkit for the skip rule).
 
@@ -9,11 +9,10 @@ use marlin_core::reference;
 use marlin_core::rope::{RopeConfig, RopeMode};
 use marlin_gpu::{
     read_bytes, read_f32, record_add, record_add_rms_norm, record_argmax, record_attention,
-    record_embed, record_gate_mul, record_kv_write, record_rms_norm, record_rms_norm_grouped,
-    record_rope, upload_f32, AttnShape, CacheDtype, GateAct, GpuContext, GpuWeight, KvWriteIo,
-    Span, StepEncoder, MATMUL_FORMATS,
+    record_gate_mul, record_kv_write, record_rms_norm, record_rms_norm_grouped, record_rope,
+    upload_f32, AttnShape, CacheDtype, GateAct, GpuContext, KvWriteIo, Span, StepEncoder,
 };
-use testkit::{assert_sentinels, guarded, nmse, random_vec, random_weight, rng, GUARD};
+use testkit::{assert_sentinels, guarded, nmse, random_vec, rng, GUARD};
 
 /// A guarded output buffer of `len` floats; `check` reads it back and checks the guards.
 fn out_buf(ctx: &GpuContext, len: usize) -> marlin_gpu::PooledBuffer {
@@ -228,43 +227,6 @@ fn gated_activations_and_add_match_reference() {
         enc.submit().expect("submit");
         let got = read_guarded(ctx, &db, n, "add");
         assert_eq!(got, want, "add src_len {src_len}");
-    }
-}
-
-#[test]
-fn embed_matches_dequantized_rows_for_every_format() {
-    let Some(ctx) = testkit::ctx() else { return };
-    let (rows, cols) = (37, 256);
-    let ids = [5u32, 0, 36, 5, 20];
-    // Trellis weights have no embedding kernel (no row access; see trellis_parity.rs).
-    for &format in MATMUL_FORMATS.iter().filter(|f| !f.is_trellis()) {
-        let t = random_weight(format, rows, cols, 3);
-        let dq = t.to_f32().expect("dq");
-        // Chunks of ~10 rows, so ids land in different chunks.
-        let limit = (format.row_bytes(cols).expect("row") * 10) as u64;
-        let w = GpuWeight::upload_chunked(ctx, &t, limit).expect("upload");
-        assert!(w.chunks.len() >= 3, "{format}");
-        let mut idh = vec![99u32; 4];
-        idh.extend_from_slice(&ids);
-        let ib = u32_buf(ctx, &idh);
-        let ob = out_buf(ctx, ids.len() * cols);
-        let mut enc = StepEncoder::new(ctx, "t");
-        record_embed(
-            &mut enc,
-            &w,
-            Span::new(&ib, 4),
-            Span::new(&ob, GUARD),
-            ids.len(),
-            2.0,
-        )
-        .expect("record");
-        enc.submit().expect("submit");
-        let got = read_guarded(ctx, &ob, ids.len() * cols, &format!("embed_{format}"));
-        let want: Vec<f32> = ids
-            .iter()
-            .flat_map(|&i| dq[i as usize * cols..][..cols].iter().map(|v| v * 2.0))
-            .collect();
-        assert_eq!(got, want, "embed_{format}");
     }
 }
 

@@ -28,6 +28,10 @@ pub(super) struct StepInputs {
     pub(super) n_blocks: usize,
     /// Whether some sequence brings more than one token (a prompt chunk).
     pub(super) prompt: bool,
+    /// Word index (a multiple of 4) of the logits rows in pick order, present when they
+    /// make more than one run: the step gathers them into contiguous rows so the LM head
+    /// runs once (a prompt step's sequences each want only their last row).
+    pub(super) gather_off: Option<usize>,
 }
 
 impl StepInputs {
@@ -135,7 +139,7 @@ impl GpuModel {
         let blocks = marlin_gpu::attn_prefill_blocks(&lens);
         let blocks_off = words.len();
         words.extend_from_slice(&blocks);
-        Ok(StepInputs {
+        let mut inp = StepInputs {
             max_keys,
             blocks_off,
             n_blocks: blocks.len() / 2,
@@ -147,7 +151,20 @@ impl GpuModel {
             cs,
             cs_local_off,
             picks,
-        })
+            gather_off: None,
+        };
+        if inp.pick_runs().len() > 1 {
+            let rows: Vec<u32> = inp
+                .picks
+                .iter()
+                .flat_map(|r| r.clone())
+                .map(|t| t as u32)
+                .collect();
+            inp.words.resize(inp.words.len().next_multiple_of(4), 0);
+            inp.gather_off = Some(inp.words.len());
+            inp.words.extend_from_slice(&rows);
+        }
+        Ok(inp)
     }
 }
 
@@ -168,6 +185,7 @@ mod tests {
             blocks_off: 0,
             n_blocks: 0,
             prompt: false,
+            gather_off: None,
         }
     }
 

@@ -4,9 +4,9 @@
 use marlin_gpu::registry::gemv_multi_wide;
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    record_add, record_add_rms_norm, record_embed, record_gemv_fused, record_matmul,
-    record_matmul_op, record_rms_norm, storage_f32, GemvFuse, MatmulIo, Op, PooledBuffer, Span,
-    StepEncoder,
+    record_add, record_add_rms_norm, record_embed, record_gather_rows, record_gemv_fused,
+    record_matmul, record_matmul_op, record_rms_norm, storage_f32, GemvFuse, MatmulIo, Op,
+    PooledBuffer, Span, StepEncoder,
 };
 
 use super::inputs::StepInputs;
@@ -227,7 +227,17 @@ impl GpuModel {
             v if op == Op::GemvMulti => gemv_multi_wide(v, head.rows, head.cols, m),
             v => v,
         };
-        for r in inp.pick_runs() {
+        // Rows in more than one run are gathered into `s.tmp` first (free once the last
+        // layer is done), so the head reads its weight once per step, not once per run.
+        let (x, runs) = match inp.gather_off {
+            Some(off) if d.is_multiple_of(4) => {
+                let (src, ids) = (Span::whole(&s.xn), Span::new(words, off));
+                record_gather_rows(enc, src, n, d, ids, Span::whole(&s.tmp), m)?;
+                (&s.tmp, std::iter::once(0..m).collect())
+            }
+            _ => (&s.xn, inp.pick_runs()),
+        };
+        for r in runs {
             let mut t = r.start;
             while t < r.end {
                 let (page, in_page) = (row / per, row % per);
@@ -241,7 +251,7 @@ impl GpuModel {
                     )));
                 }
                 let io = MatmulIo {
-                    x: &s.xn,
+                    x,
                     x_offset: t * d,
                     out: &pages[page],
                     out_offset: in_page * c.vocab,
