@@ -14,8 +14,11 @@ use crate::blocks::{BlockAllocator, BlockTable};
 use crate::sampler::{Sampler, SamplingParams, StopChecker};
 use crate::{Error, Result};
 
-/// Prompt tokens per forward step during prefill (bounds activation memory).
-pub const PREFILL_CHUNK: usize = 256;
+/// Prompt tokens per forward step during prefill (bounds activation memory; the server's
+/// default `--max-batched-tokens` too). 512 rather than 256: larger GEMMs fill the GPU
+/// better (H200, Llama-3-8B q4_0: a 512-token prompt 4,191 -> 4,913 tok/s, 2,048 tokens
+/// 3,036 -> 3,412).
+pub const PREFILL_CHUNK: usize = 512;
 
 /// Why generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
