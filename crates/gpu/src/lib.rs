@@ -52,8 +52,9 @@ pub use op::{kernel_name, Op, MATMUL_FORMATS};
 pub use ops::act_q8::{act_q8_bytes, record_act_q8};
 pub use ops::argmax::record_argmax;
 pub use ops::attention::{attn_paged_variant, record_attention, AttnShape, ATTN_MAX_HEAD_DIM};
+pub use ops::attention_flash::{attn_flash_supported, record_attention_flash, ATTN_FLASH_BLOCK};
 pub use ops::attention_prefill::{
-    attn_prefill_blocks, record_attention_prefill, ATTN_PREFILL_BLOCK,
+    attn_prefill_blocks, query_blocks, record_attention_prefill, ATTN_PREFILL_BLOCK,
 };
 pub use ops::attention_split::{
     attn_partial_len, attn_splits, record_attention_split, ATTN_MAX_SPLITS, ATTN_SPLIT_KEYS,

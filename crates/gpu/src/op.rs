@@ -51,6 +51,8 @@ pub enum Op {
     AttnCombine,
     /// Causal attention over query blocks sharing K/V tiles (prefill).
     AttnPrefill,
+    /// Causal prefill attention on cooperative matrices (tensor cores), f16 KV cache.
+    AttnFlash,
     /// Index of the largest value of each row.
     Argmax,
     /// Sampling pass 1: per chunk of a logits row, its best candidates and statistics.
@@ -80,7 +82,7 @@ pub enum Op {
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 33] = [
+    pub const ALL: [Op; 34] = [
         Op::Gemv,
         Op::GemvNorm,
         Op::GemvAdd,
@@ -102,6 +104,7 @@ impl Op {
         Op::AttnSplit,
         Op::AttnCombine,
         Op::AttnPrefill,
+        Op::AttnFlash,
         Op::Argmax,
         Op::SampleCands,
         Op::SamplePick,
@@ -142,6 +145,7 @@ impl Op {
             Op::AttnSplit => "attn_split",
             Op::AttnCombine => "attn_combine",
             Op::AttnPrefill => "attn_prefill",
+            Op::AttnFlash => "attn_flash",
             Op::Argmax => "argmax",
             Op::SampleCands => "sample_cands",
             Op::SamplePick => "sample_pick",

@@ -9,7 +9,7 @@ mod specs;
 
 pub use coop::{coop_chunk_spec, coop_kmajor, coop_splits, coop_tt, gemm_variant_for};
 pub use geometry::*;
-pub use specs::spec;
+pub use specs::{attn_flash_spec, spec, ATTN_FLASH_MAX_HD};
 
 use crate::op::Op;
 use crate::shaders::shader_source;

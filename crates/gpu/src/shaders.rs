@@ -369,6 +369,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/ops/attn_prefill.wgsl"),
     ),
     (
+        "ops/attn_flash.wgsl",
+        include_str!("shaders/ops/attn_flash.wgsl"),
+    ),
+    (
         "ops/attn_split.wgsl",
         include_str!("shaders/ops/attn_split.wgsl"),
     ),

@@ -124,6 +124,8 @@ pub struct GpuModel {
     pub(crate) mla_split_min_keys: usize,
     /// Whether prompt chunks use the flash-style `attn_prefill` kernel.
     pub(crate) prefill_attn: bool,
+    /// Whether prompt steps use `attn_flash` where the device runs it.
+    pub(crate) flash_attn: bool,
 }
 
 fn same_tensor(a: &QTensor, b: &QTensor) -> bool {
@@ -205,6 +207,7 @@ impl GpuModel {
             attn_split_min_keys: attn::default_split_min_keys(),
             mla_split_min_keys: marlin_gpu::MLA_SPLIT_MIN_KEYS,
             prefill_attn: attn::prefill_attn_enabled(),
+            flash_attn: attn::flash_attn_enabled(),
         };
         model.prewarm()?;
         Ok(model)
@@ -253,13 +256,21 @@ impl GpuModel {
                 }
             }
         }
-        keys.extend(Op::ALL.into_iter().filter(|op| !op.per_format()).map(|op| {
+        let single = Op::ALL
+            .into_iter()
+            .filter(|&op| !op.per_format() && op != Op::AttnFlash);
+        keys.extend(single.map(|op| {
             key(
                 op,
                 QuantFormat::F32,
                 ctx.matmul_variant(op, QuantFormat::F32),
             )
         }));
+        // The tensor-core prompt attention, where the device runs it.
+        let flash = key(Op::AttnFlash, QuantFormat::F32, Variant::Coop);
+        if self.flash_attn && ctx.runs(flash) {
+            keys.push(flash);
+        }
         // The attention of multi-token steps (the gqa kernel when it is switched on).
         let shape = self.attn_shape(2, None, marlin_gpu::CacheDtype::F32);
         let attn = marlin_gpu::attn_paged_variant(&shape);
@@ -298,6 +309,13 @@ impl GpuModel {
     /// `MARLIN_GPU_PREFILL_ATTN=1`; slower than the per-query kernel on an H200 so far).
     pub fn with_prefill_attention(mut self, on: bool) -> Self {
         self.prefill_attn = on;
+        self
+    }
+
+    /// Whether prompt steps run attention on cooperative matrices (`attn_flash`, default on
+    /// where the device has them; `MARLIN_GPU_FLASH_ATTN=0` turns it off).
+    pub fn with_flash_attention(mut self, on: bool) -> Self {
+        self.flash_attn = on;
         self
     }
 

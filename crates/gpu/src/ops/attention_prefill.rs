@@ -13,12 +13,17 @@ pub const ATTN_PREFILL_BLOCK: usize = 16;
 /// The query blocks of a step whose sequences hold `lens` consecutive tokens each (in
 /// step order): `(first token, count)` pairs, flattened, for the `blocks` words.
 pub fn attn_prefill_blocks(lens: &[usize]) -> Vec<u32> {
+    query_blocks(lens, ATTN_PREFILL_BLOCK)
+}
+
+/// [`attn_prefill_blocks`] with blocks of up to `size` tokens.
+pub fn query_blocks(lens: &[usize], size: usize) -> Vec<u32> {
     let mut v = Vec::new();
     let mut start = 0;
     for &n in lens {
         let mut j = 0;
         while j < n {
-            let take = (n - j).min(ATTN_PREFILL_BLOCK);
+            let take = (n - j).min(size.max(1));
             v.extend([(start + j) as u32, take as u32]);
             j += take;
         }

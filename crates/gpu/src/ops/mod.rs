@@ -4,6 +4,7 @@
 pub mod act_q8;
 pub mod argmax;
 pub mod attention;
+pub mod attention_flash;
 pub mod attention_prefill;
 pub mod attention_split;
 pub mod attn_mla;

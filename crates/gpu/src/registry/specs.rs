@@ -18,9 +18,13 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
     }
     let name = kernel_name(key.op, key.format);
     let (parts, layout) = match key.op {
-        Op::Gemv | Op::GemvNorm | Op::GemvAdd | Op::Gemm | Op::GemvMulti | Op::MoeGemv => {
-            return None
-        }
+        Op::Gemv
+        | Op::GemvNorm
+        | Op::GemvAdd
+        | Op::Gemm
+        | Op::GemvMulti
+        | Op::MoeGemv
+        | Op::AttnFlash => return None,
         Op::Embed => {
             let mut parts = vec!["common/matmul_io.wgsl".to_string()];
             parts.extend(format_parts(key.format)?);
@@ -127,6 +131,9 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     }
     if key.op == Op::GemvMulti {
         return gemv_multi_spec(key);
+    }
+    if key.op == Op::AttnFlash {
+        return attn_flash_spec(key, ATTN_FLASH_MAX_HD);
     }
     if key.op == Op::AttnPaged && key.variant == Variant::Gqa {
         return attn_gqa_spec(key);
@@ -358,6 +365,38 @@ fn attn_gqa_spec(key: KernelKey) -> Option<KernelSpec> {
         layout: BindLayout::Read4Write,
         features: wgpu::Features::empty(),
         defines: Vec::new(),
+        entry: String::new(),
+    })
+}
+
+/// Largest head size of [`Op::AttnFlash`] (its Q and K/V tiles, 47 KiB of workgroup
+/// memory at 128).
+pub const ATTN_FLASH_MAX_HD: u32 = 128;
+
+/// The flash prefill attention on cooperative matrices (`key.variant` must be
+/// [`Variant::Coop`]), for head sizes up to `max_hd` (a multiple of 16; tests on devices
+/// with 32 KiB of workgroup memory use 64).
+pub fn attn_flash_spec(key: KernelKey, max_hd: u32) -> Option<KernelSpec> {
+    if key.variant != Variant::Coop || key.format != QuantFormat::F32 || !max_hd.is_multiple_of(16)
+    {
+        return None;
+    }
+    Some(KernelSpec {
+        key,
+        name: kernel_name(key.op, key.format),
+        parts: vec![
+            "common/enable_coop.wgsl".into(),
+            "common/ids_subgroup.wgsl".into(),
+            "ops/attn_flash.wgsl".into(),
+        ],
+        workgroup_size: op_workgroup_size(key.op),
+        rows_per_group: 1,
+        tokens_per_group: 1,
+        layout: BindLayout::Read4Write,
+        features: wgpu::Features::SHADER_F16
+            | wgpu::Features::SUBGROUP
+            | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX,
+        defines: vec![("MAX_HD", max_hd)],
         entry: String::new(),
     })
 }

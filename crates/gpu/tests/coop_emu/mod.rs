@@ -2,12 +2,12 @@
 //! kernel's WGSL with its cooperative-matrix operations rewritten into plain per-thread
 //! code (each lane of a 32-thread "subgroup" computes 8 elements of every 16x16 tile). The
 //! emulation follows naga's conventions (`coopLoadT` row major, `coopLoad` / `coopStore`
-//! column major). Used by coop_emulated.rs.
+//! column major). Used by coop_emulated.rs and attn_flash_parity.rs.
 
 /// Emulated accumulators: lane l of a 32-thread "subgroup" holds elements l * 8 .. + 8 of
 /// the 16x16 tile (element (i, j) = index i * 16 + j). A and B fragments are kept as
 /// (offset, stride, row major?) into their workgroup arrays (`a`, `b`) and read when
-/// multiplied: both bodies multiply them before the next barrier, while the arrays still
+/// multiplied: every body multiplies them before the next barrier, while the arrays still
 /// hold what was loaded. A is rows x k, B k x tokens; row major: (i, j) at off + i ld + j,
 /// column major: at off + j ld + i.
 fn emu_common(a: &str, b: &str) -> String {
@@ -153,7 +153,8 @@ pub fn emulate(spec_src: &str) -> String {
     for left in ["coop_mat", "coopLoad", "coopStore", "coopMultiply"] {
         assert!(!src.contains(left), "unemulated {left} left");
     }
-    // One array per role: A fragments from the weight tile, B from the activations.
+    // One array per role (GEMM: A from the weight tile, B from the activations; attn_flash:
+    // A from Q and P, B from K and V).
     let of = |tags: &[&str]| -> String {
         let mut names: Vec<&str> = arrays
             .iter()
@@ -167,10 +168,9 @@ pub fn emulate(spec_src: &str) -> String {
         names[0].to_string()
     };
     let (a, b, c) = (of(&["ar", "ac"]), of(&["br", "bc"]), of(&["st"]));
-    src = src.replace(
-        "fn gemm_run(ids: Ids) {",
-        "fn gemm_run(ids: Ids) {\n    emu_lane = ids.lid % 32u;",
-    );
+    for run in ["fn gemm_run(ids: Ids) {", "fn attn_flash_run(ids: Ids) {"] {
+        src = src.replace(run, &format!("{run}\n    emu_lane = ids.lid % 32u;"));
+    }
     src.push_str(&emu_common(&a, &b));
     src.push_str(&emu_store(&c));
     for (tag, name) in arrays.iter().filter_map(|a| a.split_once(':')) {

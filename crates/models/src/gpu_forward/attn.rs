@@ -4,8 +4,8 @@
 
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    attn_partial_len, attn_splits, record_attention, record_attention_prefill,
-    record_attention_split, storage_f32, AttnShape, Span, StepEncoder,
+    attn_flash_supported, attn_partial_len, attn_splits, record_attention, record_attention_flash,
+    record_attention_prefill, record_attention_split, storage_f32, AttnShape, Span, StepEncoder,
 };
 
 use super::inputs::StepInputs;
@@ -27,6 +27,11 @@ pub(super) fn default_split_min_keys() -> usize {
 /// against 131 ms for the per-query kernel (prefill 707 vs 1015 tok/s).
 pub(super) fn prefill_attn_enabled() -> bool {
     std::env::var("MARLIN_GPU_PREFILL_ATTN").is_ok_and(|v| v == "1")
+}
+
+/// Whether prompt steps may use `attn_flash` (`MARLIN_GPU_FLASH_ATTN=0` turns it off).
+pub(super) fn flash_attn_enabled() -> bool {
+    std::env::var("MARLIN_GPU_FLASH_ATTN").map_or(true, |v| v != "0")
 }
 
 impl GpuModel {
@@ -83,6 +88,16 @@ impl GpuModel {
         words: &Buffer,
         s: &Scratch,
     ) -> Result<()> {
+        // Steps mostly of prompt tokens run the tensor-core kernel (a decode token there
+        // costs a 64-query block of its own, so decode-heavy steps keep attn_paged).
+        let prompt_heavy = inp.n_blocks < inp.n && 2 * inp.prompt_tokens >= inp.n;
+        if prompt_heavy && self.flash_attn && attn_flash_supported(enc, shape) {
+            let meta = Span::new(words, inp.meta_off);
+            let blocks = Span::new(words, inp.flash_blocks_off);
+            let (att, nb) = (Span::whole(&s.att), inp.n_flash_blocks);
+            record_attention_flash(enc, shape, q, kc, vc, meta, blocks, nb, att)?;
+            return Ok(());
+        }
         if inp.n_blocks < inp.n && self.prefill_attn {
             // Prompt chunks: query blocks share K/V tiles (flash-style).
             let meta = Span::new(words, inp.meta_off);

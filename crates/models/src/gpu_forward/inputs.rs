@@ -28,6 +28,11 @@ pub(super) struct StepInputs {
     pub(super) n_blocks: usize,
     /// Whether some sequence brings more than one token (a prompt chunk).
     pub(super) prompt: bool,
+    /// Tokens of the sequences that bring more than one.
+    pub(super) prompt_tokens: usize,
+    /// Word index in `words` of `attn_flash`'s query blocks (64 tokens), and their count.
+    pub(super) flash_blocks_off: usize,
+    pub(super) n_flash_blocks: usize,
     /// Word index (a multiple of 4) of the logits rows in pick order, present when they
     /// make more than one run: the step gathers them into contiguous rows so the LM head
     /// runs once (a prompt step's sequences each want only their last row).
@@ -139,11 +144,17 @@ impl GpuModel {
         let blocks = marlin_gpu::attn_prefill_blocks(&lens);
         let blocks_off = words.len();
         words.extend_from_slice(&blocks);
+        let flash = marlin_gpu::query_blocks(&lens, marlin_gpu::ATTN_FLASH_BLOCK);
+        let flash_blocks_off = words.len();
+        words.extend_from_slice(&flash);
         let mut inp = StepInputs {
             max_keys,
             blocks_off,
             n_blocks: blocks.len() / 2,
             prompt: lens.iter().any(|&l| l > 1),
+            prompt_tokens: lens.iter().filter(|&&l| l > 1).sum(),
+            flash_blocks_off,
+            n_flash_blocks: flash.len() / 2,
             n,
             words,
             slots_off,
@@ -185,6 +196,9 @@ mod tests {
             blocks_off: 0,
             n_blocks: 0,
             prompt: false,
+            prompt_tokens: 0,
+            flash_blocks_off: 0,
+            n_flash_blocks: 0,
             gather_off: None,
         }
     }
