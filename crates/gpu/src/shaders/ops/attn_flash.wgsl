@@ -27,8 +27,8 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> kc: array<u32>;
-@group(0) @binding(3) var<storage, read> vc: array<u32>;
+@group(0) @binding(2) var<storage, read> kc: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> vc: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read> seqs: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
@@ -59,33 +59,94 @@ struct Blk {
     last: u32,
 }
 
-// The cache half index of keys t0 .. t0 + BK into kbase (threads < BK).
-fn key_bases(lid: u32, b: Blk, t0: u32) {
+// The cache slot of key t0 + lid (threads < BK; clamped to the block's last key). Loaded
+// one tile ahead, so its latency hides behind the current tile's work.
+fn key_slot(lid: u32, b: Blk, t0: u32) -> u32 {
+    let t = min(t0 + min(lid, BK - 1u), b.last);
+    return seqs[b.table + t / BLOCK] * BLOCK + t % BLOCK;
+}
+
+// The cache half index of key lid's row from its slot into kbase (threads < BK).
+fn key_bases(lid: u32, b: Blk, slot: u32) {
     if (lid < BK) {
-        let t = min(t0 + lid, b.last);
-        let slot = seqs[b.table + t / BLOCK] * BLOCK + t % BLOCK;
         let n_kv = p.heads >> 16u;
         kbase[lid] = (slot * n_kv + b.kvh) * p.head_dim;
     }
 }
 
-// Keys t0 .. t0 + BK of the K (and, with `with_v`, V) cache into tb as f16; zero past
-// `last` or past head_dim up to MAX_HD (so masked keys and padding hold no NaN).
-fn stage_kv(lid: u32, b: Blk, t0: u32, with_v: bool) {
-    let hw = p.head_dim / 2u;
-    for (var e = lid; e < BK * hw; e += WG) {
-        let c = e / hw;
-        let w = e % hw;
-        let ok = t0 + c <= b.last;
-        let i = (kbase[c] >> 1u) + w;
-        let kv = select(vec2<f32>(0.0), unpack2x16float(kc[i]), ok);
-        tb[c * LQ + 2u * w] = f16(kv.x);
-        tb[c * LQ + 2u * w + 1u] = f16(kv.y);
-        if (with_v) {
-            let vv = select(vec2<f32>(0.0), unpack2x16float(vc[i]), ok);
-            tb[VBASE + c * LQ + 2u * w] = f16(vv.x);
-            tb[VBASE + c * LQ + 2u * w + 1u] = f16(vv.y);
+// vec4 e (8 halves) of the tile's K or V rows, zero past `last` or past head_dim.
+fn kv_vec(is_v: bool, b: Blk, t0: u32, e: u32) -> vec4<u32> {
+    let hv = p.head_dim / 8u;
+    let c = min(e / hv, BK - 1u);
+    let i = kbase[c] / 8u + e % hv;
+    var w: vec4<u32>;
+    if (is_v) {
+        w = vc[i];
+    } else {
+        w = kc[i];
+    }
+    return select(vec4<u32>(0u), w, e < BK * hv && t0 + c <= b.last);
+}
+
+fn put_vec(base: u32, b: Blk, e: u32, w: vec4<u32>) {
+    let hv = p.head_dim / 8u;
+    if (e < BK * hv) {
+        let o = base + (e / hv) * LQ + (e % hv) * 8u;
+        for (var k = 0u; k < 4u; k++) {
+            // f16 -> f32 -> f16 is exact (bitcast<vec2<f16>> trips wgpu's WGSL front end).
+            let h2 = unpack2x16float(w[k]);
+            tb[o + 2u * k] = f16(h2.x);
+            tb[o + 2u * k + 1u] = f16(h2.y);
         }
+    }
+}
+
+// Keys t0 .. t0 + BK of the K (and, with `with_v`, V) cache into tb as f16. Every load of
+// the tile issues before the first store (4 vec4 per thread at head_dim 128): a load used
+// right away would cost an L2 round trip each.
+fn stage_kv(lid: u32, b: Blk, t0: u32, with_v: bool) {
+    let e0 = lid;
+    let e1 = lid + WG;
+    let e2 = lid + 2u * WG;
+    let e3 = lid + 3u * WG;
+    let k0 = kv_vec(false, b, t0, e0);
+    let k1 = kv_vec(false, b, t0, e1);
+    let k2 = kv_vec(false, b, t0, e2);
+    let k3 = kv_vec(false, b, t0, e3);
+    var v0 = vec4<u32>(0u);
+    var v1 = vec4<u32>(0u);
+    var v2 = vec4<u32>(0u);
+    var v3 = vec4<u32>(0u);
+    if (with_v) {
+        v0 = kv_vec(true, b, t0, e0);
+        v1 = kv_vec(true, b, t0, e1);
+        v2 = kv_vec(true, b, t0, e2);
+        v3 = kv_vec(true, b, t0, e3);
+    }
+    put_vec(0u, b, e0, k0);
+    put_vec(0u, b, e1, k1);
+    put_vec(0u, b, e2, k2);
+    put_vec(0u, b, e3, k3);
+    if (with_v) {
+        put_vec(VBASE, b, e0, v0);
+        put_vec(VBASE, b, e1, v1);
+        put_vec(VBASE, b, e2, v2);
+        put_vec(VBASE, b, e3, v3);
+    }
+}
+
+// Element e (query e / head_dim, dim e % head_dim) of the block's Q rows (0 past them).
+fn q_at(b: Blk, h: u32, e: u32) -> f32 {
+    let hd = p.head_dim;
+    let i = min(e / hd, b.nq - 1u);
+    let v = q[(b.j0 + i) * p.q_stride + h * hd + e % hd];
+    return select(0.0, v, e / hd < b.nq);
+}
+
+fn q_put(e: u32, v: f32) {
+    let hd = p.head_dim;
+    if (e < BQ * hd) {
+        ta[(e / hd) * LQ + e % hd] = f16(v);
     }
 }
 
@@ -165,15 +226,16 @@ fn attn_flash_run(ids: Ids) {
     if (window > 0u && b.pos0 + 1u > window) {
         b.lo = b.pos0 + 1u - window;
     }
-    // Q rows as f16, zero past the block's queries.
-    for (var e = lid; e < BQ * hd; e += WG) {
-        let i = e / hd;
-        let d = e % hd;
-        var v = 0.0;
-        if (i < b.nq) {
-            v = q[(b.j0 + i) * p.q_stride + h * hd + d];
-        }
-        ta[i * LQ + d] = f16(v);
+    // Q rows as f16, zero past the block's queries; four loads in flight per thread.
+    for (var e = lid; e < BQ * hd; e += 4u * WG) {
+        let v0 = q_at(b, h, e);
+        let v1 = q_at(b, h, e + WG);
+        let v2 = q_at(b, h, e + 2u * WG);
+        let v3 = q_at(b, h, e + 3u * WG);
+        q_put(e, v0);
+        q_put(e + WG, v1);
+        q_put(e + 2u * WG, v2);
+        q_put(e + 3u * WG, v3);
     }
     // This lane's softmax row and key half.
     let ri = lane / 2u;
@@ -183,9 +245,11 @@ fn attn_flash_run(ids: Ids) {
     // Pass 1: each lane's running max and sum over its key half.
     var m = -3.0e38;
     var l = 0.0;
+    var slot = key_slot(lid, b, b.lo);
     for (var t0 = b.lo; t0 <= b.last; t0 += BK) {
-        key_bases(lid, b, t0);
+        key_bases(lid, b, slot);
         workgroupBarrier();
+        slot = key_slot(lid, b, t0 + BK);
         stage_kv(lid, b, t0, false);
         workgroupBarrier();
         scores(sg);
@@ -222,9 +286,11 @@ fn attn_flash_run(ids: Ids) {
     var o6 = coop_mat16x16<f32, C>();
     var o7 = coop_mat16x16<f32, C>();
     let pr = PBASE + sg * 16u * LP + ri * LP;
+    slot = key_slot(lid, b, b.lo);
     for (var t0 = b.lo; t0 <= b.last; t0 += BK) {
-        key_bases(lid, b, t0);
+        key_bases(lid, b, slot);
         workgroupBarrier();
+        slot = key_slot(lid, b, t0 + BK);
         stage_kv(lid, b, t0, true);
         workgroupBarrier();
         scores(sg);
