@@ -57,3 +57,26 @@ fn unit_q8(row: u32, u: u32) -> WQ8 {
 fn dot_unit_q8(row: u32, u: u32, xl: vec4<u32>, xh: vec4<u32>, xd: vec2<f32>) -> f32 {
     return dot_q8(unit_q8(row, u), xl, xh, xd);
 }
+
+// The Dp4a GEMV takes units in pairs (u even, u + 1): sub-blocks 2i and 2i + 1 are the low
+// and high nibbles of the same 32 bytes, so a pair loads its header and codes once (one
+// unit at a time loaded both twice: 3 vec4 per 32 weights).
+const PAIR_Q8: bool = true;
+
+fn dot_pair_q8(row: u32, u: u32, xa: array<vec4<u32>, 2>, da: vec2<f32>,
+    xb: array<vec4<u32>, 2>, db: vec2<f32>) -> f32 {
+    let blk = row * (p.cols / 256u) + u / 8u;
+    let j = u % 8u;
+    let base = blk * 9u;
+    let h = w[base];
+    let dm = unpack2x16float(h.x);
+    let sa = k_scale_min(h, j);
+    let sb = k_scale_min(h, j + 1u);
+    let m = vec4<u32>(0x0F0F0F0Fu);
+    let q0 = w[base + 1u + 2u * (j / 2u)];
+    let q1 = w[base + 2u + 2u * (j / 2u)];
+    let s4 = vec4<u32>(4u);
+    let wa = WQ8(q0 & m, q1 & m, vec2<f32>(dm.x * sa.x, dm.y * sa.y));
+    let wb = WQ8((q0 >> s4) & m, (q1 >> s4) & m, vec2<f32>(dm.x * sb.x, dm.y * sb.y));
+    return dot_q8(wa, xa[0], xa[1], da) + dot_q8(wb, xb[0], xb[1], db);
+}

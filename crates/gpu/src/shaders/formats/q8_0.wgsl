@@ -35,3 +35,11 @@ fn unit_q8(row: u32, u: u32) -> WQ8 {
 fn dot_unit_q8(row: u32, u: u32, xl: vec4<u32>, xh: vec4<u32>, xd: vec2<f32>) -> f32 {
     return dot_q8(unit_q8(row, u), xl, xh, xd);
 }
+
+// The Dp4a GEMV takes this format's units one at a time (see q4_k.wgsl for pairs).
+const PAIR_Q8: bool = false;
+
+fn dot_pair_q8(row: u32, u: u32, xa: array<vec4<u32>, 2>, da: vec2<f32>,
+    xb: array<vec4<u32>, 2>, db: vec2<f32>) -> f32 {
+    return dot_unit_q8(row, u, xa[0], xa[1], da) + dot_unit_q8(row, u + 1u, xb[0], xb[1], db);
+}

@@ -31,6 +31,20 @@ fn dot_rows(r: vec4<u32>, u: u32, ul: u32) -> vec4<f32> {
         dot_unit_q8(r.z, u, lo, hi, d), dot_unit_q8(r.w, u, lo, hi, d));
 }
 
+// Units u and u + 1 (u even) of four rows, for formats that decode them together.
+fn dot_rows2(r: vec4<u32>, u: u32, ul: u32) -> vec4<f32> {
+    let xa = array<vec4<u32>, 2>(xq[2u * ul], xq[2u * ul + 1u]);
+    let xb = array<vec4<u32>, 2>(xq[2u * ul + 2u], xq[2u * ul + 3u]);
+    let da = xd[ul];
+    let db = xd[ul + 1u];
+    return vec4<f32>(dot_pair_q8(r.x, u, xa, da, xb, db), dot_pair_q8(r.y, u, xa, da, xb, db),
+        dot_pair_q8(r.z, u, xa, da, xb, db), dot_pair_q8(r.w, u, xa, da, xb, db));
+}
+
+fn pair_units() -> bool {
+    return PAIR_Q8;
+}
+
 fn gemv_run(ids: Ids) {
     let wg_row0 = (ids.wid.x + ids.wid.y * ids.nwg.x) * NR;
     if (wg_row0 >= p.rows) {
