@@ -70,8 +70,9 @@ fn dot_pair_q8(row: u32, u: u32, xa: array<vec4<u32>, 2>, da: vec2<f32>,
     let base = blk * 9u;
     let h = w[base];
     let dm = unpack2x16float(h.x);
-    let sa = k_scale_min(h, j);
-    let sb = k_scale_min(h, j + 1u);
+    let s2 = k_scale_min2(h, j);
+    let sa = s2.xy;
+    let sb = s2.zw;
     let m = vec4<u32>(0x0F0F0F0Fu);
     let q0 = w[base + 1u + 2u * (j / 2u)];
     let q1 = w[base + 2u + 2u * (j / 2u)];

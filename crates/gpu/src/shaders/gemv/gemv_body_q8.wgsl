@@ -41,8 +41,25 @@ fn dot_rows2(r: vec4<u32>, u: u32, ul: u32) -> vec4<f32> {
         dot_pair_q8(r.z, u, xa, da, xb, db), dot_pair_q8(r.w, u, xa, da, xb, db));
 }
 
-fn pair_units() -> bool {
-    return PAIR_Q8;
+// tile_acc for formats that decode units in pairs (PAIR_Q8, dot_rows2): thread lg takes
+// pairs 2 (lg + k GW), UPT / 2 of them (unit counts are even there).
+fn tile_acc_pairs(rows: vec4<u32>, t0: u32, units: u32, lg: u32) -> vec4<f32> {
+    var acc = vec4<f32>(0.0);
+    let avail = units - t0;
+    if (avail >= TU) {
+        for (var k = 0u; k < UPT / 2u; k++) {
+            let ul = 2u * (lg + k * GW);
+            acc += dot_rows2(rows, t0 + ul, ul);
+        }
+        return acc;
+    }
+    for (var k = 0u; k < UPT / 2u; k++) {
+        let ul = 2u * (lg + k * GW);
+        if (ul + 1u < avail) {
+            acc += dot_rows2(rows, t0 + ul, ul);
+        }
+    }
+    return acc;
 }
 
 fn gemv_run(ids: Ids) {
@@ -62,7 +79,11 @@ fn gemv_run(ids: Ids) {
             fill_unit(p.x_offset, c4, t0, ids.lid);
         }
         workgroupBarrier();
-        acc += tile_acc(rows, t0, units, lg);
+        if (PAIR_Q8) {
+            acc += tile_acc_pairs(rows, t0, units, lg);
+        } else {
+            acc += tile_acc(rows, t0, units, lg);
+        }
         workgroupBarrier();
     }
     reduce_rows(ids, acc * x_end(ids), wg_row0);

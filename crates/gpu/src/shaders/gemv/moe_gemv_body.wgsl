@@ -36,15 +36,6 @@ fn dot_rows(r: vec4<u32>, u: u32, ul: u32) -> vec4<f32> {
         dot_unit(r.w, u, xu));
 }
 
-// Formats take units one at a time here (tile_acc's pair path is for the Dp4a body).
-fn pair_units() -> bool {
-    return false;
-}
-
-fn dot_rows2(r: vec4<u32>, u: u32, ul: u32) -> vec4<f32> {
-    return dot_rows(r, u, ul) + dot_rows(r, u + 1u, ul + 1u);
-}
-
 fn moe_gemv_run(ids: Ids) {
     let er = p.n_tokens;
     let lr0 = ids.wid.x * NR;
