@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, Weak};
 const MIN_CLASS: u64 = 256;
 /// Above this, classes step by an eighth of the power of two instead of doubling.
 const FINE_ABOVE: u64 = 1 << 20;
-/// Idle bytes the pool keeps before it frees returned buffers instead.
+/// Idle bytes the pool keeps; past them it frees its largest idle buffers first.
 const DEFAULT_IDLE_CAP: u64 = 1 << 30;
 
 /// The size a request of `size` bytes is rounded up to.
@@ -34,6 +34,24 @@ struct Shared {
     idle_cap: u64,
     created: u64,
     reused: u64,
+}
+
+impl Shared {
+    /// Free one idle buffer of the largest size class; false when none is idle.
+    fn evict_largest(&mut self) -> bool {
+        let key = self
+            .free
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, _)| *k)
+            .max();
+        let Some(key) = key else { return false };
+        if let Some(v) = self.free.get_mut(&key) {
+            v.pop();
+            self.idle_bytes = self.idle_bytes.saturating_sub(key.0);
+        }
+        true
+    }
 }
 
 /// A cache of device buffers keyed by size class and usage.
@@ -102,6 +120,14 @@ impl BufferPool {
         }
     }
 
+    /// Keep at most `bytes` of idle buffers (default 1 GiB), freeing the largest now.
+    pub fn set_idle_cap(&self, bytes: u64) {
+        if let Ok(mut s) = self.shared.lock() {
+            s.idle_cap = bytes;
+            while s.idle_bytes > bytes && s.evict_largest() {}
+        }
+    }
+
     /// Free every idle buffer.
     pub fn trim(&self) {
         if let Ok(mut s) = self.shared.lock() {
@@ -157,6 +183,11 @@ impl Drop for PooledBuffer {
             return;
         };
         if let Ok(mut s) = pool.lock() {
+            // Over the cap, the largest idle buffers go first (a long prefill's), not the
+            // one coming back: a decode step must get its buffers again, or every step
+            // makes new ones and binds them anew (GLM-4.7-Flash after a 512-token prompt:
+            // ~10 ms of bind groups per token).
+            while s.idle_bytes + self.key.0 > s.idle_cap && s.evict_largest() {}
             if s.idle_bytes + self.key.0 <= s.idle_cap {
                 s.idle_bytes += self.key.0;
                 // wgpu buffers are reference-counted handles; the clone is the same buffer.

@@ -123,6 +123,26 @@ fn dependent_ops_share_one_pass() {
 }
 
 #[test]
+fn a_full_pool_frees_its_largest_idle_buffers_not_the_returning_one() {
+    let Some(ctx) = testkit::private_ctx() else {
+        return;
+    };
+    let pool = ctx.pool();
+    pool.set_idle_cap(1 << 20);
+    // A long step's buffer fills the idle cap; a small one returned after it stays pooled.
+    drop(storage_f32(&ctx, 1 << 18).expect("big"));
+    assert_eq!(pool.stats().idle_bytes, 1 << 20);
+    drop(storage_f32(&ctx, 1000).expect("small"));
+    let before = pool.stats();
+    let again = storage_f32(&ctx, 1000).expect("small again");
+    let after = pool.stats();
+    assert_eq!(after.created, before.created, "the small buffer was freed");
+    assert_eq!(after.reused, before.reused + 1);
+    drop(again);
+    assert!(pool.stats().idle_bytes <= 1 << 20);
+}
+
+#[test]
 fn pool_reuses_and_pipelines_are_cached() {
     // Parallel tests would take the freed buffer or compile pipelines in between.
     let Some(ctx) = testkit::private_ctx() else {
