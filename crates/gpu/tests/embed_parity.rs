@@ -6,24 +6,9 @@
 mod testkit;
 
 use marlin_gpu::{
-    read_f32, record_embed, record_gather_rows, upload_f32, GpuContext, GpuWeight, Span,
-    StepEncoder, MATMUL_FORMATS,
+    record_embed, record_gather_rows, upload_f32, GpuWeight, Span, StepEncoder, MATMUL_FORMATS,
 };
-use testkit::{assert_sentinels, guarded, random_vec, random_weight, rng, GUARD};
-
-fn out_buf(ctx: &GpuContext, len: usize) -> marlin_gpu::PooledBuffer {
-    upload_f32(ctx, &guarded(len)).expect("upload out")
-}
-
-fn read_guarded(ctx: &GpuContext, b: &wgpu::Buffer, len: usize, what: &str) -> Vec<f32> {
-    let all = read_f32(ctx, b, 0, len + 2 * GUARD).expect("read");
-    assert_sentinels(&all, (0..GUARD).chain(GUARD + len..all.len()), what);
-    all[GUARD..GUARD + len].to_vec()
-}
-
-fn u32_buf(ctx: &GpuContext, v: &[u32]) -> marlin_gpu::PooledBuffer {
-    upload_f32(ctx, bytemuck::cast_slice(v)).expect("upload u32")
-}
+use testkit::{out_buf, random_vec, random_weight, read_guarded, rng, u32_buf, GUARD};
 
 #[test]
 fn embed_matches_dequantized_rows_for_every_format() {

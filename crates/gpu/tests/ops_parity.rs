@@ -12,22 +12,9 @@ use marlin_gpu::{
     record_gate_mul, record_kv_write, record_rms_norm, record_rms_norm_grouped, record_rope,
     upload_f32, AttnShape, CacheDtype, GateAct, GpuContext, KvWriteIo, Span, StepEncoder,
 };
-use testkit::{assert_sentinels, guarded, nmse, random_vec, rng, GUARD};
-
-/// A guarded output buffer of `len` floats; `check` reads it back and checks the guards.
-fn out_buf(ctx: &GpuContext, len: usize) -> marlin_gpu::PooledBuffer {
-    upload_f32(ctx, &guarded(len)).expect("upload out")
-}
-
-fn read_guarded(ctx: &GpuContext, b: &wgpu::Buffer, len: usize, what: &str) -> Vec<f32> {
-    let all = read_f32(ctx, b, 0, len + 2 * GUARD).expect("read");
-    assert_sentinels(&all, (0..GUARD).chain(GUARD + len..all.len()), what);
-    all[GUARD..GUARD + len].to_vec()
-}
-
-fn u32_buf(ctx: &GpuContext, v: &[u32]) -> marlin_gpu::PooledBuffer {
-    upload_f32(ctx, bytemuck::cast_slice(v)).expect("upload u32")
-}
+use testkit::{
+    assert_sentinels, guarded, nmse, out_buf, random_vec, read_guarded, rng, u32_buf, GUARD,
+};
 
 fn max_abs(a: &[f32], b: &[f32]) -> f32 {
     a.iter()

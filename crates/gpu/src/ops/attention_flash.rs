@@ -3,8 +3,9 @@
 //! an f16 paged cache, S = Q Kᵀ and P V on the tensor cores (two passes: the softmax
 //! statistics, then the output). Devices without cooperative matrices keep `attn_paged`.
 
-use super::attention::{attn_params, check_shape, AttnShape};
-use super::{to_u32, Span};
+use super::attention::AttnShape;
+use super::attention_prefill::block_params;
+use super::Span;
 use crate::op::Op;
 use crate::registry::{KernelKey, Variant, ATTN_FLASH_MAX_HD};
 use crate::{CacheDtype, Error, Result, StepEncoder};
@@ -47,7 +48,6 @@ pub fn record_attention_flash(
     out: Span<'_>,
 ) -> Result<()> {
     const OP: &str = "attn_flash";
-    check_shape(s)?;
     if !attn_flash_supported(enc, s) {
         return Err(Error::shape(
             OP,
@@ -58,38 +58,7 @@ pub fn record_attention_flash(
             ),
         ));
     }
-    if n_blocks == 0 || n_blocks > s.n_tokens {
-        return Err(Error::shape(
-            OP,
-            format!("{n_blocks} blocks for {} tokens", s.n_tokens),
-        ));
-    }
-    let hd = s.head_dim;
-    Span::whole(q).check(OP, "q", (s.n_tokens - 1) * s.q_stride + s.n_heads * hd)?;
-    let oo = out.check(OP, "out", s.n_tokens * s.n_heads * hd)?;
-    let mo = meta.check(OP, "meta", 2 * s.n_tokens)?;
-    let bo = blocks.check(OP, "blocks", 2 * n_blocks)?;
-    if meta.buffer != blocks.buffer {
-        return Err(Error::shape(OP, "blocks must live in the meta buffer"));
-    }
-    let max = enc.ctx().limits.max_compute_workgroups_per_dimension;
-    let heads = to_u32(OP, "heads", s.n_heads)?;
-    let nb = to_u32(OP, "blocks", n_blocks)?;
-    if heads > max || nb > max {
-        return Err(Error::shape(
-            OP,
-            format!("grid {heads} x {nb} exceeds {max}"),
-        ));
-    }
-    let mut params = attn_params(s, 0, mo)?;
-    // As attn_prefill: q from 0, words 6 and 7 the block and output offsets.
-    params[6] = bo;
-    params[7] = oo;
+    let (params, grid) = block_params(enc, OP, s, q, meta, blocks, n_blocks, out)?;
     let bufs = [q, k_cache, v_cache, meta.buffer, out.buffer];
-    enc.dispatch(
-        flash_key(),
-        bytemuck::bytes_of(&params),
-        &bufs,
-        [heads, nb, 1],
-    )
+    enc.dispatch(flash_key(), bytemuck::bytes_of(&params), &bufs, grid)
 }

@@ -48,35 +48,51 @@ pub fn record_attention_prefill(
     n_blocks: usize,
     out: Span<'_>,
 ) -> Result<()> {
-    const OP: &str = "attn_prefill";
+    let (params, grid) = block_params(enc, "attn_prefill", s, q, meta, blocks, n_blocks, out)?;
+    let bufs = [q, k_cache, v_cache, meta.buffer, out.buffer];
+    dispatch_op(enc, Op::AttnPrefill, params, &bufs, grid)
+}
+
+/// The checks, params and grid the prompt-attention kernels share (`attn_prefill`,
+/// `attn_flash`): q is read from offset 0, so params words 6 and 7 carry the block and
+/// output offsets; one workgroup per (head, block).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn block_params(
+    enc: &StepEncoder<'_>,
+    op: &'static str,
+    s: &AttnShape,
+    q: &wgpu::Buffer,
+    meta: Span<'_>,
+    blocks: Span<'_>,
+    n_blocks: usize,
+    out: Span<'_>,
+) -> Result<([u32; 8], [u32; 3])> {
     check_shape(s)?;
     if n_blocks == 0 || n_blocks > s.n_tokens {
         return Err(Error::shape(
-            OP,
+            op,
             format!("{n_blocks} blocks for {} tokens", s.n_tokens),
         ));
     }
     let hd = s.head_dim;
-    Span::whole(q).check(OP, "q", (s.n_tokens - 1) * s.q_stride + s.n_heads * hd)?;
-    let oo = out.check(OP, "out", s.n_tokens * s.n_heads * hd)?;
-    let mo = meta.check(OP, "meta", 2 * s.n_tokens)?;
-    let bo = blocks.check(OP, "blocks", 2 * n_blocks)?;
+    Span::whole(q).check(op, "q", (s.n_tokens - 1) * s.q_stride + s.n_heads * hd)?;
+    let oo = out.check(op, "out", s.n_tokens * s.n_heads * hd)?;
+    let mo = meta.check(op, "meta", 2 * s.n_tokens)?;
+    let bo = blocks.check(op, "blocks", 2 * n_blocks)?;
     if meta.buffer != blocks.buffer {
-        return Err(Error::shape(OP, "blocks must live in the meta buffer"));
+        return Err(Error::shape(op, "blocks must live in the meta buffer"));
     }
     let max = enc.ctx().limits.max_compute_workgroups_per_dimension;
-    let heads = to_u32(OP, "heads", s.n_heads)?;
-    let nb = to_u32(OP, "blocks", n_blocks)?;
+    let heads = to_u32(op, "heads", s.n_heads)?;
+    let nb = to_u32(op, "blocks", n_blocks)?;
     if heads > max || nb > max {
         return Err(Error::shape(
-            OP,
+            op,
             format!("grid {heads} x {nb} exceeds {max}"),
         ));
     }
     let mut params = attn_params(s, 0, mo)?;
-    // attn_prefill reads q from 0: words 6 and 7 carry the block and output offsets.
     params[6] = bo;
     params[7] = oo;
-    let bufs = [q, k_cache, v_cache, meta.buffer, out.buffer];
-    dispatch_op(enc, Op::AttnPrefill, params, &bufs, [heads, nb, 1])
+    Ok((params, [heads, nb, 1]))
 }

@@ -4,7 +4,8 @@
 use std::sync::OnceLock;
 
 use marlin_core::{formats, QTensor, QuantFormat};
-use marlin_gpu::{list_adapters, DeviceSelector, GpuContext, Op, Variant};
+use marlin_gpu::wgpu;
+use marlin_gpu::{list_adapters, read_f32, upload_f32, DeviceSelector, GpuContext, Op, Variant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -134,4 +135,21 @@ pub fn assert_sentinels(v: &[f32], idx: impl IntoIterator<Item = usize>, what: &
             v[i]
         );
     }
+}
+
+/// A guarded output buffer of `len` floats (sentinels around it; see [`read_guarded`]).
+pub fn out_buf(ctx: &GpuContext, len: usize) -> marlin_gpu::PooledBuffer {
+    upload_f32(ctx, &guarded(len)).expect("upload out")
+}
+
+/// The `len` floats of a guarded buffer, after checking its guards.
+pub fn read_guarded(ctx: &GpuContext, b: &wgpu::Buffer, len: usize, what: &str) -> Vec<f32> {
+    let all = read_f32(ctx, b, 0, len + 2 * GUARD).expect("read");
+    assert_sentinels(&all, (0..GUARD).chain(GUARD + len..all.len()), what);
+    all[GUARD..GUARD + len].to_vec()
+}
+
+/// `v` uploaded as u32 words.
+pub fn u32_buf(ctx: &GpuContext, v: &[u32]) -> marlin_gpu::PooledBuffer {
+    upload_f32(ctx, bytemuck::cast_slice(v)).expect("upload u32")
 }

@@ -167,6 +167,19 @@ fn scores(sg: u32) {
     coopStore(s1, &ts[sg * ST + 256u], 16u);
 }
 
+// Tile t0's keys staged (K, and V with `with_v`) and subgroup sg's scores in its ts tile;
+// returns the next tile's slot (loaded while this tile stages). Uniform: holds barriers.
+fn tile_scores(lid: u32, sg: u32, b: Blk, t0: u32, slot: u32, with_v: bool) -> u32 {
+    key_bases(lid, b, slot);
+    workgroupBarrier();
+    let next = key_slot(lid, b, t0 + BK);
+    stage_kv(lid, b, t0, with_v);
+    workgroupBarrier();
+    scores(sg);
+    workgroupBarrier();
+    return next;
+}
+
 // Whether query row i of the block (position pos) sees key t.
 fn visible(b: Blk, pos: u32, t: u32) -> bool {
     let window = p.window & 0x3FFFFFFFu;
@@ -247,13 +260,7 @@ fn attn_flash_run(ids: Ids) {
     var l = 0.0;
     var slot = key_slot(lid, b, b.lo);
     for (var t0 = b.lo; t0 <= b.last; t0 += BK) {
-        key_bases(lid, b, slot);
-        workgroupBarrier();
-        slot = key_slot(lid, b, t0 + BK);
-        stage_kv(lid, b, t0, false);
-        workgroupBarrier();
-        scores(sg);
-        workgroupBarrier();
+        slot = tile_scores(lid, sg, b, t0, slot, false);
         var mt = m;
         for (var c = c0; c < c0 + 16u; c++) {
             if (visible(b, pos, t0 + c)) {
@@ -288,13 +295,7 @@ fn attn_flash_run(ids: Ids) {
     let pr = PBASE + sg * 16u * LP + ri * LP;
     slot = key_slot(lid, b, b.lo);
     for (var t0 = b.lo; t0 <= b.last; t0 += BK) {
-        key_bases(lid, b, slot);
-        workgroupBarrier();
-        slot = key_slot(lid, b, t0 + BK);
-        stage_kv(lid, b, t0, true);
-        workgroupBarrier();
-        scores(sg);
-        workgroupBarrier();
+        slot = tile_scores(lid, sg, b, t0, slot, true);
         for (var c = c0; c < c0 + 16u; c++) {
             var pw = 0.0;
             if (visible(b, pos, t0 + c)) {
