@@ -78,6 +78,7 @@ pub use ops::moe::{
     MOE_MAX_GROUPS, MOE_MAX_TOP_K,
 };
 pub use ops::moe_experts::{record_moe_experts, MoeExpertsIo};
+pub use ops::moe_grouped::{record_moe_grouped, record_moe_sort, MoeGroups};
 pub use ops::moe_hadamard_scale::{record_moe_hadamard_scale, MoeScaleIo, SlotSide};
 pub use ops::norm::{record_add_rms_norm, record_rms_norm, record_rms_norm_grouped};
 pub use ops::rope::record_rope;

@@ -68,6 +68,11 @@ pub enum Op {
     MoeHadamardScale,
     /// GEMV of each token slot with the rows of its routed expert (stacked expert weights).
     MoeGemv,
+    /// `moe_gemv` over chunks of slots that share an expert (`moe_sort`'s order): each
+    /// weight unit decoded once for up to 8 slots (prefill).
+    MoeGemvMulti,
+    /// MoE slots grouped by expert: the sorted order, each slot's place and the chunks.
+    MoeSort,
     /// MoE routing: router logits → expert ids and weights per token slot.
     MoeRoute,
     /// MoE combine: weighted sum of a token's expert outputs.
@@ -82,7 +87,7 @@ pub enum Op {
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 34] = [
+    pub const ALL: [Op; 36] = [
         Op::Gemv,
         Op::GemvNorm,
         Op::GemvAdd,
@@ -112,6 +117,8 @@ impl Op {
         Op::HadamardScale,
         Op::MoeHadamardScale,
         Op::MoeGemv,
+        Op::MoeGemvMulti,
+        Op::MoeSort,
         Op::MoeRoute,
         Op::MoeCombine,
         Op::AttnMla,
@@ -153,6 +160,8 @@ impl Op {
             Op::HadamardScale => "hadamard_scale",
             Op::MoeHadamardScale => "moe_hadamard_scale",
             Op::MoeGemv => "moe_gemv",
+            Op::MoeGemvMulti => "moe_gemv_multi",
+            Op::MoeSort => "moe_sort",
             Op::MoeRoute => "moe_route",
             Op::MoeCombine => "moe_combine",
             Op::AttnMla => "attn_mla",
@@ -173,6 +182,7 @@ impl Op {
                 | Op::GemvMulti
                 | Op::Embed
                 | Op::MoeGemv
+                | Op::MoeGemvMulti
         )
     }
 

@@ -316,6 +316,18 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         "gemv/out_store.wgsl",
         include_str!("shaders/gemv/out_store.wgsl"),
     ),
+    (
+        "gemv/multi_rows_plain.wgsl",
+        include_str!("shaders/gemv/multi_rows_plain.wgsl"),
+    ),
+    (
+        "gemv/multi_rows_moe.wgsl",
+        include_str!("shaders/gemv/multi_rows_moe.wgsl"),
+    ),
+    (
+        "ops/moe_sort.wgsl",
+        include_str!("shaders/ops/moe_sort.wgsl"),
+    ),
     ("gemv/x_norm.wgsl", include_str!("shaders/gemv/x_norm.wgsl")),
     (
         "gemv/x_plain.wgsl",

@@ -1,13 +1,15 @@
 //! MoE kernels against CPU references: `moe_gemv` over stacked experts in several weight
 //! formats (each slot picks its expert's rows by id), `moe_route` (softmax and sigmoid
-//! scores, correction bias, group limit, renormalisation, scale) and `moe_combine`.
+//! scores, correction bias, group limit, renormalisation, scale), `moe_combine`, and the
+//! grouped prefill path (`moe_sort` + `moe_gemv_multi`).
 
 mod testkit;
 
 use marlin_core::{reference, QuantFormat};
 use marlin_gpu::{
-    read_f32, record_moe_combine, record_moe_gemv, record_moe_route, upload_f32, zeroed_f32,
-    GpuWeight, MoeGemvIo, MoeRouting, Op, Span, StepEncoder, Variant,
+    read_f32, record_gather_rows, record_moe_combine, record_moe_gemv, record_moe_grouped,
+    record_moe_route, record_moe_sort, upload_f32, zeroed_f32, GpuExperts, GpuWeight, MoeGemvIo,
+    MoeRouting, Op, Span, StepEncoder, Variant,
 };
 use testkit::{nmse, nmse_threshold, random_vec, random_weight, rng};
 
@@ -256,5 +258,103 @@ fn moe_combine_weights_and_accumulates() {
             })
             .collect();
         assert_eq!(got, want, "accumulate {accumulate}");
+    }
+}
+
+/// `moe_sort` + `moe_gemv_multi` (the grouped prefill path): slots grouped by expert
+/// (one expert with several chunks, one with none), x rows gathered in grouped order, the
+/// outputs gathered back to slot order, against the per-slot reference; the chunk table
+/// covers every slot once with its own expert.
+#[test]
+fn grouped_moe_matches_each_slots_expert() {
+    let Some(ctx) = testkit::ctx() else { return };
+    let (experts, er, n, k) = (6, 40, 23, 2);
+    let slots = n * k;
+    // Expert 5 gets no slot, expert 0 more than two chunks' worth.
+    let ids: Vec<u32> = (0..slots as u32)
+        .map(|s| if s % 3 == 0 { 0 } else { (s * 7 + 1) % 5 })
+        .collect();
+    for (cols, format) in [256, 2304]
+        .into_iter()
+        .flat_map(|c| [QuantFormat::F16, QuantFormat::Q4_0, QuantFormat::Q4_K].map(|f| (c, f)))
+    {
+        let mats: Vec<_> = (0..experts)
+            .map(|e| random_weight(format, er, cols, 11 + e as u64))
+            .collect();
+        let refs: Vec<&marlin_core::QTensor> = mats.iter().collect();
+        let stacked = GpuExperts::upload(ctx, &refs, 1).expect("upload");
+        let x = random_vec(&mut rng(9), n * cols);
+        let mut want = Vec::new();
+        for (s, &e) in ids.iter().enumerate() {
+            let dense = mats[e as usize].to_f32().expect("dq");
+            want.extend(reference::matmul(
+                &dense,
+                &x[(s / k) * cols..][..cols],
+                er,
+                cols,
+                1,
+            ));
+        }
+        let (xb, ib) = (
+            upload_f32(ctx, &x).unwrap(),
+            upload_f32(ctx, &as_words(&ids)).unwrap(),
+        );
+        let xg = zeroed_f32(ctx, slots * cols).unwrap();
+        let yg = zeroed_f32(ctx, slots * er).unwrap();
+        let y = zeroed_f32(ctx, slots * er).unwrap();
+        let mut enc = StepEncoder::new(ctx, "grouped");
+        let g = record_moe_sort(&mut enc, &ib, slots, experts, k).expect("sort");
+        let xrows = Span::new(&g.table, g.xrow_off);
+        record_gather_rows(
+            &mut enc,
+            Span::whole(&xb),
+            n,
+            cols,
+            xrows,
+            Span::whole(&xg),
+            slots,
+        )
+        .expect("gather x");
+        record_moe_grouped(&mut enc, &stacked, &g, &xg, &yg).expect("grouped");
+        let places = Span::new(&g.table, g.inv_off);
+        record_gather_rows(
+            &mut enc,
+            Span::whole(&yg),
+            slots,
+            er,
+            places,
+            Span::whole(&y),
+            slots,
+        )
+        .expect("gather y");
+        enc.submit().unwrap();
+        let got = read_f32(ctx, &y, 0, want.len()).unwrap();
+        let e = nmse(&got, &want);
+        assert!(
+            e < nmse_threshold(Op::GemvMulti, format, Variant::Plain),
+            "{format} {cols}: {e:e}"
+        );
+        // The chunks: each place once, every chunk's slots of its expert, at most 8.
+        let words: Vec<u32> = read_f32(ctx, &g.table, 0, g.inv_off + slots)
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        let inv = &words[g.inv_off..];
+        let mut seen = vec![false; slots];
+        for c in words[..3 * g.max_chunks].chunks(3) {
+            let (ex, start, count) = (c[0], c[1] as usize, c[2] as usize);
+            assert!(count <= 8, "chunk of {count}");
+            for (place, done) in seen.iter_mut().enumerate().skip(start).take(count) {
+                let s = inv
+                    .iter()
+                    .position(|&p| p as usize == place)
+                    .expect("placed");
+                assert_eq!(ids[s], ex, "slot {s} in a chunk of expert {ex}");
+                assert!(!*done, "place {place} twice");
+                *done = true;
+            }
+        }
+        assert!(seen.iter().all(|&v| v), "every slot in a chunk");
     }
 }

@@ -72,6 +72,7 @@ fn every_kernel_validates_and_translates_to_msl() {
             + 1 // attn_paged_gqa
             + fused
             + wide
+            + (MATMUL_FORMATS.len() - trellis) // moe_gemv_multi
     );
     for name in [
         "rms_norm",
@@ -166,7 +167,7 @@ fn geometry_and_bindings_match_the_launcher() {
         let coop = [("WG", GEMM_COOP_WG), ("TM", tm), ("TN", tn)];
         let expect: &[(&str, u32)] = match spec.key.op {
             Op::Gemv | Op::GemvNorm | Op::GemvAdd => &gemv,
-            Op::GemvMulti => &multi,
+            Op::GemvMulti | Op::MoeGemvMulti => &multi,
             Op::Gemm if spec.key.variant.is_coop() => &coop,
             Op::Gemm => &[("WG", GEMM_WG), ("TM", GEMM_ROWS), ("TN", GEMM_TOKENS)],
             _ => &op_wg,

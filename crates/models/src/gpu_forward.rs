@@ -13,6 +13,7 @@ mod kv_quant;
 mod layer;
 mod mla;
 mod moe;
+pub use moe::MOE_GROUPED_MIN_TOKENS;
 mod profile;
 mod run;
 mod sample;
@@ -126,6 +127,8 @@ pub struct GpuModel {
     pub(crate) prefill_attn: bool,
     /// Whether prompt steps use `attn_flash` where the device runs it.
     pub(crate) flash_attn: bool,
+    /// Tokens from which a step runs its MoE experts grouped by expert.
+    pub(crate) moe_grouped_min: usize,
 }
 
 fn same_tensor(a: &QTensor, b: &QTensor) -> bool {
@@ -208,6 +211,7 @@ impl GpuModel {
             mla_split_min_keys: marlin_gpu::MLA_SPLIT_MIN_KEYS,
             prefill_attn: attn::prefill_attn_enabled(),
             flash_attn: attn::flash_attn_enabled(),
+            moe_grouped_min: moe::default_grouped_min(),
         };
         model.prewarm()?;
         Ok(model)
@@ -309,6 +313,13 @@ impl GpuModel {
     /// `MARLIN_GPU_PREFILL_ATTN=1`; slower than the per-query kernel on an H200 so far).
     pub fn with_prefill_attention(mut self, on: bool) -> Self {
         self.prefill_attn = on;
+        self
+    }
+
+    /// Steps of at least `n` tokens run MoE experts grouped by expert (`moe_gemv_multi`;
+    /// default [`MOE_GROUPED_MIN_TOKENS`](crate::gpu_forward::MOE_GROUPED_MIN_TOKENS)).
+    pub fn with_moe_grouped_min(mut self, n: usize) -> Self {
+        self.moe_grouped_min = n.max(1);
         self
     }
 

@@ -1,7 +1,8 @@
 //! Mixture-of-experts models on the GPU (lavapipe in CI; `MARLIN_SKIP_GPU=1` skips when no
 //! adapter): a Q8_0 GGUF of the tiny Qwen3-MoE (quantized stacked experts through
 //! `moe_gemv`) against the CPU on the same weights, prompt and token-by-token decode; and a
-//! step's dispatch count that does not grow with `top_k`.
+//! step's dispatch count that does not grow with `top_k`; the experts grouped by expert
+//! (the prefill path) against the CPU.
 
 mod moe_common;
 
@@ -111,4 +112,53 @@ fn moe_step_dispatches_do_not_grow_with_top_k() {
     }
     eprintln!("decode step dispatches for top_k 1, 2, 4: {counts:?}");
     assert!(counts.iter().all(|&c| c == counts[0]), "{counts:?}");
+}
+
+/// Experts grouped by expert (`moe_sort` + `moe_gemv_multi`, forced from one token) give
+/// the CPU's prompt and decode logits, on the tiny Qwen3-MoE and GLM-4.7-Flash (f32) and a
+/// Q8_0 GGUF of the former.
+#[test]
+fn grouped_experts_match_the_cpu() {
+    let Some(ctx) = gpu_ctx() else { return };
+    let dir = temp_dir("grouped");
+    let opts = Opts {
+        split_kv_b: false,
+        mtp: false,
+        quant: Quant::Q8_0,
+    };
+    let models = [
+        ("qwen3_moe", load(&tiny("qwen3_moe")), 1e-6),
+        ("glm4_moe_lite", load(&tiny("glm4_moe_lite")), 1e-6),
+        (
+            "qwen3_moe q8_0",
+            load(&write_gguf("qwen3_moe", "qwen3moe", opts, &dir)),
+            1e-3,
+        ),
+    ];
+    for (name, model, tol) in models {
+        let gpu = GpuModel::new(ctx.clone(), &model)
+            .unwrap()
+            .with_moe_grouped_min(1);
+        let ids = &golden(name.split(' ').next().unwrap()).prompts[0].ids;
+        let mut kv = KvCache::for_tokens(&model.config, ids.len());
+        let gkv = GpuKvCache::new(&gpu, kv.num_blocks()).unwrap();
+        let table: Vec<u32> = (0..kv.num_blocks() as u32).collect();
+        let seq = SeqInput {
+            tokens: ids,
+            start_pos: 0,
+            block_table: &table,
+            logits: LogitsRequest::All,
+        };
+        let want = model
+            .forward(std::slice::from_ref(&seq), &mut kv)
+            .unwrap()
+            .data;
+        let got = gpu.forward(&[seq], &gkv).unwrap().data;
+        let e = nmse(&got, &want);
+        assert!(e < tol, "{name} prompt: grouped GPU vs CPU nmse {e:e}");
+        let (cpu, on_gpu) = decode_both(&model, &gpu, ids);
+        let e = nmse(&on_gpu, &cpu);
+        assert!(e < tol, "{name} decode: grouped GPU vs CPU nmse {e:e}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

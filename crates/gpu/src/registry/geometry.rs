@@ -60,7 +60,7 @@ pub fn op_workgroup_size(op: Op) -> u32 {
         Op::Argmax | Op::RmsNorm | Op::AddRmsNorm => 256,
         Op::SampleCands | Op::SamplePick => 256,
         // One workgroup per token, one thread per expert.
-        Op::MoeRoute => 256,
+        Op::MoeRoute | Op::MoeSort => 256,
         Op::AttnPaged | Op::AttnSplit | Op::AttnPrefill | Op::AttnFlash => 128,
         Op::AttnMla | Op::MlaLatent => 128,
         _ => 64,

@@ -24,6 +24,7 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
         | Op::Gemm
         | Op::GemvMulti
         | Op::MoeGemv
+        | Op::MoeGemvMulti
         | Op::AttnFlash => return None,
         Op::Embed => {
             let mut parts = vec!["common/matmul_io.wgsl".to_string()];
@@ -76,6 +77,7 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
             BindLayout::ReadWrite,
         ),
         Op::MoeRoute => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write2),
+        Op::MoeSort => (vec![format!("ops/{name}.wgsl")], BindLayout::ReadWrite),
         Op::AttnMla => (vec![format!("ops/{name}.wgsl")], BindLayout::Read5Write),
         Op::MlaLatent => (vec![format!("ops/{name}.wgsl")], BindLayout::Read4Write2),
         Op::MoeCombine => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write),
@@ -131,6 +133,9 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     }
     if key.op == Op::GemvMulti {
         return gemv_multi_spec(key);
+    }
+    if key.op == Op::MoeGemvMulti {
+        return moe_gemv_multi_spec(key);
     }
     if key.op == Op::AttnFlash {
         return attn_flash_spec(key, ATTN_FLASH_MAX_HD);
@@ -300,12 +305,56 @@ fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
     })
 }
 
+/// The grouped MoE GEMV of `key.format` (plain variant, f32 activations; no trellis):
+/// gemv_multi's body over chunks of slots that share an expert (multi_rows_moe.wgsl), each
+/// weight unit decoded once for up to MT slots.
+fn moe_gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
+    if key.variant != Variant::Plain || key.format.is_trellis() {
+        return None;
+    }
+    let name = kernel_name(key.op, key.format);
+    let mut parts = vec![
+        "common/matmul_io.wgsl".to_string(),
+        "common/ids_plain.wgsl".to_string(),
+    ];
+    parts.extend(format_parts(key.format)?);
+    parts.extend(
+        [
+            "gemv/multi_rows_moe.wgsl",
+            "gemv/gemv_multi_reduce.wgsl",
+            "gemv/gemv_multi_body.wgsl",
+        ]
+        .map(String::from),
+    );
+    let rows = gemv_multi_rows(Variant::Plain);
+    let mut defines = format_defines(key.format);
+    defines.extend([("NR", rows), ("MT", gemv_multi_tokens())]);
+    Some(KernelSpec {
+        key,
+        entry: format!(
+            "@compute @workgroup_size(WG)\nfn {name}(ids: Ids) {{\n    gemv_multi_run(ids);\n}}\n"
+        ),
+        name,
+        parts,
+        workgroup_size: GEMV_WG,
+        rows_per_group: rows,
+        tokens_per_group: gemv_multi_tokens(),
+        layout: BindLayout::MatmulIds,
+        features: wgpu::Features::empty(),
+        defines,
+    })
+}
+
 /// The small-batch GEMV of `key.format`: plain (f32 activations) for every format, Dp4a
 /// (8-bit activations) for [`dp4a_multi`] formats. Shared-memory reduction only: its 16-thread
 /// row pairs would straddle subgroups, so neither variant needs a device feature.
 fn gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
     let body: &[&str] = match key.variant {
-        Variant::Plain => &["gemv/gemv_multi_reduce.wgsl", "gemv/gemv_multi_body.wgsl"],
+        Variant::Plain => &[
+            "gemv/multi_rows_plain.wgsl",
+            "gemv/gemv_multi_reduce.wgsl",
+            "gemv/gemv_multi_body.wgsl",
+        ],
         Variant::Dp4a | Variant::Dp4aWide if dp4a_multi(key.format) => {
             &["gemv/gemv_multi_body_q8.wgsl"]
         }

@@ -6,14 +6,16 @@
 //! one-token steps; longer steps (and any other shared expert) run it as a dense MLP
 //! before the combine. Trellis experts add a
 //! `moe_hadamard_scale` on each side of both expert GEMVs (every matrix has its own
-//! suh/svh); rotated experts a `hadamard` of the GEMV input. Prefill runs the same slot
-//! kernels over every token's slots (no grouping of tokens by expert yet).
+//! suh/svh); rotated experts a `hadamard` of the GEMV input. Steps of many tokens
+//! (prefill) group their slots by expert instead (`moe_sort`, then `moe_gemv_multi` reads
+//! each expert's rows once per chunk of up to 8 of its slots; plain experts only).
 
 use marlin_core::QTensor;
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    record_gate_mul, record_matmul, record_moe_combine, record_moe_experts, record_moe_route,
-    GpuContext, GpuExperts, GpuWeight, MatmulIo, MoeExpertsIo, MoeRouting, Span, StepEncoder,
+    record_gate_mul, record_gather_rows, record_matmul, record_moe_combine, record_moe_experts,
+    record_moe_grouped, record_moe_route, record_moe_sort, GpuContext, GpuExperts, GpuWeight,
+    MatmulIo, MoeExpertsIo, MoeRouting, Op, Span, StepEncoder, Variant,
 };
 
 use super::step::Scratch;
@@ -22,6 +24,19 @@ use super::GpuModel;
 use crate::blocks::config::{MoeConfig, Scoring};
 use crate::blocks::MoeWeights;
 use crate::{Error, Result};
+
+/// Tokens from which a step groups its MoE slots by expert: below it, a slot per expert
+/// chunk is about as cheap as a slot per GEMV.
+pub const MOE_GROUPED_MIN_TOKENS: usize = 16;
+
+/// [`MOE_GROUPED_MIN_TOKENS`], or `MARLIN_GPU_MOE_GROUPED_MIN` (A/B runs; 0 = never).
+pub(crate) fn default_grouped_min() -> usize {
+    match std::env::var("MARLIN_GPU_MOE_GROUPED_MIN").map(|v| v.parse::<usize>()) {
+        Ok(Ok(0)) => usize::MAX,
+        Ok(Ok(n)) => n,
+        _ => MOE_GROUPED_MIN_TOKENS,
+    }
+}
 
 /// One MoE layer's weights on the GPU.
 pub(crate) struct GpuMoe {
@@ -177,39 +192,99 @@ impl GpuModel {
         let (ids, wts) = (enc.scratch(bytes(slots)), enc.scratch(bytes(slots)));
         let bias = m.bias.map(|b| Span::new(&self.vectors, b));
         record_moe_route(enc, r, n, &logits, bias, &ids, &wts)?;
-        let gu = enc.scratch(bytes(slots * 2 * f));
-        let io = MoeExpertsIo {
-            x: &s.xn,
-            x_per_slot: k,
-            ids: &ids,
-            out: &gu,
-            slots,
-        };
-        record_moe_experts(enc, &m.gate_up, &io)?;
-        let act = enc.scratch(bytes(slots * f));
-        let act_kind = self.gate_act();
-        record_gate_mul(
-            enc,
-            act_kind,
-            Span::whole(&gu),
-            Span::whole(&act),
-            slots,
-            f,
-            2 * f,
-        )?;
         let y = enc.scratch(bytes(slots * d));
-        let io = MoeExpertsIo {
-            x: &act,
-            x_per_slot: 1,
-            ids: &ids,
-            out: &y,
-            slots,
-        };
-        record_moe_experts(enc, &m.down, &io)?;
+        if n >= self.moe_grouped_min && self.grouped(m) {
+            self.grouped_experts(enc, m, s, (n, k), &ids, &y)?;
+        } else {
+            let gu = enc.scratch(bytes(slots * 2 * f));
+            let io = MoeExpertsIo {
+                x: &s.xn,
+                x_per_slot: k,
+                ids: &ids,
+                out: &gu,
+                slots,
+            };
+            record_moe_experts(enc, &m.gate_up, &io)?;
+            let act = enc.scratch(bytes(slots * f));
+            let act_kind = self.gate_act();
+            let (src, dst) = (Span::whole(&gu), Span::whole(&act));
+            record_gate_mul(enc, act_kind, src, dst, slots, f, 2 * f)?;
+            let io = MoeExpertsIo {
+                x: &act,
+                x_per_slot: 1,
+                ids: &ids,
+                out: &y,
+                slots,
+            };
+            record_moe_experts(enc, &m.down, &io)?;
+        }
         if let Some((sgu, sdown)) = dense_shared {
             self.dense_mlp(enc, sgu, sdown, &s.xn, out, n, None)?;
         }
         record_moe_combine(enc, &y, &wts, out, n, d, k, add || dense_shared.is_some())?;
+        Ok(())
+    }
+
+    /// Whether `m`'s experts run grouped (`moe_gemv_multi`): plain stacked experts (no
+    /// trellis sides, no rotation) whose kernels this device runs.
+    fn grouped(&self, m: &GpuMoe) -> bool {
+        [&m.gate_up, &m.down].iter().all(|e| {
+            let key = marlin_gpu::KernelKey {
+                op: Op::MoeGemvMulti,
+                format: e.w.format,
+                variant: Variant::Plain,
+            };
+            e.sides.is_none()
+                && e.w.hadamard == 0
+                && e.w.chunks.len() == 1
+                && (e.parts * e.mat_rows).is_multiple_of(4)
+                && self.ctx.runs(key)
+        })
+    }
+
+    /// The experts of `m` over `n × k` slots grouped by expert: x rows gathered in grouped
+    /// order, gate|up and down on `moe_gemv_multi`, the outputs gathered back into `y`
+    /// (slot order).
+    fn grouped_experts(
+        &self,
+        enc: &mut StepEncoder<'_>,
+        m: &GpuMoe,
+        s: &Scratch,
+        (n, k): (usize, usize),
+        ids: &Buffer,
+        y: &Buffer,
+    ) -> Result<()> {
+        let (d, f, slots) = (self.config.hidden, m.ffn, n * k);
+        let bytes = |floats: usize| (floats * 4) as u64;
+        let g = record_moe_sort(enc, ids, slots, m.gate_up.n_experts, k)?;
+        let xg = enc.scratch(bytes(slots * d));
+        let xrows = Span::new(&g.table, g.xrow_off);
+        record_gather_rows(
+            enc,
+            Span::whole(&s.xn),
+            n,
+            d,
+            xrows,
+            Span::whole(&xg),
+            slots,
+        )?;
+        let gu = enc.scratch(bytes(slots * 2 * f));
+        record_moe_grouped(enc, &m.gate_up, &g, &xg, &gu)?;
+        let act = enc.scratch(bytes(slots * f));
+        let (src, dst) = (Span::whole(&gu), Span::whole(&act));
+        record_gate_mul(enc, self.gate_act(), src, dst, slots, f, 2 * f)?;
+        let yg = enc.scratch(bytes(slots * d));
+        record_moe_grouped(enc, &m.down, &g, &act, &yg)?;
+        let places = Span::new(&g.table, g.inv_off);
+        record_gather_rows(
+            enc,
+            Span::whole(&yg),
+            slots,
+            d,
+            places,
+            Span::whole(y),
+            slots,
+        )?;
         Ok(())
     }
 }

@@ -9,7 +9,8 @@
 // Accumulators are named per token pair (never dynamically indexed, so they stay in
 // registers); pairs past the pass's token count m are skipped, and the odd token of the
 // last pair reads stale x but is never stored.
-// Grid: multi_tile.wgsl.
+// Grid and rows: the multi_rows hook (multi_rows_plain.wgsl: multi_tile.wgsl's tiles of one
+// weight; multi_rows_moe.wgsl: MoE chunks of slots sharing an expert).
 const WG: u32 = 256u;
 const TU: u32 = 16u;
 const PAIRS: u32 = WG / TU;
@@ -38,17 +39,17 @@ fn tok2(a: Unit, b: Unit, t: u32, ul: u32) -> vec2<f32> {
 }
 
 fn gemv_multi_run(ids: Ids) {
-    let tile = multi_tile(ids);
-    let row0 = tile.x;
-    let tok0 = tile.y;
-    if (row0 >= p.rows) {
+    let tile = multi_rows(ids);
+    if (!tile.live) {
         return;
     }
-    let m = min(MT, p.n_tokens - tok0);
+    let row0 = tile.row0;
+    let tok0 = tile.tok0;
+    let m = tile.m;
     let pr = ids.lid / TU;
     let ul = ids.lid % TU;
-    let ra = min(row0 + 2u * pr, p.rows - 1u);
-    let rb = min(row0 + 2u * pr + 1u, p.rows - 1u);
+    let ra = tile.wrow0 + min(row0 + 2u * pr, tile.nrows - 1u);
+    let rb = tile.wrow0 + min(row0 + 2u * pr + 1u, tile.nrows - 1u);
     let units = units_per_row();
     let c4 = p.cols / 4u;
     var a0 = vec4<f32>(0.0);
@@ -83,5 +84,5 @@ fn gemv_multi_run(ids: Ids) {
         }
         workgroupBarrier();
     }
-    reduce_multi(ids, array<vec4<f32>, 4>(a0, a1, a2, a3), row0, tok0, m);
+    reduce_multi(ids, array<vec4<f32>, 4>(a0, a1, a2, a3), tile);
 }

@@ -1,0 +1,124 @@
+//! Grouped MoE projections for long steps (prefill): `moe_sort` groups a step's token slots
+//! by expert, and `moe_gemv_multi` reads each expert's rows once per chunk of up to MT of
+//! its slots instead of once per slot (`moe_gemv`).
+
+use super::{dispatch_op, to_u32, Span};
+use crate::op::Op;
+use crate::registry::{gemv_multi_rows, gemv_multi_tokens, KernelKey, Variant};
+use crate::weight_experts::GpuExperts;
+use crate::{Error, Result, StepEncoder};
+
+/// A step's slots grouped by expert (`moe_sort`'s output, u32 words of `table`).
+#[derive(Debug)]
+pub struct MoeGroups {
+    pub table: wgpu::Buffer,
+    pub slots: usize,
+    /// Chunk capacity: `slots / MT + experts` (count-0 chunks past the used ones).
+    pub max_chunks: usize,
+    /// Word index of the x row of each grouped place (feed to `record_gather_rows`).
+    pub xrow_off: usize,
+    /// Word index of each slot's grouped place (gathers grouped outputs back to slots).
+    pub inv_off: usize,
+}
+
+/// Group `slots` token slots (expert ids in `ids`, `n_experts` ≤ 256) by expert; slot `s`
+/// reads x row `s / slots_per_x`.
+pub fn record_moe_sort(
+    enc: &mut StepEncoder<'_>,
+    ids: &wgpu::Buffer,
+    slots: usize,
+    n_experts: usize,
+    slots_per_x: usize,
+) -> Result<MoeGroups> {
+    const OP: &str = "moe_sort";
+    if slots == 0 || n_experts == 0 || n_experts > 256 || slots_per_x == 0 {
+        return Err(Error::shape(
+            OP,
+            format!("{slots} slots, {n_experts} experts (≤ 256), {slots_per_x} slots per x row"),
+        ));
+    }
+    Span::whole(ids).check(OP, "ids", slots)?;
+    let mt = gemv_multi_tokens() as usize;
+    let max_chunks = slots.div_ceil(mt) + n_experts;
+    let xrow_off = (3 * max_chunks).next_multiple_of(4);
+    let inv_off = xrow_off + slots.next_multiple_of(4);
+    let table = enc.scratch((inv_off + slots) as u64 * 4);
+    let params = [
+        to_u32(OP, "slots", slots)?,
+        n_experts as u32,
+        to_u32(OP, "slots per x", slots_per_x)?,
+        to_u32(OP, "chunks", max_chunks)?,
+        to_u32(OP, "x rows offset", xrow_off)?,
+        to_u32(OP, "places offset", inv_off)?,
+        mt as u32,
+        0,
+    ];
+    dispatch_op(enc, Op::MoeSort, params, &[ids, &table], [1, 1, 1])?;
+    Ok(MoeGroups {
+        table,
+        slots,
+        max_chunks,
+        xrow_off,
+        inv_off,
+    })
+}
+
+/// Record `out[p] = W_{e(p)} · x[p]` for every grouped place `p` of `g` (x and out in
+/// grouped order: `x` rows gathered through `g.xrow_off`, `out` gathered back to slots
+/// through `g.inv_off`). Plain stacked experts only: trellis and rotated ones are
+/// `Error::Unsupported` (they keep `record_moe_experts`).
+pub fn record_moe_grouped(
+    enc: &mut StepEncoder<'_>,
+    e: &GpuExperts,
+    g: &MoeGroups,
+    x: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+) -> Result<()> {
+    const OP: &str = "moe_gemv_multi";
+    let w = &e.w;
+    let key = KernelKey {
+        op: Op::MoeGemvMulti,
+        format: w.format,
+        variant: Variant::Plain,
+    };
+    if e.sides.is_some() || w.hadamard > 0 || w.chunks.len() != 1 || !enc.ctx().runs(key) {
+        return Err(Error::Unsupported {
+            op: OP,
+            format: w.format.name(),
+        });
+    }
+    let er = e.parts * e.mat_rows;
+    if er == 0 || !w.rows.is_multiple_of(er) {
+        return Err(Error::shape(
+            OP,
+            format!("{er} rows per expert of {} stacked rows", w.rows),
+        ));
+    }
+    Span::whole(x).check(OP, "x", g.slots * w.cols)?;
+    Span::whole(out).check(OP, "out", g.slots * er)?;
+    let chunk = &w.chunks[0];
+    let params = [
+        to_u32(OP, "rows", w.rows)?,
+        to_u32(OP, "cols", w.cols)?,
+        to_u32(OP, "rows per expert", er)?,
+        0,
+        to_u32(OP, "out stride", er)?,
+        chunk.meta_offset_words,
+        0,
+        0,
+    ];
+    let blocks = er.div_ceil(gemv_multi_rows(Variant::Plain) as usize);
+    let max = enc.ctx().limits.max_compute_workgroups_per_dimension as usize;
+    if blocks > max || g.max_chunks > max {
+        return Err(Error::shape(
+            OP,
+            format!("grid {blocks} x {} exceeds {max}", g.max_chunks),
+        ));
+    }
+    enc.dispatch(
+        key,
+        bytemuck::bytes_of(&params),
+        &[&chunk.buffer, x, out, &g.table],
+        [blocks as u32, g.max_chunks as u32, 1],
+    )
+}
