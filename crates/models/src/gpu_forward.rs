@@ -317,7 +317,8 @@ impl GpuModel {
     }
 
     /// Steps of at least `n` tokens run MoE experts grouped by expert (`moe_gemv_multi`;
-    /// default [`MOE_GROUPED_MIN_TOKENS`](crate::gpu_forward::MOE_GROUPED_MIN_TOKENS)).
+    /// off unless `MARLIN_GPU_MOE_GROUPED_MIN` is set; [`MOE_GROUPED_MIN_TOKENS`] is the
+    /// intended threshold).
     pub fn with_moe_grouped_min(mut self, n: usize) -> Self {
         self.moe_grouped_min = n.max(1);
         self
