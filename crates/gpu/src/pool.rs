@@ -1,4 +1,8 @@
 //! Buffer pool: buffers are reused by (size class, usage); a dropped `PooledBuffer` goes back.
+//! A request gets the oldest idle buffer of its class, so a step that repeats (decode) gets
+//! the same buffers each time whatever else sits idle, and its bind groups stay cached
+//! (handing out the last one returned cycled decode steps through the idle buffers a long
+//! prefill left behind, re-creating bind groups for many steps).
 //!
 //! Reuse is safe across submissions because wgpu orders work on one queue; within one
 //! recording, a buffer released and taken again is ordered by wgpu's pass barriers. The one
@@ -28,8 +32,11 @@ pub fn size_class(size: u64) -> u64 {
 
 type Key = (u64, u32);
 
+/// Idle buffers of one class, newest first (`pop` gives the oldest), by creation number.
+type Idle = Vec<(u64, wgpu::Buffer)>;
+
 struct Shared {
-    free: HashMap<Key, Vec<wgpu::Buffer>>,
+    free: HashMap<Key, Idle>,
     idle_bytes: u64,
     idle_cap: u64,
     created: u64,
@@ -47,10 +54,20 @@ impl Shared {
             .max();
         let Some(key) = key else { return false };
         if let Some(v) = self.free.get_mut(&key) {
-            v.pop();
+            // The newest goes: the oldest are the ones steady steps keep taking.
+            if !v.is_empty() {
+                v.remove(0);
+            }
             self.idle_bytes = self.idle_bytes.saturating_sub(key.0);
         }
         true
+    }
+
+    /// Put `buffer` (creation number `id`) back among the idle ones of `key`.
+    fn put(&mut self, key: Key, id: u64, buffer: wgpu::Buffer) {
+        let v = self.free.entry(key).or_default();
+        let at = v.partition_point(|(i, _)| *i > id);
+        v.insert(at, (id, buffer));
     }
 }
 
@@ -63,6 +80,8 @@ pub struct BufferPool {
 /// A pooled buffer: derefs to the `wgpu::Buffer`; returns to the pool on drop.
 pub struct PooledBuffer {
     buffer: wgpu::Buffer,
+    /// Creation number (older buffers are handed out first).
+    id: u64,
     len: u64,
     key: Key,
     pool: Weak<Mutex<Shared>>,
@@ -101,19 +120,22 @@ impl BufferPool {
             }
             b
         });
-        let buffer = reused.unwrap_or_else(|| {
-            if let Ok(mut s) = self.shared.lock() {
+        let (id, buffer) = reused.unwrap_or_else(|| {
+            let id = self.shared.lock().map_or(0, |mut s| {
                 s.created += 1;
-            }
-            self.device.create_buffer(&wgpu::BufferDescriptor {
+                s.created
+            });
+            let b = self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("marlin-pool"),
                 size: key.0,
                 usage,
                 mapped_at_creation: false,
-            })
+            });
+            (id, b)
         });
         PooledBuffer {
             buffer,
+            id,
             len,
             key,
             pool: Arc::downgrade(&self.shared),
@@ -191,10 +213,7 @@ impl Drop for PooledBuffer {
             if s.idle_bytes + self.key.0 <= s.idle_cap {
                 s.idle_bytes += self.key.0;
                 // wgpu buffers are reference-counted handles; the clone is the same buffer.
-                s.free
-                    .entry(self.key)
-                    .or_default()
-                    .push(self.buffer.clone());
+                s.put(self.key, self.id, self.buffer.clone());
             }
         };
     }

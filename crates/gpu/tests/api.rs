@@ -143,6 +143,28 @@ fn a_full_pool_frees_its_largest_idle_buffers_not_the_returning_one() {
 }
 
 #[test]
+fn the_pool_hands_out_its_oldest_idle_buffer_of_a_class() {
+    let Some(ctx) = testkit::private_ctx() else {
+        return;
+    };
+    let bufs: Vec<_> = (0..3)
+        .map(|_| storage_f32(&ctx, 500).expect("buf"))
+        .collect();
+    let handles: Vec<wgpu::Buffer> = bufs.iter().map(|b| b.buffer().clone()).collect();
+    // Returned newest first, middle last: still handed out oldest first, so a repeating
+    // step gets the same buffers (and cached bind groups) whatever order they came back in.
+    let mut bufs = bufs.into_iter();
+    let (a, b, c) = (bufs.next(), bufs.next(), bufs.next());
+    drop((c, a, b));
+    let mut held = Vec::new();
+    for want in &handles {
+        let got = storage_f32(&ctx, 500).expect("again");
+        assert!(got.buffer() == want, "not the oldest idle buffer");
+        held.push(got);
+    }
+}
+
+#[test]
 fn pool_reuses_and_pipelines_are_cached() {
     // Parallel tests would take the freed buffer or compile pipelines in between.
     let Some(ctx) = testkit::private_ctx() else {
