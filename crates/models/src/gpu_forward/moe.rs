@@ -33,7 +33,9 @@ pub const MOE_GROUPED_MIN_TOKENS: usize = 16;
 /// `MARLIN_GPU_MOE_GROUPED_MIN=N` groups steps of N+ tokens; unset or 0, never. Off by
 /// default: on an H200 it prefilled GLM-4.7-Flash q4_0 at 1,233 tok/s against 850 (run
 /// "BY"), but the second decode after a grouped 512-token prefill ran at 76 tok/s against
-/// 147 for the first, and the cause is not known yet.
+/// 147 for the first. The likely cause, decode steps cycling through the idle buffers the
+/// grouped prefill left (bind groups re-created), is fixed in the pool since (seen on
+/// lavapipe); the H200 has not measured it again.
 pub(crate) fn default_grouped_min() -> usize {
     match std::env::var("MARLIN_GPU_MOE_GROUPED_MIN").map(|v| v.parse::<usize>()) {
         Ok(Ok(n)) if n > 0 => n,
