@@ -19,6 +19,8 @@ type Key = (wgpu::BindGroupLayout, Vec<wgpu::Buffer>);
 #[derive(Default)]
 pub struct BindCache {
     map: Mutex<HashMap<Key, wgpu::BindGroup>>,
+    /// The pool's eviction count when the cache last started over.
+    evictions: std::sync::atomic::AtomicU64,
 }
 
 /// A bind group of `kernel` with `params` (bound at dynamic offsets) and `storage`, whole.
@@ -72,14 +74,21 @@ impl BindCache {
         }
     }
 
-    /// The cached group for these bindings, created on a miss.
+    /// The cached group for these bindings, created on a miss. `evictions` is the buffer
+    /// pool's count: when it has moved, the cache starts over, so groups no longer keep
+    /// buffers the pool freed alive (a long prefill's, in GPU memory until then).
     pub(crate) fn get(
         &self,
         device: &wgpu::Device,
         kernel: &Kernel,
         params: &wgpu::Buffer,
         storage: &[&wgpu::Buffer],
+        evictions: u64,
     ) -> wgpu::BindGroup {
+        use std::sync::atomic::Ordering;
+        if self.evictions.swap(evictions, Ordering::Relaxed) != evictions {
+            self.clear();
+        }
         let mut bufs = Vec::with_capacity(storage.len() + 1);
         bufs.push(params.clone());
         bufs.extend(storage.iter().map(|&b| b.clone()));

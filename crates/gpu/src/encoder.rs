@@ -277,7 +277,10 @@ impl<'c> StepEncoder<'c> {
         let (arena, offset) = self.push_params(params);
         let pbuf = &self.arenas[arena].buffer;
         let bind_group = match self.cache {
-            Some(c) => c.get(&self.ctx.device, &kernel, pbuf, storage),
+            Some(c) => {
+                let evictions = self.ctx.pool().evictions();
+                c.get(&self.ctx.device, &kernel, pbuf, storage, evictions)
+            }
             None => bind_cache::create(&self.ctx.device, &kernel, pbuf, storage),
         };
         let ts = self.dispatch_ts.clone();

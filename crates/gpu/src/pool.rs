@@ -10,6 +10,7 @@
 //! earlier but not yet submitted: upload into fresh buffers, or submit first.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 /// Smallest size class, bytes.
@@ -41,6 +42,9 @@ struct Shared {
     idle_cap: u64,
     created: u64,
     reused: u64,
+    /// Buffers freed past the idle cap (bind caches drop their groups when it moves);
+    /// shared with the pool, which reads it without the lock on every dispatch.
+    evicted: Arc<AtomicU64>,
 }
 
 impl Shared {
@@ -60,6 +64,7 @@ impl Shared {
             }
             self.idle_bytes = self.idle_bytes.saturating_sub(key.0);
         }
+        self.evicted.fetch_add(1, Ordering::Relaxed);
         true
     }
 
@@ -75,6 +80,7 @@ impl Shared {
 pub struct BufferPool {
     device: wgpu::Device,
     shared: Arc<Mutex<Shared>>,
+    evicted: Arc<AtomicU64>,
 }
 
 /// A pooled buffer: derefs to the `wgpu::Buffer`; returns to the pool on drop.
@@ -97,6 +103,7 @@ pub struct PoolStats {
 
 impl BufferPool {
     pub(crate) fn new(device: wgpu::Device) -> Self {
+        let evicted = Arc::new(AtomicU64::new(0));
         Self {
             device,
             shared: Arc::new(Mutex::new(Shared {
@@ -105,7 +112,9 @@ impl BufferPool {
                 idle_cap: DEFAULT_IDLE_CAP,
                 created: 0,
                 reused: 0,
+                evicted: evicted.clone(),
             })),
+            evicted,
         }
     }
 
@@ -148,6 +157,12 @@ impl BufferPool {
             s.idle_cap = bytes;
             while s.idle_bytes > bytes && s.evict_largest() {}
         }
+    }
+
+    /// Idle buffers freed so far to stay under the cap. A bind group keeps its buffers
+    /// alive, so caches of bind groups start over when this moves (see `BindCache`).
+    pub fn evictions(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
     }
 
     /// Free every idle buffer.

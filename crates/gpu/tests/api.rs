@@ -336,6 +336,15 @@ fn chunked_submits_and_cached_bind_groups_change_nothing() {
         cached[0] > 0 && cached[1] == cached[0],
         "bind groups cached: {cached:?}"
     );
+    // Once the pool frees idle buffers past its cap, the cache starts over (its groups would
+    // keep those buffers alive): one link leaves one group.
+    drop(storage_f32(ctx, 4096).expect("idle"));
+    let before = ctx.pool().evictions();
+    ctx.pool().set_idle_cap(0);
+    assert!(ctx.pool().evictions() > before, "nothing evicted");
+    run_chain(ctx, &w, (&a, &b), &x, 1, 0, Some(&cache));
+    assert_eq!(cache.len(), 1, "the cache kept groups past an eviction");
+    ctx.pool().set_idle_cap(1 << 30);
     let dense = t.to_f32().expect("dq");
     let mut want = x.clone();
     for _ in 0..links {
