@@ -312,37 +312,12 @@ fn moe_gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
     if key.variant != Variant::Plain || key.format.is_trellis() {
         return None;
     }
-    let name = kernel_name(key.op, key.format);
-    let mut parts = vec![
-        "common/matmul_io.wgsl".to_string(),
-        "common/ids_plain.wgsl".to_string(),
+    let body = [
+        "gemv/multi_rows_moe.wgsl",
+        "gemv/gemv_multi_reduce.wgsl",
+        "gemv/gemv_multi_body.wgsl",
     ];
-    parts.extend(format_parts(key.format)?);
-    parts.extend(
-        [
-            "gemv/multi_rows_moe.wgsl",
-            "gemv/gemv_multi_reduce.wgsl",
-            "gemv/gemv_multi_body.wgsl",
-        ]
-        .map(String::from),
-    );
-    let rows = gemv_multi_rows(Variant::Plain);
-    let mut defines = format_defines(key.format);
-    defines.extend([("NR", rows), ("MT", gemv_multi_tokens())]);
-    Some(KernelSpec {
-        key,
-        entry: format!(
-            "@compute @workgroup_size(WG)\nfn {name}(ids: Ids) {{\n    gemv_multi_run(ids);\n}}\n"
-        ),
-        name,
-        parts,
-        workgroup_size: GEMV_WG,
-        rows_per_group: rows,
-        tokens_per_group: gemv_multi_tokens(),
-        layout: BindLayout::MatmulIds,
-        features: wgpu::Features::empty(),
-        defines,
-    })
+    multi_body_spec(key, &body, BindLayout::MatmulIds)
 }
 
 /// The small-batch GEMV of `key.format`: plain (f32 activations) for every format, Dp4a
@@ -351,22 +326,28 @@ fn moe_gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
 fn gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
     let body: &[&str] = match key.variant {
         Variant::Plain => &[
+            "gemv/multi_tile.wgsl",
             "gemv/multi_rows_plain.wgsl",
             "gemv/gemv_multi_reduce.wgsl",
             "gemv/gemv_multi_body.wgsl",
         ],
         Variant::Dp4a | Variant::Dp4aWide if dp4a_multi(key.format) => {
-            &["gemv/gemv_multi_body_q8.wgsl"]
+            &["gemv/multi_tile.wgsl", "gemv/gemv_multi_body_q8.wgsl"]
         }
         _ => return None,
     };
+    multi_body_spec(key, body, BindLayout::Matmul)
+}
+
+/// A kernel running `gemv_multi_run` from `body` (after the matmul I/O, plain ids and the
+/// format's decode files), with its NR / MT (and Dp4a TU) geometry.
+fn multi_body_spec(key: KernelKey, body: &[&str], layout: BindLayout) -> Option<KernelSpec> {
     let name = kernel_name(key.op, key.format);
     let mut parts = vec![
         "common/matmul_io.wgsl".to_string(),
         "common/ids_plain.wgsl".to_string(),
     ];
     parts.extend(format_parts(key.format)?);
-    parts.push("gemv/multi_tile.wgsl".into());
     parts.extend(body.iter().map(|s| s.to_string()));
     let mut defines = format_defines(key.format);
     let tokens = gemv_multi_tokens();
@@ -385,7 +366,7 @@ fn gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
         workgroup_size: GEMV_WG,
         rows_per_group: rows,
         tokens_per_group: tokens,
-        layout: BindLayout::Matmul,
+        layout,
         features: wgpu::Features::empty(),
         defines,
     })

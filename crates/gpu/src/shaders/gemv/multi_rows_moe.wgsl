@@ -5,15 +5,6 @@
 // moe_gemv: rows = every stacked row, n_tokens = rows per expert (R), out_stride = R.
 @group(0) @binding(4) var<storage, read> chunks: array<u32>;
 
-struct MTile {
-    row0: u32,  // first output row
-    tok0: u32,  // first token (x row and output token)
-    m: u32,     // tokens of the pass (≤ MT)
-    wrow0: u32, // weight row of output row 0
-    nrows: u32, // output rows (bound)
-    live: bool,
-}
-
 fn multi_rows(ids: Ids) -> MTile {
     let c = ids.wid.y;
     let er = p.n_tokens;
