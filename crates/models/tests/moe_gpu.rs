@@ -53,6 +53,24 @@ fn decode_both(model: &Model, gpu: &GpuModel, ids: &[u32]) -> (Vec<f32>, Vec<f32
     (cpu, on_gpu)
 }
 
+/// Logits of every position of `ids` from one whole-prompt step on the CPU and the GPU.
+fn prompt_both(model: &Model, gpu: &GpuModel, ids: &[u32]) -> (Vec<f32>, Vec<f32>) {
+    let mut kv = KvCache::for_tokens(&model.config, ids.len());
+    let gkv = GpuKvCache::new(gpu, kv.num_blocks()).unwrap();
+    let table: Vec<u32> = (0..kv.num_blocks() as u32).collect();
+    let seq = SeqInput {
+        tokens: ids,
+        start_pos: 0,
+        block_table: &table,
+        logits: LogitsRequest::All,
+    };
+    let cpu = model
+        .forward(std::slice::from_ref(&seq), &mut kv)
+        .unwrap()
+        .data;
+    (cpu, gpu.forward(&[seq], &gkv).unwrap().data)
+}
+
 fn nmse(a: &[f32], b: &[f32]) -> f64 {
     let num: f64 = a.iter().zip(b).map(|(x, y)| f64::from(x - y).powi(2)).sum();
     let den: f64 = b.iter().map(|y| f64::from(*y).powi(2)).sum();
@@ -72,20 +90,7 @@ fn q8_0_qwen3_moe_gguf_on_gpu_matches_cpu() {
     let gpu = GpuModel::new(ctx, &model).unwrap();
     let ids = &golden("qwen3_moe").prompts[0].ids;
     // Whole prompt (GEMM router, slot kernels over every token).
-    let mut kv = KvCache::for_tokens(&model.config, ids.len());
-    let gkv = GpuKvCache::new(&gpu, kv.num_blocks()).unwrap();
-    let table: Vec<u32> = (0..kv.num_blocks() as u32).collect();
-    let seq = SeqInput {
-        tokens: ids,
-        start_pos: 0,
-        block_table: &table,
-        logits: LogitsRequest::All,
-    };
-    let want = model
-        .forward(std::slice::from_ref(&seq), &mut kv)
-        .unwrap()
-        .data;
-    let got = gpu.forward(&[seq], &gkv).unwrap().data;
+    let (want, got) = prompt_both(&model, &gpu, ids);
     let e = nmse(&got, &want);
     eprintln!("q8_0 qwen3_moe prompt: GPU vs CPU nmse {e:e}");
     assert!(e < 1e-3, "prompt nmse {e:e}");
@@ -140,20 +145,7 @@ fn grouped_experts_match_the_cpu() {
             .unwrap()
             .with_moe_grouped_min(1);
         let ids = &golden(name.split(' ').next().unwrap()).prompts[0].ids;
-        let mut kv = KvCache::for_tokens(&model.config, ids.len());
-        let gkv = GpuKvCache::new(&gpu, kv.num_blocks()).unwrap();
-        let table: Vec<u32> = (0..kv.num_blocks() as u32).collect();
-        let seq = SeqInput {
-            tokens: ids,
-            start_pos: 0,
-            block_table: &table,
-            logits: LogitsRequest::All,
-        };
-        let want = model
-            .forward(std::slice::from_ref(&seq), &mut kv)
-            .unwrap()
-            .data;
-        let got = gpu.forward(&[seq], &gkv).unwrap().data;
+        let (want, got) = prompt_both(&model, &gpu, ids);
         let e = nmse(&got, &want);
         assert!(e < tol, "{name} prompt: grouped GPU vs CPU nmse {e:e}");
         let (cpu, on_gpu) = decode_both(&model, &gpu, ids);
