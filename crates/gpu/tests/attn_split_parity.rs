@@ -8,10 +8,10 @@ use half::f16;
 use marlin_core::reference;
 use marlin_gpu::{
     attn_partial_len, attn_splits, read_f32, record_attention, record_attention_split,
-    record_kv_write, storage_f32, upload_f32, AttnShape, CacheDtype, GpuContext, KvWriteIo, Span,
-    StepEncoder, ATTN_SPLIT_MIN_KEYS,
+    record_kv_write, storage_f32, upload_f32, AttnShape, CacheDtype, GpuContext, Span, StepEncoder,
+    ATTN_SPLIT_MIN_KEYS,
 };
-use testkit::{assert_sentinels, guarded, nmse, random_vec, rng, GUARD};
+use testkit::{assert_sentinels, guarded, nmse, random_vec, rng, KvRows, GUARD};
 
 struct Case {
     dtype: CacheDtype,
@@ -62,21 +62,12 @@ fn run(ctx: &GpuContext, c: &Case, splits: usize) -> f64 {
     let words = c.dtype.words(n_blocks * 16 * row);
     let kc = upload_f32(ctx, &vec![0.0; words]).expect("kc");
     let vc = upload_f32(ctx, &vec![0.0; words]).expect("vc");
-    let kb = upload_f32(ctx, &k).expect("k");
-    let vb = upload_f32(ctx, &v).expect("v");
-    let (sb, mb) = (u32_buf(&slots), u32_buf(&meta));
+    let rows = KvRows::upload(ctx, &k, &v, &slots, row);
+    let mb = u32_buf(&meta);
     let qb = upload_f32(ctx, &q).expect("q");
     let ob = upload_f32(ctx, &guarded(q.len())).expect("out");
     let mut enc = StepEncoder::new(ctx, "t");
-    let io = KvWriteIo {
-        k: Span::whole(&kb),
-        v: Span::whole(&vb),
-        src_stride: row,
-        slots: Span::whole(&sb),
-        k_cache: &kc,
-        v_cache: &vc,
-    };
-    record_kv_write(&mut enc, &io, c.dtype, c.n_pos, row).expect("kv write");
+    record_kv_write(&mut enc, &rows.io(&kc, &vc), c.dtype, c.n_pos, row).expect("kv write");
     let shape = AttnShape {
         n_tokens: c.q_pos.len(),
         n_heads: c.n_heads,

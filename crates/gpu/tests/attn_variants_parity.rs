@@ -15,12 +15,12 @@ use marlin_gpu::ops::attention::{
 };
 use marlin_gpu::{
     read_f32, record_attention, record_kv_write_heads, upload_f32, AttnShape, CacheDtype,
-    GpuContext, KvWriteIo, PooledBuffer, Span, StepEncoder, Variant,
+    GpuContext, PooledBuffer, Span, StepEncoder, Variant,
 };
 
 /// The kernels under test, in the order [`run`] returns their outputs.
 const VARIANTS: [Variant; 2] = [Variant::Gqa, Variant::Plain];
-use testkit::{assert_sentinels, guarded, nmse, random_vec, rng, GUARD};
+use testkit::{assert_sentinels, guarded, nmse, random_vec, rng, KvRows, GUARD};
 
 const DTYPES: [CacheDtype; 4] = [
     CacheDtype::F32,
@@ -113,8 +113,7 @@ fn setup(ctx: &GpuContext, c: &Case, dtype: CacheDtype) -> Problem {
     let up = |v: &[f32]| upload_f32(ctx, v).expect("upload");
     let words = n_blocks * 16 * dtype.slot_words(c.n_kv, c.hd);
     let (kc, vc) = (up(&vec![7.5; words]), up(&vec![-7.5; words]));
-    let (kb, vb) = (up(&k_all), up(&v_all));
-    let sb = up(bytemuck::cast_slice(&slots));
+    let rows = KvRows::upload(ctx, &k_all, &v_all, &slots, row);
     let mb = up(bytemuck::cast_slice(&meta));
     let shape = shape_of(c, dtype);
     let mut qh = vec![f32::NAN; GUARD + n_q * shape.q_stride];
@@ -124,14 +123,7 @@ fn setup(ctx: &GpuContext, c: &Case, dtype: CacheDtype) -> Problem {
     }
     let qb = up(&qh);
     let mut enc = StepEncoder::new(ctx, "t");
-    let io = KvWriteIo {
-        k: Span::whole(&kb),
-        v: Span::whole(&vb),
-        src_stride: row,
-        slots: Span::whole(&sb),
-        k_cache: &kc,
-        v_cache: &vc,
-    };
+    let io = rows.io(&kc, &vc);
     record_kv_write_heads(&mut enc, &io, dtype, slots.len(), c.n_kv, c.hd).expect("kv write");
     enc.submit().expect("submit");
     Problem {

@@ -15,7 +15,7 @@ use marlin_gpu::{
     record_attention_prefill, record_attention_split, record_kv_write_heads, storage_f32,
     upload_f32, AttnShape, CacheDtype, GpuContext, KvWriteIo, PooledBuffer, Span, StepEncoder,
 };
-use testkit::{nmse, random_vec, rng};
+use testkit::{nmse, random_vec, rng, KvRows};
 
 const DTYPES: [(CacheDtype, KvDtype); 2] = [
     (CacheDtype::Int8, KvDtype::Int8),
@@ -41,7 +41,7 @@ fn write_both(
     table: &[u32],
     k: &[f32],
     v: &[f32],
-) -> (Caches, Vec<PooledBuffer>) {
+) -> (Caches, KvRows) {
     let row = n_kv * hd;
     let n_pos = k.len() / row;
     let words = n_blocks * 16 * dt.0.slot_words(n_kv, hd);
@@ -51,20 +51,8 @@ fn write_both(
     let slots: Vec<u32> = (0..n_pos)
         .map(|p| table[p / 16] * 16 + (p % 16) as u32)
         .collect();
-    let (kb, vb) = (
-        upload_f32(ctx, k).expect("k"),
-        upload_f32(ctx, v).expect("v"),
-    );
-    let sb = upload_f32(ctx, bytemuck::cast_slice(&slots)).expect("slots");
-    let io = KvWriteIo {
-        k: Span::whole(&kb),
-        v: Span::whole(&vb),
-        src_stride: row,
-        slots: Span::whole(&sb),
-        k_cache: &kc,
-        v_cache: &vc,
-    };
-    record_kv_write_heads(enc, &io, dt.0, n_pos, n_kv, hd).expect("kv write");
+    let rows = KvRows::upload(ctx, k, v, &slots, row);
+    record_kv_write_heads(enc, &rows.io(&kc, &vc), dt.0, n_pos, n_kv, hd).expect("kv write");
     let layout = KvLayout {
         block_size: 16,
         n_kv_heads: n_kv,
@@ -72,7 +60,7 @@ fn write_both(
     };
     let mut cpu = PagedKv::with_dtype(layout, n_blocks, dt.1).expect("cpu kv");
     cpu.write_tokens(table, 0, k, v).expect("cpu write");
-    (Caches { kc, vc, cpu }, vec![kb, vb, sb])
+    (Caches { kc, vc, cpu }, rows)
 }
 
 /// Head row `row` of a quantized GPU cache decoded as code · scale.

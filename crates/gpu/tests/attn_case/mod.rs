@@ -6,11 +6,11 @@ use half::f16;
 use marlin_core::reference;
 use marlin_gpu::wgpu;
 use marlin_gpu::{
-    query_blocks, read_f32, record_kv_write, upload_f32, AttnShape, CacheDtype, GpuContext,
-    KvWriteIo, Span, StepEncoder,
+    query_blocks, read_f32, record_kv_write, upload_f32, AttnShape, CacheDtype, GpuContext, Span,
+    StepEncoder,
 };
 
-use crate::testkit::{assert_sentinels, guarded, nmse, random_vec, rng, GUARD};
+use crate::testkit::{assert_sentinels, guarded, nmse, random_vec, rng, KvRows, GUARD};
 
 /// One sequence of a step: `n_pos` keys in its cache, queries at positions `q_from..n_pos`.
 pub struct Seq {
@@ -89,21 +89,9 @@ pub fn case(
         let slots: Vec<u32> = (0..s.n_pos)
             .map(|p| table[p / 16] * 16 + (p % 16) as u32)
             .collect();
-        let (kb, vb) = (
-            upload_f32(ctx, &k).expect("k"),
-            upload_f32(ctx, &v).expect("v"),
-        );
-        let sb = upload_f32(ctx, bytemuck::cast_slice(&slots)).expect("slots");
-        let io = KvWriteIo {
-            k: Span::whole(&kb),
-            v: Span::whole(&vb),
-            src_stride: row,
-            slots: Span::whole(&sb),
-            k_cache: &kc,
-            v_cache: &vc,
-        };
-        record_kv_write(&mut enc, &io, dtype, s.n_pos, row).expect("kv write");
-        keep.extend([kb, vb, sb]);
+        let rows = KvRows::upload(ctx, &k, &v, &slots, row);
+        record_kv_write(&mut enc, &rows.io(&kc, &vc), dtype, s.n_pos, row).expect("kv write");
+        keep.push(rows);
         let t_off = tables.len();
         tables.extend_from_slice(&table);
         tok_meta.extend(q_pos.iter().map(|&p| [p as u32, t_off as u32]));

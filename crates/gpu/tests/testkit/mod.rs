@@ -153,3 +153,40 @@ pub fn read_guarded(ctx: &GpuContext, b: &wgpu::Buffer, len: usize, what: &str) 
 pub fn u32_buf(ctx: &GpuContext, v: &[u32]) -> marlin_gpu::PooledBuffer {
     upload_f32(ctx, bytemuck::cast_slice(v)).expect("upload u32")
 }
+
+/// K and V rows and their cache slots, uploaded for a `kv_write`; keep them until the write
+/// is submitted.
+pub struct KvRows {
+    pub k: marlin_gpu::PooledBuffer,
+    pub v: marlin_gpu::PooledBuffer,
+    pub slots: marlin_gpu::PooledBuffer,
+    /// Floats per K (and V) row.
+    pub row: usize,
+}
+
+impl KvRows {
+    pub fn upload(ctx: &GpuContext, k: &[f32], v: &[f32], slots: &[u32], row: usize) -> Self {
+        KvRows {
+            k: upload_f32(ctx, k).expect("k"),
+            v: upload_f32(ctx, v).expect("v"),
+            slots: u32_buf(ctx, slots),
+            row,
+        }
+    }
+
+    /// The write of these rows into `k_cache` / `v_cache`.
+    pub fn io<'a>(
+        &'a self,
+        k_cache: &'a wgpu::Buffer,
+        v_cache: &'a wgpu::Buffer,
+    ) -> marlin_gpu::KvWriteIo<'a> {
+        marlin_gpu::KvWriteIo {
+            k: marlin_gpu::Span::whole(&self.k),
+            v: marlin_gpu::Span::whole(&self.v),
+            src_stride: self.row,
+            slots: marlin_gpu::Span::whole(&self.slots),
+            k_cache,
+            v_cache,
+        }
+    }
+}
