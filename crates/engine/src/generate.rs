@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 use marlin_models::forward::{LogitsRequest, SeqInput};
 use marlin_models::gpu_forward::GpuSampling;
 use marlin_models::kv_cache::KvCache;
-use marlin_models::tokenizer::StreamDecoder;
 use marlin_models::{Device, GpuKvCache, GpuModel, Logits, Model};
 
 use crate::blocks::{BlockAllocator, BlockTable};
-use crate::sampler::{Sampler, SamplingParams, StopChecker};
+use crate::decode::{Decoded, Picker};
+use crate::sampler::{Sampler, SamplingParams};
 use crate::{Error, Result};
 
 /// Prompt tokens per forward step during prefill (bounds activation memory; the server's
@@ -75,9 +75,10 @@ pub(crate) fn rate(n: usize, t: Duration) -> f64 {
 pub struct Engine {
     model: Arc<Model>,
     kv: KvCache,
-    alloc: BlockAllocator,
+    pub(crate) alloc: BlockAllocator,
     /// When set, forward steps run on the GPU (with its own KV cache of the same blocks).
     gpu: Option<(Arc<GpuModel>, GpuKvCache)>,
+    overlap: bool,
 }
 
 impl Engine {
@@ -91,6 +92,7 @@ impl Engine {
             kv,
             alloc,
             gpu: None,
+            overlap: std::env::var("MARLIN_GPU_OVERLAP").map_or(true, |v| v != "0"),
         }
     }
 
@@ -117,38 +119,51 @@ impl Engine {
     }
 
     /// One forward step on the GPU when present, else on the CPU.
-    fn forward(&mut self, seq: SeqInput<'_>) -> Result<Logits> {
+    pub(crate) fn forward(&mut self, seq: SeqInput<'_>) -> Result<Logits> {
         Ok(match &self.gpu {
             Some((g, kv)) => g.forward(&[seq], kv)?,
             None => self.model.forward(&[seq], &mut self.kv)?,
         })
     }
 
-    /// One decode step that reads back only the argmax token (GPU greedy decoding).
-    fn forward_argmax(&mut self, seq: SeqInput<'_>) -> Result<u32> {
-        match &self.gpu {
-            Some((g, kv)) => {
-                let ids = g.forward_argmax(&[seq], kv)?;
-                ids.first()
-                    .copied()
-                    .ok_or_else(|| Error::InvalidRequest("decode step produced no token".into()))
-            }
-            None => {
-                let logits = self.model.forward(&[seq], &mut self.kv)?;
-                Ok(crate::sampler::argmax(&logits.data))
-            }
-        }
-    }
-
-    /// One GPU decode step that reads back only the token drawn with `sampling`.
-    fn forward_sample(&mut self, seq: SeqInput<'_>, sampling: GpuSampling) -> Result<u32> {
+    /// One GPU decode step that reads back only the token it picks: the argmax, or a draw
+    /// with `sampling`.
+    pub(crate) fn forward_pick(
+        &mut self,
+        seq: SeqInput<'_>,
+        sampling: Option<GpuSampling>,
+    ) -> Result<u32> {
         let Some((g, kv)) = &self.gpu else {
-            return Err(Error::InvalidRequest("GPU sampling without a GPU".into()));
+            return Err(Error::InvalidRequest("GPU decoding without a GPU".into()));
         };
-        let ids = g.forward_sample(&[seq], kv, &[sampling])?;
+        let ids = match sampling {
+            Some(s) => g.forward_sample(&[seq], kv, &[s])?,
+            None => g.forward_argmax(&[seq], kv)?,
+        };
         ids.first()
             .copied()
             .ok_or_else(|| Error::InvalidRequest("decode step produced no token".into()))
+    }
+
+    /// The GPU KV cache, when steps run on the GPU.
+    pub(crate) fn gpu_kv(&self) -> Result<&GpuKvCache> {
+        self.gpu
+            .as_ref()
+            .map(|(_, kv)| kv)
+            .ok_or_else(|| Error::InvalidRequest("no GPU KV cache".into()))
+    }
+
+    /// Whether GPU decode steps overlap (the next submitted before this one is read).
+    pub(crate) fn overlap(&self) -> bool {
+        self.overlap
+    }
+
+    /// Overlap GPU decode steps (the default; `MARLIN_GPU_OVERLAP=0` turns it off): step
+    /// t + 1 is recorded and submitted, fed with step t's token on the GPU, before step t's
+    /// token is read back, so the GPU never waits for the host between tokens.
+    pub fn with_overlap(mut self, on: bool) -> Self {
+        self.overlap = on;
+        self
     }
 
     /// The model.
@@ -233,86 +248,40 @@ impl Engine {
         on_text: &mut dyn FnMut(&str),
     ) -> Result<GenerateOutput> {
         let model = Arc::clone(&self.model);
-        let eos = model.tokenizer.eos_ids();
         let mut sampler = Sampler::new(params);
-        let mut stop = StopChecker::new(params.stop.clone());
-        let mut decoder = StreamDecoder::new(&model.tokenizer);
-        let mut history: Vec<u32> = prompt.to_vec();
-        let mut generated = Vec::new();
-        let mut text = String::new();
-        let mut emit = |piece: &str, text: &mut String| {
-            if !piece.is_empty() {
-                on_text(piece);
-                text.push_str(piece);
-            }
-        };
-
+        let mut d = Decoded::new(&model, self.capacity(), prompt, params, on_text);
         let t0 = Instant::now();
         let mut logits = self.prefill(table, prompt, LogitsRequest::Last)?.data;
         let prefill_time = t0.elapsed();
         let t1 = Instant::now();
-        let mut finish = FinishReason::Length;
+        let first = sampler.sample(&mut logits, &d.history);
         // Without penalties on the GPU, pick there and read back only the token id per
         // step: the argmax when greedy, else a draw seeded from (seed, position).
         let on_gpu = self.gpu.is_some()
             && params.repetition_penalty == 1.0
             && params.presence_penalty == 0.0
             && params.frequency_penalty == 0.0;
-        let argmax_only = on_gpu && params.is_greedy();
-        let gpu_seed: u64 = params.seed.unwrap_or_else(rand::random);
-        let mut next: Option<u32> = None;
-        while generated.len() < params.max_tokens {
-            let tok = match next.take() {
-                Some(t) => t,
-                None => sampler.sample(&mut logits, &history),
-            };
-            history.push(tok);
-            generated.push(tok);
-            if eos.contains(&tok) && !params.ignore_eos {
-                emit(&stop.flush(), &mut text);
-                finish = FinishReason::Stop;
-                break;
-            }
-            let piece = decoder.push(tok)?;
-            let (out, hit) = stop.push(&piece);
-            emit(&out, &mut text);
-            if hit {
-                finish = FinishReason::Stop;
-                break;
-            }
-            let pos = history.len() - 1;
-            if generated.len() == params.max_tokens || pos + 1 > self.capacity() {
-                break;
-            }
-            table.reserve(&mut self.alloc, pos + 1)?;
-            let seq = SeqInput {
-                tokens: &history[pos..],
-                start_pos: pos,
-                block_table: table.blocks(),
-                logits: LogitsRequest::Last,
-            };
-            if argmax_only {
-                next = Some(self.forward_argmax(seq)?);
-            } else if on_gpu {
-                let sampling = GpuSampling {
-                    temperature: params.temperature,
-                    top_k: u32::try_from(params.top_k).unwrap_or(u32::MAX),
-                    top_p: params.top_p,
-                    min_p: params.min_p,
-                    seed: gpu_seed,
-                    counter: pos as u32,
-                };
-                next = Some(self.forward_sample(seq, sampling)?);
-            } else {
-                logits = self.forward(seq)?.data;
-            }
-        }
+        let picker = if !on_gpu {
+            Picker::Host(&mut sampler)
+        } else if params.is_greedy() {
+            Picker::Gpu(None)
+        } else {
+            Picker::Gpu(Some(GpuSampling {
+                temperature: params.temperature,
+                top_k: u32::try_from(params.top_k).unwrap_or(u32::MAX),
+                top_p: params.top_p,
+                min_p: params.min_p,
+                seed: params.seed.unwrap_or_else(rand::random),
+                counter: 0,
+            }))
+        };
+        let finish = self.decode(table, &mut d, first, picker)?;
         if finish == FinishReason::Length {
-            let tail = decoder.finish()?;
-            let (out, _) = stop.push(&tail);
-            emit(&out, &mut text);
-            emit(&stop.flush(), &mut text);
+            d.flush()?;
         }
+        let Decoded {
+            text, generated, ..
+        } = d;
         Ok(GenerateOutput {
             text,
             prompt_tokens: prompt.len(),

@@ -2,6 +2,7 @@
 //! generation loop and evaluation.
 
 pub mod blocks;
+mod decode;
 pub mod error;
 pub mod eval;
 pub mod eval_kl;

@@ -32,6 +32,7 @@ pub mod op;
 pub mod ops;
 pub mod pipelines;
 pub mod pool;
+pub mod readback;
 pub mod registry;
 pub mod selector;
 pub mod shaders;
@@ -89,6 +90,7 @@ pub use ops::sample::{
 };
 pub use ops::Span;
 pub use pool::{BufferPool, PooledBuffer};
+pub use readback::{stage_read, PendingRead, StagedRead};
 pub use registry::{all_specs, spec, KernelKey, KernelSpec, Variant};
 pub use selector::{list_adapters, AdapterSummary, DeviceSelector, GpuFeatures};
 pub use upload::{read_bytes, read_f32, storage_f32, upload_f32, zeroed_f32};

@@ -40,6 +40,11 @@ pub(super) struct StepInputs {
 }
 
 impl StepInputs {
+    /// Logits rows the sequences asked for.
+    pub(super) fn picked_rows(&self) -> usize {
+        self.picks.iter().map(|r| r.len()).sum()
+    }
+
     /// The logits rows as runs of adjacent token rows, in pick order: a decode step's
     /// sequences (one row each, consecutive) make one run, so the LM head runs once for
     /// all of them instead of once per sequence.
