@@ -75,11 +75,13 @@ pub use ops::matmul::{
     record_matmul_variant, GemvFuse, MatmulIo,
 };
 pub use ops::moe::{
-    record_moe_combine, record_moe_gemv, record_moe_route, MoeGemvIo, MoeRouting, MOE_MAX_EXPERTS,
-    MOE_MAX_GROUPS, MOE_MAX_TOP_K,
+    record_moe_combine, record_moe_gemv, record_moe_gemv_fused, record_moe_route, MoeFuse,
+    MoeGemvIo, MoeRouting, MOE_MAX_EXPERTS, MOE_MAX_GROUPS, MOE_MAX_TOP_K,
 };
 pub use ops::moe_experts::{record_moe_experts, MoeExpertsIo};
-pub use ops::moe_grouped::{record_moe_grouped, record_moe_sort, MoeGroups};
+pub use ops::moe_grouped::{
+    moe_grouped_runs, record_moe_grouped, record_moe_grouped_rows, record_moe_sort, MoeGroups,
+};
 pub use ops::moe_hadamard_scale::{record_moe_hadamard_scale, MoeScaleIo, SlotSide};
 pub use ops::norm::{record_add_rms_norm, record_rms_norm, record_rms_norm_grouped};
 pub use ops::rope::record_rope;

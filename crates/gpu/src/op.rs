@@ -68,6 +68,10 @@ pub enum Op {
     MoeHadamardScale,
     /// GEMV of each token slot with the rows of its routed expert (stacked expert weights).
     MoeGemv,
+    /// `moe_gemv` with the RMSNorm before it folded in (x is the residual stream).
+    MoeGemvNorm,
+    /// `moe_gemv` of `silu(gate) · up` (x rows are gate|up rows): silu_mul folded in.
+    MoeGemvSilu,
     /// `moe_gemv` over chunks of slots that share an expert (`moe_sort`'s order): each
     /// weight unit decoded once for up to 8 slots (prefill).
     MoeGemvMulti,
@@ -87,7 +91,7 @@ pub enum Op {
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 36] = [
+    pub const ALL: [Op; 38] = [
         Op::Gemv,
         Op::GemvNorm,
         Op::GemvAdd,
@@ -117,6 +121,8 @@ impl Op {
         Op::HadamardScale,
         Op::MoeHadamardScale,
         Op::MoeGemv,
+        Op::MoeGemvNorm,
+        Op::MoeGemvSilu,
         Op::MoeGemvMulti,
         Op::MoeSort,
         Op::MoeRoute,
@@ -160,6 +166,8 @@ impl Op {
             Op::HadamardScale => "hadamard_scale",
             Op::MoeHadamardScale => "moe_hadamard_scale",
             Op::MoeGemv => "moe_gemv",
+            Op::MoeGemvNorm => "moe_gemv_norm",
+            Op::MoeGemvSilu => "moe_gemv_silu",
             Op::MoeGemvMulti => "moe_gemv_multi",
             Op::MoeSort => "moe_sort",
             Op::MoeRoute => "moe_route",
@@ -182,6 +190,8 @@ impl Op {
                 | Op::GemvMulti
                 | Op::Embed
                 | Op::MoeGemv
+                | Op::MoeGemvNorm
+                | Op::MoeGemvSilu
                 | Op::MoeGemvMulti
         )
     }

@@ -120,6 +120,8 @@ pub enum BindLayout {
     Read4Write3,
     /// [`BindLayout::Matmul`] plus 4: expert ids (read) (moe_gemv).
     MatmulIds,
+    /// [`BindLayout::Matmul`] plus 4: norm weight, 5: expert ids (read) (moe_gemv_norm).
+    MatmulNormIds,
     /// 0: params, 1-5: read, 6: read_write (attn_mla).
     Read5Write,
     /// 0: params, 1-4: read, 5-6: read_write (mla_latent).
@@ -143,6 +145,7 @@ impl BindLayout {
             BindLayout::Read3Write2 => &[true, true, true, false, false],
             BindLayout::Read4Write3 => &[true, true, true, true, false, false, false],
             BindLayout::MatmulIds => &[true, true, false, true],
+            BindLayout::MatmulNormIds => &[true, true, false, true, true],
             BindLayout::Read5Write => &[true, true, true, true, true, false],
             BindLayout::Read4Write2 => &[true, true, true, true, false, false],
         }

@@ -329,6 +329,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/ops/moe_sort.wgsl"),
     ),
     ("gemv/x_norm.wgsl", include_str!("shaders/gemv/x_norm.wgsl")),
+    ("gemv/x_silu.wgsl", include_str!("shaders/gemv/x_silu.wgsl")),
     (
         "gemv/x_plain.wgsl",
         include_str!("shaders/gemv/x_plain.wgsl"),

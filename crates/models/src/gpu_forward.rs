@@ -319,8 +319,7 @@ impl GpuModel {
     }
 
     /// Steps of at least `n` tokens run MoE experts grouped by expert (`moe_gemv_multi`;
-    /// off unless `MARLIN_GPU_MOE_GROUPED_MIN` is set; [`MOE_GROUPED_MIN_TOKENS`] is the
-    /// intended threshold).
+    /// by default from [`MOE_GROUPED_MIN_TOKENS`] tokens, or `MARLIN_GPU_MOE_GROUPED_MIN`).
     pub fn with_moe_grouped_min(mut self, n: usize) -> Self {
         self.moe_grouped_min = n.max(1);
         self

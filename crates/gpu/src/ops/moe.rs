@@ -145,6 +145,34 @@ pub fn record_moe_gemv(enc: &mut StepEncoder<'_>, w: &GpuWeight, io: &MoeGemvIo<
     moe_gemv(enc, w, &MoeGemvIo { x: &rotated, ..*io }, 1)
 }
 
+/// What a [`record_moe_gemv_fused`] folds into its input.
+#[derive(Debug, Clone, Copy)]
+pub enum MoeFuse<'a> {
+    /// `moe_gemv_norm`: x is the residual stream; the kernel multiplies `rms_norm(x) · w`
+    /// (the buffer as [`GemvFuse::Norm`](crate::GemvFuse::Norm) reads it).
+    Norm(&'a wgpu::Buffer),
+    /// `moe_gemv_silu`: x rows are gate|up rows (`2 · cols` floats); the kernel multiplies
+    /// `silu(gate) · up`, the `silu_mul` output.
+    Silu,
+}
+
+/// [`record_moe_gemv`] with its input op folded in (plain weights only: not rotated, not
+/// trellis).
+pub fn record_moe_gemv_fused(
+    enc: &mut StepEncoder<'_>,
+    w: &GpuWeight,
+    io: &MoeGemvIo<'_>,
+    fuse: MoeFuse<'_>,
+) -> Result<()> {
+    if w.trellis.is_some() || w.hadamard > 0 {
+        return Err(Error::Unsupported {
+            op: "moe_gemv with a folded input op (rotated or trellis weight)",
+            format: w.format.name(),
+        });
+    }
+    moe_gemv_with(enc, w, io, 1, Some(fuse))
+}
+
 /// The `moe_gemv` dispatch: slot `s` multiplies stacked matrix
 /// `ids[s / parts] · parts + s % parts` (`parts` matrices per expert, `io.slots` counting
 /// every matrix slot) with x row `s / x_per_slot`.
@@ -154,18 +182,33 @@ pub(crate) fn moe_gemv(
     io: &MoeGemvIo<'_>,
     parts: usize,
 ) -> Result<()> {
-    const OP: &str = "moe_gemv";
+    moe_gemv_with(enc, w, io, parts, None)
+}
+
+fn moe_gemv_with(
+    enc: &mut StepEncoder<'_>,
+    w: &GpuWeight,
+    io: &MoeGemvIo<'_>,
+    parts: usize,
+    fuse: Option<MoeFuse<'_>>,
+) -> Result<()> {
+    let (op, x_width) = match fuse {
+        None => (Op::MoeGemv, w.cols),
+        Some(MoeFuse::Norm(_)) => (Op::MoeGemvNorm, w.cols),
+        Some(MoeFuse::Silu) => (Op::MoeGemvSilu, 2 * w.cols),
+    };
+    let op_name = op.name();
     let er = io.rows_per_expert;
     if w.chunks.len() != 1 {
         return Err(Error::Unsupported {
-            op: OP,
+            op: op_name,
             format: "stacked experts over several buffers",
         });
     }
     let shape_ok = io.slots > 0 && er > 0 && w.rows.is_multiple_of(er) && io.x_per_slot > 0;
     if !shape_ok || parts == 0 || !io.slots.is_multiple_of(parts) {
         return Err(Error::shape(
-            OP,
+            op_name,
             format!(
                 "{} slots of {parts} matrices, {er} rows per matrix of {} stacked rows, {} \
                  slots per x row",
@@ -173,48 +216,55 @@ pub(crate) fn moe_gemv(
             ),
         ));
     }
-    Span::whole(io.x).check(OP, "x", io.slots.div_ceil(io.x_per_slot) * w.cols)?;
-    Span::whole(io.ids).check(OP, "ids", io.slots / parts)?;
-    Span::whole(io.out).check(OP, "out", io.slots * er)?;
+    Span::whole(io.x).check(op_name, "x", io.slots.div_ceil(io.x_per_slot) * x_width)?;
+    Span::whole(io.ids).check(op_name, "ids", io.slots / parts)?;
+    Span::whole(io.out).check(op_name, "out", io.slots * er)?;
+    if let Some(MoeFuse::Norm(n)) = fuse {
+        Span::whole(n).check(op_name, "norm", w.cols + 4)?;
+    }
     let chunk = &w.chunks[0];
     let params = [
-        to_u32(OP, "rows", w.rows)?,
-        to_u32(OP, "cols", w.cols)?,
-        to_u32(OP, "rows per expert", er)?,
-        to_u32(OP, "x per slot", io.x_per_slot)?,
-        to_u32(OP, "out stride", er)?,
+        to_u32(op_name, "rows", w.rows)?,
+        to_u32(op_name, "cols", w.cols)?,
+        to_u32(op_name, "rows per expert", er)?,
+        to_u32(op_name, "x per slot", io.x_per_slot)?,
+        to_u32(op_name, "out stride", er)?,
         chunk.meta_offset_words,
         0,
-        to_u32(OP, "parts", parts)?,
+        to_u32(op_name, "parts", parts)?,
     ];
     let max = enc.ctx().limits.max_compute_workgroups_per_dimension;
     let groups = [
         to_u32(
-            OP,
+            op_name,
             "row blocks",
             er.div_ceil(gemv_rows(w.format, Variant::Plain) as usize),
         )?,
-        to_u32(OP, "slots", io.slots)?,
+        to_u32(op_name, "slots", io.slots)?,
         1,
     ];
     if groups[0] > max || groups[1] > max {
         return Err(Error::TooLarge {
-            what: format!("{OP} grid {groups:?}"),
+            what: format!("{op_name} grid {groups:?}"),
             bytes: u64::from(groups[0].max(groups[1])),
             limit: u64::from(max),
         });
     }
     let key = KernelKey {
-        op: Op::MoeGemv,
+        op,
         format: w.format,
         variant: Variant::Plain,
     };
-    enc.dispatch(
-        key,
-        bytemuck::bytes_of(&params),
-        &[&chunk.buffer, io.x, io.out, io.ids],
-        groups,
-    )
+    let params = bytemuck::bytes_of(&params);
+    match fuse {
+        Some(MoeFuse::Norm(n)) => enc.dispatch(
+            key,
+            params,
+            &[&chunk.buffer, io.x, io.out, n, io.ids],
+            groups,
+        ),
+        _ => enc.dispatch(key, params, &[&chunk.buffer, io.x, io.out, io.ids], groups),
+    }
 }
 
 /// Record `out[t] (+)= Σ_j weights[t·k + j] · y[t·k + j]` for `n_tokens` rows of `width`

@@ -22,6 +22,20 @@ pub struct MoeExpertsIo<'a> {
     pub slots: usize,
 }
 
+impl<'a> MoeExpertsIo<'a> {
+    /// The same slots as one [`record_moe_gemv`] over matrices of `rows_per_expert` rows.
+    pub fn gemv(&self, rows_per_expert: usize) -> MoeGemvIo<'a> {
+        MoeGemvIo {
+            x: self.x,
+            x_per_slot: self.x_per_slot,
+            ids: self.ids,
+            out: self.out,
+            slots: self.slots,
+            rows_per_expert,
+        }
+    }
+}
+
 /// Record `out[s] = W_{ids[s]} · x[s / x_per_slot]` for every slot, `W_e` being expert e's
 /// matrices of `e` stacked row-wise (gate rows then up rows for a gate|up projection).
 pub fn record_moe_experts(
@@ -29,14 +43,7 @@ pub fn record_moe_experts(
     e: &GpuExperts,
     io: &MoeExpertsIo<'_>,
 ) -> Result<()> {
-    let gemv_io = MoeGemvIo {
-        x: io.x,
-        x_per_slot: io.x_per_slot,
-        ids: io.ids,
-        out: io.out,
-        slots: io.slots,
-        rows_per_expert: e.mat_rows,
-    };
+    let gemv_io = io.gemv(e.mat_rows);
     let Some(sides) = &e.sides else {
         return record_moe_gemv(enc, &e.w, &gemv_io);
     };

@@ -6,6 +6,7 @@ use super::{dispatch_op, to_u32, Span};
 use crate::op::Op;
 use crate::registry::{gemv_multi_rows, gemv_multi_tokens, KernelKey, Variant};
 use crate::weight_experts::GpuExperts;
+use crate::GpuWeight;
 use crate::{Error, Result, StepEncoder};
 
 /// A step's slots grouped by expert (`moe_sort`'s output, u32 words of `table`).
@@ -74,20 +75,47 @@ pub fn record_moe_grouped(
     x: &wgpu::Buffer,
     out: &wgpu::Buffer,
 ) -> Result<()> {
-    const OP: &str = "moe_gemv_multi";
-    let w = &e.w;
+    if e.sides.is_some() {
+        return Err(Error::Unsupported {
+            op: "moe_gemv_multi",
+            format: e.w.format.name(),
+        });
+    }
+    record_moe_grouped_rows(enc, &e.w, e.parts * e.mat_rows, g, x, out)
+}
+
+/// Whether [`record_moe_grouped_rows`] runs `w` on this device.
+pub fn moe_grouped_runs(ctx: &crate::GpuContext, w: &GpuWeight) -> bool {
     let key = KernelKey {
         op: Op::MoeGemvMulti,
         format: w.format,
         variant: Variant::Plain,
     };
-    if e.sides.is_some() || w.hadamard > 0 || w.chunks.len() != 1 || !enc.ctx().runs(key) {
+    w.hadamard == 0 && w.chunks.len() == 1 && ctx.runs(key)
+}
+
+/// [`record_moe_grouped`] over any stack of matrices of `er` rows in one plain weight
+/// (matrix `e` is rows `e · er ..`), e.g. MLA's per-head `W_UK` with heads as the experts.
+pub fn record_moe_grouped_rows(
+    enc: &mut StepEncoder<'_>,
+    w: &GpuWeight,
+    er: usize,
+    g: &MoeGroups,
+    x: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+) -> Result<()> {
+    const OP: &str = "moe_gemv_multi";
+    let key = KernelKey {
+        op: Op::MoeGemvMulti,
+        format: w.format,
+        variant: Variant::Plain,
+    };
+    if !moe_grouped_runs(enc.ctx(), w) {
         return Err(Error::Unsupported {
             op: OP,
             format: w.format.name(),
         });
     }
-    let er = e.parts * e.mat_rows;
     if er == 0 || !w.rows.is_multiple_of(er) {
         return Err(Error::shape(
             OP,

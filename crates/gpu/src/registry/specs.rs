@@ -24,6 +24,8 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
         | Op::Gemm
         | Op::GemvMulti
         | Op::MoeGemv
+        | Op::MoeGemvNorm
+        | Op::MoeGemvSilu
         | Op::MoeGemvMulti
         | Op::AttnFlash => return None,
         Op::Embed => {
@@ -128,7 +130,7 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     if key.format.is_trellis() && key.op == Op::Embed {
         return None;
     }
-    if key.op == Op::MoeGemv {
+    if matches!(key.op, Op::MoeGemv | Op::MoeGemvNorm | Op::MoeGemvSilu) {
         return moe_gemv_spec(key);
     }
     if key.op == Op::GemvMulti {
@@ -268,17 +270,25 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
 }
 
 /// The MoE GEMV of `key.format` (plain variant only): the GEMV's tiling over stacked
-/// expert weights, rows picked per token slot by expert id.
+/// expert weights, rows picked per token slot by expert id; `moe_gemv_norm` and
+/// `moe_gemv_silu` read x through their hooks (no trellis: its sides scale x first).
 fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
-    if key.variant != Variant::Plain {
+    if key.variant != Variant::Plain || (key.op != Op::MoeGemv && key.format.is_trellis()) {
         return None;
     }
+    // The norm hook takes binding 4 for its weight; the expert ids move to 5.
+    let (hook, ids_binding, layout) = match key.op {
+        Op::MoeGemvNorm => ("gemv/x_norm.wgsl", 5, BindLayout::MatmulNormIds),
+        Op::MoeGemvSilu => ("gemv/x_silu.wgsl", 4, BindLayout::MatmulIds),
+        _ => ("gemv/x_plain.wgsl", 4, BindLayout::MatmulIds),
+    };
     let name = kernel_name(key.op, key.format);
     let mut parts = vec![
         "common/matmul_io.wgsl".to_string(),
         "common/ids_plain.wgsl".to_string(),
     ];
     parts.extend(format_parts(key.format)?);
+    parts.push(hook.into());
     parts.push("gemv/out_store.wgsl".into());
     parts.push("gemv/reduce_shared.wgsl".into());
     parts.push("gemv/tile_acc.wgsl".into());
@@ -292,14 +302,15 @@ fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
     Some(KernelSpec {
         key,
         entry: format!(
-            "@compute @workgroup_size(WG)\nfn {name}(ids: Ids) {{\n    moe_gemv_run(ids);\n}}\n"
+            "@group(0) @binding({ids_binding}) var<storage, read> moe_ids: array<u32>;\n\
+             @compute @workgroup_size(WG)\nfn {name}(ids: Ids) {{\n    moe_gemv_run(ids);\n}}\n"
         ),
         name,
         parts,
         workgroup_size: GEMV_WG,
         rows_per_group: rows,
         tokens_per_group: 1,
-        layout: BindLayout::MatmulIds,
+        layout,
         features: wgpu::Features::empty(),
         defines,
     })

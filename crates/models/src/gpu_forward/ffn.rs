@@ -78,7 +78,7 @@ impl GpuModel {
             GpuFfn::Dense { gu, down } => {
                 self.dense_mlp(enc, gu, down, &s.xn, &s.tmp, n, Some((&s.gu, &s.act)))
             }
-            GpuFfn::Moe(m) => self.record_moe(enc, m, s, n, &s.tmp, false),
+            GpuFfn::Moe(m) => self.record_moe(enc, m, s, n, &s.tmp, false, None),
         }
     }
 }

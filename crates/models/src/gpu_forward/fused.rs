@@ -3,8 +3,8 @@
 //! a Llama-family layer then records no norm or add dispatch of its own (64 fewer
 //! dispatches per token on Llama-3-8B). An MLA layer (with q_lora) folds its attention
 //! norm into the latent projection and adds o_proj and its MLP into the residual stream;
-//! a MoE MLP keeps one norm dispatch for its router and experts and its combine adds into
-//! the stream (one dispatch fewer per layer than the add + norm pairs). Layers with
+//! a MoE MLP folds its norm into the router and gate|up GEMVs (`moe_gemv_norm`) and its
+//! combine adds into the stream. Layers with
 //! post-norms (Gemma), biases on o/down, a dense shared expert, and rotated or trellis
 //! weights where a fused GEMV would read them keep the separate ops.
 //! `MARLIN_GPU_FUSE_NORM=0` turns it off (A/B runs).
@@ -29,8 +29,9 @@ pub(super) fn fuse_enabled() -> bool {
 /// A layer's norms as `gemv_norm` reads them (weight, then epsilon).
 pub(crate) struct FusedNorms {
     attn: PooledBuffer,
-    /// The MLP norm of a dense MLP (a MoE MLP runs its norm as a dispatch: its router and
-    /// experts read the normed input).
+    /// The MLP norm, folded into the MLP's first GEMVs: a dense MLP's gate|up, or a MoE
+    /// MLP's router and gate|up when they are plain (`GpuMoe::folds_norm`; else the MoE
+    /// runs its norm as a dispatch).
     ffn: Option<PooledBuffer>,
 }
 
@@ -69,9 +70,9 @@ impl FusedNorms {
         let buf = |at: usize| upload_f32(ctx, &norm_with_eps(&vecs[at..at + hidden], eps));
         Ok(Some(FusedNorms {
             attn: buf(l.attn_norm)?,
-            ffn: match l.ffn {
-                GpuFfn::Dense { .. } => Some(buf(l.ffn_norm)?),
-                GpuFfn::Moe(_) => None,
+            ffn: match &l.ffn {
+                GpuFfn::Moe(m) if !m.folds_norm() => None,
+                _ => Some(buf(l.ffn_norm)?),
             },
         }))
     }
@@ -123,9 +124,11 @@ impl GpuModel {
         let (gu, down) = match &l.ffn {
             GpuFfn::Dense { gu, down } => (gu, down),
             GpuFfn::Moe(m) => {
-                let d = self.config.hidden;
-                self.norm(enc, l.ffn_norm, &s.h, &s.xn, 1, d)?;
-                return self.record_moe(enc, m, s, 1, &s.h, true);
+                if f.ffn.is_none() {
+                    let d = self.config.hidden;
+                    self.norm(enc, l.ffn_norm, &s.h, &s.xn, 1, d)?;
+                }
+                return self.record_moe(enc, m, s, 1, &s.h, true, f.ffn.as_deref());
             }
         };
         self.proj_with(enc, gu, &s.h, &s.gu, 1, f.ffn.as_deref())?;

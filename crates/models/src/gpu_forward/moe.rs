@@ -1,22 +1,24 @@
 //! A mixture-of-experts MLP on the GPU: every expert's gate|up and down stacked into one
 //! weight each ([`GpuExperts`]), so a step runs router GEMV → `moe_route` → gate|up
-//! `moe_gemv` over all token slots → gated activation → down `moe_gemv` → `moe_combine`:
-//! a fixed number of dispatches whatever `top_k` is. A shared expert of the routed
-//! experts' shape and formats is also stacked after them and runs as one more slot in
-//! one-token steps; longer steps (and any other shared expert) run it as a dense MLP
-//! before the combine. Trellis experts add a
+//! `moe_gemv` over all token slots → down `moe_gemv_silu` (the SiLU gating folded into its
+//! input) → `moe_combine`: a fixed number of dispatches whatever `top_k` is. Fused decode
+//! steps also fold the MLP norm into the router and gate|up GEMVs (`gemv_norm`,
+//! `moe_gemv_norm`). A shared expert of the routed experts' shape and formats is also
+//! stacked after them and runs as one more slot in one-token steps; longer steps (and any
+//! other shared expert) run it as a dense MLP before the combine. Trellis experts add a
 //! `moe_hadamard_scale` on each side of both expert GEMVs (every matrix has its own
-//! suh/svh); rotated experts a `hadamard` of the GEMV input. Steps of many tokens
-//! (prefill) can group their slots by expert instead (`moe_sort`, then `moe_gemv_multi`
-//! reads each expert's rows once per chunk of up to 8 of its slots; plain experts only;
-//! opt-in, see [`default_grouped_min`]).
+//! suh/svh) and keep the separate gating; rotated experts a `hadamard` of the GEMV input.
+//! Steps of [`MOE_GROUPED_MIN_TOKENS`] tokens or more (prefill) group their slots by expert
+//! instead (`moe_sort`, then `moe_gemv_multi` reads each expert's rows once per chunk of up
+//! to 8 of its slots; plain experts only).
 
 use marlin_core::QTensor;
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    record_gate_mul, record_gather_rows, record_matmul, record_moe_combine, record_moe_experts,
-    record_moe_grouped, record_moe_route, record_moe_sort, GpuContext, GpuExperts, GpuWeight,
-    MatmulIo, MoeExpertsIo, MoeRouting, Op, Span, StepEncoder, Variant,
+    record_gate_mul, record_gather_rows, record_gemv_fused, record_matmul, record_moe_combine,
+    record_moe_experts, record_moe_gemv_fused, record_moe_grouped, record_moe_route,
+    record_moe_sort, GateAct, GemvFuse, GpuContext, GpuExperts, GpuWeight, MatmulIo, MoeExpertsIo,
+    MoeFuse, MoeGemvIo, MoeRouting, Op, Span, StepEncoder, Variant,
 };
 
 use super::step::Scratch;
@@ -30,16 +32,15 @@ use crate::{Error, Result};
 /// slot per expert chunk is about as cheap as a slot per GEMV).
 pub const MOE_GROUPED_MIN_TOKENS: usize = 16;
 
-/// `MARLIN_GPU_MOE_GROUPED_MIN=N` groups steps of N+ tokens; unset or 0, never. Off by
-/// default: on an H200 it prefilled GLM-4.7-Flash q4_0 at 1,233 tok/s against 850 (run
-/// "BY"), but the second decode after a grouped 512-token prefill ran at 76 tok/s against
-/// 147 for the first. The likely cause, decode steps cycling through the idle buffers the
-/// grouped prefill left (bind groups re-created), is fixed in the pool since (seen on
-/// lavapipe); the H200 has not measured it again.
+/// Steps of this many tokens or more group their MoE slots by expert:
+/// [`MOE_GROUPED_MIN_TOKENS`], or `MARLIN_GPU_MOE_GROUPED_MIN=N` (0: never). On an H200,
+/// GLM-4.7-Flash q4_0 prefills 512 tokens at 1,248 tok/s grouped against 851 per slot, and
+/// decodes at the same speed after grouped prefills (run "CA").
 pub(crate) fn default_grouped_min() -> usize {
     match std::env::var("MARLIN_GPU_MOE_GROUPED_MIN").map(|v| v.parse::<usize>()) {
-        Ok(Ok(n)) if n > 0 => n,
-        _ => usize::MAX,
+        Ok(Ok(0)) => usize::MAX,
+        Ok(Ok(n)) => n,
+        _ => MOE_GROUPED_MIN_TOKENS,
     }
 }
 
@@ -148,6 +149,18 @@ impl GpuMoe {
         })
     }
 
+    /// Whether a fused decode step can fold the MLP norm into the router and gate|up
+    /// GEMVs (`gemv_norm`, `moe_gemv_norm`): plain router and gate|up weights, no dense
+    /// shared expert.
+    pub(crate) fn folds_norm(&self) -> bool {
+        let plain = |w: &GpuWeight| w.trellis.is_none() && w.hadamard == 0;
+        !self.decode_has_dense_shared()
+            && self.gate_up.sides.is_none()
+            && plain(&self.gate_up.w)
+            && plain(&self.router)
+            && self.router.cols.is_multiple_of(4)
+    }
+
     /// Whether a one-token step runs a dense shared expert beside the routed slots.
     pub(crate) fn decode_has_dense_shared(&self) -> bool {
         self.shared.is_some() && !self.slot
@@ -168,7 +181,10 @@ impl GpuMoe {
 impl GpuModel {
     /// Record the MoE MLP `m` over `n` tokens: `s.xn` in, `out` written (`add`: added into,
     /// for a fused decode step adding straight into the residual stream; needs no dense
-    /// shared expert, which writes `out` first).
+    /// shared expert, which writes `out` first). With `norm` (a fused decode step, see
+    /// [`GpuMoe::folds_norm`]), the input is the residual stream `s.h` and the MLP norm
+    /// (as `gemv_norm` reads it) is folded into the router and gate|up GEMVs.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn record_moe(
         &self,
         enc: &mut StepEncoder<'_>,
@@ -177,12 +193,14 @@ impl GpuModel {
         n: usize,
         out: &Buffer,
         add: bool,
+        norm: Option<&Buffer>,
     ) -> Result<()> {
         let slot = m.slot && n == 1;
         let dense_shared = m.shared.as_ref().filter(|_| !slot);
-        if add && dense_shared.is_some() {
+        if (add || norm.is_some()) && dense_shared.is_some() {
             return Err(Error::Unsupported(
-                "MoE added into its output with a dense shared expert".into(),
+                "MoE added into its output or with its norm folded, with a dense shared expert"
+                    .into(),
             ));
         }
         let r = &MoeRouting {
@@ -193,41 +211,70 @@ impl GpuModel {
         let slots = n * k;
         let bytes = |floats: usize| (floats * 4) as u64;
         let logits = enc.scratch(bytes(n * r.n_experts));
-        record_matmul(enc, &m.router, &MatmulIo::new(&s.xn, &logits, n))?;
+        let x = if norm.is_some() { &s.h } else { &s.xn };
+        let router_io = MatmulIo::new(x, &logits, n);
+        match norm {
+            Some(nb) => record_gemv_fused(enc, &m.router, &router_io, GemvFuse::Norm(nb))?,
+            None => record_matmul(enc, &m.router, &router_io)?,
+        }
         let (ids, wts) = (enc.scratch(bytes(slots)), enc.scratch(bytes(slots)));
         let bias = m.bias.map(|b| Span::new(&self.vectors, b));
         record_moe_route(enc, r, n, &logits, bias, &ids, &wts)?;
         let y = enc.scratch(bytes(slots * d));
-        if n >= self.moe_grouped_min && self.grouped(m) {
+        if norm.is_none() && n >= self.moe_grouped_min && self.grouped(m) {
             self.grouped_experts(enc, m, s, (n, k), &ids, &y)?;
         } else {
             let gu = enc.scratch(bytes(slots * 2 * f));
             let io = MoeExpertsIo {
-                x: &s.xn,
+                x,
                 x_per_slot: k,
                 ids: &ids,
                 out: &gu,
                 slots,
             };
-            record_moe_experts(enc, &m.gate_up, &io)?;
-            let act = enc.scratch(bytes(slots * f));
-            let act_kind = self.gate_act();
-            let (src, dst) = (Span::whole(&gu), Span::whole(&act));
-            record_gate_mul(enc, act_kind, src, dst, slots, f, 2 * f)?;
-            let io = MoeExpertsIo {
-                x: &act,
-                x_per_slot: 1,
-                ids: &ids,
-                out: &y,
-                slots,
-            };
-            record_moe_experts(enc, &m.down, &io)?;
+            match norm {
+                Some(nb) => {
+                    let gemv = io.gemv(m.gate_up.mat_rows);
+                    record_moe_gemv_fused(enc, &m.gate_up.w, &gemv, MoeFuse::Norm(nb))?;
+                }
+                None => record_moe_experts(enc, &m.gate_up, &io)?,
+            }
+            if self.down_folds_silu(m) {
+                let io = MoeGemvIo {
+                    x: &gu,
+                    x_per_slot: 1,
+                    ids: &ids,
+                    out: &y,
+                    slots,
+                    rows_per_expert: m.down.mat_rows,
+                };
+                record_moe_gemv_fused(enc, &m.down.w, &io, MoeFuse::Silu)?;
+            } else {
+                let act = enc.scratch(bytes(slots * f));
+                let act_kind = self.gate_act();
+                let (src, dst) = (Span::whole(&gu), Span::whole(&act));
+                record_gate_mul(enc, act_kind, src, dst, slots, f, 2 * f)?;
+                let io = MoeExpertsIo {
+                    x: &act,
+                    x_per_slot: 1,
+                    ids: &ids,
+                    out: &y,
+                    slots,
+                };
+                record_moe_experts(enc, &m.down, &io)?;
+            }
         }
         if let Some((sgu, sdown)) = dense_shared {
             self.dense_mlp(enc, sgu, sdown, &s.xn, out, n, None)?;
         }
         record_moe_combine(enc, &y, &wts, out, n, d, k, add || dense_shared.is_some())?;
         Ok(())
+    }
+
+    /// Whether the down GEMV of `m` reads `silu(gate) · up` straight from the gate|up rows
+    /// (`moe_gemv_silu`): SiLU gating and plain down experts.
+    fn down_folds_silu(&self, m: &GpuMoe) -> bool {
+        self.gate_act() == GateAct::Silu && m.down.sides.is_none() && m.down.w.hadamard == 0
     }
 
     /// Whether `m`'s experts run grouped (`moe_gemv_multi`): plain stacked experts (no

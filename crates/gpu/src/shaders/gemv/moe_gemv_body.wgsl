@@ -6,9 +6,11 @@
 // per x row (top_k when every slot of a token reads the token's x, 1 when slot s reads row
 // s), out_stride = floats between slots in out, out_offset = parts (matrices per expert:
 // slot s multiplies stacked matrix ids[s / parts] * parts + s % parts; 2 for trellis gate
-// and up, each with its own sides). Binding 4: the expert id of every slot.
+// and up, each with its own sides). The expert id of every slot: `moe_ids`, declared by the
+// entry (binding 4, or 5 where the x hook takes 4). The x hooks (x_plain, x_norm, x_silu)
+// make the same body moe_gemv, moe_gemv_norm (the RMSNorm before it folded in, x = the
+// residual stream) and moe_gemv_silu (x rows are gate|up, X_ROW = 2 row widths each).
 // Grid: x = ceil(R / NR) row blocks, y = slots. Launcher: src/ops/moe.rs.
-@group(0) @binding(4) var<storage, read> moe_ids: array<u32>;
 
 const WG: u32 = 256u;
 const TU: u32 = 128u;
@@ -52,21 +54,21 @@ fn moe_gemv_run(ids: Ids) {
     let rows = local + vec4<u32>(base);
     let units = units_per_row();
     let c4 = p.cols / 4u;
-    let xb = p.x_offset + (slot / max(p.row_offset, 1u)) * c4;
+    let xb = p.x_offset + (slot / max(p.row_offset, 1u)) * c4 * X_ROW;
     var acc = vec4<f32>(0.0);
     for (var t0 = 0u; t0 < units; t0 += TU) {
         // Only the tile's units (a short row loads a fraction of the tile).
         for (var i = ids.lid; i < min(TU, units - t0) * 8u; i += WG) {
             let ul = i / 8u;
             let j = i % 8u;
-            xs[j * TU + (ul ^ j)] = x_group(xb, t0 * 8u + i, c4);
+            xs[j * TU + (ul ^ j)] = x_in(xb, t0 * 8u + i, c4);
         }
         workgroupBarrier();
         acc += tile_acc(rows, t0, units, lg);
         workgroupBarrier();
     }
     // Row sums (reduce_shared.wgsl) into the slot's output row.
-    let t = reduce_sum(ids, acc);
+    let t = reduce_sum(ids, acc * x_end(ids));
     let row = lr0 + ids.lid;
     if (ids.lid < NR && row < er) {
         out[slot * p.out_stride + row] = t;

@@ -26,3 +26,6 @@ fn x_end(ids: Ids) -> f32 {
     }
     return inverseSqrt(nred[0] / f32(p.cols) + nw[p.cols / 4u].x);
 }
+
+// x rows are one row width apart.
+const X_ROW: u32 = 1u;

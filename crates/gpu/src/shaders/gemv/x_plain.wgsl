@@ -6,3 +6,6 @@ fn x_in(base: u32, k: u32, c4: u32) -> vec4<f32> {
 fn x_end(ids: Ids) -> f32 {
     return 1.0;
 }
+
+// x rows are one row width apart.
+const X_ROW: u32 = 1u;

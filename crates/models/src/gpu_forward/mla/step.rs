@@ -3,9 +3,10 @@
 use marlin_core::rope::RopeMode;
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    mla_partial_len, mla_splits, record_attn_mla, record_matmul, record_mla_latent,
-    record_moe_gemv, upload_f32, GpuContext, MatmulIo, MlaAttnIo, MlaLatentIo, MlaShape, MoeGemvIo,
-    Span, StepEncoder, MLA_HEADS_PER_GROUP,
+    mla_partial_len, mla_splits, moe_grouped_runs, record_attn_mla, record_gather_rows,
+    record_matmul, record_mla_latent, record_moe_gemv, record_moe_grouped_rows, record_moe_sort,
+    upload_f32, GpuContext, GpuWeight, MatmulIo, MlaAttnIo, MlaLatentIo, MlaShape, MoeGemvIo,
+    MoeGroups, Span, StepEncoder, MLA_HEADS_PER_GROUP,
 };
 
 use super::super::inputs::StepInputs;
@@ -99,6 +100,7 @@ impl GpuModel {
         let slots = n * h;
         let ids = m.head_ids(&self.ctx, slots, h)?;
         let q_abs = enc.scratch(bytes(slots * shape.rank));
+        let q_nope_w = m.q_nope.rows / h.max(1);
         let gemv = |x, out, rows| MoeGemvIo {
             x,
             x_per_slot: 1,
@@ -107,7 +109,19 @@ impl GpuModel {
             slots,
             rows_per_expert: rows,
         };
-        record_moe_gemv(enc, &m.k_b, &gemv(&q_nope, &q_abs, shape.rank))?;
+        // Prompt steps group the slots by head: each head's matrix is read once per chunk of
+        // its slots instead of once per slot.
+        let by_head = match self.grouped_heads(m, n) {
+            true => Some(record_moe_sort(enc, &ids, slots, h, 1)?),
+            false => None,
+        };
+        self.per_head(
+            enc,
+            &m.k_b,
+            by_head.as_ref(),
+            &gemv(&q_nope, &q_abs, shape.rank),
+            q_nope_w,
+        )?;
         let lat = enc.scratch(bytes(slots * shape.rank));
         // One workgroup per group of heads (they share the latent loads).
         let groups = h.div_ceil(MLA_HEADS_PER_GROUP);
@@ -124,7 +138,59 @@ impl GpuModel {
         };
         record_attn_mla(enc, &shape, splits, inp.max_keys.max(1), &io)?;
         let att = enc.scratch(bytes(slots * mc.v_head_dim));
-        record_moe_gemv(enc, &m.v_b, &gemv(&lat, &att, mc.v_head_dim))?;
+        let io = gemv(&lat, &att, mc.v_head_dim);
+        self.per_head(enc, &m.v_b, by_head.as_ref(), &io, shape.rank)?;
         Ok(att)
+    }
+
+    /// Whether a step of `n` tokens runs `m`'s per-head matrices grouped by head.
+    fn grouped_heads(&self, m: &GpuMla, n: usize) -> bool {
+        n >= self.moe_grouped_min
+            && [&m.k_b, &m.v_b].iter().all(|w| {
+                let rows = w.rows / self.config.n_heads.max(1);
+                rows.is_multiple_of(4) && moe_grouped_runs(&self.ctx, w)
+            })
+    }
+
+    /// `io.out` slot `s` = head `s % H`'s matrix of `w` times `io.x` row `s` (`cols` floats):
+    /// a GEMV per slot, or with `groups` (the slots sorted by head) the rows gathered by
+    /// head, one `moe_gemv_multi`, and the outputs gathered back.
+    fn per_head(
+        &self,
+        enc: &mut StepEncoder<'_>,
+        w: &GpuWeight,
+        groups: Option<&MoeGroups>,
+        io: &MoeGemvIo<'_>,
+        cols: usize,
+    ) -> Result<()> {
+        let Some(g) = groups else {
+            return Ok(record_moe_gemv(enc, w, io)?);
+        };
+        let (slots, rows) = (io.slots, io.rows_per_expert);
+        let bytes = |floats: usize| (floats * 4) as u64;
+        let xg = enc.scratch(bytes(slots * cols));
+        let xrows = Span::new(&g.table, g.xrow_off);
+        record_gather_rows(
+            enc,
+            Span::whole(io.x),
+            slots,
+            cols,
+            xrows,
+            Span::whole(&xg),
+            slots,
+        )?;
+        let yg = enc.scratch(bytes(slots * rows));
+        record_moe_grouped_rows(enc, w, rows, g, &xg, &yg)?;
+        let places = Span::new(&g.table, g.inv_off);
+        record_gather_rows(
+            enc,
+            Span::whole(&yg),
+            slots,
+            rows,
+            places,
+            Span::whole(io.out),
+            slots,
+        )?;
+        Ok(())
     }
 }
