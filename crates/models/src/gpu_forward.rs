@@ -210,7 +210,7 @@ impl GpuModel {
             bind_cache: BindCache::new(),
             step_bufs: Mutex::new(None),
             attn_split_min_keys: attn::default_split_min_keys(),
-            mla_split_min_keys: marlin_gpu::MLA_SPLIT_MIN_KEYS,
+            mla_split_min_keys: attn::default_mla_split_min_keys(),
             prefill_attn: attn::prefill_attn_enabled(),
             flash_attn: attn::flash_attn_enabled(),
             moe_grouped_min: moe::default_grouped_min(),

@@ -16,10 +16,17 @@ use crate::Result;
 /// The split-K threshold: `MARLIN_GPU_SPLIT_MIN_KEYS` (for A/B runs) or
 /// [`ATTN_SPLIT_MIN_KEYS`](marlin_gpu::ATTN_SPLIT_MIN_KEYS).
 pub(super) fn default_split_min_keys() -> usize {
-    std::env::var("MARLIN_GPU_SPLIT_MIN_KEYS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(marlin_gpu::ATTN_SPLIT_MIN_KEYS)
+    env_usize("MARLIN_GPU_SPLIT_MIN_KEYS").unwrap_or(marlin_gpu::ATTN_SPLIT_MIN_KEYS)
+}
+
+/// The MLA split-K threshold: `MARLIN_GPU_MLA_SPLIT_MIN_KEYS` (for A/B runs) or
+/// [`MLA_SPLIT_MIN_KEYS`](marlin_gpu::MLA_SPLIT_MIN_KEYS).
+pub(super) fn default_mla_split_min_keys() -> usize {
+    env_usize("MARLIN_GPU_MLA_SPLIT_MIN_KEYS").unwrap_or(marlin_gpu::MLA_SPLIT_MIN_KEYS)
+}
+
+fn env_usize(name: &str) -> Option<usize> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
 /// Whether prompt chunks use `attn_prefill` (`MARLIN_GPU_PREFILL_ATTN=1`). Off by default:
