@@ -47,11 +47,14 @@ pub enum Variant {
     /// Attention with one workgroup per (kv head, query token) serving all its query heads
     /// (`attn_paged` only, at most 8 query heads per kv head).
     Gqa,
+    /// MoE GEMV with 8 threads per row quad (128 rows per workgroup), for short rows (MLA's
+    /// per-head matrices): 64 threads would leave most lanes without a unit.
+    Narrow,
 }
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 11] = [
+    pub const ALL: [Variant; 12] = [
         Variant::Plain,
         Variant::Subgroup,
         Variant::F16,
@@ -63,6 +66,7 @@ impl Variant {
         Variant::SubgroupWide,
         Variant::Dp4aWide,
         Variant::Gqa,
+        Variant::Narrow,
     ];
 
     /// Stable name for logs and bench lines.
@@ -79,6 +83,7 @@ impl Variant {
             Variant::SubgroupWide => "subgroup_wide",
             Variant::Dp4aWide => "dp4a_wide",
             Variant::Gqa => "gqa",
+            Variant::Narrow => "narrow",
         }
     }
 

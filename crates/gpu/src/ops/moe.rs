@@ -145,6 +145,21 @@ pub fn record_moe_gemv(enc: &mut StepEncoder<'_>, w: &GpuWeight, io: &MoeGemvIo<
     moe_gemv(enc, w, &MoeGemvIo { x: &rotated, ..*io }, 1)
 }
 
+/// Rows of at most this many columns take [`Variant::Narrow`] (16 units of 32).
+pub const MOE_NARROW_MAX_COLS: usize = 512;
+
+/// The `moe_gemv` variant for `w`: [`Variant::Narrow`] for short rows (MLA's per-head
+/// matrices: 192 and 512 columns for GLM-4.7-Flash), unless `MARLIN_GPU_MOE_NARROW=0`.
+fn moe_gemv_variant(w: &GpuWeight) -> Variant {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let on = *ON.get_or_init(|| std::env::var("MARLIN_GPU_MOE_NARROW").map_or(true, |v| v != "0"));
+    if on && w.cols <= MOE_NARROW_MAX_COLS && !w.format.is_trellis() {
+        Variant::Narrow
+    } else {
+        Variant::Plain
+    }
+}
+
 /// What a [`record_moe_gemv_fused`] folds into its input.
 #[derive(Debug, Clone, Copy)]
 pub enum MoeFuse<'a> {
@@ -234,11 +249,12 @@ fn moe_gemv_with(
         to_u32(op_name, "parts", parts)?,
     ];
     let max = enc.ctx().limits.max_compute_workgroups_per_dimension;
+    let variant = moe_gemv_variant(w);
     let groups = [
         to_u32(
             op_name,
             "row blocks",
-            er.div_ceil(gemv_rows(w.format, Variant::Plain) as usize),
+            er.div_ceil(gemv_rows(w.format, variant) as usize),
         )?,
         to_u32(op_name, "slots", io.slots)?,
         1,
@@ -253,7 +269,7 @@ fn moe_gemv_with(
     let key = KernelKey {
         op,
         format: w.format,
-        variant: Variant::Plain,
+        variant,
     };
     let params = bytemuck::bytes_of(&params);
     match fuse {

@@ -75,6 +75,9 @@ pub fn gemv_group_threads(_format: QuantFormat, variant: Variant) -> u32 {
     if matches!(variant, Variant::SubgroupWide | Variant::Dp4aWide) {
         return 16;
     }
+    if variant == Variant::Narrow {
+        return 8;
+    }
     gw_override().unwrap_or(64)
 }
 

@@ -273,7 +273,10 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
 /// expert weights, rows picked per token slot by expert id; `moe_gemv_norm` and
 /// `moe_gemv_silu` read x through their hooks (no trellis: its sides scale x first).
 fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
-    if key.variant != Variant::Plain || (key.op != Op::MoeGemv && key.format.is_trellis()) {
+    let narrow_ok = key.variant == Variant::Narrow && !key.format.is_trellis();
+    if !(key.variant == Variant::Plain || narrow_ok)
+        || (key.op != Op::MoeGemv && key.format.is_trellis())
+    {
         return None;
     }
     // The norm hook takes binding 4 for its weight; the expert ids move to 5.
@@ -293,10 +296,10 @@ fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
     parts.push("gemv/reduce_shared.wgsl".into());
     parts.push("gemv/tile_acc.wgsl".into());
     parts.push("gemv/moe_gemv_body.wgsl".into());
-    let rows = gemv_rows(key.format, Variant::Plain);
+    let rows = gemv_rows(key.format, key.variant);
     let mut defines = format_defines(key.format);
     defines.extend([
-        ("GW", gemv_group_threads(key.format, Variant::Plain)),
+        ("GW", gemv_group_threads(key.format, key.variant)),
         ("NR", rows),
     ]);
     Some(KernelSpec {

@@ -26,6 +26,12 @@ pub(super) fn fuse_enabled() -> bool {
     std::env::var("MARLIN_GPU_FUSE_NORM").map_or(true, |v| v != "0")
 }
 
+/// Whether a fused decode step folds a MoE MLP's norm into its router and gate|up GEMVs
+/// (`MARLIN_GPU_MOE_FOLD_NORM`, default on).
+fn moe_fold_norm() -> bool {
+    std::env::var("MARLIN_GPU_MOE_FOLD_NORM").map_or(true, |v| v != "0")
+}
+
 /// A layer's norms as `gemv_norm` reads them (weight, then epsilon).
 pub(crate) struct FusedNorms {
     attn: PooledBuffer,
@@ -71,7 +77,7 @@ impl FusedNorms {
         Ok(Some(FusedNorms {
             attn: buf(l.attn_norm)?,
             ffn: match &l.ffn {
-                GpuFfn::Moe(m) if !m.folds_norm() => None,
+                GpuFfn::Moe(m) if !m.folds_norm() || !moe_fold_norm() => None,
                 _ => Some(buf(l.ffn_norm)?),
             },
         }))

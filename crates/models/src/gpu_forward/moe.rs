@@ -272,9 +272,13 @@ impl GpuModel {
     }
 
     /// Whether the down GEMV of `m` reads `silu(gate) · up` straight from the gate|up rows
-    /// (`moe_gemv_silu`): SiLU gating and plain down experts.
+    /// (`moe_gemv_silu`): SiLU gating and plain down experts (`MARLIN_GPU_MOE_FOLD_SILU=0`
+    /// keeps the `silu_mul` dispatch, for A/B runs).
     fn down_folds_silu(&self, m: &GpuMoe) -> bool {
-        self.gate_act() == GateAct::Silu && m.down.sides.is_none() && m.down.w.hadamard == 0
+        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let on = *ON
+            .get_or_init(|| std::env::var("MARLIN_GPU_MOE_FOLD_SILU").map_or(true, |v| v != "0"));
+        on && self.gate_act() == GateAct::Silu && m.down.sides.is_none() && m.down.w.hadamard == 0
     }
 
     /// Whether `m`'s experts run grouped (`moe_gemv_multi`): plain stacked experts (no
