@@ -131,6 +131,8 @@ pub struct GpuModel {
     pub(crate) flash_attn: bool,
     /// Tokens from which a step runs its MoE experts grouped by expert.
     pub(crate) moe_grouped_min: usize,
+    /// Whether fused decode steps fold MoE norms into the router and gate|up GEMVs.
+    pub(crate) moe_fold_norm: bool,
 }
 
 fn same_tensor(a: &QTensor, b: &QTensor) -> bool {
@@ -214,6 +216,7 @@ impl GpuModel {
             prefill_attn: attn::prefill_attn_enabled(),
             flash_attn: attn::flash_attn_enabled(),
             moe_grouped_min: moe::default_grouped_min(),
+            moe_fold_norm: fused::moe_fold_norm_default(),
         };
         model.prewarm()?;
         Ok(model)
@@ -315,6 +318,13 @@ impl GpuModel {
     /// `MARLIN_GPU_PREFILL_ATTN=1`; slower than the per-query kernel on an H200 so far).
     pub fn with_prefill_attention(mut self, on: bool) -> Self {
         self.prefill_attn = on;
+        self
+    }
+
+    /// Fold each MoE MLP's norm into its router and gate|up GEMVs in fused decode steps
+    /// (`moe_gemv_norm`; off by default, `MARLIN_GPU_MOE_FOLD_NORM=1`).
+    pub fn with_moe_fold_norm(mut self, on: bool) -> Self {
+        self.moe_fold_norm = on;
         self
     }
 

@@ -13,7 +13,7 @@ use marlin_models::gpu_forward::marlin_gpu::{DeviceSelector, GpuContext};
 use marlin_models::kv_cache::KvCache;
 use marlin_models::{GpuKvCache, GpuModel, LogitsRequest, Model, SeqInput};
 use moe_common::gguf::{write_gguf, Opts, Quant};
-use moe_common::{check_logits, golden, load, tiny};
+use moe_common::{check_logits_tol, f16_gemm, golden, gpu_rel_tol, load, tiny};
 
 fn gpu_ctx() -> Option<Arc<GpuContext>> {
     match GpuContext::new(DeviceSelector::Gpu) {
@@ -73,11 +73,32 @@ fn decode(gpu: &GpuModel, cpu: Option<&Model>, ids: &[u32]) -> (Vec<Vec<f32>>, V
 /// The GPU reproduces `name`'s goldens: every prompt whole and token by token.
 fn check_golden(what: &str, gpu: &GpuModel, name: &str) {
     let g = golden(name);
+    let tol = gpu_rel_tol(gpu.ctx());
     for p in &g.prompts {
         let got = gpu_prompt(gpu, &p.ids);
-        check_logits(&format!("{what}/{} GPU prompt", p.name), &got, &p.logits);
+        check_logits_tol(
+            &format!("{what}/{} GPU prompt", p.name),
+            &got,
+            &p.logits,
+            tol,
+        );
         let (got, _) = decode(gpu, None, &p.ids);
-        check_logits(&format!("{what}/{} GPU decode", p.name), &got, &p.logits);
+        check_logits_tol(
+            &format!("{what}/{} GPU decode", p.name),
+            &got,
+            &p.logits,
+            tol,
+        );
+    }
+}
+
+/// NMSE bound of the GPU against the CPU: 1e-8 in f32, 1e-5 where prompt GEMMs round
+/// their operands to f16 (an H200 measured 7e-7).
+fn nmse_tol(gpu: &GpuModel) -> f64 {
+    if f16_gemm(gpu.ctx()) {
+        1e-5
+    } else {
+        1e-8
     }
 }
 
@@ -126,11 +147,27 @@ fn glm4_moe_lite_on_gpu_matches_transformers_and_cpu_greedy() {
     // 3 layers, 2 of them MoE: the shared expert (the routed experts' shape) rides as one
     // more routed slot, 3 dispatches fewer per MoE layer than a dense shared MLP (54 -> 48);
     // the fused decode step folds norms and residual adds into the GEMVs and the MoE
-    // combine (44), and each MoE layer's norm into its router and gate|up GEMVs and its
-    // SiLU gating into the down GEMV (40).
+    // combine (44), and each MoE layer's SiLU gating into its down GEMV (42).
     assert!(
         gpu.fused_decode(),
         "MLA + MoE layers fuse their decode norms"
+    );
+    assert_eq!(gpu.dispatch_count(), 42, "dispatches per decode step");
+}
+
+/// The opt-in MoE norm fold (`moe_gemv_norm` and `gemv_norm` on the router) decodes the
+/// same goldens with one dispatch fewer per MoE layer.
+#[test]
+fn glm4_moe_lite_with_the_moe_norm_folded_matches_transformers() {
+    let Some(ctx) = gpu_ctx() else { return };
+    let model = load(&tiny("glm4_moe_lite"));
+    let gpu = GpuModel::new(ctx, &model).unwrap().with_moe_fold_norm(true);
+    check_golden("glm4_moe_lite HF, MoE norm folded", &gpu, "glm4_moe_lite");
+    let g = golden("glm4_moe_lite");
+    let prompt = &g.prompts[g.greedy_prompt].ids;
+    assert_eq!(
+        gpu_greedy(&gpu, prompt, g.greedy_tokens.len()),
+        g.greedy_tokens
     );
     assert_eq!(gpu.dispatch_count(), 40, "dispatches per decode step");
 }
@@ -240,7 +277,7 @@ fn split_k_mla_decode_after_a_long_prompt_matches_cpu() {
         counts.push(gpu.dispatch_count());
         let e = nmse(&got, &want);
         eprintln!("split from {min_keys} keys: GPU vs CPU nmse {e:e}");
-        assert!(e < 1e-8, "split from {min_keys} keys: nmse {e:e}");
+        assert!(e < nmse_tol(&gpu), "split from {min_keys} keys: nmse {e:e}");
     }
     let layers = model.config.n_layers as u32;
     assert_eq!(
@@ -358,7 +395,10 @@ fn batched_sequences_in_one_gpu_step_match_cpu() {
         let got = gpu.forward(&step, &gkv).unwrap().data;
         assert_eq!(got.len(), want.len());
         let e = nmse(&rows(&got, v), &rows(&want, v));
-        assert!(e < 1e-8, "batched step from {at:?} / {bt:?}: nmse {e:e}");
+        assert!(
+            e < nmse_tol(&gpu),
+            "batched step from {at:?} / {bt:?}: nmse {e:e}"
+        );
     }
 }
 

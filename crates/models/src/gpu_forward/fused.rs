@@ -3,8 +3,9 @@
 //! a Llama-family layer then records no norm or add dispatch of its own (64 fewer
 //! dispatches per token on Llama-3-8B). An MLA layer (with q_lora) folds its attention
 //! norm into the latent projection and adds o_proj and its MLP into the residual stream;
-//! a MoE MLP folds its norm into the router and gate|up GEMVs (`moe_gemv_norm`) and its
-//! combine adds into the stream. Layers with
+//! a MoE MLP keeps its norm dispatch (folding it into the router and gate|up GEMVs with
+//! `moe_gemv_norm` measured slower; `MARLIN_GPU_MOE_FOLD_NORM=1`) and its combine adds
+//! into the stream. Layers with
 //! post-norms (Gemma), biases on o/down, a dense shared expert, and rotated or trellis
 //! weights where a fused GEMV would read them keep the separate ops.
 //! `MARLIN_GPU_FUSE_NORM=0` turns it off (A/B runs).
@@ -26,18 +27,20 @@ pub(super) fn fuse_enabled() -> bool {
     std::env::var("MARLIN_GPU_FUSE_NORM").map_or(true, |v| v != "0")
 }
 
-/// Whether a fused decode step folds a MoE MLP's norm into its router and gate|up GEMVs
-/// (`MARLIN_GPU_MOE_FOLD_NORM`, default on).
-fn moe_fold_norm() -> bool {
-    std::env::var("MARLIN_GPU_MOE_FOLD_NORM").map_or(true, |v| v != "0")
+/// Whether fused decode steps fold a MoE MLP's norm into its router and gate|up GEMVs
+/// (`MARLIN_GPU_MOE_FOLD_NORM=1`). Off by default: each of the many small expert
+/// workgroups then sums the squares of the whole input, and GLM-4.7-Flash q4_0 decoded at
+/// 167.4 tok/s with the fold against 171.3 with the norm dispatch (H200, run "CD").
+pub(super) fn moe_fold_norm_default() -> bool {
+    std::env::var("MARLIN_GPU_MOE_FOLD_NORM").is_ok_and(|v| v == "1")
 }
 
 /// A layer's norms as `gemv_norm` reads them (weight, then epsilon).
 pub(crate) struct FusedNorms {
     attn: PooledBuffer,
-    /// The MLP norm, folded into the MLP's first GEMVs: a dense MLP's gate|up, or a MoE
-    /// MLP's router and gate|up when they are plain (`GpuMoe::folds_norm`; else the MoE
-    /// runs its norm as a dispatch).
+    /// The MLP norm, folded into the MLP's first GEMVs: a dense MLP's gate|up, or (when
+    /// the model folds MoE norms) a MoE MLP's router and gate|up when they are plain
+    /// (`GpuMoe::folds_norm`; else the MoE runs its norm as a dispatch).
     ffn: Option<PooledBuffer>,
 }
 
@@ -77,7 +80,7 @@ impl FusedNorms {
         Ok(Some(FusedNorms {
             attn: buf(l.attn_norm)?,
             ffn: match &l.ffn {
-                GpuFfn::Moe(m) if !m.folds_norm() || !moe_fold_norm() => None,
+                GpuFfn::Moe(m) if !m.folds_norm() => None,
                 _ => Some(buf(l.ffn_norm)?),
             },
         }))
@@ -130,11 +133,12 @@ impl GpuModel {
         let (gu, down) = match &l.ffn {
             GpuFfn::Dense { gu, down } => (gu, down),
             GpuFfn::Moe(m) => {
-                if f.ffn.is_none() {
+                let norm = f.ffn.as_deref().filter(|_| self.moe_fold_norm);
+                if norm.is_none() {
                     let d = self.config.hidden;
                     self.norm(enc, l.ffn_norm, &s.h, &s.xn, 1, d)?;
                 }
-                return self.record_moe(enc, m, s, 1, &s.h, true, f.ffn.as_deref());
+                return self.record_moe(enc, m, s, 1, &s.h, true, norm);
             }
         };
         self.proj_with(enc, gu, &s.h, &s.gu, 1, f.ffn.as_deref())?;

@@ -2,8 +2,8 @@
 //! weight each ([`GpuExperts`]), so a step runs router GEMV → `moe_route` → gate|up
 //! `moe_gemv` over all token slots → down `moe_gemv_silu` (the SiLU gating folded into its
 //! input) → `moe_combine`: a fixed number of dispatches whatever `top_k` is. Fused decode
-//! steps also fold the MLP norm into the router and gate|up GEMVs (`gemv_norm`,
-//! `moe_gemv_norm`). A shared expert of the routed experts' shape and formats is also
+//! steps can also fold the MLP norm into the router and gate|up GEMVs (`gemv_norm`,
+//! `moe_gemv_norm`; opt-in, see fused.rs). A shared expert of the routed experts' shape and formats is also
 //! stacked after them and runs as one more slot in one-token steps; longer steps (and any
 //! other shared expert) run it as a dense MLP before the combine. Trellis experts add a
 //! `moe_hadamard_scale` on each side of both expert GEMVs (every matrix has its own
