@@ -21,10 +21,6 @@
 // 2 TT accumulators of 16x16 in f32. SK = 4 / min(TT, 4) subgroups share those rows, each
 // taking one K slice (KS of the chunk's KC / 16 k-steps); their partial sums meet in cc at
 // the end.
-// coop_tile (a hook: coop_tile_plain.wgsl, coop_tile_moe.wgsl) places the workgroup: its
-// rows and tokens, the weight rows they start at and the x / out rows of its tokens, so the
-// same body is the GEMM and the grouped MoE GEMM (each workgroup one expert's rows for a
-// chunk of that expert's token slots).
 // Grid: (ceil(rows / TM), ceil(n_tokens / TN), S). S > 1 splits K: of the C = ceil(units /
 // KU) chunks, workgroup z walks [z C / S, (z + 1) C / S) (chunk aligned) and stores its
 // partial tile as tokens z n_tokens .. of out (the launcher binds step scratch there, laid
@@ -51,20 +47,6 @@ var<workgroup> cw: array<f16, (1u - WKM) * TM * LDW + WKM * KC * LDW>;
 var<workgroup> cx: array<f16, TN * LD>;
 var<workgroup> cc: array<f32, 4u * CT>;
 
-// The workgroup's place (coop_tile): rows [0, rows) from weight row row_base, tokens
-// [t0, t0 + TN) of [0, tokens), token t at x and out row t_base + t.
-struct CoopTile {
-    rows: u32,
-    row_base: u32,
-    t0: u32,
-    tokens: u32,
-    t_base: u32,
-    // 0: nothing of the tile exists (the workgroup returns).
-    live: u32,
-}
-var<private> tile: CoopTile;
-var<workgroup> wg_tile: CoopTile;
-
 // Index in cw of (row rl, chunk element k).
 fn cw_at(rl: u32, k: u32) -> u32 {
     if (WKM == 1u) {
@@ -85,8 +67,8 @@ fn coop_stage_w(row0: u32, u0: u32, units: u32, s: u32) {
     }
     let row = row0 + rl;
     let u = u0 + ku;
-    let wu = load_unit(tile.row_base + min(row, tile.rows - 1u), min(u, units - 1u));
-    let ok = row < tile.rows && u < units;
+    let wu = load_unit(min(row, p.rows - 1u), min(u, units - 1u));
+    let ok = row < p.rows && u < units;
     for (var i = 0u; i < 8u; i++) {
         let v = vec4<f16>(select(vec4<f32>(0.0), wu[i], ok));
         let k = ku * UNIT + i * 4u;
@@ -105,8 +87,8 @@ fn coop_stage_x(t0: u32, u0: u32, s: u32) {
     let part = s % (KC / 4u);
     let t = t0 + tl;
     let k = u0 * 8u + part;
-    let src = p.x_offset + (tile.t_base + min(t, tile.tokens - 1u)) * c4 + min(k, c4 - 1u);
-    let v = vec4<f16>(select(vec4<f32>(0.0), x[src], t < tile.tokens && k < c4));
+    let src = p.x_offset + min(t, p.n_tokens - 1u) * c4 + min(k, c4 - 1u);
+    let v = vec4<f16>(select(vec4<f32>(0.0), x[src], t < p.n_tokens && k < c4));
     let b = tl * LD + part * 4u;
     cx[b] = v.x;
     cx[b + 1u] = v.y;
@@ -140,26 +122,16 @@ fn coop_emit(
         }
         let row = row0 + g * 32u + r * 16u + o % 16u;
         let t = t0 + j * 16u + o / 16u;
-        if (row < tile.rows && t < tile.tokens) {
-            store_out(zt + tile.t_base + t, row, sum);
+        if (row < p.rows && t < p.n_tokens) {
+            store_out(zt + t, row, sum);
         }
     }
     workgroupBarrier();
 }
 
 fn gemm_run(ids: Ids) {
-    // Through workgroup memory: the tile is then uniform, so the cooperative operations
-    // below stay in uniform control flow after a workgroup returns early.
-    if (ids.lid == 0u) {
-        wg_tile = coop_tile(ids);
-    }
-    let live = workgroupUniformLoad(&wg_tile.live);
-    if (live == 0u) {
-        return;
-    }
-    tile = wg_tile;
     let row0 = ids.wid.x * TM;
-    let t0 = tile.t0;
+    let t0 = ids.wid.y * TN;
     let units = units_per_row();
     // This subgroup's first row in cw and first K element of its slice of a chunk.
     let rs = (ids.sg / SK) * 32u;
@@ -186,7 +158,7 @@ fn gemm_run(ids: Ids) {
     let z = ids.wid.z;
     let u_begin = (z * chunks / ids.nwg.z) * KU;
     let u_end = min(((z + 1u) * chunks / ids.nwg.z) * KU, units);
-    let zt = z * tile.tokens;
+    let zt = z * p.n_tokens;
     for (var u0 = u_begin; u0 < u_end; u0 += KU) {
         for (var s = ids.lid; s < TM * KU; s += WG) {
             coop_stage_w(row0, u0, units, s);

@@ -1,5 +1,0 @@
-// coop_tile hook of the GEMM: workgroup (x, y) takes row tile x and token tile y of the
-// whole weight and all n_tokens tokens.
-fn coop_tile(ids: Ids) -> CoopTile {
-    return CoopTile(p.rows, 0u, ids.wid.y * TN, p.n_tokens, 0u, 1u);
-}
