@@ -245,7 +245,7 @@ impl GpuModel {
             // The launchers' own choices: the wide GEMV of tall weights, the coop GEMM's
             // 16-, 32- and 128-token tiles, the fused GEMVs of decode steps.
             keys.push(key(Op::Gemv, f, gemv));
-            keys.push(key(Op::Gemv, f, gemv_wide(gemv, f, w.rows, w.cols)));
+            keys.push(key(Op::Gemv, f, gemv_wide(gemv, f, w.rows)));
             let multi = ctx.matmul_variant(Op::GemvMulti, f);
             keys.push(key(Op::GemvMulti, f, multi));
             if multi == Variant::Dp4a {
@@ -261,7 +261,7 @@ impl GpuModel {
             if self.fused_decode && w.trellis.is_none() && w.hadamard == 0 {
                 for op in [Op::GemvNorm, Op::GemvAdd] {
                     keys.push(key(op, f, gemv));
-                    keys.push(key(op, f, gemv_wide(gemv, f, w.rows, w.cols)));
+                    keys.push(key(op, f, gemv_wide(gemv, f, w.rows)));
                 }
             }
         }

@@ -102,24 +102,16 @@ pub fn gemv_rows(format: QuantFormat, variant: Variant) -> u32 {
 /// Weight rows from which the GEMV runs its wide variant.
 pub const GEMV_WIDE_MIN_ROWS: usize = 8192;
 
-/// Rows of at most this many columns run the wide GEMV whatever their count: with 64
-/// threads per row quad most lanes of a short row would hold no unit (MLA's 768-column
-/// q projections of GLM-4.7-Flash).
-pub const GEMV_SHORT_MAX_COLS: usize = 1024;
-
-/// The GEMV variant for a `[rows, cols]` weight: the wide form of `variant` for tall
-/// weights of the formats where it measured faster (H200, 14336×4096: f16 3,195 → 3,458
-/// GB/s, q8_0 2,781 → 3,103, q4_0 2,059 → 2,363; fp4_g128 lost 4%, 4096-row weights lose
-/// up to half: too few workgroups) and for short rows of any format
-/// (`MARLIN_GEMV_SHORT_WIDE=0` turns that off), else `variant`.
-pub fn gemv_wide(variant: Variant, format: QuantFormat, rows: usize, cols: usize) -> Variant {
+/// The GEMV variant for a `rows`-row weight: the wide form of `variant` for tall weights of
+/// the formats where it measured faster (H200, 14336×4096: f16 3,195 → 3,458 GB/s, q8_0
+/// 2,781 → 3,103, q4_0 2,059 → 2,363; fp4_g128 lost 4%, 4096-row weights lose up to half:
+/// too few workgroups), else `variant`.
+pub fn gemv_wide(variant: Variant, format: QuantFormat, rows: usize) -> Variant {
     let measured = matches!(
         format,
         QuantFormat::F16 | QuantFormat::Q8_0 | QuantFormat::Q4_0
     );
-    let tall = rows >= GEMV_WIDE_MIN_ROWS && measured;
-    let short = cols <= GEMV_SHORT_MAX_COLS && short_wide_enabled();
-    if !(tall || short) || gw_override().is_some() {
+    if rows < GEMV_WIDE_MIN_ROWS || !measured || gw_override().is_some() {
         return variant;
     }
     match variant {
@@ -127,12 +119,6 @@ pub fn gemv_wide(variant: Variant, format: QuantFormat, rows: usize, cols: usize
         Variant::Dp4a => Variant::Dp4aWide,
         v => v,
     }
-}
-
-/// `MARLIN_GEMV_SHORT_WIDE` (default on), read once.
-fn short_wide_enabled() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var("MARLIN_GEMV_SHORT_WIDE").map_or(true, |v| v != "0"))
 }
 
 /// Threads that share one Dp4a `gemv_multi` row quad (`TU`, across K), as in the GEMV: 64
@@ -367,24 +353,15 @@ mod tests {
             return;
         }
         let q4 = QuantFormat::Q4_0;
-        assert_eq!(gemv_wide(Variant::Dp4a, q4, 14336, 4096), Variant::Dp4aWide);
+        assert_eq!(gemv_wide(Variant::Dp4a, q4, 14336), Variant::Dp4aWide);
         assert_eq!(
-            gemv_wide(Variant::Subgroup, QuantFormat::F16, 8192, 4096),
+            gemv_wide(Variant::Subgroup, QuantFormat::F16, 8192),
             Variant::SubgroupWide
         );
-        assert_eq!(gemv_wide(Variant::Dp4a, q4, 4096, 4096), Variant::Dp4a);
-        if short_wide_enabled() {
-            // Short rows: any format, any row count.
-            assert_eq!(gemv_wide(Variant::Dp4a, q4, 1280, 768), Variant::Dp4aWide);
-            let k = QuantFormat::Q4_K;
-            assert_eq!(
-                gemv_wide(Variant::Subgroup, k, 64, 1024),
-                Variant::SubgroupWide
-            );
-        }
-        assert_eq!(gemv_wide(Variant::Plain, q4, 14336, 4096), Variant::Plain);
+        assert_eq!(gemv_wide(Variant::Dp4a, q4, 4096), Variant::Dp4a);
+        assert_eq!(gemv_wide(Variant::Plain, q4, 14336), Variant::Plain);
         assert_eq!(
-            gemv_wide(Variant::Subgroup, QuantFormat::Q4_K, 14336, 4096),
+            gemv_wide(Variant::Subgroup, QuantFormat::Q4_K, 14336),
             Variant::Subgroup
         );
         assert_eq!(gemv_rows(q4, Variant::Dp4aWide), 64);
