@@ -73,26 +73,10 @@ fn emulated(ctx: &GpuContext, max_hd: u32) -> wgpu::ComputePipeline {
         variant: Variant::Coop,
     };
     let spec = attn_flash_spec(key, max_hd).expect("spec");
-    let src = coop_emu::emulate(&spec.source().expect("source"));
-    let module = ctx
-        .device
-        .create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("attn_flash_emu"),
-            source: wgpu::ShaderSource::Wgsl(src.into()),
-        });
-    ctx.device
-        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("attn_flash_emu"),
-            layout: None,
-            module: &module,
-            entry_point: Some("attn_flash"),
-            compilation_options: Default::default(),
-            cache: None,
-        })
+    coop_emu::compile(ctx, &spec).pipe
 }
 
 fn dispatch_emulated(ctx: &GpuContext, pipe: &wgpu::ComputePipeline, i: &AttnInputs<'_>) {
-    use marlin_gpu::wgpu::util::DeviceExt;
     let s = &i.shape;
     // attn_params' words (cache dtype code 1: f16), q from 0, then blocks and out offsets.
     let window = s.window.map_or(0, |w| w as u32) | 1 << 30;
@@ -106,35 +90,10 @@ fn dispatch_emulated(ctx: &GpuContext, pipe: &wgpu::ComputePipeline, i: &AttnInp
         i.blocks.offset as u32,
         i.out.offset as u32,
     ];
-    let pb = ctx
-        .device
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents: bytemuck::cast_slice(&params),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
+    let pb = coop_emu::upload_params(ctx, &params);
     let bufs = [&pb, i.q, i.k_cache, i.v_cache, i.meta.buffer, i.out.buffer];
-    let entries: Vec<wgpu::BindGroupEntry> = bufs
-        .iter()
-        .enumerate()
-        .map(|(n, b)| wgpu::BindGroupEntry {
-            binding: n as u32,
-            resource: b.as_entire_binding(),
-        })
-        .collect();
-    let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: None,
-        layout: &pipe.get_bind_group_layout(0),
-        entries: &entries,
-    });
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    {
-        let mut pass = enc.begin_compute_pass(&Default::default());
-        pass.set_pipeline(pipe);
-        pass.set_bind_group(0, &bg, &[]);
-        pass.dispatch_workgroups(s.n_heads as u32, i.n_blocks as u32, 1);
-    }
-    ctx.queue.submit([enc.finish()]);
+    let grid = [s.n_heads as u32, i.n_blocks as u32, 1];
+    coop_emu::dispatch(ctx, pipe, &bufs, grid);
 }
 
 #[test]

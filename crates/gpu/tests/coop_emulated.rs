@@ -8,88 +8,38 @@
 mod coop_emu;
 mod testkit;
 
+use coop_emu::{compile, upload_params, Emulated};
 use marlin_core::{reference, QuantFormat};
 use marlin_gpu::registry::coop_chunk_spec;
 use marlin_gpu::wgpu;
 use marlin_gpu::{
-    read_f32, record_gemm_splitk_reduce, upload_f32, GpuContext, GpuWeight, KernelSpec, Span,
-    SplitkReduceIo, StepEncoder, Variant,
+    read_f32, record_gemm_splitk_reduce, upload_f32, GpuContext, GpuWeight, Span, SplitkReduceIo,
+    StepEncoder, Variant,
 };
 use testkit::{assert_sentinels, guarded, nmse, random_vec, random_weight, rng, GUARD};
-
-/// An emulated coop kernel, compiled for the test adapter.
-struct Emulated {
-    name: String,
-    /// (rows, tokens) per workgroup.
-    tile: (u32, u32),
-    pipe: wgpu::ComputePipeline,
-}
-
-fn compile(ctx: &GpuContext, spec: &KernelSpec) -> Emulated {
-    let src = coop_emu::emulate(&spec.source().expect("source"));
-    let name = spec.name.clone();
-    let module = ctx
-        .device
-        .create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(&name),
-            source: wgpu::ShaderSource::Wgsl(src.into()),
-        });
-    let pipe = ctx
-        .device
-        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(&name),
-            layout: None,
-            module: &module,
-            entry_point: Some(&name),
-            compilation_options: Default::default(),
-            cache: None,
-        });
-    Emulated {
-        name,
-        tile: (spec.rows_per_group, spec.tokens_per_group),
-        pipe,
-    }
-}
 
 /// (format, rows, cols, n_tokens).
 type Shape = (QuantFormat, usize, usize, usize);
 
 /// Run `k` on `w` over a grid of `splits` in z, with matmul params `params`, into `out`.
-fn dispatch(
+fn run_on(
     ctx: &GpuContext,
     k: &Emulated,
     w: &GpuWeight,
-    x: &wgpu::Buffer,
-    out: &wgpu::Buffer,
+    (x, out): (&wgpu::Buffer, &wgpu::Buffer),
     params: [u32; 8],
     splits: u32,
 ) {
     let (rows, n) = (params[0] as usize, params[2] as usize);
-    let pb = upload_u32(ctx, &params);
-    let bufs = [&pb, &w.chunks[0].buffer, x, out];
-    let entries: Vec<wgpu::BindGroupEntry> = bufs
-        .iter()
-        .enumerate()
-        .map(|(i, b)| wgpu::BindGroupEntry {
-            binding: i as u32,
-            resource: b.as_entire_binding(),
-        })
-        .collect();
-    let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: None,
-        layout: &k.pipe.get_bind_group_layout(0),
-        entries: &entries,
-    });
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    {
-        let mut pass = enc.begin_compute_pass(&Default::default());
-        pass.set_pipeline(&k.pipe);
-        pass.set_bind_group(0, &bg, &[]);
-        let gx = rows.div_ceil(k.tile.0 as usize) as u32;
-        let gy = n.div_ceil(k.tile.1 as usize) as u32;
-        pass.dispatch_workgroups(gx, gy, splits);
-    }
-    ctx.queue.submit([enc.finish()]);
+    let pb = upload_params(ctx, &params);
+    let gx = rows.div_ceil(k.tile.0 as usize) as u32;
+    let gy = n.div_ceil(k.tile.1 as usize) as u32;
+    coop_emu::dispatch(
+        ctx,
+        &k.pipe,
+        &[&pb, &w.chunks[0].buffer, x, out],
+        [gx, gy, splits],
+    );
 }
 
 /// `n` runs of `rows` floats, `stride` apart from float `GUARD + lead` of `buf`, with every
@@ -147,12 +97,12 @@ fn run(ctx: &GpuContext, k: &Emulated, c: Shape, splits: usize) {
         let stride = rows + 3;
         let ob = upload_f32(ctx, &guarded((n - 1) * stride + rows)).expect("out");
         let params = [r, c, nt, 0, stride as u32, meta, 0, g];
-        dispatch(ctx, k, &w, &xb, &ob, params, 1);
+        run_on(ctx, k, &w, (&xb, &ob), params, 1);
         read_strided(ctx, &ob, (n, rows, stride, 0), &what)
     } else {
         let pb = upload_f32(ctx, &guarded(splits * n * rows)).expect("partials");
         let params = [r, c, nt, 0, r, meta, 0, g];
-        dispatch(ctx, k, &w, &xb, &pb, params, splits as u32);
+        run_on(ctx, k, &w, (&xb, &pb), params, splits as u32);
         let parts = read_strided(ctx, &pb, (splits * n, rows, rows, 0), &what);
         let (stride, row_offset) = (rows + 5, 2);
         let ob = upload_f32(ctx, &guarded((n - 1) * stride + row_offset + rows)).expect("out");
@@ -188,16 +138,6 @@ fn sum_splits(parts: &[f32], splits: usize) -> Vec<f32> {
     (0..len)
         .map(|i| (0..splits).fold(0.0f32, |s, z| s + parts[z * len + i]))
         .collect()
-}
-
-fn upload_u32(ctx: &GpuContext, v: &[u32]) -> wgpu::Buffer {
-    use marlin_gpu::wgpu::util::DeviceExt;
-    ctx.device
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents: bytemuck::cast_slice(v),
-            usage: wgpu::BufferUsages::UNIFORM,
-        })
 }
 
 fn ctx_f16() -> Option<&'static GpuContext> {

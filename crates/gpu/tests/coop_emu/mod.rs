@@ -3,6 +3,7 @@
 //! code (each lane of a 32-thread "subgroup" computes 8 elements of every 16x16 tile). The
 //! emulation follows naga's conventions (`coopLoadT` row major, `coopLoad` / `coopStore`
 //! column major). Used by coop_emulated.rs and attn_flash_parity.rs.
+#![allow(dead_code)]
 
 /// Emulated accumulators: lane l of a 32-thread "subgroup" holds elements l * 8 .. + 8 of
 /// the 16x16 tile (element (i, j) = index i * 16 + j). A and B fragments are kept as
@@ -179,4 +180,84 @@ pub fn emulate(spec_src: &str) -> String {
         }
     }
     src
+}
+
+use marlin_gpu::wgpu;
+use marlin_gpu::{GpuContext, KernelSpec};
+
+/// An emulated coop kernel compiled for the test adapter.
+pub struct Emulated {
+    pub name: String,
+    /// (rows, tokens) per workgroup.
+    pub tile: (u32, u32),
+    pub pipe: wgpu::ComputePipeline,
+}
+
+/// `spec`'s kernel with its cooperative-matrix operations emulated, compiled (bindings
+/// from the shader).
+pub fn compile(ctx: &GpuContext, spec: &KernelSpec) -> Emulated {
+    let src = emulate(&spec.source().expect("source"));
+    let name = spec.name.clone();
+    let module = ctx
+        .device
+        .create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(&name),
+            source: wgpu::ShaderSource::Wgsl(src.into()),
+        });
+    let pipe = ctx
+        .device
+        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&name),
+            layout: None,
+            module: &module,
+            entry_point: Some(&name),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+    Emulated {
+        name,
+        tile: (spec.rows_per_group, spec.tokens_per_group),
+        pipe,
+    }
+}
+
+/// A uniform buffer of `params` words (binding 0 of every kernel).
+pub fn upload_params(ctx: &GpuContext, params: &[u32]) -> wgpu::Buffer {
+    use marlin_gpu::wgpu::util::DeviceExt;
+    ctx.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: bytemuck::cast_slice(params),
+            usage: wgpu::BufferUsages::UNIFORM,
+        })
+}
+
+/// Dispatch `pipe` over `grid` with `bufs` bound in order from binding 0, and submit.
+pub fn dispatch(
+    ctx: &GpuContext,
+    pipe: &wgpu::ComputePipeline,
+    bufs: &[&wgpu::Buffer],
+    grid: [u32; 3],
+) {
+    let entries: Vec<wgpu::BindGroupEntry> = bufs
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: b.as_entire_binding(),
+        })
+        .collect();
+    let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout: &pipe.get_bind_group_layout(0),
+        entries: &entries,
+    });
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        pass.set_pipeline(pipe);
+        pass.set_bind_group(0, &bg, &[]);
+        pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+    }
+    ctx.queue.submit([enc.finish()]);
 }
