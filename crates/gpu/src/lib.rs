@@ -79,10 +79,8 @@ pub use ops::moe::{
     MoeGemvIo, MoeRouting, MOE_MAX_EXPERTS, MOE_MAX_GROUPS, MOE_MAX_TOP_K,
 };
 pub use ops::moe_experts::{record_moe_experts, MoeExpertsIo};
-pub use ops::moe_gemm::{moe_gemm_chunk, moe_gemm_runs, moe_gemm_variant, record_moe_gemm};
 pub use ops::moe_grouped::{
-    moe_grouped_runs, record_moe_grouped, record_moe_grouped_rows, record_moe_sort,
-    record_moe_sort_chunked, MoeGroups,
+    moe_grouped_runs, record_moe_grouped, record_moe_grouped_rows, record_moe_sort, MoeGroups,
 };
 pub use ops::moe_hadamard_scale::{record_moe_hadamard_scale, MoeScaleIo, SlotSide};
 pub use ops::norm::{record_add_rms_norm, record_rms_norm, record_rms_norm_grouped};

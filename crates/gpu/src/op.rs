@@ -75,9 +75,6 @@ pub enum Op {
     /// `moe_gemv` over chunks of slots that share an expert (`moe_sort`'s order): each
     /// weight unit decoded once for up to 8 slots (prefill).
     MoeGemvMulti,
-    /// Grouped MoE GEMM on cooperative matrices: each workgroup one expert's rows for a
-    /// chunk of that expert's slots (`moe_sort`'s order, chunks of the token tile).
-    MoeGemm,
     /// MoE slots grouped by expert: the sorted order, each slot's place and the chunks.
     MoeSort,
     /// MoE routing: router logits → expert ids and weights per token slot.
@@ -94,7 +91,7 @@ pub enum Op {
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 39] = [
+    pub const ALL: [Op; 38] = [
         Op::Gemv,
         Op::GemvNorm,
         Op::GemvAdd,
@@ -127,7 +124,6 @@ impl Op {
         Op::MoeGemvNorm,
         Op::MoeGemvSilu,
         Op::MoeGemvMulti,
-        Op::MoeGemm,
         Op::MoeSort,
         Op::MoeRoute,
         Op::MoeCombine,
@@ -173,7 +169,6 @@ impl Op {
             Op::MoeGemvNorm => "moe_gemv_norm",
             Op::MoeGemvSilu => "moe_gemv_silu",
             Op::MoeGemvMulti => "moe_gemv_multi",
-            Op::MoeGemm => "moe_gemm",
             Op::MoeSort => "moe_sort",
             Op::MoeRoute => "moe_route",
             Op::MoeCombine => "moe_combine",
@@ -198,7 +193,6 @@ impl Op {
                 | Op::MoeGemvNorm
                 | Op::MoeGemvSilu
                 | Op::MoeGemvMulti
-                | Op::MoeGemm
         )
     }
 

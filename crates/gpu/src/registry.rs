@@ -7,9 +7,7 @@ mod coop;
 mod geometry;
 mod specs;
 
-pub use coop::{
-    coop_chunk_spec, coop_kmajor, coop_splits, coop_tt, gemm_variant_for, moe_gemm_spec,
-};
+pub use coop::{coop_chunk_spec, coop_kmajor, coop_splits, coop_tt, gemm_variant_for};
 pub use geometry::*;
 pub use specs::{attn_flash_spec, spec, ATTN_FLASH_MAX_HD};
 

@@ -172,14 +172,6 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/gemm/gemm_body_coop_chunk.wgsl"),
     ),
     (
-        "gemm/coop_tile_plain.wgsl",
-        include_str!("shaders/gemm/coop_tile_plain.wgsl"),
-    ),
-    (
-        "gemm/coop_tile_moe.wgsl",
-        include_str!("shaders/gemm/coop_tile_moe.wgsl"),
-    ),
-    (
         "gemm/gemm_body_f16.wgsl",
         include_str!("shaders/gemm/gemm_body_f16.wgsl"),
     ),

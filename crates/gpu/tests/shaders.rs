@@ -75,8 +75,6 @@ fn every_kernel_validates_and_translates_to_msl() {
             + (MATMUL_FORMATS.len() - trellis) // moe_gemv_multi
             // moe_gemv_norm and moe_gemv_silu, and the narrow forms of all three MoE GEMVs
             + 5 * (MATMUL_FORMATS.len() - trellis)
-            // moe_gemm: the four coop token tiles
-            + 4 * (MATMUL_FORMATS.len() - trellis)
     );
     for name in [
         "rms_norm",

@@ -23,7 +23,7 @@ pub struct MoeGroups {
 }
 
 /// Group `slots` token slots (expert ids in `ids`, `n_experts` ≤ 256) by expert; slot `s`
-/// reads x row `s / slots_per_x`. Chunks of `moe_gemv_multi`'s token count.
+/// reads x row `s / slots_per_x`.
 pub fn record_moe_sort(
     enc: &mut StepEncoder<'_>,
     ids: &wgpu::Buffer,
@@ -31,27 +31,15 @@ pub fn record_moe_sort(
     n_experts: usize,
     slots_per_x: usize,
 ) -> Result<MoeGroups> {
-    let mt = gemv_multi_tokens() as usize;
-    record_moe_sort_chunked(enc, ids, slots, n_experts, slots_per_x, mt)
-}
-
-/// [`record_moe_sort`] with chunks of at most `mt` slots (a `moe_gemm` token tile).
-pub fn record_moe_sort_chunked(
-    enc: &mut StepEncoder<'_>,
-    ids: &wgpu::Buffer,
-    slots: usize,
-    n_experts: usize,
-    slots_per_x: usize,
-    mt: usize,
-) -> Result<MoeGroups> {
     const OP: &str = "moe_sort";
-    if slots == 0 || n_experts == 0 || n_experts > 256 || slots_per_x == 0 || mt == 0 {
+    if slots == 0 || n_experts == 0 || n_experts > 256 || slots_per_x == 0 {
         return Err(Error::shape(
             OP,
             format!("{slots} slots, {n_experts} experts (≤ 256), {slots_per_x} slots per x row"),
         ));
     }
     Span::whole(ids).check(OP, "ids", slots)?;
+    let mt = gemv_multi_tokens() as usize;
     let max_chunks = slots.div_ceil(mt) + n_experts;
     let xrow_off = (3 * max_chunks).next_multiple_of(4);
     let inv_off = xrow_off + slots.next_multiple_of(4);
@@ -63,7 +51,7 @@ pub fn record_moe_sort_chunked(
         to_u32(OP, "chunks", max_chunks)?,
         to_u32(OP, "x rows offset", xrow_off)?,
         to_u32(OP, "places offset", inv_off)?,
-        to_u32(OP, "chunk", mt)?,
+        mt as u32,
         0,
     ];
     dispatch_op(enc, Op::MoeSort, params, &[ids, &table], [1, 1, 1])?;

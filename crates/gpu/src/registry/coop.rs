@@ -165,34 +165,10 @@ fn wave_splits(tt: usize, rows: usize, chunks: usize, n_tokens: usize) -> usize 
 /// The spec of a coop GEMM `key` (`Op::Gemm`, a coop variant): the chunked body with its
 /// `TT` and the weight layout `MARLIN_GPU_COOP_KMAJOR` picks.
 pub(super) fn coop_spec(key: KernelKey) -> Option<KernelSpec> {
-    match key.op {
-        Op::Gemm => coop_chunk_spec(key.format, key.variant, coop_kmajor()),
-        Op::MoeGemm => moe_gemm_spec(key.format, key.variant, coop_kmajor()),
-        _ => None,
-    }
-}
-
-/// The grouped MoE GEMM (`moe_gemm`) for `format` and coop `variant`: the chunked coop body
-/// placed by the MoE tile hook (no K splits; trellis has no coop GEMM of its own sides).
-pub fn moe_gemm_spec(format: QuantFormat, variant: Variant, kmajor: bool) -> Option<KernelSpec> {
-    if format.is_trellis() {
+    if key.op != Op::Gemm {
         return None;
     }
-    let tt = coop_tt(variant)?;
-    let key = KernelKey {
-        op: Op::MoeGemm,
-        format,
-        variant,
-    };
-    let mut spec = build(
-        key,
-        "gemm/gemm_body_coop_chunk.wgsl",
-        (32 * tt.min(4), 16 * tt),
-        &[("TT", tt), ("WKM", u32::from(kmajor))],
-    )?;
-    spec.parts.push("gemm/coop_tile_moe.wgsl".into());
-    spec.layout = BindLayout::MatmulIds;
-    Some(spec)
+    coop_chunk_spec(key.format, key.variant, coop_kmajor())
 }
 
 /// The chunked body's kernel for `format` and coop `variant` (its token tile), with the
@@ -204,14 +180,12 @@ pub fn coop_chunk_spec(format: QuantFormat, variant: Variant, kmajor: bool) -> O
         format,
         variant,
     };
-    let mut spec = build(
+    build(
         key,
         "gemm/gemm_body_coop_chunk.wgsl",
         (32 * tt.min(4), 16 * tt),
         &[("TT", tt), ("WKM", u32::from(kmajor))],
-    )?;
-    spec.parts.push("gemm/coop_tile_plain.wgsl".into());
-    Some(spec)
+    )
 }
 
 fn build(
@@ -229,7 +203,7 @@ fn build(
     parts.extend(format_parts(key.format)?);
     parts.push(body.to_string());
     let mut entry = String::new();
-    if has_entry_file(key.format) && key.op == Op::Gemm {
+    if has_entry_file(key.format) {
         parts.push(format!("gemm/{name}.wgsl"));
     } else {
         entry = format!(

@@ -27,7 +27,6 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
         | Op::MoeGemvNorm
         | Op::MoeGemvSilu
         | Op::MoeGemvMulti
-        | Op::MoeGemm
         | Op::AttnFlash => return None,
         Op::Embed => {
             let mut parts = vec!["common/matmul_io.wgsl".to_string()];
@@ -146,7 +145,7 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     if key.op == Op::AttnPaged && key.variant == Variant::Gqa {
         return attn_gqa_spec(key);
     }
-    if matches!(key.op, Op::Gemm | Op::MoeGemm) && key.variant.is_coop() {
+    if key.op == Op::Gemm && key.variant.is_coop() {
         return super::coop::coop_spec(key);
     }
     if !matches!(key.op, Op::Gemv | Op::GemvNorm | Op::GemvAdd | Op::Gemm) {

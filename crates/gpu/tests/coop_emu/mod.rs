@@ -2,7 +2,7 @@
 //! kernel's WGSL with its cooperative-matrix operations rewritten into plain per-thread
 //! code (each lane of a 32-thread "subgroup" computes 8 elements of every 16x16 tile). The
 //! emulation follows naga's conventions (`coopLoadT` row major, `coopLoad` / `coopStore`
-//! column major). Used by coop_emulated.rs, moe_gemm_emulated.rs and attn_flash_parity.rs.
+//! column major). Used by coop_emulated.rs and attn_flash_parity.rs.
 #![allow(dead_code)]
 
 /// Emulated accumulators: lane l of a 32-thread "subgroup" holds elements l * 8 .. + 8 of

@@ -13,14 +13,12 @@
 //! to 8 of its slots; plain experts only).
 
 use marlin_core::QTensor;
-use marlin_gpu::registry::gemv_multi_tokens;
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    moe_gemm_chunk, moe_gemm_runs, moe_gemm_variant, record_gate_mul, record_gather_rows,
-    record_gemv_fused, record_matmul, record_moe_combine, record_moe_experts, record_moe_gemm,
-    record_moe_gemv_fused, record_moe_grouped_rows, record_moe_route, record_moe_sort_chunked,
-    GateAct, GemvFuse, GpuContext, GpuExperts, GpuWeight, MatmulIo, MoeExpertsIo, MoeFuse,
-    MoeGemvIo, MoeGroups, MoeRouting, Op, Span, StepEncoder, Variant,
+    record_gate_mul, record_gather_rows, record_gemv_fused, record_matmul, record_moe_combine,
+    record_moe_experts, record_moe_gemv_fused, record_moe_grouped, record_moe_route,
+    record_moe_sort, GateAct, GemvFuse, GpuContext, GpuExperts, GpuWeight, MatmulIo, MoeExpertsIo,
+    MoeFuse, MoeGemvIo, MoeRouting, Op, Span, StepEncoder, Variant,
 };
 
 use super::step::Scratch;
@@ -300,44 +298,9 @@ impl GpuModel {
         })
     }
 
-    /// The token tile of the tensor-core grouped GEMM (`moe_gemm`) for `slots` slots over
-    /// `experts` matrices of every weight in `ws`, when it is on (`MARLIN_GPU_MOE_GEMM=1`;
-    /// else `moe_gemv_multi`) and the device runs it for all of them.
-    pub(super) fn moe_gemm_for(
-        &self,
-        ws: &[&GpuWeight],
-        slots: usize,
-        experts: usize,
-    ) -> Option<Variant> {
-        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        let on = *ON.get_or_init(|| std::env::var("MARLIN_GPU_MOE_GEMM").is_ok_and(|v| v == "1"));
-        let variant = moe_gemm_variant(slots, experts);
-        (on && ws.iter().all(|w| moe_gemm_runs(&self.ctx, w, variant))).then_some(variant)
-    }
-
-    /// `out` (grouped order) = each place's matrix of `w` (`er` rows each) times its `x`
-    /// row: on the tensor cores with `gemm` (the groups sorted with its chunks), else
-    /// `moe_gemv_multi`.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn grouped_matmul(
-        &self,
-        enc: &mut StepEncoder<'_>,
-        w: &GpuWeight,
-        er: usize,
-        g: &MoeGroups,
-        (x, out): (&Buffer, &Buffer),
-        gemm: Option<Variant>,
-    ) -> Result<()> {
-        match gemm {
-            Some(v) => record_moe_gemm(enc, w, er, g, (x, out), v)?,
-            None => record_moe_grouped_rows(enc, w, er, g, x, out)?,
-        }
-        Ok(())
-    }
-
     /// The experts of `m` over `n × k` slots grouped by expert: x rows gathered in grouped
-    /// order, gate|up and down on `moe_gemm` (tensor cores) or `moe_gemv_multi`, the
-    /// outputs gathered back into `y` (slot order).
+    /// order, gate|up and down on `moe_gemv_multi`, the outputs gathered back into `y`
+    /// (slot order).
     fn grouped_experts(
         &self,
         enc: &mut StepEncoder<'_>,
@@ -349,10 +312,7 @@ impl GpuModel {
     ) -> Result<()> {
         let (d, f, slots) = (self.config.hidden, m.ffn, n * k);
         let bytes = |floats: usize| (floats * 4) as u64;
-        let experts = m.gate_up.n_experts;
-        let gemm = self.moe_gemm_for(&[&m.gate_up.w, &m.down.w], slots, experts);
-        let chunk = gemm.map_or(gemv_multi_tokens() as usize, moe_gemm_chunk);
-        let g = record_moe_sort_chunked(enc, ids, slots, experts, k, chunk)?;
+        let g = record_moe_sort(enc, ids, slots, m.gate_up.n_experts, k)?;
         let xg = enc.scratch(bytes(slots * d));
         let xrows = Span::new(&g.table, g.xrow_off);
         record_gather_rows(
@@ -365,14 +325,12 @@ impl GpuModel {
             slots,
         )?;
         let gu = enc.scratch(bytes(slots * 2 * f));
-        let gu_rows = m.gate_up.parts * m.gate_up.mat_rows;
-        self.grouped_matmul(enc, &m.gate_up.w, gu_rows, &g, (&xg, &gu), gemm)?;
+        record_moe_grouped(enc, &m.gate_up, &g, &xg, &gu)?;
         let act = enc.scratch(bytes(slots * f));
         let (src, dst) = (Span::whole(&gu), Span::whole(&act));
         record_gate_mul(enc, self.gate_act(), src, dst, slots, f, 2 * f)?;
         let yg = enc.scratch(bytes(slots * d));
-        let down_rows = m.down.parts * m.down.mat_rows;
-        self.grouped_matmul(enc, &m.down.w, down_rows, &g, (&act, &yg), gemm)?;
+        record_moe_grouped(enc, &m.down, &g, &act, &yg)?;
         let places = Span::new(&g.table, g.inv_off);
         record_gather_rows(
             enc,

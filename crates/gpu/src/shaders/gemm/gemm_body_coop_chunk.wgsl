@@ -21,12 +21,6 @@
 // 2 TT accumulators of 16x16 in f32. SK = 4 / min(TT, 4) subgroups share those rows, each
 // taking one K slice (KS of the chunk's KC / 16 k-steps); their partial sums meet in cc at
 // the end.
-// coop_tile (a hook: coop_tile_plain.wgsl, coop_tile_moe.wgsl) places the workgroup: its
-// rows and tokens, the weight rows they start at and the x / out rows of its tokens, so the
-// same body is the GEMM and the grouped MoE GEMM (each workgroup one expert's rows for a
-// chunk of that expert's token slots). The tile is data only (no control flow depends on
-// it, so the cooperative operations stay in uniform control flow); MoE kernels
-// (MOE_TILES) first let workgroups of unused chunks return, through a uniform load.
 // Grid: (ceil(rows / TM), ceil(n_tokens / TN), S). S > 1 splits K: of the C = ceil(units /
 // KU) chunks, workgroup z walks [z C / S, (z + 1) C / S) (chunk aligned) and stores its
 // partial tile as tokens z n_tokens .. of out (the launcher binds step scratch there, laid
@@ -53,17 +47,6 @@ var<workgroup> cw: array<f16, (1u - WKM) * TM * LDW + WKM * KC * LDW>;
 var<workgroup> cx: array<f16, TN * LD>;
 var<workgroup> cc: array<f32, 4u * CT>;
 
-// The workgroup's place (coop_tile): rows [0, rows) from weight row row_base, tokens
-// [t0, t0 + TN) of [0, tokens), token t at x and out row t_base + t.
-struct CoopTile {
-    rows: u32,
-    row_base: u32,
-    t0: u32,
-    tokens: u32,
-    t_base: u32,
-}
-var<workgroup> wg_live: u32;
-
 // Index in cw of (row rl, chunk element k).
 fn cw_at(rl: u32, k: u32) -> u32 {
     if (WKM == 1u) {
@@ -75,7 +58,7 @@ fn cw_at(rl: u32, k: u32) -> u32 {
 // Chunk slot s (0 .. TM * KU) of the weights: row rl, unit u0 + ku (WKM 0: rl = s / KU,
 // ku = s % KU; WKM 1: rl = s % TM, ku = s / TM), dequantized into cw; zero for rows and
 // units past the end (their reads are clamped in range).
-fn coop_stage_w(tile: CoopTile, row0: u32, u0: u32, units: u32, s: u32) {
+fn coop_stage_w(row0: u32, u0: u32, units: u32, s: u32) {
     var rl = s / KU;
     var ku = s % KU;
     if (WKM == 1u) {
@@ -84,8 +67,8 @@ fn coop_stage_w(tile: CoopTile, row0: u32, u0: u32, units: u32, s: u32) {
     }
     let row = row0 + rl;
     let u = u0 + ku;
-    let wu = load_unit(tile.row_base + min(row, tile.rows - 1u), min(u, units - 1u));
-    let ok = row < tile.rows && u < units;
+    let wu = load_unit(min(row, p.rows - 1u), min(u, units - 1u));
+    let ok = row < p.rows && u < units;
     for (var i = 0u; i < 8u; i++) {
         let v = vec4<f16>(select(vec4<f32>(0.0), wu[i], ok));
         let k = ku * UNIT + i * 4u;
@@ -98,14 +81,14 @@ fn coop_stage_w(tile: CoopTile, row0: u32, u0: u32, units: u32, s: u32) {
 
 // Chunk slot s (0 .. TN * KC / 4) of the activations: token s / (KC / 4), vec4
 // u0 * 8 + s % (KC / 4) of its row, as f16 into cx; zero past the tokens or the row.
-fn coop_stage_x(tile: CoopTile, u0: u32, s: u32) {
+fn coop_stage_x(t0: u32, u0: u32, s: u32) {
     let c4 = p.cols / 4u;
     let tl = s / (KC / 4u);
     let part = s % (KC / 4u);
-    let t = tile.t0 + tl;
+    let t = t0 + tl;
     let k = u0 * 8u + part;
-    let src = p.x_offset + (tile.t_base + min(t, tile.tokens - 1u)) * c4 + min(k, c4 - 1u);
-    let v = vec4<f16>(select(vec4<f32>(0.0), x[src], t < tile.tokens && k < c4));
+    let src = p.x_offset + min(t, p.n_tokens - 1u) * c4 + min(k, c4 - 1u);
+    let v = vec4<f16>(select(vec4<f32>(0.0), x[src], t < p.n_tokens && k < c4));
     let b = tl * LD + part * 4u;
     cx[b] = v.x;
     cx[b + 1u] = v.y;
@@ -119,11 +102,11 @@ fn coop_stage_x(tile: CoopTile, u0: u32, s: u32) {
 // zt + t (zt: the split's first token slot). Called by every thread with the same r, j
 // (uniform: it holds barriers).
 fn coop_emit(
-    tile: CoopTile,
     c: coop_mat16x16<f32, C>,
     r: u32,
     j: u32,
     row0: u32,
+    t0: u32,
     zt: u32,
     lid: u32,
     sg: u32,
@@ -138,25 +121,17 @@ fn coop_emit(
             sum += cc[(g * SK + k) * CT + o];
         }
         let row = row0 + g * 32u + r * 16u + o % 16u;
-        let t = tile.t0 + j * 16u + o / 16u;
-        if (row < tile.rows && t < tile.tokens) {
-            store_out(zt + tile.t_base + t, row, sum);
+        let t = t0 + j * 16u + o / 16u;
+        if (row < p.rows && t < p.n_tokens) {
+            store_out(zt + t, row, sum);
         }
     }
     workgroupBarrier();
 }
 
 fn gemm_run(ids: Ids) {
-    if (MOE_TILES) {
-        if (ids.lid == 0u) {
-            wg_live = coop_live(ids);
-        }
-        if (workgroupUniformLoad(&wg_live) == 0u) {
-            return;
-        }
-    }
-    let tile = coop_tile(ids);
     let row0 = ids.wid.x * TM;
+    let t0 = ids.wid.y * TN;
     let units = units_per_row();
     // This subgroup's first row in cw and first K element of its slice of a chunk.
     let rs = (ids.sg / SK) * 32u;
@@ -183,13 +158,13 @@ fn gemm_run(ids: Ids) {
     let z = ids.wid.z;
     let u_begin = (z * chunks / ids.nwg.z) * KU;
     let u_end = min(((z + 1u) * chunks / ids.nwg.z) * KU, units);
-    let zt = z * tile.tokens;
+    let zt = z * p.n_tokens;
     for (var u0 = u_begin; u0 < u_end; u0 += KU) {
         for (var s = ids.lid; s < TM * KU; s += WG) {
-            coop_stage_w(tile, row0, u0, units, s);
+            coop_stage_w(row0, u0, units, s);
         }
         for (var m = 0u; m < 8u; m++) {
-            coop_stage_x(tile, u0, ids.lid + m * WG);
+            coop_stage_x(t0, u0, ids.lid + m * WG);
         }
         workgroupBarrier();
         // Fixed trip count (the slice offset only moves the pointers): control flow stays
@@ -240,26 +215,26 @@ fn gemm_run(ids: Ids) {
         }
         workgroupBarrier();
     }
-    coop_emit(tile, c00, 0u, 0u, row0, zt, ids.lid, ids.sg);
-    coop_emit(tile, c10, 1u, 0u, row0, zt, ids.lid, ids.sg);
+    coop_emit(c00, 0u, 0u, row0, t0, zt, ids.lid, ids.sg);
+    coop_emit(c10, 1u, 0u, row0, t0, zt, ids.lid, ids.sg);
     if (TT >= 2u) {
-        coop_emit(tile, c01, 0u, 1u, row0, zt, ids.lid, ids.sg);
-        coop_emit(tile, c11, 1u, 1u, row0, zt, ids.lid, ids.sg);
+        coop_emit(c01, 0u, 1u, row0, t0, zt, ids.lid, ids.sg);
+        coop_emit(c11, 1u, 1u, row0, t0, zt, ids.lid, ids.sg);
     }
     if (TT >= 4u) {
-        coop_emit(tile, c02, 0u, 2u, row0, zt, ids.lid, ids.sg);
-        coop_emit(tile, c12, 1u, 2u, row0, zt, ids.lid, ids.sg);
-        coop_emit(tile, c03, 0u, 3u, row0, zt, ids.lid, ids.sg);
-        coop_emit(tile, c13, 1u, 3u, row0, zt, ids.lid, ids.sg);
+        coop_emit(c02, 0u, 2u, row0, t0, zt, ids.lid, ids.sg);
+        coop_emit(c12, 1u, 2u, row0, t0, zt, ids.lid, ids.sg);
+        coop_emit(c03, 0u, 3u, row0, t0, zt, ids.lid, ids.sg);
+        coop_emit(c13, 1u, 3u, row0, t0, zt, ids.lid, ids.sg);
     }
     if (TT >= 8u) {
-        coop_emit(tile, c04, 0u, 4u, row0, zt, ids.lid, ids.sg);
-        coop_emit(tile, c14, 1u, 4u, row0, zt, ids.lid, ids.sg);
-        coop_emit(tile, c05, 0u, 5u, row0, zt, ids.lid, ids.sg);
-        coop_emit(tile, c15, 1u, 5u, row0, zt, ids.lid, ids.sg);
-        coop_emit(tile, c06, 0u, 6u, row0, zt, ids.lid, ids.sg);
-        coop_emit(tile, c16, 1u, 6u, row0, zt, ids.lid, ids.sg);
-        coop_emit(tile, c07, 0u, 7u, row0, zt, ids.lid, ids.sg);
-        coop_emit(tile, c17, 1u, 7u, row0, zt, ids.lid, ids.sg);
+        coop_emit(c04, 0u, 4u, row0, t0, zt, ids.lid, ids.sg);
+        coop_emit(c14, 1u, 4u, row0, t0, zt, ids.lid, ids.sg);
+        coop_emit(c05, 0u, 5u, row0, t0, zt, ids.lid, ids.sg);
+        coop_emit(c15, 1u, 5u, row0, t0, zt, ids.lid, ids.sg);
+        coop_emit(c06, 0u, 6u, row0, t0, zt, ids.lid, ids.sg);
+        coop_emit(c16, 1u, 6u, row0, t0, zt, ids.lid, ids.sg);
+        coop_emit(c07, 0u, 7u, row0, t0, zt, ids.lid, ids.sg);
+        coop_emit(c17, 1u, 7u, row0, t0, zt, ids.lid, ids.sg);
     }
 }

@@ -1,11 +1,10 @@
 //! Recording one MLA layer of a GPU step (see the parent module for the dispatches).
 
 use marlin_core::rope::RopeMode;
-use marlin_gpu::registry::{gemv_multi_tokens, Variant};
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    mla_partial_len, mla_splits, moe_gemm_chunk, moe_grouped_runs, record_attn_mla,
-    record_gather_rows, record_matmul, record_mla_latent, record_moe_gemv, record_moe_sort_chunked,
+    mla_partial_len, mla_splits, moe_grouped_runs, record_attn_mla, record_gather_rows,
+    record_matmul, record_mla_latent, record_moe_gemv, record_moe_grouped_rows, record_moe_sort,
     upload_f32, GpuContext, GpuWeight, MatmulIo, MlaAttnIo, MlaLatentIo, MlaShape, MoeGemvIo,
     MoeGroups, Span, StepEncoder, MLA_HEADS_PER_GROUP,
 };
@@ -112,19 +111,17 @@ impl GpuModel {
         };
         // Prompt steps group the slots by head: each head's matrix is read once per chunk of
         // its slots instead of once per slot.
-        let gemm = self.moe_gemm_for(&[&m.k_b, &m.v_b], slots, h);
         let by_head = match self.grouped_heads(m, n) {
-            true => {
-                let chunk = gemm.map_or(gemv_multi_tokens() as usize, moe_gemm_chunk);
-                Some((
-                    record_moe_sort_chunked(enc, &ids, slots, h, 1, chunk)?,
-                    gemm,
-                ))
-            }
+            true => Some(record_moe_sort(enc, &ids, slots, h, 1)?),
             false => None,
         };
-        let io = gemv(&q_nope, &q_abs, shape.rank);
-        self.per_head(enc, &m.k_b, by_head.as_ref(), &io, q_nope_w)?;
+        self.per_head(
+            enc,
+            &m.k_b,
+            by_head.as_ref(),
+            &gemv(&q_nope, &q_abs, shape.rank),
+            q_nope_w,
+        )?;
         let lat = enc.scratch(bytes(slots * shape.rank));
         // One workgroup per group of heads (they share the latent loads).
         let groups = h.div_ceil(MLA_HEADS_PER_GROUP);
@@ -156,18 +153,17 @@ impl GpuModel {
     }
 
     /// `io.out` slot `s` = head `s % H`'s matrix of `w` times `io.x` row `s` (`cols` floats):
-    /// a GEMV per slot, or with `groups` (the slots sorted by head, and the `moe_gemm` tile
-    /// they were sorted for) the rows gathered by head, one grouped matmul, and the outputs
-    /// gathered back.
+    /// a GEMV per slot, or with `groups` (the slots sorted by head) the rows gathered by
+    /// head, one `moe_gemv_multi`, and the outputs gathered back.
     fn per_head(
         &self,
         enc: &mut StepEncoder<'_>,
         w: &GpuWeight,
-        groups: Option<&(MoeGroups, Option<Variant>)>,
+        groups: Option<&MoeGroups>,
         io: &MoeGemvIo<'_>,
         cols: usize,
     ) -> Result<()> {
-        let Some((g, gemm)) = groups else {
+        let Some(g) = groups else {
             return Ok(record_moe_gemv(enc, w, io)?);
         };
         let (slots, rows) = (io.slots, io.rows_per_expert);
@@ -184,7 +180,7 @@ impl GpuModel {
             slots,
         )?;
         let yg = enc.scratch(bytes(slots * rows));
-        self.grouped_matmul(enc, w, rows, g, (&xg, &yg), *gemm)?;
+        record_moe_grouped_rows(enc, w, rows, g, &xg, &yg)?;
         let places = Span::new(&g.table, g.inv_off);
         record_gather_rows(
             enc,
