@@ -7,12 +7,14 @@ mod gpu_common;
 
 use std::sync::Arc;
 
-use gpu_common::{gpu_ctx, json_ids, json_logits};
+use gpu_common::{f16_gemm, gpu_ctx, json_ids, json_logits};
 use marlin_engine::sampler::SamplingParams;
 use marlin_engine::Engine;
 use marlin_models::{Device, GpuModel, LogitsRequest, Model};
 
-/// As `TINY_REL_TOL` in gpu_models.rs: max |Δ| ≤ 1e-3 × max(1, max |golden|).
+/// As `TINY_REL_TOL` in gpu_models.rs: max |Δ| ≤ 1e-3 × max(1, max |golden|), 4× that
+/// where prompt GEMMs round their operands to f16 (tensor cores; an H200 measured up to
+/// 1.7e-3 on the MLA fixtures).
 const REL_TOL: f32 = 1e-3;
 
 fn tiny(name: &str) -> std::path::PathBuf {
@@ -62,7 +64,7 @@ fn moe_on_gpu_matches_transformers_and_cpu(name: &str) {
             .expect("gpu logits");
         let on_cpu = cpu.prompt_logits(&ids, LogitsRequest::All).expect("cpu");
         let max_abs = want.iter().fold(0f32, |m, &x| m.max(x.abs()));
-        let tol = REL_TOL * max_abs.max(1.0);
+        let tol = REL_TOL * max_abs.max(1.0) * if f16_gemm(&ctx) { 4.0 } else { 1.0 };
         let (worst, vs_cpu) = (
             max_diff(&got.data, &want),
             max_diff(&got.data, &on_cpu.data),

@@ -21,6 +21,14 @@ pub fn gpu_ctx() -> Option<Arc<GpuContext>> {
     }
 }
 
+/// Whether `ctx` runs prompt GEMMs on f16 tensor cores (hardware with cooperative
+/// matrices), which rounds their operands to f16: logits tolerances tuned for f32 (lavapipe
+/// in CI) then widen.
+pub fn f16_gemm(ctx: &GpuContext) -> bool {
+    ctx.default_variant(marlin_models::gpu_forward::marlin_gpu::Op::Gemm)
+        .is_coop()
+}
+
 /// A cached model by name (`default`, `gemma3`).
 pub fn load(name: &str) -> Arc<Model> {
     let path = marlin_models::source::resolve_model(name)
