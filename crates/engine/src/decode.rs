@@ -10,7 +10,7 @@ use marlin_models::gpu_forward::GpuSampling;
 use marlin_models::tokenizer::StreamDecoder;
 use marlin_models::Model;
 
-use crate::blocks::BlockTable;
+use crate::blocks::{BlockAllocator, BlockTable};
 use crate::generate::{Engine, FinishReason};
 use crate::sampler::{SamplingParams, StopChecker};
 use crate::Result;
@@ -133,13 +133,7 @@ impl Engine {
                 return Ok(f);
             }
             let pos = d.history.len() - 1;
-            table.reserve(&mut self.alloc, pos + 1)?;
-            let seq = SeqInput {
-                tokens: &d.history[pos..],
-                start_pos: pos,
-                block_table: table.blocks(),
-                logits: LogitsRequest::Last,
-            };
+            let seq = step_input(&mut self.alloc, table, &d.history[pos..], pos)?;
             tok = match &mut picker {
                 Picker::Gpu(s) => self.forward_pick(seq, gpu_sampling(s, pos))?,
                 Picker::Host(sampler) => {
@@ -168,13 +162,7 @@ impl Engine {
             return Ok(f);
         }
         let pos = d.history.len() - 1;
-        table.reserve(&mut self.alloc, pos + 1)?;
-        let seq = SeqInput {
-            tokens: &d.history[pos..],
-            start_pos: pos,
-            block_table: table.blocks(),
-            logits: LogitsRequest::Last,
-        };
+        let seq = step_input(&mut self.alloc, table, &d.history[pos..], pos)?;
         let kv = self.gpu_kv()?;
         let mut pending =
             g.submit_pick(&[seq], kv, gpu_sampling(sampling, pos).as_slice_opt(), None)?;
@@ -182,14 +170,8 @@ impl Engine {
             // `pending` makes the token at `next`; the step after it takes that token.
             let next = d.history.len();
             let ahead = if d.can_step(1) {
-                table.reserve(&mut self.alloc, next + 1)?;
-                let seq = SeqInput {
-                    // A placeholder: the GPU copies in `pending`'s token.
-                    tokens: &d.history[next - 1..],
-                    start_pos: next,
-                    block_table: table.blocks(),
-                    logits: LogitsRequest::Last,
-                };
+                // A placeholder token: the GPU copies in `pending`'s.
+                let seq = step_input(&mut self.alloc, table, &d.history[next - 1..], next)?;
                 let s = gpu_sampling(sampling, next);
                 Some(g.submit_pick(&[seq], self.gpu_kv()?, s.as_slice_opt(), Some(&pending))?)
             } else {
@@ -208,6 +190,22 @@ impl Engine {
             }
         }
     }
+}
+
+/// Reserve the blocks through position `pos` and the one-token decode input there.
+fn step_input<'a>(
+    alloc: &mut BlockAllocator,
+    table: &'a mut BlockTable,
+    tokens: &'a [u32],
+    pos: usize,
+) -> Result<SeqInput<'a>> {
+    table.reserve(alloc, pos + 1)?;
+    Ok(SeqInput {
+        tokens,
+        start_pos: pos,
+        block_table: table.blocks(),
+        logits: LogitsRequest::Last,
+    })
 }
 
 fn first_id(ids: Vec<u32>) -> Result<u32> {

@@ -18,16 +18,7 @@ const ROWS: usize = 24;
 const IDS: [u32; 6] = [4, 1, 1, 0, 3, 4];
 
 fn formats() -> impl Iterator<Item = (usize, QuantFormat)> {
-    [256usize, 4352].into_iter().flat_map(|c| {
-        [
-            QuantFormat::F32,
-            QuantFormat::F16,
-            QuantFormat::Q8_0,
-            QuantFormat::Q4_0,
-            QuantFormat::Q4_K,
-        ]
-        .map(|f| (c, f))
-    })
+    testkit::moe_cases([256, 4352])
 }
 
 fn silu(g: f32) -> f32 {

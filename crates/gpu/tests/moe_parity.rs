@@ -23,16 +23,7 @@ fn moe_gemv_picks_each_slots_expert() {
     let (experts, er, n, k) = (5, 24, 3, 2);
     let ids: Vec<u32> = vec![4, 1, 1, 0, 3, 4];
     // 8 units per row (a partial tile) and 72 (its whole first half, then checked units).
-    for (cols, format) in [256, 2304].into_iter().flat_map(|c| {
-        [
-            QuantFormat::F32,
-            QuantFormat::F16,
-            QuantFormat::Q8_0,
-            QuantFormat::Q4_0,
-            QuantFormat::Q4_K,
-        ]
-        .map(|f| (c, f))
-    }) {
+    for (cols, format) in testkit::moe_cases([256, 2304]) {
         let t = random_weight(format, experts * er, cols, 3);
         let w = GpuWeight::upload(ctx, &t).expect("upload");
         let dense = t.to_f32().expect("dq");

@@ -71,6 +71,21 @@ fn open_test_context() -> Option<GpuContext> {
     }
 }
 
+/// The expert GEMV formats the MoE parity tests cover (f32, f16, and the plain, Dp4a and
+/// K-quant decoders), each at every column count of `cols`.
+pub fn moe_cases(cols: [usize; 2]) -> impl Iterator<Item = (usize, QuantFormat)> {
+    cols.into_iter().flat_map(|c| {
+        [
+            QuantFormat::F32,
+            QuantFormat::F16,
+            QuantFormat::Q8_0,
+            QuantFormat::Q4_0,
+            QuantFormat::Q4_K,
+        ]
+        .map(|f| (c, f))
+    })
+}
+
 pub fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
 }
