@@ -20,10 +20,15 @@ fn as_words(v: &[u32]) -> Vec<f32> {
 #[test]
 fn moe_gemv_picks_each_slots_expert() {
     let Some(ctx) = testkit::ctx() else { return };
-    let (experts, er, n, k) = (5, 24, 3, 2);
+    let (experts, n, k) = (5, 3, 2);
     let ids: Vec<u32> = vec![4, 1, 1, 0, 3, 4];
-    // 8 units per row (a partial tile) and 72 (its whole first half, then checked units).
-    for (cols, format) in testkit::moe_cases([256, 2304]) {
+    // 8 units per row (a partial tile; the narrow GEMV) and 72 (its whole first half, then
+    // checked units); 200 rows per expert: more than one workgroup of the narrow GEMV's 128
+    // rows, and more rows than its reduction covers in one pass.
+    let cases = [24, 200]
+        .into_iter()
+        .flat_map(|er| testkit::moe_cases([256, 2304]).map(move |c| (er, c)));
+    for (er, (cols, format)) in cases {
         let t = random_weight(format, experts * er, cols, 3);
         let w = GpuWeight::upload(ctx, &t).expect("upload");
         let dense = t.to_f32().expect("dq");

@@ -1,22 +1,24 @@
 // GEMV reduction in workgroup memory (any GW, any subgroup size): every thread stores its
 // 4 row sums (reusing the x tile, free after the body's last barrier); 4 threads per row
-// each add a quarter of the row's GW partials, then one of them adds the 4 quarters.
+// each add a quarter of the row's GW partials (NR * 4 of those sums, in passes of WG when
+// there are more: GW 8 makes NR 128), then one of them adds the 4 quarters. The quarter
+// sums sit past the partials (xs[WG ..]; the x tile holds WG + 4 NR).
 // reduce_sum returns row lid's total to threads lid < NR (0 elsewhere); callers store it.
 fn reduce_sum(ids: Ids, acc: vec4<f32>) -> f32 {
     xs[ids.lid] = acc;
     workgroupBarrier();
     let q = GW / 4u;
-    var part = 0.0;
-    if (ids.lid < NR * 4u) {
-        let row = ids.lid / 4u;
-        let first = (row / 4u) * GW + (ids.lid % 4u) * q;
-        for (var i = 0u; i < q; i++) {
-            part += xs[first + i][row % 4u];
+    for (var base = 0u; base < NR * 4u; base += WG) {
+        let i = base + ids.lid;
+        if (i < NR * 4u) {
+            let row = i / 4u;
+            let first = (row / 4u) * GW + (i % 4u) * q;
+            var part = 0.0;
+            for (var k = 0u; k < q; k++) {
+                part += xs[first + k][row % 4u];
+            }
+            xs[WG + i].x = part;
         }
-    }
-    workgroupBarrier();
-    if (ids.lid < NR * 4u) {
-        xs[WG + ids.lid].x = part;
     }
     workgroupBarrier();
     var t = 0.0;
