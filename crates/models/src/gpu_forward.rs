@@ -13,6 +13,7 @@ mod kv_quant;
 mod layer;
 mod mla;
 mod moe;
+mod options;
 mod overlap;
 pub use moe::MOE_GROUPED_MIN_TOKENS;
 pub use overlap::PendingStep;
@@ -303,50 +304,6 @@ impl GpuModel {
     /// (`gemv_norm` / `gemv_add`; `MARLIN_GPU_FUSE_NORM=0` turns it off).
     pub fn fused_decode(&self) -> bool {
         self.fused_decode
-    }
-
-    /// Use split-K attention from `keys` keys on, GQA and MLA alike (defaults
-    /// [`ATTN_SPLIT_MIN_KEYS`](marlin_gpu::ATTN_SPLIT_MIN_KEYS) and
-    /// [`MLA_SPLIT_MIN_KEYS`](marlin_gpu::MLA_SPLIT_MIN_KEYS)); `usize::MAX` turns it off.
-    pub fn with_attn_split_min_keys(mut self, keys: usize) -> Self {
-        self.attn_split_min_keys = keys;
-        self.mla_split_min_keys = keys;
-        self
-    }
-
-    /// Use the flash-style prefill attention for prompt chunks (default: off, or
-    /// `MARLIN_GPU_PREFILL_ATTN=1`; slower than the per-query kernel on an H200 so far).
-    pub fn with_prefill_attention(mut self, on: bool) -> Self {
-        self.prefill_attn = on;
-        self
-    }
-
-    /// Fold each MoE MLP's norm into its router and gate|up GEMVs in fused decode steps
-    /// (`moe_gemv_norm`; off by default, `MARLIN_GPU_MOE_FOLD_NORM=1`).
-    pub fn with_moe_fold_norm(mut self, on: bool) -> Self {
-        self.moe_fold_norm = on;
-        self
-    }
-
-    /// Steps of at least `n` tokens run MoE experts grouped by expert (`moe_gemv_multi`;
-    /// by default from [`MOE_GROUPED_MIN_TOKENS`] tokens, or `MARLIN_GPU_MOE_GROUPED_MIN`).
-    pub fn with_moe_grouped_min(mut self, n: usize) -> Self {
-        self.moe_grouped_min = n.max(1);
-        self
-    }
-
-    /// Whether prompt steps run attention on cooperative matrices (`attn_flash`, default on
-    /// where the device has them; `MARLIN_GPU_FLASH_ATTN=0` turns it off).
-    pub fn with_flash_attention(mut self, on: bool) -> Self {
-        self.flash_attn = on;
-        self
-    }
-
-    /// Cap logits buffers at `bytes` (at least one row each; the device limit still
-    /// applies). Steps wanting more rows split the LM head over several buffers.
-    pub fn with_logits_page_bytes(mut self, bytes: u64) -> Self {
-        self.logits_page_bytes = bytes.min(self.ctx.max_binding());
-        self
     }
 
     /// The device context.
