@@ -208,7 +208,8 @@ fn step_input<'a>(
     })
 }
 
-fn first_id(ids: Vec<u32>) -> Result<u32> {
+/// The single token id a one-sequence decode step picked.
+pub(crate) fn first_id(ids: Vec<u32>) -> Result<u32> {
     ids.first()
         .copied()
         .ok_or_else(|| crate::Error::InvalidRequest("decode step produced no token".into()))

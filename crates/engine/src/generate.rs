@@ -10,7 +10,7 @@ use marlin_models::kv_cache::KvCache;
 use marlin_models::{Device, GpuKvCache, GpuModel, Logits, Model};
 
 use crate::blocks::{BlockAllocator, BlockTable};
-use crate::decode::{Decoded, Picker};
+use crate::decode::{first_id, Decoded, Picker};
 use crate::sampler::{Sampler, SamplingParams};
 use crate::{Error, Result};
 
@@ -140,9 +140,7 @@ impl Engine {
             Some(s) => g.forward_sample(&[seq], kv, &[s])?,
             None => g.forward_argmax(&[seq], kv)?,
         };
-        ids.first()
-            .copied()
-            .ok_or_else(|| Error::InvalidRequest("decode step produced no token".into()))
+        first_id(ids)
     }
 
     /// The GPU KV cache, when steps run on the GPU.
