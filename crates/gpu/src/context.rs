@@ -1,6 +1,6 @@
 //! `GpuContext`: one opened adapter (device + queue) with its kernel registry and buffer pool.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use marlin_core::QuantFormat;
@@ -15,6 +15,25 @@ use crate::{Error, Result};
 /// `MARLIN_GPU_DP4A=0` turns the 8-bit-activation GEMV off (decode comparisons).
 fn dp4a_allowed() -> bool {
     std::env::var("MARLIN_GPU_DP4A").as_deref() != Ok("0")
+}
+
+/// `MARLIN_GPU_TRELLIS_TILE=0` sends trellis GEMVs back to the f32 kernels.
+fn trellis_tile_from_env() -> bool {
+    std::env::var("MARLIN_GPU_TRELLIS_TILE").as_deref() != Ok("0")
+}
+
+/// Default matrix slots from which trellis experts run the tile kernel: decode's 4 to 8
+/// slots run faster on the f32 kernel (GLM-4.7-Flash trellis3 on an H200: 71.0 tok/s
+/// against 62.8 with tile experts), prompt steps faster on the tile kernel (prefill
+/// 639 -> 1,068 tok/s).
+pub const TRELLIS_TILE_MOE_MIN: usize = 32;
+
+/// `MARLIN_GPU_TRELLIS_TILE_MOE_MIN` or [`TRELLIS_TILE_MOE_MIN`].
+fn trellis_tile_moe_min_from_env() -> usize {
+    std::env::var("MARLIN_GPU_TRELLIS_TILE_MOE_MIN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(TRELLIS_TILE_MOE_MIN)
 }
 
 /// `MARLIN_GPU_COOP=0` turns the tensor-core GEMM off (prefill comparisons).
@@ -48,6 +67,8 @@ pub struct GpuContext {
     errors: Arc<Mutex<Option<String>>>,
     /// Largest token count run by `gemv_multi` (0: never).
     gemv_multi_max: AtomicUsize,
+    trellis_tile: AtomicBool,
+    trellis_tile_moe_min: AtomicUsize,
 }
 
 impl GpuContext {
@@ -111,6 +132,8 @@ impl GpuContext {
             limits,
             errors,
             gemv_multi_max: AtomicUsize::new(gemv_multi_max_from_env()),
+            trellis_tile: AtomicBool::new(trellis_tile_from_env()),
+            trellis_tile_moe_min: AtomicUsize::new(trellis_tile_moe_min_from_env()),
         })
     }
 
@@ -128,7 +151,8 @@ impl GpuContext {
     }
 
     /// The variant of `op` on `format`: the 8-bit-activation GEMV for formats that have
-    /// it (`MARLIN_GPU_DP4A=0` turns it off), else [`GpuContext::default_variant`].
+    /// it (`MARLIN_GPU_DP4A=0` turns it off), the f16 tile GEMV for trellis formats
+    /// (`MARLIN_GPU_TRELLIS_TILE=0`), else [`GpuContext::default_variant`].
     pub fn matmul_variant(&self, op: Op, format: QuantFormat) -> Variant {
         let dp4a = Variant::Dp4a;
         if matches!(op, Op::Gemv | Op::GemvMulti)
@@ -140,6 +164,18 @@ impl GpuContext {
             })
         {
             return dp4a;
+        }
+        let tile = Variant::F16;
+        if op == Op::Gemv
+            && format.is_trellis()
+            && self.trellis_tile.load(Ordering::Relaxed)
+            && self.runs(KernelKey {
+                op,
+                format,
+                variant: tile,
+            })
+        {
+            return tile;
         }
         self.default_variant(op)
     }
@@ -153,6 +189,23 @@ impl GpuContext {
     /// Largest token count `gemv_multi` runs (default [`GEMV_MULTI_MAX`](crate::registry::GEMV_MULTI_MAX), `MARLIN_GPU_GEMV_MULTI_MAX`).
     pub fn gemv_multi_max(&self) -> usize {
         self.gemv_multi_max.load(Ordering::Relaxed)
+    }
+
+    /// Whether trellis GEMVs (and MoE GEMVs) may run the f16 tile kernel (default on,
+    /// `MARLIN_GPU_TRELLIS_TILE=0` off); where it is off or missing they run the f32 ones.
+    pub fn set_trellis_tile(&self, on: bool) {
+        self.trellis_tile.store(on, Ordering::Relaxed);
+    }
+
+    /// Matrix slots (experts × matrices × tokens) from which a trellis MoE GEMV runs the
+    /// tile kernel.
+    pub fn trellis_tile_moe_min(&self) -> usize {
+        self.trellis_tile_moe_min.load(Ordering::Relaxed)
+    }
+
+    /// Set [`GpuContext::trellis_tile_moe_min`].
+    pub fn set_trellis_tile_moe_min(&self, slots: usize) {
+        self.trellis_tile_moe_min.store(slots, Ordering::Relaxed);
     }
 
     /// Set the `gemv_multi` threshold (0 sends every multi-token matmul to the GEMM).

@@ -6,10 +6,12 @@ use marlin_core::QuantFormat;
 mod coop;
 mod geometry;
 mod specs;
+mod trellis_tile;
 
 pub use coop::{coop_chunk_spec, coop_kmajor, coop_splits, coop_tt, gemm_variant_for};
 pub use geometry::*;
 pub use specs::{attn_flash_spec, spec, ATTN_FLASH_MAX_HD};
+pub use trellis_tile::{trellis_tile_rows, trellis_tile_tpr};
 
 use crate::op::Op;
 use crate::shaders::shader_source;

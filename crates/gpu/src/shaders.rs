@@ -232,6 +232,22 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         include_str!("shaders/gemv/gemv_body_q8.wgsl"),
     ),
     (
+        "gemv/gemv_body_trellis.wgsl",
+        include_str!("shaders/gemv/gemv_body_trellis.wgsl"),
+    ),
+    (
+        "gemv/trellis_math_f16.wgsl",
+        include_str!("shaders/gemv/trellis_math_f16.wgsl"),
+    ),
+    (
+        "gemv/trellis_io_gemv.wgsl",
+        include_str!("shaders/gemv/trellis_io_gemv.wgsl"),
+    ),
+    (
+        "gemv/trellis_io_moe.wgsl",
+        include_str!("shaders/gemv/trellis_io_moe.wgsl"),
+    ),
+    (
         "gemv/gemv_bf16.wgsl",
         include_str!("shaders/gemv/gemv_bf16.wgsl"),
     ),

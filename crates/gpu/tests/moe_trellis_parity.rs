@@ -8,7 +8,7 @@ mod testkit;
 use marlin_core::{hadamard, reference, QTensor, QuantFormat};
 use marlin_gpu::{
     read_f32, record_moe_experts, record_moe_hadamard_scale, upload_f32, GpuExperts, MoeExpertsIo,
-    MoeScaleIo, SlotSide, StepEncoder,
+    MoeScaleIo, Op, SlotSide, StepEncoder, Variant,
 };
 use testkit::{nmse, random_trellis, random_vec, random_weight, rng};
 
@@ -114,21 +114,44 @@ fn check_experts(mats: &[QTensor], per_expert: usize, x_per_slot: usize, rot: us
 
 #[test]
 fn trellis_experts_use_their_own_sides() {
-    if testkit::ctx().is_none() {
-        return;
+    let Some(ctx) = testkit::ctx() else { return };
+    // The f32 kernel, then the f16 tile kernel where the device runs it (the only test of
+    // this binary that runs trellis experts, so the switch races with none).
+    ctx.set_trellis_tile_moe_min(0);
+    for tile in [false, true] {
+        ctx.set_trellis_tile(tile);
+        let f16 = ctx.matmul_variant(Op::Gemv, QuantFormat::from_name("trellis2").unwrap())
+            == Variant::F16;
+        if tile && !f16 {
+            break;
+        }
+        let limit = if f16 { 1e-5 } else { 1e-9 };
+        // 4 experts; gate|up = 2 matrices [32, k] each (top 2), down = 1 matrix [128, 32];
+        // k = 512 gives the tile kernel 32 threads per tile row (its two-stage sums).
+        for (name, k) in [
+            ("trellis2", 128),
+            ("trellis3_mcg", 512),
+            ("trellis4_mul1", 128),
+        ] {
+            let f = QuantFormat::from_name(name).unwrap();
+            let gu: Vec<QTensor> = (0..8).map(|i| random_trellis(f, 32, k, i)).collect();
+            let e = check_experts(&gu, 2, 2, 0);
+            eprintln!("{name} tile {f16} gate|up: nmse {e:e}");
+            assert!(e < limit, "{name} tile {f16} gate|up: {e:e}");
+            let down: Vec<QTensor> = (0..4).map(|i| random_trellis(f, 128, 32, 9 + i)).collect();
+            let e = check_experts(&down, 1, 1, 0);
+            eprintln!("{name} tile {f16} down: nmse {e:e}");
+            assert!(e < limit, "{name} tile {f16} down: {e:e}");
+        }
+        // 6 slots of [2048, 2048]: 98,304 tiles, one thread per tile (fewer split them).
+        let f = QuantFormat::from_name("trellis3").unwrap();
+        let big: Vec<QTensor> = (0..4).map(|i| random_trellis(f, 2048, 2048, 20 + i)).collect();
+        let e = check_experts(&big, 1, 1, 0);
+        eprintln!("trellis3 tile {f16} [2048, 2048] experts: nmse {e:e}");
+        assert!(e < limit, "trellis3 tile {f16} [2048, 2048] experts: {e:e}");
     }
-    // 4 experts; gate|up = 2 matrices [32, 128] each (top 2), down = 1 matrix [128, 32].
-    for name in ["trellis2", "trellis3_mcg", "trellis4_mul1"] {
-        let f = QuantFormat::from_name(name).unwrap();
-        let gu: Vec<QTensor> = (0..8).map(|i| random_trellis(f, 32, 128, i)).collect();
-        let e = check_experts(&gu, 2, 2, 0);
-        eprintln!("{name} gate|up: nmse {e:e}");
-        assert!(e < 1e-9, "{name} gate|up: {e:e}");
-        let down: Vec<QTensor> = (0..4).map(|i| random_trellis(f, 128, 32, 9 + i)).collect();
-        let e = check_experts(&down, 1, 1, 0);
-        eprintln!("{name} down: nmse {e:e}");
-        assert!(e < 1e-9, "{name} down: {e:e}");
-    }
+    ctx.set_trellis_tile(true);
+    ctx.set_trellis_tile_moe_min(marlin_gpu::TRELLIS_TILE_MOE_MIN);
 }
 
 #[test]

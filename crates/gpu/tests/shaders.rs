@@ -75,6 +75,7 @@ fn every_kernel_validates_and_translates_to_msl() {
             + (MATMUL_FORMATS.len() - trellis) // moe_gemv_multi
             // moe_gemv_norm and moe_gemv_silu, and the narrow forms of all three MoE GEMVs
             + 5 * (MATMUL_FORMATS.len() - trellis)
+            + 2 * trellis // the f16 tile GEMV and MoE GEMV
     );
     for name in [
         "rms_norm",
@@ -167,7 +168,12 @@ fn geometry_and_bindings_match_the_launcher() {
         ];
         let (tm, tn) = gemm_tile(spec.key.variant);
         let coop = [("WG", GEMM_COOP_WG), ("TM", tm), ("TN", tn)];
+        // The trellis tile GEMV's rows follow the weight's columns (trellis_tile_rows).
+        let tile = spec.key.op == Op::Gemv
+            && spec.key.format.is_trellis()
+            && spec.key.variant == Variant::F16;
         let expect: &[(&str, u32)] = match spec.key.op {
+            Op::Gemv if tile => &op_wg,
             Op::Gemv | Op::GemvNorm | Op::GemvAdd => &gemv,
             Op::GemvMulti | Op::MoeGemvMulti => &multi,
             Op::Gemm if spec.key.variant.is_coop() => &coop,
@@ -183,7 +189,8 @@ fn geometry_and_bindings_match_the_launcher() {
             );
         }
         if Op::MATMUL.contains(&spec.key.op) {
-            assert_eq!(spec.rows_per_group, expect[1].1, "{}", spec.name);
+            let rows = if tile { 16 } else { expect[1].1 };
+            assert_eq!(spec.rows_per_group, rows, "{}", spec.name);
             if spec.key.op == Op::Gemm {
                 assert_eq!(spec.tokens_per_group, expect[2].1, "{}", spec.name);
             }

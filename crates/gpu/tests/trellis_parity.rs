@@ -37,13 +37,29 @@ fn run(
     variant: Variant,
     n_tokens: usize,
 ) -> f64 {
+    let x = random_vec(
+        &mut rng(w.rows as u64 * 7 + n_tokens as u64),
+        n_tokens * w.cols,
+    );
+    run_on(ctx, t, w, op, variant, n_tokens, &x)
+}
+
+/// [`run`] on the activations `x`.
+fn run_on(
+    ctx: &GpuContext,
+    t: &QTensor,
+    w: &GpuWeight,
+    op: Op,
+    variant: Variant,
+    n_tokens: usize,
+    x: &[f32],
+) -> f64 {
     let (rows, cols) = (w.rows, w.cols);
     let dense = t.to_f32().expect("dequantize");
-    let x = random_vec(&mut rng(rows as u64 * 7 + n_tokens as u64), n_tokens * cols);
     let want = reference::matmul(&dense, &x, rows, cols, n_tokens);
     // x starts 4 floats in; rows of out are `stride` apart after a guard.
     let mut xh = vec![0.0f32; 4];
-    xh.extend_from_slice(&x);
+    xh.extend_from_slice(x);
     let xb = upload_f32(ctx, &xh).expect("x");
     let stride = rows + if n_tokens > 1 { 3 } else { 0 };
     let len = (n_tokens - 1) * stride + rows;
@@ -127,6 +143,42 @@ fn chunked_trellis_weights_match() {
     for (op, n) in [(Op::Gemv, 1), (Op::GemvMulti, 4), (Op::Gemm, 9)] {
         let e = run(ctx, &t, &w, op, Variant::Plain, n);
         assert!(e < 1e-10, "{op:?} chunked: nmse {e:e}");
+    }
+    if variants(ctx, Op::Gemv, format).contains(&Variant::F16) {
+        let e = run(ctx, &t, &w, Op::Gemv, Variant::F16, 1);
+        assert!(e < 1e-5, "tile GEMV chunked: nmse {e:e}");
+    }
+}
+
+/// The f16 tile GEMV at the column counts where a tile row has more than 16 threads (its
+/// two-stage row sums: 48 tiles -> 32 threads with uneven shares, 256 tiles -> one tile
+/// row per thread group), with activations spanning six orders of magnitude (the per-tile
+/// power-of-two scaling keeps them inside f16). The small weights split each tile over 4
+/// threads; the 4096 x 4096 one (65,536 tiles) gives each tile one thread.
+#[test]
+fn trellis_tile_gemv_matches_on_wide_rows() {
+    let Some(ctx) = testkit::ctx() else { return };
+    for (name, rows, cols) in [
+        ("trellis3", 48, 768),
+        ("trellis4_mul1", 32, 4096),
+        ("trellis2_mcg", 64, 512),
+        ("trellis3", 4096, 4096),
+    ] {
+        let format = QuantFormat::from_name(name).expect("name");
+        if !variants(ctx, Op::Gemv, format).contains(&Variant::F16) {
+            return;
+        }
+        let t = random_trellis(format, rows, cols, 11);
+        let w = GpuWeight::upload(ctx, &t).expect("upload");
+        // Each 128-column Hadamard block at its own scale, 1e-3 to 1e3.
+        let x: Vec<f32> = random_vec(&mut rng(5), cols)
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| v * 10f32.powi((i / 128) as i32 % 7 - 3))
+            .collect();
+        let e = run_on(ctx, &t, &w, Op::Gemv, Variant::F16, 1, &x);
+        eprintln!("{name} [{rows}x{cols}] tile GEMV: nmse {e:e}");
+        assert!(e < 1e-5, "{name} [{rows}x{cols}] tile GEMV: nmse {e:e}");
     }
 }
 

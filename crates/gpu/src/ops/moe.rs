@@ -5,8 +5,8 @@
 use super::hadamard::record_hadamard;
 use super::{dispatch_op, grid, to_u32, wg, Span};
 use crate::op::Op;
-use crate::registry::{gemv_rows, KernelKey, Variant};
-use crate::{Error, GpuWeight, Result, StepEncoder};
+use crate::registry::{gemv_rows, trellis_tile_rows, KernelKey, Variant};
+use crate::{Error, GpuContext, GpuWeight, Result, StepEncoder};
 
 /// Experts the routing kernel handles (`MAX_E` in moe_route.wgsl).
 pub const MOE_MAX_EXPERTS: usize = 256;
@@ -148,9 +148,19 @@ pub fn record_moe_gemv(enc: &mut StepEncoder<'_>, w: &GpuWeight, io: &MoeGemvIo<
 /// Rows of at most this many columns take [`Variant::Narrow`] (16 units of 32).
 pub const MOE_NARROW_MAX_COLS: usize = 512;
 
-/// The `moe_gemv` variant for `w`: [`Variant::Narrow`] for short rows (MLA's per-head
+/// The `moe_gemv` variant for `w` over `slots` matrix slots: the f16 tile kernel for
+/// trellis experts where the device runs it (as the GEMV, [`GpuContext::matmul_variant`])
+/// and the step has enough slots ([`GpuContext::trellis_tile_moe_min`]), [`Variant::Narrow`] for short rows (MLA's per-head
 /// matrices: 192 and 512 columns for GLM-4.7-Flash), unless `MARLIN_GPU_MOE_NARROW=0`.
-fn moe_gemv_variant(w: &GpuWeight) -> Variant {
+fn moe_gemv_variant(ctx: &GpuContext, w: &GpuWeight, slots: usize) -> Variant {
+    if w.format.is_trellis() {
+        let tile = ctx.matmul_variant(Op::Gemv, w.format) == Variant::F16;
+        return if tile && slots >= ctx.trellis_tile_moe_min() {
+            Variant::F16
+        } else {
+            Variant::Plain
+        };
+    }
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let on = *ON.get_or_init(|| std::env::var("MARLIN_GPU_MOE_NARROW").map_or(true, |v| v != "0"));
     if on && w.cols <= MOE_NARROW_MAX_COLS && !w.format.is_trellis() {
@@ -249,13 +259,13 @@ fn moe_gemv_with(
         to_u32(op_name, "parts", parts)?,
     ];
     let max = enc.ctx().limits.max_compute_workgroups_per_dimension;
-    let variant = moe_gemv_variant(w);
+    let variant = moe_gemv_variant(enc.ctx(), w, io.slots);
+    let block_rows = match variant {
+        Variant::F16 => trellis_tile_rows(w.cols, (er / 16) * (w.cols / 16) * io.slots),
+        _ => gemv_rows(w.format, variant),
+    };
     let groups = [
-        to_u32(
-            op_name,
-            "row blocks",
-            er.div_ceil(gemv_rows(w.format, variant) as usize),
-        )?,
+        to_u32(op_name, "row blocks", er.div_ceil(block_rows as usize))?,
         to_u32(op_name, "slots", io.slots)?,
         1,
     ];

@@ -130,6 +130,12 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     if key.format.is_trellis() && key.op == Op::Embed {
         return None;
     }
+    if matches!(key.op, Op::Gemv | Op::MoeGemv)
+        && key.format.is_trellis()
+        && key.variant == Variant::F16
+    {
+        return super::trellis_tile::trellis_tile_spec(key);
+    }
     if matches!(key.op, Op::MoeGemv | Op::MoeGemvNorm | Op::MoeGemvSilu) {
         return moe_gemv_spec(key);
     }

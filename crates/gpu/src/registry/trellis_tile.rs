@@ -1,0 +1,212 @@
+//! The trellis GEMV's and MoE GEMV's f16 variant (`gemv_body_trellis.wgsl`): its spec, geometry and
+//! the generated part that walks one tile with literal word indices.
+
+use std::fmt::Write;
+use std::sync::OnceLock;
+
+use marlin_core::QuantFormat;
+
+use super::{BindLayout, KernelKey, KernelSpec, Variant};
+use crate::format_parts::format_defines;
+use crate::op::{kernel_name, Op};
+
+/// Threads per workgroup of the tile kernel (`WG`).
+const TILE_WG: u32 = 256;
+
+/// Dispatches of fewer tiles than this give each tile to 4 threads of 4 rows
+/// (`SPLIT_BELOW`; `MARLIN_GPU_TRELLIS_SPLIT_BELOW` overrides it, read once).
+pub fn trellis_tile_split_below() -> u32 {
+    static V: OnceLock<u32> = OnceLock::new();
+    *V.get_or_init(|| {
+        std::env::var("MARLIN_GPU_TRELLIS_SPLIT_BELOW")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(65536)
+    })
+}
+
+/// Threads per tile (1, or 4 below [`trellis_tile_split_below`]) of a dispatch of `tiles`.
+fn subs(tiles: usize) -> u32 {
+    if tiles < trellis_tile_split_below() as usize {
+        4
+    } else {
+        1
+    }
+}
+
+/// Threads that share one 16-row tile row of a `cols`-column weight in a dispatch of
+/// `tiles` tiles (`tr_tpr` in the shader): one per tile up to the thread group of each
+/// quarter (or of the workgroup), rounded down to a power of two.
+pub fn trellis_tile_tpr(cols: usize, tiles: usize) -> u32 {
+    let gs = TILE_WG / subs(tiles);
+    let kt = (cols / 16).max(1);
+    if kt >= gs as usize {
+        gs
+    } else {
+        1 << kt.ilog2()
+    }
+}
+
+/// Output rows one workgroup of the tile kernel covers for `cols` columns in a dispatch
+/// of `tiles` tiles (all slots of a MoE dispatch counted).
+pub fn trellis_tile_rows(cols: usize, tiles: usize) -> u32 {
+    16 * (TILE_WG / subs(tiles) / trellis_tile_tpr(cols, tiles))
+}
+
+/// The spec of `gemv_<trellis format>` or `moe_gemv_<trellis format>` in the f16 variant,
+/// or `None` for other keys.
+pub fn trellis_tile_spec(key: KernelKey) -> Option<KernelSpec> {
+    let QuantFormat::Trellis(t) = key.format else {
+        return None;
+    };
+    let (io, layout, ids) = match key.op {
+        Op::Gemv => ("gemv/trellis_io_gemv.wgsl", BindLayout::Matmul, ""),
+        Op::MoeGemv => (
+            "gemv/trellis_io_moe.wgsl",
+            BindLayout::MatmulIds,
+            "@group(0) @binding(4) var<storage, read> moe_ids: array<u32>;\n",
+        ),
+        _ => return None,
+    };
+    if key.variant != Variant::F16 {
+        return None;
+    }
+    let name = kernel_name(key.op, key.format);
+    let mut entry = String::from(ids);
+    entry.push_str(&tile_source(t.k()));
+    entry.push_str(&format!(
+        "@compute @workgroup_size(WG)\nfn {name}(ids: Ids) {{\n    gemv_trellis_run(ids);\n}}\n"
+    ));
+    // f16 math measured faster than the same tiling with f32 math (values converted, f32
+    // products): H200, 14336×4096, trellis3 29.2 against 34.5 µs, trellis4 29.1 against 34.8.
+    let parts = [
+        "common/enable_f16.wgsl",
+        "common/matmul_io.wgsl",
+        "common/ids_plain.wgsl",
+        io,
+        "gemv/trellis_math_f16.wgsl",
+        "gemv/gemv_body_trellis.wgsl",
+    ];
+    Some(KernelSpec {
+        key,
+        name,
+        parts: parts.map(String::from).to_vec(),
+        workgroup_size: TILE_WG,
+        // The launchers ask trellis_tile_rows: the rows follow the weight's columns.
+        rows_per_group: 16,
+        tokens_per_group: 1,
+        layout,
+        features: wgpu::Features::SHADER_F16,
+        defines: {
+            let mut d = format_defines(key.format);
+            d.push(("SPLIT_BELOW", trellis_tile_split_below()));
+            d
+        },
+        entry,
+    })
+}
+
+/// The generated part for `bits`-wide streams: `tr_tile` (a whole tile), `tr_tile_sub` (a
+/// quarter: rows 4 q .. 4 q + 3 into acc[0..4]) and the partial-sum stores. Each loads the
+/// vec4 words it reads as named values, then each row from the four words holding its
+/// 15 * bits + 16 stream bits, at a literal offset (indices into a register array that are
+/// not literals would send it to memory).
+fn tile_source(bits: u32) -> String {
+    let mut s = tile_fn(bits, "tr_tile", 0..16);
+    for q in 0..4 {
+        s.push_str(&tile_fn(bits, &format!("tr_tile_q{q}"), 4 * q..4 * q + 4));
+    }
+    s.push_str(
+        "fn tr_tile_sub(sub: u32, base: u32, xh: XH, inv: f32, \
+         acc: ptr<function, array<f32, 16>>) {\n    switch sub {\n",
+    );
+    for q in 0..4 {
+        let case = if q == 3 {
+            "default".to_string()
+        } else {
+            format!("case {q}u")
+        };
+        let _ = writeln!(s, "        {case}: {{ tr_tile_q{q}(base, xh, inv, acc); }}");
+    }
+    s.push_str("    }\n}\n\nfn tr_store16(acc: array<f32, 16>, glid: u32) {\n");
+    for r in 0..16 {
+        let _ = writeln!(s, "    part[{r}u * WG + glid] = acc[{r}];");
+    }
+    s.push_str("}\n\nfn tr_store4(acc: array<f32, 16>, sub: u32, glid: u32, gs: u32) {\n");
+    for i in 0..4 {
+        let _ = writeln!(s, "    part[(4u * sub + {i}u) * gs + glid] = acc[{i}];");
+    }
+    s.push_str("}\n\n");
+    s
+}
+
+/// `fn name` adding `rows` of the tile at vec4 `base` into acc[0..] (acc[i] for row
+/// rows.start + i).
+fn tile_fn(bits: u32, name: &str, rows: std::ops::Range<u32>) -> String {
+    let words = 8 * bits;
+    let stream = 256 * bits;
+    let w = |i: u32| {
+        let i = i % words;
+        format!("q{}.{}", i / 4, ["x", "y", "z", "w"][(i % 4) as usize])
+    };
+    let mut body = String::new();
+    let mut used = std::collections::BTreeSet::new();
+    for (slot, r) in rows.enumerate() {
+        let start = (16 * r * bits + bits + stream - 16) % stream;
+        let (i, off) = (start / 32, start % 32);
+        used.extend((i..i + 4).map(|j| (j % words) / 4));
+        let _ = writeln!(
+            body,
+            "    (*acc)[{slot}] = fma(tr_row({}, {}, {}, {}, {off}u, xh), inv, (*acc)[{slot}]);",
+            w(i),
+            w(i + 1),
+            w(i + 2),
+            w(i + 3)
+        );
+    }
+    let mut s =
+        format!("fn {name}(base: u32, xh: XH, inv: f32, acc: ptr<function, array<f32, 16>>) {{\n");
+    for v in used {
+        let _ = writeln!(s, "    let q{v} = w[base + {v}u];");
+    }
+    s.push_str(&body);
+    s.push_str("}\n\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_per_tile_row_follow_the_columns() {
+        let big = 1 << 20;
+        assert_eq!(trellis_tile_tpr(16, big), 1);
+        assert_eq!(trellis_tile_tpr(80, big), 4);
+        assert_eq!(trellis_tile_tpr(2048, big), 128);
+        assert_eq!(trellis_tile_tpr(4096, big), 256);
+        assert_eq!(trellis_tile_tpr(14336, big), 256);
+        assert_eq!(trellis_tile_rows(2048, big), 32);
+        assert_eq!(trellis_tile_rows(768, big), 128);
+        // Small dispatches: quarter tiles, 64 threads per quarter group.
+        assert_eq!(trellis_tile_tpr(4096, 100), 64);
+        assert_eq!(trellis_tile_rows(4096, 100), 16);
+        assert_eq!(trellis_tile_rows(768, 100), 32);
+    }
+
+    #[test]
+    fn rows_read_the_words_that_hold_their_bits() {
+        // 3 bits: row 0 starts 13 bits before the stream's end (tail-biting), word 23.
+        let s = tile_source(3);
+        assert!(s.contains("(*acc)[0] = fma(tr_row(q5.w, q0.x, q0.y, q0.z, 19u, xh)"));
+        // Row 1 starts at bit 48 - 13 = 35: word 1, offset 3.
+        assert!(s.contains("(*acc)[1] = fma(tr_row(q0.y, q0.z, q0.w, q1.x, 3u, xh)"));
+        assert!(s.contains("let q5 = w[base + 5u];"));
+        assert!(!s.contains("q6"));
+        // Quarter 1 (rows 4..8, bits 179 .. 179 + 3 * 48 + 61) loads words 5..12 only.
+        let q1 = &s[s.find("fn tr_tile_q1").unwrap()..s.find("fn tr_tile_q2").unwrap()];
+        assert!(q1.contains("let q1 = w[base + 1u];") && q1.contains("let q3 = w[base + 3u];"));
+        assert!(!q1.contains("let q0 ") && !q1.contains("let q4 "));
+        assert!(q1.contains("(*acc)[0] = fma(tr_row("));
+    }
+}
