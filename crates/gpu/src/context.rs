@@ -1,5 +1,6 @@
 //! `GpuContext`: one opened adapter (device + queue) with its kernel registry and buffer pool.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -20,20 +21,6 @@ fn dp4a_allowed() -> bool {
 /// `MARLIN_GPU_TRELLIS_TILE=0` sends trellis GEMVs back to the f32 kernels.
 fn trellis_tile_from_env() -> bool {
     std::env::var("MARLIN_GPU_TRELLIS_TILE").as_deref() != Ok("0")
-}
-
-/// Default matrix slots from which trellis experts run the tile kernel: decode's 4 to 8
-/// slots run faster on the f32 kernel (GLM-4.7-Flash trellis3 on an H200: 71.0 tok/s
-/// against 62.8 with tile experts), prompt steps faster on the tile kernel (prefill
-/// 639 -> 1,068 tok/s).
-pub const TRELLIS_TILE_MOE_MIN: usize = 32;
-
-/// `MARLIN_GPU_TRELLIS_TILE_MOE_MIN` or [`TRELLIS_TILE_MOE_MIN`].
-fn trellis_tile_moe_min_from_env() -> usize {
-    std::env::var("MARLIN_GPU_TRELLIS_TILE_MOE_MIN")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(TRELLIS_TILE_MOE_MIN)
 }
 
 /// `MARLIN_GPU_COOP=0` turns the tensor-core GEMM off (prefill comparisons).
@@ -68,7 +55,9 @@ pub struct GpuContext {
     /// Largest token count run by `gemv_multi` (0: never).
     gemv_multi_max: AtomicUsize,
     trellis_tile: AtomicBool,
-    trellis_tile_moe_min: AtomicUsize,
+    /// [`GpuContext::runs`] per key: launchers ask on every dispatch, and a spec costs a
+    /// source assembly (the trellis tile kernel generates part of its WGSL).
+    runs_cache: Mutex<HashMap<KernelKey, bool>>,
 }
 
 impl GpuContext {
@@ -133,7 +122,7 @@ impl GpuContext {
             errors,
             gemv_multi_max: AtomicUsize::new(gemv_multi_max_from_env()),
             trellis_tile: AtomicBool::new(trellis_tile_from_env()),
-            trellis_tile_moe_min: AtomicUsize::new(trellis_tile_moe_min_from_env()),
+            runs_cache: Mutex::default(),
         })
     }
 
@@ -195,17 +184,6 @@ impl GpuContext {
     /// `MARLIN_GPU_TRELLIS_TILE=0` off); where it is off or missing they run the f32 ones.
     pub fn set_trellis_tile(&self, on: bool) {
         self.trellis_tile.store(on, Ordering::Relaxed);
-    }
-
-    /// Matrix slots (experts × matrices × tokens) from which a trellis MoE GEMV runs the
-    /// tile kernel.
-    pub fn trellis_tile_moe_min(&self) -> usize {
-        self.trellis_tile_moe_min.load(Ordering::Relaxed)
-    }
-
-    /// Set [`GpuContext::trellis_tile_moe_min`].
-    pub fn set_trellis_tile_moe_min(&self, slots: usize) {
-        self.trellis_tile_moe_min.store(slots, Ordering::Relaxed);
     }
 
     /// Set the `gemv_multi` threshold (0 sends every multi-token matmul to the GEMM).
@@ -270,8 +248,20 @@ impl GpuContext {
     /// Whether this device can run the kernel `key` (it exists and the device has what its
     /// variant needs).
     pub fn runs(&self, key: KernelKey) -> bool {
+        let cached = self
+            .runs_cache
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).copied());
+        if let Some(r) = cached {
+            return r;
+        }
         let coop_ok = !key.variant.is_coop() || self.summary.coop_gemm();
-        coop_ok && spec(key).is_some_and(|s| self.device.features().contains(s.features))
+        let r = coop_ok && spec(key).is_some_and(|s| self.device.features().contains(s.features));
+        if let Ok(mut m) = self.runs_cache.lock() {
+            m.insert(key, r);
+        }
+        r
     }
 
     /// Compile the pipelines for `keys` now (at model load) instead of on first use.

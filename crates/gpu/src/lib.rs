@@ -45,7 +45,7 @@ pub use bench::{
     bench_gemv, bench_gemv_with, copy_bandwidth, BenchOpts, CopyBench, GemvBench, Timer,
 };
 pub use bind_cache::BindCache;
-pub use context::{GpuContext, TRELLIS_TILE_MOE_MIN};
+pub use context::GpuContext;
 pub use encoder::StepEncoder;
 pub use error::{Error, Result};
 pub use layout::WeightLayout;
@@ -72,7 +72,7 @@ pub use ops::hadamard::{record_hadamard_scale, ScaleSide};
 pub use ops::kv::{record_kv_write, record_kv_write_heads, CacheDtype, KvWriteIo};
 pub use ops::matmul::{
     matmul, norm_with_eps, record_gemv_fused, record_matmul, record_matmul_op,
-    record_matmul_variant, GemvFuse, MatmulIo, TRELLIS_TILE_MIN_TILES,
+    record_matmul_variant, GemvFuse, MatmulIo,
 };
 pub use ops::moe::{
     record_moe_combine, record_moe_gemv, record_moe_gemv_fused, record_moe_route, MoeFuse,

@@ -117,7 +117,6 @@ fn trellis_experts_use_their_own_sides() {
     let Some(ctx) = testkit::ctx() else { return };
     // The f32 kernel, then the f16 tile kernel where the device runs it (the only test of
     // this binary that runs trellis experts, so the switch races with none).
-    ctx.set_trellis_tile_moe_min(0);
     for tile in [false, true] {
         ctx.set_trellis_tile(tile);
         let f16 = ctx.matmul_variant(Op::Gemv, QuantFormat::from_name("trellis2").unwrap())
@@ -145,13 +144,14 @@ fn trellis_experts_use_their_own_sides() {
         }
         // 6 slots of [2048, 2048]: 98,304 tiles, one thread per tile (fewer split them).
         let f = QuantFormat::from_name("trellis3").unwrap();
-        let big: Vec<QTensor> = (0..4).map(|i| random_trellis(f, 2048, 2048, 20 + i)).collect();
+        let big: Vec<QTensor> = (0..4)
+            .map(|i| random_trellis(f, 2048, 2048, 20 + i))
+            .collect();
         let e = check_experts(&big, 1, 1, 0);
         eprintln!("trellis3 tile {f16} [2048, 2048] experts: nmse {e:e}");
         assert!(e < limit, "trellis3 tile {f16} [2048, 2048] experts: {e:e}");
     }
     ctx.set_trellis_tile(true);
-    ctx.set_trellis_tile_moe_min(marlin_gpu::TRELLIS_TILE_MOE_MIN);
 }
 
 #[test]

@@ -64,36 +64,11 @@ fn to_u32(v: usize, what: &str) -> Result<u32> {
 }
 
 /// Record `W · x` with the device's choice of op ([`GpuContext::matmul_op`]: GEMV,
-/// `gemv_multi` or GEMM by token count) and its default variant (for trellis GEMVs, the
-/// tile kernel only on weights of [`trellis_tile_min_tiles`] tiles or more).
+/// `gemv_multi` or GEMM by token count) and its default variant.
 pub fn record_matmul(enc: &mut StepEncoder<'_>, w: &GpuWeight, io: &MatmulIo<'_>) -> Result<()> {
-    let ctx = enc.ctx();
     let op = enc.matmul_op_rows(io.n_tokens, w.rows, w.format);
-    let mut v = ctx.matmul_variant(op, w.format);
-    if v == Variant::F16
-        && op == Op::Gemv
-        && (w.rows / 16) * (w.cols / 16) < trellis_tile_min_tiles()
-    {
-        v = ctx.default_variant(op);
-    }
+    let v = enc.ctx().matmul_variant(op, w.format);
     record_matmul_op(enc, w, io, op, v)
-}
-
-/// 16×16 tiles from which a trellis GEMV runs the tile kernel (a 4096×4096 weight). Its
-/// one tile per thread wins on large weights and loses on small ones, where it launches
-/// too few threads (H200, trellis3: 14336×4096 44.9 → 29.2 µs, 4096×4096 about even;
-/// GLM-4.7-Flash decode, whose dense weights are 0.4 to 4 M elements, lost 87.6 → 71.0 tok/s).
-pub const TRELLIS_TILE_MIN_TILES: usize = 65536;
-
-/// [`TRELLIS_TILE_MIN_TILES`], or `MARLIN_GPU_TRELLIS_TILE_MIN_TILES` (read once).
-pub fn trellis_tile_min_tiles() -> usize {
-    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *V.get_or_init(|| {
-        std::env::var("MARLIN_GPU_TRELLIS_TILE_MIN_TILES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(TRELLIS_TILE_MIN_TILES)
-    })
 }
 
 /// Record `W · x` with `variant` of the device's op for `io.n_tokens`; a variant that op
@@ -353,7 +328,7 @@ fn record_matmul_kernel(
                         n.div_ceil(gemv_multi_tokens() as usize),
                     ),
                     _ if w.format.is_trellis() && variant == Variant::F16 => {
-                        (trellis_tile_rows(w.cols, (rows / 16) * (w.cols / 16)), 1)
+                        (trellis_tile_rows(w.cols), 1)
                     }
                     _ => (gemv_rows(w.format, variant), 1),
                 };

@@ -148,17 +148,15 @@ pub fn record_moe_gemv(enc: &mut StepEncoder<'_>, w: &GpuWeight, io: &MoeGemvIo<
 /// Rows of at most this many columns take [`Variant::Narrow`] (16 units of 32).
 pub const MOE_NARROW_MAX_COLS: usize = 512;
 
-/// The `moe_gemv` variant for `w` over `slots` matrix slots: the f16 tile kernel for
-/// trellis experts where the device runs it (as the GEMV, [`GpuContext::matmul_variant`])
-/// and the step has enough slots ([`GpuContext::trellis_tile_moe_min`]), [`Variant::Narrow`] for short rows (MLA's per-head
-/// matrices: 192 and 512 columns for GLM-4.7-Flash), unless `MARLIN_GPU_MOE_NARROW=0`.
-fn moe_gemv_variant(ctx: &GpuContext, w: &GpuWeight, slots: usize) -> Variant {
+/// The `moe_gemv` variant for `w`: the f16 tile kernel for trellis experts where the
+/// device runs it (as the GEMV, [`GpuContext::matmul_variant`]), [`Variant::Narrow`] for
+/// short rows (MLA's per-head matrices: 192 and 512 columns for GLM-4.7-Flash), unless
+/// `MARLIN_GPU_MOE_NARROW=0`.
+fn moe_gemv_variant(ctx: &GpuContext, w: &GpuWeight) -> Variant {
     if w.format.is_trellis() {
-        let tile = ctx.matmul_variant(Op::Gemv, w.format) == Variant::F16;
-        return if tile && slots >= ctx.trellis_tile_moe_min() {
-            Variant::F16
-        } else {
-            Variant::Plain
+        return match ctx.matmul_variant(Op::Gemv, w.format) {
+            Variant::F16 => Variant::F16,
+            _ => Variant::Plain,
         };
     }
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -259,9 +257,9 @@ fn moe_gemv_with(
         to_u32(op_name, "parts", parts)?,
     ];
     let max = enc.ctx().limits.max_compute_workgroups_per_dimension;
-    let variant = moe_gemv_variant(enc.ctx(), w, io.slots);
+    let variant = moe_gemv_variant(enc.ctx(), w);
     let block_rows = match variant {
-        Variant::F16 => trellis_tile_rows(w.cols, (er / 16) * (w.cols / 16) * io.slots),
+        Variant::F16 => trellis_tile_rows(w.cols),
         _ => gemv_rows(w.format, variant),
     };
     let groups = [

@@ -11,9 +11,7 @@
 // workgroup memory. The hook tr_io (trellis_io_gemv, trellis_io_moe) places the
 // workgroup's tile rows, x and output: the same body is the GEMV and the MoE GEMV of
 // trellis experts. The generated part (registry/trellis_tile.rs) supplies tr_tile, which
-// decodes one tile with literal word indices and adds its rows into acc, tr_tile_sub (a
-// quarter tile: 4 rows, for dispatches too small to fill the GPU one tile per thread) and
-// the stores of the partial sums.
+// decodes one tile with literal word indices and adds its rows into acc, and tr_store.
 const WG: u32 = 256u;
 const TV: u32 = 2u * BITS;
 const STREAM: u32 = 256u * BITS;
@@ -75,11 +73,10 @@ fn tr_row(a: u32, b: u32, c: u32, d: u32, off: u32, xh: XH) -> f32 {
     return tr_sum(s);
 }
 
-// Threads per tile row for `cols` columns in groups of gs threads (the launcher's
-// trellis_tile_tpr).
-fn tr_tpr(cols: u32, gs: u32) -> u32 {
+// Threads per tile row for `cols` columns (the launcher's trellis_tile_tpr).
+fn tr_tpr(cols: u32) -> u32 {
     let kt = cols / 16u;
-    return select(1u << firstLeadingBit(max(kt, 1u)), gs, kt >= gs);
+    return select(1u << firstLeadingBit(max(kt, 1u)), WG, kt >= WG);
 }
 
 // The 16 activations at vec4 b, scaled into [1, 2) of the largest magnitude, in TE, and
@@ -106,44 +103,29 @@ fn tr_x(b: u32, xh: ptr<function, XH>) -> f32 {
 
 fn gemv_trellis_run(ids: Ids) {
     let kt_n = p.cols / 16u;
-    // Dispatches of fewer than SPLIT_BELOW tiles give each tile to 4 threads of 4 rows
-    // (groups of gs = WG / subs threads, one per quarter).
-    let subs = select(1u, 4u, tr_tiles(ids) < SPLIT_BELOW);
-    let gs = WG / subs;
-    let tpr = tr_tpr(p.cols, gs);
-    let per = gs / tpr;
+    let tpr = tr_tpr(p.cols);
+    let per = WG / tpr;
     let io = tr_io(ids, per);
-    let sub = ids.lid / gs;
-    let glid = ids.lid % gs;
-    let tr = io.tr0 + glid / tpr;
-    let lane = glid % tpr;
+    let tr = io.tr0 + ids.lid / tpr;
+    let lane = ids.lid % tpr;
     var acc: array<f32, 16>;
     if (tr < io.tr_end) {
         for (var kt = lane; kt < kt_n; kt += tpr) {
             var xh: XH;
             let inv = tr_x(io.xb + kt * 4u, &xh);
-            let base = (tr * kt_n + kt) * TV;
-            if (subs == 1u) {
-                tr_tile(base, xh, inv, &acc);
-            } else {
-                tr_tile_sub(sub, base, xh, inv, &acc);
-            }
+            tr_tile((tr * kt_n + kt) * TV, xh, inv, &acc);
         }
     }
-    if (subs == 1u) {
-        tr_store16(acc, glid);
-    } else {
-        tr_store4(acc, sub, glid, gs);
-    }
+    tr_store(acc, ids.lid);
     workgroupBarrier();
-    // Row o's partials are part[r * gs + trl * TPR + j] (o = 16 trl + r, j < TPR): one
+    // Row o's partials are part[r * WG + trl * TPR + j] (o = 16 trl + r, j < TPR): one
     // pass when TPR <= 16, else 16-way sums back into part, then TPR / 16 of them per row
     // (16 KiB of workgroup memory in all, the WebGPU default limit).
     let scale = tr_row_scale();
     let n_out = min(16u * per, (io.tr_end - min(io.tr0, io.tr_end)) * 16u);
     if (tpr <= 16u) {
         for (var o = ids.lid; o < n_out; o += WG) {
-            let b = (o % 16u) * gs + (o / 16u) * tpr;
+            let b = (o % 16u) * WG + (o / 16u) * tpr;
             var s = 0.0;
             for (var j = 0u; j < tpr; j++) {
                 s += part[b + j];
@@ -153,13 +135,11 @@ fn gemv_trellis_run(ids: Ids) {
         return;
     }
     let tpo = tpr / 16u;
+    let o = ids.lid / tpo;
+    let b = (o % 16u) * WG + (o / 16u) * tpr + ids.lid % tpo;
     var s = 0.0;
-    if (ids.lid < gs) {
-        let o = ids.lid / tpo;
-        let b = (o % 16u) * gs + (o / 16u) * tpr + ids.lid % tpo;
-        for (var j = 0u; j < 16u; j++) {
-            s += part[b + j * tpo];
-        }
+    for (var j = 0u; j < 16u; j++) {
+        s += part[b + j * tpo];
     }
     workgroupBarrier();
     part[ids.lid] = s;

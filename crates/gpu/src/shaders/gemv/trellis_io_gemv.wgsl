@@ -13,7 +13,3 @@ fn tr_io(ids: Ids, per: u32) -> TrIo {
     return TrIo(tr0, p.rows / 16u, p.x_offset, p.out_offset + p.row_offset + tr0 * 16u);
 }
 
-// Tiles of the dispatch (the launcher's count, for the split rule).
-fn tr_tiles(ids: Ids) -> u32 {
-    return (p.rows / 16u) * (p.cols / 16u);
-}

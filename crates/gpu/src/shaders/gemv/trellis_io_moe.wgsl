@@ -22,7 +22,3 @@ fn tr_io(ids: Ids, per: u32) -> TrIo {
     return TrIo(m * er / 16u + lt0, (m + 1u) * er / 16u, xb, slot * p.out_stride + lt0 * 16u);
 }
 
-// Tiles of the dispatch: every slot's matrix (the launcher's count, for the split rule).
-fn tr_tiles(ids: Ids) -> u32 {
-    return (p.n_tokens / 16u) * (p.cols / 16u) * ids.nwg.y;
-}
