@@ -56,7 +56,7 @@ fn run_on(
 ) -> f64 {
     let (rows, cols) = (w.rows, w.cols);
     let dense = t.to_f32().expect("dequantize");
-    let want = reference::matmul(&dense, &x, rows, cols, n_tokens);
+    let want = reference::matmul(&dense, x, rows, cols, n_tokens);
     // x starts 4 floats in; rows of out are `stride` apart after a guard.
     let mut xh = vec![0.0f32; 4];
     xh.extend_from_slice(x);
