@@ -11,7 +11,7 @@ mod trellis_tile;
 pub use coop::{coop_chunk_spec, coop_kmajor, coop_splits, coop_tt, gemm_variant_for};
 pub use geometry::*;
 pub use specs::{attn_flash_spec, spec, ATTN_FLASH_MAX_HD};
-pub use trellis_tile::{trellis_tile_rows, trellis_tile_tpr, TRELLIS_XROT_MAX};
+pub use trellis_tile::{trellis_tile_rows, trellis_tile_tpr};
 
 use crate::op::Op;
 use crate::shaders::shader_source;
@@ -125,11 +125,9 @@ pub enum BindLayout {
     Read3Write2,
     /// 0: params, 1-4: read, 5-7: read_write (rope_kv).
     Read4Write3,
-    /// [`BindLayout::Matmul`] plus 4: expert ids (read) (moe_gemv; the trellis tile GEMV's
-    /// suh).
+    /// [`BindLayout::Matmul`] plus 4: expert ids (read) (moe_gemv).
     MatmulIds,
-    /// [`BindLayout::Matmul`] plus 4: norm weight, 5: expert ids (read) (moe_gemv_norm; the
-    /// trellis tile MoE GEMV: 4 expert ids, 5 suh).
+    /// [`BindLayout::Matmul`] plus 4: norm weight, 5: expert ids (read) (moe_gemv_norm).
     MatmulNormIds,
     /// 0: params, 1-5: read, 6: read_write (attn_mla).
     Read5Write,

@@ -142,7 +142,7 @@ fn trellis_experts_use_their_own_sides() {
             eprintln!("{name} tile {f16} down: nmse {e:e}");
             assert!(e < limit, "{name} tile {f16} down: {e:e}");
         }
-        // Rows longer than the tile kernel rotates itself (4096): the launcher's rotation.
+        // Long rows: 288 tiles per row, 256 threads per tile row (two-stage row sums).
         let f = QuantFormat::from_name("trellis3").unwrap();
         let long: Vec<QTensor> = (0..4)
             .map(|i| random_trellis(f, 32, 4608, 20 + i))

@@ -197,13 +197,7 @@ fn geometry_and_bindings_match_the_launcher() {
             if spec.key.op == Op::GemvMulti {
                 assert_eq!(spec.tokens_per_group, gemv_multi_tokens(), "{}", spec.name);
             }
-            // The trellis tile GEMV binds its weight's suh too.
-            let layout = if tile {
-                BindLayout::MatmulIds
-            } else {
-                BindLayout::Matmul
-            };
-            assert_eq!(spec.layout, layout, "{}", spec.name);
+            assert_eq!(spec.layout, BindLayout::Matmul, "{}", spec.name);
         }
         let mut bound: Vec<(u32, naga::AddressSpace)> = module
             .global_variables

@@ -10,7 +10,7 @@ use crate::ops::hadamard::{record_hadamard, record_hadamard_scale, ScaleSide};
 use crate::ops::Span;
 use crate::registry::{
     act_q8_perm, coop_splits, gemm_tile, gemm_variant_for, gemv_multi_rows, gemv_multi_tokens,
-    gemv_multi_wide, gemv_rows, gemv_wide, trellis_tile_rows, KernelKey, Variant, TRELLIS_XROT_MAX,
+    gemv_multi_wide, gemv_rows, gemv_wide, trellis_tile_rows, KernelKey, Variant,
 };
 use crate::upload::{read_f32, upload_f32, zeroed_f32};
 use crate::weight_trellis::TrellisSides;
@@ -126,9 +126,7 @@ pub fn record_matmul_op(
 }
 
 /// A trellis matmul, `svh ⊙ H_n(Q · H_k(suh ⊙ x))`: the input side into scratch, the
-/// kernel on the tiles of Q into scratch, the output side into `io.out`. The tile GEMV
-/// (`Variant::F16`) runs the input side itself on rows of up to [`TRELLIS_XROT_MAX`]
-/// columns, and reads `suh` at binding 4 in any case.
+/// kernel on the tiles of Q into scratch, the output side into `io.out`.
 fn record_trellis(
     enc: &mut StepEncoder<'_>,
     w: &GpuWeight,
@@ -138,33 +136,21 @@ fn record_trellis(
     variant: Variant,
 ) -> Result<()> {
     let n = io.n_tokens;
+    let xin = enc.scratch((n * w.cols) as u64 * 4);
+    let x = Span::new(io.x, io.x_offset);
+    record_hadamard_scale(
+        enc,
+        x,
+        &sides.suh,
+        Span::whole(&xin),
+        n,
+        w.cols,
+        sides.had_k,
+        ScaleSide::Input,
+    )?;
     let yq = enc.scratch((n * w.rows) as u64 * 4);
-    let tile = op == Op::Gemv && variant == Variant::F16;
-    if tile && w.cols <= TRELLIS_XROT_MAX {
-        let q_io = MatmulIo {
-            out: &yq,
-            out_offset: 0,
-            out_stride: None,
-            ..*io
-        };
-        record_matmul_kernel(enc, w, &q_io, op, variant, Some(&sides.suh))?;
-    } else {
-        let xin = enc.scratch((n * w.cols) as u64 * 4);
-        let x = Span::new(io.x, io.x_offset);
-        record_hadamard_scale(
-            enc,
-            x,
-            &sides.suh,
-            Span::whole(&xin),
-            n,
-            w.cols,
-            sides.had_k,
-            ScaleSide::Input,
-        )?;
-        let q_io = MatmulIo::new(&xin, &yq, n);
-        let extra = tile.then_some(&sides.suh);
-        record_matmul_kernel(enc, w, &q_io, op, variant, extra)?;
-    }
+    let q_io = MatmulIo::new(&xin, &yq, n);
+    record_matmul_plain(enc, w, &q_io, op, variant)?;
     let out_stride = io.out_stride.unwrap_or(w.rows);
     let out = Span::new(io.out, io.out_offset);
     let side = ScaleSide::Output { out_stride };

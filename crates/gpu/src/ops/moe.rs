@@ -5,7 +5,7 @@
 use super::hadamard::record_hadamard;
 use super::{dispatch_op, grid, to_u32, wg, Span};
 use crate::op::Op;
-use crate::registry::{gemv_rows, trellis_tile_rows, KernelKey, Variant, TRELLIS_XROT_MAX};
+use crate::registry::{gemv_rows, trellis_tile_rows, KernelKey, Variant};
 use crate::{Error, GpuContext, GpuWeight, Result, StepEncoder};
 
 /// Experts the routing kernel handles (`MAX_E` in moe_route.wgsl).
@@ -137,12 +137,12 @@ pub fn record_moe_gemv(enc: &mut StepEncoder<'_>, w: &GpuWeight, io: &MoeGemvIo<
         });
     }
     if w.hadamard == 0 {
-        return moe_gemv(enc, w, io, 1, None);
+        return moe_gemv(enc, w, io, 1);
     }
     let n = io.slots.div_ceil(io.x_per_slot.max(1)) * w.cols;
     let rotated = enc.scratch(n as u64 * 4);
     record_hadamard(enc, io.x, 0, &rotated, n, w.hadamard)?;
-    moe_gemv(enc, w, &MoeGemvIo { x: &rotated, ..*io }, 1, None)
+    moe_gemv(enc, w, &MoeGemvIo { x: &rotated, ..*io }, 1)
 }
 
 /// Rows of at most this many columns take [`Variant::Narrow`] (16 units of 32).
@@ -193,28 +193,19 @@ pub fn record_moe_gemv_fused(
             format: w.format.name(),
         });
     }
-    moe_gemv_with(enc, w, io, 1, Some(fuse), None)
-}
-
-/// Whether the `moe_gemv` of trellis experts `w` runs their input side itself (the tile
-/// kernel on rows of up to [`TRELLIS_XROT_MAX`] columns): x goes in as it is, and each
-/// slot's matrix scales and rotates it with its own `suh`.
-pub(crate) fn moe_tile_rotates_x(ctx: &GpuContext, w: &GpuWeight) -> bool {
-    moe_gemv_variant(ctx, w) == Variant::F16 && w.cols <= TRELLIS_XROT_MAX
+    moe_gemv_with(enc, w, io, 1, Some(fuse))
 }
 
 /// The `moe_gemv` dispatch: slot `s` multiplies stacked matrix
 /// `ids[s / parts] · parts + s % parts` (`parts` matrices per expert, `io.slots` counting
-/// every matrix slot) with x row `s / x_per_slot`. `suh`: trellis experts' stacked input
-/// scales, which the tile kernel binds (and applies where [`moe_tile_rotates_x`]).
+/// every matrix slot) with x row `s / x_per_slot`.
 pub(crate) fn moe_gemv(
     enc: &mut StepEncoder<'_>,
     w: &GpuWeight,
     io: &MoeGemvIo<'_>,
     parts: usize,
-    suh: Option<&wgpu::Buffer>,
 ) -> Result<()> {
-    moe_gemv_with(enc, w, io, parts, None, suh)
+    moe_gemv_with(enc, w, io, parts, None)
 }
 
 fn moe_gemv_with(
@@ -223,7 +214,6 @@ fn moe_gemv_with(
     io: &MoeGemvIo<'_>,
     parts: usize,
     fuse: Option<MoeFuse<'_>>,
-    suh: Option<&wgpu::Buffer>,
 ) -> Result<()> {
     let (op, x_width) = match fuse {
         None => (Op::MoeGemv, w.cols),
@@ -290,11 +280,6 @@ fn moe_gemv_with(
         variant,
     };
     let params = bytemuck::bytes_of(&params);
-    if variant == Variant::F16 {
-        let suh = suh.ok_or_else(|| Error::shape(op_name, "trellis experts without their suh"))?;
-        let bufs = [&chunk.buffer, io.x, io.out, io.ids, suh];
-        return enc.dispatch(key, params, &bufs, groups);
-    }
     match fuse {
         Some(MoeFuse::Norm(n)) => enc.dispatch(
             key,

@@ -1,10 +1,9 @@
 //! One MoE projection over every token slot with stacked experts ([`GpuExperts`]): a plain
 //! or rotated stack is one `moe_gemv`; trellis experts are `moe_hadamard_scale` (each slot's
 //! `H(suh_m ⊙ x)`) → `moe_gemv` on the tiles of Q → `moe_hadamard_scale` (`svh_m ⊙ H y`),
-//! three dispatches whatever `top_k` and the number of experts, or two where the tile
-//! kernel runs the input side itself.
+//! three dispatches whatever `top_k` and the number of experts.
 
-use crate::ops::moe::{moe_gemv, moe_tile_rotates_x, record_moe_gemv, MoeGemvIo};
+use crate::ops::moe::{moe_gemv, record_moe_gemv, MoeGemvIo};
 use crate::ops::moe_hadamard_scale::{record_moe_hadamard_scale, MoeScaleIo, SlotSide};
 use crate::weight_experts::GpuExperts;
 use crate::{Result, StepEncoder};
@@ -51,42 +50,31 @@ pub fn record_moe_experts(
     let (parts, cols, rows) = (e.parts, e.w.cols, e.mat_rows);
     let mats = e.n_experts * parts;
     let n = io.slots * parts;
+    let xin = enc.scratch((n * cols) as u64 * 4);
     let input = MoeScaleIo {
         x: io.x,
         s: &sides.suh,
         ids: io.ids,
-        out: io.out,
+        out: &xin,
         slots: io.slots,
         parts,
         mats,
         cols,
         block: sides.had_k,
     };
+    let side = SlotSide::Input {
+        slots_per_x: io.x_per_slot,
+    };
+    record_moe_hadamard_scale(enc, &input, side)?;
     let yq = enc.scratch((n * rows) as u64 * 4);
-    if moe_tile_rotates_x(enc.ctx(), &e.w) {
-        // The tile kernel scales and rotates each slot's x row itself.
-        let q_io = MoeGemvIo {
-            x_per_slot: io.x_per_slot * parts,
-            out: &yq,
-            slots: n,
-            ..gemv_io
-        };
-        moe_gemv(enc, &e.w, &q_io, parts, Some(&sides.suh))?;
-    } else {
-        let xin = enc.scratch((n * cols) as u64 * 4);
-        let side = SlotSide::Input {
-            slots_per_x: io.x_per_slot,
-        };
-        record_moe_hadamard_scale(enc, &MoeScaleIo { out: &xin, ..input }, side)?;
-        let q_io = MoeGemvIo {
-            x: &xin,
-            x_per_slot: 1,
-            out: &yq,
-            slots: n,
-            ..gemv_io
-        };
-        moe_gemv(enc, &e.w, &q_io, parts, Some(&sides.suh))?;
-    }
+    let q_io = MoeGemvIo {
+        x: &xin,
+        x_per_slot: 1,
+        out: &yq,
+        slots: n,
+        ..gemv_io
+    };
+    moe_gemv(enc, &e.w, &q_io, parts)?;
     let output = MoeScaleIo {
         x: &yq,
         s: &sides.svh,

@@ -16,10 +16,6 @@ use crate::op::{kernel_name, Op};
 /// Threads per workgroup of the tile kernel (`WG`).
 const TILE_WG: u32 = 256;
 
-/// Longest row whose input-side rotation the tile kernel runs itself (`XROT_MAX`): the
-/// rotated x shares the 16 KiB of workgroup memory with the partial sums.
-pub const TRELLIS_XROT_MAX: usize = 4096;
-
 /// Threads that share one 16-row tile row of a `cols`-column weight (`tr_tpr` in the
 /// shader): one per tile up to the workgroup, rounded down to a power of two.
 pub fn trellis_tile_tpr(cols: usize) -> u32 {
@@ -42,13 +38,11 @@ pub fn trellis_tile_spec(key: KernelKey) -> Option<KernelSpec> {
     let QuantFormat::Trellis(t) = key.format else {
         return None;
     };
-    // Bindings past the matmul's: the weight's suh (4), or the expert ids (4) and the
-    // stacked experts' suh (5).
     let (io, layout, ids) = match key.op {
-        Op::Gemv => ("gemv/trellis_io_gemv.wgsl", BindLayout::MatmulIds, ""),
+        Op::Gemv => ("gemv/trellis_io_gemv.wgsl", BindLayout::Matmul, ""),
         Op::MoeGemv => (
             "gemv/trellis_io_moe.wgsl",
-            BindLayout::MatmulNormIds,
+            BindLayout::MatmulIds,
             "@group(0) @binding(4) var<storage, read> moe_ids: array<u32>;\n",
         ),
         _ => return None,
@@ -82,11 +76,7 @@ pub fn trellis_tile_spec(key: KernelKey) -> Option<KernelSpec> {
         tokens_per_group: 1,
         layout,
         features: wgpu::Features::SHADER_F16,
-        defines: {
-            let mut d = format_defines(key.format);
-            d.push(("XROT_MAX", TRELLIS_XROT_MAX as u32));
-            d
-        },
+        defines: format_defines(key.format),
         entry,
     })
 }

@@ -12,10 +12,6 @@
 // workgroup's tile rows, x and output: the same body is the GEMV and the MoE GEMV of
 // trellis experts. The generated part (registry/trellis_tile.rs) supplies tr_tile, which
 // decodes one tile with literal word indices and adds its rows into acc, and tr_store.
-// Rows of at most XROT_MAX columns take x as it comes and run the input side of the
-// trellis weight here, H(suh * x) over blocks of min(128, cols' lowest set bit) values
-// (core's had_block), in the workgroup memory the partial sums use afterwards: one
-// dispatch fewer per matmul. Longer rows read x already rotated by the launcher.
 const WG: u32 = 256u;
 const TV: u32 = 2u * BITS;
 const STREAM: u32 = 256u * BITS;
@@ -83,59 +79,13 @@ fn tr_tpr(cols: u32) -> u32 {
     return select(1u << firstLeadingBit(max(kt, 1u)), WG, kt >= WG);
 }
 
-// Where rotated x value c lives in workgroup memory: the XOR spreads the 16 values each
-// thread reads (lanes 16 values apart) over all 32 banks, without padding.
-fn tr_xp(c: u32) -> u32 {
-    return c ^ ((c >> 5u) & 15u);
-}
-
-// part[tr_xp(c)] = H(suh * x)[c] for c < cols (unnormalized: tr_xrot_norm scales the sums),
-// x starting at vec4 xb and suh at float sb. Every thread calls it (barriers inside).
-fn tr_xrot(lid: u32, xb: u32, sb: u32) {
-    for (var c = lid; c < p.cols; c += WG) {
-        part[tr_xp(c)] = x[xb + c / 4u][c % 4u] * suh[sb + c];
-    }
-    workgroupBarrier();
-    let block = min(128u, p.cols & (0u - p.cols));
-    for (var h = 1u; h < block; h <<= 1u) {
-        for (var k = lid; k < p.cols / 2u; k += WG) {
-            let i = (k / h) * 2u * h + k % h;
-            let a = part[tr_xp(i)];
-            let b = part[tr_xp(i + h)];
-            part[tr_xp(i)] = a + b;
-            part[tr_xp(i + h)] = a - b;
-        }
-        workgroupBarrier();
-    }
-}
-
-// The Hadamard normalization tr_xrot leaves out, 1 / sqrt(block).
-fn tr_xrot_norm() -> f32 {
-    return inverseSqrt(f32(min(128u, p.cols & (0u - p.cols))));
-}
-
-// Rotated x values c0 .. c0 + 15 from workgroup memory, as tr_x_scaled takes them.
-fn tr_x_wg(c0: u32, xh: ptr<function, XH>) -> f32 {
-    let x0 = vec4<f32>(part[tr_xp(c0)], part[tr_xp(c0 + 1u)], part[tr_xp(c0 + 2u)],
-        part[tr_xp(c0 + 3u)]);
-    let x1 = vec4<f32>(part[tr_xp(c0 + 4u)], part[tr_xp(c0 + 5u)], part[tr_xp(c0 + 6u)],
-        part[tr_xp(c0 + 7u)]);
-    let x2 = vec4<f32>(part[tr_xp(c0 + 8u)], part[tr_xp(c0 + 9u)], part[tr_xp(c0 + 10u)],
-        part[tr_xp(c0 + 11u)]);
-    let x3 = vec4<f32>(part[tr_xp(c0 + 12u)], part[tr_xp(c0 + 13u)], part[tr_xp(c0 + 14u)],
-        part[tr_xp(c0 + 15u)]);
-    return tr_x_scaled(x0, x1, x2, x3, xh);
-}
-
-// The 16 activations at vec4 b of x, as tr_x_scaled takes them.
+// The 16 activations at vec4 b, scaled into [1, 2) of the largest magnitude, in TE, and
+// the power of two that undoes the scale.
 fn tr_x(b: u32, xh: ptr<function, XH>) -> f32 {
-    return tr_x_scaled(x[b], x[b + 1u], x[b + 2u], x[b + 3u], xh);
-}
-
-// 16 activations scaled into [1, 2) of the largest magnitude, in TE, and the power of two
-// that undoes the scale.
-fn tr_x_scaled(x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>,
-    xh: ptr<function, XH>) -> f32 {
+    let x0 = x[b];
+    let x1 = x[b + 1u];
+    let x2 = x[b + 2u];
+    let x3 = x[b + 3u];
     let m4 = max(max(abs(x0), abs(x1)), max(abs(x2), abs(x3)));
     let m = max(max(max(m4.x, m4.y), max(m4.z, m4.w)), 1e-30);
     let e = bitcast<u32>(m) & 0x7F800000u;
@@ -158,31 +108,20 @@ fn gemv_trellis_run(ids: Ids) {
     let io = tr_io(ids, per);
     let tr = io.tr0 + ids.lid / tpr;
     let lane = ids.lid % tpr;
-    let rot = p.cols <= XROT_MAX;
-    if (rot) {
-        tr_xrot(ids.lid, io.xb, io.sb);
-    }
     var acc: array<f32, 16>;
     if (tr < io.tr_end) {
         for (var kt = lane; kt < kt_n; kt += tpr) {
             var xh: XH;
-            var inv: f32;
-            if (rot) {
-                inv = tr_x_wg(kt * 16u, &xh);
-            } else {
-                inv = tr_x(io.xb + kt * 4u, &xh);
-            }
+            let inv = tr_x(io.xb + kt * 4u, &xh);
             tr_tile((tr * kt_n + kt) * TV, xh, inv, &acc);
         }
     }
-    // The rotated x and the partial sums share workgroup memory.
-    workgroupBarrier();
     tr_store(acc, ids.lid);
     workgroupBarrier();
     // Row o's partials are part[r * WG + trl * TPR + j] (o = 16 trl + r, j < TPR): one
     // pass when TPR <= 16, else 16-way sums back into part, then TPR / 16 of them per row
     // (16 KiB of workgroup memory in all, the WebGPU default limit).
-    let scale = tr_row_scale() * select(1.0, tr_xrot_norm(), rot);
+    let scale = tr_row_scale();
     let n_out = min(16u * per, (io.tr_end - min(io.tr0, io.tr_end)) * 16u);
     if (tpr <= 16u) {
         for (var o = ids.lid; o < n_out; o += WG) {

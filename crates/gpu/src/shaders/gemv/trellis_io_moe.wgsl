@@ -2,18 +2,14 @@
 // params of moe_gemv_body.wgsl: rows = all stacked rows, n_tokens = rows per matrix,
 // row_offset = slots per x row, out_stride = floats between slots, out_offset = matrices
 // per expert. Slot s (workgroup y) multiplies stacked matrix moe_ids[s / parts] * parts +
-// s % parts; workgroup x takes that matrix's tile rows x * per .., and the matrix's suh
-// from the stacked sides at binding 5 (the expert ids are binding 4).
+// s % parts; workgroup x takes that matrix's tile rows x * per ..
 // Grid: x = ceil(rows per matrix / (16 per)), y = slots.
 struct TrIo {
     tr0: u32,    // the workgroup's first tile row (in the stacked weight)
     tr_end: u32, // end of the matrix's tile rows
     xb: u32,     // vec4 index of the slot's x row
     out0: u32,   // out index of the first tile row's row 0
-    sb: u32,     // float index of the matrix's suh
 }
-
-@group(0) @binding(5) var<storage, read> suh: array<f32>;
 
 fn tr_io(ids: Ids, per: u32) -> TrIo {
     let er = p.n_tokens;
@@ -23,7 +19,6 @@ fn tr_io(ids: Ids, per: u32) -> TrIo {
     let m = min(moe_ids[slot / parts] * parts + slot % parts, mats - 1u);
     let lt0 = ids.wid.x * per;
     let xb = p.x_offset + (slot / max(p.row_offset, 1u)) * (p.cols / 4u);
-    let out0 = slot * p.out_stride + lt0 * 16u;
-    return TrIo(m * er / 16u + lt0, (m + 1u) * er / 16u, xb, out0, m * p.cols);
+    return TrIo(m * er / 16u + lt0, (m + 1u) * er / 16u, xb, slot * p.out_stride + lt0 * 16u);
 }
 
