@@ -54,6 +54,7 @@ pub struct GpuContext {
     errors: Arc<Mutex<Option<String>>>,
     /// Largest token count run by `gemv_multi` (0: never).
     gemv_multi_max: AtomicUsize,
+    /// Trellis GEMVs may run the tile kernel ([`GpuContext::set_trellis_tile`]).
     trellis_tile: AtomicBool,
     /// [`GpuContext::runs`] per key: launchers ask on every dispatch, and a spec costs a
     /// source assembly (the trellis tile kernel generates part of its WGSL).

@@ -161,7 +161,7 @@ fn moe_gemv_variant(ctx: &GpuContext, w: &GpuWeight) -> Variant {
     }
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let on = *ON.get_or_init(|| std::env::var("MARLIN_GPU_MOE_NARROW").map_or(true, |v| v != "0"));
-    if on && w.cols <= MOE_NARROW_MAX_COLS && !w.format.is_trellis() {
+    if on && w.cols <= MOE_NARROW_MAX_COLS {
         Variant::Narrow
     } else {
         Variant::Plain
