@@ -11,6 +11,15 @@ pub enum Op {
     Gemv,
     /// `gemv` of `rms_norm(x) · w` (x the residual stream): the norm folded into the GEMV.
     GemvNorm,
+    /// `gemv_norm` that also stores `rms_norm(x) · w` (for the GEMVs after it): the norm
+    /// dispatch folded into the first GEMV that reads it.
+    GemvNormOut,
+    /// `gemv_norm` of the residual stream plus the previous layer's MoE output (slot
+    /// outputs and weights), which no combine dispatch has added yet.
+    GemvNormMoe,
+    /// `gemv_add` that also adds the previous layer's MoE output into the stream: the
+    /// combine folded into the next layer's first residual add.
+    GemvAddMoe,
     /// `gemv` added into its output (the residual stream): the add folded into the GEMV.
     GemvAdd,
     /// Quantized matrix × matrix, several tokens (prefill, batched decode).
@@ -91,9 +100,12 @@ pub enum Op {
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 38] = [
+    pub const ALL: [Op; 41] = [
         Op::Gemv,
         Op::GemvNorm,
+        Op::GemvNormOut,
+        Op::GemvNormMoe,
+        Op::GemvAddMoe,
         Op::GemvAdd,
         Op::Gemm,
         Op::GemvMulti,
@@ -139,6 +151,9 @@ impl Op {
         match self {
             Op::Gemv => "gemv",
             Op::GemvNorm => "gemv_norm",
+            Op::GemvNormOut => "gemv_norm_out",
+            Op::GemvNormMoe => "gemv_norm_moe",
+            Op::GemvAddMoe => "gemv_add_moe",
             Op::GemvAdd => "gemv_add",
             Op::Gemm => "gemm",
             Op::GemvMulti => "gemv_multi",
@@ -178,6 +193,15 @@ impl Op {
         }
     }
 
+    /// True for the GEMV with other input/output hooks (`gemv_norm`, `gemv_add`, …): the
+    /// GEMV's kernels and geometry, plain weights only.
+    pub fn is_fused_gemv(self) -> bool {
+        matches!(
+            self,
+            Op::GemvNorm | Op::GemvNormOut | Op::GemvNormMoe | Op::GemvAdd | Op::GemvAddMoe
+        )
+    }
+
     /// True for ops with one kernel per weight format (`gemv_q4_0`); the others have one
     /// kernel, keyed with [`QuantFormat::F32`] and named by the op alone.
     pub fn per_format(self) -> bool {
@@ -185,6 +209,9 @@ impl Op {
             self,
             Op::Gemv
                 | Op::GemvNorm
+                | Op::GemvNormOut
+                | Op::GemvNormMoe
+                | Op::GemvAddMoe
                 | Op::GemvAdd
                 | Op::Gemm
                 | Op::GemvMulti

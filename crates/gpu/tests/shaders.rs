@@ -54,11 +54,16 @@ fn every_kernel_validates_and_translates_to_msl() {
     let single = Op::ALL.iter().filter(|op| !op.per_format()).count();
     let trellis = MATMUL_FORMATS.iter().filter(|f| f.is_trellis()).count();
     assert_eq!(trellis, 9);
-    // gemv_norm and gemv_add: plain, subgroup and (some) dp4a, no trellis.
-    let fused = 2 * (2 * (MATMUL_FORMATS.len() - trellis) + DP4A_FORMATS.len());
-    // The wide GEMVs: subgroup_wide for every gemv (trellis too) and gemv_norm/gemv_add,
-    // dp4a_wide for the dp4a formats of all three.
-    let wide = MATMUL_FORMATS.len() + 2 * (MATMUL_FORMATS.len() - trellis) + 3 * DP4A_FORMATS.len();
+    // The fused GEMVs (gemv_norm, gemv_norm_out, gemv_norm_moe, gemv_add, gemv_add_moe):
+    // plain, subgroup and (some) dp4a, no trellis.
+    let n_fused = Op::ALL.iter().filter(|op| op.is_fused_gemv()).count();
+    assert_eq!(n_fused, 5);
+    let fused = n_fused * (2 * (MATMUL_FORMATS.len() - trellis) + DP4A_FORMATS.len());
+    // The wide GEMVs: subgroup_wide for every gemv (trellis too) and fused GEMV, dp4a_wide
+    // for the dp4a formats of all of them.
+    let wide = MATMUL_FORMATS.len()
+        + n_fused * (MATMUL_FORMATS.len() - trellis)
+        + (1 + n_fused) * DP4A_FORMATS.len();
     // dp4a gemv_multi (and its wide form) for the dp4a GEMV formats and the E2M1 and 4-bit
     // integer codes.
     let multi = MATMUL_FORMATS.iter().filter(|&&f| dp4a_multi(f)).count();
@@ -174,7 +179,7 @@ fn geometry_and_bindings_match_the_launcher() {
             && spec.key.variant == Variant::F16;
         let expect: &[(&str, u32)] = match spec.key.op {
             Op::Gemv if tile => &op_wg,
-            Op::Gemv | Op::GemvNorm | Op::GemvAdd => &gemv,
+            op if op == Op::Gemv || op.is_fused_gemv() => &gemv,
             Op::GemvMulti | Op::MoeGemvMulti => &multi,
             Op::Gemm if spec.key.variant.is_coop() => &coop,
             Op::Gemm => &[("WG", GEMM_WG), ("TM", GEMM_ROWS), ("TN", GEMM_TOKENS)],

@@ -166,70 +166,6 @@ fn record_trellis(
     )
 }
 
-/// How a [`record_gemv_fused`] GEMV folds in its neighbouring op.
-#[derive(Debug, Clone, Copy)]
-pub enum GemvFuse<'a> {
-    /// `gemv_norm`: the input is the residual stream; the kernel multiplies
-    /// `rms_norm(x) · w`. The buffer holds the norm weight (`cols` floats) and then its
-    /// epsilon at float `cols` (`cols + 4` floats; see [`norm_with_eps`]).
-    Norm(&'a wgpu::Buffer),
-    /// `gemv_add`: the product is added into `io.out` (the residual stream).
-    Add,
-}
-
-/// The buffer contents [`GemvFuse::Norm`] reads: `w`, then `eps`, padded to a vec4.
-pub fn norm_with_eps(w: &[f32], eps: f32) -> Vec<f32> {
-    let mut v = w.to_vec();
-    v.extend([eps, 0.0, 0.0, 0.0]);
-    v
-}
-
-/// Record one token's `W · rms_norm(x)` or `out += W · x` as one GEMV dispatch per weight
-/// chunk (decode: the norm or residual add needs no dispatch of its own). Rotated and
-/// trellis weights transform x around their kernel, so they are `Error::Unsupported`
-/// here: callers keep the separate norm/add for them.
-pub fn record_gemv_fused(
-    enc: &mut StepEncoder<'_>,
-    w: &GpuWeight,
-    io: &MatmulIo<'_>,
-    fuse: GemvFuse<'_>,
-) -> Result<()> {
-    let op = match fuse {
-        GemvFuse::Norm(_) => Op::GemvNorm,
-        GemvFuse::Add => Op::GemvAdd,
-    };
-    if w.trellis.is_some() || w.hadamard > 0 {
-        return Err(Error::Unsupported {
-            op: op.name(),
-            format: w.format.name(),
-        });
-    }
-    if io.n_tokens != 1 || !w.cols.is_multiple_of(4) {
-        return Err(Error::shape(
-            op.name(),
-            format!(
-                "one token and cols % 4 == 0, got {} x {}",
-                io.n_tokens, w.cols
-            ),
-        ));
-    }
-    let extra = match fuse {
-        GemvFuse::Norm(b) => {
-            let need = (w.cols as u64 + 4) * 4;
-            if b.size() < need {
-                return Err(Error::shape(
-                    op.name(),
-                    format!("norm buffer holds {} bytes, needs {need}", b.size()),
-                ));
-            }
-            Some(b)
-        }
-        GemvFuse::Add => None,
-    };
-    let variant = enc.ctx().matmul_variant(Op::Gemv, w.format);
-    record_matmul_kernel(enc, w, io, op, variant, extra)
-}
-
 /// [`record_matmul_variant`] on an input that needs no rotation.
 fn record_matmul_plain(
     enc: &mut StepEncoder<'_>,
@@ -238,17 +174,20 @@ fn record_matmul_plain(
     op: Op,
     variant: Variant,
 ) -> Result<()> {
-    record_matmul_kernel(enc, w, io, op, variant, None)
+    record_matmul_kernel(enc, w, io, op, variant, &[], None)
 }
 
-/// Dispatch `op` per weight chunk; `extra` is bound at binding 4 (gemv_norm's weight).
-fn record_matmul_kernel(
+/// Dispatch `op` per weight chunk; `extra` is bound from binding 4 on (the fused GEMVs'
+/// norm weight, normed x, MoE outputs and weights); `slots` (a fused GEMV's MoE slot
+/// count) goes in the params' token count, which a one-token GEMV does not read.
+pub(super) fn record_matmul_kernel(
     enc: &mut StepEncoder<'_>,
     w: &GpuWeight,
     io: &MatmulIo<'_>,
     op: Op,
     variant: Variant,
-    extra: Option<&wgpu::Buffer>,
+    extra: &[&wgpu::Buffer],
+    slots: Option<usize>,
 ) -> Result<()> {
     let ctx = enc.ctx();
     let stride = io.out_stride.unwrap_or(w.rows);
@@ -287,7 +226,7 @@ fn record_matmul_kernel(
     // tiles, not 64).
     let variant = match op {
         Op::Gemm => gemm_variant_for(variant, w.rows, n),
-        Op::Gemv | Op::GemvNorm | Op::GemvAdd => gemv_wide(variant, w.format, w.rows),
+        op if op == Op::Gemv || op.is_fused_gemv() => gemv_wide(variant, w.format, w.rows),
         Op::GemvMulti => gemv_multi_wide(variant, w.rows, w.cols, n),
         _ => variant,
     };
@@ -312,7 +251,7 @@ fn record_matmul_kernel(
         let params = MatmulParams {
             rows: to_u32(rows, "rows")?,
             cols: to_u32(w.cols, "cols")?,
-            n_tokens: to_u32(n, "n_tokens")?,
+            n_tokens: to_u32(slots.unwrap_or(n), "n_tokens")?,
             row_offset: to_u32(chunk.rows.start, "row offset")?,
             out_stride: to_u32(stride, "out_stride")?,
             meta_offset: chunk.meta_offset_words,
@@ -320,7 +259,7 @@ fn record_matmul_kernel(
             out_offset: to_u32(io.out_offset, "out_offset")?,
         };
         let groups = match op {
-            Op::Gemv | Op::GemvNorm | Op::GemvAdd | Op::GemvMulti => {
+            op if op == Op::Gemv || op == Op::GemvMulti || op.is_fused_gemv() => {
                 // gemv_multi: every (row group, pass) pair in x/y (multi_tile.wgsl).
                 let (per, passes) = match op {
                     Op::GemvMulti => (
@@ -391,9 +330,10 @@ fn record_matmul_kernel(
             record_gemm_splitk_reduce(enc, &reduce)?;
             continue;
         }
-        // No allocation per dispatch: `extra` (binding 4) only where the kernel has it.
-        let bufs = [&chunk.buffer, x, io.out, extra.unwrap_or(io.out)];
-        let n_bufs = if extra.is_some() { 4 } else { 3 };
+        // No allocation per dispatch: `extra` (bindings 4-6) only where the kernel has it.
+        let e = |i: usize| extra.get(i).copied().unwrap_or(io.out);
+        let bufs = [&chunk.buffer, x, io.out, e(0), e(1), e(2)];
+        let n_bufs = 3 + extra.len().min(3);
         enc.dispatch(key, bytemuck::bytes_of(&params), &bufs[..n_bufs], groups)?;
     }
     Ok(())

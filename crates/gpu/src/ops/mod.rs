@@ -11,6 +11,7 @@ pub mod attn_mla;
 pub mod elementwise;
 pub mod embed;
 pub mod gemm_splitk;
+pub mod gemv_fused;
 pub mod hadamard;
 pub mod kv;
 pub mod matmul;

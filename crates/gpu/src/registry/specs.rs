@@ -20,6 +20,9 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
     let (parts, layout) = match key.op {
         Op::Gemv
         | Op::GemvNorm
+        | Op::GemvNormOut
+        | Op::GemvNormMoe
+        | Op::GemvAddMoe
         | Op::GemvAdd
         | Op::Gemm
         | Op::GemvMulti
@@ -154,12 +157,12 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     if key.op == Op::Gemm && key.variant.is_coop() {
         return super::coop::coop_spec(key);
     }
-    if !matches!(key.op, Op::Gemv | Op::GemvNorm | Op::GemvAdd | Op::Gemm) {
+    let fused = key.op.is_fused_gemv();
+    if !(fused || matches!(key.op, Op::Gemv | Op::Gemm)) {
         return op_spec(key);
     }
-    // gemv_norm / gemv_add are the GEMV with other input/output hooks: plain weights only
-    // (rotated and trellis weights transform x or the output around the kernel).
-    let fused = matches!(key.op, Op::GemvNorm | Op::GemvAdd);
+    // gemv_norm(_out) / gemv_add are the GEMV with other input/output hooks: plain weights
+    // only (rotated and trellis weights transform x or the output around the kernel).
     if fused && key.format.is_trellis() {
         return None;
     }
@@ -235,12 +238,15 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     parts.push(format!("common/ids_{ids}.wgsl"));
     parts.extend(format_parts(key.format)?);
     if gemv_op == Op::Gemv {
-        let (x_hook, out_hook) = match key.op {
-            Op::GemvNorm => ("gemv/x_norm.wgsl", "gemv/out_store.wgsl"),
-            Op::GemvAdd => ("gemv/x_plain.wgsl", "gemv/out_add.wgsl"),
-            _ => ("gemv/x_plain.wgsl", "gemv/out_store.wgsl"),
+        let hooks: &[&str] = match key.op {
+            Op::GemvNorm => &["x_norm", "res_plain", "norm_end", "out_store"],
+            Op::GemvNormOut => &["x_norm", "res_plain", "norm_out", "out_store"],
+            Op::GemvNormMoe => &["x_norm", "res_moe", "norm_end", "out_store"],
+            Op::GemvAdd => &["x_plain", "out_add"],
+            Op::GemvAddMoe => &["x_plain", "out_add_moe"],
+            _ => &["x_plain", "out_store"],
         };
-        parts.extend([x_hook.to_string(), out_hook.to_string()]);
+        parts.extend(hooks.iter().map(|h| format!("gemv/{h}.wgsl")));
     }
     parts.extend(body.into_iter().map(String::from));
     let mut entry = String::new();
@@ -263,11 +269,14 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
         workgroup_size: wg,
         rows_per_group: rows,
         tokens_per_group: tokens,
-        // gemv_norm's norm weight sits at binding 4.
-        layout: if key.op == Op::GemvNorm {
-            BindLayout::MatmulIds
-        } else {
-            BindLayout::Matmul
+        // gemv_norm's norm weight sits at binding 4, then gemv_norm_out's normed x at 5 or
+        // gemv_norm_moe's MoE outputs and weights at 5 and 6 (gemv_add_moe's at 4 and 5).
+        layout: match key.op {
+            Op::GemvNorm => BindLayout::MatmulIds,
+            Op::GemvNormOut => BindLayout::MatmulNormOut,
+            Op::GemvNormMoe => BindLayout::MatmulRead3,
+            Op::GemvAddMoe => BindLayout::MatmulRead2,
+            _ => BindLayout::Matmul,
         },
         features,
         defines,
@@ -287,9 +296,13 @@ fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
     }
     // The norm hook takes binding 4 for its weight; the expert ids move to 5.
     let (hook, ids_binding, layout) = match key.op {
-        Op::MoeGemvNorm => ("gemv/x_norm.wgsl", 5, BindLayout::MatmulNormIds),
-        Op::MoeGemvSilu => ("gemv/x_silu.wgsl", 4, BindLayout::MatmulIds),
-        _ => ("gemv/x_plain.wgsl", 4, BindLayout::MatmulIds),
+        Op::MoeGemvNorm => (
+            &["x_norm", "res_plain", "norm_end"][..],
+            5,
+            BindLayout::MatmulNormIds,
+        ),
+        Op::MoeGemvSilu => (&["x_silu"][..], 4, BindLayout::MatmulIds),
+        _ => (&["x_plain"][..], 4, BindLayout::MatmulIds),
     };
     let name = kernel_name(key.op, key.format);
     let mut parts = vec![
@@ -297,7 +310,7 @@ fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
         "common/ids_plain.wgsl".to_string(),
     ];
     parts.extend(format_parts(key.format)?);
-    parts.push(hook.into());
+    parts.extend(hook.iter().map(|h| format!("gemv/{h}.wgsl")));
     parts.push("gemv/out_store.wgsl".into());
     parts.push("gemv/reduce_shared.wgsl".into());
     parts.push("gemv/tile_acc.wgsl".into());

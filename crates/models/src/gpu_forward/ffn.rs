@@ -4,7 +4,7 @@
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{record_gate_mul, GateAct, Span, StepEncoder};
 
-use super::moe::GpuMoe;
+use super::moe::{GpuMoe, MoeNorm};
 use super::step::Scratch;
 use super::upload::{GpuLinear, GpuProj};
 use super::GpuModel;
@@ -78,7 +78,11 @@ impl GpuModel {
             GpuFfn::Dense { gu, down } => {
                 self.dense_mlp(enc, gu, down, &s.xn, &s.tmp, n, Some((&s.gu, &s.act)))
             }
-            GpuFfn::Moe(m) => self.record_moe(enc, m, s, n, &s.tmp, false, None),
+            GpuFfn::Moe(m) => {
+                // Written into `s.tmp`, not added into the stream: nothing is deferred.
+                self.record_moe(enc, m, s, n, &s.tmp, false, MoeNorm::Done)?;
+                Ok(())
+            }
         }
     }
 }

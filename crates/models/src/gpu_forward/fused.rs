@@ -12,11 +12,12 @@
 
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    norm_with_eps, record_gate_mul, record_gemv_fused, upload_f32, GemvFuse, GpuContext, GpuWeight,
-    MatmulIo, PooledBuffer, Span, StepEncoder,
+    norm_with_eps, record_gate_mul, record_gemv_fused, record_moe_combine, upload_f32, GemvFuse,
+    GpuContext, GpuWeight, MatmulIo, MoePending, PooledBuffer, Span, StepEncoder,
 };
 
 use super::ffn::GpuFfn;
+use super::moe::MoeNorm;
 use super::step::Scratch;
 use super::upload::GpuLinear;
 use super::{GpuLayer, GpuModel};
@@ -35,6 +36,53 @@ pub(super) fn moe_fold_norm_default() -> bool {
     std::env::var("MARLIN_GPU_MOE_FOLD_NORM").is_ok_and(|v| v == "1")
 }
 
+/// Whether fused decode steps leave each MoE combine to the next layer's GEMVs
+/// (`MARLIN_GPU_MOE_DEFER=0` turns it off).
+pub(super) fn moe_defer_default() -> bool {
+    std::env::var("MARLIN_GPU_MOE_DEFER").map_or(true, |v| v != "0")
+}
+
+/// How a fused decode step's first GEMVs of a block read the residual stream: through the
+/// block's norm (as `gemv_norm` reads it), plus the previous layer's deferred MoE output.
+#[derive(Clone, Copy)]
+pub(super) struct StreamIn<'a> {
+    pub(super) norm: &'a Buffer,
+    pub(super) moe: Option<MoePending<'a>>,
+}
+
+impl StreamIn<'_> {
+    /// The fused GEMV that reads the stream this way.
+    pub(super) fn fuse(&self) -> GemvFuse<'_> {
+        match self.moe {
+            Some(moe) => GemvFuse::NormMoe {
+                norm: self.norm,
+                moe,
+            },
+            None => GemvFuse::Norm(self.norm),
+        }
+    }
+}
+
+/// A MoE layer's output that a fused decode step has not added into the residual stream:
+/// the next layer's first GEMVs read it (`gemv_norm_moe`) and its o_proj adds it
+/// (`gemv_add_moe`), so the combine needs no dispatch.
+pub(super) struct DeferredMoe {
+    pub(super) y: Buffer,
+    pub(super) wts: Buffer,
+    pub(super) slots: usize,
+}
+
+impl DeferredMoe {
+    /// As the fused GEMVs take it.
+    pub(super) fn pending(&self) -> MoePending<'_> {
+        MoePending {
+            y: &self.y,
+            wts: &self.wts,
+            slots: self.slots,
+        }
+    }
+}
+
 /// A layer's norms as `gemv_norm` reads them (weight, then epsilon).
 pub(crate) struct FusedNorms {
     attn: PooledBuffer,
@@ -44,7 +92,8 @@ pub(crate) struct FusedNorms {
     ffn: Option<PooledBuffer>,
 }
 
-fn plain(w: &GpuWeight) -> bool {
+/// Whether a fused GEMV can read `w`: no trellis, no rotation, whole vec4s per row.
+pub(super) fn plain(w: &GpuWeight) -> bool {
     w.trellis.is_none() && w.hadamard == 0 && w.cols.is_multiple_of(4)
 }
 
@@ -80,7 +129,7 @@ impl FusedNorms {
         Ok(Some(FusedNorms {
             attn: buf(l.attn_norm)?,
             ffn: match &l.ffn {
-                GpuFfn::Moe(m) if !m.folds_norm() => None,
+                GpuFfn::Moe(m) if !m.router_plain() => None,
                 _ => Some(buf(l.ffn_norm)?),
             },
         }))
@@ -95,32 +144,53 @@ impl FusedNorms {
 }
 
 impl GpuModel {
-    /// `h += W x` for one token.
+    /// `h += W x` for one token (and the deferred MoE output `moe`).
     fn linear_add(
         &self,
         enc: &mut StepEncoder<'_>,
         l: &GpuLinear,
         x: &Buffer,
         h: &Buffer,
+        moe: Option<MoePending<'_>>,
     ) -> Result<()> {
-        record_gemv_fused(enc, &l.w, &MatmulIo::new(x, h, 1), GemvFuse::Add)?;
+        let fuse = match moe {
+            Some(m) => GemvFuse::AddMoe(m),
+            None => GemvFuse::Add,
+        };
+        record_gemv_fused(enc, &l.w, &MatmulIo::new(x, h, 1), fuse)?;
         Ok(())
     }
 
-    /// The q|k|v projection of the residual stream `s.h` (attention norm folded in).
+    /// Add a deferred MoE output into the residual stream `s.h` (one `moe_combine`).
+    pub(super) fn flush_moe(
+        &self,
+        enc: &mut StepEncoder<'_>,
+        d: DeferredMoe,
+        s: &Scratch,
+    ) -> Result<()> {
+        let hidden = self.config.hidden;
+        record_moe_combine(enc, &d.y, &d.wts, &s.h, 1, hidden, d.slots, true)?;
+        Ok(())
+    }
+
+    /// The q|k|v projection of the residual stream `s.h` (attention norm folded in, and the
+    /// deferred MoE output `moe`).
     pub(super) fn fused_qkv(
         &self,
         enc: &mut StepEncoder<'_>,
         l: &GpuLayer,
         f: &FusedNorms,
         s: &Scratch,
+        moe: Option<MoePending<'_>>,
     ) -> Result<()> {
-        self.proj_with(enc, &l.qkv, &s.h, &s.qkv, 1, Some(&f.attn))
+        let input = StreamIn { norm: &f.attn, moe };
+        self.proj_with(enc, &l.qkv, &s.h, &s.qkv, 1, Some(input))
     }
 
-    /// `h += o(att)`, then the MLP added into `h`: dense, `h += down(act(gate n(h)) ·
-    /// up n(h))` (ffn norm folded in); MoE, `n(h)` into `s.xn` for the router and experts,
-    /// whose combine adds into `h`.
+    /// `h += o(att)` (and the deferred MoE output `moe` of the layer before), then the MLP
+    /// added into `h`: dense, `h += down(act(gate n(h)) · up n(h))` (ffn norm folded in);
+    /// MoE, `n(h)` into `s.xn` for the router and experts, whose combine adds into `h` or
+    /// is returned, deferred to the next layer.
     pub(super) fn fused_tail(
         &self,
         enc: &mut StepEncoder<'_>,
@@ -128,20 +198,26 @@ impl GpuModel {
         f: &FusedNorms,
         att: &Buffer,
         s: &Scratch,
-    ) -> Result<()> {
-        self.linear_add(enc, &l.o, att, &s.h)?;
+        moe: Option<MoePending<'_>>,
+    ) -> Result<Option<DeferredMoe>> {
+        self.linear_add(enc, &l.o, att, &s.h, moe)?;
         let (gu, down) = match &l.ffn {
             GpuFfn::Dense { gu, down } => (gu, down),
             GpuFfn::Moe(m) => {
-                let norm = f.ffn.as_deref().filter(|_| self.moe_fold_norm);
-                if norm.is_none() {
-                    let d = self.config.hidden;
-                    self.norm(enc, l.ffn_norm, &s.h, &s.xn, 1, d)?;
-                }
+                let norm = match f.ffn.as_deref() {
+                    Some(b) if self.moe_fold_norm && m.folds_norm() => MoeNorm::Fold(b),
+                    Some(b) => MoeNorm::Router(b),
+                    None => {
+                        let d = self.config.hidden;
+                        self.norm(enc, l.ffn_norm, &s.h, &s.xn, 1, d)?;
+                        MoeNorm::Done
+                    }
+                };
                 return self.record_moe(enc, m, s, 1, &s.h, true, norm);
             }
         };
-        self.proj_with(enc, gu, &s.h, &s.gu, 1, f.ffn.as_deref())?;
+        let input = f.ffn.as_deref().map(|norm| StreamIn { norm, moe: None });
+        self.proj_with(enc, gu, &s.h, &s.gu, 1, input)?;
         let ffn = gu.width / 2;
         let act = self.gate_act();
         record_gate_mul(
@@ -153,6 +229,7 @@ impl GpuModel {
             ffn,
             2 * ffn,
         )?;
-        self.linear_add(enc, down, &s.act, &s.h)
+        self.linear_add(enc, down, &s.act, &s.h, None)?;
+        Ok(None)
     }
 }

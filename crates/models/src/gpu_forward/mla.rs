@@ -10,7 +10,9 @@ mod step;
 use std::sync::Mutex;
 
 use marlin_core::{QTensor, QuantFormat};
-use marlin_gpu::{GpuContext, GpuWeight, PooledBuffer, MLA_MAX_RANK, MLA_MAX_WIDTH};
+use marlin_gpu::{
+    norm_with_eps, upload_f32, GpuContext, GpuWeight, PooledBuffer, MLA_MAX_RANK, MLA_MAX_WIDTH,
+};
 
 use super::upload::{upload_proj, GpuProj, Vectors};
 use crate::blocks::MlaWeights;
@@ -23,6 +25,9 @@ pub(crate) struct GpuMla {
     pub(crate) a: GpuProj,
     /// Float offset of `q_a_norm ‖ kv_a_norm` in the vector buffer.
     pub(crate) norms: usize,
+    /// `q_a_norm` as `gemv_norm` reads it (with q_lora): fused decode steps fold it into
+    /// the q GEMVs, which then read c_q straight from the projection.
+    pub(crate) q_norm: Option<PooledBuffer>,
     /// Width of c_q (0: queries straight from the hidden state).
     pub(crate) q_lora: usize,
     /// The rows of `q_b` that make every head's nope part, `[H·nope, in]`.
@@ -169,8 +174,13 @@ impl GpuMla {
             )));
         }
         let qb = &w.q_b.weight;
+        let q_norm = match q_norm.is_empty() {
+            true => None,
+            false => Some(upload_f32(ctx, &norm_with_eps(q_norm, m.lora_norm_eps))?),
+        };
         Ok(GpuMla {
             norms: vecs.push(&norms),
+            q_norm,
             q_lora,
             a,
             q_nope: select_rows(

@@ -21,6 +21,7 @@ use marlin_gpu::{
     MoeFuse, MoeGemvIo, MoeRouting, Op, Span, StepEncoder, Variant,
 };
 
+use super::fused::DeferredMoe;
 use super::step::Scratch;
 use super::upload::{upload_linear, upload_proj, upload_weight, GpuLinear, GpuProj, Vectors};
 use super::GpuModel;
@@ -42,6 +43,20 @@ pub(crate) fn default_grouped_min() -> usize {
         Ok(Ok(n)) => n,
         _ => MOE_GROUPED_MIN_TOKENS,
     }
+}
+
+/// Where a MoE MLP's input RMSNorm happens.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum MoeNorm<'a> {
+    /// Before the MLP: its input is in `s.xn`.
+    Done,
+    /// In the router GEMV (`gemv_norm_out`, the norm weight as `gemv_norm` reads it), which
+    /// also stores the normed input into `s.xn` for the experts; the MLP's input is the
+    /// residual stream `s.h` (a fused decode step, see [`GpuMoe::router_plain`]).
+    Router(&'a Buffer),
+    /// Folded into the router and gate|up GEMVs (`gemv_norm`, `moe_gemv_norm`); the
+    /// input is `s.h` (see [`GpuMoe::folds_norm`]).
+    Fold(&'a Buffer),
 }
 
 /// One MoE layer's weights on the GPU.
@@ -161,6 +176,16 @@ impl GpuMoe {
             && self.router.cols.is_multiple_of(4)
     }
 
+    /// Whether a fused decode step can run the MLP norm in the router GEMV
+    /// ([`MoeNorm::Router`]): a plain router, no dense shared expert.
+    pub(crate) fn router_plain(&self) -> bool {
+        let r = &self.router;
+        !self.decode_has_dense_shared()
+            && r.trellis.is_none()
+            && r.hadamard == 0
+            && r.cols.is_multiple_of(4)
+    }
+
     /// Whether a one-token step runs a dense shared expert beside the routed slots.
     pub(crate) fn decode_has_dense_shared(&self) -> bool {
         self.shared.is_some() && !self.slot
@@ -179,11 +204,10 @@ impl GpuMoe {
 }
 
 impl GpuModel {
-    /// Record the MoE MLP `m` over `n` tokens: `s.xn` in, `out` written (`add`: added into,
-    /// for a fused decode step adding straight into the residual stream; needs no dense
-    /// shared expert, which writes `out` first). With `norm` (a fused decode step, see
-    /// [`GpuMoe::folds_norm`]), the input is the residual stream `s.h` and the MLP norm
-    /// (as `gemv_norm` reads it) is folded into the router and gate|up GEMVs.
+    /// Record the MoE MLP `m` over `n` tokens: `s.xn` in (or `s.h`, see [`MoeNorm`]),
+    /// `out` written (`add`: added into, for a fused decode step adding straight into the
+    /// residual stream; needs no dense shared expert, which writes `out` first). A fused
+    /// decode step's combine may be deferred instead ([`DeferredMoe`], returned).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn record_moe(
         &self,
@@ -193,11 +217,12 @@ impl GpuModel {
         n: usize,
         out: &Buffer,
         add: bool,
-        norm: Option<&Buffer>,
-    ) -> Result<()> {
+        norm: MoeNorm<'_>,
+    ) -> Result<Option<DeferredMoe>> {
         let slot = m.slot && n == 1;
         let dense_shared = m.shared.as_ref().filter(|_| !slot);
-        if (add || norm.is_some()) && dense_shared.is_some() {
+        let fold = matches!(norm, MoeNorm::Fold(_));
+        if (add || !matches!(norm, MoeNorm::Done)) && dense_shared.is_some() {
             return Err(Error::Unsupported(
                 "MoE added into its output or with its norm folded, with a dense shared expert"
                     .into(),
@@ -211,17 +236,27 @@ impl GpuModel {
         let slots = n * k;
         let bytes = |floats: usize| (floats * 4) as u64;
         let logits = enc.scratch(bytes(n * r.n_experts));
-        let x = if norm.is_some() { &s.h } else { &s.xn };
-        let router_io = MatmulIo::new(x, &logits, n);
+        let router_io = |x| MatmulIo::new(x, &logits, n);
         match norm {
-            Some(nb) => record_gemv_fused(enc, &m.router, &router_io, GemvFuse::Norm(nb))?,
-            None => record_matmul(enc, &m.router, &router_io)?,
+            MoeNorm::Done => record_matmul(enc, &m.router, &router_io(&s.xn))?,
+            MoeNorm::Router(nb) => {
+                let fuse = GemvFuse::NormOut {
+                    norm: nb,
+                    xn: &s.xn,
+                };
+                record_gemv_fused(enc, &m.router, &router_io(&s.h), fuse)?;
+            }
+            MoeNorm::Fold(nb) => {
+                record_gemv_fused(enc, &m.router, &router_io(&s.h), GemvFuse::Norm(nb))?
+            }
         }
+        // The experts' input: the residual stream where they fold the norm in.
+        let x = if fold { &s.h } else { &s.xn };
         let (ids, wts) = (enc.scratch(bytes(slots)), enc.scratch(bytes(slots)));
         let bias = m.bias.map(|b| Span::new(&self.vectors, b));
         record_moe_route(enc, r, n, &logits, bias, &ids, &wts)?;
         let y = enc.scratch(bytes(slots * d));
-        if norm.is_none() && n >= self.moe_grouped_min && self.grouped(m) {
+        if !fold && n >= self.moe_grouped_min && self.grouped(m) {
             self.grouped_experts(enc, m, s, (n, k), &ids, &y)?;
         } else {
             let gu = enc.scratch(bytes(slots * 2 * f));
@@ -233,11 +268,11 @@ impl GpuModel {
                 slots,
             };
             match norm {
-                Some(nb) => {
+                MoeNorm::Fold(nb) => {
                     let gemv = io.gemv(m.gate_up.mat_rows);
                     record_moe_gemv_fused(enc, &m.gate_up.w, &gemv, MoeFuse::Norm(nb))?;
                 }
-                None => record_moe_experts(enc, &m.gate_up, &io)?,
+                _ => record_moe_experts(enc, &m.gate_up, &io)?,
             }
             if self.down_folds_silu(m) {
                 let io = MoeGemvIo {
@@ -267,8 +302,11 @@ impl GpuModel {
         if let Some((sgu, sdown)) = dense_shared {
             self.dense_mlp(enc, sgu, sdown, &s.xn, out, n, None)?;
         }
+        if add && n == 1 && dense_shared.is_none() && self.moe_defer_combine {
+            return Ok(Some(DeferredMoe { y, wts, slots }));
+        }
         record_moe_combine(enc, &y, &wts, out, n, d, k, add || dense_shared.is_some())?;
-        Ok(())
+        Ok(None)
     }
 
     /// Whether the down GEMV of `m` reads `silu(gate) · up` straight from the gate|up rows

@@ -4,11 +4,12 @@ use marlin_core::rope::RopeMode;
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
     mla_partial_len, mla_splits, moe_grouped_runs, record_attn_mla, record_gather_rows,
-    record_matmul, record_mla_latent, record_moe_gemv, record_moe_grouped_rows, record_moe_sort,
-    upload_f32, GpuContext, GpuWeight, MatmulIo, MlaAttnIo, MlaLatentIo, MlaShape, MoeGemvIo,
-    MoeGroups, Span, StepEncoder, MLA_HEADS_PER_GROUP,
+    record_gemv_fused, record_matmul, record_mla_latent, record_moe_gemv, record_moe_grouped_rows,
+    record_moe_sort, upload_f32, GemvFuse, GpuContext, GpuWeight, MatmulIo, MlaAttnIo, MlaLatentIo,
+    MlaShape, MoeGemvIo, MoeGroups, Span, StepEncoder, MLA_HEADS_PER_GROUP,
 };
 
+use super::super::fused::{plain, StreamIn};
 use super::super::inputs::StepInputs;
 use super::super::step::Scratch;
 use super::super::{GpuKvCache, GpuModel};
@@ -38,8 +39,8 @@ impl GpuMla {
 
 impl GpuModel {
     /// Record layer `l`'s MLA over the step's tokens (normed input in `s.xn`; with `norm`, a
-    /// fused decode step: the residual stream `s.h`, the attention norm folded into the
-    /// first projection's GEMVs); returns the buffer holding the per-head outputs
+    /// fused decode step: the residual stream `s.h` (plus a deferred MoE output), the
+    /// attention norm folded into the first projection's GEMVs); returns the buffer holding the per-head outputs
     /// (`n × H·v`, the input of `o_proj`).
     #[allow(clippy::too_many_arguments)]
     pub(in crate::gpu_forward) fn record_mla(
@@ -52,7 +53,7 @@ impl GpuModel {
         words: &Buffer,
         cs: &Buffer,
         s: &Scratch,
-        norm: Option<&Buffer>,
+        norm: Option<StreamIn<'_>>,
     ) -> Result<Buffer> {
         let c = &self.config;
         let mc = c
@@ -82,6 +83,18 @@ impl GpuModel {
         let x = if norm.is_some() { &s.h } else { &s.xn };
         self.proj_with(enc, &m.a, x, &a, n, norm)?;
         let cq = enc.scratch(bytes(n * m.q_lora));
+        let q_nope = enc.scratch(bytes(n * m.q_nope.rows));
+        let q_pe = enc.scratch(bytes(n * m.q_pe.rows));
+        // A fused decode step's q GEMVs norm c_q themselves, reading it from `a`: mla_latent
+        // then runs beside them (nothing of it is read before attention) instead of before.
+        let q_norm = m.q_norm.as_deref().filter(|_| {
+            norm.is_some() && plain(&m.q_nope) && plain(&m.q_pe) && m.q_nope.cols == m.q_lora
+        });
+        if let Some(qn) = q_norm {
+            for (w, out) in [(&m.q_nope, &q_nope), (&m.q_pe, &q_pe)] {
+                record_gemv_fused(enc, w, &MatmulIo::new(&a, out, 1), GemvFuse::Norm(qn))?;
+            }
+        }
         let io = MlaLatentIo {
             norms: Span::new(&self.vectors, m.norms),
             x: &a,
@@ -91,11 +104,11 @@ impl GpuModel {
             cq: &cq,
         };
         record_mla_latent(enc, &shape, &io)?;
-        let qx: &Buffer = if m.q_lora > 0 { &cq } else { &s.xn };
-        let q_nope = enc.scratch(bytes(n * m.q_nope.rows));
-        let q_pe = enc.scratch(bytes(n * m.q_pe.rows));
-        record_matmul(enc, &m.q_nope, &MatmulIo::new(qx, &q_nope, n))?;
-        record_matmul(enc, &m.q_pe, &MatmulIo::new(qx, &q_pe, n))?;
+        if q_norm.is_none() {
+            let qx: &Buffer = if m.q_lora > 0 { &cq } else { &s.xn };
+            record_matmul(enc, &m.q_nope, &MatmulIo::new(qx, &q_nope, n))?;
+            record_matmul(enc, &m.q_pe, &MatmulIo::new(qx, &q_pe, n))?;
+        }
         // Slot t·H + j of the per-head GEMVs uses head j's matrix.
         let slots = n * h;
         let ids = m.head_ids(&self.ctx, slots, h)?;
