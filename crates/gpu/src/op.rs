@@ -14,12 +14,6 @@ pub enum Op {
     /// `gemv_norm` that also stores `rms_norm(x) · w` (for the GEMVs after it): the norm
     /// dispatch folded into the first GEMV that reads it.
     GemvNormOut,
-    /// `gemv_norm` of the residual stream plus the previous layer's MoE output (slot
-    /// outputs and weights), which no combine dispatch has added yet.
-    GemvNormMoe,
-    /// `gemv_add` that also adds the previous layer's MoE output into the stream: the
-    /// combine folded into the next layer's first residual add.
-    GemvAddMoe,
     /// `gemv` added into its output (the residual stream): the add folded into the GEMV.
     GemvAdd,
     /// Quantized matrix × matrix, several tokens (prefill, batched decode).
@@ -100,12 +94,10 @@ pub enum Op {
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 41] = [
+    pub const ALL: [Op; 39] = [
         Op::Gemv,
         Op::GemvNorm,
         Op::GemvNormOut,
-        Op::GemvNormMoe,
-        Op::GemvAddMoe,
         Op::GemvAdd,
         Op::Gemm,
         Op::GemvMulti,
@@ -152,8 +144,6 @@ impl Op {
             Op::Gemv => "gemv",
             Op::GemvNorm => "gemv_norm",
             Op::GemvNormOut => "gemv_norm_out",
-            Op::GemvNormMoe => "gemv_norm_moe",
-            Op::GemvAddMoe => "gemv_add_moe",
             Op::GemvAdd => "gemv_add",
             Op::Gemm => "gemm",
             Op::GemvMulti => "gemv_multi",
@@ -196,10 +186,7 @@ impl Op {
     /// True for the GEMV with other input/output hooks (`gemv_norm`, `gemv_add`, …): the
     /// GEMV's kernels and geometry, plain weights only.
     pub fn is_fused_gemv(self) -> bool {
-        matches!(
-            self,
-            Op::GemvNorm | Op::GemvNormOut | Op::GemvNormMoe | Op::GemvAdd | Op::GemvAddMoe
-        )
+        matches!(self, Op::GemvNorm | Op::GemvNormOut | Op::GemvAdd)
     }
 
     /// True for ops with one kernel per weight format (`gemv_q4_0`); the others have one
@@ -210,8 +197,6 @@ impl Op {
             Op::Gemv
                 | Op::GemvNorm
                 | Op::GemvNormOut
-                | Op::GemvNormMoe
-                | Op::GemvAddMoe
                 | Op::GemvAdd
                 | Op::Gemm
                 | Op::GemvMulti

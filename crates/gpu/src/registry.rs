@@ -132,10 +132,6 @@ pub enum BindLayout {
     /// [`BindLayout::Matmul`] plus 4: norm weight (read), 5: normed x (read_write)
     /// (gemv_norm_out).
     MatmulNormOut,
-    /// [`BindLayout::Matmul`] plus 4, 5: read (gemv_add_moe).
-    MatmulRead2,
-    /// [`BindLayout::Matmul`] plus 4, 5, 6: read (gemv_norm_moe).
-    MatmulRead3,
     /// 0: params, 1-5: read, 6: read_write (attn_mla).
     Read5Write,
     /// 0: params, 1-4: read, 5-6: read_write (mla_latent).
@@ -161,8 +157,6 @@ impl BindLayout {
             BindLayout::MatmulIds => &[true, true, false, true],
             BindLayout::MatmulNormIds => &[true, true, false, true, true],
             BindLayout::MatmulNormOut => &[true, true, false, true, false],
-            BindLayout::MatmulRead2 => &[true, true, false, true, true],
-            BindLayout::MatmulRead3 => &[true, true, false, true, true, true],
             BindLayout::Read5Write => &[true, true, true, true, true, false],
             BindLayout::Read4Write2 => &[true, true, true, true, false, false],
         }

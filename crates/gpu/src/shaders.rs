@@ -353,18 +353,6 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         "gemv/norm_out.wgsl",
         include_str!("shaders/gemv/norm_out.wgsl"),
     ),
-    (
-        "gemv/res_plain.wgsl",
-        include_str!("shaders/gemv/res_plain.wgsl"),
-    ),
-    (
-        "gemv/res_moe.wgsl",
-        include_str!("shaders/gemv/res_moe.wgsl"),
-    ),
-    (
-        "gemv/out_add_moe.wgsl",
-        include_str!("shaders/gemv/out_add_moe.wgsl"),
-    ),
     ("gemv/x_silu.wgsl", include_str!("shaders/gemv/x_silu.wgsl")),
     (
         "gemv/x_plain.wgsl",

@@ -1,6 +1,5 @@
 //! The fused decode GEMVs against the reference: `gemv_norm` (rms_norm then matmul),
-//! `gemv_norm_out` (and the normed x it stores), `gemv_add` (r + W x), and `gemv_norm_moe` /
-//! `gemv_add_moe`, which add a pending MoE output Σ w_s y_s to the stream first. Shapes
+//! `gemv_norm_out` (and the normed x it stores) and `gemv_add` (r + W x). Shapes
 //! with a partial last workgroup and with more than one x tile (cols > 4096); the formats
 //! cover the plain, subgroup and Dp4a bodies.
 
@@ -9,7 +8,7 @@ mod testkit;
 use marlin_core::{reference, QuantFormat};
 use marlin_gpu::{
     norm_with_eps, read_f32, record_gemv_fused, upload_f32, Error, GemvFuse, GpuWeight, MatmulIo,
-    MoePending, Op, StepEncoder,
+    Op, StepEncoder,
 };
 use testkit::{nmse, nmse_threshold, random_vec, random_weight, rng};
 
@@ -27,13 +26,8 @@ const FORMATS: [&str; 7] = [
 enum Mode {
     Norm,
     NormOut,
-    NormMoe,
     Add,
-    AddMoe,
 }
-
-/// Slots of the pending MoE output in the `*Moe` cases (GLM-4.7-Flash decodes with 5).
-const SLOTS: usize = 5;
 
 /// NMSE of the output and, for `NormOut`, of the stored normed x.
 fn run(fmt: QuantFormat, rows: usize, cols: usize, mode: Mode) -> (f64, f64) {
@@ -45,55 +39,25 @@ fn run(fmt: QuantFormat, rows: usize, cols: usize, mode: Mode) -> (f64, f64) {
     let x = random_vec(&mut r, cols);
     let gain = random_vec(&mut r, cols);
     let resid = random_vec(&mut r, rows);
-    // The pending MoE output: slot rows as wide as the stream (x for the norm, out for add).
-    let width = if mode == Mode::AddMoe { rows } else { cols };
-    let moe_y = random_vec(&mut r, SLOTS * width);
-    let moe_w = random_vec(&mut r, SLOTS);
-    let pending = |i: usize| -> f32 { (0..SLOTS).map(|s| moe_w[s] * moe_y[s * width + i]).sum() };
-    let stream: Vec<f32> = match mode {
-        Mode::NormMoe => x.iter().enumerate().map(|(i, v)| v + pending(i)).collect(),
-        _ => x.clone(),
-    };
-    let xn = reference::rms_norm(&stream, &gain, 1e-5);
+    let xn = reference::rms_norm(&x, &gain, 1e-5);
     let (want, out_init) = match mode {
-        Mode::Norm | Mode::NormOut | Mode::NormMoe => {
-            (reference::matmul(&dq, &xn, rows, cols, 1), vec![0.0; rows])
-        }
-        Mode::Add | Mode::AddMoe => {
+        Mode::Norm | Mode::NormOut => (reference::matmul(&dq, &xn, rows, cols, 1), vec![0.0; rows]),
+        Mode::Add => {
             let y = reference::matmul(&dq, &x, rows, cols, 1);
-            let extra = |i: usize| {
-                if mode == Mode::AddMoe {
-                    pending(i)
-                } else {
-                    0.0
-                }
-            };
-            let want = (0..rows).map(|i| resid[i] + y[i] + extra(i)).collect();
-            (want, resid)
+            (resid.iter().zip(&y).map(|(a, b)| a + b).collect(), resid)
         }
     };
     let xb = upload_f32(ctx, &x).expect("x");
     let ob = upload_f32(ctx, &out_init).expect("out");
     let nb = upload_f32(ctx, &norm_with_eps(&gain, 1e-5)).expect("norm");
     let xnb = upload_f32(ctx, &vec![f32::NAN; cols]).expect("normed x");
-    let (yb, wb) = (
-        upload_f32(ctx, &moe_y).expect("y"),
-        upload_f32(ctx, &moe_w).expect("w"),
-    );
-    let moe = MoePending {
-        y: &yb,
-        wts: &wb,
-        slots: SLOTS,
-    };
     let fuse = match mode {
         Mode::Norm => GemvFuse::Norm(&nb),
         Mode::NormOut => GemvFuse::NormOut {
             norm: &nb,
             xn: &xnb,
         },
-        Mode::NormMoe => GemvFuse::NormMoe { norm: &nb, moe },
         Mode::Add => GemvFuse::Add,
-        Mode::AddMoe => GemvFuse::AddMoe(moe),
     };
     let mut enc = StepEncoder::new(ctx, "fused");
     record_gemv_fused(&mut enc, &w, &MatmulIo::new(&xb, &ob, 1), fuse).expect("record");
@@ -114,13 +78,7 @@ fn gemv_norm_and_gemv_add_match_the_reference() {
         let variant = ctx.matmul_variant(Op::Gemv, fmt);
         let tol = nmse_threshold(Op::Gemv, fmt, variant);
         for (rows, cols) in [(45, 256), (7, 4352)] {
-            for mode in [
-                Mode::Norm,
-                Mode::NormOut,
-                Mode::NormMoe,
-                Mode::Add,
-                Mode::AddMoe,
-            ] {
+            for mode in [Mode::Norm, Mode::NormOut, Mode::Add] {
                 let (e, xn) = run(fmt, rows, cols, mode);
                 assert!(
                     e < tol,
@@ -167,14 +125,6 @@ fn fused_gemv_rejects_what_it_cannot_run() {
     };
     let e = record_gemv_fused(&mut enc, &w, &one, fuse).unwrap_err();
     assert!(e.to_string().contains("normed x"), "{e}");
-    // A pending MoE output with fewer slot rows than it claims.
-    let moe = MoePending {
-        y: &norm,
-        wts: &norm,
-        slots: 100,
-    };
-    let e = record_gemv_fused(&mut enc, &w, &one, GemvFuse::AddMoe(moe)).unwrap_err();
-    assert!(e.to_string().contains("MoE outputs"), "{e}");
     // A weight stored rotated needs its input rotated first: not fusable.
     let rot = t.with_hadamard(32).expect("rotated");
     let rw = GpuWeight::upload(ctx, &rot).expect("upload rotated");

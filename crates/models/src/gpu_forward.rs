@@ -134,8 +134,6 @@ pub struct GpuModel {
     pub(crate) moe_grouped_min: usize,
     /// Whether fused decode steps fold MoE norms into the router and gate|up GEMVs.
     pub(crate) moe_fold_norm: bool,
-    /// Whether fused decode steps leave each MoE combine to the next layer's GEMVs.
-    pub(crate) moe_defer_combine: bool,
 }
 
 fn same_tensor(a: &QTensor, b: &QTensor) -> bool {
@@ -220,7 +218,6 @@ impl GpuModel {
             flash_attn: attn::flash_attn_enabled(),
             moe_grouped_min: moe::default_grouped_min(),
             moe_fold_norm: fused::moe_fold_norm_default(),
-            moe_defer_combine: fused::moe_defer_default(),
         };
         model.prewarm()?;
         Ok(model)
@@ -263,13 +260,7 @@ impl GpuModel {
                 keys.push(key(Op::Gemm, f, Variant::CoopT128));
             }
             if self.fused_decode && w.trellis.is_none() && w.hadamard == 0 {
-                for op in [
-                    Op::GemvNorm,
-                    Op::GemvNormOut,
-                    Op::GemvNormMoe,
-                    Op::GemvAdd,
-                    Op::GemvAddMoe,
-                ] {
+                for op in [Op::GemvNorm, Op::GemvNormOut, Op::GemvAdd] {
                     keys.push(key(op, f, gemv));
                     keys.push(key(op, f, gemv_wide(gemv, f, w.rows)));
                 }

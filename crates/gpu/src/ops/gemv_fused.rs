@@ -1,20 +1,11 @@
-//! Decode GEMVs with a neighbouring op folded in: the RMSNorm before them (`gemv_norm`,
-//! `gemv_norm_out`), the residual add after them (`gemv_add`), and the previous layer's MoE
-//! combine (`gemv_norm_moe`, `gemv_add_moe`). Same kernels and geometry as the GEMV, other
-//! input/output hooks (`shaders/gemv/x_norm.wgsl`, `res_*.wgsl`, `norm_*.wgsl`, `out_*.wgsl`).
+//! Decode GEMVs with a neighbouring op folded in: the RMSNorm before them (`gemv_norm`, and
+//! `gemv_norm_out`, which also stores the normed input) and the residual add after them
+//! (`gemv_add`). Same kernels and geometry as the GEMV, other input/output hooks
+//! (`shaders/gemv/x_norm.wgsl`, `norm_*.wgsl`, `out_*.wgsl`).
 
 use crate::op::Op;
 use crate::ops::matmul::{record_matmul_kernel, MatmulIo};
 use crate::{Error, GpuWeight, Result, StepEncoder};
-
-/// A MoE MLP's output that no combine dispatch has added into the residual stream yet: the
-/// slot outputs (`slots` rows of the stream's width) and the slot weights (one token).
-#[derive(Debug, Clone, Copy)]
-pub struct MoePending<'a> {
-    pub y: &'a wgpu::Buffer,
-    pub wts: &'a wgpu::Buffer,
-    pub slots: usize,
-}
 
 /// How a [`record_gemv_fused`] GEMV folds in its neighbouring op.
 #[derive(Debug, Clone, Copy)]
@@ -29,15 +20,8 @@ pub enum GemvFuse<'a> {
         norm: &'a wgpu::Buffer,
         xn: &'a wgpu::Buffer,
     },
-    /// `gemv_norm_moe`: as `Norm`, of the residual stream plus the pending MoE output.
-    NormMoe {
-        norm: &'a wgpu::Buffer,
-        moe: MoePending<'a>,
-    },
     /// `gemv_add`: the product is added into `io.out` (the residual stream).
     Add,
-    /// `gemv_add_moe`: as `Add`, and the pending MoE output is added too (its combine).
-    AddMoe(MoePending<'a>),
 }
 
 impl GemvFuse<'_> {
@@ -46,9 +30,7 @@ impl GemvFuse<'_> {
         match self {
             GemvFuse::Norm(_) => Op::GemvNorm,
             GemvFuse::NormOut { .. } => Op::GemvNormOut,
-            GemvFuse::NormMoe { .. } => Op::GemvNormMoe,
             GemvFuse::Add => Op::GemvAdd,
-            GemvFuse::AddMoe(_) => Op::GemvAddMoe,
         }
     }
 }
@@ -61,9 +43,9 @@ pub fn norm_with_eps(w: &[f32], eps: f32) -> Vec<f32> {
 }
 
 /// Record one token's `W · rms_norm(x)` or `out += W · x` (see [`GemvFuse`]) as one GEMV
-/// dispatch per weight chunk (decode: the norm, residual add or MoE combine needs no
-/// dispatch of its own). Rotated and trellis weights transform x around their kernel, so
-/// they are `Error::Unsupported` here: callers keep the separate ops for them.
+/// dispatch per weight chunk (decode: the norm or residual add needs no dispatch of its
+/// own). Rotated and trellis weights transform x around their kernel, so they are
+/// `Error::Unsupported` here: callers keep the separate ops for them.
 pub fn record_gemv_fused(
     enc: &mut StepEncoder<'_>,
     w: &GpuWeight,
@@ -96,37 +78,19 @@ pub fn record_gemv_fused(
         }
         Ok(())
     };
-    // The MoE output's rows are as wide as the stream: the input's for gemv_norm_moe, the
-    // output's (its row stride) for gemv_add_moe.
-    let check_moe = |m: &MoePending<'_>, width: usize| {
-        if m.slots == 0 {
-            return Err(Error::shape(op.name(), "a MoE output of no slots"));
-        }
-        need("MoE outputs", m.y, m.slots * width)?;
-        need("MoE weights", m.wts, m.slots)
-    };
     let cols = w.cols;
-    let (extra, n_extra, slots) = match fuse {
+    let (extra, n_extra) = match fuse {
         GemvFuse::Norm(b) => {
             need("norm buffer", b, cols + 4)?;
-            ([b, b, b], 1, None)
+            ([b, b], 1)
         }
         GemvFuse::NormOut { norm, xn } => {
             need("norm buffer", norm, cols + 4)?;
             need("normed x", xn, cols)?;
-            ([norm, xn, xn], 2, None)
+            ([norm, xn], 2)
         }
-        GemvFuse::NormMoe { norm, moe } => {
-            need("norm buffer", norm, cols + 4)?;
-            check_moe(&moe, cols)?;
-            ([norm, moe.y, moe.wts], 3, Some(moe.slots))
-        }
-        GemvFuse::Add => ([io.out, io.out, io.out], 0, None),
-        GemvFuse::AddMoe(moe) => {
-            check_moe(&moe, io.out_stride.unwrap_or(w.rows))?;
-            ([moe.y, moe.wts, moe.wts], 2, Some(moe.slots))
-        }
+        GemvFuse::Add => ([io.out, io.out], 0),
     };
     let variant = enc.ctx().matmul_variant(Op::Gemv, w.format);
-    record_matmul_kernel(enc, w, io, op, variant, &extra[..n_extra], slots)
+    record_matmul_kernel(enc, w, io, op, variant, &extra[..n_extra])
 }

@@ -174,12 +174,11 @@ fn record_matmul_plain(
     op: Op,
     variant: Variant,
 ) -> Result<()> {
-    record_matmul_kernel(enc, w, io, op, variant, &[], None)
+    record_matmul_kernel(enc, w, io, op, variant, &[])
 }
 
 /// Dispatch `op` per weight chunk; `extra` is bound from binding 4 on (the fused GEMVs'
-/// norm weight, normed x, MoE outputs and weights); `slots` (a fused GEMV's MoE slot
-/// count) goes in the params' token count, which a one-token GEMV does not read.
+/// norm weight and normed x).
 pub(super) fn record_matmul_kernel(
     enc: &mut StepEncoder<'_>,
     w: &GpuWeight,
@@ -187,7 +186,6 @@ pub(super) fn record_matmul_kernel(
     op: Op,
     variant: Variant,
     extra: &[&wgpu::Buffer],
-    slots: Option<usize>,
 ) -> Result<()> {
     let ctx = enc.ctx();
     let stride = io.out_stride.unwrap_or(w.rows);
@@ -251,7 +249,7 @@ pub(super) fn record_matmul_kernel(
         let params = MatmulParams {
             rows: to_u32(rows, "rows")?,
             cols: to_u32(w.cols, "cols")?,
-            n_tokens: to_u32(slots.unwrap_or(n), "n_tokens")?,
+            n_tokens: to_u32(n, "n_tokens")?,
             row_offset: to_u32(chunk.rows.start, "row offset")?,
             out_stride: to_u32(stride, "out_stride")?,
             meta_offset: chunk.meta_offset_words,
@@ -330,10 +328,10 @@ pub(super) fn record_matmul_kernel(
             record_gemm_splitk_reduce(enc, &reduce)?;
             continue;
         }
-        // No allocation per dispatch: `extra` (bindings 4-6) only where the kernel has it.
+        // No allocation per dispatch: `extra` (bindings 4, 5) only where the kernel has it.
         let e = |i: usize| extra.get(i).copied().unwrap_or(io.out);
-        let bufs = [&chunk.buffer, x, io.out, e(0), e(1), e(2)];
-        let n_bufs = 3 + extra.len().min(3);
+        let bufs = [&chunk.buffer, x, io.out, e(0), e(1)];
+        let n_bufs = 3 + extra.len().min(2);
         enc.dispatch(key, bytemuck::bytes_of(&params), &bufs[..n_bufs], groups)?;
     }
     Ok(())

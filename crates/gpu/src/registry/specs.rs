@@ -21,8 +21,6 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
         Op::Gemv
         | Op::GemvNorm
         | Op::GemvNormOut
-        | Op::GemvNormMoe
-        | Op::GemvAddMoe
         | Op::GemvAdd
         | Op::Gemm
         | Op::GemvMulti
@@ -239,11 +237,9 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     parts.extend(format_parts(key.format)?);
     if gemv_op == Op::Gemv {
         let hooks: &[&str] = match key.op {
-            Op::GemvNorm => &["x_norm", "res_plain", "norm_end", "out_store"],
-            Op::GemvNormOut => &["x_norm", "res_plain", "norm_out", "out_store"],
-            Op::GemvNormMoe => &["x_norm", "res_moe", "norm_end", "out_store"],
+            Op::GemvNorm => &["x_norm", "norm_end", "out_store"],
+            Op::GemvNormOut => &["x_norm", "norm_out", "out_store"],
             Op::GemvAdd => &["x_plain", "out_add"],
-            Op::GemvAddMoe => &["x_plain", "out_add_moe"],
             _ => &["x_plain", "out_store"],
         };
         parts.extend(hooks.iter().map(|h| format!("gemv/{h}.wgsl")));
@@ -269,13 +265,10 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
         workgroup_size: wg,
         rows_per_group: rows,
         tokens_per_group: tokens,
-        // gemv_norm's norm weight sits at binding 4, then gemv_norm_out's normed x at 5 or
-        // gemv_norm_moe's MoE outputs and weights at 5 and 6 (gemv_add_moe's at 4 and 5).
+        // gemv_norm's norm weight sits at binding 4, gemv_norm_out's normed x at 5.
         layout: match key.op {
             Op::GemvNorm => BindLayout::MatmulIds,
             Op::GemvNormOut => BindLayout::MatmulNormOut,
-            Op::GemvNormMoe => BindLayout::MatmulRead3,
-            Op::GemvAddMoe => BindLayout::MatmulRead2,
             _ => BindLayout::Matmul,
         },
         features,
@@ -296,11 +289,7 @@ fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
     }
     // The norm hook takes binding 4 for its weight; the expert ids move to 5.
     let (hook, ids_binding, layout) = match key.op {
-        Op::MoeGemvNorm => (
-            &["x_norm", "res_plain", "norm_end"][..],
-            5,
-            BindLayout::MatmulNormIds,
-        ),
+        Op::MoeGemvNorm => (&["x_norm", "norm_end"][..], 5, BindLayout::MatmulNormIds),
         Op::MoeGemvSilu => (&["x_silu"][..], 4, BindLayout::MatmulIds),
         _ => (&["x_plain"][..], 4, BindLayout::MatmulIds),
     };

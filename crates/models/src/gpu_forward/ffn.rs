@@ -78,11 +78,7 @@ impl GpuModel {
             GpuFfn::Dense { gu, down } => {
                 self.dense_mlp(enc, gu, down, &s.xn, &s.tmp, n, Some((&s.gu, &s.act)))
             }
-            GpuFfn::Moe(m) => {
-                // Written into `s.tmp`, not added into the stream: nothing is deferred.
-                self.record_moe(enc, m, s, n, &s.tmp, false, MoeNorm::Done)?;
-                Ok(())
-            }
+            GpuFfn::Moe(m) => self.record_moe(enc, m, s, n, &s.tmp, false, MoeNorm::Done),
         }
     }
 }

@@ -2,18 +2,20 @@
 //! (`gemv_norm`) and each residual add folded into the GEMV that produces it (`gemv_add`):
 //! a Llama-family layer then records no norm or add dispatch of its own (64 fewer
 //! dispatches per token on Llama-3-8B). An MLA layer (with q_lora) folds its attention
-//! norm into the latent projection and adds o_proj and its MLP into the residual stream;
-//! a MoE MLP keeps its norm dispatch (folding it into the router and gate|up GEMVs with
-//! `moe_gemv_norm` measured slower; `MARLIN_GPU_MOE_FOLD_NORM=1`) and its combine adds
-//! into the stream. Layers with
-//! post-norms (Gemma), biases on o/down, a dense shared expert, and rotated or trellis
-//! weights where a fused GEMV would read them keep the separate ops.
+//! norm into the latent projection, and the c_q norm into the q GEMVs (so `mla_latent` runs
+//! beside them); it adds o_proj and its MLP into the residual stream. A MoE MLP runs its
+//! norm in the router GEMV, which also stores the normed input for the experts
+//! (`gemv_norm_out`: GLM-4.7-Flash q4_0 decode 154.5 → 168.0 tok/s on an H200, run "DH",
+//! with the c_q fold), and its combine adds into the stream. Folding the norm into the
+//! gate|up GEMVs too (`moe_gemv_norm`, `MARLIN_GPU_MOE_FOLD_NORM=1`) measured slower.
+//! Layers with post-norms (Gemma), biases on o/down, a dense shared expert, and rotated or
+//! trellis weights where a fused GEMV would read them keep the separate ops.
 //! `MARLIN_GPU_FUSE_NORM=0` turns it off (A/B runs).
 
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    norm_with_eps, record_gate_mul, record_gemv_fused, record_moe_combine, upload_f32, GemvFuse,
-    GpuContext, GpuWeight, MatmulIo, MoePending, PooledBuffer, Span, StepEncoder,
+    norm_with_eps, record_gate_mul, record_gemv_fused, upload_f32, GemvFuse, GpuContext, GpuWeight,
+    MatmulIo, PooledBuffer, Span, StepEncoder,
 };
 
 use super::ffn::GpuFfn;
@@ -30,57 +32,11 @@ pub(super) fn fuse_enabled() -> bool {
 
 /// Whether fused decode steps fold a MoE MLP's norm into its router and gate|up GEMVs
 /// (`MARLIN_GPU_MOE_FOLD_NORM=1`). Off by default: each of the many small expert
-/// workgroups then sums the squares of the whole input, and GLM-4.7-Flash q4_0 decoded at
-/// 167.4 tok/s with the fold against 171.3 with the norm dispatch (H200, run "CD").
+/// workgroups then reads the norm weight beside the input, and GLM-4.7-Flash q4_0 decoded
+/// at 161.4 tok/s with the fold against 168.0 with the norm in the router alone (H200,
+/// run "DH").
 pub(super) fn moe_fold_norm_default() -> bool {
     std::env::var("MARLIN_GPU_MOE_FOLD_NORM").is_ok_and(|v| v == "1")
-}
-
-/// Whether fused decode steps leave each MoE combine to the next layer's GEMVs
-/// (`MARLIN_GPU_MOE_DEFER=0` turns it off).
-pub(super) fn moe_defer_default() -> bool {
-    std::env::var("MARLIN_GPU_MOE_DEFER").map_or(true, |v| v != "0")
-}
-
-/// How a fused decode step's first GEMVs of a block read the residual stream: through the
-/// block's norm (as `gemv_norm` reads it), plus the previous layer's deferred MoE output.
-#[derive(Clone, Copy)]
-pub(super) struct StreamIn<'a> {
-    pub(super) norm: &'a Buffer,
-    pub(super) moe: Option<MoePending<'a>>,
-}
-
-impl StreamIn<'_> {
-    /// The fused GEMV that reads the stream this way.
-    pub(super) fn fuse(&self) -> GemvFuse<'_> {
-        match self.moe {
-            Some(moe) => GemvFuse::NormMoe {
-                norm: self.norm,
-                moe,
-            },
-            None => GemvFuse::Norm(self.norm),
-        }
-    }
-}
-
-/// A MoE layer's output that a fused decode step has not added into the residual stream:
-/// the next layer's first GEMVs read it (`gemv_norm_moe`) and its o_proj adds it
-/// (`gemv_add_moe`), so the combine needs no dispatch.
-pub(super) struct DeferredMoe {
-    pub(super) y: Buffer,
-    pub(super) wts: Buffer,
-    pub(super) slots: usize,
-}
-
-impl DeferredMoe {
-    /// As the fused GEMVs take it.
-    pub(super) fn pending(&self) -> MoePending<'_> {
-        MoePending {
-            y: &self.y,
-            wts: &self.wts,
-            slots: self.slots,
-        }
-    }
 }
 
 /// A layer's norms as `gemv_norm` reads them (weight, then epsilon).
@@ -144,53 +100,33 @@ impl FusedNorms {
 }
 
 impl GpuModel {
-    /// `h += W x` for one token (and the deferred MoE output `moe`).
+    /// `h += W x` for one token.
     fn linear_add(
         &self,
         enc: &mut StepEncoder<'_>,
         l: &GpuLinear,
         x: &Buffer,
         h: &Buffer,
-        moe: Option<MoePending<'_>>,
     ) -> Result<()> {
-        let fuse = match moe {
-            Some(m) => GemvFuse::AddMoe(m),
-            None => GemvFuse::Add,
-        };
-        record_gemv_fused(enc, &l.w, &MatmulIo::new(x, h, 1), fuse)?;
+        record_gemv_fused(enc, &l.w, &MatmulIo::new(x, h, 1), GemvFuse::Add)?;
         Ok(())
     }
 
-    /// Add a deferred MoE output into the residual stream `s.h` (one `moe_combine`).
-    pub(super) fn flush_moe(
-        &self,
-        enc: &mut StepEncoder<'_>,
-        d: DeferredMoe,
-        s: &Scratch,
-    ) -> Result<()> {
-        let hidden = self.config.hidden;
-        record_moe_combine(enc, &d.y, &d.wts, &s.h, 1, hidden, d.slots, true)?;
-        Ok(())
-    }
-
-    /// The q|k|v projection of the residual stream `s.h` (attention norm folded in, and the
-    /// deferred MoE output `moe`).
+    /// The q|k|v projection of the residual stream `s.h` (attention norm folded in).
     pub(super) fn fused_qkv(
         &self,
         enc: &mut StepEncoder<'_>,
         l: &GpuLayer,
         f: &FusedNorms,
         s: &Scratch,
-        moe: Option<MoePending<'_>>,
     ) -> Result<()> {
-        let input = StreamIn { norm: &f.attn, moe };
-        self.proj_with(enc, &l.qkv, &s.h, &s.qkv, 1, Some(input))
+        self.proj_with(enc, &l.qkv, &s.h, &s.qkv, 1, Some(&f.attn))
     }
 
-    /// `h += o(att)` (and the deferred MoE output `moe` of the layer before), then the MLP
-    /// added into `h`: dense, `h += down(act(gate n(h)) · up n(h))` (ffn norm folded in);
-    /// MoE, `n(h)` into `s.xn` for the router and experts, whose combine adds into `h` or
-    /// is returned, deferred to the next layer.
+    /// `h += o(att)`, then the MLP added into `h`: dense, `h += down(act(gate n(h)) ·
+    /// up n(h))` (ffn norm folded in); MoE, `n(h)` into `s.xn` by the router GEMV (or
+    /// folded into the router and gate|up GEMVs) for the experts, whose combine adds into
+    /// `h`.
     pub(super) fn fused_tail(
         &self,
         enc: &mut StepEncoder<'_>,
@@ -198,9 +134,8 @@ impl GpuModel {
         f: &FusedNorms,
         att: &Buffer,
         s: &Scratch,
-        moe: Option<MoePending<'_>>,
-    ) -> Result<Option<DeferredMoe>> {
-        self.linear_add(enc, &l.o, att, &s.h, moe)?;
+    ) -> Result<()> {
+        self.linear_add(enc, &l.o, att, &s.h)?;
         let (gu, down) = match &l.ffn {
             GpuFfn::Dense { gu, down } => (gu, down),
             GpuFfn::Moe(m) => {
@@ -216,8 +151,7 @@ impl GpuModel {
                 return self.record_moe(enc, m, s, 1, &s.h, true, norm);
             }
         };
-        let input = f.ffn.as_deref().map(|norm| StreamIn { norm, moe: None });
-        self.proj_with(enc, gu, &s.h, &s.gu, 1, input)?;
+        self.proj_with(enc, gu, &s.h, &s.gu, 1, f.ffn.as_deref())?;
         let ffn = gu.width / 2;
         let act = self.gate_act();
         record_gate_mul(
@@ -229,7 +163,6 @@ impl GpuModel {
             ffn,
             2 * ffn,
         )?;
-        self.linear_add(enc, down, &s.act, &s.h, None)?;
-        Ok(None)
+        self.linear_add(enc, down, &s.act, &s.h)
     }
 }

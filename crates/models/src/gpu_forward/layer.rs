@@ -7,7 +7,6 @@ use marlin_gpu::{
     record_rms_norm_grouped, record_rope_kv, RopeKvIo, RopeKvShape, Span, StepEncoder,
 };
 
-use super::fused::{DeferredMoe, StreamIn};
 use super::inputs::StepInputs;
 use super::step::Scratch;
 use super::{GpuKvCache, GpuModel};
@@ -45,8 +44,7 @@ impl GpuModel {
     /// Record layer `l` over the step's `inp.n` tokens: reads its normed input from `s.xn`,
     /// updates `s.h`, and leaves `rms_norm(s.h) · next` in `s.xn` when `next` is given.
     /// `fused` (a one-token step of a fusable model): reads and updates `s.h` only, its
-    /// norms folded into the GEMVs, and adds `moe` (the previous layer's deferred MoE
-    /// output) in its GEMVs too; returns its own MoE output when it defers it in turn.
+    /// norms folded into the GEMVs.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn record_layer(
         &self,
@@ -59,41 +57,26 @@ impl GpuModel {
         s: &Scratch,
         next: Option<usize>,
         fused: bool,
-        moe: Option<DeferredMoe>,
-    ) -> Result<Option<DeferredMoe>> {
+    ) -> Result<()> {
         let c = &self.config;
         let lw = &self.layers[l];
         let n = inp.n;
         let fused = if fused { lw.fused.as_ref() } else { None };
-        // A layer whose GEMVs cannot take a deferred MoE output adds it first.
-        let moe = match (moe, fused) {
-            (Some(d), None) => {
-                self.flush_moe(enc, d, s)?;
-                None
-            }
-            (moe, _) => moe,
-        };
-        let pend = moe.as_ref().map(DeferredMoe::pending);
         if let Some(m) = &lw.mla {
             if let Some(f) = fused {
-                let input = StreamIn {
-                    norm: f.attn(),
-                    moe: pend,
-                };
-                let att = self.record_mla(enc, l, m, inp, kv, words, cs, s, Some(input))?;
-                return self.fused_tail(enc, lw, f, &att, s, pend);
+                let att = self.record_mla(enc, l, m, inp, kv, words, cs, s, Some(f.attn()))?;
+                return self.fused_tail(enc, lw, f, &att, s);
             }
             let att = self.record_mla(enc, l, m, inp, kv, words, cs, s, None)?;
             self.linear(enc, &lw.o, &att, &s.tmp, n)?;
             self.residual(enc, lw.post_attn_norm, &s.tmp, s, n, Some(lw.ffn_norm))?;
             self.record_ffn(enc, &lw.ffn, s, n)?;
-            self.residual(enc, lw.post_ffn_norm, &s.tmp, s, n, next)?;
-            return Ok(None);
+            return self.residual(enc, lw.post_ffn_norm, &s.tmp, s, n, next);
         }
         let (hd, qd, kvd) = (c.head_dim, c.q_dim(), c.kv_dim());
         let stride = qd + 2 * kvd;
         match fused {
-            Some(f) => self.fused_qkv(enc, lw, f, s, pend)?,
+            Some(f) => self.fused_qkv(enc, lw, f, s)?,
             None => self.proj(enc, &lw.qkv, &s.xn, &s.qkv, n)?,
         }
         // q and k after their head norms; v stays where the projection put it.
@@ -135,12 +118,12 @@ impl GpuModel {
         let shape = self.attn_shape(n, window, kv.dtype);
         self.record_attn(enc, &shape, inp, &s.qr, kc, vc, words, s)?;
         if let Some(f) = fused {
-            return self.fused_tail(enc, lw, f, &s.att, s, pend);
+            return self.fused_tail(enc, lw, f, &s.att, s);
         }
         self.linear(enc, &lw.o, &s.att, &s.tmp, n)?;
         self.residual(enc, lw.post_attn_norm, &s.tmp, s, n, Some(lw.ffn_norm))?;
         self.record_ffn(enc, &lw.ffn, s, n)?;
         self.residual(enc, lw.post_ffn_norm, &s.tmp, s, n, next)?;
-        Ok(None)
+        Ok(())
     }
 }

@@ -21,7 +21,6 @@ use marlin_gpu::{
     MoeFuse, MoeGemvIo, MoeRouting, Op, Span, StepEncoder, Variant,
 };
 
-use super::fused::DeferredMoe;
 use super::step::Scratch;
 use super::upload::{upload_linear, upload_proj, upload_weight, GpuLinear, GpuProj, Vectors};
 use super::GpuModel;
@@ -206,8 +205,7 @@ impl GpuMoe {
 impl GpuModel {
     /// Record the MoE MLP `m` over `n` tokens: `s.xn` in (or `s.h`, see [`MoeNorm`]),
     /// `out` written (`add`: added into, for a fused decode step adding straight into the
-    /// residual stream; needs no dense shared expert, which writes `out` first). A fused
-    /// decode step's combine may be deferred instead ([`DeferredMoe`], returned).
+    /// residual stream; needs no dense shared expert, which writes `out` first).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn record_moe(
         &self,
@@ -218,7 +216,7 @@ impl GpuModel {
         out: &Buffer,
         add: bool,
         norm: MoeNorm<'_>,
-    ) -> Result<Option<DeferredMoe>> {
+    ) -> Result<()> {
         let slot = m.slot && n == 1;
         let dense_shared = m.shared.as_ref().filter(|_| !slot);
         let fold = matches!(norm, MoeNorm::Fold(_));
@@ -302,11 +300,8 @@ impl GpuModel {
         if let Some((sgu, sdown)) = dense_shared {
             self.dense_mlp(enc, sgu, sdown, &s.xn, out, n, None)?;
         }
-        if add && n == 1 && dense_shared.is_none() && self.moe_defer_combine {
-            return Ok(Some(DeferredMoe { y, wts, slots }));
-        }
         record_moe_combine(enc, &y, &wts, out, n, d, k, add || dense_shared.is_some())?;
-        Ok(None)
+        Ok(())
     }
 
     /// Whether the down GEMV of `m` reads `silu(gate) · up` straight from the gate|up rows

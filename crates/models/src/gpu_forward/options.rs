@@ -27,14 +27,6 @@ impl GpuModel {
         self
     }
 
-    /// Leave each MoE layer's combine of a fused decode step to the next layer's first
-    /// GEMVs (`gemv_norm_moe`, `gemv_add_moe`; on by default, `MARLIN_GPU_MOE_DEFER=0`
-    /// turns it off).
-    pub fn with_moe_defer_combine(mut self, on: bool) -> Self {
-        self.moe_defer_combine = on;
-        self
-    }
-
     /// Steps of at least `n` tokens run MoE experts grouped by expert (`moe_gemv_multi`;
     /// by default from [`MOE_GROUPED_MIN_TOKENS`](super::MOE_GROUPED_MIN_TOKENS) tokens, or `MARLIN_GPU_MOE_GROUPED_MIN`).
     pub fn with_moe_grouped_min(mut self, n: usize) -> Self {

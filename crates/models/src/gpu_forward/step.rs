@@ -5,11 +5,10 @@ use marlin_gpu::registry::gemv_multi_wide;
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
     record_add, record_add_rms_norm, record_embed, record_gather_rows, record_gemv_fused,
-    record_matmul, record_matmul_op, record_rms_norm, storage_f32, MatmulIo, Op, PooledBuffer,
-    Span, StepEncoder,
+    record_matmul, record_matmul_op, record_rms_norm, storage_f32, GemvFuse, MatmulIo, Op,
+    PooledBuffer, Span, StepEncoder,
 };
 
-use super::fused::StreamIn;
 use super::inputs::StepInputs;
 use super::upload::{GpuLinear, GpuProj};
 use super::{GpuKvCache, GpuModel};
@@ -110,7 +109,7 @@ impl GpuModel {
     }
 
     /// [`GpuModel::proj`], or with `norm` (one token) each part's GEMV reads
-    /// `rms_norm(x) · w` (`gemv_norm`, or `gemv_norm_moe` with a deferred MoE output).
+    /// `rms_norm(x) · w` (`gemv_norm`, the norm's weight and epsilon in `norm`).
     pub(super) fn proj_with(
         &self,
         enc: &mut StepEncoder<'_>,
@@ -118,7 +117,7 @@ impl GpuModel {
         x: &Buffer,
         out: &Buffer,
         n: usize,
-        norm: Option<StreamIn<'_>>,
+        norm: Option<&Buffer>,
     ) -> Result<()> {
         let mut offset = 0;
         for w in &p.parts {
@@ -130,8 +129,8 @@ impl GpuModel {
                 out_stride: Some(p.width),
                 n_tokens: n,
             };
-            match &norm {
-                Some(input) => record_gemv_fused(enc, w, &io, input.fuse())?,
+            match norm {
+                Some(b) => record_gemv_fused(enc, w, &io, GemvFuse::Norm(b))?,
                 None => record_matmul(enc, w, &io)?,
             }
             offset += w.rows;
@@ -196,18 +195,13 @@ impl GpuModel {
         if let (Some(first), false) = (self.layers.first(), fused) {
             self.norm(enc, first.attn_norm, &s.h, &s.xn, n, d)?;
         }
-        // A fused step's MoE output deferred to the next layer (see `DeferredMoe`).
-        let mut moe = None;
         for l in 0..self.layers.len() {
             let next = match self.layers.get(l + 1) {
                 Some(nl) => Some(nl.attn_norm),
                 None if m > 0 => Some(self.output_norm),
                 None => None,
             };
-            moe = self.record_layer(enc, l, inp, kv, words, cs, s, next, fused, moe)?;
-        }
-        if let Some(d) = moe {
-            self.flush_moe(enc, d, s)?;
+            self.record_layer(enc, l, inp, kv, words, cs, s, next, fused)?;
         }
         if m == 0 {
             return Ok(None);

@@ -8,7 +8,7 @@ fn x_end(ids: Ids) -> f32 {
     if (ids.wid.x + ids.wid.y * ids.nwg.x == 0u) {
         let c4 = p.cols / 4u;
         for (var k = ids.lid; k < c4; k += WG) {
-            x_normed[k] = x_res(p.x_offset, k, c4) * nw[k] * s;
+            x_normed[k] = x_group(p.x_offset, k, c4) * nw[k] * s;
         }
     }
     return s;

@@ -4,15 +4,14 @@
 // sums the squares of the raw x it loads (the fill of the x tiles reads each element once
 // per workgroup); rms_scale turns the workgroup's sum into 1 / rms, which scales the
 // finished dot products (they are linear in x). A separate pass over x cost as much as the
-// norm dispatch it replaced. The residual stream is read through x_res (res_plain.wgsl, or
-// res_moe.wgsl, which adds the previous layer's MoE output); x_end comes from
-// norm_end.wgsl, or from norm_out.wgsl, which also stores the normed x.
+// norm dispatch it replaced. x_end comes from norm_end.wgsl, or from norm_out.wgsl, which
+// also stores the normed x.
 @group(0) @binding(4) var<storage, read> nw: array<vec4<f32>>;
 var<workgroup> nred: array<f32, WG>;
 var<private> x_ss: f32;
 
 fn x_in(base: u32, k: u32, c4: u32) -> vec4<f32> {
-    let v = x_res(base, k, c4);
+    let v = x_group(base, k, c4);
     x_ss += dot(v, v);
     return v * nw[min(k, c4 - 1u)];
 }

@@ -9,7 +9,7 @@ use marlin_gpu::{
     MlaShape, MoeGemvIo, MoeGroups, Span, StepEncoder, MLA_HEADS_PER_GROUP,
 };
 
-use super::super::fused::{plain, StreamIn};
+use super::super::fused::plain;
 use super::super::inputs::StepInputs;
 use super::super::step::Scratch;
 use super::super::{GpuKvCache, GpuModel};
@@ -39,8 +39,8 @@ impl GpuMla {
 
 impl GpuModel {
     /// Record layer `l`'s MLA over the step's tokens (normed input in `s.xn`; with `norm`, a
-    /// fused decode step: the residual stream `s.h` (plus a deferred MoE output), the
-    /// attention norm folded into the first projection's GEMVs); returns the buffer holding the per-head outputs
+    /// fused decode step: the residual stream `s.h`, the attention norm folded into the
+    /// first projection's GEMVs); returns the buffer holding the per-head outputs
     /// (`n × H·v`, the input of `o_proj`).
     #[allow(clippy::too_many_arguments)]
     pub(in crate::gpu_forward) fn record_mla(
@@ -53,7 +53,7 @@ impl GpuModel {
         words: &Buffer,
         cs: &Buffer,
         s: &Scratch,
-        norm: Option<StreamIn<'_>>,
+        norm: Option<&Buffer>,
     ) -> Result<Buffer> {
         let c = &self.config;
         let mc = c
