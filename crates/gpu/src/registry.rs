@@ -46,6 +46,9 @@ pub enum Variant {
     SubgroupWide,
     /// [`Variant::Dp4a`] GEMV with 64 rows per workgroup (x quantized once per 64 rows).
     Dp4aWide,
+    /// [`Variant::Subgroup`] GEMV with 8 rows per workgroup (128 threads per row quad), for
+    /// short float weights (MoE routers): twice the workgroups of the default 16 rows.
+    SubgroupDeep,
     /// Attention with one workgroup per (kv head, query token) serving all its query heads
     /// (`attn_paged` only, at most 8 query heads per kv head).
     Gqa,
@@ -56,7 +59,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 12] = [
+    pub const ALL: [Variant; 13] = [
         Variant::Plain,
         Variant::Subgroup,
         Variant::F16,
@@ -67,6 +70,7 @@ impl Variant {
         Variant::Dp4a,
         Variant::SubgroupWide,
         Variant::Dp4aWide,
+        Variant::SubgroupDeep,
         Variant::Gqa,
         Variant::Narrow,
     ];
@@ -84,6 +88,7 @@ impl Variant {
             Variant::Dp4a => "dp4a",
             Variant::SubgroupWide => "subgroup_wide",
             Variant::Dp4aWide => "dp4a_wide",
+            Variant::SubgroupDeep => "subgroup_deep",
             Variant::Gqa => "gqa",
             Variant::Narrow => "narrow",
         }

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use marlin_gpu::registry::{
-    coop_chunk_spec, dp4a_multi, gemm_tile, gemv_multi_rows, gemv_multi_tokens, gemv_rows,
-    BindLayout, DP4A_FORMATS, GEMM_COOP_WG, GEMM_ROWS, GEMM_TOKENS, GEMM_WG, GEMV_WG,
+    coop_chunk_spec, dp4a_multi, gemm_tile, gemv_deep_format, gemv_multi_rows, gemv_multi_tokens,
+    gemv_rows, BindLayout, DP4A_FORMATS, GEMM_COOP_WG, GEMM_ROWS, GEMM_TOKENS, GEMM_WG, GEMV_WG,
 };
 use marlin_gpu::shaders::SHADER_FILES;
 use marlin_gpu::{all_specs, KernelSpec, Op, Variant, MATMUL_FORMATS};
@@ -18,10 +18,7 @@ fn validate(spec: &KernelSpec) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(&src)
         .unwrap_or_else(|e| panic!("{}: parse\n{}", spec.name, e.emit_to_string(&src)));
     let coop = spec.key.variant.is_coop();
-    let subgroup = matches!(
-        spec.key.variant,
-        Variant::Subgroup | Variant::Dp4a | Variant::SubgroupWide | Variant::Dp4aWide
-    ) || coop;
+    let subgroup = spec.features.contains(marlin_gpu::wgpu::Features::SUBGROUP) || coop;
     // unpack2x16float needs SHADER_FLOAT16_IN_FLOAT32: wgpu grants it on every adapter with
     // the SHADER_F16_IN_F32 downlevel flag (all Vulkan, Metal and DX12 devices).
     let mut caps = Capabilities::SHADER_FLOAT16_IN_FLOAT32;
@@ -64,6 +61,12 @@ fn every_kernel_validates_and_translates_to_msl() {
     let wide = MATMUL_FORMATS.len()
         + n_fused * (MATMUL_FORMATS.len() - trellis)
         + (1 + n_fused) * DP4A_FORMATS.len();
+    // subgroup_deep for the float formats' gemv and fused GEMVs.
+    let deep = MATMUL_FORMATS
+        .iter()
+        .filter(|&&f| gemv_deep_format(f))
+        .count();
+    assert_eq!(deep, 3);
     // dp4a gemv_multi (and its wide form) for the dp4a GEMV formats and the E2M1 and 4-bit
     // integer codes.
     let multi = MATMUL_FORMATS.iter().filter(|&&f| dp4a_multi(f)).count();
@@ -77,6 +80,7 @@ fn every_kernel_validates_and_translates_to_msl() {
             + 1 // attn_paged_gqa
             + fused
             + wide
+            + (1 + n_fused) * deep
             + (MATMUL_FORMATS.len() - trellis) // moe_gemv_multi
             // moe_gemv_norm and moe_gemv_silu, and the narrow forms of all three MoE GEMVs
             + 5 * (MATMUL_FORMATS.len() - trellis)

@@ -78,7 +78,17 @@ pub fn gemv_group_threads(_format: QuantFormat, variant: Variant) -> u32 {
     if variant == Variant::Narrow {
         return 8;
     }
+    if variant == Variant::SubgroupDeep {
+        return 128;
+    }
     gw_override().unwrap_or(64)
+}
+
+/// Whether short float weights run [`Variant::SubgroupDeep`] (`MARLIN_GEMV_DEEP=0`: no,
+/// for A/B runs); read once per process.
+fn deep_enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("MARLIN_GEMV_DEEP").map_or(true, |v| v != "0"))
 }
 
 /// `MARLIN_GEMV_GW` when it is 16, 32 or 64; read once per process (the launchers ask on
@@ -102,11 +112,27 @@ pub fn gemv_rows(format: QuantFormat, variant: Variant) -> u32 {
 /// Weight rows from which the GEMV runs its wide variant.
 pub const GEMV_WIDE_MIN_ROWS: usize = 8192;
 
+/// Weight rows up to which a float GEMV runs its deep variant (MoE routers: 64 to 256
+/// experts).
+pub const GEMV_DEEP_MAX_ROWS: usize = 256;
+
+/// Formats with a [`Variant::SubgroupDeep`] GEMV: the float formats of routers.
+pub fn gemv_deep_format(format: QuantFormat) -> bool {
+    matches!(
+        format,
+        QuantFormat::F32 | QuantFormat::F16 | QuantFormat::BF16
+    )
+}
+
 /// The GEMV variant for a `rows`-row weight: the wide form of `variant` for tall weights of
 /// the formats where it measured faster (H200, 14336×4096: f16 3,195 → 3,458 GB/s, q8_0
 /// 2,781 → 3,103, q4_0 2,059 → 2,363; fp4_g128 lost 4%, 4096-row weights lose up to half:
-/// too few workgroups), else `variant`.
+/// too few workgroups), the deep form for short float weights, else `variant`.
 pub fn gemv_wide(variant: Variant, format: QuantFormat, rows: usize) -> Variant {
+    let deep = rows <= GEMV_DEEP_MAX_ROWS && gemv_deep_format(format) && deep_enabled();
+    if deep && variant == Variant::Subgroup && gw_override().is_none() {
+        return Variant::SubgroupDeep;
+    }
     let measured = matches!(
         format,
         QuantFormat::F16 | QuantFormat::Q8_0 | QuantFormat::Q4_0
@@ -365,6 +391,12 @@ mod tests {
             Variant::Subgroup
         );
         assert_eq!(gemv_rows(q4, Variant::Dp4aWide), 64);
+        let f32 = QuantFormat::F32;
+        assert_eq!(gemv_wide(Variant::Subgroup, f32, 64), Variant::SubgroupDeep);
+        assert_eq!(gemv_wide(Variant::Subgroup, f32, 257), Variant::Subgroup);
+        assert_eq!(gemv_wide(Variant::Plain, f32, 64), Variant::Plain);
+        assert_eq!(gemv_wide(Variant::Dp4a, q4, 64), Variant::Dp4a);
+        assert_eq!(gemv_rows(f32, Variant::SubgroupDeep), 8);
         assert_eq!(gemv_rows(q4, Variant::Dp4a), 16);
     }
 }

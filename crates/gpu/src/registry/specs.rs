@@ -182,7 +182,8 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
         "gemv/reduce_shared.wgsl"
     };
     let (features, wg, rows, tokens, ids, body) = match (gemv_op, key.variant) {
-        (Op::Gemv, Variant::Subgroup | Variant::SubgroupWide) => (
+        (Op::Gemv, Variant::SubgroupDeep) if !gemv_deep_format(key.format) => return None,
+        (Op::Gemv, Variant::Subgroup | Variant::SubgroupWide | Variant::SubgroupDeep) => (
             wgpu::Features::SUBGROUP,
             GEMV_WG,
             gemv_nr,
