@@ -26,6 +26,8 @@ pub enum Op {
     ActQ8,
     /// Rows of a (quantized) embedding table for a batch of token ids.
     Embed,
+    /// Rows of an f32 matrix on the GPU picked by ids (MoE grouping, the LM head's rows).
+    GatherRows,
     /// RMSNorm of rows.
     RmsNorm,
     /// Residual add fused with the next RMSNorm.
@@ -94,7 +96,7 @@ pub enum Op {
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 39] = [
+    pub const ALL: [Op; 40] = [
         Op::Gemv,
         Op::GemvNorm,
         Op::GemvNormOut,
@@ -103,6 +105,7 @@ impl Op {
         Op::GemvMulti,
         Op::ActQ8,
         Op::Embed,
+        Op::GatherRows,
         Op::RmsNorm,
         Op::AddRmsNorm,
         Op::RopeNormal,
@@ -149,6 +152,7 @@ impl Op {
             Op::GemvMulti => "gemv_multi",
             Op::ActQ8 => "act_q8",
             Op::Embed => "embed",
+            Op::GatherRows => "gather_rows",
             Op::RmsNorm => "rms_norm",
             Op::AddRmsNorm => "add_rms_norm",
             Op::RopeNormal => "rope_normal",

@@ -121,6 +121,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     shader!("ops/attn_flash.wgsl"),
     shader!("ops/attn_split.wgsl"),
     shader!("ops/gate_mul_body.wgsl"),
+    shader!("ops/gather_rows.wgsl"),
     shader!("ops/gelu_tanh_mul.wgsl"),
     shader!("ops/hadamard.wgsl"),
     shader!("ops/hadamard_body.wgsl"),

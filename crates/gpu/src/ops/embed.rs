@@ -1,12 +1,11 @@
 //! Embedding launcher: rows of a (quantized) table for a batch of token ids, one dispatch
-//! per weight chunk, times a scale (Gemma's √hidden); and the same lookup as a gather of
+//! per weight chunk, times a scale (Gemma's √hidden); and `gather_rows`, the same lookup of
 //! f32 rows already on the GPU.
 
 use super::Span;
 use crate::op::Op;
 use crate::registry::{KernelKey, Variant};
 use crate::{Error, GpuWeight, Result, StepEncoder};
-use marlin_core::QuantFormat;
 
 /// Record `out[t] = table[ids[t]] · scale` for `n_tokens` ids (`ids`: u32 words at a
 /// multiple of 4; `out`: `n_tokens × table.cols` floats). Ids must be `< table.rows`.
@@ -46,10 +45,10 @@ pub fn record_embed(
 }
 
 /// Record `out[i] = src[ids[i]]` for `n_rows` ids: a gather of rows of `cols` floats
-/// (e.g. the rows of a step's hidden state the LM head needs, made contiguous so the head
-/// runs once). It is the `embed_f32` lookup with `src` as the table. `src` holds
-/// `src_rows × cols` floats; `cols % 4 == 0`; ids `< src_rows` (others leave their row
-/// unwritten); `ids` as in [`record_embed`].
+/// (`gather_rows`; e.g. MoE token rows grouped by expert, or the rows of a step's hidden
+/// state the LM head needs, made contiguous so the head runs once). `src` holds
+/// `src_rows × cols` floats from offset 0; `cols % 4 == 0`; ids `< src_rows` (others leave
+/// their row unwritten).
 pub fn record_gather_rows(
     enc: &mut StepEncoder<'_>,
     src: Span<'_>,
@@ -60,31 +59,33 @@ pub fn record_gather_rows(
     n_rows: usize,
 ) -> Result<()> {
     const OP: &str = "gather_rows";
-    if n_rows == 0 || !ids.offset.is_multiple_of(4) || !cols.is_multiple_of(4) || src.offset != 0 {
+    let oo = out.check(OP, "out", n_rows * cols)?;
+    if n_rows == 0 || !cols.is_multiple_of(4) || src.offset != 0 {
         return Err(Error::shape(
             OP,
             format!(
-                "{n_rows} rows of {cols} (% 4 == 0), id offset {} (% 4 == 0), source offset {} (0)",
-                ids.offset, src.offset
+                "{n_rows} rows of {cols} (% 4 == 0), source offset {} (0)",
+                src.offset
             ),
         ));
     }
     src.check(OP, "src", src_rows * cols)?;
-    ids.check(OP, "ids", n_rows)?;
-    let oo = out.check(OP, "out", n_rows * cols)?;
-    let n = grid_tokens(enc, OP, n_rows)?;
-    let key = KernelKey {
-        op: Op::Embed,
-        format: QuantFormat::F32,
-        variant: Variant::Plain,
-    };
-    let rows = RowSource {
-        buffer: src.buffer,
-        first: 0,
-        count: src_rows,
-        meta_offset_words: 0,
-    };
-    dispatch_rows(enc, key, &rows, cols, ids, (out.buffer, oo), n, 1.0)
+    let io = ids.check(OP, "ids", n_rows)?;
+    let n = super::to_u32(OP, "rows", n_rows)?;
+    let max = enc.ctx().limits.max_compute_workgroups_per_dimension.max(1);
+    let gx = n.min(max);
+    let params = [
+        n,
+        super::to_u32(OP, "cols", cols / 4)?,
+        super::to_u32(OP, "source rows", src_rows)?,
+        io,
+        oo,
+        0,
+        0,
+        0,
+    ];
+    let bufs = [src.buffer, ids.buffer, out.buffer];
+    super::dispatch_op(enc, Op::GatherRows, params, &bufs, [gx, n.div_ceil(gx), 1])
 }
 
 /// Rows `first .. first + count` of a table, held by `buffer`.

@@ -58,6 +58,7 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
             BindLayout::Read4Write,
         ),
         Op::AttnCombine => (vec![format!("ops/{name}.wgsl")], BindLayout::ReadWrite),
+        Op::GatherRows => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write),
         Op::AttnPrefill => (
             vec![KV_CODES.into(), format!("ops/{name}.wgsl")],
             BindLayout::Read4Write,
