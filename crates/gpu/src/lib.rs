@@ -65,6 +65,9 @@ pub use ops::attn_mla::{
     mla_partial_len, mla_splits, record_attn_mla, record_mla_latent, MlaAttnIo, MlaLatentIo,
     MlaShape, MLA_HEADS_PER_GROUP, MLA_MAX_RANK, MLA_MAX_WIDTH, MLA_SPLIT_KEYS, MLA_SPLIT_MIN_KEYS,
 };
+pub use ops::attn_mla_gemm::{
+    mla_gemm_fits, record_attn_mla_gemm, MLA_GEMM_KEY_ALIGN, MLA_GEMM_MAX_SCORE_BYTES,
+};
 pub use ops::elementwise::{record_add, record_gate_mul, GateAct};
 pub use ops::embed::{record_embed, record_gather_rows};
 pub use ops::gemm_splitk::{record_gemm_splitk_reduce, SplitkReduceIo};

@@ -90,13 +90,21 @@ pub enum Op {
     AttnMla,
     /// MLA latent: q_a / kv_a RMSNorms, RoPE of k_pe and the latent cache write.
     MlaLatent,
+    /// A prompt chunk's MLA queries packed as one scaled `[q̃ ‖ RoPE(q_pe)]` matrix (the
+    /// score GEMM's input).
+    MlaQPack,
+    /// A sequence's paged latent rows as a dense f16 key matrix and a transposed value one
+    /// (the weights of a prompt chunk's MLA GEMMs).
+    MlaKvDense,
+    /// Causal softmax of a prompt chunk's MLA scores, in place.
+    MlaSoftmax,
     /// Sum of a split-K coop GEMM's partial outputs into the real output.
     GemmSplitkReduce,
 }
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 40] = [
+    pub const ALL: [Op; 43] = [
         Op::Gemv,
         Op::GemvNorm,
         Op::GemvNormOut,
@@ -136,6 +144,9 @@ impl Op {
         Op::MoeCombine,
         Op::AttnMla,
         Op::MlaLatent,
+        Op::MlaQPack,
+        Op::MlaKvDense,
+        Op::MlaSoftmax,
         Op::GemmSplitkReduce,
     ];
     /// The op families that read quantized weights (one kernel per weight format).
@@ -183,6 +194,9 @@ impl Op {
             Op::MoeCombine => "moe_combine",
             Op::AttnMla => "attn_mla",
             Op::MlaLatent => "mla_latent",
+            Op::MlaQPack => "mla_q_pack",
+            Op::MlaKvDense => "mla_kv_dense",
+            Op::MlaSoftmax => "mla_softmax",
             Op::GemmSplitkReduce => "gemm_splitk_reduce",
         }
     }

@@ -166,6 +166,54 @@ impl GpuWeight {
         })
     }
 
+    /// Bytes a `[rows, cols]` matrix of a plain float `format` (f32, f16, bf16) takes in
+    /// the layout [`GpuWeight::raw_view`] reads.
+    pub fn raw_bytes(format: QuantFormat, rows: usize, cols: usize) -> Result<u64> {
+        let row = format.row_bytes(cols)? as u64;
+        Ok((rows as u64 * row).div_ceil(16) * 16)
+    }
+
+    /// A `[rows, cols]` matrix a step built in `buffer` (row-major, f32/f16/bf16 values from
+    /// byte 0; e.g. a sequence's dense MLA keys), viewed as a weight so the matmul kernels
+    /// can multiply by it.
+    pub fn raw_view(
+        format: QuantFormat,
+        rows: usize,
+        cols: usize,
+        buffer: &wgpu::Buffer,
+    ) -> Result<GpuWeight> {
+        const OP: &str = "weight view";
+        let layout = WeightLayout::for_format(format)
+            .filter(|l| *l == WeightLayout::Raw && !format.is_trellis())
+            .ok_or(Error::Unsupported {
+                op: OP,
+                format: format.name(),
+            })?;
+        let need = Self::raw_bytes(format, rows, cols)?;
+        if rows == 0 || !cols.is_multiple_of(4) || buffer.size() < need {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "{format} [{rows}, {cols}] (cols % 4 == 0) needs {need} bytes, the buffer holds {}",
+                    buffer.size()
+                ),
+            ));
+        }
+        Ok(GpuWeight {
+            format,
+            rows,
+            cols,
+            layout,
+            chunks: vec![WeightChunk {
+                buffer: buffer.clone(),
+                rows: 0..rows,
+                meta_offset_words: 0,
+            }],
+            hadamard: 0,
+            trellis: None,
+        })
+    }
+
     /// Bytes the weight occupies on the GPU.
     pub fn gpu_bytes(&self) -> u64 {
         self.chunks.iter().map(|c| c.buffer.size()).sum()

@@ -1,8 +1,9 @@
 //! MLA on the GPU against the CPU backend: `mla_latent` (q_a / kv_a RMSNorms, RoPE of the
 //! shared k_pe, paged latent write) against `rms_norm` + `RopeTable` + `PagedLatent`, and
 //! `attn_mla` (single pass and split-K + `attn_combine`) against `mla_attention` over the same
-//! f16 latent rows, with contexts spanning many blocks of a reversed block table. Runs on
-//! lavapipe (testkit).
+//! f16 latent rows, with contexts spanning many blocks of a reversed block table, and its
+//! GEMM form for prompt chunks (`attn_mla_gemm`: `mla_q_pack`, `mla_kv_dense`, the score and
+//! value GEMMs, `mla_softmax`) against the same reference. Runs on lavapipe (testkit).
 
 mod testkit;
 
@@ -13,9 +14,9 @@ use marlin_cpu::attention::mla_attention;
 use marlin_cpu::kv_latent::{LatentLayout, PagedLatent};
 use marlin_cpu::ops::{rms_norm_inplace, RopeTable};
 use marlin_gpu::{
-    mla_partial_len, read_bytes, read_f32, record_attn_mla, record_mla_latent, storage_f32,
-    upload_f32, zeroed_f32, GpuContext, MlaAttnIo, MlaLatentIo, MlaShape, Op, Span, StepEncoder,
-    Variant,
+    mla_partial_len, read_bytes, read_f32, record_attn_mla, record_attn_mla_gemm,
+    record_mla_latent, storage_f32, upload_f32, zeroed_f32, GpuContext, MlaAttnIo, MlaLatentIo,
+    MlaShape, Op, Span, StepEncoder, Variant,
 };
 use testkit::{assert_sentinels, guarded, nmse, nmse_threshold, random_vec, rng, GUARD};
 
@@ -159,18 +160,24 @@ fn mla_latent_matches_cpu_norms_rope_and_cache() {
     }
 }
 
-/// Fills `n_pos` latent rows on the CPU and the GPU, attends `q_pos` with `splits` parts;
-/// returns the NMSE of the GPU against `mla_attention`.
-fn attn_case(
-    ctx: &GpuContext,
-    mode: RopeMode,
-    n_pos: usize,
-    q_pos: &[usize],
-    splits: usize,
-) -> f64 {
+/// How a case runs the attention: the `attn_mla` kernel in `splits` parts, or its GEMM
+/// form.
+#[derive(Debug, Clone, Copy)]
+enum Path {
+    Kernel(usize),
+    Gemm,
+}
+
+/// Fills `n_pos` latent rows on the CPU and the GPU, attends `q_pos` along `path`; returns
+/// the NMSE of the GPU against `mla_attention`.
+fn attn_case(ctx: &GpuContext, mode: RopeMode, n_pos: usize, q_pos: &[usize], path: Path) -> f64 {
+    let splits = match path {
+        Path::Kernel(s) => s,
+        Path::Gemm => 1,
+    };
     let s = shape(q_pos.len(), 0, mode);
     let (n, h, w, rd) = (s.n_tokens, s.n_heads, s.width(), s.rope_dim);
-    let mut r = rng((n_pos * 3 + splits) as u64);
+    let mut r = rng((n_pos * 3 + splits + q_pos.len()) as u64);
     let n_blocks = n_pos.div_ceil(16) + 1;
     let table = reversed_table(n_pos.div_ceil(16));
     let mut cache = PagedLatent::new(
@@ -246,13 +253,24 @@ fn attn_case(
         out: Span::new(&ob, GUARD),
     };
     let max_keys = q_pos.iter().max().map_or(1, |p| p + 1);
-    record_attn_mla(&mut enc, &s, splits, max_keys, &io).expect("attn_mla");
-    let want_dispatches = if splits == 1 { 1 } else { 2 };
-    assert_eq!(
-        enc.dispatch_count(),
-        want_dispatches,
-        "attn_mla (+ combine)"
-    );
+    match path {
+        Path::Kernel(splits) => {
+            record_attn_mla(&mut enc, &s, splits, max_keys, &io).expect("attn_mla");
+            let want_dispatches = if splits == 1 { 1 } else { 2 };
+            assert_eq!(
+                enc.dispatch_count(),
+                want_dispatches,
+                "attn_mla (+ combine)"
+            );
+        }
+        Path::Gemm => {
+            record_attn_mla_gemm(&mut enc, &s, max_keys, &io).expect("attn_mla_gemm");
+            assert!(
+                enc.dispatch_count() >= 5,
+                "pack, dense rows, GEMM, softmax, GEMM"
+            );
+        }
+    }
     enc.submit().expect("submit");
     let all = read_f32(ctx, &ob, 0, want.len() + 2 * GUARD).expect("read");
     assert_sentinels(
@@ -275,10 +293,70 @@ fn attn_mla_matches_cpu_mla_attention() {
         (RopeMode::Neox, 600, &[599, 300, 10], 7),
     ];
     for (mode, n_pos, q_pos, splits) in cases {
-        let e = attn_case(ctx, mode, n_pos, q_pos, splits);
+        let e = attn_case(ctx, mode, n_pos, q_pos, Path::Kernel(splits));
         eprintln!("attn_mla {mode:?} {n_pos} keys, queries {q_pos:?}, {splits} splits: nmse {e:e}");
         assert!(e < tol, "{mode:?} {n_pos} keys {splits} splits: nmse {e:e}");
     }
+}
+
+#[test]
+fn attn_mla_gemm_matches_cpu_mla_attention() {
+    let Some(ctx) = testkit::ctx() else { return };
+    // The tensor-core GEMM (where the device has one) multiplies in f16.
+    let tol = nmse_threshold(Op::AttnMla, QuantFormat::F16, ctx.default_variant(Op::Gemm));
+    let chunk: Vec<usize> = (0..100).collect();
+    let tail: Vec<usize> = (61..131).collect();
+    let cases: [(RopeMode, usize, &[usize]); 5] = [
+        (RopeMode::Normal, 1, &[0]),
+        (RopeMode::Neox, 150, &[149, 3, 77]),
+        // A whole prompt from position 0, then a chunk after a 61-token prefix: positions
+        // past the last key (padding to whole tiles) and past each token's own are masked.
+        (RopeMode::Normal, 100, &chunk),
+        (RopeMode::Neox, 131, &tail),
+        (RopeMode::Normal, 64, &[63, 0, 31]),
+    ];
+    for (mode, n_pos, q_pos) in cases {
+        let e = attn_case(ctx, mode, n_pos, q_pos, Path::Gemm);
+        eprintln!(
+            "attn_mla_gemm {mode:?} {n_pos} keys, {} queries: nmse {e:e}",
+            q_pos.len()
+        );
+        assert!(e < tol, "{mode:?} {n_pos} keys: nmse {e:e}");
+    }
+}
+
+#[test]
+fn attn_mla_gemm_rejects_bad_shapes() {
+    let Some(ctx) = testkit::ctx() else { return };
+    let buf = storage_f32(ctx, 4096).expect("buf");
+    let io = MlaAttnIo {
+        q_abs: &buf,
+        q_pe: &buf,
+        cs: Span::whole(&buf),
+        cache: &buf,
+        meta: Span::whole(&buf),
+        part: None,
+        out: Span::whole(&buf),
+    };
+    let mut enc = StepEncoder::new(ctx, "t");
+    let ok = shape(4, 0, RopeMode::Normal);
+    assert!(
+        record_attn_mla_gemm(&mut enc, &ok, 0, &io).is_err(),
+        "no keys"
+    );
+    // Queries of 4 tokens x 5 heads x 32 values need 640 floats; 4096 hold them, but not
+    // 200 tokens' worth.
+    let many = shape(200, 0, RopeMode::Normal);
+    assert!(
+        record_attn_mla_gemm(&mut enc, &many, 8, &io).is_err(),
+        "short q_abs"
+    );
+    let huge = shape(1 << 16, 0, RopeMode::Normal);
+    assert!(
+        record_attn_mla_gemm(&mut enc, &huge, 1 << 16, &io).is_err(),
+        "score matrix over the limit"
+    );
+    assert_eq!(enc.dispatch_count(), 0);
 }
 
 #[test]

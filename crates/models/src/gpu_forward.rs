@@ -126,6 +126,8 @@ pub struct GpuModel {
     pub(crate) attn_split_min_keys: usize,
     /// The same for MLA attention (its decode grid is a few head groups: it splits early).
     pub(crate) mla_split_min_keys: usize,
+    /// One-sequence steps of at least this many tokens run MLA attention as GEMMs.
+    pub(crate) mla_gemm_min: usize,
     /// Whether prompt chunks use the flash-style `attn_prefill` kernel.
     pub(crate) prefill_attn: bool,
     /// Whether prompt steps use `attn_flash` where the device runs it.
@@ -214,6 +216,7 @@ impl GpuModel {
             step_bufs: Mutex::new(None),
             attn_split_min_keys: attn::default_split_min_keys(),
             mla_split_min_keys: attn::default_mla_split_min_keys(),
+            mla_gemm_min: attn::default_mla_gemm_min(),
             prefill_attn: attn::prefill_attn_enabled(),
             flash_attn: attn::flash_attn_enabled(),
             moe_grouped_min: moe::default_grouped_min(),

@@ -173,6 +173,20 @@ fn glm4_moe_lite_with_the_moe_norm_folded_matches_transformers() {
     assert_eq!(gpu.dispatch_count(), 40, "dispatches per decode step");
 }
 
+/// Every step as one GEMM pair per layer (`attn_mla_gemm`, from one token on): whole
+/// prompts and token-by-token decode reproduce the goldens, with and without q_lora.
+#[test]
+fn mla_attention_as_gemms_matches_transformers() {
+    let Some(ctx) = gpu_ctx() else { return };
+    for name in ["glm4_moe_lite", "deepseek_v3"] {
+        let model = load(&tiny(name));
+        let gpu = GpuModel::new(ctx.clone(), &model)
+            .unwrap()
+            .with_mla_gemm_min(1);
+        check_golden(&format!("{name} HF, MLA as GEMMs"), &gpu, name);
+    }
+}
+
 #[test]
 fn deepseek_v3_without_q_lora_on_gpu_matches_transformers() {
     let Some(ctx) = gpu_ctx() else { return };

@@ -41,7 +41,7 @@ impl MlaShape {
         self.rank + self.rope_dim
     }
 
-    fn check(&self, op: &'static str) -> Result<()> {
+    pub(super) fn check(&self, op: &'static str) -> Result<()> {
         let ok = self.n_tokens > 0
             && self.n_heads > 0
             && self.rank > 0
@@ -61,7 +61,7 @@ impl MlaShape {
         }
     }
 
-    fn rope_word(&self) -> u32 {
+    pub(super) fn rope_word(&self) -> u32 {
         self.rope_dim as u32 | u32::from(self.neox) << 31
     }
 }

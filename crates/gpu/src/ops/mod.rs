@@ -8,6 +8,7 @@ pub mod attention_flash;
 pub mod attention_prefill;
 pub mod attention_split;
 pub mod attn_mla;
+pub mod attn_mla_gemm;
 pub mod elementwise;
 pub mod embed;
 pub mod gemm_splitk;

@@ -10,6 +10,8 @@ use crate::op::{kernel_name, Op};
 
 /// The quantized-KV code helpers every cache writer and attention kernel includes.
 const KV_CODES: &str = "ops/kv_codes.wgsl";
+/// RoPE of an MLA query's rope part (attn_mla, mla_q_pack).
+const MLA_ROPE_Q: &str = "ops/mla_rope_q.wgsl";
 
 /// Spec of a format-less op (`shaders/ops/<name>.wgsl`) or of an embedding lookup.
 fn op_spec(key: KernelKey) -> Option<KernelSpec> {
@@ -82,7 +84,16 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
         ),
         Op::MoeRoute => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write2),
         Op::MoeSort => (vec![format!("ops/{name}.wgsl")], BindLayout::ReadWrite),
-        Op::AttnMla => (vec![format!("ops/{name}.wgsl")], BindLayout::Read5Write),
+        Op::AttnMla => (
+            vec![MLA_ROPE_Q.into(), format!("ops/{name}.wgsl")],
+            BindLayout::Read5Write,
+        ),
+        Op::MlaQPack => (
+            vec![MLA_ROPE_Q.into(), format!("ops/{name}.wgsl")],
+            BindLayout::Read3Write,
+        ),
+        Op::MlaKvDense => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write2),
+        Op::MlaSoftmax => (vec![format!("ops/{name}.wgsl")], BindLayout::ReadWrite),
         Op::MlaLatent => (vec![format!("ops/{name}.wgsl")], BindLayout::Read4Write2),
         Op::MoeCombine => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write),
         Op::GemmSplitkReduce => (vec![format!("gemm/{name}.wgsl")], BindLayout::ReadWrite),

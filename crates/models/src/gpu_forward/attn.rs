@@ -25,6 +25,20 @@ pub(super) fn default_mla_split_min_keys() -> usize {
     env_usize("MARLIN_GPU_MLA_SPLIT_MIN_KEYS").unwrap_or(marlin_gpu::MLA_SPLIT_MIN_KEYS)
 }
 
+/// Prompt steps of one sequence with at least this many tokens run MLA attention as GEMMs
+/// (`attn_mla_gemm`).
+pub const MLA_GEMM_MIN_TOKENS: usize = 32;
+
+/// The MLA GEMM threshold: `MARLIN_GPU_MLA_GEMM_MIN` (0 turns the GEMM form off) or
+/// [`MLA_GEMM_MIN_TOKENS`].
+pub(super) fn default_mla_gemm_min() -> usize {
+    match env_usize("MARLIN_GPU_MLA_GEMM_MIN") {
+        Some(0) => usize::MAX,
+        Some(n) => n,
+        None => MLA_GEMM_MIN_TOKENS,
+    }
+}
+
 fn env_usize(name: &str) -> Option<usize> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }

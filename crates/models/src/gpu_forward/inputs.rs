@@ -30,6 +30,8 @@ pub(super) struct StepInputs {
     pub(super) prompt: bool,
     /// Tokens of the sequences that bring more than one.
     pub(super) prompt_tokens: usize,
+    /// Whether every token of the step belongs to one sequence.
+    pub(super) one_seq: bool,
     /// Word index in `words` of `attn_flash`'s query blocks (64 tokens), and their count.
     pub(super) flash_blocks_off: usize,
     pub(super) n_flash_blocks: usize,
@@ -158,6 +160,7 @@ impl GpuModel {
             n_blocks: blocks.len() / 2,
             prompt: lens.iter().any(|&l| l > 1),
             prompt_tokens: lens.iter().filter(|&&l| l > 1).sum(),
+            one_seq: lens.iter().filter(|&&l| l > 0).count() == 1,
             flash_blocks_off,
             n_flash_blocks: flash.len() / 2,
             n,
@@ -202,6 +205,7 @@ mod tests {
             n_blocks: 0,
             prompt: false,
             prompt_tokens: 0,
+            one_seq: false,
             flash_blocks_off: 0,
             n_flash_blocks: 0,
             gather_off: None,

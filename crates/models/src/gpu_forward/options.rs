@@ -13,6 +13,14 @@ impl GpuModel {
         self
     }
 
+    /// One-sequence steps of at least `n` tokens run MLA attention as GEMMs
+    /// (`attn_mla_gemm`; default [`MLA_GEMM_MIN_TOKENS`](super::attn::MLA_GEMM_MIN_TOKENS),
+    /// or `MARLIN_GPU_MLA_GEMM_MIN`); `usize::MAX` keeps the `attn_mla` kernel.
+    pub fn with_mla_gemm_min(mut self, n: usize) -> Self {
+        self.mla_gemm_min = n.max(1);
+        self
+    }
+
     /// Use the flash-style prefill attention for prompt chunks (default: off, or
     /// `MARLIN_GPU_PREFILL_ATTN=1`; slower than the per-query kernel on an H200 so far).
     pub fn with_prefill_attention(mut self, on: bool) -> Self {

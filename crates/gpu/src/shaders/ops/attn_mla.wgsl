@@ -56,29 +56,6 @@ var<workgroup> pw: array<vec4<f32>, TK>;
 // First cache word of each key in the tile.
 var<workgroup> kbase: array<u32, TK>;
 
-// Rotated value i of the rope part whose unrotated values start at q_pe[qb], angles at cs[cb].
-fn rope_q(qb: u32, cb: u32, i: u32) -> f32 {
-    let half = (p.rope & 0x7FFFFFFFu) / 2u;
-    var k = i / 2u;
-    var ia = qb + 2u * k;
-    var ib = ia + 1u;
-    var second = (i & 1u) == 1u;
-    if ((p.rope >> 31u) == 1u) {
-        k = i % half;
-        ia = qb + k;
-        ib = ia + half;
-        second = i >= half;
-    }
-    let a = q_pe[ia];
-    let b = q_pe[ib];
-    let c = cs[cb + k];
-    let s = cs[cb + half + k];
-    if (second) {
-        return a * s + b * c;
-    }
-    return a * c - b * s;
-}
-
 // HG heads' partial dots of the key rows at `ka` and `kb` over lane c's words. Every load
 // is issued before any is used (indices clamped into the row, words past it dropped): a
 // load consumed before the next one is issued costs a memory round trip of its own.

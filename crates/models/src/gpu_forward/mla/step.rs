@@ -3,10 +3,11 @@
 use marlin_core::rope::RopeMode;
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    mla_partial_len, mla_splits, moe_grouped_runs, record_attn_mla, record_gather_rows,
-    record_gemv_fused, record_matmul, record_mla_latent, record_moe_gemv, record_moe_grouped_rows,
-    record_moe_sort, upload_f32, GemvFuse, GpuContext, GpuWeight, MatmulIo, MlaAttnIo, MlaLatentIo,
-    MlaShape, MoeGemvIo, MoeGroups, Span, StepEncoder, MLA_HEADS_PER_GROUP,
+    mla_gemm_fits, mla_partial_len, mla_splits, moe_grouped_runs, record_attn_mla,
+    record_attn_mla_gemm, record_gather_rows, record_gemv_fused, record_matmul, record_mla_latent,
+    record_moe_gemv, record_moe_grouped_rows, record_moe_sort, upload_f32, GemvFuse, GpuContext,
+    GpuWeight, MatmulIo, MlaAttnIo, MlaLatentIo, MlaShape, MoeGemvIo, MoeGroups, Span, StepEncoder,
+    MLA_HEADS_PER_GROUP,
 };
 
 use super::super::fused::plain;
@@ -136,9 +137,15 @@ impl GpuModel {
             q_nope_w,
         )?;
         let lat = enc.scratch(bytes(slots * shape.rank));
-        // One workgroup per group of heads (they share the latent loads).
+        // A prompt chunk of one sequence: its queries against the sequence's latent rows as
+        // GEMMs. Else one workgroup per group of heads (they share the latent loads).
+        let as_gemm =
+            inp.one_seq && n >= self.mla_gemm_min && mla_gemm_fits(enc, &shape, inp.max_keys);
         let groups = h.div_ceil(MLA_HEADS_PER_GROUP);
-        let splits = mla_splits(inp.max_keys, n, groups, self.mla_split_min_keys);
+        let splits = match as_gemm {
+            true => 1,
+            false => mla_splits(inp.max_keys, n, groups, self.mla_split_min_keys),
+        };
         let part = (splits > 1).then(|| enc.scratch(bytes(mla_partial_len(&shape, splits))));
         let io = MlaAttnIo {
             q_abs: &q_abs,
@@ -149,7 +156,10 @@ impl GpuModel {
             part: part.as_ref(),
             out: Span::whole(&lat),
         };
-        record_attn_mla(enc, &shape, splits, inp.max_keys.max(1), &io)?;
+        match as_gemm {
+            true => record_attn_mla_gemm(enc, &shape, inp.max_keys, &io)?,
+            false => record_attn_mla(enc, &shape, splits, inp.max_keys.max(1), &io)?,
+        }
         let att = enc.scratch(bytes(slots * mc.v_head_dim));
         let io = gemv(&lat, &att, mc.v_head_dim);
         self.per_head(enc, &m.v_b, by_head.as_ref(), &io, shape.rank)?;
