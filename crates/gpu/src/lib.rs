@@ -81,7 +81,8 @@ pub use ops::moe::{
 };
 pub use ops::moe_experts::{record_moe_experts, MoeExpertsIo};
 pub use ops::moe_grouped::{
-    moe_grouped_runs, record_moe_grouped, record_moe_grouped_rows, record_moe_sort, MoeGroups,
+    moe_grouped_runs, moe_grouped_variant, record_moe_grouped, record_moe_grouped_rows,
+    record_moe_sort, MoeGroups,
 };
 pub use ops::moe_hadamard_scale::{record_moe_hadamard_scale, MoeScaleIo, SlotSide};
 pub use ops::norm::{record_add_rms_norm, record_rms_norm, record_rms_norm_grouped};

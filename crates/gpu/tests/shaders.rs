@@ -67,15 +67,15 @@ fn every_kernel_validates_and_translates_to_msl() {
         .filter(|&&f| gemv_deep_format(f))
         .count();
     assert_eq!(deep, 3);
-    // dp4a gemv_multi (and its wide form) for the dp4a GEMV formats and the E2M1 and 4-bit
-    // integer codes.
+    // dp4a gemv_multi and moe_gemv_multi (and their wide forms) for the dp4a GEMV formats
+    // and the E2M1 and 4-bit integer codes.
     let multi = MATMUL_FORMATS.iter().filter(|&&f| dp4a_multi(f)).count();
     assert_eq!(multi, DP4A_FORMATS.len() + 13);
     assert_eq!(
         specs.len(),
         MATMUL_FORMATS.len() * 11 - trellis
             + DP4A_FORMATS.len()
-            + 2 * multi
+            + 4 * multi
             + single
             + 1 // attn_paged_gqa
             + fused

@@ -2,9 +2,12 @@
 //! by expert, and `moe_gemv_multi` reads each expert's rows once per chunk of up to MT of
 //! its slots instead of once per slot (`moe_gemv`).
 
+use std::sync::OnceLock;
+
+use super::act_q8::record_act_q8;
 use super::{dispatch_op, to_u32, Span};
 use crate::op::Op;
-use crate::registry::{gemv_multi_rows, gemv_multi_tokens, KernelKey, Variant};
+use crate::registry::{act_q8_perm, gemv_multi_rows, gemv_multi_tokens, KernelKey, Variant};
 use crate::weight_experts::GpuExperts;
 use crate::GpuWeight;
 use crate::{Error, Result, StepEncoder};
@@ -94,6 +97,37 @@ pub fn moe_grouped_runs(ctx: &crate::GpuContext, w: &GpuWeight) -> bool {
     w.hadamard == 0 && w.chunks.len() == 1 && ctx.runs(key)
 }
 
+/// The Dp4a geometry `MARLIN_GPU_MOE_DP4A` asks for: unset or `wide` 16 lanes per row quad
+/// (64 rows per workgroup: expert rows are short, 2048 columns are 64 units), `narrow` 64
+/// lanes, `0` none (f32 activations). Read once per process.
+fn moe_dp4a_choice() -> Option<Variant> {
+    static CHOICE: OnceLock<Option<Variant>> = OnceLock::new();
+    *CHOICE.get_or_init(|| match std::env::var("MARLIN_GPU_MOE_DP4A").as_deref() {
+        Ok("0") => None,
+        Ok("narrow") => Some(Variant::Dp4a),
+        _ => Some(Variant::Dp4aWide),
+    })
+}
+
+/// The `moe_gemv_multi` variant for `w`: 8-bit activations (quantized once by `act_q8`)
+/// where the format has a Dp4a body and the device runs it (as for `gemv_multi`), else
+/// plain.
+pub fn moe_grouped_variant(ctx: &crate::GpuContext, w: &GpuWeight) -> Variant {
+    let Some(v) = moe_dp4a_choice() else {
+        return Variant::Plain;
+    };
+    let key = KernelKey {
+        op: Op::MoeGemvMulti,
+        format: w.format,
+        variant: v,
+    };
+    let dense = ctx.matmul_variant(Op::GemvMulti, w.format) == Variant::Dp4a;
+    match dense && w.cols.is_multiple_of(32) && ctx.runs(key) {
+        true => v,
+        false => Variant::Plain,
+    }
+}
+
 /// [`record_moe_grouped`] over any stack of matrices of `er` rows in one plain weight
 /// (matrix `e` is rows `e · er ..`), e.g. MLA's per-head `W_UK` with heads as the experts.
 pub fn record_moe_grouped_rows(
@@ -105,10 +139,11 @@ pub fn record_moe_grouped_rows(
     out: &wgpu::Buffer,
 ) -> Result<()> {
     const OP: &str = "moe_gemv_multi";
+    let variant = moe_grouped_variant(enc.ctx(), w);
     let key = KernelKey {
         op: Op::MoeGemvMulti,
         format: w.format,
-        variant: Variant::Plain,
+        variant,
     };
     if !moe_grouped_runs(enc.ctx(), w) {
         return Err(Error::Unsupported {
@@ -125,6 +160,16 @@ pub fn record_moe_grouped_rows(
     Span::whole(x).check(OP, "x", g.slots * w.cols)?;
     Span::whole(out).check(OP, "out", g.slots * er)?;
     let chunk = &w.chunks[0];
+    // The Dp4a body reads x quantized (once here, not in each workgroup) and takes the
+    // slot count in the x_offset word (multi_rows_moe.wgsl).
+    let (x, xrows) = match variant {
+        Variant::Plain => (x.clone(), 0),
+        _ => {
+            let perm = act_q8_perm(w.format);
+            let q8 = record_act_q8(enc, x, 0, g.slots, w.cols, perm)?;
+            (q8, to_u32(OP, "slots", g.slots)?)
+        }
+    };
     let params = [
         to_u32(OP, "rows", w.rows)?,
         to_u32(OP, "cols", w.cols)?,
@@ -132,10 +177,10 @@ pub fn record_moe_grouped_rows(
         0,
         to_u32(OP, "out stride", er)?,
         chunk.meta_offset_words,
-        0,
+        xrows,
         0,
     ];
-    let blocks = er.div_ceil(gemv_multi_rows(Variant::Plain) as usize);
+    let blocks = er.div_ceil(gemv_multi_rows(variant) as usize);
     let max = enc.ctx().limits.max_compute_workgroups_per_dimension as usize;
     if blocks > max || g.max_chunks > max {
         return Err(Error::shape(
@@ -146,7 +191,7 @@ pub fn record_moe_grouped_rows(
     enc.dispatch(
         key,
         bytemuck::bytes_of(&params),
-        &[&chunk.buffer, x, out, &g.table],
+        &[&chunk.buffer, &x, out, &g.table],
         [blocks as u32, g.max_chunks as u32, 1],
     )
 }

@@ -340,19 +340,29 @@ fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
     })
 }
 
-/// The grouped MoE GEMV of `key.format` (plain variant, f32 activations; no trellis):
-/// gemv_multi's body over chunks of slots that share an expert (multi_rows_moe.wgsl), each
-/// weight unit decoded once for up to MT slots.
+/// The grouped MoE GEMV of `key.format` (no trellis): gemv_multi's body over chunks of
+/// slots that share an expert (multi_rows_moe.wgsl), each weight unit decoded once for up
+/// to MT slots; plain (f32 activations) for every format, Dp4a / Dp4aWide (8-bit
+/// activations) for [`dp4a_multi`] formats.
 fn moe_gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
-    if key.variant != Variant::Plain || key.format.is_trellis() {
+    if key.format.is_trellis() {
         return None;
     }
-    let body = [
-        "gemv/multi_rows_moe.wgsl",
-        "gemv/gemv_multi_reduce.wgsl",
-        "gemv/gemv_multi_body.wgsl",
-    ];
-    multi_body_spec(key, &body, BindLayout::MatmulIds)
+    let body: &[&str] = match key.variant {
+        Variant::Plain => &[
+            "gemv/multi_tile.wgsl",
+            "gemv/multi_rows_moe.wgsl",
+            "gemv/gemv_multi_reduce.wgsl",
+            "gemv/gemv_multi_body.wgsl",
+        ],
+        Variant::Dp4a | Variant::Dp4aWide if dp4a_multi(key.format) => &[
+            "gemv/multi_tile.wgsl",
+            "gemv/multi_rows_moe.wgsl",
+            "gemv/gemv_multi_body_q8.wgsl",
+        ],
+        _ => return None,
+    };
+    multi_body_spec(key, body, BindLayout::MatmulIds)
 }
 
 /// The small-batch GEMV of `key.format`: plain (f32 activations) for every format, Dp4a
@@ -366,9 +376,11 @@ fn gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
             "gemv/gemv_multi_reduce.wgsl",
             "gemv/gemv_multi_body.wgsl",
         ],
-        Variant::Dp4a | Variant::Dp4aWide if dp4a_multi(key.format) => {
-            &["gemv/multi_tile.wgsl", "gemv/gemv_multi_body_q8.wgsl"]
-        }
+        Variant::Dp4a | Variant::Dp4aWide if dp4a_multi(key.format) => &[
+            "gemv/multi_tile.wgsl",
+            "gemv/multi_rows_plain.wgsl",
+            "gemv/gemv_multi_body_q8.wgsl",
+        ],
         _ => return None,
     };
     multi_body_spec(key, body, BindLayout::Matmul)

@@ -10,6 +10,7 @@
 // every thread of the workgroup reads the same ones, so they come from L1). No workgroup
 // memory or barrier until the reduction.
 // Accumulators are named per token (vec4: the four rows), never dynamically indexed.
+// Rows and tokens: the multi_rows hook (one weight, or MoE chunks of slots sharing an expert).
 const WG: u32 = 256u;
 const QUADS: u32 = WG / TU;
 // Two tokens' partial sums per reduction round.
@@ -26,7 +27,7 @@ fn tok4(w0: WQ8, w1: WQ8, w2: WQ8, w3: WQ8, s: u32, sbase: u32) -> vec4<f32> {
 }
 
 // Sum the TU lanes of tokens 2k and 2k + 1 (a, b: this thread's four rows each) and store.
-fn reduce_tok2(ids: Ids, a: vec4<f32>, b: vec4<f32>, k: u32, row0: u32, tok0: u32, m: u32) {
+fn reduce_tok2(ids: Ids, a: vec4<f32>, b: vec4<f32>, k: u32, tile: MTile) {
     let g = ids.lid / TU;
     let ul = ids.lid % TU;
     // Slot ul * QUADS + (g ^ (ul % QUADS)): conflict-free stores and column reads.
@@ -43,27 +44,28 @@ fn reduce_tok2(ids: Ids, a: vec4<f32>, b: vec4<f32>, k: u32, row0: u32, tok0: u3
             s += xs[tt * WG + q * QUADS + (g2 ^ (q % QUADS))][rl % 4u];
         }
         let t = 2u * k + tt;
-        let row = row0 + rl;
-        if (t < m && row < p.rows) {
-            store_out(tok0 + t, row, s);
+        let row = tile.row0 + rl;
+        if (t < tile.m && row < tile.nrows) {
+            store_out(tile.tok0 + t, row, s);
         }
     }
     workgroupBarrier();
 }
 
 fn gemv_multi_run(ids: Ids) {
-    let tile = multi_tile(ids);
-    let row0 = tile.x;
-    let tok0 = tile.y;
-    if (row0 >= p.rows) {
+    let tile = multi_rows(ids);
+    if (!tile.live) {
         return;
     }
-    let m = min(MT, p.n_tokens - tok0);
+    let row0 = tile.row0;
+    let tok0 = tile.tok0;
+    let m = tile.m;
     let g = ids.lid / TU;
     let ul = ids.lid % TU;
-    let r = min(vec4<u32>(row0 + 4u * g) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.rows - 1u));
+    let r = vec4<u32>(tile.wrow0)
+        + min(vec4<u32>(row0 + 4u * g) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(tile.nrows - 1u));
     let units = units_per_row();
-    let sbase = 2u * p.n_tokens * units;
+    let sbase = 2u * tile.xrows * units;
     var a0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0);
     var a2 = vec4<f32>(0.0);
@@ -128,14 +130,14 @@ fn gemv_multi_run(ids: Ids) {
             a7 += tok4(w0, w1, w2, w3, s + 7u * units, sbase);
         }
     }
-    reduce_tok2(ids, a0, a1, 0u, row0, tok0, m);
+    reduce_tok2(ids, a0, a1, 0u, tile);
     if (MT > 2u && m > 2u) {
-        reduce_tok2(ids, a2, a3, 1u, row0, tok0, m);
+        reduce_tok2(ids, a2, a3, 1u, tile);
     }
     if (MT > 4u && m > 4u) {
-        reduce_tok2(ids, a4, a5, 2u, row0, tok0, m);
+        reduce_tok2(ids, a4, a5, 2u, tile);
     }
     if (MT > 6u && m > 6u) {
-        reduce_tok2(ids, a6, a7, 3u, row0, tok0, m);
+        reduce_tok2(ids, a6, a7, 3u, tile);
     }
 }

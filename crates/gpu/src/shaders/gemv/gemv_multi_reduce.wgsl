@@ -4,17 +4,6 @@
 // summed over its units; the TU lanes of a pair are added here, one token pair per round
 // (xs needs only TU * PAIRS vec4s, so the Dp4a body's small tile stays small). Slot
 // ul * PAIRS + (pr ^ ul) keeps both the stores and the 16-lane column reads conflict-free.
-// A workgroup's rows and tokens, from the multi_rows hook (multi_rows_plain.wgsl,
-// multi_rows_moe.wgsl).
-struct MTile {
-    row0: u32,  // first output row
-    tok0: u32,  // first token (x row and output token)
-    m: u32,     // tokens of the pass (≤ MT)
-    wrow0: u32, // weight row of output row 0
-    nrows: u32, // output rows (bound)
-    live: bool,
-}
-
 fn reduce_pair(ids: Ids, acc: vec4<f32>, k: u32, tile: MTile) {
     let pr = ids.lid / TU;
     let ul = ids.lid % TU;
