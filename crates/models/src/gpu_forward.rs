@@ -128,6 +128,8 @@ pub struct GpuModel {
     pub(crate) mla_split_min_keys: usize,
     /// One-sequence steps of at least this many tokens run MLA attention as GEMMs.
     pub(crate) mla_gemm_min: usize,
+    /// Steps of at least this many tokens make MLA queries through the folded `q_b`.
+    pub(crate) mla_fold_min: usize,
     /// Whether prompt chunks use the flash-style `attn_prefill` kernel.
     pub(crate) prefill_attn: bool,
     /// Whether prompt steps use `attn_flash` where the device runs it.
@@ -217,6 +219,7 @@ impl GpuModel {
             attn_split_min_keys: attn::default_split_min_keys(),
             mla_split_min_keys: attn::default_mla_split_min_keys(),
             mla_gemm_min: attn::default_mla_gemm_min(),
+            mla_fold_min: attn::default_mla_fold_min(),
             prefill_attn: attn::prefill_attn_enabled(),
             flash_attn: attn::flash_attn_enabled(),
             moe_grouped_min: moe::default_grouped_min(),

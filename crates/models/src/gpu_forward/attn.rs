@@ -39,6 +39,18 @@ pub(super) fn default_mla_gemm_min() -> usize {
     }
 }
 
+/// Steps of at least this many tokens make MLA queries with `W_UKᵀ` folded into `q_b`.
+pub const MLA_FOLD_MIN_TOKENS: usize = 32;
+
+/// The fold threshold: `MARLIN_GPU_MLA_FOLD_MIN` (0: never) or [`MLA_FOLD_MIN_TOKENS`].
+pub(super) fn default_mla_fold_min() -> usize {
+    match env_usize("MARLIN_GPU_MLA_FOLD_MIN") {
+        Some(0) => usize::MAX,
+        Some(n) => n,
+        None => MLA_FOLD_MIN_TOKENS,
+    }
+}
+
 fn env_usize(name: &str) -> Option<usize> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }

@@ -21,6 +21,14 @@ impl GpuModel {
         self
     }
 
+    /// Steps of at least `n` tokens make MLA queries with `W_UKᵀ` folded into `q_b` (default
+    /// [`MLA_FOLD_MIN_TOKENS`](super::attn::MLA_FOLD_MIN_TOKENS), or
+    /// `MARLIN_GPU_MLA_FOLD_MIN`); `usize::MAX` never.
+    pub fn with_mla_fold_min(mut self, n: usize) -> Self {
+        self.mla_fold_min = n.max(1);
+        self
+    }
+
     /// Use the flash-style prefill attention for prompt chunks (default: off, or
     /// `MARLIN_GPU_PREFILL_ATTN=1`; slower than the per-query kernel on an H200 so far).
     pub fn with_prefill_attention(mut self, on: bool) -> Self {

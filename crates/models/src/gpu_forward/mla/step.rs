@@ -84,15 +84,28 @@ impl GpuModel {
         let x = if norm.is_some() { &s.h } else { &s.xn };
         self.proj_with(enc, &m.a, x, &a, n, norm)?;
         let cq = enc.scratch(bytes(n * m.q_lora));
-        let q_nope = enc.scratch(bytes(n * m.q_nope.rows));
+        let slots = n * h;
+        let q_abs = enc.scratch(bytes(slots * shape.rank));
+        // Prompt steps make q̃ with one matmul (W_UKᵀ folded into q_b); else q_nope, then
+        // the per-head W_UKᵀ GEMV.
+        let fold = m.q_fold.as_ref().filter(|_| n >= self.mla_fold_min);
+        let first = fold.unwrap_or(&m.q_nope);
+        let (q_nope, q_first) = match fold {
+            Some(_) => (None, q_abs.clone()),
+            None => {
+                let b = enc.scratch(bytes(n * m.q_nope.rows));
+                (Some(b.clone()), b)
+            }
+        };
         let q_pe = enc.scratch(bytes(n * m.q_pe.rows));
         // A fused decode step's q GEMVs norm c_q themselves, reading it from `a`: mla_latent
         // then runs beside them (nothing of it is read before attention) instead of before.
-        let q_norm = m.q_norm.as_deref().filter(|_| {
-            norm.is_some() && plain(&m.q_nope) && plain(&m.q_pe) && m.q_nope.cols == m.q_lora
-        });
+        let q_norm = m
+            .q_norm
+            .as_deref()
+            .filter(|_| norm.is_some() && plain(first) && plain(&m.q_pe) && first.cols == m.q_lora);
         if let Some(qn) = q_norm {
-            for (w, out) in [(&m.q_nope, &q_nope), (&m.q_pe, &q_pe)] {
+            for (w, out) in [(first, &q_first), (&m.q_pe, &q_pe)] {
                 record_gemv_fused(enc, w, &MatmulIo::new(&a, out, 1), GemvFuse::Norm(qn))?;
             }
         }
@@ -107,14 +120,11 @@ impl GpuModel {
         record_mla_latent(enc, &shape, &io)?;
         if q_norm.is_none() {
             let qx: &Buffer = if m.q_lora > 0 { &cq } else { &s.xn };
-            record_matmul(enc, &m.q_nope, &MatmulIo::new(qx, &q_nope, n))?;
+            record_matmul(enc, first, &MatmulIo::new(qx, &q_first, n))?;
             record_matmul(enc, &m.q_pe, &MatmulIo::new(qx, &q_pe, n))?;
         }
         // Slot t·H + j of the per-head GEMVs uses head j's matrix.
-        let slots = n * h;
         let ids = m.head_ids(&self.ctx, slots, h)?;
-        let q_abs = enc.scratch(bytes(slots * shape.rank));
-        let q_nope_w = m.q_nope.rows / h.max(1);
         let gemv = |x, out, rows| MoeGemvIo {
             x,
             x_per_slot: 1,
@@ -125,17 +135,14 @@ impl GpuModel {
         };
         // Prompt steps group the slots by head: each head's matrix is read once per chunk of
         // its slots instead of once per slot.
-        let by_head = match self.grouped_heads(m, n) {
+        let by_head = match self.grouped_heads(m, n, fold.is_none()) {
             true => Some(record_moe_sort(enc, &ids, slots, h, 1)?),
             false => None,
         };
-        self.per_head(
-            enc,
-            &m.k_b,
-            by_head.as_ref(),
-            &gemv(&q_nope, &q_abs, shape.rank),
-            q_nope_w,
-        )?;
+        if let Some(q_nope) = &q_nope {
+            let io = gemv(q_nope, &q_abs, shape.rank);
+            self.per_head(enc, &m.k_b, by_head.as_ref(), &io, m.k_b.cols)?;
+        }
         let lat = enc.scratch(bytes(slots * shape.rank));
         // A prompt chunk of one sequence: its queries against the sequence's latent rows as
         // GEMMs. Else one workgroup per group of heads (they share the latent loads).
@@ -166,13 +173,17 @@ impl GpuModel {
         Ok(att)
     }
 
-    /// Whether a step of `n` tokens runs `m`'s per-head matrices grouped by head.
-    fn grouped_heads(&self, m: &GpuMla, n: usize) -> bool {
+    /// Whether a step of `n` tokens runs `m`'s per-head matrices (`W_UV`, and `W_UKᵀ` when
+    /// `with_k_b`) grouped by head.
+    fn grouped_heads(&self, m: &GpuMla, n: usize, with_k_b: bool) -> bool {
         n >= self.moe_grouped_min
-            && [&m.k_b, &m.v_b].iter().all(|w| {
-                let rows = w.rows / self.config.n_heads.max(1);
-                rows.is_multiple_of(4) && moe_grouped_runs(&self.ctx, w)
-            })
+            && [with_k_b.then_some(&m.k_b), Some(&m.v_b)]
+                .into_iter()
+                .flatten()
+                .all(|w| {
+                    let rows = w.rows / self.config.n_heads.max(1);
+                    rows.is_multiple_of(4) && moe_grouped_runs(&self.ctx, w)
+                })
     }
 
     /// `io.out` slot `s` = head `s % H`'s matrix of `w` times `io.x` row `s` (`cols` floats):
