@@ -66,7 +66,8 @@ pub use ops::attn_mla::{
     MlaShape, MLA_HEADS_PER_GROUP, MLA_MAX_RANK, MLA_MAX_WIDTH, MLA_SPLIT_KEYS, MLA_SPLIT_MIN_KEYS,
 };
 pub use ops::attn_mla_gemm::{
-    mla_gemm_fits, record_attn_mla_gemm, MLA_GEMM_KEY_ALIGN, MLA_GEMM_MAX_SCORE_BYTES,
+    mla_gemm_fits, record_attn_mla_gemm, record_attn_mla_gemm_blocks, MLA_GEMM_KEY_ALIGN,
+    MLA_GEMM_MAX_SCORE_BYTES,
 };
 pub use ops::elementwise::{record_add, record_gate_mul, GateAct};
 pub use ops::embed::{record_embed, record_gather_rows};

@@ -15,8 +15,9 @@ use marlin_cpu::kv_latent::{LatentLayout, PagedLatent};
 use marlin_cpu::ops::{rms_norm_inplace, RopeTable};
 use marlin_gpu::{
     mla_partial_len, read_bytes, read_f32, record_attn_mla, record_attn_mla_gemm,
-    record_mla_latent, storage_f32, upload_f32, zeroed_f32, GpuContext, MlaAttnIo, MlaLatentIo,
-    MlaShape, Op, Span, StepEncoder, Variant,
+    record_attn_mla_gemm_blocks, record_mla_latent, storage_f32, upload_f32, zeroed_f32,
+    GpuContext, MlaAttnIo, MlaLatentIo, MlaShape, Op, Span, StepEncoder, Variant,
+    MLA_GEMM_KEY_ALIGN, MLA_GEMM_MAX_SCORE_BYTES,
 };
 use testkit::{assert_sentinels, guarded, nmse, nmse_threshold, random_vec, rng, GUARD};
 
@@ -165,7 +166,8 @@ fn mla_latent_matches_cpu_norms_rope_and_cache() {
 #[derive(Debug, Clone, Copy)]
 enum Path {
     Kernel(usize),
-    Gemm,
+    /// The GEMM form with score blocks of at most this many bytes.
+    Gemm(u64),
 }
 
 /// Fills `n_pos` latent rows on the CPU and the GPU, attends `q_pos` along `path`; returns
@@ -173,7 +175,7 @@ enum Path {
 fn attn_case(ctx: &GpuContext, mode: RopeMode, n_pos: usize, q_pos: &[usize], path: Path) -> f64 {
     let splits = match path {
         Path::Kernel(s) => s,
-        Path::Gemm => 1,
+        Path::Gemm(_) => 1,
     };
     let s = shape(q_pos.len(), 0, mode);
     let (n, h, w, rd) = (s.n_tokens, s.n_heads, s.width(), s.rope_dim);
@@ -263,12 +265,13 @@ fn attn_case(ctx: &GpuContext, mode: RopeMode, n_pos: usize, q_pos: &[usize], pa
                 "attn_mla (+ combine)"
             );
         }
-        Path::Gemm => {
-            record_attn_mla_gemm(&mut enc, &s, max_keys, &io).expect("attn_mla_gemm");
-            assert!(
-                enc.dispatch_count() >= 5,
-                "pack, dense rows, GEMM, softmax, GEMM"
-            );
+        Path::Gemm(bytes) => {
+            record_attn_mla_gemm_blocks(&mut enc, &s, max_keys, &io, bytes).expect("gemm form");
+            // Pack and dense rows, then GEMM, softmax, GEMM per block of whole tokens.
+            let n_pad = max_keys.div_ceil(MLA_GEMM_KEY_ALIGN) * MLA_GEMM_KEY_ALIGN;
+            let per_block = (bytes as usize / (h * n_pad * 4)).min(n);
+            let blocks = n.div_ceil(per_block) as u32;
+            assert_eq!(enc.dispatch_count(), 2 + 3 * blocks, "{blocks} blocks");
         }
     }
     enc.submit().expect("submit");
@@ -316,13 +319,24 @@ fn attn_mla_gemm_matches_cpu_mla_attention() {
         (RopeMode::Normal, 64, &[63, 0, 31]),
     ];
     for (mode, n_pos, q_pos) in cases {
-        let e = attn_case(ctx, mode, n_pos, q_pos, Path::Gemm);
+        let e = attn_case(
+            ctx,
+            mode,
+            n_pos,
+            q_pos,
+            Path::Gemm(MLA_GEMM_MAX_SCORE_BYTES),
+        );
         eprintln!(
             "attn_mla_gemm {mode:?} {n_pos} keys, {} queries: nmse {e:e}",
             q_pos.len()
         );
         assert!(e < tol, "{mode:?} {n_pos} keys: nmse {e:e}");
     }
+    // Score blocks of 7 tokens (5 heads x 192 padded positions), the last one partial.
+    let bytes = 7 * 5 * 192 * 4;
+    let e = attn_case(ctx, RopeMode::Normal, 131, &tail, Path::Gemm(bytes));
+    eprintln!("attn_mla_gemm in blocks of 7 tokens: nmse {e:e}");
+    assert!(e < tol, "blocks: nmse {e:e}");
 }
 
 #[test]
@@ -351,10 +365,14 @@ fn attn_mla_gemm_rejects_bad_shapes() {
         record_attn_mla_gemm(&mut enc, &many, 8, &io).is_err(),
         "short q_abs"
     );
-    let huge = shape(1 << 16, 0, RopeMode::Normal);
     assert!(
-        record_attn_mla_gemm(&mut enc, &huge, 1 << 16, &io).is_err(),
-        "score matrix over the limit"
+        record_attn_mla_gemm_blocks(&mut enc, &ok, 8, &io, 100).is_err(),
+        "not one token's scores in a block"
+    );
+    let odd = MlaShape { rope_dim: 6, ..ok };
+    assert!(
+        record_attn_mla_gemm(&mut enc, &odd, 8, &io).is_err(),
+        "latent rows of 38 values"
     );
     assert_eq!(enc.dispatch_count(), 0);
 }

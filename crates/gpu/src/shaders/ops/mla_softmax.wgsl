@@ -1,14 +1,15 @@
 // mla_softmax: the causal softmax of a prompt chunk's MLA scores, in place
-// (src/ops/attn_mla_gemm.rs). Row q (token j = q / H) of s holds the scaled scores of
-// positions 0 .. n_pad; token j at position pos = seqs[meta_offset + 2j] sees 0 ..= pos.
+// (src/ops/attn_mla_gemm.rs), one block of query rows at a time. Row q of the block (query
+// row q0 + q of the chunk, token j = (q0 + q) / H) holds the scaled scores of positions
+// 0 .. n_pad; token j at position pos = seqs[meta_offset + 2j] sees 0 ..= pos.
 // Its row becomes the normalised probabilities, 0 past pos. One workgroup per row (grid
 // folded into x/y), tree reductions in workgroup memory.
 struct Params {
     n_heads: u32,
     n_pad: u32,
     meta_offset: u32,
-    rows: u32,
-    _p0: u32,
+    rows: u32, // of this block
+    q0: u32,   // the block's first query row
     _p1: u32,
     _p2: u32,
     _p3: u32,
@@ -44,7 +45,7 @@ fn mla_softmax(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id)
     if (q >= p.rows) {
         return;
     }
-    let n = min(seqs[p.meta_offset + 2u * (q / p.n_heads)] + 1u, p.n_pad);
+    let n = min(seqs[p.meta_offset + 2u * ((p.q0 + q) / p.n_heads)] + 1u, p.n_pad);
     let base = q * p.n_pad;
     var m = -3.0e38;
     for (var k = lid; k < n; k += WG) {
