@@ -47,7 +47,9 @@ fn expected_dispatches(model: &Model, gpu: &GpuModel) -> u32 {
         per_layer += 1;
     }
     let (embed, _) = gpu.table_chunks();
-    (c.n_layers * per_layer + gpu.matmul_dispatches() + embed + 2) as u32
+    // Layers with adjacent-pair RoPE fold rope_kv into their q|k|v GEMV.
+    let folded = gpu.rope_folded_layers(marlin_models::gpu_forward::marlin_gpu::CacheDtype::F16);
+    (c.n_layers * per_layer - folded + gpu.matmul_dispatches() + embed + 2) as u32
 }
 
 fn check(name: &str) {

@@ -72,7 +72,7 @@ pub use ops::attn_mla_gemm::{
 pub use ops::elementwise::{record_add, record_gate_mul, GateAct};
 pub use ops::embed::{record_embed, record_gather_rows};
 pub use ops::gemm_splitk::{record_gemm_splitk_reduce, SplitkReduceIo};
-pub use ops::gemv_fused::{norm_with_eps, record_gemv_fused, GemvFuse};
+pub use ops::gemv_fused::{norm_with_eps, record_gemv_fused, GemvFuse, RopeKvOut};
 pub use ops::hadamard::{record_hadamard_scale, ScaleSide};
 pub use ops::kv::{record_kv_write, record_kv_write_heads, CacheDtype, KvWriteIo};
 pub use ops::matmul::{matmul, record_matmul, record_matmul_op, record_matmul_variant, MatmulIo};

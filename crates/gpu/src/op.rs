@@ -16,6 +16,9 @@ pub enum Op {
     GemvNormOut,
     /// `gemv` added into its output (the residual stream): the add folded into the GEMV.
     GemvAdd,
+    /// `gemv_norm` of one token's q|k|v projection with RoPE (adjacent pairs) and the f16
+    /// KV-cache write folded into its output: `rope_kv` folded into the GEMV.
+    GemvNormRopeKv,
     /// Quantized matrix × matrix, several tokens (prefill, batched decode).
     Gemm,
     /// Quantized matrix × a few vectors (small-batch decode): each weight unit decoded once
@@ -104,11 +107,12 @@ pub enum Op {
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 43] = [
+    pub const ALL: [Op; 44] = [
         Op::Gemv,
         Op::GemvNorm,
         Op::GemvNormOut,
         Op::GemvAdd,
+        Op::GemvNormRopeKv,
         Op::Gemm,
         Op::GemvMulti,
         Op::ActQ8,
@@ -159,6 +163,7 @@ impl Op {
             Op::GemvNorm => "gemv_norm",
             Op::GemvNormOut => "gemv_norm_out",
             Op::GemvAdd => "gemv_add",
+            Op::GemvNormRopeKv => "gemv_norm_rope_kv",
             Op::Gemm => "gemm",
             Op::GemvMulti => "gemv_multi",
             Op::ActQ8 => "act_q8",
@@ -204,7 +209,10 @@ impl Op {
     /// True for the GEMV with other input/output hooks (`gemv_norm`, `gemv_add`, …): the
     /// GEMV's kernels and geometry, plain weights only.
     pub fn is_fused_gemv(self) -> bool {
-        matches!(self, Op::GemvNorm | Op::GemvNormOut | Op::GemvAdd)
+        matches!(
+            self,
+            Op::GemvNorm | Op::GemvNormOut | Op::GemvAdd | Op::GemvNormRopeKv
+        )
     }
 
     /// True for ops with one kernel per weight format (`gemv_q4_0`); the others have one
@@ -216,6 +224,7 @@ impl Op {
                 | Op::GemvNorm
                 | Op::GemvNormOut
                 | Op::GemvAdd
+                | Op::GemvNormRopeKv
                 | Op::Gemm
                 | Op::GemvMulti
                 | Op::Embed

@@ -137,6 +137,9 @@ pub enum BindLayout {
     /// [`BindLayout::Matmul`] plus 4: norm weight (read), 5: normed x (read_write)
     /// (gemv_norm_out).
     MatmulNormOut,
+    /// [`BindLayout::Matmul`] plus 4: norm weight, 5: RoPE rows, 6: step words (read),
+    /// 7: k cache, 8: v cache (read_write) (gemv_norm_rope_kv).
+    MatmulNormRopeKv,
     /// 0: params, 1-5: read, 6: read_write (attn_mla).
     Read5Write,
     /// 0: params, 1-4: read, 5-6: read_write (mla_latent).
@@ -162,6 +165,7 @@ impl BindLayout {
             BindLayout::MatmulIds => &[true, true, false, true],
             BindLayout::MatmulNormIds => &[true, true, false, true, true],
             BindLayout::MatmulNormOut => &[true, true, false, true, false],
+            BindLayout::MatmulNormRopeKv => &[true, true, false, true, true, true, false, false],
             BindLayout::Read5Write => &[true, true, true, true, true, false],
             BindLayout::Read4Write2 => &[true, true, true, true, false, false],
         }

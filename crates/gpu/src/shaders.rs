@@ -95,6 +95,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     shader!("gemv/q8_act.wgsl"),
     shader!("gemv/reduce_shared.wgsl"),
     shader!("gemv/out_add.wgsl"),
+    shader!("gemv/out_rope_kv.wgsl"),
     shader!("gemv/out_store.wgsl"),
     shader!("gemv/multi_rows_plain.wgsl"),
     shader!("gemv/multi_rows_moe.wgsl"),

@@ -138,6 +138,8 @@ pub struct GpuModel {
     pub(crate) moe_grouped_min: usize,
     /// Whether fused decode steps fold MoE norms into the router and gate|up GEMVs.
     pub(crate) moe_fold_norm: bool,
+    /// Whether fused decode steps fold RoPE and the KV write into the q|k|v GEMV.
+    pub(crate) rope_gemv: bool,
 }
 
 fn same_tensor(a: &QTensor, b: &QTensor) -> bool {
@@ -224,6 +226,7 @@ impl GpuModel {
             flash_attn: attn::flash_attn_enabled(),
             moe_grouped_min: moe::default_grouped_min(),
             moe_fold_norm: fused::moe_fold_norm_default(),
+            rope_gemv: layer::rope_gemv_default(),
         };
         model.prewarm()?;
         Ok(model)

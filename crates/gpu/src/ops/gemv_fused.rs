@@ -1,6 +1,7 @@
 //! Decode GEMVs with a neighbouring op folded in: the RMSNorm before them (`gemv_norm`, and
-//! `gemv_norm_out`, which also stores the normed input) and the residual add after them
-//! (`gemv_add`). Same kernels and geometry as the GEMV, other input/output hooks
+//! `gemv_norm_out`, which also stores the normed input), the residual add after them
+//! (`gemv_add`), and RoPE with the KV-cache write after the q|k|v projection
+//! (`gemv_norm_rope_kv`). Same kernels and geometry as the GEMV, other input/output hooks
 //! (`shaders/gemv/x_norm.wgsl`, `norm_*.wgsl`, `out_*.wgsl`).
 
 use crate::op::Op;
@@ -22,6 +23,29 @@ pub enum GemvFuse<'a> {
     },
     /// `gemv_add`: the product is added into `io.out` (the residual stream).
     Add,
+    /// `gemv_norm_rope_kv`: as `Norm` on a q|k|v projection, with RoPE of q and k (adjacent
+    /// pairs) and the f16 cache write of k and v folded into the output: q goes to
+    /// `io.out` (rows `0..qd`), k and v to the caches.
+    NormRopeKv {
+        norm: &'a wgpu::Buffer,
+        rope: &'a RopeKvOut<'a>,
+    },
+}
+
+/// Where [`GemvFuse::NormRopeKv`] puts k and v, and its RoPE rows.
+#[derive(Debug, Clone, Copy)]
+pub struct RopeKvOut<'a> {
+    /// cos ‖ sin rows (f32); the token's row at the word the record names.
+    pub cs: &'a wgpu::Buffer,
+    /// The step's u32 words: the token's slot, and the rope record at `record`.
+    pub words: &'a wgpu::Buffer,
+    /// Word index of the record `[qd, kvd, head_dim, half, cs word, slot word]`.
+    pub record: usize,
+    /// The layer's f16 k and v caches (`kvd` values per slot).
+    pub k_cache: &'a wgpu::Buffer,
+    pub v_cache: &'a wgpu::Buffer,
+    /// `qd + 2 kvd`: the weight's rows.
+    pub qkv_rows: usize,
 }
 
 impl GemvFuse<'_> {
@@ -31,6 +55,7 @@ impl GemvFuse<'_> {
             GemvFuse::Norm(_) => Op::GemvNorm,
             GemvFuse::NormOut { .. } => Op::GemvNormOut,
             GemvFuse::Add => Op::GemvAdd,
+            GemvFuse::NormRopeKv { .. } => Op::GemvNormRopeKv,
         }
     }
 }
@@ -79,18 +104,38 @@ pub fn record_gemv_fused(
         Ok(())
     };
     let cols = w.cols;
-    let (extra, n_extra) = match fuse {
+    let o = io.out;
+    let (extra, n_extra, word2) = match fuse {
         GemvFuse::Norm(b) => {
             need("norm buffer", b, cols + 4)?;
-            ([b, b], 1)
+            ([b, b, b, b, b], 1, None)
         }
         GemvFuse::NormOut { norm, xn } => {
             need("norm buffer", norm, cols + 4)?;
             need("normed x", xn, cols)?;
-            ([norm, xn], 2)
+            ([norm, xn, xn, xn, xn], 2, None)
         }
-        GemvFuse::Add => ([io.out, io.out], 0),
+        GemvFuse::Add => ([o, o, o, o, o], 0, None),
+        GemvFuse::NormRopeKv { norm, rope } => {
+            need("norm buffer", norm, cols + 4)?;
+            need("step words", rope.words, rope.record + 6)?;
+            // The even row of each pair writes both: a pair never straddles two chunks.
+            let even = w.chunks.iter().all(|c| c.rows.start.is_multiple_of(2));
+            if w.rows != rope.qkv_rows || !even {
+                return Err(Error::shape(
+                    op.name(),
+                    format!(
+                        "{} rows for a q|k|v of {} (chunks starting at even rows)",
+                        w.rows, rope.qkv_rows
+                    ),
+                ));
+            }
+            let record = u32::try_from(rope.record)
+                .map_err(|_| Error::shape(op.name(), "rope record past u32"))?;
+            let bufs = [norm, rope.cs, rope.words, rope.k_cache, rope.v_cache];
+            (bufs, 5, Some(record))
+        }
     };
     let variant = enc.ctx().matmul_variant(Op::Gemv, w.format);
-    record_matmul_kernel(enc, w, io, op, variant, &extra[..n_extra])
+    record_matmul_kernel(enc, w, io, op, variant, &extra[..n_extra], word2)
 }

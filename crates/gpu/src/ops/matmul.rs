@@ -174,11 +174,13 @@ fn record_matmul_plain(
     op: Op,
     variant: Variant,
 ) -> Result<()> {
-    record_matmul_kernel(enc, w, io, op, variant, &[])
+    record_matmul_kernel(enc, w, io, op, variant, &[], None)
 }
 
-/// Dispatch `op` per weight chunk; `extra` is bound from binding 4 on (the fused GEMVs'
-/// norm weight and normed x).
+/// Dispatch `op` per weight chunk; `extra` (at most 5) is bound from binding 4 on (the
+/// fused GEMVs' norm weight, normed x, RoPE rows, step words and caches); `word2` replaces
+/// the token count in the params (a one-token GEMV hook's own word: gemv_norm_rope_kv's
+/// rope record).
 pub(super) fn record_matmul_kernel(
     enc: &mut StepEncoder<'_>,
     w: &GpuWeight,
@@ -186,6 +188,7 @@ pub(super) fn record_matmul_kernel(
     op: Op,
     variant: Variant,
     extra: &[&wgpu::Buffer],
+    word2: Option<u32>,
 ) -> Result<()> {
     let ctx = enc.ctx();
     let stride = io.out_stride.unwrap_or(w.rows);
@@ -249,7 +252,7 @@ pub(super) fn record_matmul_kernel(
         let params = MatmulParams {
             rows: to_u32(rows, "rows")?,
             cols: to_u32(w.cols, "cols")?,
-            n_tokens: to_u32(n, "n_tokens")?,
+            n_tokens: word2.map_or_else(|| to_u32(n, "n_tokens"), Ok)?,
             row_offset: to_u32(chunk.rows.start, "row offset")?,
             out_stride: to_u32(stride, "out_stride")?,
             meta_offset: chunk.meta_offset_words,
@@ -328,10 +331,10 @@ pub(super) fn record_matmul_kernel(
             record_gemm_splitk_reduce(enc, &reduce)?;
             continue;
         }
-        // No allocation per dispatch: `extra` (bindings 4, 5) only where the kernel has it.
+        // No allocation per dispatch: `extra` (bindings 4 ..) only where the kernel has it.
         let e = |i: usize| extra.get(i).copied().unwrap_or(io.out);
-        let bufs = [&chunk.buffer, x, io.out, e(0), e(1)];
-        let n_bufs = 3 + extra.len().min(2);
+        let bufs = [&chunk.buffer, x, io.out, e(0), e(1), e(2), e(3), e(4)];
+        let n_bufs = 3 + extra.len().min(5);
         enc.dispatch(key, bytemuck::bytes_of(&params), &bufs[..n_bufs], groups)?;
     }
     Ok(())

@@ -24,6 +24,7 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
         | Op::GemvNorm
         | Op::GemvNormOut
         | Op::GemvAdd
+        | Op::GemvNormRopeKv
         | Op::Gemm
         | Op::GemvMulti
         | Op::MoeGemv
@@ -253,6 +254,7 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
             Op::GemvNorm => &["x_norm", "norm_end", "out_store"],
             Op::GemvNormOut => &["x_norm", "norm_out", "out_store"],
             Op::GemvAdd => &["x_plain", "out_add"],
+            Op::GemvNormRopeKv => &["x_norm", "norm_end", "out_rope_kv"],
             _ => &["x_plain", "out_store"],
         };
         parts.extend(hooks.iter().map(|h| format!("gemv/{h}.wgsl")));
@@ -282,6 +284,7 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
         layout: match key.op {
             Op::GemvNorm => BindLayout::MatmulIds,
             Op::GemvNormOut => BindLayout::MatmulNormOut,
+            Op::GemvNormRopeKv => BindLayout::MatmulNormRopeKv,
             _ => BindLayout::Matmul,
         },
         features,

@@ -32,6 +32,9 @@ pub(super) struct StepInputs {
     pub(super) prompt_tokens: usize,
     /// Whether every token of the step belongs to one sequence.
     pub(super) one_seq: bool,
+    /// Word index in `words` of the RoPE records `gemv_norm_rope_kv` reads (global, local
+    /// rope): `[q dim, kv dim, head dim, rotated pairs, cs word of token 0, slot word]`.
+    pub(super) rope_rec: [usize; 2],
     /// Word index in `words` of `attn_flash`'s query blocks (64 tokens), and their count.
     pub(super) flash_blocks_off: usize,
     pub(super) n_flash_blocks: usize,
@@ -154,6 +157,23 @@ impl GpuModel {
         let flash = marlin_gpu::query_blocks(&lens, marlin_gpu::ATTN_FLASH_BLOCK);
         let flash_blocks_off = words.len();
         words.extend_from_slice(&flash);
+        let mut rope_rec = [0; 2];
+        let ropes = [
+            (&self.rope, 0),
+            (self.rope_local.as_ref().unwrap_or(&self.rope), cs_local_off),
+        ];
+        for (rec, (r, cs_word)) in rope_rec.iter_mut().zip(ropes) {
+            *rec = words.len();
+            let dims = [
+                cfg.q_dim(),
+                cfg.kv_dim(),
+                cfg.head_dim,
+                r.n_rot / 2,
+                cs_word,
+                slots_off,
+            ];
+            words.extend(dims.map(|d| d as u32));
+        }
         let mut inp = StepInputs {
             max_keys,
             blocks_off,
@@ -161,6 +181,7 @@ impl GpuModel {
             prompt: lens.iter().any(|&l| l > 1),
             prompt_tokens: lens.iter().filter(|&&l| l > 1).sum(),
             one_seq: lens.iter().filter(|&&l| l > 0).count() == 1,
+            rope_rec,
             flash_blocks_off,
             n_flash_blocks: flash.len() / 2,
             n,
@@ -206,6 +227,7 @@ mod tests {
             prompt: false,
             prompt_tokens: 0,
             one_seq: false,
+            rope_rec: [0; 2],
             flash_blocks_off: 0,
             n_flash_blocks: 0,
             gather_off: None,

@@ -1,18 +1,58 @@
 //! Recording one transformer block of a GPU step. q|k|v and gate|up come out of one fused
 //! projection each, interleaved per token, and the ops downstream read them in place:
-//! one `rope_kv` dispatch ropes q (into `qr`) and k and stores K and V in the cache.
+//! one `rope_kv` dispatch ropes q (into `qr`) and k and stores K and V in the cache; fused
+//! decode steps fold it into the q|k|v GEMV where they can (`gemv_norm_rope_kv`).
 
+use marlin_core::rope::RopeMode;
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    record_rms_norm_grouped, record_rope_kv, RopeKvIo, RopeKvShape, Span, StepEncoder,
+    record_gemv_fused, record_rms_norm_grouped, record_rope_kv, CacheDtype, GemvFuse, MatmulIo,
+    RopeKvIo, RopeKvOut, RopeKvShape, Span, StepEncoder,
 };
 
 use super::inputs::StepInputs;
 use super::step::Scratch;
-use super::{GpuKvCache, GpuModel};
+use super::{GpuKvCache, GpuLayer, GpuModel};
 use crate::Result;
 
+/// Whether fused decode steps fold RoPE and the KV write into the q|k|v GEMV
+/// (`MARLIN_GPU_ROPE_GEMV=0` keeps `rope_kv`).
+pub(super) fn rope_gemv_default() -> bool {
+    std::env::var("MARLIN_GPU_ROPE_GEMV").map_or(true, |v| v != "0")
+}
+
 impl GpuModel {
+    /// Layers whose one-token steps rope q and k and write a `dtype` cache inside their
+    /// q|k|v GEMV (no `rope_kv` dispatch).
+    pub fn rope_folded_layers(&self, dtype: CacheDtype) -> usize {
+        let c = &self.config;
+        (0..self.layers.len())
+            .filter(|&l| {
+                let lw = &self.layers[l];
+                let rope = match (&self.rope_local, c.local_layers[l]) {
+                    (Some(r), true) => r,
+                    _ => &self.rope,
+                };
+                self.fused_decode
+                    && lw.mla.is_none()
+                    && lw.fused.is_some()
+                    && self.rope_in_gemv(lw, rope.mode, dtype)
+            })
+            .count()
+    }
+
+    /// Whether a fused decode step of `lw` can rope q and k and write the cache in its q|k|v
+    /// GEMV: adjacent-pair RoPE, an f16 cache, one q|k|v weight without bias or head norms.
+    fn rope_in_gemv(&self, lw: &GpuLayer, mode: RopeMode, dtype: CacheDtype) -> bool {
+        self.rope_gemv
+            && mode == RopeMode::Normal
+            && dtype == CacheDtype::F16
+            && lw.qkv.parts.len() == 1
+            && lw.qkv.bias.is_none()
+            && lw.q_norm.is_none()
+            && lw.k_norm.is_none()
+    }
+
     /// Head RMSNorm of `rows` heads (`group` per token) at `at` of `x` into `out`.
     #[allow(clippy::too_many_arguments)]
     fn head_norm(
@@ -75,6 +115,32 @@ impl GpuModel {
         }
         let (hd, qd, kvd) = (c.head_dim, c.q_dim(), c.kv_dim());
         let stride = qd + 2 * kvd;
+        let local = c.local_layers[l];
+        let (rope, cs_off) = match (&self.rope_local, local) {
+            (Some(r), true) => (r, inp.cs_local_off),
+            _ => (&self.rope, 0),
+        };
+        let (kc, vc) = (&kv.k[l], &kv.v[l]);
+        if let Some(f) = fused.filter(|_| self.rope_in_gemv(lw, rope.mode, kv.dtype)) {
+            // RoPE and the cache write ride in the q|k|v GEMV's output; q stays in s.qkv.
+            let rope = RopeKvOut {
+                cs,
+                words,
+                record: inp.rope_rec[usize::from(local && self.rope_local.is_some())],
+                k_cache: kc,
+                v_cache: vc,
+                qkv_rows: stride,
+            };
+            let fuse = GemvFuse::NormRopeKv {
+                norm: f.attn(),
+                rope: &rope,
+            };
+            record_gemv_fused(enc, &lw.qkv.parts[0], &MatmulIo::new(&s.h, &s.qkv, 1), fuse)?;
+            let window = if local { c.sliding_window } else { None };
+            let shape = self.attn_shape(n, window, kv.dtype);
+            self.record_attn(enc, &shape, inp, &s.qkv, kc, vc, words, s)?;
+            return self.fused_tail(enc, lw, f, &s.att, s);
+        }
         match fused {
             Some(f) => self.fused_qkv(enc, lw, f, s)?,
             None => self.proj(enc, &lw.qkv, &s.xn, &s.qkv, n)?,
@@ -88,12 +154,6 @@ impl GpuModel {
             }
             _ => &s.qkv,
         };
-        let local = c.local_layers[l];
-        let (rope, cs_off) = match (&self.rope_local, local) {
-            (Some(r), true) => (r, inp.cs_local_off),
-            _ => (&self.rope, 0),
-        };
-        let (kc, vc) = (&kv.k[l], &kv.v[l]);
         let rk = RopeKvShape {
             n_tokens: n,
             n_heads: c.n_heads,

@@ -29,6 +29,13 @@ impl GpuModel {
         self
     }
 
+    /// Fold RoPE and the f16 KV-cache write into the q|k|v GEMV of fused decode steps
+    /// (`gemv_norm_rope_kv`; default on, `MARLIN_GPU_ROPE_GEMV=0` off).
+    pub fn with_rope_in_gemv(mut self, on: bool) -> Self {
+        self.rope_gemv = on;
+        self
+    }
+
     /// Use the flash-style prefill attention for prompt chunks (default: off, or
     /// `MARLIN_GPU_PREFILL_ATTN=1`; slower than the per-query kernel on an H200 so far).
     pub fn with_prefill_attention(mut self, on: bool) -> Self {

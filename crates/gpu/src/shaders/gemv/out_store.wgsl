@@ -1,4 +1,7 @@
 // GEMV output hook, plain: row `row` of the single token gets v.
-fn put_out(row: u32, v: f32) {
+// (`pair`, row row ^ 1's value, is unused: OUT_PAIR is false.)
+const OUT_PAIR: bool = false;
+
+fn put_out(row: u32, v: f32, pair: f32) {
     store_out(0u, row, v);
 }

@@ -33,6 +33,12 @@ fn reduce_rows(ids: Ids, acc: vec4<f32>, row0: u32) {
     let t = reduce_sum(ids, acc);
     let row = row0 + ids.lid;
     if (ids.lid < NR && row < p.rows) {
-        put_out(row, t);
+        // The other row of the adjacent pair (same quad), for hooks that need both.
+        var pair = 0.0;
+        if (OUT_PAIR) {
+            let b = WG + (ids.lid ^ 1u) * 4u;
+            pair = (xs[b].x + xs[b + 1u].x) + (xs[b + 2u].x + xs[b + 3u].x);
+        }
+        put_out(row, t, pair);
     }
 }

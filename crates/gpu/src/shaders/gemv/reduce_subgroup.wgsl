@@ -13,12 +13,17 @@ fn reduce_rows(ids: Ids, acc: vec4<f32>, row0: u32) {
         let first = (ids.lid / 4u) * per;
         let r = ids.lid % 4u;
         var t = 0.0;
+        // The other row of the adjacent pair (same quad), for hooks that need both.
+        var pair = 0.0;
         for (var i = 0u; i < per; i++) {
             t += xs[first + i][r];
+            if (OUT_PAIR) {
+                pair += xs[first + i][r ^ 1u];
+            }
         }
         let row = row0 + ids.lid;
         if (row < p.rows) {
-            put_out(row, t);
+            put_out(row, t, pair);
         }
     }
 }
