@@ -339,19 +339,25 @@ fn attn_mla_gemm_matches_cpu_mla_attention() {
     assert!(e < tol, "blocks: nmse {e:e}");
 }
 
+/// Every input and output of an attention call in one 4096-float buffer (for the shape
+/// checks, which refuse before anything is dispatched).
+fn one_buffer_io(buf: &marlin_gpu::PooledBuffer) -> MlaAttnIo<'_> {
+    MlaAttnIo {
+        q_abs: buf,
+        q_pe: buf,
+        cs: Span::whole(buf),
+        cache: buf,
+        meta: Span::whole(buf),
+        part: None,
+        out: Span::whole(buf),
+    }
+}
+
 #[test]
 fn attn_mla_gemm_rejects_bad_shapes() {
     let Some(ctx) = testkit::ctx() else { return };
     let buf = storage_f32(ctx, 4096).expect("buf");
-    let io = MlaAttnIo {
-        q_abs: &buf,
-        q_pe: &buf,
-        cs: Span::whole(&buf),
-        cache: &buf,
-        meta: Span::whole(&buf),
-        part: None,
-        out: Span::whole(&buf),
-    };
+    let io = one_buffer_io(&buf);
     let mut enc = StepEncoder::new(ctx, "t");
     let ok = shape(4, 0, RopeMode::Normal);
     assert!(
@@ -381,15 +387,7 @@ fn attn_mla_gemm_rejects_bad_shapes() {
 fn attn_mla_rejects_bad_shapes() {
     let Some(ctx) = testkit::ctx() else { return };
     let buf = storage_f32(ctx, 4096).expect("buf");
-    let io = MlaAttnIo {
-        q_abs: &buf,
-        q_pe: &buf,
-        cs: Span::whole(&buf),
-        cache: &buf,
-        meta: Span::whole(&buf),
-        part: None,
-        out: Span::whole(&buf),
-    };
+    let io = one_buffer_io(&buf);
     let mut enc = StepEncoder::new(ctx, "t");
     let odd = MlaShape {
         rank: 31,

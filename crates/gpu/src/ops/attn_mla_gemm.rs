@@ -143,7 +143,6 @@ pub fn record_attn_mla_gemm_blocks(
         )?;
         dispatch_op(enc, Op::MlaSoftmax, params, &[io.meta.buffer, &scores], g)?;
         let io_o = MatmulIo {
-            out: io.out.buffer,
             out_offset: oo as usize + q0 * r,
             ..MatmulIo::new(&scores, io.out.buffer, nb)
         };
