@@ -49,7 +49,9 @@ fn expected_dispatches(model: &Model, gpu: &GpuModel) -> u32 {
     let (embed, _) = gpu.table_chunks();
     // Layers with adjacent-pair RoPE fold rope_kv into their q|k|v GEMV.
     let folded = gpu.rope_folded_layers(marlin_models::gpu_forward::marlin_gpu::CacheDtype::F16);
-    (c.n_layers * per_layer - folded + gpu.matmul_dispatches() + embed + 2) as u32
+    // Layers with a SiLU-gated MLP apply it in their gate|up GEMV.
+    let swiglu = gpu.swiglu_folded_layers();
+    (c.n_layers * per_layer - folded - swiglu + gpu.matmul_dispatches() + embed + 2) as u32
 }
 
 fn check(name: &str) {

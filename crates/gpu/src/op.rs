@@ -19,6 +19,10 @@ pub enum Op {
     /// `gemv_norm` of one token's q|k|v projection with RoPE (adjacent pairs) and the f16
     /// KV-cache write folded into its output: `rope_kv` folded into the GEMV.
     GemvNormRopeKv,
+    /// `gemv_norm` of one token's gate|up projection with SwiGLU folded into its output:
+    /// each workgroup pairs gate row i with up row i and stores `silu(gate) · up` (the
+    /// `silu_mul` dispatch folded into the GEMV).
+    GemvNormSwiglu,
     /// Quantized matrix × matrix, several tokens (prefill, batched decode).
     Gemm,
     /// Quantized matrix × a few vectors (small-batch decode): each weight unit decoded once
@@ -107,12 +111,13 @@ pub enum Op {
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 44] = [
+    pub const ALL: [Op; 45] = [
         Op::Gemv,
         Op::GemvNorm,
         Op::GemvNormOut,
         Op::GemvAdd,
         Op::GemvNormRopeKv,
+        Op::GemvNormSwiglu,
         Op::Gemm,
         Op::GemvMulti,
         Op::ActQ8,
@@ -164,6 +169,7 @@ impl Op {
             Op::GemvNormOut => "gemv_norm_out",
             Op::GemvAdd => "gemv_add",
             Op::GemvNormRopeKv => "gemv_norm_rope_kv",
+            Op::GemvNormSwiglu => "gemv_norm_swiglu",
             Op::Gemm => "gemm",
             Op::GemvMulti => "gemv_multi",
             Op::ActQ8 => "act_q8",
@@ -211,7 +217,7 @@ impl Op {
     pub fn is_fused_gemv(self) -> bool {
         matches!(
             self,
-            Op::GemvNorm | Op::GemvNormOut | Op::GemvAdd | Op::GemvNormRopeKv
+            Op::GemvNorm | Op::GemvNormOut | Op::GemvAdd | Op::GemvNormRopeKv | Op::GemvNormSwiglu
         )
     }
 
@@ -225,6 +231,7 @@ impl Op {
                 | Op::GemvNormOut
                 | Op::GemvAdd
                 | Op::GemvNormRopeKv
+                | Op::GemvNormSwiglu
                 | Op::Gemm
                 | Op::GemvMulti
                 | Op::Embed

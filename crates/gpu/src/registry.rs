@@ -6,6 +6,7 @@ use marlin_core::QuantFormat;
 mod coop;
 mod geometry;
 mod specs;
+mod specs_multi;
 mod trellis_tile;
 
 pub use coop::{coop_chunk_spec, coop_kmajor, coop_splits, coop_tt, gemm_variant_for};

@@ -16,6 +16,8 @@ use testkit::{
 
 /// (rows, cols): rows never a multiple of the 4-row GEMV group or the 64-row GEMM tile.
 const SHAPES: &[(usize, usize)] = &[(37, 256), (5, 512), (67, 2816)];
+/// A GEMV shape past the Dp4a GEMV's 512-unit x fill (a second, partial fill).
+const LONG_GEMV: (usize, usize) = (5, 16640);
 /// Extra shapes for float formats, whose rows need not be whole 32-element units.
 const FLOAT_SHAPES: &[(usize, usize)] = &[(9, 100), (3, 4)];
 const GEMM_TOKENS: &[usize] = &[2, 7, 33];
@@ -127,8 +129,11 @@ fn variants(ctx: &GpuContext, op: Op, format: QuantFormat) -> Vec<Variant> {
         .collect()
 }
 
-fn shapes(format: QuantFormat) -> Vec<(usize, usize)> {
+fn shapes(op: Op, format: QuantFormat) -> Vec<(usize, usize)> {
     let mut v = SHAPES.to_vec();
+    if op == Op::Gemv {
+        v.push(LONG_GEMV);
+    }
     if format.block_elems() == 1 {
         v.extend_from_slice(FLOAT_SHAPES);
     }
@@ -138,7 +143,7 @@ fn shapes(format: QuantFormat) -> Vec<(usize, usize)> {
 fn check(op: Op, format: QuantFormat) {
     let Some(ctx) = testkit::ctx() else { return };
     for variant in variants(ctx, op, format) {
-        for (rows, cols) in shapes(format) {
+        for (rows, cols) in shapes(op, format) {
             let tokens: &[usize] = match op {
                 Op::Gemv => &[1],
                 Op::GemvMulti => MULTI_TOKENS,

@@ -51,10 +51,10 @@ fn every_kernel_validates_and_translates_to_msl() {
     let single = Op::ALL.iter().filter(|op| !op.per_format()).count();
     let trellis = MATMUL_FORMATS.iter().filter(|f| f.is_trellis()).count();
     assert_eq!(trellis, 9);
-    // The fused GEMVs (gemv_norm, gemv_norm_out, gemv_add, gemv_norm_rope_kv): plain,
-    // subgroup and (some) dp4a, no trellis.
+    // The fused GEMVs (gemv_norm, gemv_norm_out, gemv_add, gemv_norm_rope_kv,
+    // gemv_norm_swiglu): plain, subgroup and (some) dp4a, no trellis.
     let n_fused = Op::ALL.iter().filter(|op| op.is_fused_gemv()).count();
-    assert_eq!(n_fused, 4);
+    assert_eq!(n_fused, 5);
     let fused = n_fused * (2 * (MATMUL_FORMATS.len() - trellis) + DP4A_FORMATS.len());
     // The wide GEMVs: subgroup_wide for every gemv (trellis too) and fused GEMV, dp4a_wide
     // for the dp4a formats of all of them.

@@ -140,6 +140,8 @@ pub struct GpuModel {
     pub(crate) moe_fold_norm: bool,
     /// Whether fused decode steps fold RoPE and the KV write into the q|k|v GEMV.
     pub(crate) rope_gemv: bool,
+    /// Whether fused decode steps fold SwiGLU into the gate|up GEMV.
+    pub(crate) swiglu_gemv: bool,
 }
 
 fn same_tensor(a: &QTensor, b: &QTensor) -> bool {
@@ -227,6 +229,7 @@ impl GpuModel {
             moe_grouped_min: moe::default_grouped_min(),
             moe_fold_norm: fused::moe_fold_norm_default(),
             rope_gemv: layer::rope_gemv_default(),
+            swiglu_gemv: fused::swiglu_gemv_default(),
         };
         model.prewarm()?;
         Ok(model)

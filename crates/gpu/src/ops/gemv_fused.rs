@@ -1,7 +1,7 @@
 //! Decode GEMVs with a neighbouring op folded in: the RMSNorm before them (`gemv_norm`, and
 //! `gemv_norm_out`, which also stores the normed input), the residual add after them
-//! (`gemv_add`), and RoPE with the KV-cache write after the q|k|v projection
-//! (`gemv_norm_rope_kv`). Same kernels and geometry as the GEMV, other input/output hooks
+//! (`gemv_add`), RoPE with the KV-cache write after the q|k|v projection
+//! (`gemv_norm_rope_kv`), and SwiGLU after the gate|up projection (`gemv_norm_swiglu`). Same kernels and geometry as the GEMV, other input/output hooks
 //! (`shaders/gemv/x_norm.wgsl`, `norm_*.wgsl`, `out_*.wgsl`).
 
 use crate::op::Op;
@@ -30,6 +30,9 @@ pub enum GemvFuse<'a> {
         norm: &'a wgpu::Buffer,
         rope: &'a RopeKvOut<'a>,
     },
+    /// `gemv_norm_swiglu`: as `Norm` on a gate|up projection (gate rows `0..f`, up rows
+    /// `f..2f`, one weight chunk), storing `silu(gate) · up` (`f` floats) into `io.out`.
+    NormSwiglu(&'a wgpu::Buffer),
 }
 
 /// Where [`GemvFuse::NormRopeKv`] puts k and v, and its RoPE rows.
@@ -56,6 +59,7 @@ impl GemvFuse<'_> {
             GemvFuse::NormOut { .. } => Op::GemvNormOut,
             GemvFuse::Add => Op::GemvAdd,
             GemvFuse::NormRopeKv { .. } => Op::GemvNormRopeKv,
+            GemvFuse::NormSwiglu(_) => Op::GemvNormSwiglu,
         }
     }
 }
@@ -134,6 +138,21 @@ pub fn record_gemv_fused(
                 .map_err(|_| Error::shape(op.name(), "rope record past u32"))?;
             let bufs = [norm, rope.cs, rope.words, rope.k_cache, rope.v_cache];
             (bufs, 5, Some(record))
+        }
+        GemvFuse::NormSwiglu(b) => {
+            need("norm buffer", b, cols + 4)?;
+            // A workgroup reads gate row i and up row i: both must be in its binding.
+            if !w.rows.is_multiple_of(2) || w.chunks.len() != 1 {
+                return Err(Error::shape(
+                    op.name(),
+                    format!(
+                        "a gate|up weight of even rows in one chunk, got {} rows in {} chunks",
+                        w.rows,
+                        w.chunks.len()
+                    ),
+                ));
+            }
+            ([b, b, b, b, b], 1, None)
         }
     };
     let variant = enc.ctx().matmul_variant(Op::Gemv, w.format);

@@ -203,7 +203,13 @@ pub(super) fn record_matmul_kernel(
         ));
     }
     let x_need = (io.x_offset + n * w.cols) as u64 * 4;
-    let out_need = (io.out_offset + (n - 1) * stride + w.rows) as u64 * 4;
+    // gemv_norm_swiglu stores one value per gate|up row pair.
+    let out_rows = if op == Op::GemvNormSwiglu {
+        w.rows / 2
+    } else {
+        w.rows
+    };
+    let out_need = (io.out_offset + (n - 1) * stride + out_rows) as u64 * 4;
     for (name, need, buf) in [("x", x_need, io.x), ("out", out_need, io.out)] {
         if buf.size() < need {
             return Err(Error::shape(

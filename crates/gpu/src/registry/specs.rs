@@ -4,12 +4,15 @@
 use marlin_core::QuantFormat;
 
 use super::geometry::*;
+use super::specs_multi::{gemv_multi_spec, moe_gemv_multi_spec, moe_gemv_spec};
 use super::{BindLayout, KernelKey, KernelSpec, Variant};
 use crate::format_parts::{format_defines, format_parts, has_entry_file};
 use crate::op::{kernel_name, Op};
 
 /// The quantized-KV code helpers every cache writer and attention kernel includes.
 const KV_CODES: &str = "ops/kv_codes.wgsl";
+/// RoPE pair indexing of an MLA rope part (queries and keys).
+const MLA_ROPE_PAIR: &str = "ops/mla_rope_pair.wgsl";
 /// RoPE of an MLA query's rope part (attn_mla, mla_q_pack).
 const MLA_ROPE_Q: &str = "ops/mla_rope_q.wgsl";
 
@@ -25,6 +28,7 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
         | Op::GemvNormOut
         | Op::GemvAdd
         | Op::GemvNormRopeKv
+        | Op::GemvNormSwiglu
         | Op::Gemm
         | Op::GemvMulti
         | Op::MoeGemv
@@ -86,16 +90,27 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
         Op::MoeRoute => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write2),
         Op::MoeSort => (vec![format!("ops/{name}.wgsl")], BindLayout::ReadWrite),
         Op::AttnMla => (
-            vec![MLA_ROPE_Q.into(), format!("ops/{name}.wgsl")],
+            vec![
+                MLA_ROPE_PAIR.into(),
+                MLA_ROPE_Q.into(),
+                format!("ops/{name}.wgsl"),
+            ],
             BindLayout::Read5Write,
         ),
         Op::MlaQPack => (
-            vec![MLA_ROPE_Q.into(), format!("ops/{name}.wgsl")],
+            vec![
+                MLA_ROPE_PAIR.into(),
+                MLA_ROPE_Q.into(),
+                format!("ops/{name}.wgsl"),
+            ],
             BindLayout::Read3Write,
         ),
         Op::MlaKvDense => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write2),
         Op::MlaSoftmax => (vec![format!("ops/{name}.wgsl")], BindLayout::ReadWrite),
-        Op::MlaLatent => (vec![format!("ops/{name}.wgsl")], BindLayout::Read4Write2),
+        Op::MlaLatent => (
+            vec![MLA_ROPE_PAIR.into(), format!("ops/{name}.wgsl")],
+            BindLayout::Read4Write2,
+        ),
         Op::MoeCombine => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write),
         Op::GemmSplitkReduce => (vec![format!("gemm/{name}.wgsl")], BindLayout::ReadWrite),
         Op::HadamardScale => (
@@ -255,6 +270,7 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
             Op::GemvNormOut => &["x_norm", "norm_out", "out_store"],
             Op::GemvAdd => &["x_plain", "out_add"],
             Op::GemvNormRopeKv => &["x_norm", "norm_end", "out_rope_kv"],
+            Op::GemvNormSwiglu => &["x_norm", "norm_end", "out_swiglu"],
             _ => &["x_plain", "out_store"],
         };
         parts.extend(hooks.iter().map(|h| format!("gemv/{h}.wgsl")));
@@ -272,6 +288,9 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     let mut defines = format_defines(key.format);
     if gemv_op == Op::Gemv {
         defines.extend([("GW", gw), ("NR", rows)]);
+        if matches!(key.variant, Variant::Dp4a | Variant::Dp4aWide) {
+            defines.push(("PREFETCH", u32::from(gemv_q8_prefetch())));
+        }
     }
     Some(KernelSpec {
         key,
@@ -282,7 +301,7 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
         tokens_per_group: tokens,
         // gemv_norm's norm weight sits at binding 4, gemv_norm_out's normed x at 5.
         layout: match key.op {
-            Op::GemvNorm => BindLayout::MatmulIds,
+            Op::GemvNorm | Op::GemvNormSwiglu => BindLayout::MatmulIds,
             Op::GemvNormOut => BindLayout::MatmulNormOut,
             Op::GemvNormRopeKv => BindLayout::MatmulNormRopeKv,
             _ => BindLayout::Matmul,
@@ -290,135 +309,6 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
         features,
         defines,
         entry,
-    })
-}
-
-/// The MoE GEMV of `key.format` (plain variant only): the GEMV's tiling over stacked
-/// expert weights, rows picked per token slot by expert id; `moe_gemv_norm` and
-/// `moe_gemv_silu` read x through their hooks (no trellis: its sides scale x first).
-fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
-    let narrow_ok = key.variant == Variant::Narrow && !key.format.is_trellis();
-    if !(key.variant == Variant::Plain || narrow_ok)
-        || (key.op != Op::MoeGemv && key.format.is_trellis())
-    {
-        return None;
-    }
-    // The norm hook takes binding 4 for its weight; the expert ids move to 5.
-    let (hook, ids_binding, layout) = match key.op {
-        Op::MoeGemvNorm => (&["x_norm", "norm_end"][..], 5, BindLayout::MatmulNormIds),
-        Op::MoeGemvSilu => (&["x_silu"][..], 4, BindLayout::MatmulIds),
-        _ => (&["x_plain"][..], 4, BindLayout::MatmulIds),
-    };
-    let name = kernel_name(key.op, key.format);
-    let mut parts = vec![
-        "common/matmul_io.wgsl".to_string(),
-        "common/ids_plain.wgsl".to_string(),
-    ];
-    parts.extend(format_parts(key.format)?);
-    parts.extend(hook.iter().map(|h| format!("gemv/{h}.wgsl")));
-    parts.push("gemv/out_store.wgsl".into());
-    parts.push("gemv/reduce_shared.wgsl".into());
-    parts.push("gemv/tile_acc.wgsl".into());
-    parts.push("gemv/moe_gemv_body.wgsl".into());
-    let rows = gemv_rows(key.format, key.variant);
-    let mut defines = format_defines(key.format);
-    defines.extend([
-        ("GW", gemv_group_threads(key.format, key.variant)),
-        ("NR", rows),
-    ]);
-    Some(KernelSpec {
-        key,
-        entry: format!(
-            "@group(0) @binding({ids_binding}) var<storage, read> moe_ids: array<u32>;\n\
-             @compute @workgroup_size(WG)\nfn {name}(ids: Ids) {{\n    moe_gemv_run(ids);\n}}\n"
-        ),
-        name,
-        parts,
-        workgroup_size: GEMV_WG,
-        rows_per_group: rows,
-        tokens_per_group: 1,
-        layout,
-        features: wgpu::Features::empty(),
-        defines,
-    })
-}
-
-/// The grouped MoE GEMV of `key.format` (no trellis): gemv_multi's body over chunks of
-/// slots that share an expert (multi_rows_moe.wgsl), each weight unit decoded once for up
-/// to MT slots; plain (f32 activations) for every format, Dp4a / Dp4aWide (8-bit
-/// activations) for [`dp4a_multi`] formats.
-fn moe_gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
-    if key.format.is_trellis() {
-        return None;
-    }
-    let body: &[&str] = match key.variant {
-        Variant::Plain => &[
-            "gemv/multi_tile.wgsl",
-            "gemv/multi_rows_moe.wgsl",
-            "gemv/gemv_multi_reduce.wgsl",
-            "gemv/gemv_multi_body.wgsl",
-        ],
-        Variant::Dp4a | Variant::Dp4aWide if dp4a_multi(key.format) => &[
-            "gemv/multi_tile.wgsl",
-            "gemv/multi_rows_moe.wgsl",
-            "gemv/gemv_multi_body_q8.wgsl",
-        ],
-        _ => return None,
-    };
-    multi_body_spec(key, body, BindLayout::MatmulIds)
-}
-
-/// The small-batch GEMV of `key.format`: plain (f32 activations) for every format, Dp4a
-/// (8-bit activations) for [`dp4a_multi`] formats. Shared-memory reduction only: its 16-thread
-/// row pairs would straddle subgroups, so neither variant needs a device feature.
-fn gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
-    let body: &[&str] = match key.variant {
-        Variant::Plain => &[
-            "gemv/multi_tile.wgsl",
-            "gemv/multi_rows_plain.wgsl",
-            "gemv/gemv_multi_reduce.wgsl",
-            "gemv/gemv_multi_body.wgsl",
-        ],
-        Variant::Dp4a | Variant::Dp4aWide if dp4a_multi(key.format) => &[
-            "gemv/multi_tile.wgsl",
-            "gemv/multi_rows_plain.wgsl",
-            "gemv/gemv_multi_body_q8.wgsl",
-        ],
-        _ => return None,
-    };
-    multi_body_spec(key, body, BindLayout::Matmul)
-}
-
-/// A kernel running `gemv_multi_run` from `body` (after the matmul I/O, plain ids and the
-/// format's decode files), with its NR / MT (and Dp4a TU) geometry.
-fn multi_body_spec(key: KernelKey, body: &[&str], layout: BindLayout) -> Option<KernelSpec> {
-    let name = kernel_name(key.op, key.format);
-    let mut parts = vec![
-        "common/matmul_io.wgsl".to_string(),
-        "common/ids_plain.wgsl".to_string(),
-    ];
-    parts.extend(format_parts(key.format)?);
-    parts.extend(body.iter().map(|s| s.to_string()));
-    let mut defines = format_defines(key.format);
-    let tokens = gemv_multi_tokens();
-    let rows = gemv_multi_rows(key.variant);
-    defines.extend([("NR", rows), ("MT", tokens)]);
-    if key.variant != Variant::Plain {
-        defines.push(("TU", gemv_multi_lanes(key.variant)));
-    }
-    Some(KernelSpec {
-        key,
-        entry: format!(
-            "@compute @workgroup_size(WG)\nfn {name}(ids: Ids) {{\n    gemv_multi_run(ids);\n}}\n"
-        ),
-        name,
-        parts,
-        workgroup_size: GEMV_WG,
-        rows_per_group: rows,
-        tokens_per_group: tokens,
-        layout,
-        features: wgpu::Features::empty(),
-        defines,
     })
 }
 

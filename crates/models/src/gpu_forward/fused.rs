@@ -9,19 +9,20 @@
 //! with the c_q fold), and its combine adds into the stream. Folding the norm into the
 //! gate|up GEMVs too (`moe_gemv_norm`, `MARLIN_GPU_MOE_FOLD_NORM=1`) measured slower.
 //! Layers with post-norms (Gemma), biases on o/down, a dense shared expert, and rotated or
-//! trellis weights where a fused GEMV would read them keep the separate ops.
+//! trellis weights where a fused GEMV would read them keep the separate ops. A dense SwiGLU
+//! MLP's gate|up GEMV also applies the activation (`gemv_norm_swiglu`: no `silu_mul`).
 //! `MARLIN_GPU_FUSE_NORM=0` turns it off (A/B runs).
 
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    norm_with_eps, record_gate_mul, record_gemv_fused, upload_f32, GemvFuse, GpuContext, GpuWeight,
-    MatmulIo, PooledBuffer, Span, StepEncoder,
+    norm_with_eps, record_gate_mul, record_gemv_fused, upload_f32, GateAct, GemvFuse, GpuContext,
+    GpuWeight, MatmulIo, PooledBuffer, Span, StepEncoder,
 };
 
 use super::ffn::GpuFfn;
 use super::moe::MoeNorm;
 use super::step::Scratch;
-use super::upload::GpuLinear;
+use super::upload::{GpuLinear, GpuProj};
 use super::{GpuLayer, GpuModel};
 use crate::Result;
 
@@ -37,6 +38,12 @@ pub(super) fn fuse_enabled() -> bool {
 /// run "DH").
 pub(super) fn moe_fold_norm_default() -> bool {
     std::env::var("MARLIN_GPU_MOE_FOLD_NORM").is_ok_and(|v| v == "1")
+}
+
+/// Whether fused decode steps fold SwiGLU into the gate|up GEMV (`MARLIN_GPU_SWIGLU_GEMV=0`
+/// keeps `silu_mul`).
+pub(super) fn swiglu_gemv_default() -> bool {
+    std::env::var("MARLIN_GPU_SWIGLU_GEMV").map_or(true, |v| v != "0")
 }
 
 /// A layer's norms as `gemv_norm` reads them (weight, then epsilon).
@@ -151,8 +158,13 @@ impl GpuModel {
                 return self.record_moe(enc, m, s, 1, &s.h, true, norm);
             }
         };
-        self.proj_with(enc, gu, &s.h, &s.gu, 1, f.ffn.as_deref())?;
         let ffn = gu.width / 2;
+        if let (Some(w), Some(norm)) = (self.swiglu_weight(gu), f.ffn.as_deref()) {
+            let io = MatmulIo::new(&s.h, &s.act, 1);
+            record_gemv_fused(enc, w, &io, GemvFuse::NormSwiglu(norm))?;
+            return self.linear_add(enc, down, &s.act, &s.h);
+        }
+        self.proj_with(enc, gu, &s.h, &s.gu, 1, f.ffn.as_deref())?;
         let act = self.gate_act();
         record_gate_mul(
             enc,
@@ -164,5 +176,30 @@ impl GpuModel {
             2 * ffn,
         )?;
         self.linear_add(enc, down, &s.act, &s.h)
+    }
+}
+
+impl GpuModel {
+    /// The gate|up weight a fused decode step runs as `gemv_norm_swiglu`: one SiLU-gated
+    /// weight without bias, in one chunk.
+    fn swiglu_weight<'a>(&self, gu: &'a GpuProj) -> Option<&'a GpuWeight> {
+        let silu = matches!(self.gate_act(), GateAct::Silu);
+        match gu.parts.as_slice() {
+            [w] if self.swiglu_gemv && silu && gu.bias.is_none() && w.chunks.len() == 1 => Some(w),
+            _ => None,
+        }
+    }
+
+    /// Layers whose one-token steps apply SwiGLU in the gate|up GEMV (no `silu_mul`).
+    pub fn swiglu_folded_layers(&self) -> usize {
+        self.layers
+            .iter()
+            .filter(|l| match &l.ffn {
+                GpuFfn::Dense { gu, .. } => {
+                    self.fused_decode && l.fused.is_some() && self.swiglu_weight(gu).is_some()
+                }
+                GpuFfn::Moe(_) => false,
+            })
+            .count()
     }
 }

@@ -36,6 +36,13 @@ impl GpuModel {
         self
     }
 
+    /// Fold SwiGLU into the gate|up GEMV of fused decode steps (`gemv_norm_swiglu`; default
+    /// on, `MARLIN_GPU_SWIGLU_GEMV=0` off).
+    pub fn with_swiglu_in_gemv(mut self, on: bool) -> Self {
+        self.swiglu_gemv = on;
+        self
+    }
+
     /// Use the flash-style prefill attention for prompt chunks (default: off, or
     /// `MARLIN_GPU_PREFILL_ATTN=1`; slower than the per-query kernel on an H200 so far).
     pub fn with_prefill_attention(mut self, on: bool) -> Self {

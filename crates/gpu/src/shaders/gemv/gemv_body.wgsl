@@ -46,8 +46,8 @@ fn gemv_run(ids: Ids) {
     }
     let g = ids.lid / GW;
     let lg = ids.lid % GW;
-    let rows = min(vec4<u32>(wg_row0 + 4u * g) + vec4<u32>(0u, 1u, 2u, 3u),
-        vec4<u32>(p.rows - 1u));
+    let rows = weight_rows(min(vec4<u32>(wg_row0 + 4u * g) + vec4<u32>(0u, 1u, 2u, 3u),
+        vec4<u32>(p.rows - 1u)));
     let units = units_per_row();
     let c4 = p.cols / 4u;
     let xb = p.x_offset;

@@ -12,6 +12,8 @@
 @group(0) @binding(8) var<storage, read_write> vc: array<u32>;
 
 const OUT_PAIR: bool = true;
+// Rows in their weight's order (out_swiglu pairs gate and up rows).
+const OUT_GATE_UP: bool = false;
 
 fn put_out(row: u32, v: f32, pair: f32) {
     let g = p.row_offset + row;

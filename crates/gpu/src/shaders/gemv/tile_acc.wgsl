@@ -28,3 +28,13 @@ fn tile_acc(rows: vec4<u32>, t0: u32, units: u32, lg: u32) -> vec4<f32> {
     }
     return acc;
 }
+
+// The weight rows of a row quad: as numbered, or (OUT_GATE_UP, out_swiglu) row 2i is gate
+// row i and row 2i + 1 up row i (= weight row rows / 2 + i), so one quad and one reduction
+// see both rows of each output.
+fn weight_rows(r: vec4<u32>) -> vec4<u32> {
+    if (OUT_GATE_UP) {
+        return (r >> vec4<u32>(1u)) + (r & vec4<u32>(1u)) * (p.rows / 2u);
+    }
+    return r;
+}

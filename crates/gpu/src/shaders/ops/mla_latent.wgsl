@@ -49,28 +49,11 @@ fn latent(t: u32, xb: u32, inv: f32, e: u32) -> f32 {
     if (e < r) {
         return x[xb + e] * inv * vecs[p.w_offset + p.q_lora + e];
     }
-    let i = e - r;
     let half = (p.rope & 0x7FFFFFFFu) / 2u;
+    let pr = rope_pair(p.rope, e - r);
     let pb = xb + r;
-    var k = i / 2u;
-    var ia = pb + 2u * k;
-    var ib = ia + 1u;
-    var second = (i & 1u) == 1u;
-    if ((p.rope >> 31u) == 1u) {
-        k = i % half;
-        ia = pb + k;
-        ib = ia + half;
-        second = i >= half;
-    }
-    let a = x[ia];
-    let b = x[ib];
     let cb = p.cs_offset + t * 2u * half;
-    let c = cs[cb + k];
-    let s = cs[cb + half + k];
-    if (second) {
-        return a * s + b * c;
-    }
-    return a * c - b * s;
+    return rope_rotate(pr, x[pb + pr.ia], x[pb + pr.ib], cs[cb + pr.k], cs[cb + half + pr.k]);
 }
 
 @compute @workgroup_size(WG)

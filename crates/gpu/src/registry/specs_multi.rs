@@ -1,0 +1,136 @@
+//! Kernel specs of the matmuls over stacked experts and small batches: the MoE GEMV
+//! (`moe_gemv*`), the grouped MoE GEMV (`moe_gemv_multi`) and `gemv_multi`.
+
+use super::geometry::*;
+use super::{BindLayout, KernelKey, KernelSpec, Variant};
+use crate::format_parts::{format_defines, format_parts};
+use crate::op::{kernel_name, Op};
+
+/// The MoE GEMV of `key.format` (plain variant only): the GEMV's tiling over stacked
+/// expert weights, rows picked per token slot by expert id; `moe_gemv_norm` and
+/// `moe_gemv_silu` read x through their hooks (no trellis: its sides scale x first).
+pub(super) fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
+    let narrow_ok = key.variant == Variant::Narrow && !key.format.is_trellis();
+    if !(key.variant == Variant::Plain || narrow_ok)
+        || (key.op != Op::MoeGemv && key.format.is_trellis())
+    {
+        return None;
+    }
+    // The norm hook takes binding 4 for its weight; the expert ids move to 5.
+    let (hook, ids_binding, layout) = match key.op {
+        Op::MoeGemvNorm => (&["x_norm", "norm_end"][..], 5, BindLayout::MatmulNormIds),
+        Op::MoeGemvSilu => (&["x_silu"][..], 4, BindLayout::MatmulIds),
+        _ => (&["x_plain"][..], 4, BindLayout::MatmulIds),
+    };
+    let name = kernel_name(key.op, key.format);
+    let mut parts = vec![
+        "common/matmul_io.wgsl".to_string(),
+        "common/ids_plain.wgsl".to_string(),
+    ];
+    parts.extend(format_parts(key.format)?);
+    parts.extend(hook.iter().map(|h| format!("gemv/{h}.wgsl")));
+    parts.push("gemv/out_store.wgsl".into());
+    parts.push("gemv/reduce_shared.wgsl".into());
+    parts.push("gemv/tile_acc.wgsl".into());
+    parts.push("gemv/moe_gemv_body.wgsl".into());
+    let rows = gemv_rows(key.format, key.variant);
+    let mut defines = format_defines(key.format);
+    defines.extend([
+        ("GW", gemv_group_threads(key.format, key.variant)),
+        ("NR", rows),
+    ]);
+    Some(KernelSpec {
+        key,
+        entry: format!(
+            "@group(0) @binding({ids_binding}) var<storage, read> moe_ids: array<u32>;\n\
+             @compute @workgroup_size(WG)\nfn {name}(ids: Ids) {{\n    moe_gemv_run(ids);\n}}\n"
+        ),
+        name,
+        parts,
+        workgroup_size: GEMV_WG,
+        rows_per_group: rows,
+        tokens_per_group: 1,
+        layout,
+        features: wgpu::Features::empty(),
+        defines,
+    })
+}
+
+/// The grouped MoE GEMV of `key.format` (no trellis): gemv_multi's body over chunks of
+/// slots that share an expert (multi_rows_moe.wgsl), each weight unit decoded once for up
+/// to MT slots; plain (f32 activations) for every format, Dp4a / Dp4aWide (8-bit
+/// activations) for [`dp4a_multi`] formats.
+pub(super) fn moe_gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
+    if key.format.is_trellis() {
+        return None;
+    }
+    let body: &[&str] = match key.variant {
+        Variant::Plain => &[
+            "gemv/multi_tile.wgsl",
+            "gemv/multi_rows_moe.wgsl",
+            "gemv/gemv_multi_reduce.wgsl",
+            "gemv/gemv_multi_body.wgsl",
+        ],
+        Variant::Dp4a | Variant::Dp4aWide if dp4a_multi(key.format) => &[
+            "gemv/multi_tile.wgsl",
+            "gemv/multi_rows_moe.wgsl",
+            "gemv/gemv_multi_body_q8.wgsl",
+        ],
+        _ => return None,
+    };
+    multi_body_spec(key, body, BindLayout::MatmulIds)
+}
+
+/// The small-batch GEMV of `key.format`: plain (f32 activations) for every format, Dp4a
+/// (8-bit activations) for [`dp4a_multi`] formats. Shared-memory reduction only: its 16-thread
+/// row pairs would straddle subgroups, so neither variant needs a device feature.
+pub(super) fn gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
+    let body: &[&str] = match key.variant {
+        Variant::Plain => &[
+            "gemv/multi_tile.wgsl",
+            "gemv/multi_rows_plain.wgsl",
+            "gemv/gemv_multi_reduce.wgsl",
+            "gemv/gemv_multi_body.wgsl",
+        ],
+        Variant::Dp4a | Variant::Dp4aWide if dp4a_multi(key.format) => &[
+            "gemv/multi_tile.wgsl",
+            "gemv/multi_rows_plain.wgsl",
+            "gemv/gemv_multi_body_q8.wgsl",
+        ],
+        _ => return None,
+    };
+    multi_body_spec(key, body, BindLayout::Matmul)
+}
+
+/// A kernel running `gemv_multi_run` from `body` (after the matmul I/O, plain ids and the
+/// format's decode files), with its NR / MT (and Dp4a TU) geometry.
+fn multi_body_spec(key: KernelKey, body: &[&str], layout: BindLayout) -> Option<KernelSpec> {
+    let name = kernel_name(key.op, key.format);
+    let mut parts = vec![
+        "common/matmul_io.wgsl".to_string(),
+        "common/ids_plain.wgsl".to_string(),
+    ];
+    parts.extend(format_parts(key.format)?);
+    parts.extend(body.iter().map(|s| s.to_string()));
+    let mut defines = format_defines(key.format);
+    let tokens = gemv_multi_tokens();
+    let rows = gemv_multi_rows(key.variant);
+    defines.extend([("NR", rows), ("MT", tokens)]);
+    if key.variant != Variant::Plain {
+        defines.push(("TU", gemv_multi_lanes(key.variant)));
+    }
+    Some(KernelSpec {
+        key,
+        entry: format!(
+            "@compute @workgroup_size(WG)\nfn {name}(ids: Ids) {{\n    gemv_multi_run(ids);\n}}\n"
+        ),
+        name,
+        parts,
+        workgroup_size: GEMV_WG,
+        rows_per_group: rows,
+        tokens_per_group: tokens,
+        layout,
+        features: wgpu::Features::empty(),
+        defines,
+    })
+}
