@@ -105,14 +105,6 @@ fn gw_override() -> Option<u32> {
     })
 }
 
-/// Whether the Dp4a GEMV loads its first tile's weights before quantizing x (`PREFETCH`;
-/// row quads of 64 threads, formats decoding one unit at a time). `MARLIN_GEMV_PREFETCH=0`
-/// turns it off (A/B runs).
-pub fn gemv_q8_prefetch() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var("MARLIN_GEMV_PREFETCH").map_or(true, |v| v != "0"))
-}
-
 /// Output rows one GEMV workgroup of `format` and `variant` covers (`NR` = 4 rows per thread
 /// group).
 pub fn gemv_rows(format: QuantFormat, variant: Variant) -> u32 {

@@ -288,9 +288,6 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     let mut defines = format_defines(key.format);
     if gemv_op == Op::Gemv {
         defines.extend([("GW", gw), ("NR", rows)]);
-        if matches!(key.variant, Variant::Dp4a | Variant::Dp4aWide) {
-            defines.push(("PREFETCH", u32::from(gemv_q8_prefetch())));
-        }
     }
     Some(KernelSpec {
         key,

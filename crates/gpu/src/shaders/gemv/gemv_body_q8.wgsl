@@ -31,15 +31,6 @@ fn dot_rows(r: vec4<u32>, u: u32, ul: u32) -> vec4<f32> {
         dot_unit_q8(r.z, u, lo, hi, d), dot_unit_q8(r.w, u, lo, hi, d));
 }
 
-// Four rows' loaded units against the tile's unit ul.
-fn dot_wq8(w: array<WQ8, 4>, ul: u32) -> vec4<f32> {
-    let lo = xq[2u * ul];
-    let hi = xq[2u * ul + 1u];
-    let d = xd[ul];
-    return vec4<f32>(dot_q8(w[0], lo, hi, d), dot_q8(w[1], lo, hi, d), dot_q8(w[2], lo, hi, d),
-        dot_q8(w[3], lo, hi, d));
-}
-
 // Units u and u + 1 (u even) of four rows, for formats that decode them together.
 fn dot_rows2(r: vec4<u32>, u: u32, ul: u32) -> vec4<f32> {
     let xa = array<vec4<u32>, 2>(xq[2u * ul], xq[2u * ul + 1u]);
@@ -83,24 +74,7 @@ fn gemv_run(ids: Ids) {
     let units = units_per_row();
     let c4 = p.cols / 4u;
     var acc = vec4<f32>(0.0);
-    var t_first = 0u;
-    if (PREFETCH != 0u && UPT == 2u && !PAIR_Q8 && units >= TU) {
-        // The first tile's weight units load before its x is quantized, so the weight
-        // reads overlap the fill and its barrier (a 4096-column weight has no other tile).
-        let u1 = lg + GW;
-        let a = array<WQ8, 4>(unit_q8(rows.x, lg), unit_q8(rows.y, lg), unit_q8(rows.z, lg),
-            unit_q8(rows.w, lg));
-        let b = array<WQ8, 4>(unit_q8(rows.x, u1), unit_q8(rows.y, u1), unit_q8(rows.z, u1),
-            unit_q8(rows.w, u1));
-        if (ids.lid < TU) {
-            fill_unit(p.x_offset, c4, 0u, ids.lid);
-        }
-        workgroupBarrier();
-        acc = dot_wq8(a, lg) + dot_wq8(b, u1);
-        workgroupBarrier();
-        t_first = TU;
-    }
-    for (var t0 = t_first; t0 < units; t0 += TU) {
+    for (var t0 = 0u; t0 < units; t0 += TU) {
         if (ids.lid < TU) {
             fill_unit(p.x_offset, c4, t0, ids.lid);
         }
