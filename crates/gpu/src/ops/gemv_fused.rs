@@ -1,7 +1,8 @@
 //! Decode GEMVs with a neighbouring op folded in: the RMSNorm before them (`gemv_norm`, and
 //! `gemv_norm_out`, which also stores the normed input), the residual add after them
 //! (`gemv_add`), RoPE with the KV-cache write after the q|k|v projection
-//! (`gemv_norm_rope_kv`), and SwiGLU after the gate|up projection (`gemv_norm_swiglu`). Same kernels and geometry as the GEMV, other input/output hooks
+//! (`gemv_norm_rope_kv`), and SwiGLU after the gate|up projection (`gemv_norm_swiglu`).
+//! Same kernels and geometry as the GEMV, other input/output hooks
 //! (`shaders/gemv/x_norm.wgsl`, `norm_*.wgsl`, `out_*.wgsl`).
 
 use crate::op::Op;
