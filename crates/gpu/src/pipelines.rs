@@ -18,13 +18,16 @@ use crate::{Error, GpuContext, Result};
 /// clamps anyway). Without the clamps on workgroup and local arrays, prompt steps ran 13%
 /// faster (Llama-3-8B q4_0, 512 tokens, H100: 5,782 -> 6,547 tok/s) and GLM-4.7-Flash
 /// decoded 4% faster, but the dense decode GEMVs lost ~1% (314 -> 310 tok/s), so they keep
-/// them. `MARLIN_GPU_BOUNDS_CHECKS=1` (or `0`) turns them on (off) for every kernel.
+/// them. `MARLIN_GPU_BOUNDS_CHECKS=1` (or `0`) turns them on (off) for every kernel; a
+/// comma-separated list of op names (`attn_paged,argmax`) adds those ops to the default set.
 fn runtime_checks(op: Op) -> wgpu::ShaderRuntimeChecks {
     let var = |name: &str| std::env::var(name).ok();
+    let default = op == Op::Gemv || op.is_fused_gemv();
     let bounds = match var("MARLIN_GPU_BOUNDS_CHECKS").as_deref() {
         Some("1") => true,
         Some("0") => false,
-        _ => op == Op::Gemv || op.is_fused_gemv(),
+        Some(list) => default || list.split(',').any(|n| n.trim() == op.name()),
+        None => default,
     };
     wgpu::ShaderRuntimeChecks {
         force_loop_bounding: var("MARLIN_GPU_LOOP_BOUNDING").is_some_and(|v| v == "1"),

@@ -97,12 +97,16 @@ fn attn_mla(
     let row_words = w / 2u;
     let q0 = j * p.n_heads + h0;
     for (var d = lid; d < w; d += WG) {
+        // Loops over HG with a guard, never up to nh: a private array (`acc` below)
+        // indexed by a runtime bound moves to slow local memory.
         var v = vec4<f32>(0.0);
-        for (var g = 0u; g < nh; g++) {
-            if (d < r) {
-                v[g] = q_abs[(q0 + g) * r + d];
-            } else {
-                v[g] = rope_q((q0 + g) * rd, p.cs_offset + j * rd, d - r);
+        for (var g = 0u; g < HG; g++) {
+            if (g < nh) {
+                if (d < r) {
+                    v[g] = q_abs[(q0 + g) * r + d];
+                } else {
+                    v[g] = rope_q((q0 + g) * rd, p.cs_offset + j * rd, d - r);
+                }
             }
         }
         qv[d] = v;
@@ -202,7 +206,10 @@ fn attn_mla(
         }
         workgroupBarrier();
     }
-    for (var g = 0u; g < nh; g++) {
+    for (var g = 0u; g < HG; g++) {
+        if (g >= nh) {
+            break;
+        }
         let qi = q0 + g;
         if (nwg.z == 1u) {
             let ob = p.out_offset + qi * r;
