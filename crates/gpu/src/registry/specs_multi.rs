@@ -64,53 +64,35 @@ pub(super) fn moe_gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
     if key.format.is_trellis() {
         return None;
     }
-    let body: &[&str] = match key.variant {
-        Variant::Plain => &[
-            "gemv/multi_tile.wgsl",
-            "gemv/multi_rows_moe.wgsl",
-            "gemv/gemv_multi_reduce.wgsl",
-            "gemv/gemv_multi_body.wgsl",
-        ],
-        Variant::Dp4a | Variant::Dp4aWide if dp4a_multi(key.format) => &[
-            "gemv/multi_tile.wgsl",
-            "gemv/multi_rows_moe.wgsl",
-            "gemv/gemv_multi_body_q8.wgsl",
-        ],
-        _ => return None,
-    };
-    multi_body_spec(key, body, BindLayout::MatmulIds)
+    multi_body_spec(key, "gemv/multi_rows_moe.wgsl", BindLayout::MatmulIds)
 }
 
 /// The small-batch GEMV of `key.format`: plain (f32 activations) for every format, Dp4a
 /// (8-bit activations) for [`dp4a_multi`] formats. Shared-memory reduction only: its 16-thread
 /// row pairs would straddle subgroups, so neither variant needs a device feature.
 pub(super) fn gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
-    let body: &[&str] = match key.variant {
-        Variant::Plain => &[
-            "gemv/multi_tile.wgsl",
-            "gemv/multi_rows_plain.wgsl",
-            "gemv/gemv_multi_reduce.wgsl",
-            "gemv/gemv_multi_body.wgsl",
-        ],
-        Variant::Dp4a | Variant::Dp4aWide if dp4a_multi(key.format) => &[
-            "gemv/multi_tile.wgsl",
-            "gemv/multi_rows_plain.wgsl",
-            "gemv/gemv_multi_body_q8.wgsl",
-        ],
-        _ => return None,
-    };
-    multi_body_spec(key, body, BindLayout::Matmul)
+    multi_body_spec(key, "gemv/multi_rows_plain.wgsl", BindLayout::Matmul)
 }
 
-/// A kernel running `gemv_multi_run` from `body` (after the matmul I/O, plain ids and the
-/// format's decode files), with its NR / MT (and Dp4a TU) geometry.
-fn multi_body_spec(key: KernelKey, body: &[&str], layout: BindLayout) -> Option<KernelSpec> {
+/// A kernel running `gemv_multi_run` with the `rows` hook (which weight rows and tokens a
+/// workgroup takes) after the matmul I/O, plain ids and the format's decode files: the f32
+/// body for [`Variant::Plain`], the 8-bit one for Dp4a / Dp4aWide of [`dp4a_multi`]
+/// formats; NR / MT (and Dp4a TU) geometry.
+fn multi_body_spec(key: KernelKey, rows: &str, layout: BindLayout) -> Option<KernelSpec> {
+    let body: &[&str] = match key.variant {
+        Variant::Plain => &["gemv/gemv_multi_reduce.wgsl", "gemv/gemv_multi_body.wgsl"],
+        Variant::Dp4a | Variant::Dp4aWide if dp4a_multi(key.format) => {
+            &["gemv/gemv_multi_body_q8.wgsl"]
+        }
+        _ => return None,
+    };
     let name = kernel_name(key.op, key.format);
     let mut parts = vec![
         "common/matmul_io.wgsl".to_string(),
         "common/ids_plain.wgsl".to_string(),
     ];
     parts.extend(format_parts(key.format)?);
+    parts.extend(["gemv/multi_tile.wgsl", rows].map(String::from));
     parts.extend(body.iter().map(|s| s.to_string()));
     let mut defines = format_defines(key.format);
     let tokens = gemv_multi_tokens();
