@@ -151,8 +151,19 @@ pub const MOE_NARROW_MAX_COLS: usize = 512;
 /// The `moe_gemv` variant for `w`: the f16 tile kernel for trellis experts where the
 /// device runs it (as the GEMV, [`GpuContext::matmul_variant`]), [`Variant::Narrow`] for
 /// short rows (MLA's per-head matrices: 192 and 512 columns for GLM-4.7-Flash), unless
-/// `MARLIN_GPU_MOE_NARROW=0`.
-fn moe_gemv_variant(ctx: &GpuContext, w: &GpuWeight) -> Variant {
+/// `MARLIN_GPU_MOE_NARROW=0`. `MARLIN_GPU_MOE_DP4A=1` opts longer rows of the Dp4a formats
+/// into 8-bit activations (`moe_gemv_body_q8.wgsl`; correct, not yet timed on a GPU).
+fn moe_gemv_variant(ctx: &GpuContext, op: Op, w: &GpuWeight) -> Variant {
+    static DP4A: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let dp4a = *DP4A.get_or_init(|| std::env::var("MARLIN_GPU_MOE_DP4A").is_ok_and(|v| v == "1"));
+    let key = KernelKey {
+        op,
+        format: w.format,
+        variant: Variant::Dp4a,
+    };
+    if dp4a && w.cols > MOE_NARROW_MAX_COLS && ctx.runs(key) {
+        return Variant::Dp4a;
+    }
     if w.format.is_trellis() {
         return match ctx.matmul_variant(Op::Gemv, w.format) {
             Variant::F16 => Variant::F16,
@@ -257,7 +268,7 @@ fn moe_gemv_with(
         to_u32(op_name, "parts", parts)?,
     ];
     let max = enc.ctx().limits.max_compute_workgroups_per_dimension;
-    let variant = moe_gemv_variant(enc.ctx(), w);
+    let variant = moe_gemv_variant(enc.ctx(), op, w);
     let block_rows = match variant {
         Variant::F16 => trellis_tile_rows(w.cols),
         _ => gemv_rows(w.format, variant),

@@ -229,6 +229,7 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
                 gemv_reduce_dp4a,
                 "gemv/q8_act.wgsl",
                 "gemv/tile_acc.wgsl",
+                "gemv/q8_tile.wgsl",
                 "gemv/gemv_body_q8.wgsl",
             ],
         ),

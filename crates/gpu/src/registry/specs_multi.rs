@@ -11,7 +11,8 @@ use crate::op::{kernel_name, Op};
 /// `moe_gemv_silu` read x through their hooks (no trellis: its sides scale x first).
 pub(super) fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
     let narrow_ok = key.variant == Variant::Narrow && !key.format.is_trellis();
-    if !(key.variant == Variant::Plain || narrow_ok)
+    let dp4a = key.variant == Variant::Dp4a && DP4A_FORMATS.contains(&key.format);
+    if !(key.variant == Variant::Plain || narrow_ok || dp4a)
         || (key.op != Op::MoeGemv && key.format.is_trellis())
     {
         return None;
@@ -31,8 +32,18 @@ pub(super) fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
     parts.extend(hook.iter().map(|h| format!("gemv/{h}.wgsl")));
     parts.push("gemv/out_store.wgsl".into());
     parts.push("gemv/reduce_shared.wgsl".into());
+    if dp4a {
+        parts.push("gemv/q8_act.wgsl".into());
+    }
     parts.push("gemv/tile_acc.wgsl".into());
-    parts.push("gemv/moe_gemv_body.wgsl".into());
+    if dp4a {
+        parts.extend([
+            "gemv/q8_tile.wgsl".into(),
+            "gemv/moe_gemv_body_q8.wgsl".into(),
+        ]);
+    } else {
+        parts.push("gemv/moe_gemv_body.wgsl".into());
+    }
     let rows = gemv_rows(key.format, key.variant);
     let mut defines = format_defines(key.format);
     defines.extend([

@@ -1,0 +1,64 @@
+// GEMV tiles with 8-bit activations (variant Dp4a), for formats with integer codes, shared
+// by gemv_body_q8 and moe_gemv_body_q8: as gemv_body.wgsl, but each x tile is quantized
+// while it is loaded into workgroup memory, per 32-element unit (q8_act.wgsl):
+// q = round(x / d) as packed i8 (d = max |x| / 127) plus (d, d sum q).
+// The format's dot_unit_q8 then multiplies its codes with dot4I8Packed (4 products and
+// their sum per instruction: one SDot on GPUs with integer dot products), where the f32
+// path spends most of its instructions on converting codes and multiplying floats.
+// Activations keep ~8 bits per 32-element block, as the CPU kernels and llama.cpp do.
+const WG: u32 = 256u;
+const GROUPS: u32 = WG / GW;
+const TU: u32 = 128u;
+const UPT: u32 = TU / GW;
+// Unit ul's codes: xq[2 ul] (elements 0..15), xq[2 ul + 1] (16..31); its (d, d sum q).
+var<workgroup> xq: array<vec4<u32>, 256>;
+var<workgroup> xd: array<vec2<f32>, 128>;
+// Row partial sums for reduce_rows (reduce_shared needs WG + 4 NR).
+var<workgroup> xs: array<vec4<f32>, WG + 4u * NR>;
+
+fn fill_unit(xb: u32, c4: u32, t0: u32, ul: u32) {
+    let q = quant_unit(xb, (t0 + ul) * 8u, c4);
+    xq[2u * ul] = q.lo;
+    xq[2u * ul + 1u] = q.hi;
+    xd[ul] = q.d;
+}
+
+fn dot_rows(r: vec4<u32>, u: u32, ul: u32) -> vec4<f32> {
+    let lo = xq[2u * ul];
+    let hi = xq[2u * ul + 1u];
+    let d = xd[ul];
+    return vec4<f32>(dot_unit_q8(r.x, u, lo, hi, d), dot_unit_q8(r.y, u, lo, hi, d),
+        dot_unit_q8(r.z, u, lo, hi, d), dot_unit_q8(r.w, u, lo, hi, d));
+}
+
+// Units u and u + 1 (u even) of four rows, for formats that decode them together.
+fn dot_rows2(r: vec4<u32>, u: u32, ul: u32) -> vec4<f32> {
+    let xa = array<vec4<u32>, 2>(xq[2u * ul], xq[2u * ul + 1u]);
+    let xb = array<vec4<u32>, 2>(xq[2u * ul + 2u], xq[2u * ul + 3u]);
+    let da = xd[ul];
+    let db = xd[ul + 1u];
+    return vec4<f32>(dot_pair_q8(r.x, u, xa, da, xb, db), dot_pair_q8(r.y, u, xa, da, xb, db),
+        dot_pair_q8(r.z, u, xa, da, xb, db), dot_pair_q8(r.w, u, xa, da, xb, db));
+}
+
+// tile_acc for formats that decode units in pairs (PAIR_Q8, dot_rows2): thread lg takes
+// pairs 2 (lg + k GW), UPT / 2 of them (unit counts are even there).
+fn tile_acc_pairs(rows: vec4<u32>, t0: u32, units: u32, lg: u32) -> vec4<f32> {
+    var acc = vec4<f32>(0.0);
+    let avail = units - t0;
+    if (avail >= TU) {
+        for (var k = 0u; k < UPT / 2u; k++) {
+            let ul = 2u * (lg + k * GW);
+            acc += dot_rows2(rows, t0 + ul, ul);
+        }
+        return acc;
+    }
+    for (var k = 0u; k < UPT / 2u; k++) {
+        let ul = 2u * (lg + k * GW);
+        if (ul + 1u < avail) {
+            acc += dot_rows2(rows, t0 + ul, ul);
+        }
+    }
+    return acc;
+}
+
