@@ -72,6 +72,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     shader!("gemv/q8_tile.wgsl"),
     shader!("gemv/gemv_body_q8.wgsl"),
     shader!("gemv/moe_gemv_body_q8.wgsl"),
+    shader!("gemv/moe_slot.wgsl"),
     shader!("gemv/gemv_body_trellis.wgsl"),
     shader!("gemv/trellis_math_f16.wgsl"),
     shader!("gemv/trellis_io_gemv.wgsl"),

@@ -36,6 +36,7 @@ pub(super) fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
         parts.push("gemv/q8_act.wgsl".into());
     }
     parts.push("gemv/tile_acc.wgsl".into());
+    parts.push("gemv/moe_slot.wgsl".into());
     if dp4a {
         parts.extend([
             "gemv/q8_tile.wgsl".into(),

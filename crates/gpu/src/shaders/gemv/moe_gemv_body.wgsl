@@ -39,38 +39,25 @@ fn dot_rows(r: vec4<u32>, u: u32, ul: u32) -> vec4<f32> {
 }
 
 fn moe_gemv_run(ids: Ids) {
-    let er = p.n_tokens;
-    let lr0 = ids.wid.x * NR;
-    if (lr0 >= er) {
+    let m = moe_slot(ids);
+    if (!m.live) {
         return;
     }
-    let slot = ids.wid.y;
-    let mats = max(p.rows / er, 1u);
-    let parts = max(p.out_offset, 1u);
-    let base = min(moe_ids[slot / parts] * parts + slot % parts, mats - 1u) * er;
-    let g = ids.lid / GW;
     let lg = ids.lid % GW;
-    let local = min(vec4<u32>(lr0 + 4u * g) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(er - 1u));
-    let rows = local + vec4<u32>(base);
     let units = units_per_row();
     let c4 = p.cols / 4u;
-    let xb = p.x_offset + (slot / max(p.row_offset, 1u)) * c4 * X_ROW;
     var acc = vec4<f32>(0.0);
     for (var t0 = 0u; t0 < units; t0 += TU) {
         // Only the tile's units (a short row loads a fraction of the tile).
         for (var i = ids.lid; i < min(TU, units - t0) * 8u; i += WG) {
             let ul = i / 8u;
             let j = i % 8u;
-            xs[j * TU + (ul ^ j)] = x_in(xb, t0 * 8u + i, c4);
+            xs[j * TU + (ul ^ j)] = x_in(m.xb, t0 * 8u + i, c4);
         }
         workgroupBarrier();
-        acc += tile_acc(rows, t0, units, lg);
+        acc += tile_acc(m.rows, t0, units, lg);
         workgroupBarrier();
     }
     // Row sums (reduce_shared.wgsl) into the slot's output row.
-    let t = reduce_sum(ids, acc * x_end(ids));
-    let row = lr0 + ids.lid;
-    if (ids.lid < NR && row < er) {
-        out[slot * p.out_stride + row] = t;
-    }
+    moe_store(ids, m, reduce_sum(ids, acc * x_end(ids)));
 }

@@ -62,3 +62,24 @@ fn tile_acc_pairs(rows: vec4<u32>, t0: u32, units: u32, lg: u32) -> vec4<f32> {
     return acc;
 }
 
+
+// Four rows' products with the whole x row at vec4 xb (tile by tile, each quantized while
+// it is loaded): thread lg of its row quad's GW threads.
+fn q8_rows_acc(ids: Ids, rows: vec4<u32>, xb: u32, lg: u32) -> vec4<f32> {
+    let units = units_per_row();
+    let c4 = p.cols / 4u;
+    var acc = vec4<f32>(0.0);
+    for (var t0 = 0u; t0 < units; t0 += TU) {
+        if (ids.lid < TU) {
+            fill_unit(xb, c4, t0, ids.lid);
+        }
+        workgroupBarrier();
+        if (PAIR_Q8) {
+            acc += tile_acc_pairs(rows, t0, units, lg);
+        } else {
+            acc += tile_acc(rows, t0, units, lg);
+        }
+        workgroupBarrier();
+    }
+    return acc;
+}
