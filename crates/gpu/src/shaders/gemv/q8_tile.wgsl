@@ -62,7 +62,6 @@ fn tile_acc_pairs(rows: vec4<u32>, t0: u32, units: u32, lg: u32) -> vec4<f32> {
     return acc;
 }
 
-
 // Four rows' products with the whole x row at vec4 xb (tile by tile, each quantized while
 // it is loaded): thread lg of its row quad's GW threads.
 fn q8_rows_acc(ids: Ids, rows: vec4<u32>, xb: u32, lg: u32) -> vec4<f32> {
