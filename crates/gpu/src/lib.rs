@@ -78,9 +78,12 @@ pub use ops::kv::{record_kv_write, record_kv_write_heads, CacheDtype, KvWriteIo}
 pub use ops::matmul::{matmul, record_matmul, record_matmul_op, record_matmul_variant, MatmulIo};
 pub use ops::moe::{
     record_moe_combine, record_moe_gemv, record_moe_gemv_fused, record_moe_route, MoeFuse,
-    MoeGemvIo, MoeRouting, MOE_MAX_EXPERTS, MOE_MAX_GROUPS, MOE_MAX_TOP_K,
+    MoeGemvIo, MoeRouting, MOE_MAX_EXPERTS, MOE_MAX_GROUPS, MOE_MAX_TOP_K, MOE_NARROW_MAX_COLS,
 };
 pub use ops::moe_experts::{record_moe_experts, MoeExpertsIo};
+pub use ops::moe_gemm::{
+    moe_gemm_chunk, moe_gemm_runs, moe_gemm_variant, record_moe_gemm, MOE_GEMM_MIN_AVG_SLOTS,
+};
 pub use ops::moe_grouped::{
     moe_grouped_runs, moe_grouped_variant, record_moe_grouped, record_moe_grouped_rows,
     record_moe_sort, MoeGroups,

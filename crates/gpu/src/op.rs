@@ -87,6 +87,9 @@ pub enum Op {
     /// `moe_gemv` over chunks of slots that share an expert (`moe_sort`'s order): each
     /// weight unit decoded once for up to 8 slots (prefill).
     MoeGemvMulti,
+    /// The grouped MoE GEMM on cooperative matrices (prefill): each workgroup one expert's
+    /// row tile times a chunk of that expert's slots (`moe_sort`'s order), on tensor cores.
+    MoeGemm,
     /// MoE slots grouped by expert: the sorted order, each slot's place and the chunks.
     MoeSort,
     /// MoE routing: router logits → expert ids and weights per token slot.
@@ -111,7 +114,7 @@ pub enum Op {
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 45] = [
+    pub const ALL: [Op; 46] = [
         Op::Gemv,
         Op::GemvNorm,
         Op::GemvNormOut,
@@ -148,6 +151,7 @@ impl Op {
         Op::MoeGemvNorm,
         Op::MoeGemvSilu,
         Op::MoeGemvMulti,
+        Op::MoeGemm,
         Op::MoeSort,
         Op::MoeRoute,
         Op::MoeCombine,
@@ -200,6 +204,7 @@ impl Op {
             Op::MoeGemvNorm => "moe_gemv_norm",
             Op::MoeGemvSilu => "moe_gemv_silu",
             Op::MoeGemvMulti => "moe_gemv_multi",
+            Op::MoeGemm => "moe_gemm",
             Op::MoeSort => "moe_sort",
             Op::MoeRoute => "moe_route",
             Op::MoeCombine => "moe_combine",
@@ -239,6 +244,7 @@ impl Op {
                 | Op::MoeGemvNorm
                 | Op::MoeGemvSilu
                 | Op::MoeGemvMulti
+                | Op::MoeGemm
         )
     }
 

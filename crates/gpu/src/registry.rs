@@ -9,7 +9,9 @@ mod specs;
 mod specs_multi;
 mod trellis_tile;
 
-pub use coop::{coop_chunk_spec, coop_kmajor, coop_splits, coop_tt, gemm_variant_for};
+pub use coop::{
+    coop_chunk_spec, coop_kmajor, coop_splits, coop_tt, gemm_variant_for, moe_gemm_spec,
+};
 pub use geometry::*;
 pub use specs::{attn_flash_spec, spec, ATTN_FLASH_MAX_HD};
 pub use trellis_tile::{trellis_tile_rows, trellis_tile_tpr};
@@ -214,6 +216,15 @@ impl KernelSpec {
         s.push_str(&self.entry);
         Ok(s)
     }
+}
+
+/// The matmul kernels' shared parts: `matmul_io.wgsl` and its params as one uniform
+/// (`moe_gemm` places its params per workgroup instead).
+pub(crate) fn matmul_io_parts() -> Vec<String> {
+    vec![
+        "common/matmul_io.wgsl".to_string(),
+        "common/matmul_uniform.wgsl".to_string(),
+    ]
 }
 
 /// Every kernel the registry can build.

@@ -1,5 +1,5 @@
 //! The MoE expert GEMVs with 8-bit activations (`moe_gemv`, `moe_gemv_silu` and
-//! `moe_gemv_norm`, variant Dp4a, `MARLIN_GPU_MOE_DP4A=1`) against each slot's expert
+//! `moe_gemv_norm`, variant Dp4a, the default unless `MARLIN_GPU_MOE_DP4A=0`) against each slot's expert
 //! matmul on the CPU, for the Dp4a formats, rows of one and of several x tiles.
 
 mod testkit;
@@ -17,8 +17,6 @@ const IDS: [u32; 6] = [4, 1, 1, 0, 3, 4];
 
 #[test]
 fn dp4a_moe_gemvs_match_each_slots_expert() {
-    // Read once by the launcher, before any MoE GEMV of this process.
-    std::env::set_var("MARLIN_GPU_MOE_DP4A", "1");
     let Some(ctx) = testkit::ctx() else { return };
     for format in [QuantFormat::Q4_0, QuantFormat::Q8_0, QuantFormat::Q4_K] {
         for cols in [1024, 4352] {

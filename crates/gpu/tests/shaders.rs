@@ -86,6 +86,7 @@ fn every_kernel_validates_and_translates_to_msl() {
             + 5 * (MATMUL_FORMATS.len() - trellis)
             + 2 * trellis // the f16 tile GEMV and MoE GEMV
             + 3 * DP4A_FORMATS.len() // dp4a moe_gemv, moe_gemv_norm, moe_gemv_silu
+            + 4 * (MATMUL_FORMATS.len() - trellis) // moe_gemm, four token tiles
     );
     for name in [
         "rms_norm",

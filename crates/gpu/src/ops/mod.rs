@@ -18,6 +18,7 @@ pub mod kv;
 pub mod matmul;
 pub mod moe;
 pub mod moe_experts;
+pub mod moe_gemm;
 pub mod moe_grouped;
 pub mod moe_hadamard_scale;
 pub mod norm;

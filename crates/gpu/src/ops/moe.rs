@@ -151,11 +151,10 @@ pub const MOE_NARROW_MAX_COLS: usize = 512;
 /// The `moe_gemv` variant for `w`: the f16 tile kernel for trellis experts where the
 /// device runs it (as the GEMV, [`GpuContext::matmul_variant`]), [`Variant::Narrow`] for
 /// short rows (MLA's per-head matrices: 192 and 512 columns for GLM-4.7-Flash), unless
-/// `MARLIN_GPU_MOE_NARROW=0`. `MARLIN_GPU_MOE_DP4A=1` opts longer rows of the Dp4a formats
-/// into 8-bit activations (`moe_gemv_body_q8.wgsl`; correct, not yet timed on a GPU).
+/// `MARLIN_GPU_MOE_NARROW=0`. Longer rows of the Dp4a formats take 8-bit activations
+/// (`moe_gemv_body_q8.wgsl`) unless `MARLIN_GPU_MOE_DP4A=0`.
 fn moe_gemv_variant(ctx: &GpuContext, op: Op, w: &GpuWeight) -> Variant {
-    static DP4A: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let dp4a = *DP4A.get_or_init(|| std::env::var("MARLIN_GPU_MOE_DP4A").is_ok_and(|v| v == "1"));
+    let dp4a = super::moe_grouped::moe_dp4a_choice().is_some();
     let key = KernelKey {
         op,
         format: w.format,

@@ -1,10 +1,12 @@
 //! Grouped MoE projections for long steps (prefill): `moe_sort` groups a step's token slots
 //! by expert, and `moe_gemv_multi` reads each expert's rows once per chunk of up to MT of
-//! its slots instead of once per slot (`moe_gemv`).
+//! its slots instead of once per slot (`moe_gemv`), or `moe_gemm` (src/ops/moe_gemm.rs)
+//! multiplies chunks of a token tile on the tensor cores.
 
 use std::sync::OnceLock;
 
 use super::act_q8::record_act_q8;
+use super::moe_gemm::{moe_gemm_chunk, record_moe_gemm};
 use super::{dispatch_op, to_u32, Span};
 use crate::op::Op;
 use crate::registry::{act_q8_perm, gemv_multi_rows, gemv_multi_tokens, KernelKey, Variant};
@@ -23,16 +25,20 @@ pub struct MoeGroups {
     pub xrow_off: usize,
     /// Word index of each slot's grouped place (gathers grouped outputs back to slots).
     pub inv_off: usize,
+    /// Most slots per chunk.
+    pub chunk: usize,
+    /// The `moe_gemm` tile the chunks were cut for; `None`: `moe_gemv_multi`'s chunks.
+    pub gemm: Option<Variant>,
 }
 
 /// Group `slots` token slots (expert ids in `ids`, `n_experts` ≤ 256) by expert; slot `s`
-/// reads x row `s / slots_per_x`.
+/// reads x row `s / slots_per_x`. Chunks for the `moe_gemm` tile `gemm`
+/// ([`moe_gemm_variant`](super::moe_gemm::moe_gemm_variant)), else for `moe_gemv_multi`.
 pub fn record_moe_sort(
     enc: &mut StepEncoder<'_>,
     ids: &wgpu::Buffer,
-    slots: usize,
-    n_experts: usize,
-    slots_per_x: usize,
+    (slots, n_experts, slots_per_x): (usize, usize, usize),
+    gemm: Option<Variant>,
 ) -> Result<MoeGroups> {
     const OP: &str = "moe_sort";
     if slots == 0 || n_experts == 0 || n_experts > 256 || slots_per_x == 0 {
@@ -42,7 +48,7 @@ pub fn record_moe_sort(
         ));
     }
     Span::whole(ids).check(OP, "ids", slots)?;
-    let mt = gemv_multi_tokens() as usize;
+    let mt = gemm.map_or(gemv_multi_tokens() as usize, moe_gemm_chunk);
     let max_chunks = slots.div_ceil(mt) + n_experts;
     let xrow_off = (3 * max_chunks).next_multiple_of(4);
     let inv_off = xrow_off + slots.next_multiple_of(4);
@@ -64,6 +70,8 @@ pub fn record_moe_sort(
         max_chunks,
         xrow_off,
         inv_off,
+        chunk: mt,
+        gemm,
     })
 }
 
@@ -99,8 +107,9 @@ pub fn moe_grouped_runs(ctx: &crate::GpuContext, w: &GpuWeight) -> bool {
 
 /// The Dp4a geometry `MARLIN_GPU_MOE_DP4A` asks for: unset or `wide` 16 lanes per row quad
 /// (64 rows per workgroup: expert rows are short, 2048 columns are 64 units), `narrow` 64
-/// lanes, `0` none (f32 activations). Read once per process.
-fn moe_dp4a_choice() -> Option<Variant> {
+/// lanes, `0` none (f32 activations, also in the one-token expert GEMVs of
+/// [`record_moe_gemv`](super::moe::record_moe_gemv)). Read once per process.
+pub(crate) fn moe_dp4a_choice() -> Option<Variant> {
     static CHOICE: OnceLock<Option<Variant>> = OnceLock::new();
     *CHOICE.get_or_init(|| match std::env::var("MARLIN_GPU_MOE_DP4A").as_deref() {
         Ok("0") => None,
@@ -138,6 +147,9 @@ pub fn record_moe_grouped_rows(
     x: &wgpu::Buffer,
     out: &wgpu::Buffer,
 ) -> Result<()> {
+    if let Some(v) = g.gemm {
+        return record_moe_gemm(enc, w, er, g, (x, out), v);
+    }
     const OP: &str = "moe_gemv_multi";
     let variant = moe_grouped_variant(enc.ctx(), w);
     let key = KernelKey {

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use marlin_core::QuantFormat;
 
-use super::{BindLayout, KernelKey, KernelSpec, Variant, GEMM_COOP_WG};
+use super::{matmul_io_parts, BindLayout, KernelKey, KernelSpec, Variant, GEMM_COOP_WG};
 use crate::format_parts::{format_defines, format_parts, has_entry_file};
 use crate::op::{kernel_name, Op};
 
@@ -162,64 +162,72 @@ fn wave_splits(tt: usize, rows: usize, chunks: usize, n_tokens: usize) -> usize 
         .min(SPLITK_MAX)
 }
 
-/// The spec of a coop GEMM `key` (`Op::Gemm`, a coop variant): the chunked body with its
-/// `TT` and the weight layout `MARLIN_GPU_COOP_KMAJOR` picks.
+/// The spec of a coop GEMM `key` (`Op::Gemm` or `Op::MoeGemm`, a coop variant): the
+/// chunked body with its `TT` and the weight layout `MARLIN_GPU_COOP_KMAJOR` picks.
 pub(super) fn coop_spec(key: KernelKey) -> Option<KernelSpec> {
-    if key.op != Op::Gemm {
-        return None;
+    match key.op {
+        Op::Gemm => coop_chunk_spec(key.format, key.variant, coop_kmajor()),
+        Op::MoeGemm => moe_gemm_spec(key.format, key.variant, coop_kmajor()),
+        _ => None,
     }
-    coop_chunk_spec(key.format, key.variant, coop_kmajor())
 }
 
 /// The chunked body's kernel for `format` and coop `variant` (its token tile), with the
 /// weight tile K-major (`kmajor`) or row major; `None` for other variants.
 pub fn coop_chunk_spec(format: QuantFormat, variant: Variant, kmajor: bool) -> Option<KernelSpec> {
+    build(Op::Gemm, format, variant, kmajor)
+}
+
+/// The grouped MoE GEMM (`moe_gemm`) for `format` and coop `variant`: the same chunked
+/// body, placed per expert chunk by `gemm/moe_gemm_tile.wgsl` (no K splits). Trellis
+/// experts keep their own kernels.
+pub fn moe_gemm_spec(format: QuantFormat, variant: Variant, kmajor: bool) -> Option<KernelSpec> {
+    if format.is_trellis() {
+        return None;
+    }
+    build(Op::MoeGemm, format, variant, kmajor)
+}
+
+fn build(op: Op, format: QuantFormat, variant: Variant, kmajor: bool) -> Option<KernelSpec> {
     let tt = coop_tt(variant)?;
     let key = KernelKey {
-        op: Op::Gemm,
+        op,
         format,
         variant,
     };
-    build(
-        key,
-        "gemm/gemm_body_coop_chunk.wgsl",
-        (32 * tt.min(4), 16 * tt),
-        &[("TT", tt), ("WKM", u32::from(kmajor))],
-    )
-}
-
-fn build(
-    key: KernelKey,
-    body: &str,
-    (rows, tokens): (u32, u32),
-    extra: &[(&'static str, u32)],
-) -> Option<KernelSpec> {
-    let name = kernel_name(key.op, key.format);
-    let mut parts = vec![
-        "common/enable_coop.wgsl".to_string(),
-        "common/matmul_io.wgsl".to_string(),
-        "common/ids_subgroup.wgsl".to_string(),
-    ];
-    parts.extend(format_parts(key.format)?);
-    parts.push(body.to_string());
+    let name = kernel_name(op, format);
+    let mut parts = vec!["common/enable_coop.wgsl".to_string()];
+    let (run, layout) = match op {
+        Op::MoeGemm => {
+            parts.push("common/matmul_io.wgsl".to_string());
+            parts.push("gemm/moe_gemm_tile.wgsl".to_string());
+            ("moe_gemm_run", BindLayout::MatmulIds)
+        }
+        _ => {
+            parts.extend(matmul_io_parts());
+            ("gemm_run", BindLayout::Matmul)
+        }
+    };
+    parts.push("common/ids_subgroup.wgsl".to_string());
+    parts.extend(format_parts(format)?);
+    parts.push("gemm/gemm_body_coop_chunk.wgsl".to_string());
     let mut entry = String::new();
-    if has_entry_file(key.format) {
+    if op == Op::Gemm && has_entry_file(format) {
         parts.push(format!("gemm/{name}.wgsl"));
     } else {
-        entry = format!(
-            "@compute @workgroup_size(WG)\nfn {name}(ids: Ids) {{\n    gemm_run(ids);\n}}\n"
-        );
+        entry =
+            format!("@compute @workgroup_size(WG)\nfn {name}(ids: Ids) {{\n    {run}(ids);\n}}\n");
     }
-    let mut defines = format_defines(key.format);
-    defines.extend_from_slice(extra);
+    let mut defines = format_defines(format);
+    defines.extend_from_slice(&[("TT", tt), ("WKM", u32::from(kmajor))]);
     Some(KernelSpec {
         key,
         name,
         parts,
         workgroup_size: GEMM_COOP_WG,
-        rows_per_group: rows,
-        tokens_per_group: tokens,
-        layout: BindLayout::Matmul,
+        rows_per_group: 32 * tt.min(4),
+        tokens_per_group: 16 * tt,
+        layout,
         features: wgpu::Features::SHADER_F16
             | wgpu::Features::SUBGROUP
             | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX,

@@ -5,7 +5,7 @@ use marlin_core::QuantFormat;
 
 use super::geometry::*;
 use super::specs_multi::{gemv_multi_spec, moe_gemv_multi_spec, moe_gemv_spec};
-use super::{BindLayout, KernelKey, KernelSpec, Variant};
+use super::{matmul_io_parts, BindLayout, KernelKey, KernelSpec, Variant};
 use crate::format_parts::{format_defines, format_parts, has_entry_file};
 use crate::op::{kernel_name, Op};
 
@@ -35,9 +35,10 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
         | Op::MoeGemvNorm
         | Op::MoeGemvSilu
         | Op::MoeGemvMulti
+        | Op::MoeGemm
         | Op::AttnFlash => return None,
         Op::Embed => {
-            let mut parts = vec!["common/matmul_io.wgsl".to_string()];
+            let mut parts = matmul_io_parts();
             parts.extend(format_parts(key.format)?);
             parts.push("embed/embed_body.wgsl".into());
             if has_entry_file(key.format) {
@@ -180,7 +181,7 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     if key.op == Op::AttnPaged && key.variant == Variant::Gqa {
         return attn_gqa_spec(key);
     }
-    if key.op == Op::Gemm && key.variant.is_coop() {
+    if key.op == Op::MoeGemm || (key.op == Op::Gemm && key.variant.is_coop()) {
         return super::coop::coop_spec(key);
     }
     let fused = key.op.is_fused_gemv();
@@ -262,7 +263,7 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
         }
         _ => return None,
     };
-    parts.push("common/matmul_io.wgsl".into());
+    parts.extend(matmul_io_parts());
     parts.push(format!("common/ids_{ids}.wgsl"));
     parts.extend(format_parts(key.format)?);
     if gemv_op == Op::Gemv {

@@ -2,7 +2,7 @@
 //! (`moe_gemv*`), the grouped MoE GEMV (`moe_gemv_multi`) and `gemv_multi`.
 
 use super::geometry::*;
-use super::{BindLayout, KernelKey, KernelSpec, Variant};
+use super::{matmul_io_parts, BindLayout, KernelKey, KernelSpec, Variant};
 use crate::format_parts::{format_defines, format_parts};
 use crate::op::{kernel_name, Op};
 
@@ -24,10 +24,8 @@ pub(super) fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
         _ => (&["x_plain"][..], 4, BindLayout::MatmulIds),
     };
     let name = kernel_name(key.op, key.format);
-    let mut parts = vec![
-        "common/matmul_io.wgsl".to_string(),
-        "common/ids_plain.wgsl".to_string(),
-    ];
+    let mut parts = matmul_io_parts();
+    parts.push("common/ids_plain.wgsl".to_string());
     parts.extend(format_parts(key.format)?);
     parts.extend(hook.iter().map(|h| format!("gemv/{h}.wgsl")));
     parts.push("gemv/out_store.wgsl".into());
@@ -99,10 +97,8 @@ fn multi_body_spec(key: KernelKey, rows: &str, layout: BindLayout) -> Option<Ker
         _ => return None,
     };
     let name = kernel_name(key.op, key.format);
-    let mut parts = vec![
-        "common/matmul_io.wgsl".to_string(),
-        "common/ids_plain.wgsl".to_string(),
-    ];
+    let mut parts = matmul_io_parts();
+    parts.push("common/ids_plain.wgsl".to_string());
     parts.extend(format_parts(key.format)?);
     parts.extend(["gemv/multi_tile.wgsl", rows].map(String::from));
     parts.extend(body.iter().map(|s| s.to_string()));

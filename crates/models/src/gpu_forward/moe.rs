@@ -15,10 +15,10 @@
 use marlin_core::QTensor;
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    record_gate_mul, record_gather_rows, record_gemv_fused, record_matmul, record_moe_combine,
-    record_moe_experts, record_moe_gemv_fused, record_moe_grouped, record_moe_route,
-    record_moe_sort, GateAct, GemvFuse, GpuContext, GpuExperts, GpuWeight, MatmulIo, MoeExpertsIo,
-    MoeFuse, MoeGemvIo, MoeRouting, Op, Span, StepEncoder, Variant,
+    moe_gemm_variant, record_gate_mul, record_gather_rows, record_gemv_fused, record_matmul,
+    record_moe_combine, record_moe_experts, record_moe_gemv_fused, record_moe_grouped,
+    record_moe_route, record_moe_sort, GateAct, GemvFuse, GpuContext, GpuExperts, GpuWeight,
+    MatmulIo, MoeExpertsIo, MoeFuse, MoeGemvIo, MoeRouting, Op, Span, StepEncoder, Variant,
 };
 
 use super::step::Scratch;
@@ -332,8 +332,9 @@ impl GpuModel {
     }
 
     /// The experts of `m` over `n × k` slots grouped by expert: x rows gathered in grouped
-    /// order, gate|up and down on `moe_gemv_multi`, the outputs gathered back into `y`
-    /// (slot order).
+    /// order, gate|up and down on `moe_gemm` (tensor cores, where the device has them and
+    /// experts average enough slots) or `moe_gemv_multi`, the outputs gathered back into
+    /// `y` (slot order).
     fn grouped_experts(
         &self,
         enc: &mut StepEncoder<'_>,
@@ -345,7 +346,8 @@ impl GpuModel {
     ) -> Result<()> {
         let (d, f, slots) = (self.config.hidden, m.ffn, n * k);
         let bytes = |floats: usize| (floats * 4) as u64;
-        let g = record_moe_sort(enc, ids, slots, m.gate_up.n_experts, k)?;
+        let gemm = moe_gemm_variant(&self.ctx, &[&m.gate_up, &m.down], slots);
+        let g = record_moe_sort(enc, ids, (slots, m.gate_up.n_experts, k), gemm)?;
         let xg = enc.scratch(bytes(slots * d));
         let xrows = Span::new(&g.table, g.xrow_off);
         record_gather_rows(

@@ -1,5 +1,6 @@
 // Shared by every gemv_* / gemm_* kernel: parameters, bindings and byte helpers.
-// Bindings (group 0): 0 params (uniform, dynamic offset), 1 w (packed weights, read as
+// Bindings (group 0): 0 params (uniform, dynamic offset; matmul_uniform.wgsl declares it as
+// p, except in moe_gemm, whose p is per workgroup), 1 w (packed weights, read as
 // vec4<u32> so 16-byte-aligned blocks load in one instruction; `word` reads one u32),
 // 2 x (f32 activations as vec4, token-major), 3 out (f32, token-major).
 // Launcher: src/ops/matmul.rs (MatmulParams must match Params field for field).
@@ -15,7 +16,6 @@ struct Params {
     out_offset: u32,  // float index of (token 0, row 0) in out
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;

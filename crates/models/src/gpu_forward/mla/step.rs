@@ -136,7 +136,7 @@ impl GpuModel {
         // Prompt steps group the slots by head: each head's matrix is read once per chunk of
         // its slots instead of once per slot.
         let by_head = match self.grouped_heads(m, n, fold.is_none()) {
-            true => Some(record_moe_sort(enc, &ids, slots, h, 1)?),
+            true => Some(record_moe_sort(enc, &ids, (slots, h, 1), None)?),
             false => None,
         };
         if let Some(q_nope) = &q_nope {

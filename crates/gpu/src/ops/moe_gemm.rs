@@ -1,0 +1,141 @@
+//! The grouped MoE GEMM on cooperative matrices (`moe_gemm`, prefill): after `moe_sort`
+//! with chunks of the token tile, each workgroup multiplies one expert's row tile with a
+//! chunk of that expert's slots on the tensor cores, where `moe_gemv_multi` takes chunks of
+//! 8 slots through 8-bit dot products.
+
+use std::sync::OnceLock;
+
+use super::moe_grouped::MoeGroups;
+use super::{to_u32, Span};
+use crate::op::Op;
+use crate::registry::{coop_tt, KernelKey, Variant};
+use crate::{Error, GpuContext, GpuExperts, GpuWeight, Result, StepEncoder};
+
+/// Fewest slots per expert, on average, for which the grouped GEMM runs: below it the
+/// 64-token tiles would be mostly empty.
+pub const MOE_GEMM_MIN_AVG_SLOTS: usize = 16;
+/// Average slots per expert from which the 128 x 128 tile runs (half the weight staging
+/// per product of the 64-token one).
+const MOE_GEMM_T128_AVG_SLOTS: usize = 128;
+
+/// `MARLIN_GPU_MOE_GEMM=0` keeps every grouped step on `moe_gemv_multi`; read once.
+fn moe_gemm_on() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("MARLIN_GPU_MOE_GEMM").map_or(true, |v| v != "0"))
+}
+
+/// Rows of a workgroup's tile for coop `variant` (expert row counts must be a multiple).
+fn tile_rows(variant: Variant) -> usize {
+    coop_tt(variant).map_or(0, |tt| 32 * tt.min(4) as usize)
+}
+
+/// Slots per chunk for `variant` (its token tile): the chunk size to sort with.
+pub fn moe_gemm_chunk(variant: Variant) -> usize {
+    coop_tt(variant).map_or(1, |tt| 16 * tt as usize)
+}
+
+/// Whether `ctx` runs `moe_gemm` of `variant` on stacked matrices of `er` rows in `w`:
+/// the device's GEMM runs on cooperative matrices, `w` is one plain chunk (not rotated,
+/// not trellis) and its matrices start on row tiles.
+pub fn moe_gemm_runs(ctx: &GpuContext, w: &GpuWeight, er: usize, variant: Variant) -> bool {
+    let key = KernelKey {
+        op: Op::MoeGemm,
+        format: w.format,
+        variant,
+    };
+    let tm = tile_rows(variant);
+    ctx.default_variant(Op::Gemm).is_coop()
+        && tm > 0
+        && er > 0
+        && er.is_multiple_of(tm)
+        && w.rows.is_multiple_of(er)
+        && w.hadamard == 0
+        && w.trellis.is_none()
+        && w.chunks.len() == 1
+        && ctx.runs(key)
+}
+
+/// The `moe_gemm` tile for a step of `slots` slots over every expert stack in `experts`
+/// (one grouping serves them all), or `None` to stay on `moe_gemv_multi`: too few slots
+/// per expert, a stack the GEMM cannot take, or `MARLIN_GPU_MOE_GEMM=0`.
+pub fn moe_gemm_variant(
+    ctx: &GpuContext,
+    experts: &[&GpuExperts],
+    slots: usize,
+) -> Option<Variant> {
+    let n = experts.first()?.n_experts.max(1);
+    let avg = slots / n;
+    if !moe_gemm_on() || avg < MOE_GEMM_MIN_AVG_SLOTS {
+        return None;
+    }
+    let variant = match avg >= MOE_GEMM_T128_AVG_SLOTS {
+        true => Variant::CoopT128,
+        false => Variant::Coop,
+    };
+    experts
+        .iter()
+        .all(|e| e.sides.is_none() && moe_gemm_runs(ctx, &e.w, e.parts * e.mat_rows, variant))
+        .then_some(variant)
+}
+
+/// Record `out[p] = W_{e(p)} · x[p]` for every grouped place of `g` on the tensor cores
+/// (`g` sorted with chunks of `variant`'s token tile); `w` stacks matrices of `er` rows.
+/// x and out in grouped order, as [`record_moe_grouped_rows`](super::moe_grouped::record_moe_grouped_rows) takes them.
+pub fn record_moe_gemm(
+    enc: &mut StepEncoder<'_>,
+    w: &GpuWeight,
+    er: usize,
+    g: &MoeGroups,
+    (x, out): (&wgpu::Buffer, &wgpu::Buffer),
+    variant: Variant,
+) -> Result<()> {
+    const OP: &str = "moe_gemm";
+    if !moe_gemm_runs(enc.ctx(), w, er, variant) {
+        return Err(Error::Unsupported {
+            op: OP,
+            format: w.format.name(),
+        });
+    }
+    if g.chunk != moe_gemm_chunk(variant) {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "groups of {}-slot chunks for a {}-token tile",
+                g.chunk,
+                moe_gemm_chunk(variant)
+            ),
+        ));
+    }
+    Span::whole(x).check(OP, "x", g.slots * w.cols)?;
+    Span::whole(out).check(OP, "out", g.slots * er)?;
+    let chunk = &w.chunks[0];
+    let params = [
+        to_u32(OP, "rows", w.rows)?,
+        to_u32(OP, "cols", w.cols)?,
+        to_u32(OP, "rows per expert", er)?,
+        0,
+        to_u32(OP, "out stride", er)?,
+        chunk.meta_offset_words,
+        0,
+        0,
+    ];
+    let blocks = er / tile_rows(variant);
+    let max = enc.ctx().limits.max_compute_workgroups_per_dimension as usize;
+    if blocks > max || g.max_chunks > max {
+        return Err(Error::shape(
+            OP,
+            format!("grid {blocks} x {} exceeds {max}", g.max_chunks),
+        ));
+    }
+    let key = KernelKey {
+        op: Op::MoeGemm,
+        format: w.format,
+        variant,
+    };
+    enc.dispatch(
+        key,
+        bytemuck::bytes_of(&params),
+        &[&chunk.buffer, x, out, &g.table],
+        [blocks as u32, g.max_chunks as u32, 1],
+    )
+}
