@@ -82,7 +82,8 @@ pub use ops::moe::{
 };
 pub use ops::moe_experts::{record_moe_experts, MoeExpertsIo};
 pub use ops::moe_gemm::{
-    moe_gemm_chunk, moe_gemm_runs, moe_gemm_variant, record_moe_gemm, MOE_GEMM_MIN_AVG_SLOTS,
+    moe_gemm_chunk, moe_gemm_runs, moe_gemm_variant, moe_gemm_variant_rows, record_moe_gemm,
+    MOE_GEMM_MIN_AVG_SLOTS,
 };
 pub use ops::moe_grouped::{
     moe_grouped_runs, moe_grouped_variant, record_moe_grouped, record_moe_grouped_rows,

@@ -6,11 +6,10 @@
 mod testkit;
 
 use marlin_core::{reference, QuantFormat};
-use marlin_gpu::registry::DP4A_FORMATS;
 use marlin_gpu::{
     moe_grouped_variant, read_f32, record_gather_rows, record_moe_combine, record_moe_gemv,
     record_moe_grouped, record_moe_route, record_moe_sort, upload_f32, zeroed_f32, GpuExperts,
-    GpuWeight, MoeGemvIo, MoeRouting, Op, Span, StepEncoder, Variant, MOE_NARROW_MAX_COLS,
+    GpuWeight, MoeGemvIo, MoeRouting, Op, Span, StepEncoder,
 };
 use testkit::{nmse, nmse_threshold, random_vec, random_weight, rng};
 
@@ -60,13 +59,8 @@ fn moe_gemv_picks_each_slots_expert() {
         let got = read_f32(ctx, &ob, 0, want.len()).unwrap();
         let e = nmse(&got, &want);
         eprintln!("{format}: moe_gemv nmse {e:e}");
-        // Rows longer than the narrow GEMV's of the Dp4a formats take 8-bit activations.
-        let variant = match cols > MOE_NARROW_MAX_COLS && DP4A_FORMATS.contains(&format) {
-            true => Variant::Dp4a,
-            false => Variant::Plain,
-        };
         assert!(
-            e < nmse_threshold(Op::Gemv, format, variant),
+            e < nmse_threshold(Op::Gemv, format, testkit::moe_gemv_variant(format, cols)),
             "{format}: {e:e}"
         );
         // Rows per expert that do not divide the stacked rows are refused.

@@ -63,18 +63,34 @@ pub fn moe_gemm_variant(
     experts: &[&GpuExperts],
     slots: usize,
 ) -> Option<Variant> {
-    let n = experts.first()?.n_experts.max(1);
-    let avg = slots / n;
-    if !moe_gemm_on() || avg < MOE_GEMM_MIN_AVG_SLOTS {
+    let n = experts.first()?.n_experts;
+    let plain = experts.iter().all(|e| e.sides.is_none());
+    let stacks: Vec<(&GpuWeight, usize)> = experts
+        .iter()
+        .map(|e| (&e.w, e.parts * e.mat_rows))
+        .collect();
+    moe_gemm_variant_rows(ctx, &stacks, slots, n).filter(|_| plain)
+}
+
+/// [`moe_gemm_variant`] for stacks of `n` matrices given as (weight, rows per matrix),
+/// e.g. MLA's per-head matrices with heads as the experts.
+pub fn moe_gemm_variant_rows(
+    ctx: &GpuContext,
+    stacks: &[(&GpuWeight, usize)],
+    slots: usize,
+    n: usize,
+) -> Option<Variant> {
+    let avg = slots / n.max(1);
+    if !moe_gemm_on() || stacks.is_empty() || avg < MOE_GEMM_MIN_AVG_SLOTS {
         return None;
     }
     let variant = match avg >= MOE_GEMM_T128_AVG_SLOTS {
         true => Variant::CoopT128,
         false => Variant::Coop,
     };
-    experts
+    stacks
         .iter()
-        .all(|e| e.sides.is_none() && moe_gemm_runs(ctx, &e.w, e.parts * e.mat_rows, variant))
+        .all(|&(w, er)| moe_gemm_runs(ctx, w, er, variant))
         .then_some(variant)
 }
 

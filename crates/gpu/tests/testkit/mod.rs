@@ -4,6 +4,7 @@
 use std::sync::OnceLock;
 
 use marlin_core::{formats, QTensor, QuantFormat};
+use marlin_gpu::registry::DP4A_FORMATS;
 use marlin_gpu::wgpu;
 use marlin_gpu::{list_adapters, read_f32, upload_f32, DeviceSelector, GpuContext, Op, Variant};
 use rand::rngs::StdRng;
@@ -71,8 +72,9 @@ fn open_test_context() -> Option<GpuContext> {
     }
 }
 
-/// The expert GEMV formats the MoE parity tests cover (f32, f16, and the plain, Dp4a and
-/// K-quant decoders), each at every column count of `cols`.
+/// The expert GEMV formats the MoE parity tests cover (f32, f16, the Dp4a formats, and
+/// plain and K-quant decoders that keep f32 activations), each at every column count of
+/// `cols`.
 pub fn moe_cases(cols: [usize; 2]) -> impl Iterator<Item = (usize, QuantFormat)> {
     cols.into_iter().flat_map(|c| {
         [
@@ -81,9 +83,21 @@ pub fn moe_cases(cols: [usize; 2]) -> impl Iterator<Item = (usize, QuantFormat)>
             QuantFormat::Q8_0,
             QuantFormat::Q4_0,
             QuantFormat::Q4_K,
+            QuantFormat::Q4_1,
+            QuantFormat::Q5_K,
         ]
         .map(|f| (c, f))
     })
+}
+
+/// The variant the MoE expert GEMVs (`moe_gemv`, `_norm`, `_silu`) run for `format` at
+/// `cols` columns, as their launcher picks it: 8-bit activations for the Dp4a formats'
+/// rows longer than the narrow GEMV's, else f32 activations (for the NMSE threshold).
+pub fn moe_gemv_variant(format: QuantFormat, cols: usize) -> Variant {
+    match cols > marlin_gpu::MOE_NARROW_MAX_COLS && DP4A_FORMATS.contains(&format) {
+        true => Variant::Dp4a,
+        false => Variant::Plain,
+    }
 }
 
 pub fn rng(seed: u64) -> StdRng {

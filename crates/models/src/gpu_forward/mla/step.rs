@@ -3,11 +3,11 @@
 use marlin_core::rope::RopeMode;
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    mla_gemm_fits, mla_partial_len, mla_splits, moe_grouped_runs, record_attn_mla,
-    record_attn_mla_gemm, record_gather_rows, record_gemv_fused, record_matmul, record_mla_latent,
-    record_moe_gemv, record_moe_grouped_rows, record_moe_sort, upload_f32, GemvFuse, GpuContext,
-    GpuWeight, MatmulIo, MlaAttnIo, MlaLatentIo, MlaShape, MoeGemvIo, MoeGroups, Span, StepEncoder,
-    MLA_HEADS_PER_GROUP,
+    mla_gemm_fits, mla_partial_len, mla_splits, moe_gemm_variant_rows, moe_grouped_runs,
+    record_attn_mla, record_attn_mla_gemm, record_gather_rows, record_gemv_fused, record_matmul,
+    record_mla_latent, record_moe_gemv, record_moe_grouped_rows, record_moe_sort, upload_f32,
+    GemvFuse, GpuContext, GpuWeight, MatmulIo, MlaAttnIo, MlaLatentIo, MlaShape, MoeGemvIo,
+    MoeGroups, Span, StepEncoder, MLA_HEADS_PER_GROUP,
 };
 
 use super::super::fused::plain;
@@ -134,9 +134,14 @@ impl GpuModel {
             rows_per_expert: rows,
         };
         // Prompt steps group the slots by head: each head's matrix is read once per chunk of
-        // its slots instead of once per slot.
+        // its slots instead of once per slot (on the tensor cores where the device has them).
         let by_head = match self.grouped_heads(m, n, fold.is_none()) {
-            true => Some(record_moe_sort(enc, &ids, (slots, h, 1), None)?),
+            true => {
+                let k_b = fold.is_none().then_some((&m.k_b, m.k_b.rows / h));
+                let stacks: Vec<_> = k_b.into_iter().chain([(&m.v_b, m.v_b.rows / h)]).collect();
+                let gemm = moe_gemm_variant_rows(&self.ctx, &stacks, slots, h);
+                Some(record_moe_sort(enc, &ids, (slots, h, 1), gemm)?)
+            }
             false => None,
         };
         if let Some(q_nope) = &q_nope {
