@@ -5,7 +5,7 @@
 
 use std::sync::OnceLock;
 
-use super::moe_grouped::MoeGroups;
+use super::moe_grouped::{moe_grouped_variant, MoeGroups};
 use super::{to_u32, Span};
 use crate::op::Op;
 use crate::registry::{coop_tt, KernelKey, Variant};
@@ -90,8 +90,17 @@ pub fn moe_gemm_variant_rows(
     };
     stacks
         .iter()
-        .all(|&(w, er)| moe_gemm_runs(ctx, w, er, variant))
+        .all(|&(w, er)| gemm_pays(ctx, w) && moe_gemm_runs(ctx, w, er, variant))
         .then_some(variant)
+}
+
+/// Whether the tensor-core GEMM beats `moe_gemv_multi` on `w`'s format. GLM-4.7-Flash
+/// prefill of 512 tokens on an H100 (run "EN" / "EO", tok/s, grouped GEMV → GEMM): q4_0
+/// 5,043 → 5,441, q4_k 4,316 → 5,272, but fp4 4,756 → 4,199 and int4 4,598 → 4,306: the
+/// group-scaled metal-marlin formats decode slower into the f16 tile than their 8-bit dot
+/// products run, so where they have a Dp4a grouped GEMV they keep it.
+fn gemm_pays(ctx: &GpuContext, w: &GpuWeight) -> bool {
+    !(w.format.is_marlin() && moe_grouped_variant(ctx, w) != Variant::Plain)
 }
 
 /// Record `out[p] = W_{e(p)} · x[p]` for every grouped place of `g` on the tensor cores
