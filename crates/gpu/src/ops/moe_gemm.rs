@@ -5,8 +5,8 @@
 
 use std::sync::OnceLock;
 
-use super::moe_grouped::{moe_grouped_variant, MoeGroups};
-use super::{to_u32, Span};
+use super::moe_grouped::{dispatch_grouped, moe_grouped_variant, MoeGroups};
+use super::Span;
 use crate::op::Op;
 use crate::registry::{coop_tt, KernelKey, Variant};
 use crate::{Error, GpuContext, GpuExperts, GpuWeight, Result, StepEncoder};
@@ -133,34 +133,11 @@ pub fn record_moe_gemm(
     }
     Span::whole(x).check(OP, "x", g.slots * w.cols)?;
     Span::whole(out).check(OP, "out", g.slots * er)?;
-    let chunk = &w.chunks[0];
-    let params = [
-        to_u32(OP, "rows", w.rows)?,
-        to_u32(OP, "cols", w.cols)?,
-        to_u32(OP, "rows per expert", er)?,
-        0,
-        to_u32(OP, "out stride", er)?,
-        chunk.meta_offset_words,
-        0,
-        0,
-    ];
-    let blocks = er / tile_rows(variant);
-    let max = enc.ctx().limits.max_compute_workgroups_per_dimension as usize;
-    if blocks > max || g.max_chunks > max {
-        return Err(Error::shape(
-            OP,
-            format!("grid {blocks} x {} exceeds {max}", g.max_chunks),
-        ));
-    }
     let key = KernelKey {
         op: Op::MoeGemm,
         format: w.format,
         variant,
     };
-    enc.dispatch(
-        key,
-        bytemuck::bytes_of(&params),
-        &[&chunk.buffer, x, out, &g.table],
-        [blocks as u32, g.max_chunks as u32, 1],
-    )
+    let blocks = er / tile_rows(variant);
+    dispatch_grouped(enc, key, (w, er), g, (x, out), (0, blocks))
 }

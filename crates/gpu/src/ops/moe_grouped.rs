@@ -171,7 +171,6 @@ pub fn record_moe_grouped_rows(
     }
     Span::whole(x).check(OP, "x", g.slots * w.cols)?;
     Span::whole(out).check(OP, "out", g.slots * er)?;
-    let chunk = &w.chunks[0];
     // The Dp4a body reads x quantized (once here, not in each workgroup) and takes the
     // slot count in the x_offset word (multi_rows_moe.wgsl).
     let (x, xrows) = match variant {
@@ -182,28 +181,44 @@ pub fn record_moe_grouped_rows(
             (q8, to_u32(OP, "slots", g.slots)?)
         }
     };
+    let blocks = er.div_ceil(gemv_multi_rows(variant) as usize);
+    dispatch_grouped(enc, key, (w, er), g, (&x, out), (xrows, blocks))
+}
+
+/// Dispatch grouped kernel `key` (`moe_gemv_multi`, `moe_gemm`: both read matmul params)
+/// over `blocks` row blocks of the `er`-row matrices stacked in `w` by `g`'s chunks; `xrows`
+/// is the Dp4a body's slot count (0 otherwise).
+pub(super) fn dispatch_grouped(
+    enc: &mut StepEncoder<'_>,
+    key: KernelKey,
+    (w, er): (&GpuWeight, usize),
+    g: &MoeGroups,
+    (x, out): (&wgpu::Buffer, &wgpu::Buffer),
+    (xrows, blocks): (u32, usize),
+) -> Result<()> {
+    let op = key.op.name();
+    let chunk = &w.chunks[0];
     let params = [
-        to_u32(OP, "rows", w.rows)?,
-        to_u32(OP, "cols", w.cols)?,
-        to_u32(OP, "rows per expert", er)?,
+        to_u32(op, "rows", w.rows)?,
+        to_u32(op, "cols", w.cols)?,
+        to_u32(op, "rows per expert", er)?,
         0,
-        to_u32(OP, "out stride", er)?,
+        to_u32(op, "out stride", er)?,
         chunk.meta_offset_words,
         xrows,
         0,
     ];
-    let blocks = er.div_ceil(gemv_multi_rows(variant) as usize);
     let max = enc.ctx().limits.max_compute_workgroups_per_dimension as usize;
     if blocks > max || g.max_chunks > max {
         return Err(Error::shape(
-            OP,
+            op,
             format!("grid {blocks} x {} exceeds {max}", g.max_chunks),
         ));
     }
     enc.dispatch(
         key,
         bytemuck::bytes_of(&params),
-        &[&chunk.buffer, &x, out, &g.table],
+        &[&chunk.buffer, x, out, &g.table],
         [blocks as u32, g.max_chunks as u32, 1],
     )
 }
