@@ -24,6 +24,16 @@ fn moe_gemm_on() -> bool {
     *ON.get_or_init(|| std::env::var("MARLIN_GPU_MOE_GEMM").map_or(true, |v| v != "0"))
 }
 
+/// The token tile for `slots` slots over `n` matrices: 64 tokens from
+/// [`MOE_GEMM_MIN_AVG_SLOTS`] slots per matrix on average, 128 from 128; `None` below.
+fn tile_for(slots: usize, n: usize) -> Option<Variant> {
+    match slots / n.max(1) {
+        avg if avg >= MOE_GEMM_T128_AVG_SLOTS => Some(Variant::CoopT128),
+        avg if avg >= MOE_GEMM_MIN_AVG_SLOTS => Some(Variant::Coop),
+        _ => None,
+    }
+}
+
 /// Rows of a workgroup's tile for coop `variant` (expert row counts must be a multiple).
 fn tile_rows(variant: Variant) -> usize {
     coop_tt(variant).map_or(0, |tt| 32 * tt.min(4) as usize)
@@ -80,14 +90,10 @@ pub fn moe_gemm_variant_rows(
     slots: usize,
     n: usize,
 ) -> Option<Variant> {
-    let avg = slots / n.max(1);
-    if !moe_gemm_on() || stacks.is_empty() || avg < MOE_GEMM_MIN_AVG_SLOTS {
+    let variant = tile_for(slots, n)?;
+    if !moe_gemm_on() || stacks.is_empty() {
         return None;
     }
-    let variant = match avg >= MOE_GEMM_T128_AVG_SLOTS {
-        true => Variant::CoopT128,
-        false => Variant::Coop,
-    };
     stacks
         .iter()
         .all(|&(w, er)| gemm_pays(ctx, w) && moe_gemm_runs(ctx, w, er, variant))
@@ -140,4 +146,25 @@ pub fn record_moe_gemm(
     };
     let blocks = er / tile_rows(variant);
     dispatch_grouped(enc, key, (w, er), g, (x, out), (0, blocks))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiles_follow_the_slots_per_expert() {
+        // GLM-4.7-Flash: 64 experts, top-4, so 4 slots per token.
+        assert_eq!(tile_for(4 * 255, 64), None);
+        assert_eq!(tile_for(4 * 256, 64), Some(Variant::Coop));
+        assert_eq!(tile_for(4 * 512, 64), Some(Variant::Coop));
+        assert_eq!(tile_for(4 * 2048, 64), Some(Variant::CoopT128));
+        assert_eq!(tile_for(0, 0), None);
+        // Chunks are the token tile; rows start on the 128-row tile of both.
+        assert_eq!(moe_gemm_chunk(Variant::Coop), 64);
+        assert_eq!(moe_gemm_chunk(Variant::CoopT128), 128);
+        assert_eq!(tile_rows(Variant::Coop), 128);
+        assert_eq!(tile_rows(Variant::CoopT128), 128);
+        assert_eq!(tile_rows(Variant::Dp4a), 0);
+    }
 }
