@@ -80,14 +80,16 @@ pub use ops::moe::{
     record_moe_combine, record_moe_gemv, record_moe_gemv_fused, record_moe_route, MoeFuse,
     MoeGemvIo, MoeRouting, MOE_MAX_EXPERTS, MOE_MAX_GROUPS, MOE_MAX_TOP_K, MOE_NARROW_MAX_COLS,
 };
-pub use ops::moe_experts::{record_moe_experts, MoeExpertsIo};
+pub use ops::moe_experts::{
+    moe_experts_grouped_runs, record_moe_experts, record_moe_experts_grouped, MoeExpertsIo,
+};
 pub use ops::moe_gemm::{
     moe_gemm_chunk, moe_gemm_runs, moe_gemm_variant, moe_gemm_variant_rows, record_moe_gemm,
     MOE_GEMM_MIN_AVG_SLOTS,
 };
 pub use ops::moe_grouped::{
     moe_grouped_runs, moe_grouped_variant, record_moe_grouped, record_moe_grouped_rows,
-    record_moe_sort, MoeGroups,
+    record_moe_sort, record_moe_sort_mats, MoeGroups,
 };
 pub use ops::moe_hadamard_scale::{record_moe_hadamard_scale, MoeScaleIo, SlotSide};
 pub use ops::norm::{record_add_rms_norm, record_rms_norm, record_rms_norm_grouped};

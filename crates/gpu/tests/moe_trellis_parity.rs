@@ -1,13 +1,16 @@
 //! Stacked experts with per-matrix sides or rotations: `moe_hadamard_scale` on both sides
 //! against core's rotation, and `record_moe_experts` over trellis experts (gate and up with
 //! their own suh/svh, and down) and Hadamard-rotated Q8_0 experts against each slot's
-//! dequantized expert times the f64 reference. Runs on lavapipe (testkit's skip rule).
+//! dequantized expert times the f64 reference; `record_moe_experts_grouped` (trellis slots
+//! grouped by matrix, the prefill path) the same way. Runs on lavapipe (testkit's skip
+//! rule); on an adapter with cooperative matrices the grouped case runs `moe_gemm`.
 
 mod testkit;
 
 use marlin_core::{hadamard, reference, QTensor, QuantFormat};
 use marlin_gpu::{
-    read_f32, record_moe_experts, record_moe_hadamard_scale, upload_f32, GpuExperts, MoeExpertsIo,
+    moe_experts_grouped_runs, moe_gemm_variant_rows, read_f32, record_moe_experts,
+    record_moe_experts_grouped, record_moe_hadamard_scale, upload_f32, GpuExperts, MoeExpertsIo,
     MoeScaleIo, Op, SlotSide, StepEncoder, Variant,
 };
 use testkit::{nmse, random_trellis, random_vec, random_weight, rng};
@@ -72,14 +75,32 @@ fn moe_hadamard_scale_uses_each_slots_matrix() {
     }
 }
 
+/// How [`check_experts`] records the experts.
+#[derive(Clone, Copy, PartialEq)]
+enum Path {
+    PerSlot,
+    Grouped,
+}
+
 /// `record_moe_experts` on `mats` (`per_expert` per expert) against the reference: slot s
-/// of `ids` reads x row `s / x_per_slot` (rotated by `rot` first when > 0).
+/// of [`IDS`] reads x row `s / x_per_slot` (rotated by `rot` first when > 0).
 fn check_experts(mats: &[QTensor], per_expert: usize, x_per_slot: usize, rot: usize) -> f64 {
+    check_path(mats, per_expert, x_per_slot, rot, (&IDS, Path::PerSlot))
+}
+
+const IDS: [u32; 6] = [3, 1, 1, 0, 2, 3];
+
+fn check_path(
+    mats: &[QTensor],
+    per_expert: usize,
+    x_per_slot: usize,
+    rot: usize,
+    (ids, path): (&[u32], Path),
+) -> f64 {
     let ctx = testkit::ctx().expect("ctx");
     let refs: Vec<&QTensor> = mats.iter().collect();
     let e = GpuExperts::upload(ctx, &refs, per_expert).expect("upload");
     let (rows, cols) = (mats[0].rows(), mats[0].cols());
-    let ids: Vec<u32> = vec![3, 1, 1, 0, 2, 3];
     let x = random_vec(&mut rng(5), ids.len().div_ceil(x_per_slot) * cols);
     let dense: Vec<Vec<f32>> = mats.iter().map(|t| t.to_f32().unwrap()).collect();
     let mut want = Vec::new();
@@ -96,7 +117,7 @@ fn check_experts(mats: &[QTensor], per_expert: usize, x_per_slot: usize, rot: us
     assert_eq!(e.slot_rows(), per_expert * rows);
     let (xb, ib) = (
         upload_f32(ctx, &x).unwrap(),
-        upload_f32(ctx, &as_words(&ids)).unwrap(),
+        upload_f32(ctx, &as_words(ids)).unwrap(),
     );
     let ob = upload_f32(ctx, &vec![7.0; want.len()]).unwrap();
     let mut enc = StepEncoder::new(ctx, "moe_experts");
@@ -107,7 +128,13 @@ fn check_experts(mats: &[QTensor], per_expert: usize, x_per_slot: usize, rot: us
         out: &ob,
         slots: ids.len(),
     };
-    record_moe_experts(&mut enc, &e, &io).expect("record");
+    match path {
+        Path::PerSlot => record_moe_experts(&mut enc, &e, &io).expect("record"),
+        Path::Grouped => {
+            assert!(moe_experts_grouped_runs(ctx, &e));
+            record_moe_experts_grouped(&mut enc, &e, &io).expect("record grouped")
+        }
+    }
     enc.submit().unwrap();
     nmse(&read_f32(ctx, &ob, 0, want.len()).unwrap(), &want)
 }
@@ -152,6 +179,30 @@ fn trellis_experts_use_their_own_sides() {
         assert!(e < limit, "trellis3 tile {f16} [32, 4608] experts: {e:e}");
     }
     ctx.set_trellis_tile(true);
+}
+
+/// Trellis slots grouped by matrix: 96 slots, top-2 (192 gate|up rows over 8 matrices and
+/// 96 down rows over 4: 24 per matrix on average, enough for `moe_gemm`'s 64-token tiles
+/// on a coop adapter), expert 2 without slots; 128-row matrices (one coop row tile).
+#[test]
+fn trellis_experts_grouped_by_matrix() {
+    let Some(ctx) = testkit::ctx() else { return };
+    let ids: Vec<u32> = (0..96).map(|s| [3, 1, 0, 1, 3, 0][s % 6]).collect();
+    for name in ["trellis2", "trellis3_mcg", "trellis4_mul1"] {
+        let f = QuantFormat::from_name(name).unwrap();
+        let gu: Vec<QTensor> = (0..8).map(|i| random_trellis(f, 128, 256, i)).collect();
+        let down: Vec<QTensor> = (0..4).map(|i| random_trellis(f, 128, 128, 9 + i)).collect();
+        for (what, mats, per, x_per_slot) in [("gate|up", &gu, 2, 2), ("down", &down, 1, 1)] {
+            let stack = GpuExperts::upload(ctx, &mats.iter().collect::<Vec<_>>(), per).unwrap();
+            let n = ids.len() * per;
+            let gemm = moe_gemm_variant_rows(ctx, &[(&stack.w, 128)], n, mats.len());
+            // The tensor cores take f16 weights and activations.
+            let limit = if gemm.is_some() { 1e-5 } else { 1e-9 };
+            let e = check_path(mats, per, x_per_slot, 0, (&ids, Path::Grouped));
+            eprintln!("{name} {what} grouped ({gemm:?}): nmse {e:e}");
+            assert!(e < limit, "{name} {what} grouped ({gemm:?}): {e:e}");
+        }
+    }
 }
 
 #[test]

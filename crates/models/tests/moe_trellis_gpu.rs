@@ -1,6 +1,7 @@
 //! Routed experts whose matrices carry their own rotations on the GPU (lavapipe in CI;
 //! `MARLIN_SKIP_GPU=1` skips when no adapter): `synthetic:glm47-tiny:trellis3` (every
-//! expert matrix with its own suh/svh: `moe_hadamard_scale` around the expert GEMVs) and a
+//! expert matrix with its own suh/svh: `moe_hadamard_scale` around the expert GEMVs; long
+//! prompts group the slots by matrix) and a
 //! Q8_0 model whose experts are stored block-Hadamard rotated, against the CPU on the same
 //! weights: prompt logits, token-by-token decode and greedy tokens.
 
@@ -80,10 +81,11 @@ struct Run {
     tokens: Vec<u32>,
 }
 
-/// GPU against CPU on `model`: prompt and decode NMSE below `tol`, equal greedy tokens.
-fn check(what: &str, ctx: Arc<GpuContext>, model: &Model, tol: f64) {
+/// GPU against CPU on `model`: prompt (`len` tokens) and decode NMSE below `tol`, equal
+/// greedy tokens.
+fn check(what: &str, ctx: Arc<GpuContext>, model: &Model, tol: f64, len: u32) {
     let gpu = GpuModel::new(ctx, model).unwrap();
-    let prompt: Vec<u32> = (0..9).map(|i| (i * 37 + 11) % 1000).collect();
+    let prompt: Vec<u32> = (0..len).map(|i| (i * 37 + 11) % 1000).collect();
     let want = run(model, None, &prompt, 5);
     let got = run(model, Some(&gpu), &prompt, 5);
     let (ep, ed) = (
@@ -107,7 +109,9 @@ fn trellis3_glm_experts_on_gpu_match_cpu() {
         panic!("layer 1 is not MoE");
     };
     assert!(m.experts[0].gate.format.is_trellis());
-    check("glm47-tiny trellis3", ctx, &model, 1e-3);
+    check("glm47-tiny trellis3", ctx.clone(), &model, 1e-3, 9);
+    // 24 tokens: the prompt step groups the experts' slots by matrix (from 16 tokens).
+    check("glm47-tiny trellis3, grouped", ctx, &model, 1e-3, 24);
 }
 
 /// `W` stored as `W·H` (rows rotated) in Q8_0 and marked rotated with `block`.
@@ -136,7 +140,7 @@ fn rotated_q8_0_glm_experts_on_gpu_match_cpu() {
         }
     }
     assert!(n > 0, "no experts rotated");
-    check("glm47-tiny q8_0, rotated experts", ctx, &model, 1e-3);
+    check("glm47-tiny q8_0, rotated experts", ctx, &model, 1e-3, 9);
 }
 
 /// Trellis experts add a fixed number of dispatches per MoE layer (a `moe_hadamard_scale`

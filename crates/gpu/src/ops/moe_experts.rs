@@ -1,12 +1,17 @@
 //! One MoE projection over every token slot with stacked experts ([`GpuExperts`]): a plain
 //! or rotated stack is one `moe_gemv`; trellis experts are `moe_hadamard_scale` (each slot's
 //! `H(suh_m ⊙ x)`) → `moe_gemv` on the tiles of Q → `moe_hadamard_scale` (`svh_m ⊙ H y`),
-//! three dispatches whatever `top_k` and the number of experts.
+//! three dispatches whatever `top_k` and the number of experts. Long steps of trellis
+//! experts group the slots by matrix ([`record_moe_experts_grouped`]).
 
+use crate::ops::embed::record_gather_rows;
 use crate::ops::moe::{moe_gemv, record_moe_gemv, MoeGemvIo};
+use crate::ops::moe_gemm::moe_gemm_variant_rows;
+use crate::ops::moe_grouped::{moe_grouped_runs, record_moe_grouped_rows, record_moe_sort_mats};
 use crate::ops::moe_hadamard_scale::{record_moe_hadamard_scale, MoeScaleIo, SlotSide};
-use crate::weight_experts::GpuExperts;
-use crate::{Result, StepEncoder};
+use crate::ops::Span;
+use crate::weight_experts::{ExpertSides, GpuExperts};
+use crate::{Error, GpuContext, Result, StepEncoder};
 
 /// Inputs and outputs of one [`record_moe_experts`].
 #[derive(Debug, Clone, Copy)]
@@ -47,26 +52,9 @@ pub fn record_moe_experts(
     let Some(sides) = &e.sides else {
         return record_moe_gemv(enc, &e.w, &gemv_io);
     };
-    let (parts, cols, rows) = (e.parts, e.w.cols, e.mat_rows);
-    let mats = e.n_experts * parts;
-    let n = io.slots * parts;
-    let xin = enc.scratch((n * cols) as u64 * 4);
-    let input = MoeScaleIo {
-        x: io.x,
-        s: &sides.suh,
-        ids: io.ids,
-        out: &xin,
-        slots: io.slots,
-        parts,
-        mats,
-        cols,
-        block: sides.had_k,
-    };
-    let side = SlotSide::Input {
-        slots_per_x: io.x_per_slot,
-    };
-    record_moe_hadamard_scale(enc, &input, side)?;
-    let yq = enc.scratch((n * rows) as u64 * 4);
+    let n = io.slots * e.parts;
+    let xin = record_input_side(enc, e, sides, io)?;
+    let yq = enc.scratch((n * e.mat_rows) as u64 * 4);
     let q_io = MoeGemvIo {
         x: &xin,
         x_per_slot: 1,
@@ -74,14 +62,98 @@ pub fn record_moe_experts(
         slots: n,
         ..gemv_io
     };
-    moe_gemv(enc, &e.w, &q_io, parts)?;
-    let output = MoeScaleIo {
-        x: &yq,
-        s: &sides.svh,
-        out: io.out,
-        cols: rows,
-        block: sides.had_n,
-        ..input
+    moe_gemv(enc, &e.w, &q_io, e.parts)?;
+    record_output_side(enc, e, sides, io, &yq)
+}
+
+/// Whether [`record_moe_experts_grouped`] runs `e` on this device: trellis experts whose
+/// grouped kernel (`moe_gemv_multi`) the device has.
+pub fn moe_experts_grouped_runs(ctx: &GpuContext, e: &GpuExperts) -> bool {
+    e.sides.is_some() && e.mat_rows.is_multiple_of(4) && moe_grouped_runs(ctx, &e.w)
+}
+
+/// [`record_moe_experts`] for long steps (prefill) of trellis experts: the rows of every
+/// slot and matrix are grouped by matrix, so each matrix's tiles are decoded once per chunk
+/// of its slots (`moe_gemm` on the tensor cores where the device has them and the matrices
+/// average enough slots, else `moe_gemv_multi`) instead of once per slot. Dispatches:
+/// `moe_hadamard_scale` (input side), `moe_sort` over the matrices, `gather_rows`, the
+/// grouped kernel on Q, `gather_rows` back to slot order, `moe_hadamard_scale` (output side).
+pub fn record_moe_experts_grouped(
+    enc: &mut StepEncoder<'_>,
+    e: &GpuExperts,
+    io: &MoeExpertsIo<'_>,
+) -> Result<()> {
+    let sides = match &e.sides {
+        Some(s) if moe_experts_grouped_runs(enc.ctx(), e) => s,
+        _ => {
+            return Err(Error::Unsupported {
+                op: "moe_experts_grouped",
+                format: e.w.format.name(),
+            })
+        }
     };
+    let (parts, cols, rows) = (e.parts, e.w.cols, e.mat_rows);
+    let (n, mats) = (io.slots * parts, e.n_experts * parts);
+    let xin = record_input_side(enc, e, sides, io)?;
+    let gemm = moe_gemm_variant_rows(enc.ctx(), &[(&e.w, rows)], n, mats);
+    let g = record_moe_sort_mats(enc, io.ids, (io.slots, parts, mats), gemm)?;
+    let xg = enc.scratch((n * cols) as u64 * 4);
+    let xrows = Span::new(&g.table, g.xrow_off);
+    record_gather_rows(enc, Span::whole(&xin), n, cols, xrows, Span::whole(&xg), n)?;
+    let yg = enc.scratch((n * rows) as u64 * 4);
+    record_moe_grouped_rows(enc, &e.w, rows, &g, &xg, &yg)?;
+    let yq = enc.scratch((n * rows) as u64 * 4);
+    let places = Span::new(&g.table, g.inv_off);
+    record_gather_rows(enc, Span::whole(&yg), n, rows, places, Span::whole(&yq), n)?;
+    record_output_side(enc, e, sides, io, &yq)
+}
+
+/// The input side of trellis experts: `H(suh_m ⊙ x)` per slot and matrix, into scratch
+/// (`[slots · parts, cols]`).
+fn record_input_side(
+    enc: &mut StepEncoder<'_>,
+    e: &GpuExperts,
+    sides: &ExpertSides,
+    io: &MoeExpertsIo<'_>,
+) -> Result<wgpu::Buffer> {
+    let xin = enc.scratch((io.slots * e.parts * e.w.cols) as u64 * 4);
+    let input = scale_io(e, &sides.suh, io, (io.x, &xin), e.w.cols, sides.had_k);
+    let side = SlotSide::Input {
+        slots_per_x: io.x_per_slot,
+    };
+    record_moe_hadamard_scale(enc, &input, side)?;
+    Ok(xin)
+}
+
+/// The output side of trellis experts: `svh_m ⊙ H(yq)` per slot and matrix into `io.out`.
+fn record_output_side(
+    enc: &mut StepEncoder<'_>,
+    e: &GpuExperts,
+    sides: &ExpertSides,
+    io: &MoeExpertsIo<'_>,
+    yq: &wgpu::Buffer,
+) -> Result<()> {
+    let output = scale_io(e, &sides.svh, io, (yq, io.out), e.mat_rows, sides.had_n);
     record_moe_hadamard_scale(enc, &output, SlotSide::Output)
+}
+
+fn scale_io<'a>(
+    e: &GpuExperts,
+    s: &'a wgpu::Buffer,
+    io: &MoeExpertsIo<'a>,
+    (x, out): (&'a wgpu::Buffer, &'a wgpu::Buffer),
+    cols: usize,
+    block: usize,
+) -> MoeScaleIo<'a> {
+    MoeScaleIo {
+        x,
+        s,
+        ids: io.ids,
+        out,
+        slots: io.slots,
+        parts: e.parts,
+        mats: e.n_experts * e.parts,
+        cols,
+        block,
+    }
 }

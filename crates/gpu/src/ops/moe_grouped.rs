@@ -40,6 +40,33 @@ pub fn record_moe_sort(
     (slots, n_experts, slots_per_x): (usize, usize, usize),
     gemm: Option<Variant>,
 ) -> Result<MoeGroups> {
+    sort(enc, ids, (slots, n_experts, slots_per_x, 1), gemm)
+}
+
+/// Group the `slots · parts` rows of matrices `parts` per expert (trellis gate and up, each
+/// with its own sides) by matrix: row `j` is slot `j / parts`'s product with matrix
+/// `ids[j / parts] · parts + j % parts` of `mats` (≤ 256) and reads x row `j`.
+pub fn record_moe_sort_mats(
+    enc: &mut StepEncoder<'_>,
+    ids: &wgpu::Buffer,
+    (slots, parts, mats): (usize, usize, usize),
+    gemm: Option<Variant>,
+) -> Result<MoeGroups> {
+    if parts == 0 || !mats.is_multiple_of(parts) {
+        return Err(Error::shape(
+            "moe_sort",
+            format!("{mats} matrices of {parts} per expert"),
+        ));
+    }
+    sort(enc, ids, (slots * parts, mats, 1, parts), gemm)
+}
+
+fn sort(
+    enc: &mut StepEncoder<'_>,
+    ids: &wgpu::Buffer,
+    (slots, n_experts, slots_per_x, parts): (usize, usize, usize, usize),
+    gemm: Option<Variant>,
+) -> Result<MoeGroups> {
     const OP: &str = "moe_sort";
     if slots == 0 || n_experts == 0 || n_experts > 256 || slots_per_x == 0 {
         return Err(Error::shape(
@@ -47,7 +74,7 @@ pub fn record_moe_sort(
             format!("{slots} slots, {n_experts} experts (≤ 256), {slots_per_x} slots per x row"),
         ));
     }
-    Span::whole(ids).check(OP, "ids", slots)?;
+    Span::whole(ids).check(OP, "ids", slots / parts)?;
     let mt = gemm.map_or(gemv_multi_tokens() as usize, moe_gemm_chunk);
     let max_chunks = slots.div_ceil(mt) + n_experts;
     let xrow_off = (3 * max_chunks).next_multiple_of(4);
@@ -61,7 +88,7 @@ pub fn record_moe_sort(
         to_u32(OP, "x rows offset", xrow_off)?,
         to_u32(OP, "places offset", inv_off)?,
         mt as u32,
-        0,
+        to_u32(OP, "parts", parts)?,
     ];
     dispatch_op(enc, Op::MoeSort, params, &[ids, &table], [1, 1, 1])?;
     Ok(MoeGroups {

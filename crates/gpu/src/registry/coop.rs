@@ -179,12 +179,9 @@ pub fn coop_chunk_spec(format: QuantFormat, variant: Variant, kmajor: bool) -> O
 }
 
 /// The grouped MoE GEMM (`moe_gemm`) for `format` and coop `variant`: the same chunked
-/// body, placed per expert chunk by `gemm/moe_gemm_tile.wgsl` (no K splits). Trellis
-/// experts keep their own kernels.
+/// body, placed per expert chunk by `gemm/moe_gemm_tile.wgsl` (no K splits); trellis
+/// experts on the tiles of Q (their launcher records the sides).
 pub fn moe_gemm_spec(format: QuantFormat, variant: Variant, kmajor: bool) -> Option<KernelSpec> {
-    if format.is_trellis() {
-        return None;
-    }
     build(Op::MoeGemm, format, variant, kmajor)
 }
 

@@ -66,14 +66,12 @@ pub(super) fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
     })
 }
 
-/// The grouped MoE GEMV of `key.format` (no trellis): gemv_multi's body over chunks of
-/// slots that share an expert (multi_rows_moe.wgsl), each weight unit decoded once for up
-/// to MT slots; plain (f32 activations) for every format, Dp4a / Dp4aWide (8-bit
-/// activations) for [`dp4a_multi`] formats.
+/// The grouped MoE GEMV of `key.format`: gemv_multi's body over chunks of slots that
+/// share an expert (multi_rows_moe.wgsl), each weight unit decoded once for up to MT
+/// slots; plain (f32 activations) for every format (trellis: on the tiles of Q, its
+/// launcher records the sides), Dp4a / Dp4aWide (8-bit activations) for [`dp4a_multi`]
+/// formats.
 pub(super) fn moe_gemv_multi_spec(key: KernelKey) -> Option<KernelSpec> {
-    if key.format.is_trellis() {
-        return None;
-    }
     multi_body_spec(key, "gemv/multi_rows_moe.wgsl", BindLayout::MatmulIds)
 }
 

@@ -15,10 +15,11 @@
 use marlin_core::QTensor;
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    moe_gemm_variant, record_gate_mul, record_gather_rows, record_gemv_fused, record_matmul,
-    record_moe_combine, record_moe_experts, record_moe_gemv_fused, record_moe_grouped,
-    record_moe_route, record_moe_sort, GateAct, GemvFuse, GpuContext, GpuExperts, GpuWeight,
-    MatmulIo, MoeExpertsIo, MoeFuse, MoeGemvIo, MoeRouting, Op, Span, StepEncoder, Variant,
+    moe_experts_grouped_runs, moe_gemm_variant, record_gate_mul, record_gather_rows,
+    record_gemv_fused, record_matmul, record_moe_combine, record_moe_experts,
+    record_moe_experts_grouped, record_moe_gemv_fused, record_moe_grouped, record_moe_route,
+    record_moe_sort, GateAct, GemvFuse, GpuContext, GpuExperts, GpuWeight, MatmulIo, MoeExpertsIo,
+    MoeFuse, MoeGemvIo, MoeRouting, Op, Span, StepEncoder, Variant,
 };
 
 use super::step::Scratch;
@@ -257,6 +258,11 @@ impl GpuModel {
         if !fold && n >= self.moe_grouped_min && self.grouped(m) {
             self.grouped_experts(enc, m, s, (n, k), &ids, &y)?;
         } else {
+            // Trellis experts group their own slots (by matrix) in long steps.
+            let experts = match n >= self.moe_grouped_min && self.trellis_grouped(m) {
+                true => record_moe_experts_grouped,
+                false => record_moe_experts,
+            };
             let gu = enc.scratch(bytes(slots * 2 * f));
             let io = MoeExpertsIo {
                 x,
@@ -270,7 +276,7 @@ impl GpuModel {
                     let gemv = io.gemv(m.gate_up.mat_rows);
                     record_moe_gemv_fused(enc, &m.gate_up.w, &gemv, MoeFuse::Norm(nb))?;
                 }
-                _ => record_moe_experts(enc, &m.gate_up, &io)?,
+                _ => experts(enc, &m.gate_up, &io)?,
             }
             if self.down_folds_silu(m) {
                 let io = MoeGemvIo {
@@ -294,7 +300,7 @@ impl GpuModel {
                     out: &y,
                     slots,
                 };
-                record_moe_experts(enc, &m.down, &io)?;
+                experts(enc, &m.down, &io)?;
             }
         }
         if let Some((sgu, sdown)) = dense_shared {
@@ -329,6 +335,14 @@ impl GpuModel {
                 && (e.parts * e.mat_rows).is_multiple_of(4)
                 && self.ctx.runs(key)
         })
+    }
+
+    /// Whether `m`'s experts are trellis ones that run grouped by matrix
+    /// ([`record_moe_experts_grouped`]) on this device.
+    fn trellis_grouped(&self, m: &GpuMoe) -> bool {
+        [&m.gate_up, &m.down]
+            .iter()
+            .all(|e| moe_experts_grouped_runs(&self.ctx, e))
     }
 
     /// The experts of `m` over `n × k` slots grouped by expert: x rows gathered in grouped

@@ -5,7 +5,9 @@
 // at 3 c (count 0 past the last chunk, up to max_chunks); at xrow_off + p the x row of the
 // slot placed at p (slot / slots_per_x); at inv_off + s the place of slot s. The order within
 // an expert follows the atomics, so it may vary from run to run; each slot's output does
-// not depend on it. Launcher: src/ops/moe_grouped.rs.
+// not depend on it. With parts > 1 the slots are rows of matrices: slot s routes to matrix
+// ids[s / parts] * parts + s % parts (trellis gate and up, each its own matrix), and
+// n_experts counts the matrices. Launcher: src/ops/moe_grouped.rs.
 struct Params {
     slots: u32,
     n_experts: u32,
@@ -14,7 +16,7 @@ struct Params {
     xrow_off: u32,
     inv_off: u32,
     mt: u32,
-    pad: u32,
+    parts: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -29,7 +31,8 @@ var<workgroup> next: array<atomic<u32>, MAX_E>;
 var<workgroup> used: u32;
 
 fn expert_of(s: u32) -> u32 {
-    return min(ids[s], min(p.n_experts, MAX_E) - 1u);
+    let parts = max(p.parts, 1u);
+    return min(ids[s / parts] * parts + s % parts, min(p.n_experts, MAX_E) - 1u);
 }
 
 @compute @workgroup_size(WG)
