@@ -73,7 +73,7 @@ pub use ops::elementwise::{record_add, record_gate_mul, GateAct};
 pub use ops::embed::{record_embed, record_gather_rows};
 pub use ops::gemm_splitk::{record_gemm_splitk_reduce, SplitkReduceIo};
 pub use ops::gemv_fused::{norm_with_eps, record_gemv_fused, GemvFuse, RopeKvOut};
-pub use ops::hadamard::{record_hadamard_scale, ScaleSide};
+pub use ops::hadamard::{record_hadamard_scale, ScaleSide, HADAMARD_MAX_BLOCK};
 pub use ops::kv::{record_kv_write, record_kv_write_heads, CacheDtype, KvWriteIo};
 pub use ops::matmul::{matmul, record_matmul, record_matmul_op, record_matmul_variant, MatmulIo};
 pub use ops::moe::{
@@ -81,7 +81,8 @@ pub use ops::moe::{
     MoeGemvIo, MoeRouting, MOE_MAX_EXPERTS, MOE_MAX_GROUPS, MOE_MAX_TOP_K, MOE_NARROW_MAX_COLS,
 };
 pub use ops::moe_experts::{
-    moe_experts_grouped_runs, record_moe_experts, record_moe_experts_grouped, MoeExpertsIo,
+    moe_experts_grouped_runs, moe_experts_swiglu_runs, record_moe_experts,
+    record_moe_experts_grouped, record_moe_experts_swiglu, MoeExpertsIo,
 };
 pub use ops::moe_gemm::{
     moe_gemm_chunk, moe_gemm_runs, moe_gemm_variant, moe_gemm_variant_rows, record_moe_gemm,
@@ -91,7 +92,10 @@ pub use ops::moe_grouped::{
     moe_grouped_runs, moe_grouped_variant, record_moe_grouped, record_moe_grouped_rows,
     record_moe_sort, record_moe_sort_mats, MoeGroups,
 };
-pub use ops::moe_hadamard_scale::{record_moe_hadamard_scale, MoeScaleIo, SlotSide};
+pub use ops::moe_hadamard_scale::{
+    record_moe_hadamard_combine, record_moe_hadamard_scale, record_moe_hadamard_swiglu,
+    MoeCombineIo, MoeScaleIo, MoeSwigluIo, SlotSide,
+};
 pub use ops::norm::{record_add_rms_norm, record_rms_norm, record_rms_norm_grouped};
 pub use ops::rope::record_rope;
 pub use ops::rope_kv::{record_rope_kv, RopeKvIo, RopeKvShape};

@@ -78,6 +78,11 @@ pub enum Op {
     /// `hadamard_scale` per MoE token slot, each slot with the scale of its routed expert
     /// (the two sides of a stacked trellis expert matmul).
     MoeHadamardScale,
+    /// Between the gate|up and down GEMVs of stacked trellis experts: gate|up's output side,
+    /// `silu(gate) · up` and down's input side per slot, in one pass.
+    MoeHadamardSwiglu,
+    /// `moe_combine` with stacked trellis down experts' output side folded in.
+    MoeHadamardCombine,
     /// GEMV of each token slot with the rows of its routed expert (stacked expert weights).
     MoeGemv,
     /// `moe_gemv` with the RMSNorm before it folded in (x is the residual stream).
@@ -114,7 +119,7 @@ pub enum Op {
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 46] = [
+    pub const ALL: [Op; 48] = [
         Op::Gemv,
         Op::GemvNorm,
         Op::GemvNormOut,
@@ -147,6 +152,8 @@ impl Op {
         Op::Hadamard,
         Op::HadamardScale,
         Op::MoeHadamardScale,
+        Op::MoeHadamardSwiglu,
+        Op::MoeHadamardCombine,
         Op::MoeGemv,
         Op::MoeGemvNorm,
         Op::MoeGemvSilu,
@@ -200,6 +207,8 @@ impl Op {
             Op::Hadamard => "hadamard",
             Op::HadamardScale => "hadamard_scale",
             Op::MoeHadamardScale => "moe_hadamard_scale",
+            Op::MoeHadamardSwiglu => "moe_hadamard_swiglu",
+            Op::MoeHadamardCombine => "moe_hadamard_combine",
             Op::MoeGemv => "moe_gemv",
             Op::MoeGemvNorm => "moe_gemv_norm",
             Op::MoeGemvSilu => "moe_gemv_silu",

@@ -139,6 +139,8 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     shader!("ops/hadamard_body.wgsl"),
     shader!("ops/hadamard_scale.wgsl"),
     shader!("ops/moe_hadamard_scale.wgsl"),
+    shader!("ops/moe_hadamard_swiglu.wgsl"),
+    shader!("ops/moe_hadamard_combine.wgsl"),
     shader!("ops/moe_combine.wgsl"),
     shader!("ops/moe_route.wgsl"),
     shader!("ops/kv_codes.wgsl"),

@@ -2,16 +2,18 @@
 //! against core's rotation, and `record_moe_experts` over trellis experts (gate and up with
 //! their own suh/svh, and down) and Hadamard-rotated Q8_0 experts against each slot's
 //! dequantized expert times the f64 reference; `record_moe_experts_grouped` (trellis slots
-//! grouped by matrix, the prefill path) the same way. Runs on lavapipe (testkit's skip
+//! grouped by matrix, the prefill path) the same way, and the SiLU-gated MLP with fused
+//! sides (`moe_hadamard_swiglu`, `moe_hadamard_combine`). Runs on lavapipe (testkit's skip
 //! rule); on an adapter with cooperative matrices the grouped case runs `moe_gemm`.
 
 mod testkit;
 
 use marlin_core::{hadamard, reference, QTensor, QuantFormat};
 use marlin_gpu::{
-    moe_experts_grouped_runs, moe_gemm_variant_rows, read_f32, record_moe_experts,
-    record_moe_experts_grouped, record_moe_hadamard_scale, upload_f32, GpuExperts, MoeExpertsIo,
-    MoeScaleIo, Op, SlotSide, StepEncoder, Variant,
+    moe_experts_grouped_runs, moe_experts_swiglu_runs, moe_gemm_variant_rows, read_f32,
+    record_moe_experts, record_moe_experts_grouped, record_moe_experts_swiglu,
+    record_moe_hadamard_combine, record_moe_hadamard_scale, upload_f32, GpuExperts, MoeCombineIo,
+    MoeExpertsIo, MoeScaleIo, Op, SlotSide, StepEncoder, Variant,
 };
 use testkit::{nmse, random_trellis, random_vec, random_weight, rng};
 
@@ -202,6 +204,86 @@ fn trellis_experts_grouped_by_matrix() {
             eprintln!("{name} {what} grouped ({gemm:?}): nmse {e:e}");
             assert!(e < limit, "{name} {what} grouped ({gemm:?}): {e:e}");
         }
+    }
+}
+
+/// A SiLU-gated trellis expert MLP with gate|up's output side, the gating and down's
+/// input side in one pass (`moe_hadamard_swiglu`) and down's output side in the combine
+/// (`moe_hadamard_combine`, added onto the output): `out[t] + Σ w_s W_down(silu(W_gate x_t)
+/// · W_up x_t)` over token t's 2 slots against the f64 reference; stacks that do not
+/// chain and top-k blocks that do not fit side by side are refused.
+#[test]
+fn trellis_swiglu_experts_match_the_reference() {
+    let Some(ctx) = testkit::ctx() else { return };
+    let silu = |g: f32| g / (1.0 + (-g).exp());
+    for name in ["trellis3", "trellis4_mul1"] {
+        let f = QuantFormat::from_name(name).unwrap();
+        let (k, ffn, d) = (256, 128, 64);
+        // 4 experts: gate|up matrices [ffn, k] (gate 2e, up 2e + 1), down [d, ffn].
+        let gu: Vec<QTensor> = (0..8).map(|i| random_trellis(f, ffn, k, 30 + i)).collect();
+        let down: Vec<QTensor> = (0..4).map(|i| random_trellis(f, d, ffn, 40 + i)).collect();
+        let stack = |m: &[QTensor], per| {
+            GpuExperts::upload(ctx, &m.iter().collect::<Vec<_>>(), per).expect("upload")
+        };
+        let (egu, edown) = (stack(&gu, 2), stack(&down, 1));
+        assert!(moe_experts_swiglu_runs(&egu, &edown));
+        assert!(!moe_experts_swiglu_runs(&edown, &egu));
+        let ids: Vec<u32> = vec![3, 1, 0, 3, 2, 2];
+        let wts: Vec<f32> = vec![0.7, 0.3, 1.2, -0.4, 0.5, 0.5];
+        let n = ids.len() / 2;
+        let x = random_vec(&mut rng(8), n * k);
+        let base = random_vec(&mut rng(9), n * d);
+        let dense = |t: &QTensor| t.to_f32().unwrap();
+        let mut want = base.clone();
+        for (s, &e) in ids.iter().enumerate() {
+            let xt = &x[(s / 2) * k..][..k];
+            let g = reference::matmul(&dense(&gu[2 * e as usize]), xt, ffn, k, 1);
+            let u = reference::matmul(&dense(&gu[2 * e as usize + 1]), xt, ffn, k, 1);
+            let a: Vec<f32> = g.iter().zip(&u).map(|(&g, &u)| silu(g) * u).collect();
+            let y = reference::matmul(&dense(&down[e as usize]), &a, d, ffn, 1);
+            for (o, y) in want[(s / 2) * d..][..d].iter_mut().zip(y) {
+                *o += wts[s] * y;
+            }
+        }
+        let up = |v: &[f32]| upload_f32(ctx, v).unwrap();
+        let (xb, ib, wb, ob) = (up(&x), up(&as_words(&ids)), up(&wts), up(&base));
+        let yq = up(&vec![0.0; ids.len() * d]);
+        let io = MoeExpertsIo {
+            x: &xb,
+            x_per_slot: 2,
+            ids: &ib,
+            out: &yq,
+            slots: ids.len(),
+        };
+        let sides = edown.sides.as_ref().unwrap();
+        let combine = MoeCombineIo {
+            y: &yq,
+            svh: &sides.svh,
+            ids: &ib,
+            wts: &wb,
+            out: &ob,
+            n_tokens: n,
+            width: d,
+            top_k: 2,
+            mats: 4,
+            block: sides.had_n,
+            accumulate: true,
+        };
+        let mut enc = StepEncoder::new(ctx, "moe_swiglu");
+        record_moe_experts_swiglu(&mut enc, &egu, &edown, &io).expect("record");
+        record_moe_hadamard_combine(&mut enc, &combine).expect("combine");
+        assert!(record_moe_experts_swiglu(&mut enc, &edown, &egu, &io).is_err());
+        let wide = MoeCombineIo {
+            top_k: 2048 / sides.had_n,
+            n_tokens: 1,
+            ..combine
+        };
+        assert!(record_moe_hadamard_combine(&mut enc, &wide).is_err());
+        enc.submit().unwrap();
+        let e = nmse(&read_f32(ctx, &ob, 0, want.len()).unwrap(), &want);
+        let tile = ctx.matmul_variant(Op::Gemv, f) == Variant::F16;
+        eprintln!("{name} swiglu experts + combine (tile kernel {tile}): nmse {e:e}");
+        assert!(e < if tile { 1e-5 } else { 1e-9 }, "{name}: {e:e}");
     }
 }
 

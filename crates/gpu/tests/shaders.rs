@@ -81,12 +81,12 @@ fn every_kernel_validates_and_translates_to_msl() {
             + fused
             + wide
             + (1 + n_fused) * deep
-            + (MATMUL_FORMATS.len() - trellis) // moe_gemv_multi
+            + MATMUL_FORMATS.len() // moe_gemv_multi (trellis: on the tiles of Q)
             // moe_gemv_norm and moe_gemv_silu, and the narrow forms of all three MoE GEMVs
             + 5 * (MATMUL_FORMATS.len() - trellis)
             + 2 * trellis // the f16 tile GEMV and MoE GEMV
             + 3 * DP4A_FORMATS.len() // dp4a moe_gemv, moe_gemv_norm, moe_gemv_silu
-            + 4 * (MATMUL_FORMATS.len() - trellis) // moe_gemm, four token tiles
+            + 4 * MATMUL_FORMATS.len() // moe_gemm, four token tiles
     );
     for name in [
         "rms_norm",
@@ -94,6 +94,7 @@ fn every_kernel_validates_and_translates_to_msl() {
         "rope_normal",
         "rope_neox",
         "silu_mul",
+        "moe_hadamard_swiglu",
         "gelu_tanh_mul",
         "add",
         "kv_write",

@@ -1,7 +1,8 @@
 //! GLM-4.7-Flash at its real widths, cut to two layers (the dense one and one MoE layer),
-//! on an adapter with cooperative matrices against the CPU: a 256-token prompt averages 16
-//! slots per expert, so the routed experts run on `moe_gemm` (q4_0; trellis3 grouped by
-//! matrix), and MLA's per-head matrices too, then two decode steps. The tiny test models'
+//! on an adapter with cooperative matrices against the CPU: a 320-token prompt averages 19
+//! slots per expert (64 routed and the shared one), so the routed experts run on
+//! `moe_gemm` (q4_0; trellis3 grouped by matrix), and MLA's per-head matrices too, then two
+//! decode steps. The tiny test models'
 //! matrices are shorter than a coop row tile and lavapipe has no cooperative matrices, so
 //! this is the model-level check of those paths; without such an adapter it says it is
 //! skipped and passes (it runs in the device runs, see the README).
@@ -63,7 +64,7 @@ fn glm47_flash_prompt_on_tensor_cores_matches_cpu() {
         n_layers: 2,
         ..*base
     };
-    let prompt: Vec<u32> = (0..256).map(|i| (i * 7919 + 13) % 150_000).collect();
+    let prompt: Vec<u32> = (0..320).map(|i| (i * 7919 + 13) % 150_000).collect();
     for name in ["q4_0", "trellis3"] {
         let format = QuantFormat::from_name(name).unwrap();
         let model = build_preset(&preset, format, &mut |_, _| {}).unwrap();
@@ -76,7 +77,7 @@ fn glm47_flash_prompt_on_tensor_cores_matches_cpu() {
         );
         let e = nmse(&got, &want);
         eprintln!(
-            "glm47-flash 2 layers {name}: GPU vs CPU nmse {e:e} (256-token prompt, 2 decode steps)"
+            "glm47-flash 2 layers {name}: GPU vs CPU nmse {e:e} (320-token prompt, 2 decode steps)"
         );
         assert!(e < 1e-3, "{name}: nmse {e:e}");
     }

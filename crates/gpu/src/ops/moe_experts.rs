@@ -2,13 +2,18 @@
 //! or rotated stack is one `moe_gemv`; trellis experts are `moe_hadamard_scale` (each slot's
 //! `H(suh_m ⊙ x)`) → `moe_gemv` on the tiles of Q → `moe_hadamard_scale` (`svh_m ⊙ H y`),
 //! three dispatches whatever `top_k` and the number of experts. Long steps of trellis
-//! experts group the slots by matrix ([`record_moe_experts_grouped`]).
+//! experts group the slots by matrix ([`record_moe_experts_grouped`]); a SiLU-gated trellis
+//! MLP runs gate|up's output side, the gating and down's input side as one dispatch and
+//! leaves down's output side to the combine ([`record_moe_experts_swiglu`]).
 
 use crate::ops::embed::record_gather_rows;
+use crate::ops::hadamard::HADAMARD_MAX_BLOCK;
 use crate::ops::moe::{moe_gemv, record_moe_gemv, MoeGemvIo};
 use crate::ops::moe_gemm::moe_gemm_variant_rows;
 use crate::ops::moe_grouped::{moe_grouped_runs, record_moe_grouped_rows, record_moe_sort_mats};
-use crate::ops::moe_hadamard_scale::{record_moe_hadamard_scale, MoeScaleIo, SlotSide};
+use crate::ops::moe_hadamard_scale::{
+    record_moe_hadamard_scale, record_moe_hadamard_swiglu, MoeScaleIo, MoeSwigluIo, SlotSide,
+};
 use crate::ops::Span;
 use crate::weight_experts::{ExpertSides, GpuExperts};
 use crate::{Error, GpuContext, Result, StepEncoder};
@@ -106,6 +111,82 @@ pub fn record_moe_experts_grouped(
     let places = Span::new(&g.table, g.inv_off);
     record_gather_rows(enc, Span::whole(&yg), n, rows, places, Span::whole(&yq), n)?;
     record_output_side(enc, e, sides, io, &yq)
+}
+
+/// Whether [`record_moe_experts_swiglu`] takes `gate_up` and `down`: trellis stacks of
+/// the same experts, two matrices per expert and one, gate|up's output rotated in blocks
+/// of the size down's input is (at most half the largest rotation block).
+pub fn moe_experts_swiglu_runs(gate_up: &GpuExperts, down: &GpuExperts) -> bool {
+    match (&gate_up.sides, &down.sides) {
+        (Some(g), Some(d)) => {
+            gate_up.parts == 2
+                && down.parts == 1
+                && gate_up.n_experts == down.n_experts
+                && gate_up.mat_rows == down.w.cols
+                && g.had_n == d.had_k
+                && g.had_n <= HADAMARD_MAX_BLOCK / 2
+        }
+        _ => false,
+    }
+}
+
+/// `out[s] = Q_down(H(suh_down ⊙ silu(W_gate x) · W_up x))` per slot for SiLU-gated trellis
+/// experts (`io.out`: `[slots, down rows]`): down's product on the tiles of Q, whose output
+/// side the MoE combine applies ([`record_moe_hadamard_combine`](crate::record_moe_hadamard_combine)).
+/// Four dispatches: gate|up's input side, its GEMV on Q, `moe_hadamard_swiglu`, down's GEMV
+/// on Q, where [`record_moe_experts`] twice and `silu_mul` take seven, the combine one more.
+pub fn record_moe_experts_swiglu(
+    enc: &mut StepEncoder<'_>,
+    gate_up: &GpuExperts,
+    down: &GpuExperts,
+    io: &MoeExpertsIo<'_>,
+) -> Result<()> {
+    let (Some(gs), Some(ds)) = (&gate_up.sides, &down.sides) else {
+        return Err(Error::Unsupported {
+            op: "moe_hadamard_swiglu",
+            format: gate_up.w.format.name(),
+        });
+    };
+    if !moe_experts_swiglu_runs(gate_up, down) {
+        return Err(Error::shape(
+            "moe_hadamard_swiglu",
+            "gate|up and down stacks that do not chain (parts, experts, widths or blocks)",
+        ));
+    }
+    let (f, slots) = (gate_up.mat_rows, io.slots);
+    let xin = record_input_side(enc, gate_up, gs, io)?;
+    let yq = enc.scratch((slots * 2 * f) as u64 * 4);
+    let gu_io = MoeGemvIo {
+        x: &xin,
+        x_per_slot: 1,
+        ids: io.ids,
+        out: &yq,
+        slots: 2 * slots,
+        rows_per_expert: f,
+    };
+    moe_gemv(enc, &gate_up.w, &gu_io, 2)?;
+    let act = enc.scratch((slots * f) as u64 * 4);
+    let swiglu = MoeSwigluIo {
+        yq: &yq,
+        svh: &gs.svh,
+        suh: &ds.suh,
+        ids: io.ids,
+        out: &act,
+        slots,
+        mats: gate_up.n_experts,
+        cols: f,
+        block: gs.had_n,
+    };
+    record_moe_hadamard_swiglu(enc, &swiglu)?;
+    let down_io = MoeGemvIo {
+        x: &act,
+        x_per_slot: 1,
+        ids: io.ids,
+        out: io.out,
+        slots,
+        rows_per_expert: down.mat_rows,
+    };
+    moe_gemv(enc, &down.w, &down_io, 1)
 }
 
 /// The input side of trellis experts: `H(suh_m ⊙ x)` per slot and matrix, into scratch

@@ -122,6 +122,10 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
             vec!["ops/hadamard_body.wgsl".into(), format!("ops/{name}.wgsl")],
             BindLayout::Read3Write,
         ),
+        Op::MoeHadamardSwiglu | Op::MoeHadamardCombine => (
+            vec!["ops/hadamard_body.wgsl".into(), format!("ops/{name}.wgsl")],
+            BindLayout::Read4Write,
+        ),
         Op::Hadamard => (
             vec!["ops/hadamard_body.wgsl".into(), format!("ops/{name}.wgsl")],
             BindLayout::ReadWrite,

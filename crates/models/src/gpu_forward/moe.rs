@@ -15,11 +15,13 @@
 use marlin_core::QTensor;
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    moe_experts_grouped_runs, moe_gemm_variant, record_gate_mul, record_gather_rows,
-    record_gemv_fused, record_matmul, record_moe_combine, record_moe_experts,
-    record_moe_experts_grouped, record_moe_gemv_fused, record_moe_grouped, record_moe_route,
-    record_moe_sort, GateAct, GemvFuse, GpuContext, GpuExperts, GpuWeight, MatmulIo, MoeExpertsIo,
-    MoeFuse, MoeGemvIo, MoeRouting, Op, Span, StepEncoder, Variant,
+    moe_experts_grouped_runs, moe_experts_swiglu_runs, moe_gemm_variant, record_gate_mul,
+    record_gather_rows, record_gemv_fused, record_matmul, record_moe_combine, record_moe_experts,
+    record_moe_experts_grouped, record_moe_experts_swiglu, record_moe_gemv_fused,
+    record_moe_grouped, record_moe_hadamard_combine, record_moe_route, record_moe_sort,
+    ExpertSides, GateAct, GemvFuse, GpuContext, GpuExperts, GpuWeight, MatmulIo, MoeCombineIo,
+    MoeExpertsIo, MoeFuse, MoeGemvIo, MoeRouting, Op, Span, StepEncoder, Variant,
+    HADAMARD_MAX_BLOCK,
 };
 
 use super::step::Scratch;
@@ -255,11 +257,25 @@ impl GpuModel {
         let bias = m.bias.map(|b| Span::new(&self.vectors, b));
         record_moe_route(enc, r, n, &logits, bias, &ids, &wts)?;
         let y = enc.scratch(bytes(slots * d));
-        if !fold && n >= self.moe_grouped_min && self.grouped(m) {
+        let long = n >= self.moe_grouped_min;
+        // Set where y holds the down experts' products on Q, whose output side the combine
+        // applies.
+        let mut down_sides = None;
+        if !fold && long && self.grouped(m) {
             self.grouped_experts(enc, m, s, (n, k), &ids, &y)?;
+        } else if let Some(sides) = self.trellis_swiglu(m, n, k).filter(|_| !fold) {
+            let io = MoeExpertsIo {
+                x,
+                x_per_slot: k,
+                ids: &ids,
+                out: &y,
+                slots,
+            };
+            record_moe_experts_swiglu(enc, &m.gate_up, &m.down, &io)?;
+            down_sides = Some(sides);
         } else {
             // Trellis experts group their own slots (by matrix) in long steps.
-            let experts = match n >= self.moe_grouped_min && self.trellis_grouped(m) {
+            let experts = match long && self.trellis_grouped(m) {
                 true => record_moe_experts_grouped,
                 false => record_moe_experts,
             };
@@ -306,7 +322,26 @@ impl GpuModel {
         if let Some((sgu, sdown)) = dense_shared {
             self.dense_mlp(enc, sgu, sdown, &s.xn, out, n, None)?;
         }
-        record_moe_combine(enc, &y, &wts, out, n, d, k, add || dense_shared.is_some())?;
+        let accumulate = add || dense_shared.is_some();
+        match down_sides {
+            Some(sides) => {
+                let io = MoeCombineIo {
+                    y: &y,
+                    svh: &sides.svh,
+                    ids: &ids,
+                    wts: &wts,
+                    out,
+                    n_tokens: n,
+                    width: d,
+                    top_k: k,
+                    mats: m.down.n_experts,
+                    block: sides.had_n,
+                    accumulate,
+                };
+                record_moe_hadamard_combine(enc, &io)?;
+            }
+            None => record_moe_combine(enc, &y, &wts, out, n, d, k, accumulate)?,
+        }
         Ok(())
     }
 
@@ -335,6 +370,23 @@ impl GpuModel {
                 && (e.parts * e.mat_rows).is_multiple_of(4)
                 && self.ctx.runs(key)
         })
+    }
+
+    /// The down experts' sides where `m`'s trellis experts run gate|up's output side, the
+    /// SiLU gating and down's input side as one dispatch and down's output side in the
+    /// combine of `k` slots per token (`MARLIN_GPU_MOE_SWIGLU=0` keeps the separate passes,
+    /// for A/B runs); not in long steps that group the slots.
+    fn trellis_swiglu<'a>(&self, m: &'a GpuMoe, n: usize, k: usize) -> Option<&'a ExpertSides> {
+        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let on =
+            *ON.get_or_init(|| std::env::var("MARLIN_GPU_MOE_SWIGLU").map_or(true, |v| v != "0"));
+        let long = n >= self.moe_grouped_min && self.trellis_grouped(m);
+        let sides = m.down.sides.as_ref()?;
+        (on && !long
+            && self.gate_act() == GateAct::Silu
+            && moe_experts_swiglu_runs(&m.gate_up, &m.down)
+            && k * sides.had_n <= HADAMARD_MAX_BLOCK)
+            .then_some(sides)
     }
 
     /// Whether `m`'s experts are trellis ones that run grouped by matrix
