@@ -56,6 +56,8 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     shader!("gemm/gemm_bf16.wgsl"),
     shader!("gemm/gemm_body.wgsl"),
     shader!("gemm/gemm_body_coop_chunk.wgsl"),
+    shader!("gemm/coop_stage_unit.wgsl"),
+    shader!("gemm/coop_stage_trellis.wgsl"),
     shader!("gemm/gemm_body_f16.wgsl"),
     shader!("gemm/gemm_f16.wgsl"),
     shader!("gemm/gemm_f32.wgsl"),

@@ -9,6 +9,7 @@ mod coop_emu;
 mod testkit;
 
 use coop_emu::{compile, upload_params, Emulated};
+use marlin_core::formats::trellis::decode_q;
 use marlin_core::{reference, QuantFormat};
 use marlin_gpu::registry::coop_chunk_spec;
 use marlin_gpu::wgpu;
@@ -16,7 +17,9 @@ use marlin_gpu::{
     read_f32, record_gemm_splitk_reduce, upload_f32, GpuContext, GpuWeight, Span, SplitkReduceIo,
     StepEncoder, Variant,
 };
-use testkit::{assert_sentinels, guarded, nmse, random_vec, random_weight, rng, GUARD};
+use testkit::{
+    assert_sentinels, guarded, nmse, random_trellis, random_vec, random_weight, rng, GUARD,
+};
 
 /// (format, rows, cols, n_tokens).
 type Shape = (QuantFormat, usize, usize, usize);
@@ -177,6 +180,59 @@ fn chunked_coop_body_matches_emulated() {
             for &c in cases {
                 let s = coop_chunk_spec(c.0, variant, kmajor).expect("coop spec");
                 run(ctx, &compile(ctx, &s), c, 1);
+            }
+        }
+    }
+}
+
+/// Trellis tiles staged by `coop_stage_trellis.wgsl` (2, 3 and 4 bits, every codebook,
+/// both weight layouts, every token tile): the kernel multiplies Q (the launcher runs the
+/// sides), checked against core's `decode_q` times the f64 reference; rows past the tile,
+/// an odd tile count (a last unit of one tile), tokens past a tile.
+#[test]
+fn trellis_staging_matches_emulated() {
+    let Some(ctx) = ctx_f16() else { return };
+    let cases = [
+        ("trellis2", 48, 256, 5),
+        ("trellis3", 144, 208, 17),
+        ("trellis4_mul1", 32, 96, 33),
+        ("trellis3_mcg", 16, 512, 3),
+    ];
+    // The K-major layout only changes the staging's stores: one tile, two of the cases.
+    let runs = [
+        (false, &TILES[..], &cases[..]),
+        (true, &TILES[2..3], &cases[1..3]),
+    ];
+    for (kmajor, tiles, cases) in runs {
+        for &variant in tiles {
+            for &(name, rows, cols, n) in cases {
+                let format = QuantFormat::from_name(name).expect("format");
+                let QuantFormat::Trellis(tf) = format else {
+                    unreachable!("{name} is trellis")
+                };
+                let s = coop_chunk_spec(format, variant, kmajor).expect("coop spec");
+                let k = compile(ctx, &s);
+                let t = random_trellis(format, rows, cols, (rows + cols) as u64);
+                let q = decode_q(tf, t.bytes(), rows, cols).expect("decode");
+                let x = random_vec(&mut rng(n as u64), n * cols);
+                let want = reference::matmul(&q, &x, rows, cols, n);
+                let w = GpuWeight::upload(ctx, &t).expect("upload");
+                let xb = upload_f32(ctx, &x).expect("x");
+                let ob = upload_f32(ctx, &guarded(n * rows)).expect("out");
+                let (r, c, g) = (rows as u32, cols as u32, GUARD as u32);
+                let meta = w.chunks[0].meta_offset_words;
+                run_on(
+                    ctx,
+                    &k,
+                    &w,
+                    (&xb, &ob),
+                    [r, c, n as u32, 0, r, meta, 0, g],
+                    1,
+                );
+                let what = format!("{} emulated {variant:?} kmajor {kmajor} n={n}", k.name);
+                let e = nmse(&read_strided(ctx, &ob, (n, rows, rows, 0), &what), &want);
+                eprintln!("{what}: nmse {e:e}");
+                assert!(e <= 2e-6, "{what}: NMSE {e:e}");
             }
         }
     }

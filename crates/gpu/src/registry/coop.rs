@@ -208,6 +208,10 @@ fn build(op: Op, format: QuantFormat, variant: Variant, kmajor: bool) -> Option<
     parts.push("common/ids_subgroup.wgsl".to_string());
     parts.extend(format_parts(format)?);
     parts.push("gemm/gemm_body_coop_chunk.wgsl".to_string());
+    parts.push(match format.is_trellis() {
+        true => "gemm/coop_stage_trellis.wgsl".to_string(),
+        false => "gemm/coop_stage_unit.wgsl".to_string(),
+    });
     let mut entry = String::new();
     if op == Op::Gemm && has_entry_file(format) {
         parts.push(format!("gemm/{name}.wgsl"));

@@ -12,6 +12,10 @@
 // the products, 213 without the staging); TT 8 stages each weight element once per 128
 // tokens instead of 64 (576 against 1,035 µs in run "AL").
 //
+// The weight staging, coop_stage_w (a slot of the chunk dequantized into cw), is a part of
+// its own: gemm/coop_stage_unit.wgsl (the format's load_unit) or, for trellis,
+// gemm/coop_stage_trellis.wgsl.
+//
 // WKM (a define) picks cw's layout: 0 row major (element (row, k) at row * LDW + k; slots
 // walk a row's units, so loads coalesce, but the 32 lanes' scalar stores land in 8 banks);
 // 1 K major (element (row, k) at k * LDW + row; slots walk rows, so each store instruction
@@ -53,30 +57,6 @@ fn cw_at(rl: u32, k: u32) -> u32 {
         return k * LDW + rl;
     }
     return rl * LDW + k;
-}
-
-// Chunk slot s (0 .. TM * KU) of the weights: row rl, unit u0 + ku (WKM 0: rl = s / KU,
-// ku = s % KU; WKM 1: rl = s % TM, ku = s / TM), dequantized into cw; zero for rows and
-// units past the end (their reads are clamped in range).
-fn coop_stage_w(row0: u32, u0: u32, units: u32, s: u32) {
-    var rl = s / KU;
-    var ku = s % KU;
-    if (WKM == 1u) {
-        rl = s % TM;
-        ku = s / TM;
-    }
-    let row = row0 + rl;
-    let u = u0 + ku;
-    let wu = load_unit(min(row, p.rows - 1u), min(u, units - 1u));
-    let ok = row < p.rows && u < units;
-    for (var i = 0u; i < 8u; i++) {
-        let v = vec4<f16>(select(vec4<f32>(0.0), wu[i], ok));
-        let k = ku * UNIT + i * 4u;
-        cw[cw_at(rl, k)] = v.x;
-        cw[cw_at(rl, k + 1u)] = v.y;
-        cw[cw_at(rl, k + 2u)] = v.z;
-        cw[cw_at(rl, k + 3u)] = v.w;
-    }
 }
 
 // Chunk slot s (0 .. TN * KC / 4) of the activations: token s / (KC / 4), vec4
