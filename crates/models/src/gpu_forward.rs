@@ -13,6 +13,7 @@ mod kv_quant;
 mod layer;
 mod mla;
 mod moe;
+mod moe_paths;
 mod options;
 mod overlap;
 pub use moe::MOE_GROUPED_MIN_TOKENS;

@@ -6,22 +6,20 @@
 //! `moe_gemv_norm`; opt-in, see fused.rs). A shared expert of the routed experts' shape and formats is also
 //! stacked after them and runs as one more slot in one-token steps; longer steps (and any
 //! other shared expert) run it as a dense MLP before the combine. Trellis experts add a
-//! `moe_hadamard_scale` on each side of both expert GEMVs (every matrix has its own
-//! suh/svh) and keep the separate gating; rotated experts a `hadamard` of the GEMV input.
-//! Steps of [`MOE_GROUPED_MIN_TOKENS`] tokens or more (prefill) group their slots by expert
-//! instead (`moe_sort`, then `moe_gemv_multi` reads each expert's rows once per chunk of up
-//! to 8 of its slots; plain experts only).
+//! `moe_hadamard_scale` around the expert GEMVs (every matrix has its own suh/svh); with
+//! SiLU gating the middle ones and the gating are one `moe_hadamard_swiglu` and down's output
+//! side runs in the combine (`moe_hadamard_combine`); rotated experts add a `hadamard` of the
+//! GEMV input. Steps of [`MOE_GROUPED_MIN_TOKENS`] tokens or more (prefill) group their slots
+//! by expert instead (moe_paths.rs).
 
 use marlin_core::QTensor;
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    moe_experts_grouped_runs, moe_experts_swiglu_runs, moe_gemm_variant, record_gate_mul,
-    record_gather_rows, record_gemv_fused, record_matmul, record_moe_combine, record_moe_experts,
+    record_gate_mul, record_gemv_fused, record_matmul, record_moe_combine, record_moe_experts,
     record_moe_experts_grouped, record_moe_experts_swiglu, record_moe_gemv_fused,
-    record_moe_grouped, record_moe_hadamard_combine, record_moe_route, record_moe_sort,
-    ExpertSides, GateAct, GemvFuse, GpuContext, GpuExperts, GpuWeight, MatmulIo, MoeCombineIo,
-    MoeExpertsIo, MoeFuse, MoeGemvIo, MoeRouting, Op, Span, StepEncoder, Variant,
-    HADAMARD_MAX_BLOCK,
+    record_moe_hadamard_combine, record_moe_route, GateAct, GemvFuse, GpuContext, GpuExperts,
+    GpuWeight, MatmulIo, MoeCombineIo, MoeExpertsIo, MoeFuse, MoeGemvIo, MoeRouting, Span,
+    StepEncoder,
 };
 
 use super::step::Scratch;
@@ -68,9 +66,9 @@ pub(crate) struct GpuMoe {
     /// Float offset of the correction bias in the vector buffer.
     bias: Option<usize>,
     /// Every expert's gate rows then up rows: `[n_experts · 2F, d]`.
-    gate_up: GpuExperts,
+    pub(super) gate_up: GpuExperts,
     /// Every expert's down: `[n_experts · d, F]`.
-    down: GpuExperts,
+    pub(super) down: GpuExperts,
     /// The shared expert (gate|up, down).
     shared: Option<(GpuProj, GpuLinear)>,
     /// The shared expert is also stacked after the routed experts (index `n_experts`):
@@ -79,7 +77,7 @@ pub(crate) struct GpuMoe {
     slot: bool,
     routing: MoeRouting,
     /// Inner size F of one routed expert.
-    ffn: usize,
+    pub(super) ffn: usize,
 }
 
 /// Upload `mats` (expert-major, `per_expert` each) as one stacked [`GpuExperts`].
@@ -353,95 +351,5 @@ impl GpuModel {
         let on = *ON
             .get_or_init(|| std::env::var("MARLIN_GPU_MOE_FOLD_SILU").map_or(true, |v| v != "0"));
         on && self.gate_act() == GateAct::Silu && m.down.sides.is_none() && m.down.w.hadamard == 0
-    }
-
-    /// Whether `m`'s experts run grouped (`moe_gemv_multi`): plain stacked experts (no
-    /// trellis sides, no rotation) whose kernels this device runs.
-    fn grouped(&self, m: &GpuMoe) -> bool {
-        [&m.gate_up, &m.down].iter().all(|e| {
-            let key = marlin_gpu::KernelKey {
-                op: Op::MoeGemvMulti,
-                format: e.w.format,
-                variant: Variant::Plain,
-            };
-            e.sides.is_none()
-                && e.w.hadamard == 0
-                && e.w.chunks.len() == 1
-                && (e.parts * e.mat_rows).is_multiple_of(4)
-                && self.ctx.runs(key)
-        })
-    }
-
-    /// The down experts' sides where `m`'s trellis experts run gate|up's output side, the
-    /// SiLU gating and down's input side as one dispatch and down's output side in the
-    /// combine of `k` slots per token (`MARLIN_GPU_MOE_SWIGLU=0` keeps the separate passes,
-    /// for A/B runs); not in long steps that group the slots.
-    fn trellis_swiglu<'a>(&self, m: &'a GpuMoe, n: usize, k: usize) -> Option<&'a ExpertSides> {
-        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        let on =
-            *ON.get_or_init(|| std::env::var("MARLIN_GPU_MOE_SWIGLU").map_or(true, |v| v != "0"));
-        let long = n >= self.moe_grouped_min && self.trellis_grouped(m);
-        let sides = m.down.sides.as_ref()?;
-        (on && !long
-            && self.gate_act() == GateAct::Silu
-            && moe_experts_swiglu_runs(&m.gate_up, &m.down)
-            && k * sides.had_n <= HADAMARD_MAX_BLOCK)
-            .then_some(sides)
-    }
-
-    /// Whether `m`'s experts are trellis ones that run grouped by matrix
-    /// ([`record_moe_experts_grouped`]) on this device.
-    fn trellis_grouped(&self, m: &GpuMoe) -> bool {
-        [&m.gate_up, &m.down]
-            .iter()
-            .all(|e| moe_experts_grouped_runs(&self.ctx, e))
-    }
-
-    /// The experts of `m` over `n × k` slots grouped by expert: x rows gathered in grouped
-    /// order, gate|up and down on `moe_gemm` (tensor cores, where the device has them and
-    /// experts average enough slots) or `moe_gemv_multi`, the outputs gathered back into
-    /// `y` (slot order).
-    fn grouped_experts(
-        &self,
-        enc: &mut StepEncoder<'_>,
-        m: &GpuMoe,
-        s: &Scratch,
-        (n, k): (usize, usize),
-        ids: &Buffer,
-        y: &Buffer,
-    ) -> Result<()> {
-        let (d, f, slots) = (self.config.hidden, m.ffn, n * k);
-        let bytes = |floats: usize| (floats * 4) as u64;
-        let gemm = moe_gemm_variant(&self.ctx, &[&m.gate_up, &m.down], slots);
-        let g = record_moe_sort(enc, ids, (slots, m.gate_up.n_experts, k), gemm)?;
-        let xg = enc.scratch(bytes(slots * d));
-        let xrows = Span::new(&g.table, g.xrow_off);
-        record_gather_rows(
-            enc,
-            Span::whole(&s.xn),
-            n,
-            d,
-            xrows,
-            Span::whole(&xg),
-            slots,
-        )?;
-        let gu = enc.scratch(bytes(slots * 2 * f));
-        record_moe_grouped(enc, &m.gate_up, &g, &xg, &gu)?;
-        let act = enc.scratch(bytes(slots * f));
-        let (src, dst) = (Span::whole(&gu), Span::whole(&act));
-        record_gate_mul(enc, self.gate_act(), src, dst, slots, f, 2 * f)?;
-        let yg = enc.scratch(bytes(slots * d));
-        record_moe_grouped(enc, &m.down, &g, &act, &yg)?;
-        let places = Span::new(&g.table, g.inv_off);
-        record_gather_rows(
-            enc,
-            Span::whole(&yg),
-            slots,
-            d,
-            places,
-            Span::whole(y),
-            slots,
-        )?;
-        Ok(())
     }
 }
