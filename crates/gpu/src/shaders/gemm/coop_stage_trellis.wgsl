@@ -50,16 +50,12 @@ fn tr_stage_row(row: u32, tk: u32, rl: u32, k0: u32, ok: bool) {
     }
 }
 
-// Chunk slot s (0 .. TM * KU) of the weights: row rl, unit u0 + ku (WKM 0: rl = s / KU,
-// ku = s % KU; WKM 1: rl = s % TM, ku = s / TM), decoded into cw; zero for rows and units
+// Chunk slot s (coop_slot: row rl, unit u0 + ku) decoded into cw; zero for rows and units
 // past the end (their reads are clamped in range).
 fn coop_stage_w(row0: u32, u0: u32, units: u32, s: u32) {
-    var rl = s / KU;
-    var ku = s % KU;
-    if (WKM == 1u) {
-        rl = s % TM;
-        ku = s / TM;
-    }
+    let slot = coop_slot(s);
+    let rl = slot.x;
+    let ku = slot.y;
     let row = min(row0 + rl, p.rows - 1u);
     let u = min(u0 + ku, units - 1u);
     let ok = row0 + rl < p.rows && u0 + ku < units;

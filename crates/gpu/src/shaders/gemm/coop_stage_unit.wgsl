@@ -1,15 +1,11 @@
 // The coop GEMM's weight staging (gemm_body_coop_chunk.wgsl) through the format's
 // load_unit: one 32-element unit per chunk slot, converted to f16.
-// Chunk slot s (0 .. TM * KU) of the weights: row rl, unit u0 + ku (WKM 0: rl = s / KU,
-// ku = s % KU; WKM 1: rl = s % TM, ku = s / TM), dequantized into cw; zero for rows and
+// Chunk slot s (coop_slot: row rl, unit u0 + ku) dequantized into cw; zero for rows and
 // units past the end (their reads are clamped in range).
 fn coop_stage_w(row0: u32, u0: u32, units: u32, s: u32) {
-    var rl = s / KU;
-    var ku = s % KU;
-    if (WKM == 1u) {
-        rl = s % TM;
-        ku = s / TM;
-    }
+    let slot = coop_slot(s);
+    let rl = slot.x;
+    let ku = slot.y;
     let row = row0 + rl;
     let u = u0 + ku;
     let wu = load_unit(min(row, p.rows - 1u), min(u, units - 1u));

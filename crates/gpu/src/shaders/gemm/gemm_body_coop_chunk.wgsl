@@ -59,6 +59,16 @@ fn cw_at(rl: u32, k: u32) -> u32 {
     return rl * LDW + k;
 }
 
+// Chunk slot s (0 .. TM * KU) of the weights as (row rl, unit ku of the chunk), the slots
+// coop_stage_w stages: WKM 0 rl = s / KU, ku = s % KU (slots walk a row's units); WKM 1
+// rl = s % TM, ku = s / TM (slots walk rows).
+fn coop_slot(s: u32) -> vec2<u32> {
+    if (WKM == 1u) {
+        return vec2<u32>(s % TM, s / TM);
+    }
+    return vec2<u32>(s / KU, s % KU);
+}
+
 // Chunk slot s (0 .. TN * KC / 4) of the activations: token s / (KC / 4), vec4
 // u0 * 8 + s % (KC / 4) of its row, as f16 into cx; zero past the tokens or the row.
 fn coop_stage_x(t0: u32, u0: u32, s: u32) {
