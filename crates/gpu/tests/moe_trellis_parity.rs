@@ -205,6 +205,11 @@ fn trellis_experts_grouped_by_matrix() {
             assert!(e < limit, "{name} {what} grouped ({gemm:?}): {e:e}");
         }
     }
+    // 129 experts of gate and up: more matrices than moe_sort groups, so per slot.
+    let f = QuantFormat::from_name("trellis2").unwrap();
+    let many: Vec<QTensor> = (0..258).map(|i| random_trellis(f, 16, 32, i)).collect();
+    let stack = GpuExperts::upload(ctx, &many.iter().collect::<Vec<_>>(), 2).unwrap();
+    assert!(!moe_experts_grouped_runs(ctx, &stack));
 }
 
 /// A SiLU-gated trellis expert MLP with gate|up's output side, the gating and down's

@@ -8,7 +8,7 @@
 
 use crate::ops::embed::record_gather_rows;
 use crate::ops::hadamard::HADAMARD_MAX_BLOCK;
-use crate::ops::moe::{moe_gemv, record_moe_gemv, MoeGemvIo};
+use crate::ops::moe::{moe_gemv, record_moe_gemv, MoeGemvIo, MOE_MAX_EXPERTS};
 use crate::ops::moe_gemm::moe_gemm_variant_rows;
 use crate::ops::moe_grouped::{moe_grouped_runs, record_moe_grouped_rows, record_moe_sort_mats};
 use crate::ops::moe_hadamard_scale::{
@@ -72,9 +72,13 @@ pub fn record_moe_experts(
 }
 
 /// Whether [`record_moe_experts_grouped`] runs `e` on this device: trellis experts whose
-/// grouped kernel (`moe_gemv_multi`) the device has.
+/// grouped kernel (`moe_gemv_multi`) the device has, with at most [`MOE_MAX_EXPERTS`]
+/// matrices for `moe_sort` to group by.
 pub fn moe_experts_grouped_runs(ctx: &GpuContext, e: &GpuExperts) -> bool {
-    e.sides.is_some() && e.mat_rows.is_multiple_of(4) && moe_grouped_runs(ctx, &e.w)
+    e.sides.is_some()
+        && e.n_experts * e.parts <= MOE_MAX_EXPERTS
+        && e.mat_rows.is_multiple_of(4)
+        && moe_grouped_runs(ctx, &e.w)
 }
 
 /// [`record_moe_experts`] for long steps (prefill) of trellis experts: the rows of every

@@ -6,6 +6,7 @@
 use std::sync::OnceLock;
 
 use super::act_q8::record_act_q8;
+use super::moe::MOE_MAX_EXPERTS;
 use super::moe_gemm::{moe_gemm_chunk, record_moe_gemm};
 use super::{dispatch_op, to_u32, Span};
 use crate::op::Op;
@@ -68,10 +69,12 @@ fn sort(
     gemm: Option<Variant>,
 ) -> Result<MoeGroups> {
     const OP: &str = "moe_sort";
-    if slots == 0 || n_experts == 0 || n_experts > 256 || slots_per_x == 0 {
+    if slots == 0 || n_experts == 0 || n_experts > MOE_MAX_EXPERTS || slots_per_x == 0 {
         return Err(Error::shape(
             OP,
-            format!("{slots} slots, {n_experts} experts (≤ 256), {slots_per_x} slots per x row"),
+            format!(
+                "{slots} slots, {n_experts} experts (≤ {MOE_MAX_EXPERTS}), {slots_per_x} slots per x row"
+            ),
         ));
     }
     Span::whole(ids).check(OP, "ids", slots / parts)?;
