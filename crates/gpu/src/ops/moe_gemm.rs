@@ -45,8 +45,9 @@ pub fn moe_gemm_chunk(variant: Variant) -> usize {
 }
 
 /// Whether `ctx` runs `moe_gemm` of `variant` on stacked matrices of `er` rows in `w`:
-/// the device's GEMM runs on cooperative matrices, `w` is one plain chunk (not rotated,
-/// not trellis) and its matrices start on row tiles.
+/// the device's GEMM runs on cooperative matrices, `w` is one chunk with no transform of
+/// its own (not rotated, no dense trellis sides: a trellis expert stack's tiles of Q
+/// qualify, its per-matrix sides run around the GEMM) and its matrices start on row tiles.
 pub fn moe_gemm_runs(ctx: &GpuContext, w: &GpuWeight, er: usize, variant: Variant) -> bool {
     let key = KernelKey {
         op: Op::MoeGemm,
