@@ -37,6 +37,7 @@ fn wanted_features() -> wgpu::Features {
         | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
         | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES
         | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
+        | wgpu::Features::MEMORY_DECORATION_COHERENT
 }
 
 /// An opened GPU: device, queue, the adapter's description, kernels and pooled buffers.
@@ -59,6 +60,9 @@ pub struct GpuContext {
     /// [`GpuContext::runs`] per key: launchers ask on every dispatch, and a spec costs a
     /// source assembly (the trellis tile kernel generates part of its WGSL).
     runs_cache: Mutex<HashMap<KernelKey, bool>>,
+    /// Zeroed u32 counters for kernels whose workgroups count arrivals (every such kernel
+    /// leaves them zero), and their length.
+    arrivals: Mutex<Option<(usize, wgpu::Buffer)>>,
 }
 
 impl GpuContext {
@@ -124,7 +128,33 @@ impl GpuContext {
             gemv_multi_max: AtomicUsize::new(gemv_multi_max_from_env()),
             trellis_tile: AtomicBool::new(trellis_tile_from_env()),
             runs_cache: Mutex::default(),
+            arrivals: Mutex::default(),
         })
+    }
+
+    /// At least `n` zeroed u32 arrival counters (kernels that count arrivals reset theirs
+    /// before they finish, and wgpu orders the dispatches that share the buffer). Grows
+    /// into a new buffer when a dispatch needs more.
+    pub(crate) fn arrival_counters(&self, n: usize) -> Result<wgpu::Buffer> {
+        let mut kept = self.arrivals.lock().map_err(|_| Error::Wgpu {
+            context: "arrival counters".into(),
+            msg: "lock poisoned".into(),
+        })?;
+        if let Some((_, b)) = kept.as_ref().filter(|(len, _)| *len >= n) {
+            return Ok(b.clone());
+        }
+        let len = n.next_power_of_two().max(1024);
+        // wgpu zero-fills new buffers.
+        let b = self.scoped("arrival counters", || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("arrivals"),
+                size: (len * 4) as u64,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
+        })?;
+        *kept = Some((len, b.clone()));
+        Ok(b)
     }
 
     /// The variant of `op` this device runs by default for formats without a special one:

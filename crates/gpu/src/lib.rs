@@ -77,8 +77,9 @@ pub use ops::hadamard::{record_hadamard_scale, ScaleSide, HADAMARD_MAX_BLOCK};
 pub use ops::kv::{record_kv_write, record_kv_write_heads, CacheDtype, KvWriteIo};
 pub use ops::matmul::{matmul, record_matmul, record_matmul_op, record_matmul_variant, MatmulIo};
 pub use ops::moe::{
-    record_moe_combine, record_moe_gemv, record_moe_gemv_fused, record_moe_route, MoeFuse,
-    MoeGemvIo, MoeRouting, MOE_MAX_EXPERTS, MOE_MAX_GROUPS, MOE_MAX_TOP_K, MOE_NARROW_MAX_COLS,
+    moe_combine_folds, record_moe_combine, record_moe_gemv, record_moe_gemv_fused,
+    record_moe_route, MoeCombineOut, MoeFuse, MoeGemvIo, MoeRouting, MOE_MAX_EXPERTS,
+    MOE_MAX_GROUPS, MOE_MAX_TOP_K, MOE_NARROW_MAX_COLS,
 };
 pub use ops::moe_experts::{
     moe_experts_grouped_runs, moe_experts_swiglu_runs, record_moe_experts,

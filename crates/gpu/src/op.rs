@@ -89,6 +89,9 @@ pub enum Op {
     MoeGemvNorm,
     /// `moe_gemv` of `silu(gate) · up` (x rows are gate|up rows): silu_mul folded in.
     MoeGemvSilu,
+    /// `moe_gemv_silu` with `moe_combine` folded in: the workgroup completing a token's
+    /// slots of a row block sums them into the output (decode's down experts).
+    MoeGemvSiluCombine,
     /// `moe_gemv` over chunks of slots that share an expert (`moe_sort`'s order): each
     /// weight unit decoded once for up to 8 slots (prefill).
     MoeGemvMulti,
@@ -119,7 +122,7 @@ pub enum Op {
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 48] = [
+    pub const ALL: [Op; 49] = [
         Op::Gemv,
         Op::GemvNorm,
         Op::GemvNormOut,
@@ -157,6 +160,7 @@ impl Op {
         Op::MoeGemv,
         Op::MoeGemvNorm,
         Op::MoeGemvSilu,
+        Op::MoeGemvSiluCombine,
         Op::MoeGemvMulti,
         Op::MoeGemm,
         Op::MoeSort,
@@ -212,6 +216,7 @@ impl Op {
             Op::MoeGemv => "moe_gemv",
             Op::MoeGemvNorm => "moe_gemv_norm",
             Op::MoeGemvSilu => "moe_gemv_silu",
+            Op::MoeGemvSiluCombine => "moe_gemv_silu_combine",
             Op::MoeGemvMulti => "moe_gemv_multi",
             Op::MoeGemm => "moe_gemm",
             Op::MoeSort => "moe_sort",
@@ -252,6 +257,7 @@ impl Op {
                 | Op::MoeGemv
                 | Op::MoeGemvNorm
                 | Op::MoeGemvSilu
+                | Op::MoeGemvSiluCombine
                 | Op::MoeGemvMulti
                 | Op::MoeGemm
         )

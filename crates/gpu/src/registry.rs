@@ -135,6 +135,9 @@ pub enum BindLayout {
     Read4Write3,
     /// [`BindLayout::Matmul`] plus 4: expert ids (read) (moe_gemv).
     MatmulIds,
+    /// [`BindLayout::MatmulIds`] plus 5: slot weights (read), 6: combined output, 7: arrival
+    /// counters (read_write) (moe_gemv_silu_combine).
+    MatmulIdsCombine,
     /// [`BindLayout::Matmul`] plus 4: norm weight, 5: expert ids (read) (moe_gemv_norm).
     MatmulNormIds,
     /// [`BindLayout::Matmul`] plus 4: norm weight (read), 5: normed x (read_write)
@@ -166,6 +169,7 @@ impl BindLayout {
             BindLayout::Read3Write2 => &[true, true, true, false, false],
             BindLayout::Read4Write3 => &[true, true, true, true, false, false, false],
             BindLayout::MatmulIds => &[true, true, false, true],
+            BindLayout::MatmulIdsCombine => &[true, true, false, true, true, false, false],
             BindLayout::MatmulNormIds => &[true, true, false, true, true],
             BindLayout::MatmulNormOut => &[true, true, false, true, false],
             BindLayout::MatmulNormRopeKv => &[true, true, false, true, true, true, false, false],
@@ -221,8 +225,15 @@ impl KernelSpec {
 /// The matmul kernels' shared parts: `matmul_io.wgsl` and its params as one uniform
 /// (`moe_gemm` places its params per workgroup instead).
 pub(crate) fn matmul_io_parts() -> Vec<String> {
+    matmul_io_parts_with("common/out_plain.wgsl")
+}
+
+/// [`matmul_io_parts`] with the output declared by `out_file` (`common/out_coherent.wgsl`
+/// for kernels that read back rows other workgroups wrote).
+pub(crate) fn matmul_io_parts_with(out_file: &str) -> Vec<String> {
     vec![
         "common/matmul_io.wgsl".to_string(),
+        out_file.to_string(),
         "common/matmul_uniform.wgsl".to_string(),
     ]
 }

@@ -19,7 +19,9 @@ const IDS: [u32; 6] = [4, 1, 1, 0, 3, 4];
 fn dp4a_moe_gemvs_match_each_slots_expert() {
     let Some(ctx) = testkit::ctx() else { return };
     for format in [QuantFormat::Q4_0, QuantFormat::Q8_0, QuantFormat::Q4_K] {
-        for cols in [1024, 4352] {
+        // One x tile (the first weights loaded before the fill), one tile with a second
+        // unit per thread, several tiles.
+        for cols in [1024, 2304, 4352] {
             let t = random_weight(format, EXPERTS * ROWS, cols, cols as u64 + 5);
             let w = GpuWeight::upload(ctx, &t).expect("upload");
             let dense = t.to_f32().expect("dequantize");

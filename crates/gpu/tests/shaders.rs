@@ -31,6 +31,10 @@ fn validate(spec: &KernelSpec) -> (naga::Module, naga::valid::ModuleInfo) {
     if coop {
         caps |= Capabilities::COOPERATIVE_MATRIX;
     }
+    let coherent = marlin_gpu::wgpu::Features::MEMORY_DECORATION_COHERENT;
+    if spec.features.contains(coherent) {
+        caps |= Capabilities::MEMORY_DECORATION_COHERENT;
+    }
     let mut v = Validator::new(ValidationFlags::all(), caps);
     if subgroup {
         v.subgroup_stages(ShaderStages::COMPUTE);
@@ -82,10 +86,12 @@ fn every_kernel_validates_and_translates_to_msl() {
             + wide
             + (1 + n_fused) * deep
             + MATMUL_FORMATS.len() // moe_gemv_multi (trellis: on the tiles of Q)
-            // moe_gemv_norm and moe_gemv_silu, and the narrow forms of all three MoE GEMVs
-            + 5 * (MATMUL_FORMATS.len() - trellis)
+            // moe_gemv_norm, moe_gemv_silu and moe_gemv_silu_combine, and the narrow forms
+            // of all four MoE GEMVs
+            + 7 * (MATMUL_FORMATS.len() - trellis)
             + 2 * trellis // the f16 tile GEMV and MoE GEMV
-            + 3 * DP4A_FORMATS.len() // dp4a moe_gemv, moe_gemv_norm, moe_gemv_silu
+            // dp4a moe_gemv, moe_gemv_norm, moe_gemv_silu, moe_gemv_silu_combine
+            + 4 * DP4A_FORMATS.len()
             + 4 * MATMUL_FORMATS.len() // moe_gemm, four token tiles
     );
     for name in [

@@ -187,6 +187,36 @@ pub enum MoeFuse<'a> {
     /// `moe_gemv_silu`: x rows are gate|up rows (`2 · cols` floats); the kernel multiplies
     /// `silu(gate) · up`, the `silu_mul` output.
     Silu,
+    /// `moe_gemv_silu_combine`: [`MoeFuse::Silu`], and each token's slots summed into
+    /// [`MoeCombineOut::out`] as [`record_moe_combine`] would (one matrix per expert).
+    SiluCombine(MoeCombineOut<'a>),
+}
+
+/// Where `moe_gemv_silu_combine` sums the slots of each token.
+#[derive(Debug, Clone, Copy)]
+pub struct MoeCombineOut<'a> {
+    /// Routing weight of every slot (f32).
+    pub wts: &'a wgpu::Buffer,
+    /// `tokens × rows_per_expert` floats: overwritten, or added onto with `accumulate`.
+    pub out: &'a wgpu::Buffer,
+    /// Slots per token (`top_k`, plus a stacked shared expert).
+    pub top_k: usize,
+    pub accumulate: bool,
+}
+
+/// Whether down experts in `w` (plain weights) can run `moe_gemv_silu_combine` on this
+/// device (it needs coherent storage), unless `MARLIN_GPU_MOE_COMBINE_FOLD=0`.
+pub fn moe_combine_folds(ctx: &GpuContext, w: &GpuWeight) -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let on =
+        *ON.get_or_init(|| std::env::var("MARLIN_GPU_MOE_COMBINE_FOLD").map_or(true, |v| v != "0"));
+    let op = Op::MoeGemvSiluCombine;
+    let key = KernelKey {
+        op,
+        format: w.format,
+        variant: moe_gemv_variant(ctx, op, w),
+    };
+    on && w.trellis.is_none() && w.hadamard == 0 && ctx.runs(key)
 }
 
 /// [`record_moe_gemv`] with its input op folded in (plain weights only: not rotated, not
@@ -229,6 +259,7 @@ fn moe_gemv_with(
         None => (Op::MoeGemv, w.cols),
         Some(MoeFuse::Norm(_)) => (Op::MoeGemvNorm, w.cols),
         Some(MoeFuse::Silu) => (Op::MoeGemvSilu, 2 * w.cols),
+        Some(MoeFuse::SiluCombine(_)) => (Op::MoeGemvSiluCombine, 2 * w.cols),
     };
     let op_name = op.name();
     let er = io.rows_per_expert;
@@ -255,6 +286,19 @@ fn moe_gemv_with(
     if let Some(MoeFuse::Norm(n)) = fuse {
         Span::whole(n).check(op_name, "norm", w.cols + 4)?;
     }
+    let mut out_offset = to_u32(op_name, "parts", parts)?;
+    if let Some(MoeFuse::SiluCombine(c)) = fuse {
+        let k = c.top_k;
+        if parts != 1 || k == 0 || k >= 1 << 16 || !io.slots.is_multiple_of(k) {
+            return Err(Error::shape(
+                op_name,
+                format!("{} slots of {parts} matrices, {k} per token", io.slots),
+            ));
+        }
+        Span::whole(c.wts).check(op_name, "weights", io.slots)?;
+        Span::whole(c.out).check(op_name, "combined out", io.slots / k * er)?;
+        out_offset = k as u32 | u32::from(c.accumulate) << 16;
+    }
     let chunk = &w.chunks[0];
     let params = [
         to_u32(op_name, "rows", w.rows)?,
@@ -264,7 +308,7 @@ fn moe_gemv_with(
         to_u32(op_name, "out stride", er)?,
         chunk.meta_offset_words,
         0,
-        to_u32(op_name, "parts", parts)?,
+        out_offset,
     ];
     let max = enc.ctx().limits.max_compute_workgroups_per_dimension;
     let variant = moe_gemv_variant(enc.ctx(), op, w);
@@ -297,6 +341,16 @@ fn moe_gemv_with(
             &[&chunk.buffer, io.x, io.out, n, io.ids],
             groups,
         ),
+        Some(MoeFuse::SiluCombine(c)) => {
+            let tokens = io.slots / c.top_k;
+            let arrivals = enc.ctx().arrival_counters(tokens * groups[0] as usize)?;
+            enc.dispatch(
+                key,
+                params,
+                &[&chunk.buffer, io.x, io.out, io.ids, c.wts, c.out, &arrivals],
+                groups,
+            )
+        }
         _ => enc.dispatch(key, params, &[&chunk.buffer, io.x, io.out, io.ids], groups),
     }
 }

@@ -197,6 +197,7 @@ fn build(op: Op, format: QuantFormat, variant: Variant, kmajor: bool) -> Option<
     let (run, layout) = match op {
         Op::MoeGemm => {
             parts.push("common/matmul_io.wgsl".to_string());
+            parts.push("common/out_plain.wgsl".to_string());
             parts.push("gemm/moe_gemm_tile.wgsl".to_string());
             ("moe_gemm_run", BindLayout::MatmulIds)
         }

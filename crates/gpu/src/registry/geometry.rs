@@ -305,6 +305,17 @@ pub fn matmul_op_for(n_tokens: usize, multi_max: usize) -> Op {
     }
 }
 
+/// Whether the Dp4a MoE GEMV loads a one-tile row's first weights before its x fill
+/// (`MARLIN_GPU_MOE_PREFETCH=0`: after, for A/B runs); read once per process. H200,
+/// GLM-4.7-Flash q4_0 decode (run "EW"): 177.5 / 176.6 → 179.5 / 178.2 tok/s. The dense
+/// GEMV gained nothing from it (Llama-3-8B q4_0: 347.4 → 346.3), and formats that decode
+/// units in pairs (q4_k) lose their pairs on this path (dense 14336×4096: 17.7 → 25.0 µs),
+/// so they keep the plain order.
+pub fn moe_prefetch() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("MARLIN_GPU_MOE_PREFETCH").map_or(true, |v| v != "0"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

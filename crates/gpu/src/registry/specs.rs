@@ -34,6 +34,7 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
         | Op::MoeGemv
         | Op::MoeGemvNorm
         | Op::MoeGemvSilu
+        | Op::MoeGemvSiluCombine
         | Op::MoeGemvMulti
         | Op::MoeGemm
         | Op::AttnFlash => return None,
@@ -170,7 +171,10 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     {
         return super::trellis_tile::trellis_tile_spec(key);
     }
-    if matches!(key.op, Op::MoeGemv | Op::MoeGemvNorm | Op::MoeGemvSilu) {
+    if matches!(
+        key.op,
+        Op::MoeGemv | Op::MoeGemvNorm | Op::MoeGemvSilu | Op::MoeGemvSiluCombine
+    ) {
         return moe_gemv_spec(key);
     }
     if key.op == Op::GemvMulti {

@@ -2,7 +2,7 @@
 //! (`moe_gemv*`), the grouped MoE GEMV (`moe_gemv_multi`) and `gemv_multi`.
 
 use super::geometry::*;
-use super::{matmul_io_parts, BindLayout, KernelKey, KernelSpec, Variant};
+use super::{matmul_io_parts, matmul_io_parts_with, BindLayout, KernelKey, KernelSpec, Variant};
 use crate::format_parts::{format_defines, format_parts};
 use crate::op::{kernel_name, Op};
 
@@ -21,14 +21,24 @@ pub(super) fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
     let (hook, ids_binding, layout) = match key.op {
         Op::MoeGemvNorm => (&["x_norm", "norm_end"][..], 5, BindLayout::MatmulNormIds),
         Op::MoeGemvSilu => (&["x_silu"][..], 4, BindLayout::MatmulIds),
+        Op::MoeGemvSiluCombine => (&["x_silu"][..], 4, BindLayout::MatmulIdsCombine),
         _ => (&["x_plain"][..], 4, BindLayout::MatmulIds),
     };
+    let combine = key.op == Op::MoeGemvSiluCombine;
     let name = kernel_name(key.op, key.format);
-    let mut parts = matmul_io_parts();
+    // The combining workgroups read rows other workgroups wrote.
+    let mut parts = match combine {
+        true => matmul_io_parts_with("common/out_coherent.wgsl"),
+        false => matmul_io_parts(),
+    };
     parts.push("common/ids_plain.wgsl".to_string());
     parts.extend(format_parts(key.format)?);
     parts.extend(hook.iter().map(|h| format!("gemv/{h}.wgsl")));
     parts.push("gemv/out_store.wgsl".into());
+    parts.push(match combine {
+        true => "gemv/moe_store_combine.wgsl".into(),
+        false => "gemv/moe_store.wgsl".into(),
+    });
     parts.push("gemv/reduce_shared.wgsl".into());
     if dp4a {
         parts.push("gemv/q8_act.wgsl".into());
@@ -49,6 +59,9 @@ pub(super) fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
         ("GW", gemv_group_threads(key.format, key.variant)),
         ("NR", rows),
     ]);
+    if dp4a {
+        defines.push(("Q8_PREFETCH", u32::from(moe_prefetch())));
+    }
     Some(KernelSpec {
         key,
         entry: format!(
@@ -61,7 +74,10 @@ pub(super) fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
         rows_per_group: rows,
         tokens_per_group: 1,
         layout,
-        features: wgpu::Features::empty(),
+        features: match combine {
+            true => wgpu::Features::MEMORY_DECORATION_COHERENT,
+            false => wgpu::Features::empty(),
+        },
         defines,
     })
 }

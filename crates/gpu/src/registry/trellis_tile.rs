@@ -61,6 +61,7 @@ pub fn trellis_tile_spec(key: KernelKey) -> Option<KernelSpec> {
     let parts = [
         "common/enable_f16.wgsl",
         "common/matmul_io.wgsl",
+        "common/out_plain.wgsl",
         "common/matmul_uniform.wgsl",
         "common/ids_plain.wgsl",
         io,

@@ -15,11 +15,11 @@
 use marlin_core::QTensor;
 use marlin_gpu::wgpu::Buffer;
 use marlin_gpu::{
-    record_gate_mul, record_gemv_fused, record_matmul, record_moe_combine, record_moe_experts,
-    record_moe_experts_grouped, record_moe_experts_swiglu, record_moe_gemv_fused,
-    record_moe_hadamard_combine, record_moe_route, GateAct, GemvFuse, GpuContext, GpuExperts,
-    GpuWeight, MatmulIo, MoeCombineIo, MoeExpertsIo, MoeFuse, MoeGemvIo, MoeRouting, Span,
-    StepEncoder,
+    moe_combine_folds, record_gate_mul, record_gemv_fused, record_matmul, record_moe_combine,
+    record_moe_experts, record_moe_experts_grouped, record_moe_experts_swiglu,
+    record_moe_gemv_fused, record_moe_hadamard_combine, record_moe_route, GateAct, GemvFuse,
+    GpuContext, GpuExperts, GpuWeight, MatmulIo, MoeCombineIo, MoeCombineOut, MoeExpertsIo,
+    MoeFuse, MoeGemvIo, MoeRouting, Span, StepEncoder,
 };
 
 use super::step::Scratch;
@@ -259,6 +259,8 @@ impl GpuModel {
         // Set where y holds the down experts' products on Q, whose output side the combine
         // applies.
         let mut down_sides = None;
+        // Set where the down GEMV sums the slots into `out` itself (moe_gemv_silu_combine).
+        let mut combined = false;
         if !fold && long && self.grouped(m) {
             self.grouped_experts(enc, m, s, (n, k), &ids, &y)?;
         } else if let Some(sides) = self.trellis_swiglu(m, n, k).filter(|_| !fold) {
@@ -301,7 +303,18 @@ impl GpuModel {
                     slots,
                     rows_per_expert: m.down.mat_rows,
                 };
-                record_moe_gemv_fused(enc, &m.down.w, &io, MoeFuse::Silu)?;
+                // The dense shared expert writes `out` before the combine: not folded then.
+                combined = dense_shared.is_none() && moe_combine_folds(&self.ctx, &m.down.w);
+                let fuse = match combined {
+                    true => MoeFuse::SiluCombine(MoeCombineOut {
+                        wts: &wts,
+                        out,
+                        top_k: k,
+                        accumulate: add,
+                    }),
+                    false => MoeFuse::Silu,
+                };
+                record_moe_gemv_fused(enc, &m.down.w, &io, fuse)?;
             } else {
                 let act = enc.scratch(bytes(slots * f));
                 let act_kind = self.gate_act();
@@ -338,6 +351,7 @@ impl GpuModel {
                 };
                 record_moe_hadamard_combine(enc, &io)?;
             }
+            None if combined => {}
             None => record_moe_combine(enc, &y, &wts, out, n, d, k, accumulate)?,
         }
         Ok(())

@@ -2,7 +2,8 @@
 // Bindings (group 0): 0 params (uniform, dynamic offset; matmul_uniform.wgsl declares it as
 // p, except in moe_gemm, whose p is per workgroup), 1 w (packed weights, read as
 // vec4<u32> so 16-byte-aligned blocks load in one instruction; `word` reads one u32),
-// 2 x (f32 activations as vec4, token-major), 3 out (f32, token-major).
+// 2 x (f32 activations as vec4, token-major), 3 out (f32, token-major; declared by
+// out_plain.wgsl, or out_coherent.wgsl where other workgroups read it back).
 // Launcher: src/ops/matmul.rs (MatmulParams must match Params field for field).
 
 struct Params {
@@ -18,7 +19,6 @@ struct Params {
 
 @group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
 // Elements per work unit: one 32-element block or K-quant sub-block.
 const UNIT: u32 = 32u;

@@ -2,6 +2,7 @@
 // moe_gemv_body.wgsl describes them): workgroup (x, y) computes rows x · NR .. of slot y's
 // matrix, stacked matrix moe_ids[y / parts] · parts + y % parts, against x row
 // y / row_offset. Not live past the matrix's last row block (a uniform early return).
+// The store hook (moe_store.wgsl, moe_store_combine.wgsl) defines slot_parts and moe_store.
 struct MoeSlot {
     live: bool,
     slot: u32,
@@ -22,19 +23,11 @@ fn moe_slot(ids: Ids) -> MoeSlot {
     }
     m.slot = ids.wid.y;
     let mats = max(p.rows / er, 1u);
-    let parts = max(p.out_offset, 1u);
+    let parts = slot_parts();
     let base = min(moe_ids[m.slot / parts] * parts + m.slot % parts, mats - 1u) * er;
     let local = min(vec4<u32>(m.lr0 + 4u * (ids.lid / GW)) + vec4<u32>(0u, 1u, 2u, 3u),
         vec4<u32>(er - 1u));
     m.rows = local + vec4<u32>(base);
     m.xb = p.x_offset + (m.slot / max(p.row_offset, 1u)) * (p.cols / 4u) * X_ROW;
     return m;
-}
-
-// Store row lid's total t (threads lid < NR) into the slot's output row.
-fn moe_store(ids: Ids, m: MoeSlot, t: f32) {
-    let row = m.lr0 + ids.lid;
-    if (ids.lid < NR && row < p.n_tokens) {
-        out[m.slot * p.out_stride + row] = t;
-    }
 }

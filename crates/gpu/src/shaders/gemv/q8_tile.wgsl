@@ -82,3 +82,36 @@ fn q8_rows_acc(ids: Ids, rows: vec4<u32>, xb: u32, lg: u32) -> vec4<f32> {
     }
     return acc;
 }
+
+// q8_rows_acc for rows of one tile (units <= TU: every MoE expert GEMV of GLM-4.7-Flash's
+// decode; moe_gemv_body_q8 only): the thread's first unit of its four rows is loaded before
+// the x fill, so the weights' memory round trip overlaps the fill's instead of following
+// it. Units one at a time (not PAIR_Q8's pairs).
+fn q8_rows_acc_one(ids: Ids, rows: vec4<u32>, xb: u32, lg: u32) -> vec4<f32> {
+    let units = units_per_row();
+    let u = min(lg, units - 1u);
+    let w0 = unit_q8(rows.x, u);
+    let w1 = unit_q8(rows.y, u);
+    let w2 = unit_q8(rows.z, u);
+    let w3 = unit_q8(rows.w, u);
+    if (ids.lid < TU) {
+        fill_unit(xb, p.cols / 4u, 0u, ids.lid);
+    }
+    workgroupBarrier();
+    var acc = vec4<f32>(0.0);
+    if (lg < units) {
+        let lo = xq[2u * lg];
+        let hi = xq[2u * lg + 1u];
+        let d = xd[lg];
+        acc = vec4<f32>(dot_q8(w0, lo, hi, d), dot_q8(w1, lo, hi, d), dot_q8(w2, lo, hi, d),
+            dot_q8(w3, lo, hi, d));
+    }
+    for (var k = 1u; k < UPT; k++) {
+        let ul = lg + k * GW;
+        if (ul < units) {
+            acc += dot_rows(rows, ul, ul);
+        }
+    }
+    workgroupBarrier();
+    return acc;
+}
