@@ -90,8 +90,9 @@ fn every_kernel_validates_and_translates_to_msl() {
             // of all four MoE GEMVs
             + 7 * (MATMUL_FORMATS.len() - trellis)
             + 2 * trellis // the f16 tile GEMV and MoE GEMV
-            // dp4a moe_gemv, moe_gemv_norm, moe_gemv_silu, moe_gemv_silu_combine
-            + 4 * DP4A_FORMATS.len()
+            // dp4a moe_gemv, moe_gemv_norm, moe_gemv_silu, moe_gemv_silu_combine, and
+            // their wide forms
+            + 8 * DP4A_FORMATS.len()
             + 4 * MATMUL_FORMATS.len() // moe_gemm, four token tiles
     );
     for name in [

@@ -161,7 +161,14 @@ fn moe_gemv_variant(ctx: &GpuContext, op: Op, w: &GpuWeight) -> Variant {
         variant: Variant::Dp4a,
     };
     if dp4a && w.cols > MOE_NARROW_MAX_COLS && ctx.runs(key) {
-        return Variant::Dp4a;
+        let wide = KernelKey {
+            variant: Variant::Dp4aWide,
+            ..key
+        };
+        return match moe_wide() && ctx.runs(wide) {
+            true => Variant::Dp4aWide,
+            false => Variant::Dp4a,
+        };
     }
     if w.format.is_trellis() {
         return match ctx.matmul_variant(Op::Gemv, w.format) {
@@ -176,6 +183,14 @@ fn moe_gemv_variant(ctx: &GpuContext, op: Op, w: &GpuWeight) -> Variant {
     } else {
         Variant::Plain
     }
+}
+
+/// Whether the Dp4a MoE GEMVs take 64 rows per workgroup (`Variant::Dp4aWide`, the dense
+/// GEMV's wide form: four times the rows per x fill, four times the loads per thread in
+/// flight) instead of 16 (`MARLIN_GPU_MOE_WIDE=0`); read once per process.
+fn moe_wide() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("MARLIN_GPU_MOE_WIDE").map_or(true, |v| v != "0"))
 }
 
 /// What a [`record_moe_gemv_fused`] folds into its input.

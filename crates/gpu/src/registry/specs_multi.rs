@@ -11,7 +11,8 @@ use crate::op::{kernel_name, Op};
 /// `moe_gemv_silu` read x through their hooks (no trellis: its sides scale x first).
 pub(super) fn moe_gemv_spec(key: KernelKey) -> Option<KernelSpec> {
     let narrow_ok = key.variant == Variant::Narrow && !key.format.is_trellis();
-    let dp4a = key.variant == Variant::Dp4a && DP4A_FORMATS.contains(&key.format);
+    let dp4a = matches!(key.variant, Variant::Dp4a | Variant::Dp4aWide)
+        && DP4A_FORMATS.contains(&key.format);
     if !(key.variant == Variant::Plain || narrow_ok || dp4a)
         || (key.op != Op::MoeGemv && key.format.is_trellis())
     {

@@ -95,7 +95,7 @@ pub fn moe_cases(cols: [usize; 2]) -> impl Iterator<Item = (usize, QuantFormat)>
 /// rows longer than the narrow GEMV's, else f32 activations (for the NMSE threshold).
 pub fn moe_gemv_variant(format: QuantFormat, cols: usize) -> Variant {
     match cols > marlin_gpu::MOE_NARROW_MAX_COLS && DP4A_FORMATS.contains(&format) {
-        true => Variant::Dp4a,
+        true => Variant::Dp4aWide,
         false => Variant::Plain,
     }
 }
