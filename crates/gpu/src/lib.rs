@@ -77,9 +77,8 @@ pub use ops::hadamard::{record_hadamard_scale, ScaleSide, HADAMARD_MAX_BLOCK};
 pub use ops::kv::{record_kv_write, record_kv_write_heads, CacheDtype, KvWriteIo};
 pub use ops::matmul::{matmul, record_matmul, record_matmul_op, record_matmul_variant, MatmulIo};
 pub use ops::moe::{
-    moe_combine_folds, record_moe_combine, record_moe_gemv, record_moe_gemv_fused,
-    record_moe_route, MoeCombineOut, MoeFuse, MoeGemvIo, MoeRouting, MOE_MAX_EXPERTS,
-    MOE_MAX_GROUPS, MOE_MAX_TOP_K, MOE_NARROW_MAX_COLS,
+    moe_combine_folds, record_moe_combine, record_moe_route, MoeCombineOut, MoeRouting,
+    MOE_MAX_EXPERTS, MOE_MAX_GROUPS, MOE_MAX_TOP_K,
 };
 pub use ops::moe_experts::{
     moe_experts_grouped_runs, moe_experts_swiglu_runs, record_moe_experts,
@@ -88,6 +87,9 @@ pub use ops::moe_experts::{
 pub use ops::moe_gemm::{
     moe_gemm_chunk, moe_gemm_runs, moe_gemm_variant, moe_gemm_variant_rows, record_moe_gemm,
     MOE_GEMM_MIN_AVG_SLOTS,
+};
+pub use ops::moe_gemv::{
+    record_moe_gemv, record_moe_gemv_fused, MoeFuse, MoeGemvIo, MOE_NARROW_MAX_COLS,
 };
 pub use ops::moe_grouped::{
     moe_grouped_runs, moe_grouped_variant, record_moe_grouped, record_moe_grouped_rows,

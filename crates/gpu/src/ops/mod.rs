@@ -19,6 +19,7 @@ pub mod matmul;
 pub mod moe;
 pub mod moe_experts;
 pub mod moe_gemm;
+pub mod moe_gemv;
 pub mod moe_grouped;
 pub mod moe_hadamard_scale;
 pub mod norm;

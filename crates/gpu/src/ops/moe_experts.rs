@@ -8,8 +8,9 @@
 
 use crate::ops::embed::record_gather_rows;
 use crate::ops::hadamard::HADAMARD_MAX_BLOCK;
-use crate::ops::moe::{moe_gemv, record_moe_gemv, MoeGemvIo, MOE_MAX_EXPERTS};
+use crate::ops::moe::MOE_MAX_EXPERTS;
 use crate::ops::moe_gemm::moe_gemm_variant_rows;
+use crate::ops::moe_gemv::{moe_gemv, record_moe_gemv, MoeGemvIo};
 use crate::ops::moe_grouped::{moe_grouped_runs, record_moe_grouped_rows, record_moe_sort_mats};
 use crate::ops::moe_hadamard_scale::{
     record_moe_hadamard_scale, record_moe_hadamard_swiglu, MoeScaleIo, MoeSwigluIo, SlotSide,

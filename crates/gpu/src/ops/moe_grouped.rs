@@ -138,7 +138,7 @@ pub fn moe_grouped_runs(ctx: &crate::GpuContext, w: &GpuWeight) -> bool {
 /// The Dp4a geometry `MARLIN_GPU_MOE_DP4A` asks for: unset or `wide` 16 lanes per row quad
 /// (64 rows per workgroup: expert rows are short, 2048 columns are 64 units), `narrow` 64
 /// lanes, `0` none (f32 activations, also in the one-token expert GEMVs of
-/// [`record_moe_gemv`](super::moe::record_moe_gemv)). Read once per process.
+/// [`record_moe_gemv`](super::moe_gemv::record_moe_gemv)). Read once per process.
 pub(crate) fn moe_dp4a_choice() -> Option<Variant> {
     static CHOICE: OnceLock<Option<Variant>> = OnceLock::new();
     *CHOICE.get_or_init(|| match std::env::var("MARLIN_GPU_MOE_DP4A").as_deref() {
