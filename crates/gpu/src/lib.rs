@@ -62,9 +62,8 @@ pub use ops::attention_split::{
     ATTN_SPLIT_MIN_KEYS,
 };
 pub use ops::attn_mla::{
-    mla_combine_folds, mla_partial_len, mla_splits, record_attn_mla, record_mla_latent, MlaAttnIo,
-    MlaLatentIo, MlaShape, MLA_HEADS_PER_GROUP, MLA_MAX_RANK, MLA_MAX_WIDTH, MLA_SPLIT_KEYS,
-    MLA_SPLIT_MIN_KEYS,
+    mla_partial_len, mla_splits, record_attn_mla, record_mla_latent, MlaAttnIo, MlaLatentIo,
+    MlaShape, MLA_HEADS_PER_GROUP, MLA_MAX_RANK, MLA_MAX_WIDTH, MLA_SPLIT_KEYS, MLA_SPLIT_MIN_KEYS,
 };
 pub use ops::attn_mla_gemm::{
     mla_gemm_fits, record_attn_mla_gemm, record_attn_mla_gemm_blocks, MLA_GEMM_KEY_ALIGN,

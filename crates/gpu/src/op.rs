@@ -106,9 +106,6 @@ pub enum Op {
     MoeCombine,
     /// Absorbed MLA attention over a paged latent cache (split-K partials or the output).
     AttnMla,
-    /// Split `attn_mla` with `attn_combine` folded in: the workgroup completing a head
-    /// group's splits merges their partials.
-    AttnMlaCombine,
     /// MLA latent: q_a / kv_a RMSNorms, RoPE of k_pe and the latent cache write.
     MlaLatent,
     /// A prompt chunk's MLA queries packed as one scaled `[q̃ ‖ RoPE(q_pe)]` matrix (the
@@ -125,7 +122,7 @@ pub enum Op {
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 50] = [
+    pub const ALL: [Op; 49] = [
         Op::Gemv,
         Op::GemvNorm,
         Op::GemvNormOut,
@@ -170,7 +167,6 @@ impl Op {
         Op::MoeRoute,
         Op::MoeCombine,
         Op::AttnMla,
-        Op::AttnMlaCombine,
         Op::MlaLatent,
         Op::MlaQPack,
         Op::MlaKvDense,
@@ -227,7 +223,6 @@ impl Op {
             Op::MoeRoute => "moe_route",
             Op::MoeCombine => "moe_combine",
             Op::AttnMla => "attn_mla",
-            Op::AttnMlaCombine => "attn_mla_combine",
             Op::MlaLatent => "mla_latent",
             Op::MlaQPack => "mla_q_pack",
             Op::MlaKvDense => "mla_kv_dense",

@@ -148,8 +148,6 @@ pub enum BindLayout {
     MatmulNormRopeKv,
     /// 0: params, 1-5: read, 6: read_write (attn_mla).
     Read5Write,
-    /// 0: params, 1-5: read, 6-8: read_write (attn_mla_combine).
-    Read5Write3,
     /// 0: params, 1-4: read, 5-6: read_write (mla_latent).
     Read4Write2,
 }
@@ -176,7 +174,6 @@ impl BindLayout {
             BindLayout::MatmulNormOut => &[true, true, false, true, false],
             BindLayout::MatmulNormRopeKv => &[true, true, false, true, true, true, false, false],
             BindLayout::Read5Write => &[true, true, true, true, true, false],
-            BindLayout::Read5Write3 => &[true, true, true, true, true, false, false, false],
             BindLayout::Read4Write2 => &[true, true, true, true, false, false],
         }
     }

@@ -125,8 +125,6 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     shader!("ops/attn_body.wgsl"),
     shader!("ops/attn_rows.wgsl"),
     shader!("ops/attn_mla.wgsl"),
-    shader!("ops/attn_mla_body.wgsl"),
-    shader!("ops/attn_mla_combine.wgsl"),
     shader!("ops/mla_latent.wgsl"),
     shader!("ops/mla_rope_pair.wgsl"),
     shader!("ops/mla_rope_q.wgsl"),

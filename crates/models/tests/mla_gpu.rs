@@ -9,7 +9,7 @@ mod moe_common;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use marlin_models::gpu_forward::marlin_gpu::{mla_combine_folds, DeviceSelector, GpuContext};
+use marlin_models::gpu_forward::marlin_gpu::{DeviceSelector, GpuContext};
 use marlin_models::kv_cache::KvCache;
 use marlin_models::{GpuKvCache, GpuModel, LogitsRequest, Model, SeqInput};
 use moe_common::gguf::{write_gguf, Opts, Quant};
@@ -267,8 +267,7 @@ fn q8_0_glm4_moe_lite_gguf_on_gpu_matches_cpu() {
 }
 
 /// A 257-token prompt, then decode steps whose attention over the latent cache is split
-/// (split-K, merged in the same dispatch or by one more per layer) or not; both match the
-/// CPU.
+/// (split-K + combine: one more dispatch per layer) or not; both match the CPU.
 #[test]
 fn split_k_mla_decode_after_a_long_prompt_matches_cpu() {
     let Some(ctx) = gpu_ctx() else { return };
@@ -305,14 +304,11 @@ fn split_k_mla_decode_after_a_long_prompt_matches_cpu() {
         eprintln!("split from {min_keys} keys: GPU vs CPU nmse {e:e}");
         assert!(e < nmse_tol(&gpu), "split from {min_keys} keys: nmse {e:e}");
     }
-    // Split attention merges its partials itself (attn_mla_combine) where the device has
-    // coherent storage (every Vulkan device), else in one attn_combine per layer.
     let layers = model.config.n_layers as u32;
-    let combines = if mla_combine_folds(&ctx) { 0 } else { layers };
     assert_eq!(
         counts[1],
-        counts[0] + combines,
-        "dispatches unsplit and split: {counts:?}"
+        counts[0] + layers,
+        "one attn_combine per layer: {counts:?}"
     );
 }
 

@@ -1,14 +1,11 @@
 //! Multi-head latent attention (MLA) launchers: `mla_latent` (the q_a / kv_a RMSNorms, RoPE
 //! of the shared k_pe and the paged latent cache write, one workgroup per token) and
 //! `attn_mla` (absorbed attention of every head over the latent rows, single pass or split-K
-//! with `attn_combine` merging the partials, or `attn_mla_combine` merging its own).
-
-use marlin_core::QuantFormat;
+//! with `attn_combine` merging the partials).
 
 use super::{dispatch_op, to_u32, Span};
 use crate::op::Op;
-use crate::registry::{KernelKey, Variant};
-use crate::{Error, GpuContext, Result, StepEncoder};
+use crate::{Error, Result, StepEncoder};
 
 /// Largest `kv_lora_rank` the kernel keeps per thread (`MAX_R` in attn_mla.wgsl).
 pub const MLA_MAX_RANK: usize = 512;
@@ -175,20 +172,6 @@ pub fn mla_partial_len(s: &MlaShape, splits: usize) -> usize {
     s.n_tokens * s.n_heads * splits * (s.rank + 2)
 }
 
-/// Whether split `attn_mla` merges its own partials (`attn_mla_combine`, which needs
-/// coherent storage) on this device, unless `MARLIN_GPU_MLA_COMBINE_FOLD=0`.
-pub fn mla_combine_folds(ctx: &GpuContext) -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let on =
-        *ON.get_or_init(|| std::env::var("MARLIN_GPU_MLA_COMBINE_FOLD").map_or(true, |v| v != "0"));
-    let key = KernelKey {
-        op: Op::AttnMlaCombine,
-        format: QuantFormat::F32,
-        variant: Variant::Plain,
-    };
-    on && ctx.runs(key)
-}
-
 /// Record absorbed MLA attention of every query token against its sequence's latent rows
 /// (positions `0..=pos`, all written), in `splits` parts over `max_keys` (the longest key
 /// range) merged by `attn_combine` when `splits > 1`.
@@ -243,21 +226,6 @@ pub fn record_attn_mla(
         .part
         .ok_or_else(|| Error::shape(OP, format!("{splits} splits need a partial buffer")))?;
     Span::whole(part).check(OP, "part", mla_partial_len(s, splits))?;
-    let grid = [groups, tokens, splits as u32];
-    if mla_combine_folds(enc.ctx()) {
-        let arrivals = enc.ctx().arrival_counters(groups as usize * n)?;
-        let bufs = [
-            head[0],
-            head[1],
-            head[2],
-            head[3],
-            head[4],
-            part,
-            io.out.buffer,
-            &arrivals,
-        ];
-        return dispatch_op(enc, Op::AttnMlaCombine, params, &bufs, grid);
-    }
     params[6] = 0;
     let bufs = [head[0], head[1], head[2], head[3], head[4], part];
     dispatch_op(

@@ -64,7 +64,7 @@ pub fn op_workgroup_size(op: Op) -> u32 {
         // One workgroup per row, a vec4 per thread and pass.
         Op::GatherRows | Op::MlaQPack | Op::MlaKvDense => 256,
         Op::AttnPaged | Op::AttnSplit | Op::AttnPrefill | Op::AttnFlash => 128,
-        Op::AttnMla | Op::AttnMlaCombine | Op::MlaLatent | Op::MlaSoftmax => 128,
+        Op::AttnMla | Op::MlaLatent | Op::MlaSoftmax => 128,
         _ => 64,
     }
 }

@@ -91,17 +91,13 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
         ),
         Op::MoeRoute => (vec![format!("ops/{name}.wgsl")], BindLayout::Read2Write2),
         Op::MoeSort => (vec![format!("ops/{name}.wgsl")], BindLayout::ReadWrite),
-        Op::AttnMla | Op::AttnMlaCombine => (
+        Op::AttnMla => (
             vec![
                 MLA_ROPE_PAIR.into(),
                 MLA_ROPE_Q.into(),
-                "ops/attn_mla_body.wgsl".into(),
                 format!("ops/{name}.wgsl"),
             ],
-            match key.op {
-                Op::AttnMla => BindLayout::Read5Write,
-                _ => BindLayout::Read5Write3,
-            },
+            BindLayout::Read5Write,
         ),
         Op::MlaQPack => (
             vec![
@@ -156,11 +152,7 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
         rows_per_group: 1,
         tokens_per_group: 1,
         layout,
-        // Its completing workgroups read partials other workgroups wrote.
-        features: match key.op {
-            Op::AttnMlaCombine => wgpu::Features::MEMORY_DECORATION_COHERENT,
-            _ => wgpu::Features::empty(),
-        },
+        features: wgpu::Features::empty(),
         entry,
         defines: format_defines(key.format),
     })
