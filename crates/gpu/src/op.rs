@@ -23,6 +23,10 @@ pub enum Op {
     /// each workgroup pairs gate row i with up row i and stores `silu(gate) · up` (the
     /// `silu_mul` dispatch folded into the GEMV).
     GemvNormSwiglu,
+    /// Trellis `gemv` that applies the weight's input side itself, `H_128(suh ⊙ x)` per
+    /// tile (subgroup shuffles across a block's 8 tiles): the input side's `hadamard_scale`
+    /// folded into the GEMV.
+    GemvHadamard,
     /// Quantized matrix × matrix, several tokens (prefill, batched decode).
     Gemm,
     /// Quantized matrix × a few vectors (small-batch decode): each weight unit decoded once
@@ -85,6 +89,9 @@ pub enum Op {
     MoeHadamardCombine,
     /// GEMV of each token slot with the rows of its routed expert (stacked expert weights).
     MoeGemv,
+    /// `moe_gemv` of trellis experts that applies each slot's input side itself, as
+    /// `gemv_hadamard` (`moe_hadamard_scale`'s input side folded in).
+    MoeGemvHadamard,
     /// `moe_gemv` with the RMSNorm before it folded in (x is the residual stream).
     MoeGemvNorm,
     /// `moe_gemv` of `silu(gate) · up` (x rows are gate|up rows): silu_mul folded in.
@@ -122,13 +129,14 @@ pub enum Op {
 
 impl Op {
     /// Every op family.
-    pub const ALL: [Op; 49] = [
+    pub const ALL: [Op; 51] = [
         Op::Gemv,
         Op::GemvNorm,
         Op::GemvNormOut,
         Op::GemvAdd,
         Op::GemvNormRopeKv,
         Op::GemvNormSwiglu,
+        Op::GemvHadamard,
         Op::Gemm,
         Op::GemvMulti,
         Op::ActQ8,
@@ -158,6 +166,7 @@ impl Op {
         Op::MoeHadamardSwiglu,
         Op::MoeHadamardCombine,
         Op::MoeGemv,
+        Op::MoeGemvHadamard,
         Op::MoeGemvNorm,
         Op::MoeGemvSilu,
         Op::MoeGemvSiluCombine,
@@ -185,6 +194,7 @@ impl Op {
             Op::GemvAdd => "gemv_add",
             Op::GemvNormRopeKv => "gemv_norm_rope_kv",
             Op::GemvNormSwiglu => "gemv_norm_swiglu",
+            Op::GemvHadamard => "gemv_hadamard",
             Op::Gemm => "gemm",
             Op::GemvMulti => "gemv_multi",
             Op::ActQ8 => "act_q8",
@@ -214,6 +224,7 @@ impl Op {
             Op::MoeHadamardSwiglu => "moe_hadamard_swiglu",
             Op::MoeHadamardCombine => "moe_hadamard_combine",
             Op::MoeGemv => "moe_gemv",
+            Op::MoeGemvHadamard => "moe_gemv_hadamard",
             Op::MoeGemvNorm => "moe_gemv_norm",
             Op::MoeGemvSilu => "moe_gemv_silu",
             Op::MoeGemvSiluCombine => "moe_gemv_silu_combine",
@@ -232,7 +243,8 @@ impl Op {
     }
 
     /// True for the GEMV with other input/output hooks (`gemv_norm`, `gemv_add`, …): the
-    /// GEMV's kernels and geometry, plain weights only.
+    /// GEMV's kernels and geometry, plain weights only (`gemv_hadamard`, the trellis
+    /// GEMV's hook, is not one of them).
     pub fn is_fused_gemv(self) -> bool {
         matches!(
             self,
@@ -251,10 +263,12 @@ impl Op {
                 | Op::GemvAdd
                 | Op::GemvNormRopeKv
                 | Op::GemvNormSwiglu
+                | Op::GemvHadamard
                 | Op::Gemm
                 | Op::GemvMulti
                 | Op::Embed
                 | Op::MoeGemv
+                | Op::MoeGemvHadamard
                 | Op::MoeGemvNorm
                 | Op::MoeGemvSilu
                 | Op::MoeGemvSiluCombine

@@ -135,6 +135,10 @@ pub enum BindLayout {
     Read4Write3,
     /// [`BindLayout::Matmul`] plus 4: expert ids (read) (moe_gemv).
     MatmulIds,
+    /// [`BindLayout::Matmul`] plus 4: the input side's scales (read) (gemv_hadamard).
+    MatmulSide,
+    /// [`BindLayout::MatmulIds`] plus 5: the input sides' scales (read) (moe_gemv_hadamard).
+    MatmulIdsSide,
     /// [`BindLayout::MatmulIds`] plus 5: slot weights (read), 6: combined output, 7: arrival
     /// counters (read_write) (moe_gemv_silu_combine).
     MatmulIdsCombine,
@@ -168,7 +172,8 @@ impl BindLayout {
             BindLayout::Read2Write2 => &[true, true, false, false],
             BindLayout::Read3Write2 => &[true, true, true, false, false],
             BindLayout::Read4Write3 => &[true, true, true, true, false, false, false],
-            BindLayout::MatmulIds => &[true, true, false, true],
+            BindLayout::MatmulIds | BindLayout::MatmulSide => &[true, true, false, true],
+            BindLayout::MatmulIdsSide => &[true, true, false, true, true],
             BindLayout::MatmulIdsCombine => &[true, true, false, true, true, false, false],
             BindLayout::MatmulNormIds => &[true, true, false, true, true],
             BindLayout::MatmulNormOut => &[true, true, false, true, false],

@@ -85,6 +85,8 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     shader!("gemv/trellis_math_f16.wgsl"),
     shader!("gemv/trellis_io_gemv.wgsl"),
     shader!("gemv/trellis_io_moe.wgsl"),
+    shader!("gemv/trellis_x_plain.wgsl"),
+    shader!("gemv/trellis_x_hadamard.wgsl"),
     shader!("gemv/gemv_bf16.wgsl"),
     shader!("gemv/gemv_body.wgsl"),
     shader!("gemv/gemv_f16.wgsl"),

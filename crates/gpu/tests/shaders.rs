@@ -89,7 +89,8 @@ fn every_kernel_validates_and_translates_to_msl() {
             // moe_gemv_norm, moe_gemv_silu and moe_gemv_silu_combine, and the narrow forms
             // of all four MoE GEMVs
             + 7 * (MATMUL_FORMATS.len() - trellis)
-            + 2 * trellis // the f16 tile GEMV and MoE GEMV
+            // the f16 tile GEMV and MoE GEMV, and their forms applying the input side
+            + 4 * trellis
             // dp4a moe_gemv, moe_gemv_norm, moe_gemv_silu, moe_gemv_silu_combine, and
             // their wide forms
             + 8 * DP4A_FORMATS.len()
@@ -188,11 +189,11 @@ fn geometry_and_bindings_match_the_launcher() {
         let (tm, tn) = gemm_tile(spec.key.variant);
         let coop = [("WG", GEMM_COOP_WG), ("TM", tm), ("TN", tn)];
         // The trellis tile GEMV's rows follow the weight's columns (trellis_tile_rows).
-        let tile = spec.key.op == Op::Gemv
+        let tile = matches!(spec.key.op, Op::Gemv | Op::GemvHadamard)
             && spec.key.format.is_trellis()
             && spec.key.variant == Variant::F16;
         let expect: &[(&str, u32)] = match spec.key.op {
-            Op::Gemv if tile => &op_wg,
+            Op::Gemv | Op::GemvHadamard if tile => &op_wg,
             op if op == Op::Gemv || op.is_fused_gemv() => &gemv,
             Op::GemvMulti | Op::MoeGemvMulti => &multi,
             Op::Gemm if spec.key.variant.is_coop() => &coop,

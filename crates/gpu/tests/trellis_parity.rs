@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use marlin_core::{reference, QTensor, QuantFormat, TensorData};
 use marlin_gpu::{
-    read_f32, record_matmul_op, upload_f32, Error, GpuContext, GpuWeight, MatmulIo, Op,
+    read_f32, record_matmul_op, upload_f32, Error, GpuContext, GpuWeight, KernelKey, MatmulIo, Op,
     StepEncoder, Variant,
 };
 use testkit::{assert_sentinels, guarded, nmse, random_trellis, random_vec, rng, GUARD};
@@ -153,7 +153,8 @@ fn chunked_trellis_weights_match() {
 /// The f16 tile GEMV at the column counts where a tile row has more than 16 threads (its
 /// two-stage row sums: 48 tiles -> 32 threads with uneven shares, 256 tiles -> one tile
 /// row per thread group), with activations spanning six orders of magnitude (the per-tile
-/// power-of-two scaling keeps them inside f16).
+/// power-of-two scaling keeps them inside f16), with the input side in the kernel where
+/// the device runs `gemv_hadamard`.
 #[test]
 fn trellis_tile_gemv_matches_on_wide_rows() {
     let Some(ctx) = testkit::ctx() else { return };
@@ -161,6 +162,7 @@ fn trellis_tile_gemv_matches_on_wide_rows() {
         ("trellis3", 48, 768),
         ("trellis4_mul1", 32, 4096),
         ("trellis2_mcg", 64, 512),
+        ("trellis3", 256, 2048),
     ] {
         let format = QuantFormat::from_name(name).expect("name");
         if !variants(ctx, Op::Gemv, format).contains(&Variant::F16) {
@@ -177,6 +179,25 @@ fn trellis_tile_gemv_matches_on_wide_rows() {
         let e = run_on(ctx, &t, &w, Op::Gemv, Variant::F16, 1, &x);
         eprintln!("{name} [{rows}x{cols}] tile GEMV: nmse {e:e}");
         assert!(e < 1e-5, "{name} [{rows}x{cols}] tile GEMV: nmse {e:e}");
+        // Where the device has subgroups of 8 or more, the GEMV applies the input side
+        // itself (gemv_hadamard): two dispatches, not three.
+        let fused = ctx.summary.limits.subgroup_min_size >= 8
+            && ctx.runs(KernelKey {
+                op: Op::GemvHadamard,
+                format,
+                variant: Variant::F16,
+            });
+        let want = if fused { 2 } else { 3 };
+        let xb = upload_f32(ctx, &x).expect("x");
+        let ob = upload_f32(ctx, &vec![0.0; rows]).expect("out");
+        let mut enc = StepEncoder::new(ctx, "trellis dispatches");
+        let io = MatmulIo::new(&xb, &ob, 1);
+        record_matmul_op(&mut enc, &w, &io, Op::Gemv, Variant::F16).expect("record");
+        eprintln!(
+            "{name} [{rows}x{cols}] GEMV: {} dispatches",
+            enc.dispatch_count()
+        );
+        assert_eq!(enc.dispatch_count(), want, "{name}");
     }
 }
 

@@ -6,6 +6,7 @@
 use crate::op::Op;
 use crate::ops::act_q8::record_act_q8;
 use crate::ops::gemm_splitk::{record_gemm_splitk_reduce, splits_within, SplitkReduceIo};
+use crate::ops::gemv_hadamard::gemv_hadamard_runs;
 use crate::ops::hadamard::{record_hadamard, record_hadamard_scale, ScaleSide};
 use crate::ops::Span;
 use crate::registry::{
@@ -126,7 +127,8 @@ pub fn record_matmul_op(
 }
 
 /// A trellis matmul, `svh ⊙ H_n(Q · H_k(suh ⊙ x))`: the input side into scratch, the
-/// kernel on the tiles of Q into scratch, the output side into `io.out`.
+/// kernel on the tiles of Q into scratch, the output side into `io.out`; a GEMV whose
+/// kernel applies the input side itself ([`gemv_hadamard_runs`]) reads `io.x` directly.
 fn record_trellis(
     enc: &mut StepEncoder<'_>,
     w: &GpuWeight,
@@ -136,21 +138,35 @@ fn record_trellis(
     variant: Variant,
 ) -> Result<()> {
     let n = io.n_tokens;
-    let xin = enc.scratch((n * w.cols) as u64 * 4);
-    let x = Span::new(io.x, io.x_offset);
-    record_hadamard_scale(
-        enc,
-        x,
-        &sides.suh,
-        Span::whole(&xin),
-        n,
-        w.cols,
-        sides.had_k,
-        ScaleSide::Input,
-    )?;
     let yq = enc.scratch((n * w.rows) as u64 * 4);
-    let q_io = MatmulIo::new(&xin, &yq, n);
-    record_matmul_plain(enc, w, &q_io, op, variant)?;
+    let fused = op == Op::Gemv
+        && variant == Variant::F16
+        && gemv_hadamard_runs(enc.ctx(), Op::GemvHadamard, w, sides.had_k);
+    if fused {
+        let q_io = MatmulIo {
+            out: &yq,
+            out_offset: 0,
+            out_stride: None,
+            ..*io
+        };
+        let extra = [&sides.suh];
+        record_matmul_kernel(enc, w, &q_io, Op::GemvHadamard, variant, &extra, None)?;
+    } else {
+        let xin = enc.scratch((n * w.cols) as u64 * 4);
+        let x = Span::new(io.x, io.x_offset);
+        record_hadamard_scale(
+            enc,
+            x,
+            &sides.suh,
+            Span::whole(&xin),
+            n,
+            w.cols,
+            sides.had_k,
+            ScaleSide::Input,
+        )?;
+        let q_io = MatmulIo::new(&xin, &yq, n);
+        record_matmul_plain(enc, w, &q_io, op, variant)?;
+    }
     let out_stride = io.out_stride.unwrap_or(w.rows);
     let out = Span::new(io.out, io.out_offset);
     let side = ScaleSide::Output { out_stride };
@@ -233,6 +249,7 @@ pub(super) fn record_matmul_kernel(
     // tiles, not 64).
     let variant = match op {
         Op::Gemm => gemm_variant_for(variant, w.rows, n),
+        Op::GemvHadamard => variant,
         op if op == Op::Gemv || op.is_fused_gemv() => gemv_wide(variant, w.format, w.rows),
         Op::GemvMulti => gemv_multi_wide(variant, w.rows, w.cols, n),
         _ => variant,
@@ -266,7 +283,9 @@ pub(super) fn record_matmul_kernel(
             out_offset: to_u32(io.out_offset, "out_offset")?,
         };
         let groups = match op {
-            op if op == Op::Gemv || op == Op::GemvMulti || op.is_fused_gemv() => {
+            op if matches!(op, Op::Gemv | Op::GemvMulti | Op::GemvHadamard)
+                || op.is_fused_gemv() =>
+            {
                 // gemv_multi: every (row group, pass) pair in x/y (multi_tile.wgsl).
                 let (per, passes) = match op {
                     Op::GemvMulti => (

@@ -13,6 +13,7 @@ pub mod elementwise;
 pub mod embed;
 pub mod gemm_splitk;
 pub mod gemv_fused;
+pub mod gemv_hadamard;
 pub mod hadamard;
 pub mod kv;
 pub mod matmul;

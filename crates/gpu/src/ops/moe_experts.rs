@@ -6,11 +6,13 @@
 //! MLP runs gate|up's output side, the gating and down's input side as one dispatch and
 //! leaves down's output side to the combine ([`record_moe_experts_swiglu`]).
 
+use crate::op::Op;
 use crate::ops::embed::record_gather_rows;
+use crate::ops::gemv_hadamard::gemv_hadamard_runs;
 use crate::ops::hadamard::HADAMARD_MAX_BLOCK;
 use crate::ops::moe::MOE_MAX_EXPERTS;
 use crate::ops::moe_gemm::moe_gemm_variant_rows;
-use crate::ops::moe_gemv::{moe_gemv, record_moe_gemv, MoeGemvIo};
+use crate::ops::moe_gemv::{moe_gemv, moe_gemv_hadamard, record_moe_gemv, MoeGemvIo};
 use crate::ops::moe_grouped::{moe_grouped_runs, record_moe_grouped_rows, record_moe_sort_mats};
 use crate::ops::moe_hadamard_scale::{
     record_moe_hadamard_scale, record_moe_hadamard_swiglu, MoeScaleIo, MoeSwigluIo, SlotSide,
@@ -54,21 +56,10 @@ pub fn record_moe_experts(
     e: &GpuExperts,
     io: &MoeExpertsIo<'_>,
 ) -> Result<()> {
-    let gemv_io = io.gemv(e.mat_rows);
     let Some(sides) = &e.sides else {
-        return record_moe_gemv(enc, &e.w, &gemv_io);
+        return record_moe_gemv(enc, &e.w, &io.gemv(e.mat_rows));
     };
-    let n = io.slots * e.parts;
-    let xin = record_input_side(enc, e, sides, io)?;
-    let yq = enc.scratch((n * e.mat_rows) as u64 * 4);
-    let q_io = MoeGemvIo {
-        x: &xin,
-        x_per_slot: 1,
-        out: &yq,
-        slots: n,
-        ..gemv_io
-    };
-    moe_gemv(enc, &e.w, &q_io, e.parts)?;
+    let yq = record_input_and_q(enc, e, sides, io)?;
     record_output_side(enc, e, sides, io, &yq)
 }
 
@@ -159,17 +150,7 @@ pub fn record_moe_experts_swiglu(
         ));
     }
     let (f, slots) = (gate_up.mat_rows, io.slots);
-    let xin = record_input_side(enc, gate_up, gs, io)?;
-    let yq = enc.scratch((slots * 2 * f) as u64 * 4);
-    let gu_io = MoeGemvIo {
-        x: &xin,
-        x_per_slot: 1,
-        ids: io.ids,
-        out: &yq,
-        slots: 2 * slots,
-        rows_per_expert: f,
-    };
-    moe_gemv(enc, &gate_up.w, &gu_io, 2)?;
+    let yq = record_input_and_q(enc, gate_up, gs, io)?;
     let act = enc.scratch((slots * f) as u64 * 4);
     let swiglu = MoeSwigluIo {
         yq: &yq,
@@ -192,6 +173,41 @@ pub fn record_moe_experts_swiglu(
         rows_per_expert: down.mat_rows,
     };
     moe_gemv(enc, &down.w, &down_io, 1)
+}
+
+/// The products of Q with every slot's x after the input side, per slot and matrix, into
+/// scratch (`[slots · parts, mat_rows]`): one `moe_gemv_hadamard` where the device runs it
+/// ([`gemv_hadamard_runs`]), else the input side into scratch, then `moe_gemv`.
+fn record_input_and_q(
+    enc: &mut StepEncoder<'_>,
+    e: &GpuExperts,
+    sides: &ExpertSides,
+    io: &MoeExpertsIo<'_>,
+) -> Result<wgpu::Buffer> {
+    let n = io.slots * e.parts;
+    let yq = enc.scratch((n * e.mat_rows) as u64 * 4);
+    let q_io = MoeGemvIo {
+        out: &yq,
+        slots: n,
+        ..io.gemv(e.mat_rows)
+    };
+    if gemv_hadamard_runs(enc.ctx(), Op::MoeGemvHadamard, &e.w, sides.had_k) {
+        // Matrix slot j reads x row j / (parts · x_per_slot).
+        let q_io = MoeGemvIo {
+            x_per_slot: io.x_per_slot * e.parts,
+            ..q_io
+        };
+        moe_gemv_hadamard(enc, &e.w, &q_io, e.parts, &sides.suh)?;
+    } else {
+        let xin = record_input_side(enc, e, sides, io)?;
+        let q_io = MoeGemvIo {
+            x: &xin,
+            x_per_slot: 1,
+            ..q_io
+        };
+        moe_gemv(enc, &e.w, &q_io, e.parts)?;
+    }
+    Ok(yq)
 }
 
 /// The input side of trellis experts: `H(suh_m ⊙ x)` per slot and matrix, into scratch

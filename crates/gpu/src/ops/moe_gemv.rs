@@ -103,6 +103,9 @@ pub enum MoeFuse<'a> {
     /// `moe_gemv_silu_combine`: [`MoeFuse::Silu`], and each token's slots summed into
     /// [`MoeCombineOut::out`] as [`record_moe_combine`](crate::record_moe_combine) would (one matrix per expert).
     SiluCombine(MoeCombineOut<'a>),
+    /// `moe_gemv_hadamard` (trellis experts only, through [`moe_gemv_hadamard`]): the input
+    /// sides' scales, `[matrices, cols]` f32.
+    Hadamard(&'a wgpu::Buffer),
 }
 
 /// [`record_moe_gemv`] with its input op folded in (plain weights only: not rotated, not
@@ -113,13 +116,26 @@ pub fn record_moe_gemv_fused(
     io: &MoeGemvIo<'_>,
     fuse: MoeFuse<'_>,
 ) -> Result<()> {
-    if w.trellis.is_some() || w.hadamard > 0 {
+    if w.trellis.is_some() || w.hadamard > 0 || matches!(fuse, MoeFuse::Hadamard(_)) {
         return Err(Error::Unsupported {
             op: "moe_gemv with a folded input op (rotated or trellis weight)",
             format: w.format.name(),
         });
     }
     moe_gemv_with(enc, w, io, 1, Some(fuse))
+}
+
+/// `moe_gemv_hadamard`: [`moe_gemv`] of trellis experts applying each matrix slot's input
+/// side `H_128(suh_m ⊙ x)` in the kernel (`suh`: `[matrices, cols]` f32; see
+/// [`gemv_hadamard_runs`](super::matmul::gemv_hadamard_runs) for where it runs).
+pub(crate) fn moe_gemv_hadamard(
+    enc: &mut StepEncoder<'_>,
+    w: &GpuWeight,
+    io: &MoeGemvIo<'_>,
+    parts: usize,
+    suh: &wgpu::Buffer,
+) -> Result<()> {
+    moe_gemv_with(enc, w, io, parts, Some(MoeFuse::Hadamard(suh)))
 }
 
 /// The `moe_gemv` dispatch: slot `s` multiplies stacked matrix
@@ -146,6 +162,7 @@ fn moe_gemv_with(
         Some(MoeFuse::Norm(_)) => (Op::MoeGemvNorm, w.cols),
         Some(MoeFuse::Silu) => (Op::MoeGemvSilu, 2 * w.cols),
         Some(MoeFuse::SiluCombine(_)) => (Op::MoeGemvSiluCombine, 2 * w.cols),
+        Some(MoeFuse::Hadamard(_)) => (Op::MoeGemvHadamard, w.cols),
     };
     let op_name = op.name();
     let er = io.rows_per_expert;
@@ -169,9 +186,13 @@ fn moe_gemv_with(
     Span::whole(io.x).check(op_name, "x", io.slots.div_ceil(io.x_per_slot) * x_width)?;
     Span::whole(io.ids).check(op_name, "ids", io.slots / parts)?;
     Span::whole(io.out).check(op_name, "out", io.slots * er)?;
-    if let Some(MoeFuse::Norm(n)) = fuse {
-        Span::whole(n).check(op_name, "norm", w.cols + 4)?;
-    }
+    match fuse {
+        Some(MoeFuse::Norm(n)) => Span::whole(n).check(op_name, "norm", w.cols + 4)?,
+        Some(MoeFuse::Hadamard(suh)) => {
+            Span::whole(suh).check(op_name, "suh", w.rows / er * w.cols)?
+        }
+        _ => 0,
+    };
     let mut out_offset = to_u32(op_name, "parts", parts)?;
     if let Some(MoeFuse::SiluCombine(c)) = fuse {
         let k = c.top_k;
@@ -237,6 +258,12 @@ fn moe_gemv_with(
                 groups,
             )
         }
+        Some(MoeFuse::Hadamard(suh)) => enc.dispatch(
+            key,
+            params,
+            &[&chunk.buffer, io.x, io.out, io.ids, suh],
+            groups,
+        ),
         _ => enc.dispatch(key, params, &[&chunk.buffer, io.x, io.out, io.ids], groups),
     }
 }

@@ -29,9 +29,11 @@ fn op_spec(key: KernelKey) -> Option<KernelSpec> {
         | Op::GemvAdd
         | Op::GemvNormRopeKv
         | Op::GemvNormSwiglu
+        | Op::GemvHadamard
         | Op::Gemm
         | Op::GemvMulti
         | Op::MoeGemv
+        | Op::MoeGemvHadamard
         | Op::MoeGemvNorm
         | Op::MoeGemvSilu
         | Op::MoeGemvSiluCombine
@@ -165,11 +167,16 @@ pub fn spec(key: KernelKey) -> Option<KernelSpec> {
     if key.format.is_trellis() && key.op == Op::Embed {
         return None;
     }
-    if matches!(key.op, Op::Gemv | Op::MoeGemv)
-        && key.format.is_trellis()
+    if matches!(
+        key.op,
+        Op::Gemv | Op::MoeGemv | Op::GemvHadamard | Op::MoeGemvHadamard
+    ) && key.format.is_trellis()
         && key.variant == Variant::F16
     {
         return super::trellis_tile::trellis_tile_spec(key);
+    }
+    if matches!(key.op, Op::GemvHadamard | Op::MoeGemvHadamard) {
+        return None;
     }
     if matches!(
         key.op,

@@ -13,6 +13,11 @@ use super::{BindLayout, KernelKey, KernelSpec, Variant};
 use crate::format_parts::format_defines;
 use crate::op::{kernel_name, Op};
 
+const IO_GEMV: &str = "gemv/trellis_io_gemv.wgsl";
+const IO_MOE: &str = "gemv/trellis_io_moe.wgsl";
+const X_PLAIN: &str = "gemv/trellis_x_plain.wgsl";
+const X_HADAMARD: &str = "gemv/trellis_x_hadamard.wgsl";
+
 /// Threads per workgroup of the tile kernel (`WG`).
 const TILE_WG: u32 = 256;
 
@@ -33,25 +38,36 @@ pub fn trellis_tile_rows(cols: usize) -> u32 {
 }
 
 /// The spec of `gemv_<trellis format>` or `moe_gemv_<trellis format>` in the f16 variant,
-/// or `None` for other keys.
+/// or of their `_hadamard` forms (the input side applied in the kernel), or `None` for
+/// other keys.
 pub fn trellis_tile_spec(key: KernelKey) -> Option<KernelSpec> {
     let QuantFormat::Trellis(t) = key.format else {
         return None;
     };
-    let (io, layout, ids) = match key.op {
-        Op::Gemv => ("gemv/trellis_io_gemv.wgsl", BindLayout::Matmul, ""),
-        Op::MoeGemv => (
-            "gemv/trellis_io_moe.wgsl",
-            BindLayout::MatmulIds,
-            "@group(0) @binding(4) var<storage, read> moe_ids: array<u32>;\n",
+    const IDS: &str = "@group(0) @binding(4) var<storage, read> moe_ids: array<u32>;\n";
+    let suh =
+        |b: u32| format!("@group(0) @binding({b}) var<storage, read> suh: array<vec4<f32>>;\n");
+    let (io, layout, bindings, x_in) = match key.op {
+        Op::Gemv => (IO_GEMV, BindLayout::Matmul, String::new(), X_PLAIN),
+        Op::MoeGemv => (IO_MOE, BindLayout::MatmulIds, IDS.to_string(), X_PLAIN),
+        Op::GemvHadamard => (IO_GEMV, BindLayout::MatmulSide, suh(4), X_HADAMARD),
+        Op::MoeGemvHadamard => (
+            IO_MOE,
+            BindLayout::MatmulIdsSide,
+            IDS.to_string() + &suh(5),
+            X_HADAMARD,
         ),
         _ => return None,
     };
+    let mut features = wgpu::Features::SHADER_F16;
+    if x_in == X_HADAMARD {
+        features |= wgpu::Features::SUBGROUP;
+    }
     if key.variant != Variant::F16 {
         return None;
     }
     let name = kernel_name(key.op, key.format);
-    let mut entry = String::from(ids);
+    let mut entry = bindings;
     entry.push_str(&tile_source(t.k()));
     entry.push_str(&format!(
         "@compute @workgroup_size(WG)\nfn {name}(ids: Ids) {{\n    gemv_trellis_run(ids);\n}}\n"
@@ -65,6 +81,7 @@ pub fn trellis_tile_spec(key: KernelKey) -> Option<KernelSpec> {
         "common/matmul_uniform.wgsl",
         "common/ids_plain.wgsl",
         io,
+        x_in,
         "gemv/trellis_math_f16.wgsl",
         "gemv/gemv_body_trellis.wgsl",
     ];
@@ -77,7 +94,7 @@ pub fn trellis_tile_spec(key: KernelKey) -> Option<KernelSpec> {
         rows_per_group: 16,
         tokens_per_group: 1,
         layout,
-        features: wgpu::Features::SHADER_F16,
+        features,
         defines: format_defines(key.format),
         entry,
     })

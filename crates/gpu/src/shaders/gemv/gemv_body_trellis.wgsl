@@ -10,8 +10,10 @@
 // count); a workgroup covers WG / TPR tile rows and sums each row's TPR partials in
 // workgroup memory. The hook tr_io (trellis_io_gemv, trellis_io_moe) places the
 // workgroup's tile rows, x and output: the same body is the GEMV and the MoE GEMV of
-// trellis experts. The generated part (registry/trellis_tile.rs) supplies tr_tile, which
-// decodes one tile with literal word indices and adds its rows into acc, and tr_store.
+// trellis experts. The hook tr_x_in (trellis_x_plain, trellis_x_hadamard) reads a tile's
+// 16 x values, as they come or with the weight's input side applied. The generated part
+// (registry/trellis_tile.rs) supplies tr_tile, which decodes one tile with literal word
+// indices and adds its rows into acc, and tr_store.
 const WG: u32 = 256u;
 const TV: u32 = 2u * BITS;
 const STREAM: u32 = 256u * BITS;
@@ -79,13 +81,10 @@ fn tr_tpr(cols: u32) -> u32 {
     return select(1u << firstLeadingBit(max(kt, 1u)), WG, kt >= WG);
 }
 
-// The 16 activations at vec4 b, scaled into [1, 2) of the largest magnitude, in TE, and
-// the power of two that undoes the scale.
-fn tr_x(b: u32, xh: ptr<function, XH>) -> f32 {
-    let x0 = x[b];
-    let x1 = x[b + 1u];
-    let x2 = x[b + 2u];
-    let x3 = x[b + 3u];
+// 16 activations scaled into [1, 2) of the largest magnitude, in TE, and the power of two
+// that undoes the scale.
+fn tr_x_scaled(x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>,
+    xh: ptr<function, XH>) -> f32 {
     let m4 = max(max(abs(x0), abs(x1)), max(abs(x2), abs(x3)));
     let m = max(max(max(m4.x, m4.y), max(m4.z, m4.w)), 1e-30);
     let e = bitcast<u32>(m) & 0x7F800000u;
@@ -112,7 +111,7 @@ fn gemv_trellis_run(ids: Ids) {
     if (tr < io.tr_end) {
         for (var kt = lane; kt < kt_n; kt += tpr) {
             var xh: XH;
-            let inv = tr_x(io.xb + kt * 4u, &xh);
+            let inv = tr_x_in(io, kt, ids.lid, &xh);
             tr_tile((tr * kt_n + kt) * TV, xh, inv, &acc);
         }
     }
@@ -121,7 +120,7 @@ fn gemv_trellis_run(ids: Ids) {
     // Row o's partials are part[r * WG + trl * TPR + j] (o = 16 trl + r, j < TPR): one
     // pass when TPR <= 16, else 16-way sums back into part, then TPR / 16 of them per row
     // (16 KiB of workgroup memory in all, the WebGPU default limit).
-    let scale = tr_row_scale();
+    let scale = tr_row_scale() * tr_x_norm();
     let n_out = min(16u * per, (io.tr_end - min(io.tr0, io.tr_end)) * 16u);
     if (tpr <= 16u) {
         for (var o = ids.lid; o < n_out; o += WG) {

@@ -8,6 +8,7 @@ struct TrIo {
     tr0: u32,    // the workgroup's first tile row (in the stacked weight)
     tr_end: u32, // end of the matrix's tile rows
     xb: u32,     // vec4 index of the slot's x row
+    sb: u32,     // vec4 index of the matrix's input-side scales (trellis_x_hadamard)
     out0: u32,   // out index of the first tile row's row 0
 }
 
@@ -19,6 +20,7 @@ fn tr_io(ids: Ids, per: u32) -> TrIo {
     let m = min(moe_ids[slot / parts] * parts + slot % parts, mats - 1u);
     let lt0 = ids.wid.x * per;
     let xb = p.x_offset + (slot / max(p.row_offset, 1u)) * (p.cols / 4u);
-    return TrIo(m * er / 16u + lt0, (m + 1u) * er / 16u, xb, slot * p.out_stride + lt0 * 16u);
+    let sb = m * (p.cols / 4u);
+    return TrIo(m * er / 16u + lt0, (m + 1u) * er / 16u, xb, sb, slot * p.out_stride + lt0 * 16u);
 }
 
