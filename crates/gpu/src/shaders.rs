@@ -83,6 +83,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     shader!("gemv/moe_store_combine.wgsl"),
     shader!("gemv/gemv_body_trellis.wgsl"),
     shader!("gemv/trellis_math_f16.wgsl"),
+    shader!("gemv/trellis_math_f32.wgsl"),
     shader!("gemv/trellis_io_gemv.wgsl"),
     shader!("gemv/trellis_io_moe.wgsl"),
     shader!("gemv/trellis_x_plain.wgsl"),

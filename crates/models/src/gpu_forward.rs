@@ -272,6 +272,11 @@ impl GpuModel {
                 keys.push(key(Op::Gemm, f, Variant::CoopT32));
                 keys.push(key(Op::Gemm, f, Variant::CoopT128));
             }
+            // Trellis GEMVs that apply their input side themselves, where the device can.
+            let had = key(Op::GemvHadamard, f, Variant::F16);
+            if w.trellis.is_some() && ctx.runs(had) {
+                keys.push(had);
+            }
             if self.fused_decode && w.trellis.is_none() && w.hadamard == 0 {
                 for op in [Op::GemvNorm, Op::GemvNormOut, Op::GemvAdd] {
                     keys.push(key(op, f, gemv));

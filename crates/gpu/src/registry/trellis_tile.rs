@@ -7,6 +7,7 @@
 
 use std::fmt::Write;
 
+use marlin_core::formats::trellis::Codebook;
 use marlin_core::QuantFormat;
 
 use super::{BindLayout, KernelKey, KernelSpec, Variant};
@@ -17,6 +18,19 @@ const IO_GEMV: &str = "gemv/trellis_io_gemv.wgsl";
 const IO_MOE: &str = "gemv/trellis_io_moe.wgsl";
 const X_PLAIN: &str = "gemv/trellis_x_plain.wgsl";
 const X_HADAMARD: &str = "gemv/trellis_x_hadamard.wgsl";
+
+/// The tile kernel's math part for `codebook`: MUL1's integer values in f32 (no
+/// conversions), unless `MARLIN_GPU_TRELLIS_MUL1_F32=0`; the others' f16 halves in packed
+/// f16.
+fn trellis_math(codebook: Codebook) -> &'static str {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let on =
+        *ON.get_or_init(|| std::env::var("MARLIN_GPU_TRELLIS_MUL1_F32").map_or(true, |v| v != "0"));
+    match codebook {
+        Codebook::Mul1 if on => "gemv/trellis_math_f32.wgsl",
+        _ => "gemv/trellis_math_f16.wgsl",
+    }
+}
 
 /// Threads per workgroup of the tile kernel (`WG`).
 const TILE_WG: u32 = 256;
@@ -82,7 +96,7 @@ pub fn trellis_tile_spec(key: KernelKey) -> Option<KernelSpec> {
         "common/ids_plain.wgsl",
         io,
         x_in,
-        "gemv/trellis_math_f16.wgsl",
+        trellis_math(t.codebook),
         "gemv/gemv_body_trellis.wgsl",
     ];
     Some(KernelSpec {
